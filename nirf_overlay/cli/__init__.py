@@ -1,0 +1,64 @@
+"""The ``nirf-overlay`` command.
+
+Each subcommand lives in its own module here with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``.  Modules are imported only
+when their subcommand runs, so ``nirf-overlay process`` never loads Qt.
+
+User mistakes raise :class:`~nirf_overlay.errors.NirfError`; ``main`` prints
+them as one line (``nirf-overlay: error: <input>: <problem>``) and returns a
+non-zero exit code.  Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import NirfError
+
+# name -> (module, one-line help); order is the order --help lists them.
+SUBCOMMANDS = {
+    "view": ("view", "the OR viewer: live overlay on the laparoscopic view (default)"),
+    "process": ("process", "run the pipeline over a source; write metrics, masks, overlay video"),
+    "record": ("record", "record a source losslessly into a session directory"),
+    "calibrate": ("calibrate", "build a calibration profile: dark, flat, register"),
+    "bench": ("bench", "time the processing pipeline against a plain OpenCV/numpy version"),
+    "batch": ("batch", "analyse many recorded sessions on a Dask cluster"),
+    "make-sample": ("make_sample", "render phantom recordings (the bundled sample and larger ones)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nirf-overlay",
+        description="Real-time ICG near-infrared fluorescence overlay for liver surgery. "
+        "With no subcommand, opens the viewer on the bundled sample.",
+    )
+    parser.add_argument("--version", action="version", version=f"nirf-overlay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        mod = importlib.import_module(f"{__name__}.{module}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_parser(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["view", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except NirfError as e:
+        print(f"nirf-overlay: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("nirf-overlay: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1

@@ -1,0 +1,11 @@
+"""`nirf-overlay bench`: not built yet (see the open issues)."""
+
+from ..errors import NirfError
+
+
+def add_parser(parser):
+    pass
+
+
+def run(args):
+    raise NirfError("bench: not built yet")

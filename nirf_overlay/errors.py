@@ -1,0 +1,34 @@
+"""Errors a user can cause and should be told about in one plain line.
+
+Every error raised for bad input (a missing file, a device that does not open,
+a malformed profile, an out-of-range setting) is a :class:`NirfError`.  The CLI
+prints ``str(error)`` as a single line and exits non-zero; the GUI shows it in
+the window.  Anything else is a bug and keeps its traceback.
+"""
+
+
+class NirfError(Exception):
+    """A problem with the user's input, named in one line (``<input>: <problem>``)."""
+
+    exit_code = 2
+
+
+class SourceError(NirfError):
+    """A video source could not be opened or read."""
+
+
+class SettingsError(NirfError):
+    """A setting is missing, of the wrong type or out of its allowed range."""
+
+
+class CalibrationError(NirfError):
+    """A calibration profile or calibration input is unusable."""
+
+
+class RecordingError(NirfError):
+    """A recording could not be written or a session could not be read."""
+
+
+def input_error(what, problem, cls=NirfError):
+    """Build the one-line ``<what>: <problem>`` error the CLI prints."""
+    return cls(f"{what}: {problem}")

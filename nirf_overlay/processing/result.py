@@ -1,0 +1,151 @@
+"""What the pipeline returns for each frame, and how it is written to CSV.
+
+``metrics.csv`` has one row per frame (:data:`FRAME_COLUMNS`), ``rims.csv``
+one row per rim per frame (:data:`RIM_COLUMNS`).  ``process``, ``batch``, the
+viewer's snapshot and the recorder all use :meth:`FrameResult.frame_row` and
+:meth:`FrameResult.rim_rows`, so the files are identical wherever they come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+FRAME_COLUMNS = (
+    "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
+    "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
+    "saturated_fraction", "plane_fluorescence",
+)
+RIM_COLUMNS = (
+    "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
+    "background_intensity", "rim_thickness_mm", "rim_thickness_px", "rim_completeness",
+    "rim_area_mm2", "rim_area_px", "core_area_mm2", "core_area_px", "centroid_x", "centroid_y",
+)
+
+
+@dataclass
+class RimMeasurement:
+    """One rim in one frame.  Geometry in WL pixels; intensities in normalised counts.
+
+    ``tbr`` = T / B and ``contrast`` = (T - B) / B, where T is the mean
+    normalised NIR over the rim and B the median over the surrounding liver.
+    ``*_mm*`` values are ``None`` when no mm-per-pixel calibration is known.
+    """
+
+    rim_id: int
+    target_intensity: float
+    background_intensity: float
+    tbr: float
+    contrast: float
+    rim_thickness_px: float
+    rim_thickness_mm: Optional[float]
+    rim_completeness: float
+    rim_area_px: float
+    rim_area_mm2: Optional[float]
+    core_area_px: float
+    core_area_mm2: Optional[float]
+    centroid: tuple[float, float]  # (x, y) WL pixels
+    bbox: tuple[int, int, int, int]  # x, y, w, h WL pixels
+    contour: Optional[np.ndarray] = None  # (N, 2) int32 outer contour, WL pixels
+
+
+@dataclass
+class PlaneCheck:
+    """Fluorescence inside the user's transection-plane polygon."""
+
+    flagged: bool = False
+    tbr: Optional[float] = None
+    area_px: float = 0.0
+    area_mm2: Optional[float] = None
+
+
+@dataclass
+class FrameResult:
+    """The pipeline's output for one :class:`~nirf_overlay.frame.FramePair`.
+
+    Attributes
+    ----------
+    composite : (H, W, 3) uint8 BGR, WL size, in the current display mode
+    rim_mask : (H, W) uint8 0/255, WL size: pixels counted as tumour rim
+    fluorescence_mask : (H, W) uint8 0/255 or None: every fluorescent pixel
+        (rims, ducts, gallbladder), for display only
+    rims : per-rim measurements, tracked ids
+    """
+
+    index: int
+    time_s: float
+    composite: np.ndarray
+    rim_mask: Optional[np.ndarray]
+    rims: list = field(default_factory=list)
+    fluorescence_mask: Optional[np.ndarray] = None
+    saturated_fraction: float = 0.0
+    plane: PlaneCheck = field(default_factory=PlaneCheck)
+    nir_lost: bool = False
+    mm_per_px: Optional[float] = None
+    stage_ms: dict = field(default_factory=dict)
+    arrival: float = 0.0  # copied from the FramePair, for latency
+
+    # -- aggregates (several rims aggregate by rim area) ---------------------
+    def _weighted(self, attr: str) -> Optional[float]:
+        vals = [(getattr(r, attr), r.rim_area_px) for r in self.rims if getattr(r, attr) is not None]
+        if not vals:
+            return None
+        w = sum(a for _, a in vals)
+        if w <= 0:
+            return float(np.mean([v for v, _ in vals]))
+        return float(sum(v * a for v, a in vals) / w)
+
+    def frame_row(self) -> dict:
+        area = None
+        if self.rims and self.mm_per_px:
+            area = float(sum(r.rim_area_mm2 or 0.0 for r in self.rims))
+        return {
+            "frame": self.index,
+            "time_s": round(float(self.time_s), 6),
+            "rims": len(self.rims),
+            "tbr": self._weighted("tbr"),
+            "contrast": self._weighted("contrast"),
+            "target_intensity": self._weighted("target_intensity"),
+            "background_intensity": self._weighted("background_intensity"),
+            "rim_thickness_mm": self._weighted("rim_thickness_mm"),
+            "rim_completeness": self._weighted("rim_completeness"),
+            "rim_area_mm2": area,
+            "saturated_fraction": float(self.saturated_fraction),
+            "plane_fluorescence": int(bool(self.plane.flagged)),
+        }
+
+    def rim_rows(self) -> list[dict]:
+        rows = []
+        for r in self.rims:
+            rows.append({
+                "frame": self.index,
+                "time_s": round(float(self.time_s), 6),
+                "rim_id": r.rim_id,
+                "tbr": r.tbr,
+                "contrast": r.contrast,
+                "target_intensity": r.target_intensity,
+                "background_intensity": r.background_intensity,
+                "rim_thickness_mm": r.rim_thickness_mm,
+                "rim_thickness_px": r.rim_thickness_px,
+                "rim_completeness": r.rim_completeness,
+                "rim_area_mm2": r.rim_area_mm2,
+                "rim_area_px": r.rim_area_px,
+                "core_area_mm2": r.core_area_mm2,
+                "core_area_px": r.core_area_px,
+                "centroid_x": r.centroid[0],
+                "centroid_y": r.centroid[1],
+            })
+        return rows
+
+
+def format_cell(value) -> str:
+    """CSV cell text: empty for None, 6 significant digits for floats."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,265 @@
+"""One typed, validated settings model for the pipeline and the viewer.
+
+Settings are nested dataclasses.  Every field carries its allowed range (or
+choices) and a tooltip in the user's words in its metadata, so the CLI, the
+JSON loader and the GUI settings panel validate and describe it the same way.
+
+JSON layout::
+
+    {"schema_version": 1, "normalise": {...}, "segment": {...}, ...}
+
+Unknown keys and out-of-range values are refused with a message naming the
+field (``segment.threshold: 0.5 is outside 1.05..20``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import SettingsError
+
+SCHEMA_VERSION = 1
+
+COLORMAPS = ("green", "viridis", "inferno", "cividis", "magenta")
+MODES = ("wl", "nir", "overlay", "intensity", "side-by-side", "pip")
+COMPRESSIONS = ("linear", "gamma", "log")
+
+
+def _f(default, lo=None, hi=None, *, choices=None, label="", help="", unit=""):
+    meta = {"lo": lo, "hi": hi, "choices": choices, "label": label, "help": help, "unit": unit}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class NormaliseSettings:
+    gain_normalise: bool = _f(True, label="Exposure/gain normalisation",
+                              help="Divide NIR by exposure x gain when the source reports them, "
+                                   "so intensities do not jump when the camera's auto-gain steps.")
+    temporal_alpha: float = _f(0.5, 0.0, 0.95, label="Noise filter strength",
+                               help="How much of the previous frame is kept to average out noise "
+                                    "(0 = off). It resets where the picture moves, so motion does not smear.")
+    motion_threshold: float = _f(4.0, 1.0, 50.0, label="Motion sensitivity",
+                                 help="Change (in noise standard deviations) above which the noise "
+                                      "filter lets a pixel follow the new frame at once.")
+    saturation_fraction: float = _f(0.995, 0.5, 1.0, label="Saturation level",
+                                    help="Fraction of the camera's full count at which a pixel "
+                                         "is called saturated and shown in its own colour.")
+
+
+@dataclass
+class LevelsSettings:
+    low_percentile: float = _f(1.0, 0.0, 50.0, unit="%", label="Black level percentile",
+                               help="Percentile of NIR shown as black.")
+    high_percentile: float = _f(99.7, 50.0, 100.0, unit="%", label="White level percentile",
+                                help="Percentile of NIR shown at full brightness.")
+    smoothing: float = _f(0.9, 0.0, 0.99, label="Level smoothing",
+                          help="How slowly the display levels follow the scene (stops flicker).")
+    compression: str = _f("log", choices=COMPRESSIONS, label="Compression",
+                          help="How 12-16-bit NIR is squeezed into the 8-bit display; log keeps "
+                               "weak signal visible next to bright bile.")
+    gamma: float = _f(0.6, 0.2, 3.0, label="Gamma", help="Exponent for gamma compression.")
+
+
+@dataclass
+class SegmentSettings:
+    threshold: float = _f(1.6, 1.05, 20.0, unit="x background", label="Fluorescence threshold",
+                          help="A pixel counts as fluorescent when it is this many times brighter "
+                               "than the surrounding liver.")
+    hysteresis: float = _f(0.8, 0.3, 1.0, label="Hysteresis",
+                           help="Weaker pixels (threshold x this) count when they touch strong ones, "
+                                "so the rim does not flicker at the threshold.")
+    min_rim_area_mm2: float = _f(2.0, 0.0, 500.0, unit="mm²", label="Smallest rim",
+                                 help="Fluorescent rings smaller than this are ignored.")
+    min_core_area_mm2: float = _f(3.0, 0.0, 2000.0, unit="mm²", label="Smallest dark core",
+                                  help="A rim must surround a dark core at least this large.")
+    core_ratio: float = _f(0.85, 0.2, 1.0, unit="x background", label="Dark core level",
+                           help="Inside a rim, the core must be darker than this times the rim "
+                                "threshold level to be called hypofluorescent.")
+    min_completeness: float = _f(0.3, 0.0, 1.0, label="Least rim completeness",
+                                 help="Fraction of a core's circumference the rim must cover "
+                                      "to count as a rim (partial rims are common).")
+    max_tubularity: float = _f(0.5, 0.0, 1.0, label="Duct rejection",
+                               help="Fluorescence more elongated than this (bile ducts) is not a rim.")
+    background_radius_mm: float = _f(6.0, 1.0, 50.0, unit="mm", label="Background ring",
+                                     help="Width of the liver ring around each lesion used as background.")
+    track_max_shift_mm: float = _f(8.0, 0.5, 100.0, unit="mm", label="Tracking distance",
+                                   help="How far a rim may move between frames and keep its id.")
+    analysis_scale: float = _f(0.5, 0.125, 1.0, label="Analysis scale",
+                               help="Segmentation runs on a grid this much smaller than the frame "
+                                    "(masks are scaled back up).")
+
+
+@dataclass
+class DisplaySettings:
+    mode: str = _f("overlay", choices=MODES, label="Display mode",
+                   help="What the monitor shows: white light, NIR, overlay, intensity map, "
+                        "side by side, or picture in picture.")
+    colormap: str = _f("green", choices=COLORMAPS, label="Colour map",
+                       help="Colour of the fluorescence. 'cividis' is safe for colour-blind viewers.")
+    alpha: float = _f(0.8, 0.0, 1.0, label="Overlay opacity",
+                      help="Opacity of the strongest fluorescence; weaker signal is more "
+                           "transparent so the anatomy stays visible.")
+    alpha_floor: float = _f(0.25, 0.0, 1.0, label="Overlay start",
+                            help="Display level below which the overlay is fully transparent.")
+    show_contours: bool = _f(True, label="Rim outline", help="Outline detected rims.")
+    show_colorbar: bool = _f(False, label="Colour bar", help="Show the intensity colour bar.")
+    show_saturation: bool = _f(True, label="Mark saturation",
+                               help="Show saturated NIR pixels in their own colour.")
+    pip_scale: float = _f(0.3, 0.1, 0.5, label="Inset size",
+                          help="Size of the picture-in-picture inset (fraction of the width).")
+
+
+@dataclass
+class PlaneSettings:
+    polygon: list = _f([], label="Transection plane",
+                       help="Polygon (WL pixel coordinates) of the transection plane or tumour bed; "
+                            "fluorescence inside it is flagged.")
+    min_area_mm2: float = _f(0.5, 0.0, 100.0, unit="mm²", label="Smallest plane signal",
+                             help="Fluorescence inside the plane smaller than this is ignored.")
+
+
+@dataclass
+class Settings:
+    normalise: NormaliseSettings = field(default_factory=NormaliseSettings)
+    levels: LevelsSettings = field(default_factory=LevelsSettings)
+    segment: SegmentSettings = field(default_factory=SegmentSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+    plane: PlaneSettings = field(default_factory=PlaneSettings)
+
+    # -- access by dotted name -------------------------------------------------
+    def get(self, name: str) -> Any:
+        section, key = _split(name)
+        return getattr(getattr(self, section), key)
+
+    def set(self, name: str, value: Any) -> None:
+        """Validate and set one field, e.g. ``set("segment.threshold", 2.0)``."""
+        section, key = _split(name)
+        sec = getattr(self, section, None)
+        if sec is None or not dataclasses.is_dataclass(sec) or key not in _field_map(sec):
+            raise SettingsError(f"{name}: no such setting")
+        setattr(sec, key, validate_field(name, _field_map(sec)[key], value))
+
+    def fields(self):
+        """Yield ``(dotted_name, dataclasses.Field)`` for every setting."""
+        for sec in dataclasses.fields(self):
+            for f in dataclasses.fields(getattr(self, sec.name)):
+                yield f"{sec.name}.{f.name}", f
+
+    def copy(self) -> "Settings":
+        return copy.deepcopy(self)
+
+    # -- JSON ---------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "settings") -> "Settings":
+        if not isinstance(data, dict):
+            raise SettingsError(f"{where}: expected a JSON object")
+        data = _migrate(dict(data), where)
+        s = cls()
+        for section, values in data.items():
+            if section == "schema_version":
+                continue
+            if section not in {f.name for f in dataclasses.fields(s)}:
+                raise SettingsError(f"{where}: unknown section {section!r}")
+            if not isinstance(values, dict):
+                raise SettingsError(f"{where}: {section} must be an object")
+            for key, value in values.items():
+                try:
+                    s.set(f"{section}.{key}", value)
+                except SettingsError as e:
+                    raise SettingsError(f"{where}: {e}") from None
+        return s
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "Settings":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: no such settings file") from None
+        except OSError as e:
+            raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SettingsError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        return cls.from_dict(data, where=str(path))
+
+
+def _split(name: str) -> tuple[str, str]:
+    if name.count(".") != 1:
+        raise SettingsError(f"{name}: settings are named section.field, e.g. segment.threshold")
+    return tuple(name.split("."))  # type: ignore[return-value]
+
+
+def _field_map(sec) -> dict:
+    return {f.name: f for f in dataclasses.fields(sec)}
+
+
+def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
+    """Return ``value`` converted to the field's type, or raise SettingsError."""
+    meta = f.metadata
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SettingsError(f"{name}: {value!r} is not true or false")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{name}: {value!r} is not a number")
+        value = type(default)(value)
+        if value != value:
+            raise SettingsError(f"{name}: NaN is not allowed")
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise SettingsError(f"{name}: {value:g} is outside {lo:g}..{hi:g}")
+        return value
+    if isinstance(default, str):
+        choices = meta.get("choices")
+        if not isinstance(value, str) or (choices and value not in choices):
+            raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices or ())}")
+        return value
+    if isinstance(default, list):  # polygon: [[x, y], ...]
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{name}: expected a list of [x, y] points")
+        pts = []
+        for p in value:
+            if (not isinstance(p, (list, tuple)) or len(p) != 2
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)):
+                raise SettingsError(f"{name}: {p!r} is not an [x, y] point")
+            pts.append([float(p[0]), float(p[1])])
+        if 0 < len(pts) < 3:
+            raise SettingsError(f"{name}: a polygon needs at least 3 points (or none)")
+        return pts
+    return value
+
+
+def _migrate(data: dict, where: str) -> dict:
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version < 1:
+        raise SettingsError(f"{where}: schema_version {version!r} is not a positive integer")
+    if version > SCHEMA_VERSION:
+        raise SettingsError(
+            f"{where}: schema_version {version} is newer than this nirf-overlay understands "
+            f"({SCHEMA_VERSION}); upgrade nirf-overlay"
+        )
+    # Migrations from older versions go here, one step at a time.
+    return data
+
+
+def load_settings(path: Optional[str]) -> Settings:
+    return Settings.load(path) if path else Settings()

@@ -1,0 +1,72 @@
+"""The one interface every frame source implements.
+
+A source is opened by its constructor (which validates its inputs and raises
+:class:`~nirf_overlay.errors.SourceError` with a one-line message), then read
+pair by pair.  Live sources hand out the *newest* pair and count what they
+drop; file sources hand out every pair in order.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Iterator, Optional
+
+from ..frame import FramePair, SourceInfo, SourceStats
+
+
+class FrameSource(abc.ABC):
+    """Base class of all sources (files, devices, streams, sessions, phantom).
+
+    Subclasses set ``self.info`` and ``self.stats`` in ``__init__`` and
+    implement :meth:`read` and :meth:`close`.  Seekable sources (files,
+    sessions, phantom) also implement :meth:`seek`.
+    """
+
+    info: SourceInfo
+    stats: SourceStats
+
+    @abc.abstractmethod
+    def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
+        """Return the next pair (live: the newest one), or ``None`` at the end.
+
+        For a live source, ``timeout`` bounds the wait for a new pair; when it
+        passes without one, :class:`TimeoutError` is raised so that the caller
+        can mark the picture stale and keep going.  A file source ignores it.
+        """
+
+    def latest(self, timeout: Optional[float] = None) -> Optional[FramePair]:
+        """The newest pair available; for file sources the same as :meth:`read`."""
+        return self.read(timeout)
+
+    def seek(self, index: int) -> None:
+        """Make the next :meth:`read` return frame ``index`` (seekable sources)."""
+        raise NotImplementedError(f"{self.info.description}: this source cannot seek")
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release devices, files and threads.  Safe to call twice."""
+
+    # -- conveniences -------------------------------------------------------
+    @property
+    def metadata(self) -> dict:
+        return dict(self.info.__dict__)
+
+    def __iter__(self) -> Iterator[FramePair]:
+        while True:
+            pair = self.read()
+            if pair is None:
+                return
+            yield pair
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
