@@ -30,8 +30,10 @@ MODES = ("wl", "nir", "overlay", "intensity", "side-by-side", "pip")
 COMPRESSIONS = ("linear", "gamma", "log")
 
 
-def _f(default, lo=None, hi=None, *, choices=None, label="", help="", unit=""):
-    meta = {"lo": lo, "hi": hi, "choices": choices, "label": label, "help": help, "unit": unit}
+def _f(default, lo=None, hi=None, *, choices=None, label="", help="", unit="", kind=None):
+    # kind: how a list value is validated ("rect" = [x, y, w, h]; default: polygon points)
+    meta = {"lo": lo, "hi": hi, "choices": choices, "label": label, "help": help, "unit": unit,
+            "kind": kind}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -65,6 +67,12 @@ class LevelsSettings:
                           help="How 12-16-bit NIR is squeezed into the 8-bit display; log keeps "
                                "weak signal visible next to bright bile.")
     gamma: float = _f(0.6, 0.2, 3.0, label="Gamma", help="Exponent for gamma compression.")
+    log_strength: float = _f(100.0, 1.0, 10000.0, label="Log strength",
+                             help="How strongly log compression lifts weak signal "
+                                  "(display = log(1 + k x) / log(1 + k)).")
+    roi: list = _f([], kind="rect", unit="px", label="Levels region",
+                   help="[x, y, w, h] in WL pixels: only this region sets the display levels "
+                        "(e.g. to leave out the scope's black border). Empty = whole frame.")
 
 
 @dataclass
@@ -114,6 +122,9 @@ class DisplaySettings:
                                help="Show saturated NIR pixels in their own colour.")
     pip_scale: float = _f(0.3, 0.1, 0.5, label="Inset size",
                           help="Size of the picture-in-picture inset (fraction of the width).")
+    side_by_side_right: str = _f("overlay", choices=("overlay", "nir"), label="Second view",
+                                 help="What side-by-side shows next to the white light: "
+                                      "the overlay or the monochrome NIR.")
 
 
 @dataclass
@@ -233,6 +244,13 @@ def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, str) or (choices and value not in choices):
             raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices or ())}")
         return value
+    if isinstance(default, list) and meta.get("kind") == "rect":  # [x, y, w, h] or []
+        if not isinstance(value, (list, tuple)) or len(value) not in (0, 4) or not all(
+                isinstance(c, (int, float)) and not isinstance(c, bool) for c in value):
+            raise SettingsError(f"{name}: expected [x, y, w, h] in pixels (or [])")
+        if value and (min(value) < 0 or value[2] < 1 or value[3] < 1):
+            raise SettingsError(f"{name}: {list(value)!r} needs x, y >= 0 and w, h >= 1")
+        return [int(round(c)) for c in value]
     if isinstance(default, list):  # polygon: [[x, y], ...]
         if not isinstance(value, (list, tuple)):
             raise SettingsError(f"{name}: expected a list of [x, y] points")
