@@ -1,0 +1,257 @@
+"""Settings panel, presets and the histogram widget (pytest-qt, offscreen)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt5.QtCore import QEvent, Qt  # noqa: E402
+from PyQt5.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel  # noqa: E402
+
+from nirf_overlay.settings import Settings  # noqa: E402
+from nirf_overlay.gui.settings_panel import SettingsPanel, default_presets_dir  # noqa: E402
+from nirf_overlay.gui.widgets import CheckedDoubleSpinBox, HistogramWidget  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_widgets(qapp, tmp_path, monkeypatch):
+    """Fail a test that leaves top-level widgets behind; keep config out of $HOME."""
+    monkeypatch.setenv("NIRF_OVERLAY_CONFIG_DIR", str(tmp_path / "config"))
+    before = set(map(id, QApplication.topLevelWidgets()))
+    yield
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    left = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
+    assert not left, f"widgets left open: {left}"
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    p = SettingsPanel(Settings(), presets_dir=tmp_path / "presets")
+    qtbot.addWidget(p)
+    p.show()
+    return p
+
+
+def _type_into(qtbot, box, text):
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), text)
+    qtbot.keyClick(box, Qt.Key_Return)
+
+
+def test_every_field_has_a_control_with_its_range_and_help(panel):
+    names = [n for n, _ in Settings().fields()]
+    assert panel.field_names() == names
+    for name, f in Settings().fields():
+        editor = panel.editor(name)
+        meta = f.metadata
+        assert meta["help"].split(".")[0] in editor.toolTip(), name
+        default = Settings().get(name)
+        if isinstance(default, bool):
+            assert isinstance(editor, QCheckBox) and editor.isChecked() == default
+        elif meta.get("choices"):
+            assert isinstance(editor, QComboBox)
+            assert [editor.itemData(i) for i in range(editor.count())] == list(meta["choices"])
+            assert editor.currentData() == default
+        elif isinstance(default, float):
+            assert isinstance(editor, CheckedDoubleSpinBox)
+            assert (editor.minimum(), editor.maximum()) == (meta["lo"], meta["hi"])
+            assert editor.value() == pytest.approx(default)
+        else:
+            assert isinstance(editor, QLabel)  # the polygon, read-only
+
+
+@pytest.mark.parametrize("name,value", [
+    ("segment.threshold", 2.4),
+    ("normalise.saturation_fraction", 0.9),
+    ("display.alpha", 0.35),
+    ("segment.min_core_area_mm2", 120.0),
+])
+def test_spin_box_change_emits_settings_with_that_value(panel, qtbot, name, value):
+    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as blocker:
+        panel.editor(name).setValue(value)
+    emitted = blocker.args[0]
+    assert isinstance(emitted, Settings)
+    assert emitted.get(name) == pytest.approx(value)
+    assert panel.settings.get(name) == pytest.approx(value)
+    # Everything else is untouched.
+    for other, _ in Settings().fields():
+        if other != name:
+            assert emitted.get(other) == Settings().get(other)
+
+
+def test_typed_value_choice_and_checkbox_reach_the_model(panel, qtbot):
+    seen = []
+    panel.settings_changed.connect(seen.append)
+    _type_into(qtbot, panel.editor("segment.threshold"), "3.25")
+    assert seen[-1].segment.threshold == pytest.approx(3.25)
+    panel.editor("display.mode").setCurrentIndex(panel.editor("display.mode").findData("pip"))
+    assert seen[-1].display.mode == "pip"
+    panel.editor("display.show_contours").setChecked(False)
+    assert seen[-1].display.show_contours is False
+    assert seen[-1].segment.threshold == pytest.approx(3.25)  # earlier change kept
+    assert len(seen) == 3
+    # The emitted object is a copy: changing it does not change the panel.
+    seen[-1].segment.threshold = 9.0
+    assert panel.settings.segment.threshold == pytest.approx(3.25)
+
+
+def test_out_of_range_typed_input_is_refused_in_place(panel, qtbot):
+    seen = []
+    panel.settings_changed.connect(seen.append)
+    box = panel.editor("segment.threshold")
+    _type_into(qtbot, box, "25")
+    assert seen == []
+    assert panel.settings.segment.threshold == pytest.approx(1.6)
+    assert box.value() == pytest.approx(1.6)
+    assert "25 is outside 1.05..20" in box.reason
+    assert "Refused" in box.toolTip() and "#d22" in box.styleSheet()
+    assert "Fluorescence threshold" in panel.status_text()
+    assert "25 is outside" in panel.status_text()
+    # A valid value afterwards is accepted and clears the warning.
+    _type_into(qtbot, box, "2")
+    assert seen[-1].segment.threshold == pytest.approx(2.0)
+    assert box.reason == "" and box.styleSheet() == ""
+    assert panel.status_text() == ""
+
+
+def test_set_settings_updates_controls_without_emitting(panel, qtbot):
+    seen = []
+    panel.settings_changed.connect(seen.append)
+    s = Settings()
+    s.segment.threshold = 4.5
+    s.display.mode = "nir"
+    s.display.show_saturation = False
+    s.plane.polygon = [[10, 10], [200, 10], [100, 150]]
+    panel.set_settings(s)
+    assert seen == []
+    assert panel.editor("segment.threshold").value() == pytest.approx(4.5)
+    assert panel.editor("display.mode").currentData() == "nir"
+    assert not panel.editor("display.show_saturation").isChecked()
+    assert panel.editor("plane.polygon").text().startswith("3 points")
+    assert panel.settings.to_dict() == s.to_dict()
+
+
+def test_clear_polygon_emits_empty_polygon(panel, qtbot):
+    s = Settings()
+    s.plane.polygon = [[10, 10], [200, 10], [100, 150]]
+    panel.set_settings(s)
+    assert panel.clear_polygon_button.isEnabled()
+    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as blocker:
+        qtbot.mouseClick(panel.clear_polygon_button, Qt.LeftButton)
+    assert blocker.args[0].plane.polygon == []
+    assert panel.editor("plane.polygon").text() == "none drawn"
+    assert not panel.clear_polygon_button.isEnabled()
+
+
+def test_presets_round_trip(panel, qtbot, tmp_path):
+    polygon = [[1.0, 2.0], [30.0, 2.0], [15.0, 40.0]]
+    tuned = Settings()
+    tuned.segment.threshold = 2.75
+    tuned.segment.hysteresis = 0.6
+    tuned.levels.compression = "gamma"
+    tuned.display.colormap = "cividis"
+    tuned.normalise.gain_normalise = False
+    tuned.plane.polygon = polygon
+    panel.set_settings(tuned)
+
+    path = panel.save_preset("after chemo")
+    assert path == tmp_path / "presets" / "after chemo.json"
+    on_disk = json.loads(path.read_text())
+    assert on_disk["schema_version"] == 1 and "polygon" not in on_disk["plane"]
+    assert Settings.load(path).segment.threshold == pytest.approx(2.75)  # CLI-loadable
+    assert panel.preset_names() == ["after chemo"]
+
+    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as reset:
+        panel.reset_to_defaults()
+    expected_default = Settings()
+    expected_default.plane.polygon = polygon  # the scene's polygon stays
+    assert reset.args[0].to_dict() == expected_default.to_dict()
+
+    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as loaded:
+        assert panel.load_preset("after chemo")
+    assert loaded.args[0] == tuned
+    assert panel.settings == tuned
+    assert panel.editor("levels.compression").currentData() == "gamma"
+
+
+def test_preset_buttons_and_bad_names(panel, qtbot, tmp_path):
+    panel.editor("segment.threshold").setValue(5.0)
+    panel.preset_box.setEditText("strong")
+    qtbot.mouseClick(panel.findChild(object, "preset_save"), Qt.LeftButton)
+    assert (tmp_path / "presets" / "strong.json").is_file()
+    qtbot.mouseClick(panel.findChild(object, "preset_defaults"), Qt.LeftButton)
+    assert panel.settings.segment.threshold == pytest.approx(1.6)
+    panel.preset_box.setEditText("strong")
+    qtbot.mouseClick(panel.findChild(object, "preset_load"), Qt.LeftButton)
+    assert panel.settings.segment.threshold == pytest.approx(5.0)
+
+    assert panel.save_preset("../escape") is None
+    assert "refused" in panel.status_text()
+    assert not (tmp_path / "escape.json").exists()
+
+    # A damaged preset file is reported in the panel and changes nothing.
+    (tmp_path / "presets" / "broken.json").write_text('{"segment": {"threshold": 99}}')
+    before = panel.settings
+    assert not panel.load_preset("broken")
+    assert "99 is outside" in panel.status_text()
+    assert panel.settings == before
+
+    panel.preset_box.setEditText("strong")
+    qtbot.mouseClick(panel.findChild(object, "preset_delete"), Qt.LeftButton)
+    assert panel.preset_names() == ["broken"]
+
+
+def test_default_presets_dir_honours_override(tmp_path):
+    assert default_presets_dir() == tmp_path / "config" / "presets"
+
+
+def _grab_rgb(widget):
+    img = widget.grab().toImage().convertToFormat(4)  # QImage.Format_RGB32
+    w, h = img.width(), img.height()
+    ptr = img.constBits()
+    ptr.setsize(img.byteCount())
+    return np.frombuffer(ptr, np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w, :3].copy()
+
+
+def test_histogram_paints_bars_and_threshold(qtbot):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(1.0, 0.15, 20000), rng.normal(3.0, 0.3, 800)])
+    hist, edges = np.histogram(values, bins=64, range=(0.0, 5.0))
+    w = HistogramWidget()
+    qtbot.addWidget(w)
+    w.resize(300, 120)
+    empty = _grab_rgb(w)
+    w.set_histogram(hist, edges[0], edges[-1], threshold=1.6, x_label="x background")
+    bgra = _grab_rgb(w)  # BGR order in memory
+    assert bgra.shape[:2] == (120, 300)
+    green = (bgra[..., 1] > 150) & (bgra[..., 2] < 120) & (bgra[..., 0] > 90)
+    red = (bgra[..., 2] > 200) & (bgra[..., 1] < 90) & (bgra[..., 0] < 90)
+    assert green.sum() > 500  # the bars are painted
+    assert not ((empty[..., 1] > 150) & (empty[..., 2] < 120)).any()
+    # The threshold line sits at 1.6 / 5.0 of the plot width (4 px margins).
+    # (the column with the most red: the line spans the plot, its label does not).
+    expected = 4 + 1.6 / 5.0 * (300 - 8)
+    assert red.sum(axis=0).max() > 60
+    assert abs(int(np.argmax(red.sum(axis=0))) - expected) <= 2
+    # The tallest bars (around 1.0) are left of the threshold, the rim mode (3.0) right.
+    heights = green.sum(axis=0)
+    assert heights[int(4 + 1.0 / 5 * 292)] > heights[int(4 + 3.0 / 5 * 292)] > 0
+
+
+def test_histogram_refuses_bad_input(qtbot):
+    w = HistogramWidget()
+    qtbot.addWidget(w)
+    with pytest.raises(ValueError):
+        w.set_histogram(np.array([]), 0, 1)
+    with pytest.raises(ValueError):
+        w.set_histogram(np.ones(4), 1, 1)
+
+
+def test_panel_forwards_histogram(panel):
+    panel.set_histogram(np.arange(10), 0.0, 10.0, threshold=2.0)
+    assert panel.histogram.threshold == 2.0
+    assert not panel.histogram.grab().isNull()
