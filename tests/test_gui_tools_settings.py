@@ -13,7 +13,11 @@ from PyQt5.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel  # noqa: 
 
 from nirf_overlay.settings import Settings  # noqa: E402
 from nirf_overlay.gui.settings_panel import SettingsPanel, default_presets_dir  # noqa: E402
-from nirf_overlay.gui.widgets import CheckedDoubleSpinBox, HistogramWidget  # noqa: E402
+from nirf_overlay.gui.widgets import (  # noqa: E402
+    CheckedDoubleSpinBox,
+    HistogramWidget,
+    NumberListEdit,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +64,8 @@ def test_every_field_has_a_control_with_its_range_and_help(panel):
             assert isinstance(editor, CheckedDoubleSpinBox)
             assert (editor.minimum(), editor.maximum()) == (meta["lo"], meta["hi"])
             assert editor.value() == pytest.approx(default)
+        elif meta.get("kind") == "rect":
+            assert isinstance(editor, NumberListEdit) and editor.value() == default
         else:
             assert isinstance(editor, QLabel)  # the polygon, read-only
 
@@ -116,6 +122,30 @@ def test_out_of_range_typed_input_is_refused_in_place(panel, qtbot):
     assert seen[-1].segment.threshold == pytest.approx(2.0)
     assert box.reason == "" and box.styleSheet() == ""
     assert panel.status_text() == ""
+
+
+def test_rect_field_accepts_a_rectangle_and_refuses_a_bad_one(panel, qtbot):
+    seen = []
+    panel.settings_changed.connect(seen.append)
+    roi = panel.editor("levels.roi")
+    roi.setFocus()
+    qtbot.keyClicks(roi, "10, 20, 300, 200")
+    qtbot.keyClick(roi, Qt.Key_Return)
+    assert seen[-1].levels.roi == [10, 20, 300, 200]
+    roi.selectAll()
+    qtbot.keyClicks(roi, "10, 20, 0, 200")  # zero width: the model refuses it
+    qtbot.keyClick(roi, Qt.Key_Return)
+    assert len(seen) == 1 and panel.settings.levels.roi == [10, 20, 300, 200]
+    assert "w, h >= 1" in roi.reason and "#d22" in roi.styleSheet()
+    assert "Levels region" in panel.status_text()
+    roi.selectAll()
+    qtbot.keyClicks(roi, "ten")
+    qtbot.keyClick(roi, Qt.Key_Return)
+    assert "not a list of numbers" in roi.reason and len(seen) == 1
+    roi.selectAll()
+    qtbot.keyClick(roi, Qt.Key_Delete)
+    qtbot.keyClick(roi, Qt.Key_Return)  # empty = whole frame
+    assert seen[-1].levels.roi == [] and roi.reason == ""
 
 
 def test_set_settings_updates_controls_without_emitting(panel, qtbot):

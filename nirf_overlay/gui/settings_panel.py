@@ -47,7 +47,7 @@ from PyQt5.QtWidgets import (
 
 from ..errors import SettingsError
 from ..settings import Settings
-from .widgets import CheckedDoubleSpinBox, CheckedSpinBox, HistogramWidget
+from .widgets import CheckedDoubleSpinBox, CheckedSpinBox, HistogramWidget, NumberListEdit
 
 __all__ = ["SettingsPanel", "default_presets_dir", "CONFIG_DIR_ENV"]
 
@@ -345,14 +345,12 @@ class SettingsPanel(QDockWidget):
             editor = cls(meta["lo"], meta["hi"], value, unit=unit)
             editor.valueChanged.connect(lambda v, n=name: self._on_edited(n, v))
             editor.refused.connect(lambda reason, n=name: self._on_refused(n, reason))
-            if not unit:
-                return editor, editor
-            row = QWidget()
-            h = QHBoxLayout(row)
-            h.setContentsMargins(0, 0, 0, 0)
-            h.addWidget(editor, 1)
-            h.addWidget(QLabel(unit))
-            return editor, row
+            return editor, self._with_unit(editor, unit)
+        if isinstance(default, list) and meta.get("kind") == "rect":
+            editor = NumberListEdit(value, placeholder="whole frame (or x, y, w, h)")
+            editor.edited.connect(lambda v, n=name: self._on_edited(n, v))
+            editor.refused.connect(lambda reason, n=name: self._on_refused(n, reason))
+            return editor, self._with_unit(editor, unit)
         if name == _PLANE_POLYGON or isinstance(default, list):
             editor = QLabel()
             editor.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -373,6 +371,17 @@ class SettingsPanel(QDockWidget):
         editor.setTextInteractionFlags(Qt.TextSelectableByMouse)
         return editor, editor
 
+    @staticmethod
+    def _with_unit(editor: QWidget, unit: str) -> QWidget:
+        if not unit:
+            return editor
+        row = QWidget()
+        h = QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(editor, 1)
+        h.addWidget(QLabel(unit))
+        return row
+
     # -- model <-> controls -------------------------------------------------------------
     def _sync_controls(self) -> None:
         self._updating = True
@@ -387,6 +396,9 @@ class SettingsPanel(QDockWidget):
                         editor.setCurrentIndex(max(0, editor.findData(value)))
                     elif isinstance(editor, (CheckedDoubleSpinBox, CheckedSpinBox)):
                         editor.setValue(value)
+                        editor.clear_refusal()
+                    elif isinstance(editor, NumberListEdit):
+                        editor.set_value(value)
                         editor.clear_refusal()
                     elif isinstance(editor, QLabel):
                         editor.setText(self._describe(name, value))
@@ -415,9 +427,14 @@ class SettingsPanel(QDockWidget):
         try:
             candidate.set(name, value)
         except SettingsError as e:
-            # The controls' ranges come from the same metadata, so this is rare
-            # (e.g. a model rule stricter than lo/hi); refuse and show the old value.
-            self._say(f"Refused: {e}", error=True)
+            editor = self._editors[name]
+            reason = str(e).split(": ", 1)[-1]
+            if isinstance(editor, NumberListEdit):
+                editor.refuse(reason)  # keep the typed text so it can be corrected
+                return
+            # Spin boxes share the model's lo/hi, so this is rare (a model rule
+            # stricter than the range); refuse and show the old value again.
+            self._say(f"{self._field_label(name)}: refused, {reason}.", error=True)
             self._sync_controls()
             return
         if candidate.get(name) == self._settings.get(name):

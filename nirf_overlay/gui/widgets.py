@@ -9,16 +9,18 @@ status line.  Nothing here touches the settings model; the panel does.
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 import numpy as np
 from PyQt5.QtCore import QLocale, QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QValidator
-from PyQt5.QtWidgets import QDoubleSpinBox, QSizePolicy, QSpinBox, QWidget
+from PyQt5.QtWidgets import QDoubleSpinBox, QLineEdit, QSizePolicy, QSpinBox, QWidget
 
 __all__ = [
     "CheckedDoubleSpinBox",
     "CheckedSpinBox",
+    "NumberListEdit",
     "HistogramWidget",
     "nice_step",
     "decimals_for",
@@ -199,6 +201,73 @@ class CheckedSpinBox(_RefusingMixin, QSpinBox):
 
     def _fmt(self, value) -> str:
         return str(int(value))
+
+
+class NumberListEdit(QLineEdit):
+    """A line edit for a short list of numbers, e.g. a rectangle ``x, y, w, h``.
+
+    Emits :attr:`edited` with the parsed list (``[]`` for an empty box) when
+    the user presses Enter or leaves the box.  Text that is not a list of
+    numbers is refused in place (red, reason in the tooltip, :attr:`refused`),
+    and so is a list the owner's model rejects (:meth:`refuse`); the owner then
+    shows the last valid value again with :meth:`set_value`.
+    """
+
+    edited = pyqtSignal(object)
+    refused = pyqtSignal(str)
+
+    def __init__(self, value=(), *, placeholder: str = "", help: str = "", parent=None):
+        super().__init__(parent)
+        self._help = help
+        self._reason = ""
+        self._shown: list = []
+        self.setPlaceholderText(placeholder)
+        self.set_value(value)
+        self.setToolTip(help)
+        self.editingFinished.connect(self._on_editing_finished)
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    def set_help(self, text: str) -> None:
+        self._help = text
+        if not self._reason:
+            self.setToolTip(text)
+
+    def set_value(self, value) -> None:
+        self._shown = [float(v) for v in value]
+        self.setText(", ".join(f"{v:g}" for v in self._shown))
+
+    def value(self) -> list:
+        return list(self._shown)
+
+    def refuse(self, reason: str) -> None:
+        """Mark the box refused with ``reason`` (its text stays so the user can fix it)."""
+        self._reason = reason
+        self.setStyleSheet(REFUSED_STYLE if reason else "")
+        self.setToolTip(f"Refused: {reason}\n\n{self._help}" if reason else self._help)
+        self.refused.emit(reason)
+
+    def clear_refusal(self) -> None:
+        if self._reason:
+            self.refuse("")
+
+    def _on_editing_finished(self) -> None:
+        text = self.text().strip().strip("[]()")
+        parts = [p for p in re.split(r"[,\s;]+", text) if p]
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            self.refuse(f"{self.text().strip()!r} is not a list of numbers")
+            return
+        if not all(math.isfinite(v) for v in numbers):
+            self.refuse(f"{self.text().strip()!r} contains a number that is not finite")
+            return
+        if numbers == self._shown and not self._reason:
+            return
+        self.clear_refusal()
+        self.edited.emit(numbers)
 
 
 class HistogramWidget(QWidget):
