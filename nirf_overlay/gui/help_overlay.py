@@ -1,0 +1,171 @@
+"""A full-window, translucent list of every keyboard shortcut (a view).
+
+Built for the OR: large white text on a dark veil over the video, readable
+from a few metres.  F1 or ? toggles it; Esc, any other key or a click closes
+it, so it can never trap the user.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Iterable, Optional
+
+from PyQt5.QtCore import QEvent, QObject, Qt
+from PyQt5.QtGui import QColor, QKeySequence, QPainter
+from PyQt5.QtWidgets import QLabel, QShortcut, QVBoxLayout, QWidget
+
+__all__ = ["HelpOverlay", "TOGGLE_KEYS"]
+
+#: Keys that toggle the overlay (installed as window shortcuts on the parent).
+TOGGLE_KEYS = ("F1", "?")
+
+
+class HelpOverlay(QWidget):
+    """Overlay listing ``shortcuts`` over the whole of ``parent``.
+
+    Parameters
+    ----------
+    shortcuts : ``[(key, what it does), ...]`` in display order, e.g.
+        ``[("Space", "Freeze / unfreeze the picture"), ...]``
+    parent : the window to cover; the overlay follows its size
+    toggle_keys : keys that toggle the overlay, installed as window
+        shortcuts on ``parent``; pass ``()`` if the owner binds them itself
+    """
+
+    def __init__(self, shortcuts: list[tuple[str, str]], parent: QWidget,
+                 toggle_keys: Iterable[str] = TOGGLE_KEYS):
+        if parent is None:
+            raise ValueError("HelpOverlay needs the window it covers as parent")
+        super().__init__(parent)
+        self.setObjectName("help_overlay")
+        self.setAttribute(Qt.WA_TransparentForMouseEvents, False)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self._previous_focus: Optional[QWidget] = None
+        self.label = QLabel(self)
+        self.label.setObjectName("help_text")
+        self.label.setAlignment(Qt.AlignCenter)
+        self.label.setTextFormat(Qt.RichText)
+        self.label.setAttribute(Qt.WA_TransparentForMouseEvents, True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 24, 24, 24)
+        layout.addWidget(self.label)
+        self._shortcuts: list[tuple[str, str]] = []
+        self.set_shortcuts(shortcuts)
+        self.toggle_shortcuts = []
+        for key in toggle_keys:
+            sc = QShortcut(QKeySequence(key), parent)
+            sc.setContext(Qt.WindowShortcut)
+            sc.activated.connect(self.toggle)
+            self.toggle_shortcuts.append(sc)
+        parent.installEventFilter(self)
+        self.hide()
+
+    # -- content -------------------------------------------------------------------
+    @property
+    def shortcuts(self) -> list[tuple[str, str]]:
+        return list(self._shortcuts)
+
+    def set_shortcuts(self, shortcuts: list[tuple[str, str]]) -> None:
+        """Replace the list (e.g. when replay controls appear)."""
+        cleaned = []
+        for item in shortcuts:
+            key, what = item
+            cleaned.append((str(key), str(what)))
+        self._shortcuts = cleaned
+        self._render()
+
+    def text(self) -> str:
+        """The listing as plain text, one ``key<TAB>description`` a line."""
+        return "\n".join(f"{k}\t{w}" for k, w in self._shortcuts)
+
+    def _font_px(self) -> int:
+        # As large as the window allows: rows + title + footer must fit.
+        rows = max(1, self._rows_per_column()) + 3
+        h = max(200, self.height() or self.parentWidget().height())
+        return int(max(12, min(36, h / rows * 0.55)))
+
+    def _rows_per_column(self) -> int:
+        n = len(self._shortcuts)
+        return (n + 1) // 2 if self._two_columns() else n
+
+    def _two_columns(self) -> bool:
+        w = self.width() or self.parentWidget().width()
+        return len(self._shortcuts) > 12 and w >= 900
+
+    def _render(self) -> None:
+        px = self._font_px()
+        items = self._shortcuts
+        if self._two_columns():
+            half = (len(items) + 1) // 2
+            columns = [items[:half], items[half:]]
+        else:
+            columns = [items]
+
+        def table(rows):
+            cells = "".join(
+                f"<tr><td align='right' style='padding:2px 18px 2px 6px; color:#ffd84a;"
+                f" font-weight:bold; white-space:nowrap'>{html.escape(k)}</td>"
+                f"<td style='padding:2px 6px'>{html.escape(w)}</td></tr>"
+                for k, w in rows
+            )
+            return f"<table cellspacing='0'>{cells}</table>"
+
+        body = "".join(f"<td valign='top' style='padding:0 24px'>{table(c)}</td>" for c in columns)
+        self.label.setText(
+            f"<div style='color:white; font-size:{px}px'>"
+            f"<p style='font-size:{int(px * 1.3)}px; font-weight:bold'>Keyboard shortcuts</p>"
+            f"<table><tr>{body}</tr></table>"
+            f"<p style='font-size:{int(px * 0.75)}px; color:#bbb'>"
+            "Press any key or click to close</p></div>"
+        )
+
+    # -- showing ---------------------------------------------------------------------
+    def toggle(self) -> None:
+        if self.isVisible():
+            self.close_overlay()
+        else:
+            self.open_overlay()
+
+    def open_overlay(self) -> None:
+        parent = self.parentWidget()
+        self.setGeometry(parent.rect())
+        self._render()
+        self._previous_focus = parent.window().focusWidget()
+        self.show()
+        self.raise_()
+        self.setFocus(Qt.OtherFocusReason)
+
+    def close_overlay(self) -> None:
+        if not self.isVisible():
+            return
+        self.hide()
+        if self._previous_focus is not None:
+            try:
+                self._previous_focus.setFocus(Qt.OtherFocusReason)
+            except RuntimeError:  # the widget was deleted meanwhile
+                pass
+        self._previous_focus = None
+
+    # -- events -----------------------------------------------------------------------
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.parentWidget() and event.type() == QEvent.Resize and self.isVisible():
+            self.setGeometry(self.parentWidget().rect())
+            self._render()
+        return False
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0, 200))
+        p.end()
+
+    def keyPressEvent(self, event) -> None:
+        # Any key closes, Esc included; modifiers alone do not (Shift before "?").
+        if event.key() in (Qt.Key_Shift, Qt.Key_Control, Qt.Key_Alt, Qt.Key_Meta):
+            event.accept()
+            return
+        self.close_overlay()
+        event.accept()
+
+    def mousePressEvent(self, event) -> None:
+        self.close_overlay()
+        event.accept()
