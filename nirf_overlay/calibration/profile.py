@@ -1,0 +1,388 @@
+"""Calibration profiles: one JSON file plus the image files it names.
+
+Format (``schema_version`` 1)::
+
+    {"schema_version": 1, "system": "...", "created": "2026-01-01T12:00:00+00:00",
+     "notes": "", "frame_size": [W, H],
+     "dark": "dark.tiff" | null,            # 16-bit TIFF, mean dark frame, raw counts
+     "flat": "flat.tiff" | null,            # float32 TIFF, relative sensitivity, mean 1
+     "hot_pixels": "hot_pixels.png" | null, # 8-bit PNG, nonzero = hot pixel
+     "homography_wl_to_nir": [[3x3]] | null,  # WL pixel (x, y, 1) -> NIR pixel
+     "mm_per_px": float | null,             # millimetres per WL pixel
+     "working_distance_mm": float | null,
+     "exposure_ref_ms": float | null, "gain_ref": float | null,
+     "intrinsics": [[3x3]] | null, "distortion": [k1, k2, p1, p2(, k3...)] | null}
+
+File names are relative to the JSON file.  Every entry is checked when the
+profile is loaded; anything missing or malformed raises a one-line
+:class:`~nirf_overlay.errors.CalibrationError` that names the profile and the
+entry (``profile.json: dark: dark.tiff is float32, expected uint16``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import CalibrationError
+from . import Calibration
+
+__all__ = ["SCHEMA_VERSION", "load_profile", "save_profile", "profile_file_names"]
+
+SCHEMA_VERSION = 1
+
+# Keys every profile carries (null where unknown); order is the order written.
+_KEYS = (
+    "schema_version", "system", "created", "notes", "frame_size", "dark", "flat", "hot_pixels",
+    "homography_wl_to_nir", "mm_per_px", "working_distance_mm", "exposure_ref_ms", "gain_ref",
+    "intrinsics", "distortion",
+)
+_REQUIRED = ("schema_version", "frame_size")
+
+# A flat field saved by something else may be normalised in float64 then
+# rounded to float32; beyond this it was not normalised at all.
+_FLAT_MEAN_TOLERANCE = 0.01
+
+
+# -- loading -----------------------------------------------------------------
+def load_profile(path: str) -> Calibration:
+    """Read and validate a calibration profile.
+
+    Parameters
+    ----------
+    path : str
+        The profile's JSON file.
+
+    Returns
+    -------
+    Calibration
+        ``dark`` (H, W) float32 counts, ``flat`` (H, W) float32 mean 1,
+        ``hot_pixels`` (H, W) bool, ``homography_wl_to_nir`` (3, 3) float64
+        with ``H[2, 2] == 1``, ``mm_per_px`` float; ``frame_size`` (W, H).
+        ``extra`` keeps ``created``, ``working_distance_mm``, ``intrinsics``,
+        ``distortion`` and any key this version does not know.
+
+    Raises
+    ------
+    CalibrationError
+        A missing file, invalid JSON, an unknown schema version, or any entry
+        missing, of the wrong type, dtype or size.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CalibrationError(f"{path}: no such calibration profile")
+    if os.path.isdir(path):
+        raise CalibrationError(f"{path}: is a directory, expected a profile JSON file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as e:
+        raise CalibrationError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CalibrationError(f"{path}: cannot be read ({e.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise CalibrationError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    return _from_document(doc, path)
+
+
+def _from_document(doc: dict, path: str) -> Calibration:
+    def bad(key, problem):
+        return CalibrationError(f"{path}: {key}: {problem}")
+
+    for key in _REQUIRED:
+        if key not in doc:
+            raise bad(key, "missing")
+    version = doc["schema_version"]
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise bad("schema_version", f"{version!r} is not supported (this version reads {SCHEMA_VERSION})")
+
+    frame_size = doc["frame_size"]
+    if frame_size is not None:
+        if (not isinstance(frame_size, list) or len(frame_size) != 2
+                or not all(_is_int(v) and 16 <= v <= 16384 for v in frame_size)):
+            raise bad("frame_size", f"{frame_size!r} is not [width, height] in pixels")
+        frame_size = (int(frame_size[0]), int(frame_size[1]))
+
+    cal = Calibration(frame_size=frame_size, source_path=path)
+    for key in ("system", "notes", "created"):
+        value = doc.get(key, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise bad(key, f"expected a string, got {type(value).__name__}")
+        if key == "created":
+            cal.extra["created"] = value
+        else:
+            setattr(cal, key, value)
+
+    base = os.path.dirname(os.path.abspath(path))
+    expected_shape = None if frame_size is None else (frame_size[1], frame_size[0])
+
+    name = _file_entry(doc, "dark", bad)
+    if name is not None:
+        dark = _read_image(os.path.join(base, name), "dark", name, bad)
+        if dark.dtype != np.uint16:
+            raise bad("dark", f"{name} is {dark.dtype}, expected uint16 (16-bit TIFF)")
+        _check_shape(dark, expected_shape, "dark", name, bad)
+        cal.dark = dark.astype(np.float32)
+
+    name = _file_entry(doc, "flat", bad)
+    if name is not None:
+        flat = _read_image(os.path.join(base, name), "flat", name, bad)
+        if flat.dtype != np.float32:
+            raise bad("flat", f"{name} is {flat.dtype}, expected float32 (float TIFF)")
+        _check_shape(flat, expected_shape, "flat", name, bad)
+        if not np.all(np.isfinite(flat)) or float(flat.min()) <= 0:
+            raise bad("flat", f"{name} must be finite and positive everywhere")
+        mean = float(flat.mean(dtype=np.float64))
+        if abs(mean - 1.0) > _FLAT_MEAN_TOLERANCE:
+            raise bad("flat", f"{name} has mean {mean:.4g}, expected 1 (normalised)")
+        cal.flat = (flat / np.float32(mean)).astype(np.float32)
+
+    name = _file_entry(doc, "hot_pixels", bad)
+    if name is not None:
+        hot = _read_image(os.path.join(base, name), "hot_pixels", name, bad)
+        if hot.dtype != np.uint8:
+            raise bad("hot_pixels", f"{name} is {hot.dtype}, expected an 8-bit mask (nonzero = hot)")
+        _check_shape(hot, expected_shape, "hot_pixels", name, bad)
+        cal.hot_pixels = hot > 0
+
+    h = doc.get("homography_wl_to_nir")
+    if h is not None:
+        cal.homography_wl_to_nir = _homography(h, bad)
+
+    cal.mm_per_px = _positive(doc, "mm_per_px", bad, hi=10.0)
+    cal.exposure_ref_ms = _positive(doc, "exposure_ref_ms", bad, hi=1e5)
+    cal.gain_ref = _positive(doc, "gain_ref", bad, hi=1e6)
+    wd = _positive(doc, "working_distance_mm", bad, hi=1e4)
+    cal.extra["working_distance_mm"] = wd
+
+    intrinsics = doc.get("intrinsics")
+    if intrinsics is not None:
+        k = _matrix(intrinsics, (3, 3), "intrinsics", bad)
+        if k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise bad("intrinsics", "focal lengths must be positive")
+        intrinsics = k
+    cal.extra["intrinsics"] = intrinsics
+    distortion = doc.get("distortion")
+    if distortion is not None:
+        if (not isinstance(distortion, list) or len(distortion) not in (4, 5, 8, 12, 14)
+                or not all(_is_number(v) for v in distortion)):
+            raise bad("distortion", "expected a list of 4, 5, 8, 12 or 14 numbers (OpenCV order)")
+        distortion = np.asarray(distortion, dtype=np.float64)
+    cal.extra["distortion"] = distortion
+    for key, value in doc.items():
+        if key not in _KEYS:
+            cal.extra[key] = value  # newer writers may add keys; keep them on re-save
+    return cal
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _file_entry(doc, key, bad) -> Optional[str]:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise bad(key, f"expected a file name relative to the profile or null, got {value!r}")
+    return value
+
+
+def _read_image(full: str, key: str, name: str, bad) -> np.ndarray:
+    if not os.path.isfile(full):
+        raise bad(key, f"{name}: no such file (looked in {os.path.dirname(full)})")
+    try:
+        if full.lower().endswith((".tif", ".tiff")):
+            import tifffile
+
+            arr = tifffile.imread(full)
+        else:
+            import cv2
+
+            arr = cv2.imread(full, cv2.IMREAD_UNCHANGED)
+            if arr is None:
+                raise ValueError("unreadable")
+    except Exception as e:  # corrupt files raise many types
+        raise bad(key, f"{name} is not a readable image ({e.__class__.__name__})") from None
+    arr = np.squeeze(np.asarray(arr))
+    if arr.ndim != 2:
+        raise bad(key, f"{name} must be a single-channel image, got shape {arr.shape}")
+    return arr
+
+
+def _check_shape(arr, expected_shape, key, name, bad) -> None:
+    if expected_shape is not None and arr.shape != expected_shape:
+        raise bad(key, f"{name} is {arr.shape[1]}x{arr.shape[0]} but frame_size is "
+                       f"{expected_shape[1]}x{expected_shape[0]}")
+
+
+def _matrix(value, shape, key, bad) -> np.ndarray:
+    ok = (isinstance(value, list) and len(value) == shape[0]
+          and all(isinstance(r, list) and len(r) == shape[1] for r in value)
+          and all(_is_number(v) for r in value for v in r))
+    if not ok:
+        raise bad(key, f"expected a {shape[0]}x{shape[1]} matrix of finite numbers")
+    return np.asarray(value, dtype=np.float64)
+
+
+def _homography(value, bad) -> np.ndarray:
+    h = _matrix(value, (3, 3), "homography_wl_to_nir", bad)
+    if abs(h[2, 2]) < 1e-12:
+        raise bad("homography_wl_to_nir", "H[2][2] is 0 (not a usable homography)")
+    h = h / h[2, 2]
+    det = float(np.linalg.det(h[:2, :2]))
+    # WL and NIR see the same field through the same optics: an area scale
+    # outside 1/1000..1000 means the entry is garbage (another unit, a typo).
+    # A mirrored map (det < 0) is allowed: beam splitters can flip one channel.
+    if not (1e-3 < abs(det) < 1e3):
+        raise bad("homography_wl_to_nir", f"singular or degenerate (det of the linear part {det:.3g})")
+    return h
+
+
+def _positive(doc, key, bad, *, hi) -> Optional[float]:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise bad(key, f"expected a number or null, got {value!r}")
+    if not (0 < value < hi):
+        raise bad(key, f"{value} is outside (0, {hi:g})")
+    return float(value)
+
+
+# -- saving ------------------------------------------------------------------
+def profile_file_names(path: str) -> dict:
+    """File names (relative) :func:`save_profile` uses beside ``path``.
+
+    ``profile.json`` gets ``dark.tiff``, ``flat.tiff``, ``hot_pixels.png``; any
+    other ``NAME.json`` gets ``NAME_dark.tiff`` etc., so that several profiles
+    can share a directory.
+    """
+    stem = os.path.splitext(os.path.basename(path))[0]
+    prefix = "" if stem == "profile" else f"{stem}_"
+    return {"dark": f"{prefix}dark.tiff", "flat": f"{prefix}flat.tiff",
+            "hot_pixels": f"{prefix}hot_pixels.png"}
+
+
+def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) -> str:
+    """Write ``cal`` as a profile: ``path`` (JSON) plus its image files beside it.
+
+    Parameters
+    ----------
+    cal : Calibration
+        ``dark`` is rounded to uint16 counts; ``flat`` is written as float32
+        normalised to mean 1; ``hot_pixels`` as a 0/255 PNG.
+    path : str
+        The JSON file to write; its directory is created.  Files are written
+        to temporary names and renamed, so a crash never leaves half a profile.
+    created : str, optional
+        ISO-8601 time stamp; default now (UTC).
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    import cv2
+    import tifffile
+
+    path = os.fspath(path)
+    base = os.path.dirname(os.path.abspath(path))
+    os.makedirs(base, exist_ok=True)
+    size = _frame_size(cal)
+    names = profile_file_names(path)
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "system": cal.system or "",
+        "created": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "notes": cal.notes or "",
+        "frame_size": None if size is None else [int(size[0]), int(size[1])],
+        "dark": None, "flat": None, "hot_pixels": None,
+    }
+    written = []
+    if cal.dark is not None:
+        dark = np.clip(np.rint(np.asarray(cal.dark, dtype=np.float64)), 0, 65535).astype(np.uint16)
+        written.append((names["dark"], lambda p, a=dark: tifffile.imwrite(p, a)))
+        doc["dark"] = names["dark"]
+    if cal.flat is not None:
+        flat = np.asarray(cal.flat, dtype=np.float64)
+        if not np.all(np.isfinite(flat)) or flat.min() <= 0:
+            raise CalibrationError(f"{path}: flat: must be finite and positive everywhere")
+        flat = (flat / flat.mean()).astype(np.float32)
+        written.append((names["flat"], lambda p, a=flat: tifffile.imwrite(p, a)))
+        doc["flat"] = names["flat"]
+    if cal.hot_pixels is not None:
+        hot = np.where(np.asarray(cal.hot_pixels, dtype=bool), 255, 0).astype(np.uint8)
+        written.append((names["hot_pixels"], lambda p, a=hot: _imwrite_png(cv2, p, a)))
+        doc["hot_pixels"] = names["hot_pixels"]
+    h = cal.homography_wl_to_nir
+    doc["homography_wl_to_nir"] = None if h is None else (np.asarray(h, float) / h[2, 2]).tolist()
+    doc["mm_per_px"] = None if cal.mm_per_px is None else float(cal.mm_per_px)
+    doc["working_distance_mm"] = _opt_float(cal.extra.get("working_distance_mm"))
+    doc["exposure_ref_ms"] = _opt_float(cal.exposure_ref_ms)
+    doc["gain_ref"] = _opt_float(cal.gain_ref)
+    k = cal.extra.get("intrinsics")
+    doc["intrinsics"] = None if k is None else np.asarray(k, float).tolist()
+    d = cal.extra.get("distortion")
+    doc["distortion"] = None if d is None else np.asarray(d, float).ravel().tolist()
+    for key, value in cal.extra.items():
+        if key not in _KEYS:
+            doc[key] = value
+
+    for name, write in written:
+        full = os.path.join(base, name)
+        tmp = _tmp_name(full)
+        write(tmp)
+        os.replace(tmp, full)
+    tmp = _tmp_name(path)
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    cal.source_path = path
+    return path
+
+
+def _tmp_name(full: str) -> str:
+    # keep the extension last: OpenCV picks the encoder from it
+    root, ext = os.path.splitext(full)
+    return f"{root}.tmp-{os.getpid()}{ext}"
+
+
+def _imwrite_png(cv2, path, arr) -> None:
+    if not cv2.imwrite(path, arr):
+        raise CalibrationError(f"{path}: could not write the hot-pixel map")
+
+
+def _opt_float(v) -> Optional[float]:
+    return None if v is None else float(v)
+
+
+def _frame_size(cal: Calibration) -> Optional[tuple[int, int]]:
+    """(W, H) the profile is for; every image in it must agree."""
+    size = tuple(cal.frame_size) if cal.frame_size is not None else None
+    for name in ("dark", "flat", "hot_pixels"):
+        arr = getattr(cal, name)
+        if arr is None:
+            continue
+        shape = np.shape(arr)
+        if len(shape) != 2:
+            raise CalibrationError(f"calibration: {name} must be (H, W), got shape {shape}")
+        this = (int(shape[1]), int(shape[0]))
+        if size is None:
+            size = this
+        elif this != size:
+            raise CalibrationError(
+                f"calibration: {name} is {this[0]}x{this[1]} but frame_size is {size[0]}x{size[1]}")
+    return size
