@@ -1,0 +1,274 @@
+"""Compositing: WL + normalised NIR -> one 8-bit BGR display frame of WL size.
+
+Display modes (``display.mode``)
+--------------------------------
+``wl``            the white-light frame as is
+``nir``           monochrome NIR: grey = display level (after compression)
+``overlay``       WL with the colour-mapped NIR blended on top, opacity rising with intensity
+``intensity``     heat map: the colour map of the display level, opaque, no WL
+``side-by-side``  WL on the left, overlay (or NIR, ``display.side_by_side_right``) on the
+                  right; each pane is scaled to half the width keeping its aspect ratio and
+                  centred vertically on black (a 16:9 frame gives two 16:9 panes of half size)
+``pip``           overlay, with the monochrome NIR as an inset in the top-right corner,
+                  ``display.pip_scale`` of the width, aspect kept
+
+Opacity (the alpha ramp)
+------------------------
+With ``t`` the display level (0..1, after compression) of a pixel and
+``t0 = max(display.alpha_floor, t(threshold))``, where ``threshold`` is the
+fluorescence threshold ``segment.threshold x background`` in normalised counts,
+the opacity is ``display.alpha * clip((t - t0) / (1 - t0), 0, 1)``: fully
+transparent below the threshold, so weak signal never hides the anatomy, and
+rising to ``display.alpha`` at the white level.  Saturated pixels are drawn
+opaque in the palette's saturation colour.
+
+Colour map, compression and opacity are folded into one 1024-entry look-up
+table indexed by the linear position ``(v - lo) / (hi - lo)``, so the pixel
+pass is a table look-up and an integer blend.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .colormaps import colormap, gray_map, palette
+from .kernels import composite_pass
+from .levels import compress
+
+LUT_SIZE = 1024
+_NO_VALID = np.ones((1, 1), np.uint8)
+
+
+class Compositor:
+    """Builds display frames; owns the output ring and scratch buffers.
+
+    Parameters
+    ----------
+    ring : int
+        Number of output buffers used in turn.  A returned frame stays
+        untouched for ``ring - 1`` further calls (the viewer shows one while
+        the next is made); copy it to keep it longer.
+    """
+
+    def __init__(self, ring: int = 3):
+        self._ring_n = max(1, int(ring))
+        self._ring: list[np.ndarray] = []
+        self._ring_i = 0
+        self._scratch: Optional[np.ndarray] = None
+        self._x = np.linspace(0.0, 1.0, LUT_SIZE)
+        self._t_key = None
+        self._lut = np.zeros((LUT_SIZE, 3), np.uint8)
+        self._alut = np.zeros(LUT_SIZE, np.int32)
+        self._gray_lut = np.zeros((LUT_SIZE, 3), np.uint8)
+        self._zero_alut = np.zeros(LUT_SIZE, np.int32)
+        self.t0 = 0.0
+
+    # -- buffers -------------------------------------------------------------
+    def _next_out(self, shape) -> np.ndarray:
+        if not self._ring or self._ring[0].shape != shape:
+            self._ring = [np.zeros(shape, np.uint8) for _ in range(self._ring_n)]
+            self._scratch = np.zeros(shape, np.uint8)
+        out = self._ring[self._ring_i]
+        self._ring_i = (self._ring_i + 1) % self._ring_n
+        return out
+
+    # -- look-up tables -------------------------------------------------------
+    def build_luts(self, *, lo: float, hi: float, threshold: Optional[float], settings) -> None:
+        """Fold colour map, compression and the alpha ramp into the LUTs."""
+        lv, ds = settings.levels, settings.display
+        key = (lv.compression, lv.gamma, lv.log_strength, ds.colormap)
+        if key != self._t_key:
+            self._t = compress(self._x, lv.compression, gamma=lv.gamma, log_strength=lv.log_strength)
+            ci = np.round(self._t * 255).astype(np.intp)
+            self._lut[:] = colormap(ds.colormap)[ci]
+            self._gray_lut[:] = gray_map()[ci]
+            self._t_key = key
+        t0 = float(ds.alpha_floor)
+        if threshold is not None and np.isfinite(threshold):
+            x_thr = (float(threshold) - lo) / max(hi - lo, 1e-12)
+            t_thr = float(compress(np.array([x_thr]), lv.compression, gamma=lv.gamma,
+                                   log_strength=lv.log_strength)[0])
+            t0 = max(t0, t_thr)
+        self.t0 = t0
+        ramp = np.clip((self._t - t0) / max(1.0 - t0, 0.02), 0.0, 1.0)
+        if t0 >= 1.0:
+            ramp[:] = 0.0
+        np.round(256.0 * float(ds.alpha) * ramp, out=ramp)
+        self._alut[:] = ramp.astype(np.int32)
+
+    # -- rendering -------------------------------------------------------------
+    def _pixels(self, mode, wl, nir, sat, valid, lo, hi, show_sat, pal, out) -> None:
+        idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
+        sat_bgr = np.asarray(pal.saturation, np.uint8)
+        valid = _NO_VALID if valid is None else valid
+        if sat is None:
+            sat, show_sat = valid, False
+        if mode == "overlay":
+            lut, alut, blend = self._lut, self._alut, True
+        elif mode == "intensity":
+            lut, alut, blend = self._lut, self._zero_alut, False
+        else:  # nir
+            lut, alut, blend = self._gray_lut, self._zero_alut, False
+        composite_pass(wl, nir, sat, valid, np.float32(lo), np.float32(idx_scale), lut, alut,
+                       sat_bgr, blend, bool(show_sat), out)
+
+    def render(self, wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float = 0.0,
+               hi: float = 1.0, threshold: Optional[float] = None, settings,
+               saturated: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
+               contours: Sequence[np.ndarray] = (), plane=None) -> np.ndarray:
+        """Compose one display frame.
+
+        Parameters
+        ----------
+        wl : (H, W, 3) uint8 BGR
+        nir : (H, W) float32 normalised NIR in WL coordinates, or None (NIR lost)
+        lo, hi : display levels, normalised counts (black and white)
+        threshold : fluorescence threshold, normalised counts, or None
+        settings : :class:`~nirf_overlay.settings.Settings`
+        saturated : (H, W) uint8, 1 where saturated, or None
+        valid : (H, W) uint8, 0 outside the NIR field of view, or None
+        contours : rim outlines, each (N, 2) or (N, 1, 2) int, WL pixels
+        plane : :class:`~nirf_overlay.processing.result.PlaneCheck` or None
+
+        Returns
+        -------
+        (H, W, 3) uint8 BGR, one of the compositor's ring buffers
+        """
+        ds = settings.display
+        out = self._next_out(wl.shape)
+        if nir is None:
+            np.copyto(out, wl)
+            _label(out, "NIR signal lost", (0, 0, 255))
+            return out
+        self.build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
+        pal = palette(ds.colormap)
+        mode = ds.mode
+        show_sat = ds.show_saturation
+        polygon = settings.plane.polygon
+        if mode in ("wl", "nir", "overlay", "intensity"):
+            if mode == "wl":
+                np.copyto(out, wl)
+            else:
+                self._pixels(mode, wl, nir, saturated, valid, lo, hi, show_sat, pal, out)
+            self._annotate(out, contours, polygon, plane, pal, ds)
+        elif mode == "side-by-side":
+            right = self._scratch
+            self._pixels("nir" if ds.side_by_side_right == "nir" else "overlay", wl, nir,
+                         saturated, valid, lo, hi, show_sat, pal, right)
+            self._annotate(right, contours, polygon, plane, pal, ds)
+            _side_by_side(wl, right, out)
+        elif mode == "pip":
+            self._pixels("overlay", wl, nir, saturated, valid, lo, hi, show_sat, pal, out)
+            self._annotate(out, contours, polygon, plane, pal, ds)
+            self._pixels("nir", wl, nir, saturated, valid, lo, hi, show_sat, pal, self._scratch)
+            _inset(out, self._scratch, ds.pip_scale)
+        else:
+            raise ValueError(f"unknown display mode {mode!r}")
+        if ds.show_colorbar and mode != "wl":
+            self._colorbar(out, lo, hi, threshold)
+        return out
+
+    def _annotate(self, img, contours, polygon, plane, pal, ds) -> None:
+        h = img.shape[0]
+        thick = max(1, h // 360)
+        if ds.show_contours and contours:
+            cs = [np.asarray(c, np.int32).reshape(-1, 1, 2) for c in contours if c is not None
+                  and len(c) >= 2]
+            if cs:
+                cv2.drawContours(img, cs, -1, pal.rim, thick, cv2.LINE_AA)
+        if polygon:
+            pts = np.round(np.asarray(polygon, np.float64)).astype(np.int32).reshape(-1, 1, 2)
+            flagged = plane is not None and plane.flagged
+            colour = pal.plane_flagged if flagged else pal.plane
+            cv2.polylines(img, [pts], True, colour, thick * (3 if flagged else 1), cv2.LINE_AA)
+            if flagged:
+                text = "FLUORESCENCE IN PLANE"
+                if plane.tbr is not None:
+                    text += f"  TBR {plane.tbr:.1f}"
+                x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
+                _label(img, text, colour, org=(int(x), int(max(y - 6 * thick, 12 * thick))))
+
+    def _colorbar(self, out, lo, hi, threshold) -> None:
+        h, w = out.shape[:2]
+        bh, bw = max(16, h // 2), max(6, w // 80)
+        x1 = w - max(4, w // 100)
+        x0 = x1 - bw
+        y0 = (h - bh) // 2
+        # top = white level; sample the LUT the pixels use
+        rows = np.linspace(LUT_SIZE - 1, 0, bh).astype(np.intp)
+        out[y0:y0 + bh, x0:x1] = self._lut[rows][:, None, :]
+        cv2.rectangle(out, (x0 - 1, y0 - 1), (x1, y0 + bh), (255, 255, 255), 1)
+        scale = max(0.3, h / 1800)
+        _text(out, f"{hi:.4g}", (x0 - int(60 * scale * 2), y0 + int(10 * scale * 2)), scale)
+        _text(out, f"{lo:.4g}", (x0 - int(60 * scale * 2), y0 + bh), scale)
+        if threshold is not None and lo < threshold < hi:
+            yt = y0 + int(round((1 - (threshold - lo) / (hi - lo)) * (bh - 1)))
+            cv2.line(out, (x0 - bw // 2, yt), (x0, yt), (255, 255, 255), 1)
+
+
+def _side_by_side(left_src, right_src, out) -> None:
+    h, w = out.shape[:2]
+    pw = w // 2
+    ph = max(1, int(round(h * pw / w)))
+    y0 = (h - ph) // 2
+    out[:] = 0
+    out[y0:y0 + ph, :pw] = cv2.resize(left_src, (pw, ph), interpolation=cv2.INTER_AREA)
+    out[y0:y0 + ph, w - pw:] = cv2.resize(right_src, (pw, ph), interpolation=cv2.INTER_AREA)
+
+
+def _inset(out, src, scale) -> None:
+    h, w = out.shape[:2]
+    iw = max(2, int(round(w * scale)))
+    ih = max(2, int(round(h * iw / w)))
+    m = max(2, w // 100)
+    x0, y0 = w - iw - m, m
+    out[y0:y0 + ih, x0:x0 + iw] = cv2.resize(src, (iw, ih), interpolation=cv2.INTER_AREA)
+    cv2.rectangle(out, (x0 - 1, y0 - 1), (x0 + iw, y0 + ih), (255, 255, 255), 1)
+
+
+def _text(img, text, org, scale, colour=(255, 255, 255)) -> None:
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+
+
+def _label(img, text, colour, org=None) -> None:
+    h = img.shape[0]
+    scale = max(0.4, h / 900)
+    if org is None:
+        org = (int(10 * scale), int(30 * scale))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+
+
+def composite(wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float, hi: float,
+              settings, threshold: Optional[float] = None,
+              saturated: Optional[np.ndarray] = None, contours=(), plane=None) -> np.ndarray:
+    """One-off compositing (allocates; the pipeline keeps a :class:`Compositor`).
+
+    See :meth:`Compositor.render` for the parameters.  Returns a new
+    (H, W, 3) uint8 BGR array.
+    """
+    wl = np.ascontiguousarray(wl, dtype=np.uint8)
+    if wl.ndim != 3 or wl.shape[2] != 3:
+        raise ValueError(f"wl must be (H, W, 3) uint8 BGR, got shape {wl.shape}")
+    if nir is not None:
+        nir = np.ascontiguousarray(nir, dtype=np.float32)
+        if nir.shape != wl.shape[:2]:
+            raise ValueError(f"nir shape {nir.shape} differs from wl {wl.shape[:2]}")
+    if saturated is not None:
+        saturated = np.ascontiguousarray(saturated, dtype=np.uint8)
+    return Compositor(ring=1).render(wl, nir, lo=lo, hi=hi, threshold=threshold,
+                                     settings=settings, saturated=saturated,
+                                     contours=contours, plane=plane).copy()
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the compositing kernel on a tiny frame."""
+    from ..settings import Settings
+
+    wl = np.zeros((8, 8, 3), np.uint8)
+    nir = np.zeros((8, 8), np.float32)
+    composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))

@@ -1,0 +1,207 @@
+"""numba kernels of the per-pixel path: two fused passes per frame.
+
+1. :func:`normalise_pass` reads the raw NIR once and writes the normalised,
+   temporally filtered NIR (in place over the previous filtered frame, which
+   *is* the filter's state), the saturation mask, a subsampled histogram for
+   the display levels, a histogram of the local noise statistic and the count
+   of saturated pixels.
+2. :func:`composite_pass` reads WL and the filtered NIR once and writes the
+   8-bit BGR display frame through a look-up table that already holds the
+   colour map, the dynamic-range compression and the alpha ramp.
+
+Both run rows (or row chunks) in parallel with ``prange``; per-chunk
+histograms avoid write races and are summed by the caller.  Arrays are
+preallocated by :class:`~nirf_overlay.processing.normalise.Normaliser` and
+:class:`~nirf_overlay.processing.composite.Compositor`; nothing here
+allocates per frame.  ``cache=True`` keeps the compiled code on disk
+(``NUMBA_CACHE_DIR``) so the next start only loads it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_JIT = dict(parallel=True, fastmath=True, cache=True, nogil=True)
+
+#: median of a chi-square variable with one degree of freedom: turns the
+#: median of d^2 / (2 m) (d = difference of two neighbours) into the shot-noise
+#: gain of the model var = a * (signal + c).
+CHI2_1_MEDIAN = 0.454936423119572
+
+
+@njit(**_JIT)
+def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alpha, k,
+                   noise_a, noise_c, step, roi, hist_scale, q_lo, q_scale,
+                   sat, hist, qhist, sat_count):
+    """Fused normalisation, temporal filter, saturation and histograms.
+
+    Parameters
+    ----------
+    raw : (H, W) uint16, raw NIR counts in WL pixel coordinates
+    dark : (H, W) float32 dark counts, or (1, 1) for a constant dark level
+    inv_flat : (H, W) float32 1 / flat field, or (1, 1) for no flat field
+    gscale : float, exposure/gain normalisation factor (ref / current)
+    sat_level : int, raw count at and above which a pixel is saturated
+    filt : (H, W) float32, in: previous filtered frame; out: this one
+    have_prev : bool, False on the first frame after a reset (no filtering)
+    alpha : float, weight of the previous frame where nothing moved (0..0.95)
+    k : float, motion threshold in noise standard deviations
+    noise_a, noise_c : noise model var(v) = noise_a * (max(v, 0) + noise_c)
+    step : int, histogram sampling step in both directions
+    roi : (4,) int64, y0, y1, x0, x1 of the region that feeds the histograms
+    hist_scale : float, histogram bins per normalised count (bin 0 starts at 0)
+    q_lo, q_scale : log2 origin and bins per octave of the noise histogram
+    sat : (H, W) uint8 out, 1 where saturated
+    hist : (C, B) int32 out, per-chunk histograms of the filtered NIR
+    qhist : (C, Q) int32 out, per-chunk histograms of log2(d^2 / (2 (m + c)))
+    sat_count : (C,) int64 out, saturated pixels per chunk
+
+    Notes
+    -----
+    ``v = (raw - dark) * inv_flat * gscale``.  With ``p`` the previous
+    filtered value and ``r = |v - p| / (k sigma(p))`` the new value is
+    ``w p + (1 - w) v`` with ``w = alpha * clip(2 - r, 0, 1)``: full
+    averaging while the change is within ``k`` sigma, none beyond ``2 k``
+    sigma (a moving edge is taken as is), a linear blend between.
+    """
+    H, W = raw.shape
+    nchunks = hist.shape[0]
+    nbins = hist.shape[1]
+    nq = qhist.shape[1]
+    has_dark = dark.shape[0] == H and dark.shape[1] == W
+    has_flat = inv_flat.shape[0] == H and inv_flat.shape[1] == W
+    dark0 = dark[0, 0]
+    flat0 = inv_flat[0, 0]
+    rows_per = (H + nchunks - 1) // nchunks
+    k2 = k * k
+    ry0, ry1, rx0, rx1 = roi[0], roi[1], roi[2], roi[3]
+    for c in prange(nchunks):
+        for b in range(nbins):
+            hist[c, b] = 0
+        for b in range(nq):
+            qhist[c, b] = 0
+        nsat = 0
+        y0 = c * rows_per
+        y1 = min(H, y0 + rows_per)
+        for y in range(y0, y1):
+            for x in range(W):
+                r = raw[y, x]
+                d = dark[y, x] if has_dark else dark0
+                fl = inv_flat[y, x] if has_flat else flat0
+                v = (np.float32(r) - d) * fl * gscale
+                f = v
+                if have_prev:
+                    p = filt[y, x]
+                    diff = v - p
+                    t2 = k2 * noise_a * (max(p, np.float32(0.0)) + noise_c) + np.float32(1e-20)
+                    ratio = math.sqrt(diff * diff / t2)
+                    w = alpha * min(np.float32(1.0), max(np.float32(0.0), np.float32(2.0) - ratio))
+                    f = p + (np.float32(1.0) - w) * diff
+                s = r >= sat_level
+                if s:
+                    f = v  # saturation is not noise: never average it away
+                filt[y, x] = f
+                sat[y, x] = s
+                nsat += s
+            if y % step == 0 and y >= ry0 and y < ry1:
+                for x in range(rx0, rx1, step):
+                    b = int(filt[y, x] * hist_scale)
+                    b = min(max(b, 0), nbins - 1)
+                    hist[c, b] += 1
+                    if x + 1 < W:
+                        # noise statistic from horizontal neighbours of the
+                        # *unfiltered* frame; the median is robust to edges
+                        d_a = dark[y, x] if has_dark else dark0
+                        d_b = dark[y, x + 1] if has_dark else dark0
+                        f_a = inv_flat[y, x] if has_flat else flat0
+                        f_b = inv_flat[y, x + 1] if has_flat else flat0
+                        va = (np.float32(raw[y, x]) - d_a) * f_a * gscale
+                        vb = (np.float32(raw[y, x + 1]) - d_b) * f_b * gscale
+                        dd = va - vb
+                        m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
+                        q = dd * dd / (np.float32(2.0) * m)
+                        if q > 0:
+                            qb = int((math.log2(q) - q_lo) * q_scale)
+                            qb = min(max(qb, 0), nq - 1)
+                        else:
+                            qb = 0
+                        qhist[c, qb] += 1
+        sat_count[c] = nsat
+
+
+@njit(**_JIT)
+def composite_pass(wl, nir, sat, valid, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out):
+    """One pass WL + filtered NIR -> BGR display frame.
+
+    Parameters
+    ----------
+    wl : (H, W, 3) uint8 BGR
+    nir : (H, W) float32 normalised counts
+    sat : (H, W) uint8, 1 where saturated (ignored unless ``show_sat``)
+    valid : (H, W) uint8, 0 outside the NIR field of view, or (1, 1)
+    lo, idx_scale : LUT index = (nir - lo) * idx_scale, clipped to the LUT
+    lut : (N, 3) uint8 BGR colour per LUT entry (compression folded in)
+    alut : (N,) int32 opacity per entry, 0..256 (fixed point)
+    sat_bgr : (3,) uint8, colour of saturated pixels
+    blend : bool, True = alpha-blend over WL (overlay); False = colour only
+    show_sat : bool
+    out : (H, W, 3) uint8 BGR, written
+    """
+    H, W = nir.shape
+    N = lut.shape[0]
+    has_valid = valid.shape[0] == H and valid.shape[1] == W
+    for y in prange(H):
+        for x in range(W):
+            fi = (nir[y, x] - lo) * idx_scale
+            i = int(min(max(fi, np.float32(0.0)), np.float32(N - 1)))
+            if has_valid and valid[y, x] == 0:
+                i = 0
+            if show_sat and sat[y, x] != 0:
+                c0, c1, c2 = sat_bgr[0], sat_bgr[1], sat_bgr[2]
+                a = 256
+            else:
+                c0, c1, c2 = lut[i, 0], lut[i, 1], lut[i, 2]
+                a = alut[i]
+            if blend:
+                ia = 256 - a
+                out[y, x, 0] = (np.int32(wl[y, x, 0]) * ia + np.int32(c0) * a + 128) >> 8
+                out[y, x, 1] = (np.int32(wl[y, x, 1]) * ia + np.int32(c1) * a + 128) >> 8
+                out[y, x, 2] = (np.int32(wl[y, x, 2]) * ia + np.int32(c2) * a + 128) >> 8
+            else:
+                out[y, x, 0] = c0
+                out[y, x, 1] = c1
+                out[y, x, 2] = c2
+
+
+@njit(cache=True, nogil=True)
+def percentile_from_hist(hist, fractions, out):
+    """Values (in bins, fractional) at cumulative ``fractions`` of ``hist``.
+
+    Parameters
+    ----------
+    hist : (B,) int64 counts
+    fractions : (K,) float64, ascending, 0..1
+    out : (K,) float64, written: bin position (bin b spans b..b+1)
+    """
+    total = 0
+    for b in range(hist.shape[0]):
+        total += hist[b]
+    if total == 0:
+        for j in range(fractions.shape[0]):
+            out[j] = 0.0
+        return
+    j = 0
+    cum = 0
+    for b in range(hist.shape[0]):
+        h = hist[b]
+        while j < fractions.shape[0] and cum + h >= fractions[j] * total:
+            inside = (fractions[j] * total - cum) / h if h > 0 else 0.0
+            out[j] = b + inside
+            j += 1
+        cum += h
+    while j < fractions.shape[0]:
+        out[j] = hist.shape[0]
+        j += 1

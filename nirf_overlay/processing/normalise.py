@@ -1,0 +1,280 @@
+"""NIR normalisation: dark, flat, exposure/gain, temporal noise filter, saturation.
+
+For every NIR frame (raw counts ``raw``, in WL pixel coordinates after the
+calibration's homography)::
+
+    v = (raw - dark) / flat * (gain_ref / gain) * (exposure_ref / exposure)
+
+so that intensities are comparable across the field (vignetting), across
+auto-gain and exposure steps, and with the phantom's "normalised counts".
+The references are the calibration's ``gain_ref`` / ``exposure_ref_ms``, or
+the first frame's values when the calibration has none.
+
+Temporal filter
+---------------
+A per-pixel recursive filter ``f = w f_prev + (1 - w) v`` averages shot noise
+over frames.  ``w`` is ``normalise.temporal_alpha`` while ``|v - f_prev|`` is
+within ``k`` noise sigmas (``k = normalise.motion_threshold``), falls linearly
+to 0 at ``2 k`` sigma, and is 0 beyond: where the scene moves the pixel takes
+the new value at once, so edges do not smear.  The noise sigma follows the
+shot + read model ``var(v) = a (v + c)``: ``a`` is estimated on every frame
+from the median of ``d**2 / (2 (m + c))`` over horizontal neighbour pairs
+(``d`` their difference, ``m`` their mean) on a subsampled grid; the median
+makes it robust to edges, and it is smoothed over frames.  ``c``, the read
+noise floor, is a quarter of the median scene level.
+
+Saturation: a pixel whose raw count reaches
+``normalise.saturation_fraction * (2**nir_bits - 1)`` is flagged; it is never
+averaged and the display shows it in its own colour.
+
+Homography: dark and flat are NIR-sized; with a WL-to-NIR homography they are
+warped into WL coordinates once, when the first frame shows the sizes, and
+each raw frame is warped with ``cv2.warpPerspective(..., WARP_INVERSE_MAP)``
+(the homography maps WL pixels to NIR pixels).  An identity homography with
+equal sizes skips the warp.  Pixels outside the NIR field of view read 0.
+Hot-pixel maps in the calibration are not used (yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numba
+import numpy as np
+
+from ..errors import CalibrationError
+from .kernels import CHI2_1_MEDIAN, normalise_pass, percentile_from_hist
+
+HIST_BINS = 4096
+Q_LO, Q_SCALE, Q_BINS = -40.0, 4.0, 320  # log2 range of the noise statistic histogram
+_SAMPLES = 65536  # pixels that feed the histograms per frame
+
+
+@dataclass
+class NormaliseOutput:
+    """What :meth:`Normaliser.process` returns (arrays are the Normaliser's buffers).
+
+    Attributes
+    ----------
+    nir : (H, W) float32, normalised filtered NIR, WL coordinates; valid until the next call
+    saturated : (H, W) uint8, 1 where saturated
+    saturated_fraction : float, saturated pixels / all pixels
+    hist : (HIST_BINS,) int64, subsampled histogram of ``nir``
+    hist_scale : float, bins per normalised count
+    noise_a : float, shot-noise gain of the model var = a (v + c)
+    gain_scale : float, the exposure/gain factor applied
+    valid : (H, W) uint8 or None, 0 outside the NIR field of view (warped only)
+    """
+
+    nir: np.ndarray
+    saturated: np.ndarray
+    saturated_fraction: float
+    hist: np.ndarray
+    hist_scale: float
+    noise_a: float
+    gain_scale: float
+    valid: Optional[np.ndarray]
+
+
+def _homography_for(cal, nir_shape, wl_shape) -> Optional[np.ndarray]:
+    """The WL->NIR matrix to warp with, or None when no warp is needed."""
+    hn, wn = nir_shape
+    hw, ww = wl_shape
+    H = None if cal is None else cal.homography_wl_to_nir
+    if H is not None:
+        H = np.asarray(H, dtype=np.float64).reshape(3, 3)
+        if not np.all(np.isfinite(H)) or abs(np.linalg.det(H)) < 1e-12:
+            raise CalibrationError("homography_wl_to_nir: not an invertible 3x3 matrix")
+        H = H / H[2, 2]
+        if (hn, wn) == (hw, ww) and np.allclose(H, np.eye(3), atol=1e-9):
+            return None
+        return H
+    if (hn, wn) == (hw, ww):
+        return None
+    # different sizes, no homography: the two views cover the same field
+    sx, sy = wn / ww, hn / hw
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
+class Normaliser:
+    """Per-pipeline state and buffers of the normalisation pass.
+
+    Parameters
+    ----------
+    calibration : :class:`~nirf_overlay.calibration.Calibration` or None
+    """
+
+    def __init__(self, calibration=None):
+        self.calibration = calibration
+        self._shape_key = None
+        self._have_prev = False
+        self.noise_a = 0.0
+        self._noise_c = 0.0
+        self.gain_ref = getattr(calibration, "gain_ref", None)
+        self.exposure_ref = getattr(calibration, "exposure_ref_ms", None)
+
+    # -- set-up -----------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the temporal state (after a seek, a lost NIR signal, ...)."""
+        self._have_prev = False
+        self.noise_a = 0.0
+
+    def _prepare(self, nir_shape, wl_shape) -> None:
+        cal = self.calibration
+        hw, ww = wl_shape
+        hn, wn = nir_shape
+        for name in ("dark", "flat"):
+            arr = getattr(cal, name, None) if cal is not None else None
+            if arr is not None and arr.shape[:2] != (hn, wn):
+                where = getattr(cal, "source_path", None) or "calibration"
+                raise CalibrationError(
+                    f"{where}: {name} is {arr.shape[1]}x{arr.shape[0]} but the NIR frames are {wn}x{hn}")
+        self._H = _homography_for(cal, (hn, wn), (hw, ww))
+        dark = None if cal is None or cal.dark is None else np.asarray(cal.dark, np.float32)
+        flat = None if cal is None or cal.flat is None else np.asarray(cal.flat, np.float32)
+        self.valid = None
+        if self._H is not None:
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            size = (ww, hw)
+            self.valid = cv2.warpPerspective(np.ones((hn, wn), np.uint8), self._H, size,
+                                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+            if dark is not None:
+                dark = cv2.warpPerspective(dark, self._H, size, flags=flags)
+            flat = cv2.warpPerspective(flat if flat is not None else np.ones((hn, wn), np.float32),
+                                       self._H, size, flags=flags)
+            flat[self.valid == 0] = 0.0
+            self._raw_warped = np.zeros((hw, ww), np.uint16)
+        if flat is not None:
+            with np.errstate(divide="ignore"):
+                inv = np.where(flat > 0, 1.0 / np.maximum(flat, 1e-6), 0.0)
+            self._inv_flat = np.ascontiguousarray(inv, dtype=np.float32)
+            self._inv_flat_max = float(self._inv_flat.max()) or 1.0
+        else:
+            self._inv_flat = np.ones((1, 1), np.float32)
+            self._inv_flat_max = 1.0
+        self._dark = (np.ascontiguousarray(dark, np.float32) if dark is not None
+                      else np.zeros((1, 1), np.float32))
+        self.filt = np.zeros((hw, ww), np.float32)
+        self.sat = np.zeros((hw, ww), np.uint8)
+        nchunks = max(1, min(hw, 4 * numba.get_num_threads()))
+        self._hist = np.zeros((nchunks, HIST_BINS), np.int32)
+        self._qhist = np.zeros((nchunks, Q_BINS), np.int32)
+        self._hist_sum = np.zeros(HIST_BINS, np.int64)
+        self._qhist_sum = np.zeros(Q_BINS, np.int64)
+        self._sat_count = np.zeros(nchunks, np.int64)
+        self._step = max(1, int(round(np.sqrt(hw * ww / _SAMPLES))))
+        self._roi = np.array([0, hw, 0, ww], np.int64)
+        self._roi_key = None
+        self._qfrac = np.array([0.5])
+        self._qbin = np.zeros(1)
+        self._have_prev = False
+        self._shape_key = (tuple(nir_shape), tuple(wl_shape))
+
+    def _set_roi(self, roi, shape) -> None:
+        key = (tuple(roi), shape)
+        if key == self._roi_key:
+            return
+        h, w = shape
+        if roi:
+            x, y, rw, rh = roi
+            x0, x1 = min(max(x, 0), w - 1), min(max(x + rw, 1), w)
+            y0, y1 = min(max(y, 0), h - 1), min(max(y + rh, 1), h)
+            # start on the sampling grid so the ROI always gets samples
+            y0 = y0 - y0 % self._step
+            self._roi[:] = (y0, max(y1, y0 + 1), x0, max(x1, x0 + 1))
+        else:
+            self._roi[:] = (0, h, 0, w)
+        self._roi_key = key
+
+    def gain_scale(self, gain, exposure_ms, enabled: bool = True) -> float:
+        """``(gain_ref / gain) * (exposure_ref / exposure)``; 1 for unknown values."""
+        if not enabled:
+            return 1.0
+        scale = 1.0
+        if gain is not None and gain > 0:
+            if self.gain_ref is None:
+                self.gain_ref = float(gain)
+            scale *= self.gain_ref / float(gain)
+        if exposure_ms is not None and exposure_ms > 0:
+            if self.exposure_ref is None:
+                self.exposure_ref = float(exposure_ms)
+            scale *= self.exposure_ref / float(exposure_ms)
+        return scale
+
+    # -- per frame ----------------------------------------------------------
+    def process(self, raw: np.ndarray, wl_shape, *, nir_bits: int = 16, gain=None,
+                exposure_ms=None, settings, median_level: float = 0.0) -> NormaliseOutput:
+        """Normalise one raw NIR frame.
+
+        Parameters
+        ----------
+        raw : (Hn, Wn) uint16 raw counts (NIR pixel coordinates)
+        wl_shape : (H, W) of the WL frame: the output's shape
+        nir_bits : significant bits; ``2**nir_bits - 1`` is full scale
+        gain, exposure_ms : what the source reports (None = unknown)
+        settings : :class:`~nirf_overlay.settings.Settings`
+        median_level : current median scene level (normalised counts) for the read-noise floor
+        """
+        if raw.dtype != np.uint16:
+            raw = raw.astype(np.uint16)
+        if raw.ndim != 2:
+            raise ValueError(f"NIR must be (H, W), got shape {raw.shape}")
+        key = (raw.shape, tuple(wl_shape[:2]))
+        if key != self._shape_key:
+            self._prepare(raw.shape, wl_shape[:2])
+        if self._H is not None:
+            cv2.warpPerspective(raw, self._H, (wl_shape[1], wl_shape[0]), dst=self._raw_warped,
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            raw = self._raw_warped
+        elif not raw.flags.c_contiguous:
+            raw = np.ascontiguousarray(raw)
+        ns = settings.normalise
+        self._set_roi(settings.levels.roi, self.filt.shape)
+        gscale = self.gain_scale(gain, exposure_ms, ns.gain_normalise)
+        full = (1 << int(nir_bits)) - 1
+        sat_level = int(np.ceil(ns.saturation_fraction * full))
+        vmax = full * self._inv_flat_max * gscale
+        hist_scale = HIST_BINS / max(vmax, 1e-6)
+        self._noise_c = max(0.25 * float(median_level), 1e-3)
+        normalise_pass(raw, self._dark, self._inv_flat, np.float32(gscale), sat_level, self.filt,
+                       bool(self._have_prev and ns.temporal_alpha > 0), np.float32(ns.temporal_alpha),
+                       np.float32(ns.motion_threshold), np.float32(self.noise_a),
+                       np.float32(self._noise_c), int(self._step), self._roi,
+                       np.float32(hist_scale), np.float32(Q_LO), np.float32(Q_SCALE),
+                       self.sat, self._hist, self._qhist, self._sat_count)
+        self._have_prev = True
+        self._hist.sum(axis=0, dtype=np.int64, out=self._hist_sum)
+        self._qhist.sum(axis=0, dtype=np.int64, out=self._qhist_sum)
+        self._update_noise()
+        n = self.filt.size
+        return NormaliseOutput(
+            nir=self.filt, saturated=self.sat,
+            saturated_fraction=float(self._sat_count.sum()) / n,
+            hist=self._hist_sum, hist_scale=hist_scale, noise_a=self.noise_a,
+            gain_scale=gscale, valid=self.valid,
+        )
+
+    def _update_noise(self) -> None:
+        percentile_from_hist(self._qhist_sum, self._qfrac, self._qbin)
+        if self._qhist_sum.sum() == 0:
+            return
+        q_med = 2.0 ** (Q_LO + self._qbin[0] / Q_SCALE)
+        a = q_med / CHI2_1_MEDIAN
+        self.noise_a = a if self.noise_a == 0 else 0.8 * self.noise_a + 0.2 * a
+
+    def noise_sigma(self, level: float) -> float:
+        """Estimated noise standard deviation (normalised counts) at ``level``."""
+        return float(np.sqrt(self.noise_a * (max(level, 0.0) + self._noise_c)))
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the normalisation kernel on a tiny frame."""
+    from ..settings import Settings
+
+    n = Normaliser()
+    s = Settings()
+    raw = np.full((8, 8), 100, np.uint16)
+    n.process(raw, (8, 8), nir_bits=12, settings=s)
+    n.process(raw, (8, 8), nir_bits=12, settings=s)
