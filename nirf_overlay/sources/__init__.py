@@ -35,7 +35,9 @@ SAMPLE_PROFILE = ROOT / "calibration" / "sample" / "profile.json"
 
 def default_sample() -> "SourceSpec":
     """The bundled sample recording, used when a command is given no source."""
-    return SourceSpec(wl=str(SAMPLE_WL), nir=str(SAMPLE_NIR), is_default_sample=True)
+    # The sample's NIR is 12-bit counts in a 16-bit container; the data cannot
+    # say so themselves (a dark 16-bit frame looks the same), so say it here.
+    return SourceSpec(wl=str(SAMPLE_WL), nir=str(SAMPLE_NIR), nir_bits=12, is_default_sample=True)
 
 
 @dataclass
@@ -145,9 +147,12 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, positional: bool = 
     g.add_argument("--phantom", action="store_true", help="the synthetic phantom procedure")
     g.add_argument("--seed", type=int, default=0, help="phantom seed")
     g.add_argument("--size", type=_size, help="phantom size WxH (default 1280x720)")
-    g.add_argument("--fps", type=float, help="phantom frame rate (default 30)")
+    g.add_argument("--fps", type=float, help="phantom or image-sequence frame rate (default 30)")
     g.add_argument("--realtime", action="store_true", help="pace files at their native frame rate")
     g.add_argument("--loop", action="store_true", help="loop files and sessions")
+    g.add_argument("--pair-tolerance", type=float, metavar="S",
+                   help="live --wl/--nir: largest WL-NIR capture-time difference to pair, "
+                        "seconds (default: half a frame period)")
 
 
 def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:
@@ -165,6 +170,7 @@ def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:
         fps=args.fps,
         realtime=args.realtime,
         loop=args.loop,
+        pair_tolerance=getattr(args, "pair_tolerance", None),
     )
     for k, v in overrides.items():
         setattr(spec, k, v)

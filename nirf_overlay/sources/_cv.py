@@ -1,0 +1,263 @@
+"""OpenCV plumbing shared by the video, combined and live sources.
+
+Everything that knows about ``cv2.VideoCapture`` quirks lives here: keeping
+OpenCV's and FFmpeg's own warnings off the terminal (the user should see our
+one line, not five lines of ``[ WARN:0@0.07] global cap.cpp ...``), telling
+what kind of input a string names, opening captures with timeouts, and
+turning decoded frames into the frame model's WL / NIR arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+from typing import Optional
+
+# FFmpeg reads its log level when the backend starts; set it before the first
+# capture opens.  A user who sets it themselves wins.  -8 is AV_LOG_QUIET.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..errors import SourceError  # noqa: E402
+
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    # OpenCV's own WARN lines ("can't open camera by index", "Stream timeout
+    # triggered") repeat what our SourceError says; keep errors, drop warnings.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+# The pixel formats FFmpeg/V4L2 report for single-channel video.  FFmpeg's
+# codec tag for grayN little-endian is "Y1" + chr(0) + chr(N).
+_GRAY_TAGS = {b"Y800", b"GREY", b"Y8  ", b"Y16 ", b"Y10 ", b"Y12 "}
+
+# Live-capture defaults (seconds); override with SourceSpec.options.
+OPEN_TIMEOUT = 5.0
+READ_TIMEOUT = 2.0
+
+# A decoded BGR frame counts as gray when 99 % of its pixels have all three
+# channels within this many counts (lossy codecs smear chroma a little).
+GRAY_SPREAD = 4
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """What an input string names."""
+
+    kind: str  # file | sequence | device | url
+    target: object  # what to hand to VideoCapture (int for device indices)
+    live: bool
+
+
+_DEVICE_PATH = re.compile(r"^/dev/video(\d+)$")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SEQUENCE = re.compile(r"%0?\d*d")
+
+
+def classify(text: str) -> InputKind:
+    """Tell a file, an image-sequence pattern, a device and a URL apart.
+
+    Parameters
+    ----------
+    text : str
+        ``"3"`` or ``"/dev/video3"`` (V4L2 device), ``"rtsp://..."``,
+        ``"udp://..."``, ``"http://..."`` (network stream, live),
+        ``"nir/%06d.tiff"`` (image sequence), anything else a file.
+    """
+    text = str(text)
+    if text.isdigit():
+        return InputKind("device", int(text), True)
+    if _DEVICE_PATH.match(text):
+        return InputKind("device", text, True)
+    if _URL.match(text) and not text.startswith("file://"):
+        return InputKind("url", text, True)
+    if _SEQUENCE.search(os.path.basename(text)):
+        return InputKind("sequence", text, False)
+    return InputKind("file", text, False)
+
+
+def pixel_format(cap: "cv2.VideoCapture") -> bytes:
+    """The stream's pixel-format tag (``b"I420"``, ``b"Y800"``, ``b"Y1\\x00\\x10"`` ...).
+
+    FFmpeg reports the decoder's pixel format; V4L2 reports the fourcc it
+    negotiated.  ``b""`` when the backend says nothing.
+    """
+    for prop in (cv2.CAP_PROP_CODEC_PIXEL_FORMAT, cv2.CAP_PROP_FOURCC):
+        value = int(cap.get(prop))
+        if value > 0:
+            return struct.pack("<I", value & 0xFFFFFFFF)
+    return b""
+
+
+def is_gray_format(tag: bytes) -> bool:
+    return tag in _GRAY_TAGS or tag[:2] == b"Y1"
+
+
+def describe_format(tag: bytes) -> str:
+    if tag[:2] == b"Y1" and len(tag) == 4:
+        return f"gray{tag[3]}le"
+    if tag in (b"Y800", b"GREY", b"Y8  "):
+        return "gray"
+    try:
+        return tag.decode("ascii").strip() or "unknown"
+    except UnicodeDecodeError:
+        return tag.hex()
+
+
+def open_capture(kind: InputKind, *, name: str, raw: bool = False,
+                 open_timeout: float = OPEN_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> "cv2.VideoCapture":
+    """Open ``kind`` with the right backend or raise a one-line SourceError.
+
+    ``raw=True`` turns FFmpeg's BGR conversion off *after* checking that the
+    stream is single-channel, so 16-bit gray arrives as ``uint16`` while a
+    colour stream still decodes to BGR (with conversion off FFmpeg would hand
+    out only the luma plane of a colour stream and warn about it).
+    """
+    if kind.kind == "file" and not os.path.exists(kind.target):
+        raise SourceError(f"{name}: no such file")
+    if kind.kind == "file" and os.path.isdir(kind.target):
+        raise SourceError(f"{name}: is a directory, not a video file")
+    if kind.kind == "device":
+        cap = cv2.VideoCapture(kind.target, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            raise SourceError(f"{name}: cannot open the video device (not present, busy or no permission)")
+    else:
+        params = []
+        if kind.live:
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
+        cap = cv2.VideoCapture(kind.target, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            if kind.live:
+                raise SourceError(
+                    f"{name}: cannot open the stream (nothing usable received within "
+                    f"{open_timeout:g} s; is the sender running and the address right?)")
+            raise SourceError(f"{name}: cannot open as video (corrupt, truncated or not a video file)")
+    if raw and is_gray_format(pixel_format(cap)):
+        cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+    return cap
+
+
+def capture_props(cap: "cv2.VideoCapture", kind: InputKind) -> dict:
+    """What the backend reports: fps, frame count, exposure, gain, device."""
+    def prop(p):
+        try:
+            v = float(cap.get(p))
+        except Exception:  # pragma: no cover - backend specific
+            return None
+        return v if np.isfinite(v) and v > 0 else None
+
+    tag = pixel_format(cap)
+    out = {
+        "fps": prop(cv2.CAP_PROP_FPS),
+        "gray": is_gray_format(tag),
+        "frame_count": None,
+        "backend": cap.getBackendName(),
+        "pixel_format": describe_format(tag),
+        "exposure_ms": None,
+        "gain": None,
+        "device": "",
+    }
+    if not kind.live:
+        n = prop(cv2.CAP_PROP_FRAME_COUNT)
+        out["frame_count"] = int(round(n)) if n else None
+    if kind.kind == "device":
+        target = kind.target
+        out["device"] = f"/dev/video{target}" if isinstance(target, int) else str(target)
+        exposure = cap.get(cv2.CAP_PROP_EXPOSURE)
+        # V4L2 exposure_time_absolute is in units of 100 us.
+        if exposure and exposure > 0:
+            out["exposure_ms"] = float(exposure) * 0.1
+            out["exposure_raw"] = float(exposure)
+        gain = cap.get(cv2.CAP_PROP_GAIN)
+        if gain is not None and gain >= 0:
+            out["gain"] = float(gain)
+    elif kind.kind == "url":
+        out["device"] = str(kind.target)
+    return out
+
+
+# -- channel conversions -------------------------------------------------------
+
+def is_gray_bgr(frame: np.ndarray) -> bool:
+    """True if a 3-channel frame carries a gray picture (see ``GRAY_SPREAD``)."""
+    if frame.ndim != 3 or frame.shape[2] < 3:
+        return frame.ndim == 2
+    small = frame[::2, ::2, :3].astype(np.int16)  # subsample: this only decides a mode
+    spread = small.max(axis=2) - small.min(axis=2)
+    return float(np.percentile(spread, 99)) <= GRAY_SPREAD
+
+
+def wl_from_frame(frame: np.ndarray, name: str) -> np.ndarray:
+    """A decoded frame as the frame model's WL: ``(H, W, 3) uint8`` BGR.
+
+    BGRA drops alpha; 16-bit colour (image sequences) keeps the top 8 bits,
+    since WL is for display.  Gray is refused: WL must be colour.
+    """
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        raise SourceError(f"{name}: the white-light stream is single-channel (gray); "
+                          "--wl needs a colour stream")
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise SourceError(f"{name}: unexpected frame shape {frame.shape} for white light")
+    if frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise SourceError(f"{name}: white-light frames of type {frame.dtype} are not supported")
+    return np.ascontiguousarray(frame)  # a combined stream's half is a strided view
+
+
+@dataclass
+class NirMode:
+    """How the decoded NIR frames of one stream become ``(H, W) uint16``.
+
+    ``mode`` is ``"u16"`` (16-bit gray, passed through), ``"u8"`` (8-bit gray,
+    widened to uint16 with the same values 0..255) or ``"bgr"`` (a 3-channel
+    decode of a gray picture, reduced with BGR2GRAY, then widened).
+    """
+
+    mode: str
+    bits: int
+
+
+def nir_mode(frame: np.ndarray, name: str, nir_bits: Optional[int]) -> NirMode:
+    """Decide how to read a NIR stream from its first decoded frame."""
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        mode = "u16" if frame.dtype == np.uint16 else "u8" if frame.dtype == np.uint8 else None
+    elif frame.ndim == 3 and frame.shape[2] in (3, 4):
+        if not is_gray_bgr(frame):
+            raise SourceError(f"{name}: the NIR stream is colour (its channels differ); "
+                              "--nir needs a single-channel stream")
+        mode = "bgr16" if frame.dtype == np.uint16 else "bgr" if frame.dtype == np.uint8 else None
+    else:
+        mode = None
+    if mode is None:
+        raise SourceError(f"{name}: NIR frames of shape {frame.shape} and type {frame.dtype} "
+                          "are not supported")
+    data_bits = 16 if mode in ("u16", "bgr16") else 8
+    if nir_bits is None:
+        bits = data_bits
+    elif nir_bits > data_bits:
+        raise SourceError(f"{name}: --nir-bits {nir_bits} but the stream carries {data_bits}-bit data")
+    else:
+        bits = int(nir_bits)
+    return NirMode(mode, bits)
+
+
+def nir_from_frame(frame: np.ndarray, mode: NirMode, name: str) -> np.ndarray:
+    """A decoded frame as the frame model's NIR: ``(H, W) uint16`` raw counts."""
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if mode.mode == "u16":
+        if frame.dtype != np.uint16 or frame.ndim != 2:
+            raise SourceError(f"{name}: NIR frame changed format mid-stream ({frame.dtype}, {frame.shape})")
+        return frame
+    if mode.mode in ("bgr", "bgr16") and frame.ndim == 3:
+        frame = cv2.cvtColor(frame[:, :, :3], cv2.COLOR_BGR2GRAY)
+    if frame.ndim != 2:
+        raise SourceError(f"{name}: NIR frame changed format mid-stream ({frame.dtype}, {frame.shape})")
+    return frame.astype(np.uint16)
