@@ -1,11 +1,122 @@
-"""`nirf-overlay view`: not built yet (see the open issues)."""
+"""`nirf-overlay view`: the OR viewer (the default command).
 
-from ..errors import NirfError
+With no source it opens the bundled sample, looping, with its calibration
+profile.  ``--exit-after S --stats-json F`` runs the real window for S seconds
+(offscreen when ``QT_QPA_PLATFORM=offscreen``) and writes what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
 
 
-def add_parser(parser):
-    pass
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
+    return value
 
 
-def run(args):
-    raise NirfError("view: not built yet")
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    from ..sources import add_source_arguments
+    from .common import add_pipeline_arguments
+
+    add_source_arguments(parser)
+    add_pipeline_arguments(parser)
+    g = parser.add_argument_group("viewer")
+    g.add_argument("--fullscreen", action="store_true", help="start full screen (F11 toggles)")
+    g.add_argument("--screen", type=int, metavar="N",
+                   help="show on screen N (0 = primary); implies --fullscreen")
+    g.add_argument("--mode", help="display mode to start in: wl, nir, overlay, intensity, "
+                                  "side-by-side, pip")
+    g.add_argument("--snapshots", metavar="DIR", help="where S saves snapshots "
+                                                     "(default ~/nirf-overlay/snapshots)")
+    g.add_argument("--recordings", metavar="DIR", help="where R records sessions "
+                                                      "(default ~/nirf-overlay/recordings)")
+    g.add_argument("--exit-after", type=_positive, metavar="S",
+                   help="close the window after S seconds (tests, benchmarks)")
+    g.add_argument("--stats-json", metavar="F",
+                   help="with --exit-after: write frames displayed, dropped fraction, latency "
+                        "median/p99 (ms), fps and size as JSON")
+    g.add_argument("--warmup", type=float, default=None, metavar="S",
+                   help="seconds at the start not counted in --stats-json "
+                        "(default: 1 s, or a quarter of --exit-after if shorter)")
+
+
+def _viewer_spec(args):
+    from ..sources import default_sample, spec_from_args
+
+    spec = spec_from_args(args)
+    if not (spec.session or spec.wl or spec.nir or spec.combined or spec.phantom):
+        sample = default_sample()
+        sample.loop = True  # the viewer shows the sample round and round
+        return sample
+    return spec
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ..engine import open_engine
+    from ..errors import NirfError
+    from ..settings import Settings
+    from ..sources import SAMPLE_PROFILE
+
+    if args.stats_json and not args.exit_after:
+        raise NirfError("--stats-json: needs --exit-after S (the seconds to measure)")
+    spec = _viewer_spec(args)
+    if spec.is_default_sample and not args.calibration and SAMPLE_PROFILE.exists():
+        args.calibration = str(SAMPLE_PROFILE)
+    settings = Settings.load(args.settings) if args.settings else Settings()
+    if args.mode:
+        settings.set("display.mode", args.mode)
+    # the calibration is checked against the source's size once the source is open
+    from ..calibration import calibration_from_args
+
+    calibration = calibration_from_args(args)
+    engine = open_engine(spec, settings, calibration)
+
+    from ..gui.app import make_app
+    from ..gui.main_window import MainWindow, ViewerStats
+
+    app = make_app()
+    warmup = args.warmup
+    if warmup is None:
+        warmup = min(1.0, args.exit_after / 4) if args.exit_after else 0.0
+    stats = ViewerStats(warmup_s=warmup)
+    try:
+        window = MainWindow(engine, spec=spec, snapshot_dir=args.snapshots,
+                            recording_dir=args.recordings, stats=stats)
+    except BaseException:
+        engine.stop()
+        raise
+    try:
+        if args.fullscreen or args.screen is not None:
+            window.show()
+            window.go_fullscreen(args.screen)
+        else:
+            window.show()
+    except NirfError:
+        window.close()
+        raise
+
+    result = {}
+    if args.exit_after:
+        from PyQt5.QtCore import QTimer
+
+        def finish():
+            result.update(window.stats.summary(window.engine, window._view_dropped))
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(int(args.exit_after * 1000), finish)
+    code = app.exec_()
+    if window.isVisible():
+        window.close()
+    if args.stats_json:
+        Path(args.stats_json).write_text(json.dumps(result, indent=2) + "\n")
+    return int(code)

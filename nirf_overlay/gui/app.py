@@ -1,0 +1,43 @@
+"""QApplication setup for the viewer (views only).
+
+opencv-python (the GUI build) sets ``QT_QPA_PLATFORM_PLUGIN_PATH`` and
+``QT_QPA_FONTDIR`` to its own bundled Qt when ``cv2`` is imported.  PyQt5 then
+loads cv2's platform plugins, built against another Qt, and fails or crashes.
+So :func:`clean_qt_environment` removes those two variables when they point
+into cv2 before any QApplication exists.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_CV2_QT_VARS = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR")
+
+
+def clean_qt_environment() -> list[str]:
+    """Drop the Qt variables cv2 sets on import; return the names removed."""
+    try:  # import cv2 first so that it cannot set them again after we clean
+        import cv2  # noqa: F401
+    except ImportError:
+        pass
+    removed = []
+    for name in _CV2_QT_VARS:
+        value = os.environ.get(name, "")
+        if value and "cv2" in value.replace("\\", "/").split("/"):
+            os.environ.pop(name, None)
+            removed.append(name)
+    return removed
+
+
+def make_app(argv=None):
+    """The process's QApplication (created once, with the cv2 variables removed)."""
+    clean_qt_environment()
+    from PyQt5.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        app.setApplicationName("nirf-overlay")
+        app.setOrganizationName("nirf-overlay")
+    return app

@@ -1,0 +1,248 @@
+"""The heads-up display painted over the video (a view: painting only).
+
+Readable from across the operating room: text height scales with the
+picture (about 1/28 of its height, at least 14 px) on dark boxes.
+
+Safety marks, decided by :func:`safety_banners` (pure, testable):
+
+- **STALE**: no new frame for more than two frame periods (at least 100 ms).
+  The picture is dimmed, hatched and stamped STALE with the age, and the rim
+  numbers are hidden, so a stale overlay never looks live.
+- **NIR LOST**: the newest pair came without NIR.  The view shows white light
+  only (the overlay is not drawn at all) under a red NIR LOST banner.
+- **FROZEN** (the user held the picture), **PAUSED** (replay), **END**: the
+  picture is not live, so it says so.
+
+Every mark is recomputed from the current state on each repaint, so all of
+them clear by themselves when frames flow again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from PyQt5.QtCore import QPointF, QRectF, Qt
+from PyQt5.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen
+
+STALE_MIN_S = 0.100
+
+# banner kinds, in the order they are stacked
+STALE, NIR_LOST, FROZEN, PAUSED, ENDED = "stale", "nir_lost", "frozen", "paused", "ended"
+
+RED = QColor(220, 30, 30)
+AMBER = QColor(255, 170, 0)
+GREEN = QColor(40, 200, 90)
+WHITE = QColor(255, 255, 255)
+BOX = QColor(0, 0, 0, 170)
+
+
+def stale_after(fps: Optional[float]) -> float:
+    """Seconds without a new frame after which the picture is stale: max(2 periods, 100 ms)."""
+    period = 1.0 / fps if fps and fps > 0 else 1.0 / 30.0
+    return max(2.0 * period, STALE_MIN_S)
+
+
+def safety_banners(*, now: float, last_new_frame: Optional[float], fps: Optional[float],
+                   nir_lost: bool, frozen: bool = False, paused: bool = False,
+                   ended: bool = False) -> list[str]:
+    """Which safety marks the picture needs now (empty = live and complete).
+
+    Parameters
+    ----------
+    now, last_new_frame : ``time.monotonic()`` seconds; ``last_new_frame`` is when
+        the newest frame was put on screen (None = none yet)
+    fps : the source's nominal frame rate
+    """
+    marks = []
+    if frozen:
+        marks.append(FROZEN)
+    elif paused:
+        marks.append(PAUSED)
+    elif ended:
+        marks.append(ENDED)
+    elif last_new_frame is None or now - last_new_frame > stale_after(fps):
+        marks.append(STALE)
+    if nir_lost:
+        marks.append(NIR_LOST)
+    return marks
+
+
+@dataclass
+class HudState:
+    """Everything the HUD shows, as plain values (filled by the main window)."""
+
+    fps: float = 0.0
+    latency_ms: Optional[float] = None
+    source: str = ""
+    source_status: str = ""
+    rims: list = field(default_factory=list)  # RimMeasurement, WL coordinates
+    rims_drawable: bool = True  # False when the picture is not in WL geometry
+    plane_set: bool = False
+    plane_flagged: bool = False
+    plane_tbr: Optional[float] = None
+    recording: dict = field(default_factory=dict)
+    marks: list = field(default_factory=list)
+    stale_for: float = 0.0
+    message: str = ""  # an error or notice in plain words
+    message_is_error: bool = False
+    position: str = ""  # replay position text
+    visible: bool = True
+
+
+def _font(px: float, bold: bool = True) -> QFont:
+    f = QFont("DejaVu Sans")
+    f.setPixelSize(max(8, int(px)))
+    f.setBold(bold)
+    return f
+
+
+def _text_box(p: QPainter, x: float, y: float, text: str, px: float, color=WHITE,
+              bg=BOX, align_right: bool = False) -> QRectF:
+    """Draw ``text`` (may hold newlines) on a dark box with its top-left (or top-right) at x, y."""
+    font = _font(px)
+    fm = QFontMetricsF(font)
+    lines = text.split("\n")
+    w = max(fm.horizontalAdvance(s) for s in lines) + px * 0.6
+    h = fm.height() * len(lines) + px * 0.3
+    if align_right:
+        x -= w
+    box = QRectF(x, y, w, h)
+    p.setPen(Qt.NoPen)
+    p.setBrush(bg)
+    p.drawRoundedRect(box, px * 0.2, px * 0.2)
+    p.setFont(font)
+    p.setPen(color)
+    p.drawText(box, Qt.AlignCenter, text)
+    return box
+
+
+def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
+              to_view: Callable[[float, float], QPointF]) -> None:
+    """Paint the HUD over ``image_rect`` (the picture's rectangle in the widget).
+
+    ``to_view(x, y)`` maps WL pixel coordinates to widget coordinates.
+    """
+    if image_rect.isEmpty():
+        return
+    px = max(14.0, image_rect.height() / 28.0)
+    p.setRenderHint(QPainter.Antialiasing, True)
+    p.setRenderHint(QPainter.TextAntialiasing, True)
+    live = STALE not in state.marks and NIR_LOST not in state.marks
+
+    if state.visible and live and state.rims_drawable:
+        _paint_rims(p, state.rims, to_view, px * 0.8)
+
+    if STALE in state.marks:
+        _paint_stale(p, image_rect, px, state.stale_for)
+    for kind, text, color in ((FROZEN, "FROZEN", AMBER), (PAUSED, "PAUSED", AMBER),
+                              (ENDED, "END OF RECORDING", AMBER)):
+        if kind in state.marks:
+            pen = QPen(color, max(4.0, px / 3))
+            p.setPen(pen)
+            p.setBrush(Qt.NoBrush)
+            p.drawRect(image_rect.adjusted(2, 2, -2, -2))
+            _text_box(p, image_rect.center().x() - px * 4, image_rect.top() + px * 3, text,
+                      px * 1.6, color=QColor(0, 0, 0), bg=color)
+    if NIR_LOST in state.marks:
+        band = QRectF(image_rect.left(), image_rect.top(), image_rect.width(), px * 2.4)
+        p.setPen(Qt.NoPen)
+        p.setBrush(RED)
+        p.drawRect(band)
+        p.setFont(_font(px * 1.5))
+        p.setPen(WHITE)
+        p.drawText(band, Qt.AlignCenter, "NIR LOST \u2013 overlay off, white light only")
+
+    if not state.visible:
+        return
+    top = image_rect.top() + px * (2.8 if NIR_LOST in state.marks else 0.4)
+    left = image_rect.left() + px * 0.4
+    lat = "--" if state.latency_ms is None else f"{state.latency_ms:.0f}"
+    info = f"{state.fps:4.1f} fps   +{lat} ms"
+    if state.source_status and state.source_status != "ok":
+        info += f"\n{state.source_status}"
+    if state.position:
+        info += f"\n{state.position}"
+    _text_box(p, left, top, info, px)
+
+    rec = state.recording or {}
+    rstate = rec.get("state", "off")
+    if rstate in ("on", "starting", "stopping"):
+        secs = rec.get("seconds") or 0.0
+        text = {"on": f"REC {int(secs) // 60:02d}:{int(secs) % 60:02d}",
+                "starting": "REC starting", "stopping": "REC saving"}[rstate]
+        notw = rec.get("frames_not_written") or 0
+        if notw:
+            text += f"\n{notw} frames not written"
+        right = image_rect.right() - px * 0.4
+        box = _text_box(p, right, top, "    " + text, px, align_right=True)
+        p.setPen(Qt.NoPen)
+        p.setBrush(RED)
+        r = px * 0.4
+        p.drawEllipse(QPointF(box.left() + px * 0.7, box.top() + box.height() / 2 if "\n" not in text
+                              else box.top() + px * 0.75), r, r)
+
+    if state.plane_set:
+        if state.plane_flagged and live:
+            tbr = "" if state.plane_tbr is None else f"  (TBR {state.plane_tbr:.1f})"
+            band = QRectF(image_rect.left(), image_rect.bottom() - px * 2.4,
+                          image_rect.width(), px * 2.4)
+            p.setPen(Qt.NoPen)
+            p.setBrush(RED)
+            p.drawRect(band)
+            p.setFont(_font(px * 1.3))
+            p.setPen(WHITE)
+            p.drawText(band, Qt.AlignCenter, f"FLUORESCENCE IN TRANSECTION PLANE{tbr}")
+        elif live:
+            _text_box(p, left, image_rect.bottom() - px * 2.0, "plane clear", px * 0.9, color=GREEN)
+
+    if state.message:
+        color = QColor(255, 120, 120) if state.message_is_error else WHITE
+        font_px = px * 0.9
+        y = image_rect.bottom() - px * (5.0 if state.plane_set else 2.2)
+        _text_box(p, left, y, _wrap(state.message, 90), font_px, color=color)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:3]) or text
+
+
+def rim_label(r) -> str:
+    """``TBR 2.4`` / ``1.3 mm  78%`` for one rim (pixels when no mm calibration)."""
+    tbr = "TBR --" if r.tbr is None else f"TBR {r.tbr:.1f}"
+    if r.rim_thickness_mm is not None:
+        thick = f"{r.rim_thickness_mm:.1f} mm"
+    else:
+        thick = f"{r.rim_thickness_px:.0f} px"
+    comp = f"{100.0 * r.rim_completeness:.0f}%"
+    return f"{tbr}\n{thick}  {comp}"
+
+
+def _paint_rims(p: QPainter, rims, to_view, px: float) -> None:
+    for r in rims:
+        x, y, w, h = r.bbox
+        anchor = to_view(x + w, r.centroid[1])
+        _text_box(p, anchor.x() + px * 0.3, anchor.y() - px, rim_label(r), px)
+
+
+def _paint_stale(p: QPainter, rect: QRectF, px: float, age: float) -> None:
+    p.setPen(Qt.NoPen)
+    p.setBrush(QColor(0, 0, 0, 150))
+    p.drawRect(rect)
+    hatch = QBrush(QColor(255, 170, 0, 90), Qt.BDiagPattern)
+    p.setBrush(hatch)
+    p.drawRect(rect)
+    pen = QPen(AMBER, max(6.0, px / 2))
+    p.setPen(pen)
+    p.setBrush(Qt.NoBrush)
+    p.drawRect(rect.adjusted(3, 3, -3, -3))
+    big = _font(min(rect.height() / 4.0, rect.width() / 6.0))
+    p.setFont(big)
+    p.setPen(AMBER)
+    p.drawText(rect, Qt.AlignCenter, "STALE")
+    sub = QRectF(rect.left(), rect.center().y() + rect.height() / 7.0, rect.width(), px * 2)
+    p.setFont(_font(px * 1.2))
+    p.setPen(WHITE)
+    p.drawText(sub, Qt.AlignCenter, f"no new frame for {age:.1f} s")
