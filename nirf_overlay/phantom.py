@@ -548,6 +548,7 @@ class Phantom:
             self._draw_lesion(rng, les, nir, parench, labels, ids)
         self._draw_distractors(rng, nir, parench, labels, excl)
         self._draw_rings(labels, ids, excl, nir)
+        self._solve_amplitudes(nir, ids)
         self._nir_world = nir
         self._labels_world = labels
         self._ids_world = ids
@@ -637,14 +638,11 @@ class Phantom:
         d0b = cv2.GaussianBlur(d0, (0, 0), sig)
         d1b = cv2.GaussianBlur(d1, (0, 0), sig)
         P = parench[y0:y1, x0:x1] * (1.0 - 0.15 * self._vessel[y0:y1, x0:x1])
-        # solve the amplitude so that the observed T / B equals the drawn TBR
-        ring = (dist > w_px + p.ring_gap_mm * px) & (dist <= w_px + (p.ring_gap_mm + p.ring_width_mm) * px)
-        B = float(np.median((P * (1 + d0b))[ring]))
-        T0 = float((P * (1 + d0b))[rim].mean())
-        T1 = float((P * d1b)[rim].mean())
-        les.amplitude = max((les.tbr * B - T0) / max(T1, 1e-6), 0.0)
-        # additive: lesion patches may overlap in their (flat) margins
-        nir[y0:y1, x0:x1] += P * (d0b + les.amplitude * d1b)
+        # the dark core and the rim's cut-out now; the rim light once the
+        # background rings are known (see _solve_amplitudes)
+        nir[y0:y1, x0:x1] += P * d0b
+        les._rim_light = P * d1b
+        les._rim = rim
         lab = labels[y0:y1, x0:x1]
         lab[corem] |= CORE
         lab[rim] |= RIM
@@ -658,68 +656,86 @@ class Phantom:
         px = self._px
         W, H = self._ww, self._wh
         keep_out = np.zeros((H, W), np.uint8)
-        for les in self._lesions:
-            rr = les.radius_px * 1.3 + les.width_mm * px + (p.ring_gap_mm + p.ring_width_mm + 2) * px
-            cv2.circle(keep_out, tuple(int(v) for v in les.center), int(rr), 1, -1)
+        for les in self._lesions:  # distractors stay >= 2.5 mm off every rim outline
+            y0, y1, x0, x1 = les.bbox
+            keep_out[y0:y1, x0:x1] |= (les._dist <= (les.width_mm + 2.5) * px).astype(np.uint8)
         x0, x1, y0, y1 = self._view_rect_world(3.0)
         add = np.zeros((H, W), np.float32)
 
-        def place(draw, sigma_mm, brightness, bit, tries=60):
-            for _ in range(tries):
-                mask = np.zeros((H, W), np.uint8)
-                prof = draw(mask)
-                if mask.any() and not (mask & keep_out).any():
-                    break
-            else:
-                return
+        def commit(mask, prof, sigma_mm, brightness, bit):
             sig = sigma_mm * px
             add[:] += cv2.GaussianBlur(prof * np.float32(brightness), (0, 0), sig)
             labels[mask.astype(bool)] |= bit
             k = int(6 * sig) | 1  # keep the background rings clear of its blurred glow
             grow = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
             excl[grow.astype(bool)] = 1
+            keep_out[grow.astype(bool)] = 1
 
+        def border_point(out_mm):
+            """A random point on the visible rectangle's border, pushed outwards."""
+            side = rng.integers(4)
+            o = out_mm * px
+            if side == 0:
+                return np.array([x0 - o, rng.uniform(y0, y1)]), 0.0
+            if side == 1:
+                return np.array([x1 + o, rng.uniform(y0, y1)]), np.pi
+            if side == 2:
+                return np.array([rng.uniform(x0, x1), y0 - o]), np.pi / 2
+            return np.array([rng.uniform(x0, x1), y1 + o]), -np.pi / 2
+
+        want_gb = p.gallbladder if p.gallbladder is not None else bool(rng.uniform() < 0.5)
+        if want_gb:
+            for _ in range(60):
+                c, _h = border_point(rng.uniform(2, 8))
+                mask = np.zeros((H, W), np.uint8)
+                axes = (int(rng.uniform(14, 22) * px), int(rng.uniform(8, 12) * px))
+                cv2.ellipse(mask, (int(c[0]), int(c[1])), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+                if not (mask & keep_out).any():
+                    tex = 1.0 + 0.1 * _smooth_noise(rng, (H, W), 4 * px)
+                    commit(mask, (mask * tex * p.background).astype(np.float32), 1.0,
+                           rng.uniform(*p.gallbladder_brightness), GALLBLADDER)
+                    break
         if p.bile_duct:
             wd = rng.uniform(*p.duct_width_mm) * px
-
-            def duct(mask):
-                side = rng.integers(4)
-                # enter from one side of the visible area, run 35-70 mm gently curved
-                if side in (0, 1):
-                    start = np.array([x0 if side == 0 else x1, rng.uniform(y0, y1)])
-                    heading = 0.0 if side == 0 else np.pi
+            sigma = rng.uniform(0.4, 0.8)
+            clear = cv2.dilate(keep_out, np.ones((int(wd + 2 * px) | 1,) * 2, np.uint8))
+            best = None
+            for attempt in range(80):
+                # from the border of the view (or anywhere, later on), gently curved,
+                # cut where it would run into a lesion: a duct diving deeper
+                if attempt < 40:
+                    start, heading = border_point(rng.uniform(0, 5))
+                    heading += rng.uniform(-0.7, 0.7)
                 else:
-                    start = np.array([rng.uniform(x0, x1), y0 if side == 2 else y1])
-                    heading = np.pi / 2 if side == 2 else -np.pi / 2
-                heading += rng.uniform(-0.6, 0.6)
-                pts = _random_curve(rng, start, heading, rng.uniform(35, 70) * px, 0.5 * px, 0.02)
-                cv2.polylines(mask, [np.round(pts).astype(np.int32)], False, 1, max(1, int(round(wd))))
+                    start = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+                    heading = rng.uniform(0, 2 * np.pi)
+                pts = _random_curve(rng, start, heading, rng.uniform(30, 70) * px, 0.5 * px, 0.02)
+                xi = np.clip(np.round(pts[:, 0]).astype(int), 0, W - 1)
+                yi = np.clip(np.round(pts[:, 1]).astype(int), 0, H - 1)
+                hit = np.nonzero(clear[yi, xi])[0]
+                keep = pts[: hit[0]] if hit.size else pts
+                inside = ((keep[:, 0] > x0) & (keep[:, 0] < x1) & (keep[:, 1] > y0) & (keep[:, 1] < y1)).sum()
+                if best is None or inside > best[1]:
+                    best = (keep, inside)
+                if inside * 0.5 >= 25:  # steps are 0.5 mm: 25 mm visible is plenty
+                    break
+            if best is not None and best[1] * 0.5 >= 8:
+                mask = np.zeros((H, W), np.uint8)
+                cv2.polylines(mask, [np.round(best[0]).astype(np.int32)], False, 1, max(1, int(round(wd))))
                 d = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
                 rad = max(wd / 2, 0.5)
                 # a tube: path length through a cylinder ~ sqrt(1 - (x/r)^2)
-                return np.sqrt(np.clip(1 - (1 - np.minimum(d / rad, 1)) ** 2, 0, 1)).astype(np.float32) * p.background
-
-            place(duct, rng.uniform(0.4, 0.8), rng.uniform(*p.duct_brightness), DUCT)
-        want_gb = p.gallbladder if p.gallbladder is not None else bool(rng.uniform() < 0.5)
-        if want_gb:
-            def gb(mask):
-                corner = rng.integers(4)
-                cxw = x0 - 5 * px if corner in (0, 2) else x1 + 5 * px
-                cyw = y0 - 2 * px if corner in (0, 1) else y1 + 2 * px
-                axes = (int(rng.uniform(14, 22) * px), int(rng.uniform(8, 12) * px))
-                cv2.ellipse(mask, (int(cxw), int(cyw)), axes, rng.uniform(0, 180), 0, 360, 1, -1)
-                tex = 1.0 + 0.1 * _smooth_noise(rng, (H, W), 4 * px)
-                return (mask * tex * p.background).astype(np.float32)
-
-            place(gb, 1.0, rng.uniform(*p.gallbladder_brightness), GALLBLADDER)
+                prof = np.sqrt(np.clip(1 - (1 - np.minimum(d / rad, 1)) ** 2, 0, 1)) * p.background
+                commit(mask, prof.astype(np.float32), sigma, rng.uniform(*p.duct_brightness), DUCT)
         for _ in range(int(rng.integers(p.n_spills[0], p.n_spills[1] + 1))):
-            def spill(mask):
+            for _try in range(40):
+                mask = np.zeros((H, W), np.uint8)
                 c = (int(rng.uniform(x0, x1)), int(rng.uniform(y0, y1)))
                 axes = (int(rng.uniform(1.5, 3.5) * px), int(rng.uniform(1.0, 2.5) * px))
                 cv2.ellipse(mask, c, axes, rng.uniform(0, 180), 0, 360, 1, -1)
-                return (mask * p.background).astype(np.float32)
-
-            place(spill, 0.3, rng.uniform(4, 10), SPILL)
+                if not (mask & keep_out).any():
+                    commit(mask, (mask * p.background).astype(np.float32), 0.3, rng.uniform(4, 10), SPILL)
+                    break
         nir += add
 
     def _draw_rings(self, labels, ids, excl, nir):
@@ -744,6 +760,28 @@ class Phantom:
             labels[y0:y1, x0:x1][ring] |= RING
             sub = ids[y0:y1, x0:x1]
             sub[ring] = (sub[ring] & 15) | np.uint8(les.id << 4)
+
+    def _solve_amplitudes(self, nir, ids):
+        """Scale each rim's light so that its observed T / B equals the drawn TBR.
+
+        T and B are measured exactly as the truth measures them (mean over the
+        rim, median over the final background ring); B barely depends on the
+        amplitude (the ring starts past the blur), so a few fixed-point steps
+        converge.
+        """
+        for les in self._lesions:
+            y0, y1, x0, x1 = les.bbox
+            base = nir[y0:y1, x0:x1]
+            ring = (ids[y0:y1, x0:x1] >> 4) == les.id
+            light = les._rim_light
+            T0, T1 = float(base[les._rim].mean()), float(light[les._rim].mean())
+            a = 1.0
+            for _ in range(4):
+                B = float(np.median(base[ring] + a * light[ring])) if ring.any() else self.params.background
+                a = max((les.tbr * B - T0) / max(T1, 1e-6), 0.0)
+            les.amplitude = a
+            base += a * light
+            del les._rim_light
 
     def _build_wl_world(self, rng, labels):
         p = self.params
@@ -777,10 +815,15 @@ class Phantom:
         spec = np.zeros((H, W), np.float32)
         x0, x1, y0, y1 = self._margin, self._margin + self.size[0], self._margin, self.size[1] + self._margin
         for _ in range(int(rng.integers(p.n_speculars[0], p.n_speculars[1] + 1))):
-            c = (int(rng.uniform(x0, x1)), int(rng.uniform(y0, y1)))
-            a = max(1, int(rng.uniform(0.4, 2.5) * px))
-            b = max(1, int(a * rng.uniform(0.3, 0.9)))
-            cv2.ellipse(spec, c, (a, b), rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
+            # a glint: a few small overlapping ellipses along a short streak
+            c = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+            ang = rng.uniform(0, 180)
+            for _k in range(int(rng.integers(1, 4))):
+                off = rng.normal(0, 0.5 * px, 2)
+                a = max(1, int(rng.uniform(0.2, 1.2) * px))
+                b = max(1, int(a * rng.uniform(0.25, 0.8)))
+                cv2.ellipse(spec, (int(c[0] + off[0]), int(c[1] + off[1])), (a, b),
+                            ang + rng.normal(0, 15), 0, 360, 1.0, -1, cv2.LINE_AA)
         spec = cv2.GaussianBlur(spec, (0, 0), 0.25 * px)
         self._spec_world = np.clip(spec * 1.6 * 255, 0, 255).astype(np.uint8)
 
@@ -819,12 +862,10 @@ class Phantom:
         open_ang = math.radians(12 + 12 * math.sin(2 * np.pi * t / 1.7 + s["ph"][2]))
         jaw_len = 2.4 * hw
         jaws = []
-        for sgn in (1, -1):
+        for sgn in (1, -1):  # two tapered jaws hinged at the tip, opening and closing
             d = u * math.cos(open_ang) + sgn * n * math.sin(open_ang)
-            dn = np.array([-d[1], d[0]]) * sgn
-            root = tip + sgn * n * hw * 0.15
-            jaws.append(np.array([root + dn * hw * 0.75, root + d * jaw_len + dn * hw * 0.15,
-                                  root + d * jaw_len, root - dn * hw * 0.05]))
+            jaws.append(np.array([tip + sgn * n * hw * 0.85, tip + sgn * n * hw * 0.05,
+                                  tip + sgn * n * hw * 0.3 + d * jaw_len]))
         mask = np.zeros((h, w), np.uint8)
         cv2.fillPoly(mask, [np.round(q * 16).astype(np.int32) for q in [shaft] + jaws], 1,
                      cv2.LINE_8, shift=4)
