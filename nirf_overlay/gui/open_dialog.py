@@ -1,0 +1,533 @@
+"""The Open dialog (a view): files, devices, network streams, sessions, phantom.
+
+``dialog.exec_()`` then ``dialog.spec()`` gives a
+:class:`~nirf_overlay.sources.SourceSpec`, or None when cancelled.  What the
+user typed is checked before the dialog closes (a missing file, a device path
+that does not exist, a malformed URL, a folder that is not a recorded
+session); the reason appears in the dialog and nothing is raised.  Whether a
+stream really decodes is found out when it is opened, and the main window
+reports that in plain words.
+
+Recently opened sources are remembered with QSettings (key ``open/recent``,
+a JSON list of spec dicts, newest first, at most :data:`MAX_RECENT`).  Pass
+``store=QSettings(path, QSettings.IniFormat)`` (or other organisation and
+application names) so tests never touch the user's settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from typing import Optional
+from urllib.parse import urlparse
+
+from PyQt5.QtCore import QSettings, Qt
+from PyQt5.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..sources import SourceSpec
+
+__all__ = ["OpenSourceDialog", "spec_to_dict", "spec_from_dict", "describe_spec", "MAX_RECENT"]
+
+MAX_RECENT = 10
+RECENT_KEY = "open/recent"
+LAST_DIR_KEY = "open/last_dir"
+
+_DEVICE_PATH = re.compile(r"^/dev/video\d+$")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SEQUENCE = re.compile(r"%0?\d*d")
+_VIDEO_FILTER = ("Video and image files (*.mp4 *.mkv *.avi *.mov *.m4v *.webm *.tif *.tiff "
+                 "*.png);;All files (*)")
+
+
+class InputRefused(Exception):
+    """What the user typed cannot be opened; the message is shown in the dialog."""
+
+
+# -- spec <-> JSON (recent list) ------------------------------------------------------
+def spec_to_dict(spec: SourceSpec) -> dict:
+    d = dataclasses.asdict(spec)
+    if d.get("size") is not None:
+        d["size"] = list(d["size"])
+    return d
+
+
+def spec_from_dict(data: dict) -> SourceSpec:
+    names = {f.name for f in dataclasses.fields(SourceSpec)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if kwargs.get("size") is not None:
+        kwargs["size"] = tuple(int(v) for v in kwargs["size"])
+    return SourceSpec(**kwargs)
+
+
+def describe_spec(spec: SourceSpec) -> str:
+    """One line for the recent list."""
+    if spec.phantom:
+        w, h = spec.size or (1280, 720)
+        return f"Phantom, seed {spec.seed}, {w}x{h} at {spec.fps or 30:g} fps"
+    if spec.combined:
+        half = f", NIR {spec.nir_half}" if spec.nir_half else ""
+        return f"Combined {spec.combined} ({spec.layout}{half})"
+    if spec.wl or spec.nir:
+        return f"WL {spec.wl}  +  NIR {spec.nir}"
+    if spec.session:
+        return f"Session {spec.session}"
+    return "Bundled sample"
+
+
+# -- checks -------------------------------------------------------------------------
+def _check_file(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InputRefused(f"{what}: choose a file")
+    if _URL.match(text) or text.isdigit() or _DEVICE_PATH.match(text):
+        raise InputRefused(f"{what}: {text} is not a file (use the Device or Network tab)")
+    if _SEQUENCE.search(os.path.basename(text)):
+        folder = os.path.dirname(text) or "."
+        if not os.path.isdir(folder):
+            raise InputRefused(f"{what}: folder {folder} of the image sequence does not exist")
+        return text
+    if os.path.isdir(text):
+        raise InputRefused(f"{what}: {text} is a folder, not a file")
+    if not os.path.isfile(text):
+        raise InputRefused(f"{what}: {text} does not exist")
+    if not os.access(text, os.R_OK):
+        raise InputRefused(f"{what}: {text} cannot be read (permissions)")
+    return text
+
+
+def _check_device(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InputRefused(f"{what}: give a device number (0, 1, ...) or /dev/videoN")
+    if text.isdigit():
+        return text
+    if _DEVICE_PATH.match(text):
+        if not os.path.exists(text):
+            raise InputRefused(f"{what}: {text} does not exist (is the camera plugged in?)")
+        return text
+    raise InputRefused(f"{what}: {text!r} is not a device; give a number or /dev/videoN")
+
+
+def _check_url(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InputRefused(f"{what}: give a stream URL, e.g. rtsp://host:8554/nir")
+    if not _URL.match(text) or text.lower().startswith("file://"):
+        raise InputRefused(f"{what}: {text!r} is not a URL (rtsp://, udp://, http://, ...)")
+    parsed = urlparse(text)
+    if not (parsed.hostname or parsed.netloc.startswith("@")):
+        raise InputRefused(f"{what}: {text!r} names no host")
+    return text
+
+
+def _check_session(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InputRefused("Session: choose a recorded session folder")
+    if not os.path.exists(text):
+        raise InputRefused(f"Session: {text} does not exist")
+    if not os.path.isdir(text):
+        raise InputRefused(f"Session: {text} is a file; choose the session folder")
+    if not os.path.isfile(os.path.join(text, "session.json")):
+        raise InputRefused(f"Session: {text} is not a recorded session (no session.json)")
+    return text
+
+
+def check_spec(spec: SourceSpec) -> None:
+    """Raise :class:`InputRefused` if ``spec`` names something that cannot be there."""
+    if spec.phantom:
+        return
+    if spec.session:
+        _check_session(spec.session)
+        return
+    names = [("Combined", spec.combined)] if spec.combined else [("WL", spec.wl),
+                                                                   ("NIR", spec.nir)]
+    for what, text in names:
+        text = text or ""
+        if text.isdigit() or _DEVICE_PATH.match(text):
+            _check_device(text, what)
+        elif _URL.match(text):
+            _check_url(text, what)
+        else:
+            _check_file(text, what)
+
+
+# -- pages ----------------------------------------------------------------------------
+class _StreamPage(QWidget):
+    """Two inputs (WL + NIR) or one combined input, for files, devices or URLs."""
+
+    def __init__(self, kind: str, dialog: "OpenSourceDialog"):
+        super().__init__()
+        self.kind = kind
+        self._dialog = dialog
+        hints = {
+            "file": ("white-light video file", "NIR video file (16-bit: FFV1 MKV or TIFF/PNG)",
+                     "video carrying both views"),
+            "device": ("0 or /dev/video0", "1 or /dev/video1", "0 or /dev/video0"),
+            "url": ("rtsp://host:8554/wl", "rtsp://host:8554/nir", "udp://@:5000"),
+        }[kind]
+        layout = QVBoxLayout(self)
+        self.pair_radio = QRadioButton({"file": "Two files: white light + NIR",
+                                        "device": "Two devices: white light + NIR",
+                                        "url": "Two streams: white light + NIR"}[kind])
+        self.combined_radio = QRadioButton({"file": "One file with both views",
+                                            "device": "One device with both views",
+                                            "url": "One stream with both views"}[kind])
+        group = QButtonGroup(self)
+        group.addButton(self.pair_radio)
+        group.addButton(self.combined_radio)
+        self.pair_radio.setChecked(True)
+        layout.addWidget(self.pair_radio)
+        pair_form = QFormLayout()
+        self.wl = self._input(hints[0])
+        self.nir = self._input(hints[1])
+        pair_form.addRow("White light", self._with_browse(self.wl))
+        pair_form.addRow("NIR", self._with_browse(self.nir))
+        layout.addLayout(pair_form)
+        layout.addWidget(self.combined_radio)
+        comb_form = QFormLayout()
+        self.combined = self._input(hints[2])
+        self.layout_box = QComboBox()
+        self.layout_box.addItem("side by side", "side-by-side")
+        self.layout_box.addItem("top and bottom", "top-bottom")
+        self.half_box = QComboBox()
+        self.layout_box.currentIndexChanged.connect(self._on_layout_changed)
+        comb_form.addRow("Input", self._with_browse(self.combined))
+        comb_form.addRow("Layout", self.layout_box)
+        comb_form.addRow("NIR half", self.half_box)
+        layout.addLayout(comb_form)
+        common = QFormLayout()
+        self.bits_box = QComboBox()
+        self.bits_box.addItem("as the stream says", None)
+        for bits in range(8, 17):
+            self.bits_box.addItem(f"{bits} bits", bits)
+        self.bits_box.setToolTip("Significant NIR bits when the stream does not say "
+                                 "(e.g. 12 for a 12-bit sensor in a 16-bit container).")
+        common.addRow("NIR bit depth", self.bits_box)
+        self.loop_box = QCheckBox("Loop at the end")
+        if kind == "file":
+            common.addRow("", self.loop_box)
+        layout.addLayout(common)
+        layout.addStretch(1)
+        for w in (self.wl, self.nir):
+            w.textEdited.connect(lambda _t: self.pair_radio.setChecked(True))
+        self.combined.textEdited.connect(lambda _t: self.combined_radio.setChecked(True))
+        self._on_layout_changed()
+
+    def _input(self, placeholder: str) -> QLineEdit:
+        edit = QLineEdit()
+        edit.setPlaceholderText(placeholder)
+        edit.setMinimumWidth(320)
+        return edit
+
+    def _with_browse(self, edit: QLineEdit) -> QWidget:
+        if self.kind != "file":
+            return edit
+        row = QWidget()
+        h = QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(edit, 1)
+        button = QPushButton("Browse...")
+        button.clicked.connect(lambda: self._dialog._browse_file(edit))
+        h.addWidget(button)
+        return row
+
+    def _on_layout_changed(self) -> None:
+        halves = ("right", "left") if self.layout_box.currentData() == "side-by-side" \
+            else ("bottom", "top")
+        self.half_box.clear()
+        self.half_box.addItem(f"{halves[0]} (default)", halves[0])
+        self.half_box.addItem(halves[1], halves[1])
+
+    def build(self) -> SourceSpec:
+        check = {"file": _check_file, "device": _check_device, "url": _check_url}[self.kind]
+        spec = SourceSpec(nir_bits=self.bits_box.currentData(),
+                          loop=self.kind == "file" and self.loop_box.isChecked())
+        if self.combined_radio.isChecked():
+            spec.combined = check(self.combined.text(), "Combined input")
+            spec.layout = self.layout_box.currentData()
+            spec.nir_half = self.half_box.currentData()
+            return spec
+        spec.wl = check(self.wl.text(), "White light")
+        spec.nir = check(self.nir.text(), "NIR")
+        if os.path.abspath(spec.wl) == os.path.abspath(spec.nir) and self.kind == "file" \
+                or spec.wl == spec.nir:
+            raise InputRefused("White light and NIR are the same input; for one input "
+                               "carrying both views choose the combined option")
+        return spec
+
+    def fill(self, spec: SourceSpec) -> None:
+        if spec.combined:
+            self.combined_radio.setChecked(True)
+            self.combined.setText(spec.combined)
+            self.layout_box.setCurrentIndex(max(0, self.layout_box.findData(spec.layout)))
+            if spec.nir_half:
+                self.half_box.setCurrentIndex(max(0, self.half_box.findData(spec.nir_half)))
+        else:
+            self.pair_radio.setChecked(True)
+            self.wl.setText(spec.wl or "")
+            self.nir.setText(spec.nir or "")
+        self.bits_box.setCurrentIndex(max(0, self.bits_box.findData(spec.nir_bits)))
+        self.loop_box.setChecked(bool(spec.loop))
+
+
+class _SessionPage(QWidget):
+    def __init__(self, dialog: "OpenSourceDialog"):
+        super().__init__()
+        form = QFormLayout(self)
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("folder written by Record (contains session.json)")
+        self.folder.setMinimumWidth(320)
+        row = QWidget()
+        h = QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(self.folder, 1)
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(lambda: dialog._browse_folder(self.folder))
+        h.addWidget(browse)
+        form.addRow("Session folder", row)
+        self.loop_box = QCheckBox("Loop at the end")
+        form.addRow("", self.loop_box)
+
+    def build(self) -> SourceSpec:
+        return SourceSpec(session=_check_session(self.folder.text()),
+                          loop=self.loop_box.isChecked())
+
+    def fill(self, spec: SourceSpec) -> None:
+        self.folder.setText(spec.session or "")
+        self.loop_box.setChecked(bool(spec.loop))
+
+
+class _PhantomPage(QWidget):
+    def __init__(self):
+        super().__init__()
+        form = QFormLayout(self)
+        form.addRow(QLabel("A synthetic liver with ICG rims, ducts and instruments, "
+                           "with known ground truth, for training and testing."))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.width = QSpinBox()
+        self.width.setRange(64, 4096)
+        self.width.setSingleStep(16)
+        self.width.setValue(1280)
+        self.height = QSpinBox()
+        self.height.setRange(64, 2160)
+        self.height.setSingleStep(16)
+        self.height.setValue(720)
+        self.fps = QDoubleSpinBox()
+        self.fps.setRange(1.0, 120.0)
+        self.fps.setDecimals(1)
+        self.fps.setValue(30.0)
+        size = QWidget()
+        h = QHBoxLayout(size)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(self.width)
+        h.addWidget(QLabel("x"))
+        h.addWidget(self.height)
+        h.addWidget(QLabel("pixels"))
+        form.addRow("Seed", self.seed)
+        form.addRow("Size", size)
+        form.addRow("Frame rate", self.fps)
+        presets = QComboBox()
+        for label, (w, hh, f) in (("720p30", (1280, 720, 30.0)), ("1080p60", (1920, 1080, 60.0)),
+                                  ("4K30", (3840, 2160, 30.0))):
+            presets.addItem(label, (w, hh, f))
+        presets.setCurrentIndex(-1)
+        presets.activated.connect(lambda i: self._apply_size(presets.itemData(i)))
+        form.addRow("Common sizes", presets)
+
+    def _apply_size(self, data) -> None:
+        w, h, f = data
+        self.width.setValue(w)
+        self.height.setValue(h)
+        self.fps.setValue(f)
+
+    def build(self) -> SourceSpec:
+        return SourceSpec(phantom=True, seed=self.seed.value(),
+                          size=(self.width.value(), self.height.value()), fps=self.fps.value())
+
+    def fill(self, spec: SourceSpec) -> None:
+        self.seed.setValue(int(spec.seed))
+        w, h = spec.size or (1280, 720)
+        self.width.setValue(int(w))
+        self.height.setValue(int(h))
+        self.fps.setValue(float(spec.fps or 30.0))
+
+
+# -- the dialog ---------------------------------------------------------------------
+class OpenSourceDialog(QDialog):
+    """Choose a source to view.
+
+    Parameters
+    ----------
+    parent : the main window (or None)
+    organization, application : QSettings names for the recent list
+    store : a QSettings to use instead (tests pass an INI file in a temp dir)
+    """
+
+    def __init__(self, parent=None, *, organization: str = "nirf-overlay",
+                 application: str = "nirf-overlay", store: Optional[QSettings] = None):
+        super().__init__(parent)
+        self.setWindowTitle("Open source")
+        self.setObjectName("open_source_dialog")
+        self.store = store if store is not None else QSettings(organization, application)
+        self._spec: Optional[SourceSpec] = None
+
+        layout = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        self.recent_list = QListWidget()
+        self.recent_list.itemDoubleClicked.connect(lambda _item: self._on_open())
+        self.files_page = _StreamPage("file", self)
+        self.device_page = _StreamPage("device", self)
+        self.network_page = _StreamPage("url", self)
+        self.session_page = _SessionPage(self)
+        self.phantom_page = _PhantomPage()
+        self.tabs.addTab(self.recent_list, "Recent")
+        self.tabs.addTab(self.files_page, "Files")
+        self.tabs.addTab(self.device_page, "Device")
+        self.tabs.addTab(self.network_page, "Network")
+        self.tabs.addTab(self.session_page, "Session")
+        self.tabs.addTab(self.phantom_page, "Phantom")
+        layout.addWidget(self.tabs)
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("open_error")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #d22; font-weight: bold;")
+        self.error_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(self.error_label)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
+        self.open_button = self.buttons.button(QDialogButtonBox.Open)
+        self.buttons.accepted.connect(self._on_open)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.tabs.currentChanged.connect(lambda _i: self.error_label.clear())
+
+        self._load_recent()
+        if self.recent_list.count():
+            self.recent_list.setCurrentRow(0)
+            self.tabs.setCurrentWidget(self.recent_list)
+        else:
+            self.tabs.setCurrentWidget(self.files_page)
+
+    # -- results ----------------------------------------------------------------------
+    def spec(self) -> Optional[SourceSpec]:
+        """The chosen source after the dialog was accepted, else None."""
+        return self._spec if self.result() == QDialog.Accepted else None
+
+    def error_text(self) -> str:
+        return self.error_label.text()
+
+    def page_for(self, spec: SourceSpec) -> QWidget:
+        """The tab that edits ``spec`` (used to prefill from a recent entry)."""
+        if spec.phantom:
+            return self.phantom_page
+        if spec.session:
+            return self.session_page
+        text = spec.combined or spec.wl or ""
+        if text.isdigit() or _DEVICE_PATH.match(text):
+            return self.device_page
+        if _URL.match(text):
+            return self.network_page
+        return self.files_page
+
+    def prefill(self, spec: SourceSpec) -> None:
+        """Show ``spec`` in its tab (e.g. the source that is open now)."""
+        page = self.page_for(spec)
+        page.fill(spec)
+        self.tabs.setCurrentWidget(page)
+
+    # -- recent ----------------------------------------------------------------------
+    def recent(self) -> list[SourceSpec]:
+        raw = self.store.value(RECENT_KEY, "[]")
+        try:
+            items = json.loads(raw if isinstance(raw, str) else "[]")
+            return [spec_from_dict(d) for d in items if isinstance(d, dict)]
+        except (ValueError, TypeError):
+            return []  # a damaged entry must not stop the dialog from opening
+
+    def remember(self, spec: SourceSpec) -> None:
+        entry = spec_to_dict(spec)
+        items = [spec_to_dict(s) for s in self.recent()]
+        items = [entry] + [d for d in items if d != entry]
+        self.store.setValue(RECENT_KEY, json.dumps(items[:MAX_RECENT]))
+        self.store.sync()
+
+    def clear_recent(self) -> None:
+        self.store.remove(RECENT_KEY)
+        self.store.sync()
+        self._load_recent()
+
+    def _load_recent(self) -> None:
+        self.recent_list.clear()
+        for spec in self.recent():
+            item = QListWidgetItem(describe_spec(spec))
+            item.setData(Qt.UserRole, spec)
+            item.setToolTip(describe_spec(spec))
+            self.recent_list.addItem(item)
+
+    # -- browsing ----------------------------------------------------------------------
+    def _start_dir(self) -> str:
+        d = self.store.value(LAST_DIR_KEY, "")
+        return d if isinstance(d, str) and os.path.isdir(d) else os.path.expanduser("~")
+
+    def _browse_file(self, edit: QLineEdit) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a video", self._start_dir(),
+                                              _VIDEO_FILTER)
+        if path:
+            edit.setText(path)
+            edit.textEdited.emit(path)
+            self.store.setValue(LAST_DIR_KEY, os.path.dirname(path))
+
+    def _browse_folder(self, edit: QLineEdit) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a session folder", self._start_dir())
+        if path:
+            edit.setText(path)
+            self.store.setValue(LAST_DIR_KEY, os.path.dirname(path))
+
+    # -- accepting -------------------------------------------------------------------
+    def _build(self) -> SourceSpec:
+        page = self.tabs.currentWidget()
+        if page is self.recent_list:
+            item = self.recent_list.currentItem()
+            if item is None:
+                raise InputRefused("Recent: choose a source, or use another tab")
+            spec = item.data(Qt.UserRole)
+            try:
+                check_spec(spec)
+            except InputRefused as e:
+                raise InputRefused(f"{e} (it was there when last opened)") from None
+            return spec
+        return page.build()
+
+    def _on_open(self) -> None:
+        try:
+            spec = self._build()
+        except InputRefused as e:
+            self.error_label.setText(str(e))
+            return
+        self.error_label.clear()
+        self._spec = spec
+        self.remember(spec)
+        self.accept()
