@@ -3,3 +3,69 @@ import os
 # Every Qt test runs offscreen; set before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".numba-cache"))
+
+
+# -- Qt hygiene (viewer) -----------------------------------------------------------
+# opencv-python points Qt at its own bundled plugins when cv2 is imported; PyQt5
+# must not load them.  Import cv2 now and drop those variables before any test
+# creates the QApplication.
+def _drop_cv2_qt_vars():
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return
+    for name in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        if "cv2" in os.environ.get(name, ""):
+            os.environ.pop(name, None)
+
+
+_drop_cv2_qt_vars()
+
+import pytest  # noqa: E402
+
+
+def leftover_top_level_widgets(before: list) -> list:
+    """Top-level widgets alive now that were not in ``before``, after deferred deletes."""
+    import sys
+
+    if "PyQt5.QtWidgets" not in sys.modules:
+        return []
+    from PyQt5.QtCore import QCoreApplication, QEvent
+    from PyQt5.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return []
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    app.processEvents()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    # compare wrappers by identity: PyQt hands out the same wrapper for the same widget
+    return [w for w in app.topLevelWidgets() if not any(w is b for b in before)]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_widgets(request):
+    """Fail a test that leaves top-level Qt widgets (windows, dialogs) behind.
+
+    Only acts once Qt is in use, so Qt-free tests never create a QApplication.
+    Widgets registered with ``qtbot.addWidget`` are closed and deleted by
+    pytest-qt before this check runs.
+    """
+    import sys
+
+    before = []
+    if "PyQt5.QtWidgets" in sys.modules:
+        from PyQt5.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            before = list(app.topLevelWidgets())
+    yield
+    left = leftover_top_level_widgets(before)
+    if left:
+        names = ", ".join(sorted({type(w).__name__ for w in left}))
+        for w in left:  # clean up so the next test starts fresh
+            w.close()
+            w.deleteLater()
+        leftover_top_level_widgets([])
+        pytest.fail(f"test left {len(left)} top-level widget(s) behind: {names}", pytrace=False)
