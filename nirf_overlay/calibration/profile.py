@@ -347,11 +347,16 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
         os.replace(tmp, full)
     tmp = _tmp_name(path)
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+        f.write(_dumps(doc))
     os.replace(tmp, path)
     cal.source_path = path
     return path
+
+
+def _dumps(doc: dict) -> str:
+    """One key per line, each value compact: readable, and diffs show what a step changed."""
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _tmp_name(full: str) -> str:

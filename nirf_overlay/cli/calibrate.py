@@ -1,11 +1,135 @@
-"""`nirf-overlay calibrate`: not built yet (see the open issues)."""
+"""`nirf-overlay calibrate dark|flat|register`: build or update a calibration profile.
 
-from ..errors import NirfError
+Each step reads frames from a source, builds its entry and writes it into
+``--out PROFILE.json`` (created, or updated keeping the other entries):
+
+- ``dark``: mean of N light-off NIR frames plus a hot-pixel map.
+- ``flat``: N frames of a uniform fluorescent target; dark-subtracted with
+  the profile's dark (or the target's own minimum), smoothed, mean 1.
+- ``register``: a checkerboard seen in both channels in several poses gives
+  the WL-to-NIR homography and, with ``--square-mm``, mm per WL pixel.
+
+``dark`` and ``flat`` need only ``--nir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
 
 
-def add_parser(parser):
-    pass
+def _board(text: str) -> tuple[int, int]:
+    try:
+        cols, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"board {text!r}: expected COLSxROWS inner corners, e.g. 9x6")
+    if not (2 <= cols <= 50 and 2 <= rows <= 50):
+        raise argparse.ArgumentTypeError(f"board {text!r}: each count must be 2..50 inner corners")
+    return cols, rows
 
 
-def run(args):
-    raise NirfError("calibrate: not built yet")
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number")
+    if not (v > 0 and v < 1e6):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number")
+    if not (1 <= v <= 100000):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 1..100000")
+    return v
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    from ..sources import add_source_arguments
+
+    steps = parser.add_subparsers(dest="step", metavar="STEP", required=True)
+    specs = {
+        "dark": ("mean of N light-off NIR frames plus a hot-pixel map", 32),
+        "flat": ("flat field from N frames of a uniform fluorescent target", 16),
+        "register": ("WL-to-NIR homography and mm per pixel from a checkerboard in several poses", 300),
+    }
+    for name, (help_text, frames) in specs.items():
+        p = steps.add_parser(name, help=help_text, description=help_text)
+        add_source_arguments(p)
+        g = p.add_argument_group("profile")
+        g.add_argument("--out", required=True, metavar="P.json",
+                       help="profile to create or update (its other entries are kept)")
+        g.add_argument("--calibration", metavar="PROFILE",
+                       help="start from this profile instead of --out's current contents")
+        g.add_argument("--frames", type=_count, default=frames, metavar="N",
+                       help=f"frames to use (default {frames})")
+        g.add_argument("--system", help="system name stored in the profile")
+        g.add_argument("--notes", help="free text stored in the profile")
+        if name == "flat":
+            g.add_argument("--smooth-px", type=_positive, metavar="S",
+                           help="Gaussian smoothing sigma in pixels (default 1%% of the larger side)")
+            g.add_argument("--exposure-ms", type=_positive, metavar="T",
+                           help="exposure the flat is taken at (default: what the source reports)")
+            g.add_argument("--gain", type=_positive, help="gain the flat is taken at (default: the source's)")
+        if name == "register":
+            g.add_argument("--board", type=_board, default=(9, 6), metavar="COLSxROWS",
+                           help="checkerboard inner corners (default 9x6)")
+            g.add_argument("--square-mm", type=_positive, metavar="S",
+                           help="side of one square in mm; gives mm per pixel from the first pose")
+            g.add_argument("--max-rms", type=_positive, default=1.0, metavar="PX",
+                           help="refuse above this RMS reprojection error (default 1.0 NIR px)")
+            g.add_argument("--min-poses", type=_count, default=3, metavar="K",
+                           help="distinct board poses required (default 3)")
+            g.add_argument("--working-distance-mm", type=_positive, metavar="D",
+                           help="scope-to-board distance of the first pose, stored with mm per pixel")
+
+
+def run(args) -> int:
+    from ..calibration.builders import build_dark, build_flat, build_registration
+    from ..calibration.capture import iter_captures, open_calibration_input
+    from ..calibration.profile import save_profile
+    from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
+    from ..sources import spec_from_args
+
+    what = f"calibrate {args.step}"
+    spec = spec_from_args(args)
+    inp = open_calibration_input(spec, need_wl=args.step == "register", what=what)
+    with inp:
+        cal = start_profile(args.out, args.calibration, size=inp.size)
+        if args.system is not None:
+            cal.system = args.system
+        if args.notes is not None:
+            cal.notes = args.notes
+        frames = iter_captures(inp, args.frames, what=what)
+        if args.step == "dark":
+            res = build_dark((c.nir for c in frames), nir_bits=inp.nir_bits)
+            add_dark(cal, res)
+        elif args.step == "flat":
+            first = {}
+
+            def nir_frames():
+                for c in frames:
+                    first.setdefault("exposure_ms", c.exposure_ms)
+                    first.setdefault("gain", c.gain)
+                    yield c.nir
+
+            res = build_flat(nir_frames(), nir_bits=inp.nir_bits, dark=cal.dark,
+                             hot_pixels=cal.hot_pixels, smooth_sigma_px=args.smooth_px)
+            exposure = args.exposure_ms if args.exposure_ms is not None else first.get("exposure_ms")
+            gain = args.gain if args.gain is not None else first.get("gain")
+            add_flat(cal, res, exposure_ms=exposure, gain=gain)
+        else:
+            res = build_registration(((c.wl, c.nir) for c in frames), board=args.board,
+                                     square_mm=args.square_mm, max_rms_px=args.max_rms,
+                                     min_poses=args.min_poses)
+            add_registration(cal, res, working_distance_mm=args.working_distance_mm)
+    for w in getattr(res, "warnings", []):
+        print(f"nirf-overlay: warning: {w}", file=sys.stderr)
+    save_profile(cal, args.out)
+    print(res.summary())
+    print(f"wrote {args.out}")
+    return 0

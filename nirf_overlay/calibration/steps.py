@@ -1,0 +1,66 @@
+"""Adding a builder's result to a profile (shared by the CLI and the dialog).
+
+Every step creates or updates a profile: it starts from an existing one (the
+``--calibration`` profile, else the ``--out`` file if it exists), refuses it
+when it was made for another frame size, replaces only its own entries, and
+saves.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from . import Calibration
+from .builders import DarkResult, FlatResult, Registration
+
+__all__ = ["start_profile", "add_dark", "add_flat", "add_registration"]
+
+
+def start_profile(out: str, base: Optional[str] = None, *, size=None) -> Calibration:
+    """The profile a step updates.
+
+    Parameters
+    ----------
+    out : str
+        The profile to write; read first when it exists and ``base`` is None.
+    base : str, optional
+        Another profile to start from (``--calibration``).
+    size : (W, H), optional
+        The calibration frames' size; a profile made for another size is
+        refused with a :class:`~nirf_overlay.errors.CalibrationError` naming
+        its ``frame_size``.
+    """
+    from .profile import load_profile
+
+    path = base or (out if os.path.exists(out) else None)
+    cal = load_profile(path) if path else Calibration()
+    if size is not None:
+        cal.check_size(tuple(size), what="calibration source")
+        cal.frame_size = (int(size[0]), int(size[1]))
+    return cal
+
+
+def add_dark(cal: Calibration, res: DarkResult) -> Calibration:
+    cal.dark = res.dark
+    cal.hot_pixels = res.hot_pixels
+    return cal
+
+
+def add_flat(cal: Calibration, res: FlatResult, *, exposure_ms=None, gain=None) -> Calibration:
+    """The flat and the exposure/gain it was taken at (the pipeline's reference)."""
+    cal.flat = res.flat
+    if exposure_ms is not None:
+        cal.exposure_ref_ms = float(exposure_ms)
+    if gain is not None:
+        cal.gain_ref = float(gain)
+    return cal
+
+
+def add_registration(cal: Calibration, reg: Registration, *, working_distance_mm=None) -> Calibration:
+    cal.homography_wl_to_nir = reg.homography_wl_to_nir
+    if reg.mm_per_px is not None:
+        cal.mm_per_px = float(reg.mm_per_px)
+    if working_distance_mm is not None:
+        cal.extra["working_distance_mm"] = float(working_distance_mm)
+    return cal
