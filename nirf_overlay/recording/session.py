@@ -1,0 +1,485 @@
+"""Reading recorded sessions: :func:`read_session` and :class:`SessionSource`.
+
+A session is a source like any other (``nirf-overlay view SESSION``,
+``process SESSION``).  Frame N is exactly frame N of the recording: the frame
+table maps N to its segment, and each segment decodes on its own (FFmpeg
+subprocesses, seeking inside a segment by time).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..errors import RecordingError, SourceError
+from ..frame import FramePair, SourceInfo, SourceStats
+from ..sources.base import FrameSource
+from . import format as fmt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Marker:
+    """A marker the user set while recording (an ``events.jsonl`` line of kind "marker")."""
+
+    frame: int
+    t: float  # seconds since the recording started
+    label: str = ""
+    time: str = ""  # ISO-8601 UTC wall time
+
+
+@dataclass
+class SegmentEntry:
+    number: int
+    first_frame: int
+    frames: int
+    nir_file: str
+    wl_file: str
+    nir_pix_fmt: str
+    wl_codec: str
+
+
+@dataclass
+class Session:
+    """Everything in a session directory except the pixels.
+
+    Attributes
+    ----------
+    path : the directory
+    meta : session.json as a dict
+    segments : complete segments, in order
+    frames : rows of frames.csv for the readable frames (dicts of strings)
+    events : events.jsonl, one dict per line (a torn last line is skipped)
+    interrupted : the recording was not stopped cleanly (crash, kill, power loss)
+    frames_listed : rows in frames.csv, including frames lost in an unfinished segment
+    """
+
+    path: str
+    meta: dict
+    segments: list
+    frames: list
+    events: list
+    interrupted: bool
+    frames_listed: int = 0
+    warnings: list = field(default_factory=list)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.meta["size"][0]), int(self.meta["size"][1])
+
+    @property
+    def fps(self) -> float:
+        return float(self.meta["fps"])
+
+    @property
+    def markers(self) -> list:
+        out = []
+        for e in self.events:
+            if e.get("kind") == "marker":
+                out.append(Marker(frame=int(e.get("frame", 0)), t=float(e.get("t", 0.0)),
+                                  label=str(e.get("label", "") or ""), time=str(e.get("time", ""))))
+        return out
+
+    def recorded_settings(self):
+        """The :class:`~nirf_overlay.settings.Settings` in force when recording started."""
+        from ..errors import SettingsError
+        from ..settings import Settings
+
+        path = os.path.join(self.path, self.meta.get("settings") or fmt.SETTINGS_JSON)
+        try:
+            return Settings.load(path)
+        except SettingsError as e:
+            raise RecordingError(str(e)) from None
+
+    def recorded_calibration(self):
+        """The :class:`~nirf_overlay.calibration.Calibration` in force at the start, or None."""
+        rel = self.meta.get("calibration")
+        if not rel:
+            return None
+        from ..calibration.profile import load_profile
+        from ..errors import CalibrationError
+
+        try:
+            return load_profile(os.path.join(self.path, rel))
+        except CalibrationError as e:
+            raise RecordingError(str(e)) from None
+
+
+def read_session(path) -> Session:
+    """Read a session directory's tables; raise a one-line RecordingError if unusable.
+
+    An interrupted session (no clean stop) is read up to its last complete
+    segment; ``Session.warnings`` says what was lost.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise RecordingError(f"{path}: not a directory")
+    meta_path = os.path.join(path, fmt.SESSION_JSON)
+    meta = fmt.read_json(meta_path, "session description")
+    if meta.get("format") != fmt.FORMAT_NAME:
+        raise RecordingError(f"{meta_path}: not a nirf-overlay session (format "
+                             f"{meta.get('format')!r})")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise RecordingError(f"{meta_path}: schema_version {version!r} is not a positive integer")
+    if version > fmt.SCHEMA_VERSION:
+        raise RecordingError(f"{meta_path}: schema_version {version} is newer than this "
+                             f"nirf-overlay reads ({fmt.SCHEMA_VERSION}); upgrade nirf-overlay")
+    try:
+        w, h = (int(v) for v in meta["size"])
+        fps = float(meta["fps"])
+        int(meta["nir_bits"])
+        if w <= 0 or h <= 0 or not fps > 0:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise RecordingError(f"{meta_path}: size, fps or nir_bits missing or invalid") from None
+
+    seg_path = os.path.join(path, fmt.SEGMENTS_CSV)
+    segments = []
+    for n, row in enumerate(fmt.read_csv_rows(seg_path, fmt.SEGMENT_COLUMNS, "segment table"),
+                            start=2):
+        try:
+            seg = SegmentEntry(int(row["segment"]), int(row["first_frame"]), int(row["frames"]),
+                               row["nir_file"], row["wl_file"], row["nir_pix_fmt"],
+                               row["wl_codec"])
+            fmt.pix_fmt_bits(seg.nir_pix_fmt)
+        except ValueError:
+            raise RecordingError(f"{seg_path}: line {n} is not a valid segment entry") from None
+        expected_first = segments[-1].first_frame + segments[-1].frames if segments else 0
+        if seg.first_frame != expected_first or seg.frames <= 0:
+            raise RecordingError(f"{seg_path}: line {n}: segment {seg.number} starts at frame "
+                                 f"{seg.first_frame}, expected {expected_first}")
+        for name in (seg.nir_file, seg.wl_file):
+            full = os.path.join(path, name)
+            if os.path.basename(name) != name:
+                raise RecordingError(f"{seg_path}: line {n}: {name!r} is not a plain file name")
+            if not os.path.isfile(full):
+                raise RecordingError(f"{full}: missing (listed in {fmt.SEGMENTS_CSV})")
+            if os.path.getsize(full) == 0:
+                raise RecordingError(f"{full}: empty file")
+        segments.append(seg)
+
+    frames_path = os.path.join(path, fmt.FRAMES_CSV)
+    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS, "frame table")
+    readable = segments[-1].first_frame + segments[-1].frames if segments else 0
+    if len(rows) < readable:
+        raise RecordingError(f"{frames_path}: lists {len(rows)} frames but the segments hold "
+                             f"{readable}")
+    for i in (0, readable - 1):
+        if readable and rows[i]["index"] != str(i):
+            raise RecordingError(f"{frames_path}: row {i + 2} is frame {rows[i]['index']}, "
+                                 f"expected {i}")
+    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL))
+    interrupted = bool(meta.get("interrupted", True))
+    warnings = []
+    if interrupted:
+        lost = len(rows) - readable
+        warnings.append(f"{path}: the recording was interrupted (not stopped cleanly); "
+                        f"{readable} frames readable, {lost} frames of the unfinished "
+                        "segment lost")
+    elif meta.get("error"):
+        warnings.append(f"{path}: the recording stopped early: {meta['error']}")
+    return Session(path=path, meta=meta, segments=segments, frames=rows[:readable],
+                   events=events, interrupted=interrupted, frames_listed=len(rows),
+                   warnings=warnings)
+
+
+def _read_events(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordingError(f"{path}: cannot read the event log ({e.__class__.__name__})") from None
+    events = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):  # torn by a crash mid-write
+                break
+            raise RecordingError(f"{path}: line {n} is not valid JSON") from None
+        if isinstance(e, dict):
+            events.append(e)
+    return events
+
+
+class _Decoder:
+    """An FFmpeg process decoding one segment file to raw frames on a pipe."""
+
+    def __init__(self, path: str, pix_fmt: str, frame_bytes: int, start: int, fps: float):
+        self.path = path
+        self.frame_bytes = frame_bytes
+        self.proc = subprocess.Popen(
+            fmt.decoder_cmd(path, pix_fmt, start_frame=start, fps=fps),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            bufsize=0)
+
+    def read_into(self, buf: np.ndarray) -> bool:
+        view = memoryview(buf).cast("B")
+        got = 0
+        while got < self.frame_bytes:
+            n = self.proc.stdout.readinto(view[got:])
+            if not n:
+                return False
+            got += n
+        return True
+
+    def problem(self) -> str:
+        try:
+            self.proc.wait(5)
+            err = self.proc.stderr.read().decode("utf-8", "replace").strip()
+        except Exception:
+            err = ""
+        return err.splitlines()[-1] if err else ""
+
+    def close(self) -> None:
+        p = self.proc
+        if p.poll() is None:
+            p.kill()
+        for s in (p.stdout, p.stderr):
+            try:
+                s.close()
+            except Exception:
+                pass
+        try:
+            p.wait(5)
+        except Exception:
+            pass
+
+
+class SessionSource(FrameSource):
+    """A recorded session as a seekable :class:`FrameSource`.
+
+    Parameters
+    ----------
+    path : str
+        The session directory.
+    realtime : bool
+        Pace frames at the recorded times (scaled by :attr:`speed`); otherwise
+        hand them out as fast as they decode.
+    loop : bool
+        Start again at frame 0 after the last frame.
+
+    Attributes
+    ----------
+    info : SourceInfo (``seekable=True``, ``frame_count``, size, fps, nir_bits)
+    session : :class:`Session` (session.json, tables, events)
+    markers : list of :class:`Marker`, in recording order
+    recorded_settings : Settings in force when recording started
+    recorded_calibration : Calibration in force at the start, or None
+    interrupted : True when the recording was not stopped cleanly; then
+        ``stats.message`` says so and a warning is logged on opening
+    speed : replay speed for realtime pacing (1.0 = as recorded)
+
+    Pairs carry the recorded ``wl_time``/``nir_time``, exposure and gain;
+    ``nir`` is None for frames recorded while NIR was lost; ``meta`` holds
+    ``segment``, ``dropped_before``, ``unpaired`` and ``not_written_before``.
+    """
+
+    def __init__(self, path, *, realtime: bool = False, loop: bool = False):
+        self.path = os.fspath(path)
+        self.session = read_session(self.path)
+        s = self.session
+        self.realtime = bool(realtime)
+        self.loop = bool(loop)
+        self.speed = 1.0
+        meta = s.meta
+        w, h = s.size
+        self._size = (w, h)
+        self.info = SourceInfo(
+            description=f"session {self.path}", size=(w, h), fps=s.fps,
+            nir_bits=int(meta["nir_bits"]), live=False, frame_count=s.frame_count,
+            device=str(meta.get("source", {}).get("description", "")),
+            exposure_ms=meta.get("source", {}).get("exposure_ms"),
+            gain=meta.get("source", {}).get("gain"), seekable=True,
+            extra={"session": self.path, "label": meta.get("label"),
+                   "created": meta.get("created"), "interrupted": s.interrupted,
+                   "wl_codec": meta.get("wl_codec"), "wl_lossless": meta.get("wl_lossless"),
+                   "error": meta.get("error")},
+        )
+        self.stats = SourceStats()
+        if s.warnings:
+            self.stats.message = " ".join(s.warnings)
+            for w_ in s.warnings:
+                log.warning("%s", w_)
+        self.markers = s.markers
+        self.recorded_settings = s.recorded_settings()
+        self.recorded_calibration = s.recorded_calibration()
+        self._starts = [seg.first_frame for seg in s.segments]
+        self._lock = threading.RLock()
+        self._pos = 0
+        self._seg_i: Optional[int] = None
+        self._decoders: Optional[tuple[_Decoder, _Decoder]] = None
+        self._next: Optional[tuple[int, tuple[_Decoder, _Decoder]]] = None
+        self._clock: Optional[tuple[float, float]] = None  # (monotonic, recorded time)
+        self._closed = False
+        if s.frame_count == 0:
+            self.stats.status = "ended"
+
+    @classmethod
+    def from_spec(cls, spec, path) -> "SessionSource":
+        """Open ``path`` for :func:`~nirf_overlay.sources.open_source`; SourceError if unusable."""
+        try:
+            return cls(path, realtime=spec.realtime, loop=spec.loop)
+        except RecordingError as e:
+            raise SourceError(str(e)) from None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.session.interrupted
+
+    @property
+    def events(self) -> list:
+        return self.session.events
+
+    @property
+    def frame_count(self) -> int:
+        return self.session.frame_count
+
+    @property
+    def position(self) -> int:
+        """Index of the frame the next :meth:`read` returns."""
+        return self._pos
+
+    def frame_time(self, index: int) -> float:
+        """Recorded WL time of frame ``index`` relative to frame 0, seconds."""
+        rows = self.session.frames
+        return float(rows[index]["wl_time"]) - float(rows[0]["wl_time"])
+
+    # -- FrameSource ----------------------------------------------------------------
+    def seek(self, index: int) -> None:
+        """Make the next :meth:`read` return frame ``index`` (0 <= index < frame_count)."""
+        n = self.session.frame_count
+        index = int(index)
+        if not 0 <= index < max(n, 1):
+            raise SourceError(f"{self.path}: frame {index} is outside 0..{n - 1}")
+        with self._lock:
+            if index != self._pos:
+                self._drop_decoders()
+            self._pos = index
+            self._clock = None
+            if self.stats.status == "ended":
+                self.stats.status = "ok"
+
+    def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
+        with self._lock:
+            if self._closed:
+                return None
+            n = self.session.frame_count
+            if self._pos >= n:
+                if not (self.loop and n):
+                    self.stats.status = "ended"
+                    self._drop_decoders()
+                    return None
+                self._drop_decoders()
+                self._pos = 0
+                self._clock = None
+            index = self._pos
+            pair = self._decode(index)
+            self._pos = index + 1
+        if self.realtime:
+            self._pace(index)
+        pair.arrival = time.monotonic()
+        self.stats.delivered += 1
+        return pair
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._drop_decoders()
+
+    # -- internals --------------------------------------------------------------------
+    def _pace(self, index: int) -> None:
+        t_rec = self.frame_time(index)
+        now = time.monotonic()
+        if self._clock is None:
+            self._clock = (now, t_rec)
+            return
+        t0, r0 = self._clock
+        due = t0 + (t_rec - r0) / max(self.speed, 1e-3)
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 1.0:  # fell far behind (paused, slow machine): restart the clock
+            self._clock = (now, t_rec)
+
+    def _decode(self, index: int) -> FramePair:
+        seg_i = bisect.bisect_right(self._starts, index) - 1
+        seg = self.session.segments[seg_i]
+        offset = index - seg.first_frame
+        if self._seg_i != seg_i or self._decoders is None:
+            self._drop_decoders(keep_next=True)
+            if self._next is not None and self._next[0] == seg_i and offset == 0:
+                self._decoders = self._next[1]
+                self._next = None
+            else:
+                self._decoders = self._open(seg, offset)
+            self._seg_i = seg_i
+        w, h = self._size
+        nir = np.empty((h, w), np.uint16)
+        wl = np.empty((h, w, 3), np.uint8)
+        nir_dec, wl_dec = self._decoders
+        for dec, buf in ((nir_dec, nir), (wl_dec, wl)):
+            if not dec.read_into(buf):
+                why = dec.problem()
+                self._drop_decoders()
+                raise SourceError(f"{dec.path}: ended before frame {index} of the session"
+                                  + (f" ({why})" if why else " (corrupt or truncated)"))
+        if offset + 1 >= seg.frames:
+            # this segment is done: its decoders exit; the next one starts decoding now
+            self._drop_decoders(keep_next=True)
+            if seg_i + 1 < len(self.session.segments) and self._next is None:
+                nxt = self.session.segments[seg_i + 1]
+                self._next = (seg_i + 1, self._open(nxt, 0))
+        row = self.session.frames[index]
+        lost = row["nir_lost"] == "1"
+        return FramePair(
+            wl=wl, nir=None if lost else nir, nir_bits=int(self.session.meta["nir_bits"]),
+            index=index, wl_time=float(row["wl_time"]), nir_time=float(row["nir_time"]),
+            exposure_ms=fmt.opt_float(row["exposure_ms"]), gain=fmt.opt_float(row["gain"]),
+            meta={"segment": seg.number, "dropped_before": int(row["dropped_before"] or 0),
+                  "unpaired": row["unpaired"] == "1",
+                  "not_written_before": int(row["not_written_before"] or 0),
+                  "source_index": int(row["source_index"] or 0), "session": self.path},
+        )
+
+    def _open(self, seg: SegmentEntry, offset: int) -> tuple[_Decoder, _Decoder]:
+        w, h = self._size
+        fps = self.session.fps
+        nir = _Decoder(os.path.join(self.path, seg.nir_file), seg.nir_pix_fmt, w * h * 2,
+                       offset, fps)
+        wl = _Decoder(os.path.join(self.path, seg.wl_file), "bgr24", w * h * 3, offset, fps)
+        return nir, wl
+
+    def _drop_decoders(self, keep_next: bool = False) -> None:
+        if self._decoders is not None:
+            for d in self._decoders:
+                d.close()
+            self._decoders = None
+        self._seg_i = None
+        if not keep_next and self._next is not None:
+            for d in self._next[1]:
+                d.close()
+            self._next = None
+
+
+def open_session(path, **kwargs) -> SessionSource:
+    """Open a session directory as a :class:`SessionSource` (RecordingError if unusable)."""
+    return SessionSource(path, **kwargs)
