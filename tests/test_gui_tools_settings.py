@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt5.QtCore import QEvent, Qt  # noqa: E402
-from PyQt5.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel  # noqa: E402
+from PyQt5.QtCore import Qt  # noqa: E402
+from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel  # noqa: E402
 
 from nirf_overlay.settings import Settings  # noqa: E402
 from nirf_overlay.gui.settings_panel import SettingsPanel, default_presets_dir  # noqa: E402
@@ -21,14 +21,9 @@ from nirf_overlay.gui.widgets import (  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_widgets(qapp, tmp_path, monkeypatch):
-    """Fail a test that leaves top-level widgets behind; keep config out of $HOME."""
+def isolated_config(tmp_path, monkeypatch):
+    """Keep presets out of the user's config (conftest fails tests leaving widgets)."""
     monkeypatch.setenv("NIRF_OVERLAY_CONFIG_DIR", str(tmp_path / "config"))
-    before = set(map(id, QApplication.topLevelWidgets()))
-    yield
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-    left = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    assert not left, f"widgets left open: {left}"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QColor, QKeySequence, QPainter
-from PyQt5.QtWidgets import QLabel, QShortcut, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QAction, QLabel, QShortcut, QVBoxLayout, QWidget
 
 __all__ = ["HelpOverlay", "TOGGLE_KEYS"]
 
@@ -29,7 +29,9 @@ class HelpOverlay(QWidget):
         ``[("Space", "Freeze / unfreeze the picture"), ...]``
     parent : the window to cover; the overlay follows its size
     toggle_keys : keys that toggle the overlay, installed as window
-        shortcuts on ``parent``; pass ``()`` if the owner binds them itself
+        shortcuts on ``parent`` unless an action or shortcut of that window
+        already uses them (the owner's own "help" action then toggles it; two
+        bindings of one key would cancel each other out in Qt)
     """
 
     def __init__(self, shortcuts: list[tuple[str, str]], parent: QWidget,
@@ -52,7 +54,10 @@ class HelpOverlay(QWidget):
         self._shortcuts: list[tuple[str, str]] = []
         self.set_shortcuts(shortcuts)
         self.toggle_shortcuts = []
+        taken = _bound_keys(parent.window())
         for key in toggle_keys:
+            if QKeySequence(key).toString() in taken:
+                continue
             sc = QShortcut(QKeySequence(key), parent)
             sc.setContext(Qt.WindowShortcut)
             sc.activated.connect(self.toggle)
@@ -127,24 +132,31 @@ class HelpOverlay(QWidget):
             self.open_overlay()
 
     def open_overlay(self) -> None:
-        parent = self.parentWidget()
-        self.setGeometry(parent.rect())
-        self._render()
-        self._previous_focus = parent.window().focusWidget()
+        self.setGeometry(self.parentWidget().rect())
         self.show()
-        self.raise_()
-        self.setFocus(Qt.OtherFocusReason)
 
     def close_overlay(self) -> None:
-        if not self.isVisible():
-            return
         self.hide()
-        if self._previous_focus is not None:
+
+    def showEvent(self, event) -> None:
+        # However it is shown (toggle() or the owner's show()), it takes the
+        # keyboard so that the next key closes it.
+        self._render()
+        self.raise_()
+        focus = self.parentWidget().window().focusWidget()
+        if focus is not self:
+            self._previous_focus = focus
+        self.setFocus(Qt.OtherFocusReason)
+        super().showEvent(event)
+
+    def hideEvent(self, event) -> None:
+        previous, self._previous_focus = self._previous_focus, None
+        if previous is not None and self.hasFocus():
             try:
-                self._previous_focus.setFocus(Qt.OtherFocusReason)
+                previous.setFocus(Qt.OtherFocusReason)
             except RuntimeError:  # the widget was deleted meanwhile
                 pass
-        self._previous_focus = None
+        super().hideEvent(event)
 
     # -- events -----------------------------------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
@@ -158,6 +170,15 @@ class HelpOverlay(QWidget):
         p.fillRect(self.rect(), QColor(0, 0, 0, 200))
         p.end()
 
+    def event(self, event) -> bool:
+        # While the overlay is up, a key only closes it: claim shortcut keys
+        # too, so that e.g. S closes the help instead of taking a snapshot.
+        if event.type() == QEvent.ShortcutOverride:
+            if event.key() not in (Qt.Key_Shift, Qt.Key_Control, Qt.Key_Alt, Qt.Key_Meta):
+                event.accept()
+                return True
+        return super().event(event)
+
     def keyPressEvent(self, event) -> None:
         # Any key closes, Esc included; modifiers alone do not (Shift before "?").
         if event.key() in (Qt.Key_Shift, Qt.Key_Control, Qt.Key_Alt, Qt.Key_Meta):
@@ -169,3 +190,16 @@ class HelpOverlay(QWidget):
     def mousePressEvent(self, event) -> None:
         self.close_overlay()
         event.accept()
+
+
+def _bound_keys(window: QWidget) -> set[str]:
+    """Key sequences (as text) already used by actions and shortcuts of ``window``."""
+    keys = set()
+    for action in window.findChildren(QAction):
+        keys.update(k.toString() for k in action.shortcuts())
+    for action in window.actions():
+        keys.update(k.toString() for k in action.shortcuts())
+    for shortcut in window.findChildren(QShortcut):
+        keys.add(shortcut.key().toString())
+    keys.discard("")
+    return keys

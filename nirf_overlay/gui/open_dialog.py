@@ -226,9 +226,11 @@ class _StreamPage(QWidget):
         self.bits_box.setToolTip("Significant NIR bits when the stream does not say "
                                  "(e.g. 12 for a 12-bit sensor in a 16-bit container).")
         common.addRow("NIR bit depth", self.bits_box)
-        self.loop_box = QCheckBox("Loop at the end")
-        if kind == "file":
+        self.loop_box = QCheckBox("Loop at the end", self)
+        if kind == "file":  # live inputs have no end
             common.addRow("", self.loop_box)
+        else:
+            self.loop_box.hide()
         layout.addLayout(common)
         layout.addStretch(1)
         for w in (self.wl, self.nir):
