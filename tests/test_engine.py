@@ -1,0 +1,348 @@
+"""The viewer engine: worker thread, latest-wins mailbox, errors, replay, A/B, snapshots.
+
+Every test drives real phantom frames through the real Pipeline; the sources
+are real FrameSource subclasses whose behaviour (stall, lose NIR, fail) the
+test controls.  No timed asserts: waits have generous deadlines and only
+bound how long a failure takes to show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from nirf_overlay.engine import Engine, LatestMailbox
+from nirf_overlay.errors import NirfError, SourceError
+from nirf_overlay.frame import FramePair, SourceInfo, SourceStats
+from nirf_overlay.settings import Settings
+from nirf_overlay.sources.base import FrameSource
+
+SIZE = (320, 180)
+FPS = 30.0
+N_FRAMES = 12
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    from nirf_overlay.phantom import Phantom, PhantomParams
+
+    return Phantom(PhantomParams(seed=3, size=SIZE, fps=FPS))
+
+
+@pytest.fixture(scope="module")
+def frames(phantom):
+    return [phantom.frame(i) for i in range(N_FRAMES)]
+
+
+class ControlledSource(FrameSource):
+    """Phantom frames from memory, with switches a test flips.
+
+    ``live=True``: paced at ``fps``, ``read(timeout)`` raises TimeoutError while
+    stalled; ``live=False``: seekable, every frame in order, ``None`` at the end.
+    ``nir_lost`` hands out pairs without NIR; ``fail`` makes ``read`` raise.
+    """
+
+    def __init__(self, frames, *, live=True, fps=FPS):
+        self.frames = frames
+        w, h = frames[0].size
+        self.info = SourceInfo(description="controlled phantom", size=(w, h), fps=fps,
+                               nir_bits=frames[0].nir_bits, live=live,
+                               frame_count=None if live else len(frames), seekable=not live)
+        self.stats = SourceStats()
+        self.live = live
+        self.stalled = threading.Event()
+        self.nir_lost = False
+        self.fail: str = ""
+        self.reads = 0
+        self._i = 0
+        self._next = time.monotonic()
+        self.closed = False
+
+    def read(self, timeout=None):
+        if self.fail:
+            raise SourceError(self.fail)
+        if self.live:
+            if self.stalled.is_set():
+                time.sleep(timeout or 0.05)
+                self.stats.status = "reconnecting"
+                raise TimeoutError("no frame")
+            self.stats.status = "nir_lost" if self.nir_lost else "ok"
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._next = max(self._next + 1.0 / self.info.fps, time.monotonic() - 0.1)
+            src = self.frames[self._i % len(self.frames)]
+        else:
+            if self._i >= len(self.frames):
+                return None
+            src = self.frames[self._i]
+        pair = dataclasses.replace(src, index=self._i, arrival=time.monotonic(), meta={},
+                                   nir=None if self.nir_lost else src.nir,
+                                   wl_time=self._i / self.info.fps)
+        self._i += 1
+        self.reads += 1
+        self.stats.delivered += 1
+        return pair
+
+    def seek(self, index):
+        if self.live:
+            return super().seek(index)
+        self._i = int(index)
+
+    def close(self):
+        self.closed = True
+
+
+def wait_for(cond, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def take_next(engine, after_seq=0, timeout=20.0):
+    """The next result produced after ``after_seq``."""
+    def get():
+        item = engine.latest()
+        return item if item is not None and item.seq > after_seq else None
+    return wait_for(get, timeout, "a result")
+
+
+@pytest.fixture
+def make_engine(phantom):
+    engines = []
+
+    def make(source, settings=None, **kw):
+        eng = Engine(source, settings or Settings(), phantom.calibration(), **kw)
+        engines.append(eng)
+        return eng.start()
+
+    yield make
+    for e in engines:
+        e.stop()
+
+
+# -- mailbox ---------------------------------------------------------------------------------
+def test_mailbox_latest_wins_and_counts_drops():
+    box = LatestMailbox()
+    assert box.take() is None
+    assert box.put(1) is False
+    assert box.put(2) is True  # 1 was never read
+    assert box.put(3) is True
+    assert box.take() == 3
+    assert box.take() is None
+    assert (box.put_count, box.dropped) == (3, 2)
+
+
+def test_core_imports_without_qt():
+    code = ("import sys; sys.modules['PyQt5'] = None\n"
+            "import nirf_overlay.engine, nirf_overlay.snapshot\n"
+            "assert not any(m.startswith('PyQt5') and sys.modules[m] for m in sys.modules)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- worker ----------------------------------------------------------------------------------
+def test_every_frame_is_shown_or_counted_as_dropped(frames, make_engine):
+    src = ControlledSource(frames, live=False)
+    eng = make_engine(src, pace=False)  # as fast as it goes: the slow reader below drops some
+    shown = []
+    while True:
+        item = eng.latest()
+        if item is not None:
+            shown.append(item)
+            assert item.result.index == item.pair.index
+            assert item.composite.shape == (SIZE[1], SIZE[0], 3)
+            assert item.composite.dtype == np.uint8
+            assert item.processed >= item.arrival > 0
+        if eng.status().state == "ended" and eng.mailbox.put_count == eng.status().processed:
+            last = eng.latest()
+            if last is not None:
+                shown.append(last)
+            break
+        time.sleep(0.02)
+    st = eng.status()
+    assert st.captured == st.processed == N_FRAMES
+    assert len(shown) + eng.dropped == N_FRAMES
+    assert [i.index for i in shown] == sorted(i.index for i in shown)
+    assert shown[-1].index == N_FRAMES - 1  # the newest always wins
+
+
+def test_source_error_is_reported_in_words_and_engine_recovers(frames, make_engine):
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    first = take_next(eng)
+    src.fail = "camera 0: unplugged"
+    wait_for(lambda: "unplugged" in eng.status().error, what="the error in the status")
+    err = eng.status().error
+    assert "Traceback" not in err and "\n" not in err
+    assert eng.running
+    src.fail = ""
+    wait_for(lambda: eng.status().error == "", what="the error to clear")
+    later = take_next(eng, first.seq)
+    assert later.index > first.index
+
+
+def test_nir_lost_is_flagged_and_clears(frames, make_engine):
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    src.nir_lost = True
+    item = wait_for(lambda: (lambda i: i if i is not None and i.pair.nir is None else None)(
+        eng.latest()), what="a pair without NIR")
+    assert item.nir_lost and eng.status().nir_lost
+    src.nir_lost = False
+    wait_for(lambda: (lambda i: i is not None and i.pair.nir is not None)(eng.latest()),
+             what="NIR back")
+    wait_for(lambda: not eng.status().nir_lost, what="nir_lost to clear")
+
+
+def test_stalled_live_source_keeps_engine_responsive(frames, make_engine):
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    take_next(eng)
+    src.stalled.set()
+    time.sleep(0.3)
+    before = eng.status().last_frame_time
+    eng.latest()
+    time.sleep(0.3)
+    assert eng.latest() is None  # nothing new while stalled
+    assert eng.status().last_frame_time == before
+    assert eng.status().source["status"] == "reconnecting"
+    src.stalled.clear()
+    after = take_next(eng)
+    assert after.arrival > before
+
+
+def test_settings_change_reaches_the_next_frame(frames, make_engine):
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    first = take_next(eng)
+    s = eng.settings.copy()
+    s.segment.threshold = 19.0  # nothing is that bright: no rims
+    eng.update_settings(s)
+    seq_at_change = eng.status().processed
+    # the frame in flight may still use the old settings; the one after must not
+    item = take_next(eng, seq_at_change + 1)
+    assert item.result.rims == []
+    assert first.result.rims, "the phantom's rim is found with default settings"
+
+
+# -- replay ----------------------------------------------------------------------------------
+def test_seek_step_pause_and_loop(frames, make_engine):
+    src = ControlledSource(frames, live=False)
+    eng = make_engine(src, pace=True, loop=False)
+    assert eng.seekable and eng.frame_count == N_FRAMES
+    eng.pause()
+    eng.seek(7)
+    item = take_next(eng)
+    assert item.index == 7 and eng.position == 7
+    time.sleep(0.2)
+    assert eng.latest() is None  # paused: nothing more
+    eng.step(+1)
+    assert take_next(eng, item.seq).index == 8
+    eng.step(-1)
+    item = take_next(eng, item.seq)
+    assert item.index == 7
+    assert np.array_equal(item.pair.nir, frames[7].nir)  # frame N on screen is frame N
+    with pytest.raises(NirfError):
+        eng.set_speed(8)
+    eng.set_speed(4.0)
+    eng.set_loop(True)
+    eng.resume()
+    seen, wrapped = [], False
+    end = time.monotonic() + 20
+    while time.monotonic() < end and not wrapped:
+        it = eng.latest()
+        if it is not None:
+            wrapped = bool(seen) and it.index < seen[-1]
+            seen.append(it.index)
+        time.sleep(0.002)
+    assert wrapped and max(seen) >= N_FRAMES - 3  # it ran to the end and wrapped round
+
+
+def test_paced_replay_keeps_native_rate_order(frames, make_engine):
+    src = ControlledSource(frames, live=False, fps=100.0)
+    eng = make_engine(src, pace=True)
+    items = []
+    while len(items) < 5:
+        it = eng.latest()
+        if it is not None:
+            items.append(it)
+        time.sleep(0.001)
+    arrivals = [i.arrival for i in items]
+    assert arrivals == sorted(arrivals)
+    # paced: the engine re-stamps arrival when it releases the frame on schedule
+    assert all(i.processed >= i.arrival for i in items)
+
+
+def test_ab_runs_second_settings_on_the_same_pair(frames, make_engine):
+    src = ControlledSource(frames, live=False)
+    eng = make_engine(src, pace=True, loop=True)
+    b = eng.settings.copy()
+    b.display.colormap = "magenta"
+    eng.set_ab(b)
+    item = wait_for(lambda: (lambda i: i if i is not None and i.result_b is not None else None)(
+        eng.latest()), what="an A/B result")
+    assert item.composite_b.shape == item.composite.shape
+    rim = item.pair.truth.rim_mask
+    a = item.composite[rim].astype(int).mean(axis=0)  # BGR
+    bb = item.composite_b[rim].astype(int).mean(axis=0)
+    assert a[1] > a[2] and a[1] > a[0]  # green over the rim
+    assert bb[2] > bb[1] and bb[0] > bb[1]  # magenta: red and blue over green
+    eng.set_ab(None)
+    wait_for(lambda: (lambda i: i is not None and i.result_b is None)(eng.latest()),
+             what="A/B off")
+
+
+def test_stop_closes_source(frames, phantom):
+    src = ControlledSource(frames, live=True)
+    eng = Engine(src, Settings(), phantom.calibration()).start()
+    take_next(eng)
+    eng.stop()
+    assert src.closed and not eng.running
+
+
+# -- snapshot -------------------------------------------------------------------------------
+def test_snapshot_files_complete_and_nir_bit_identical(frames, phantom, tmp_path):
+    import cv2
+    import tifffile
+
+    from nirf_overlay.processing.pipeline import Pipeline
+    from nirf_overlay.snapshot import write_snapshot
+
+    pair = dataclasses.replace(frames[2])
+    pair.nir = pair.nir.copy()
+    pair.nir[0, 0] = 4095  # a count at the 12-bit edge must survive
+    settings = Settings()
+    result = Pipeline(settings, phantom.calibration()).process(pair)
+    paths = write_snapshot(tmp_path / "snaps", pair, result, settings=settings,
+                           source_info=SourceInfo("phantom", SIZE, FPS), stem="snapshot_test")
+    nir = tifffile.imread(paths["nir"])
+    assert nir.dtype == np.uint16 and np.array_equal(nir, pair.nir)
+    assert np.array_equal(cv2.imread(paths["wl"], cv2.IMREAD_UNCHANGED), pair.wl)
+    assert np.array_equal(cv2.imread(paths["overlay"], cv2.IMREAD_UNCHANGED), result.composite)
+    meta = json.loads(open(paths["metrics"]).read())
+    assert meta["frame"] == pair.index and meta["metrics"]["rims"] == len(result.rims)
+    assert meta["settings"]["segment"]["threshold"] == settings.segment.threshold
+    assert len(meta["rims"]) == len(result.rims)
+    assert not list((tmp_path / "snaps").glob("*.part"))
+
+
+def test_snapshot_while_nir_lost_has_no_tiff(frames, phantom, tmp_path):
+    from nirf_overlay.processing.pipeline import Pipeline
+    from nirf_overlay.snapshot import write_snapshot
+
+    pair = dataclasses.replace(frames[0], nir=None)
+    result = Pipeline(Settings(), phantom.calibration()).process(pair)
+    paths = write_snapshot(tmp_path, pair, result, composite=pair.wl)
+    assert paths["nir"] is None
+    assert json.loads(open(paths["metrics"]).read())["nir_lost"] is True
