@@ -17,10 +17,12 @@ Opacity (the alpha ramp)
 With ``t`` the display level (0..1, after compression) of a pixel and
 ``t0 = max(display.alpha_floor, t(threshold))``, where ``threshold`` is the
 fluorescence threshold ``segment.threshold x background`` in normalised counts,
-the opacity is ``display.alpha * clip((t - t0) / (1 - t0), 0, 1)``: fully
-transparent below the threshold, so weak signal never hides the anatomy, and
-rising to ``display.alpha`` at the white level.  Saturated pixels are drawn
-opaque in the palette's saturation colour.
+the opacity is ``display.alpha * sqrt(clip((t - t0) / (0.5 (1 - t0)), 0, 1))``:
+fully transparent below the threshold, so weak signal never hides the anatomy,
+then rising quickly (square root) so that a faint rim just above threshold is
+already visible, and reaching ``display.alpha`` halfway between the threshold
+and the white level.  Saturated pixels are drawn opaque in the palette's
+saturation colour.
 
 Colour map, compression and opacity are folded into one 1024-entry look-up
 table indexed by the linear position ``(v - lo) / (hi - lo)``, so the pixel
@@ -93,7 +95,7 @@ class Compositor:
                                    log_strength=lv.log_strength)[0])
             t0 = max(t0, t_thr)
         self.t0 = t0
-        ramp = np.clip((self._t - t0) / max(1.0 - t0, 0.02), 0.0, 1.0)
+        ramp = np.sqrt(np.clip((self._t - t0) / max(0.5 * (1.0 - t0), 0.01), 0.0, 1.0))
         if t0 >= 1.0:
             ramp[:] = 0.0
         np.round(256.0 * float(ds.alpha) * ramp, out=ramp)

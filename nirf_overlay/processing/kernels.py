@@ -153,27 +153,37 @@ def composite_pass(wl, nir, sat, valid, lo, idx_scale, lut, alut, sat_bgr, blend
     H, W = nir.shape
     N = lut.shape[0]
     has_valid = valid.shape[0] == H and valid.shape[1] == W
+    # (H, W*3) views: plain 2-D indexing keeps the inner loop tight
+    wl2 = wl.reshape(H, W * 3)
+    out2 = out.reshape(H, W * 3)
+    fmax = np.float32(N - 1)
     for y in prange(H):
         for x in range(W):
             fi = (nir[y, x] - lo) * idx_scale
-            i = int(min(max(fi, np.float32(0.0)), np.float32(N - 1)))
+            i = int(min(max(fi, np.float32(0.0)), fmax))
             if has_valid and valid[y, x] == 0:
                 i = 0
+            j = 3 * x
             if show_sat and sat[y, x] != 0:
-                c0, c1, c2 = sat_bgr[0], sat_bgr[1], sat_bgr[2]
-                a = 256
-            else:
-                c0, c1, c2 = lut[i, 0], lut[i, 1], lut[i, 2]
-                a = alut[i]
+                out2[y, j] = sat_bgr[0]
+                out2[y, j + 1] = sat_bgr[1]
+                out2[y, j + 2] = sat_bgr[2]
+                continue
             if blend:
-                ia = 256 - a
-                out[y, x, 0] = (np.int32(wl[y, x, 0]) * ia + np.int32(c0) * a + 128) >> 8
-                out[y, x, 1] = (np.int32(wl[y, x, 1]) * ia + np.int32(c1) * a + 128) >> 8
-                out[y, x, 2] = (np.int32(wl[y, x, 2]) * ia + np.int32(c2) * a + 128) >> 8
+                a = alut[i]
+                if a == 0:  # transparent: most of the liver, cheap path
+                    out2[y, j] = wl2[y, j]
+                    out2[y, j + 1] = wl2[y, j + 1]
+                    out2[y, j + 2] = wl2[y, j + 2]
+                else:
+                    ia = 256 - a
+                    out2[y, j] = (np.int32(wl2[y, j]) * ia + np.int32(lut[i, 0]) * a + 128) >> 8
+                    out2[y, j + 1] = (np.int32(wl2[y, j + 1]) * ia + np.int32(lut[i, 1]) * a + 128) >> 8
+                    out2[y, j + 2] = (np.int32(wl2[y, j + 2]) * ia + np.int32(lut[i, 2]) * a + 128) >> 8
             else:
-                out[y, x, 0] = c0
-                out[y, x, 1] = c1
-                out[y, x, 2] = c2
+                out2[y, j] = lut[i, 0]
+                out2[y, j + 1] = lut[i, 1]
+                out2[y, j + 2] = lut[i, 2]
 
 
 @njit(cache=True, nogil=True)

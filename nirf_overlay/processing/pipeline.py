@@ -1,0 +1,189 @@
+"""The Pipeline: one FramePair in, one FrameResult out.
+
+Stages per frame (``FrameResult.stage_ms`` times each):
+
+1. ``normalise`` -- warp raw NIR into WL coordinates if the calibration has a
+   homography, then one fused numba pass: dark, flat, exposure/gain,
+   motion-aware temporal filter, saturation and the subsampled histograms
+   (:mod:`.normalise`).
+2. ``levels`` -- display levels from the histogram, smoothed over time (:mod:`.levels`).
+3. ``analysis`` -- background, fluorescence and rim masks, tracked rim
+   measurements and the transection-plane check (:class:`.analysis.RimAnalyzer`,
+   which segments on a grid ``segment.analysis_scale`` of the frame and
+   measures rims at full resolution).
+4. ``composite`` -- one numba pass through a look-up table (colour map,
+   compression and alpha ramp folded in), then outlines, the plane polygon and
+   the colour bar (:mod:`.composite`).
+
+The same object runs in the viewer, replay, ``process``, ``bench`` and
+``batch``.  It keeps all per-stream state (temporal filter, levels, rim
+tracks) and preallocated buffers; kernels are compiled (or loaded from the
+numba cache) on a tiny frame when it is made, so the first real frame does
+not wait for the compiler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+
+from ..settings import Settings
+from .composite import Compositor
+from .composite import warm_up as _warm_composite
+from .levels import DisplayLevels, Levels
+from .normalise import Normaliser
+from .normalise import warm_up as _warm_normalise
+from .result import FrameResult, PlaneCheck
+
+
+def _make_analyzer(settings, mm_per_px):
+    from .analysis import RimAnalyzer
+
+    return RimAnalyzer(settings, mm_per_px=mm_per_px)
+
+
+class Pipeline:
+    """Normalise -> levels -> analyse -> composite, with per-stream state.
+
+    Parameters
+    ----------
+    settings : :class:`~nirf_overlay.settings.Settings` or None (defaults)
+    calibration : :class:`~nirf_overlay.calibration.Calibration` or None
+        Dark, flat, homography, mm per pixel, exposure/gain references.
+    warm : bool
+        Compile or load the numba kernels now, on a tiny frame.
+    ring : int
+        Composite output buffers used in turn: a ``FrameResult.composite``
+        stays valid for ``ring - 1`` further frames; copy it to keep it longer.
+
+    Notes
+    -----
+    :meth:`process` is meant to be called from one thread at a time (the
+    engine's worker); :meth:`update_settings` and :meth:`reset` may be
+    called from any thread and take effect at the next frame.
+    """
+
+    def __init__(self, settings: Optional[Settings] = None, calibration=None, *,
+                 warm: bool = True, ring: int = 3):
+        self._lock = threading.Lock()
+        self.settings = (settings or Settings()).copy()
+        self._pending: Optional[Settings] = None
+        self._reset_pending = False
+        self.calibration = calibration
+        self.mm_per_px = getattr(calibration, "mm_per_px", None)
+        self.normaliser = Normaliser(calibration)
+        self.display_levels = DisplayLevels()
+        self.compositor = Compositor(ring=ring)
+        self.analyzer = _make_analyzer(self.settings, self.mm_per_px)
+        self.levels: Optional[Levels] = None  # last display levels (normalised counts)
+        self.threshold: Optional[float] = None  # last fluorescence threshold (normalised counts)
+        self.noise_sigma: Optional[float] = None  # at the median level, normalised counts
+        if warm:
+            warm_up()
+
+    # -- control (any thread) -------------------------------------------------
+    def update_settings(self, settings: Settings) -> None:
+        """Use ``settings`` from the next frame on (a copy is taken)."""
+        with self._lock:
+            self._pending = settings.copy()
+
+    def reset(self) -> None:
+        """Drop temporal state (filter, levels, rim tracks) at the next frame."""
+        with self._lock:
+            self._reset_pending = True
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+            do_reset, self._reset_pending = self._reset_pending, False
+        if pending is not None:
+            self.settings = pending
+            self.analyzer.update_settings(pending)
+        if do_reset:
+            self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.normaliser.reset()
+        self.display_levels.reset()
+        self.analyzer.reset()
+
+    # -- per frame ------------------------------------------------------------
+    def process(self, pair) -> FrameResult:
+        """Process one :class:`~nirf_overlay.frame.FramePair`.
+
+        Returns
+        -------
+        FrameResult
+            ``composite`` (H, W, 3) uint8 BGR at WL size; ``rim_mask`` (H, W)
+            uint8 0/255 (None while NIR is lost); rims, plane check,
+            saturated fraction and per-stage times in ms.
+        """
+        self._apply_pending()
+        settings = self.settings
+        wl = pair.wl
+        if not wl.flags.c_contiguous:
+            wl = np.ascontiguousarray(wl)
+        stage = {}
+        t0 = time.perf_counter()
+        if pair.nir is None:
+            # nothing to filter against when it comes back: start afresh
+            self._reset_state()
+            composite = self.compositor.render(wl, None, settings=settings)
+            stage["composite"] = (time.perf_counter() - t0) * 1e3
+            stage["total"] = stage["composite"]
+            return FrameResult(index=pair.index, time_s=pair.wl_time, composite=composite,
+                               rim_mask=None, rims=[], fluorescence_mask=None,
+                               saturated_fraction=0.0, plane=PlaneCheck(), nir_lost=True,
+                               mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival)
+
+        median = self.levels.median if self.levels is not None else 0.0
+        norm = self.normaliser.process(pair.nir, wl.shape, nir_bits=pair.nir_bits, gain=pair.gain,
+                                       exposure_ms=pair.exposure_ms, settings=settings,
+                                       median_level=median)
+        t1 = time.perf_counter()
+        lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
+        t2 = time.perf_counter()
+        analysis = self.analyzer.analyze(norm.nir, wl, norm.valid)
+        t3 = time.perf_counter()
+        threshold = getattr(analysis, "threshold", None)
+        if not threshold:
+            bg = analysis.background if analysis.background else lv.median
+            threshold = settings.segment.threshold * bg
+        contours = [r.contour for r in analysis.rims if getattr(r, "contour", None) is not None]
+        composite = self.compositor.render(
+            wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
+            saturated=norm.saturated, valid=norm.valid, contours=contours, plane=analysis.plane)
+        t4 = time.perf_counter()
+        stage.update(normalise=(t1 - t0) * 1e3, levels=(t2 - t1) * 1e3,
+                     analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        self.levels, self.threshold = Levels(lv.lo, lv.hi, lv.median), float(threshold)
+        self.noise_sigma = self.normaliser.noise_sigma(lv.median)
+        return FrameResult(
+            index=pair.index, time_s=pair.wl_time, composite=composite,
+            rim_mask=analysis.rim_mask, rims=list(analysis.rims),
+            fluorescence_mask=analysis.fluorescence_mask,
+            saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
+            mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
+        )
+
+    @property
+    def nir_normalised(self) -> Optional[np.ndarray]:
+        """(H, W) float32 normalised, filtered NIR of the last frame (a live buffer), or None."""
+        return getattr(self.normaliser, "filt", None)
+
+
+def warm_up() -> None:
+    """Compile, or load from the numba cache, every kernel of the pixel path."""
+    _warm_normalise()
+    _warm_composite()
+    try:
+        from . import analysis
+
+        fn = getattr(analysis, "warm_up", None)
+        if fn is not None:
+            fn()
+    except ImportError:  # analysis not importable: Pipeline() reports it itself
+        pass
