@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PyQt5.QtCore import Qt  # noqa: E402
+from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QMainWindow, QLabel  # noqa: E402
 
 from nirf_overlay.gui.help_overlay import HelpOverlay  # noqa: E402
@@ -30,8 +31,8 @@ def window(qtbot):
     qtbot.addWidget(win)
     win.resize(800, 500)
     win.show()
-    qtbot.waitExposed(win)
     win.activateWindow()
+    assert QTest.qWaitForWindowActive(win)  # window shortcuts need an active window
     video.setFocus()
     return win
 
