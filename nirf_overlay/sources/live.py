@@ -194,6 +194,7 @@ class LivePairSource(FrameSource):
         self._nir = CaptureThread(nir_kind, nir_name, "NIR", raw=True, cap=nir_cap,
                                   check=check_nir, on_frame=self._on_nir,
                                   on_state=self._on_state, **opts)
+        self.captures = {"WL": self._wl, "NIR": self._nir}  # for diagnostics and tests
         self._wl.start()
         self._nir.start()
 
@@ -201,11 +202,15 @@ class LivePairSource(FrameSource):
     def _on_wl(self, item: TimedFrame) -> None:
         with self._cond:
             self._pairer.push_wl(item)
+            # decide here, not only in read(): a slow reader must see pairs
+            # replaced (dropped), not frames squeezed out of the bounded queues
+            self._pairer.poll(time.monotonic())
             self._cond.notify_all()
 
     def _on_nir(self, item: TimedFrame) -> None:
         with self._cond:
             self._pairer.push_nir(item)
+            self._pairer.poll(time.monotonic())
             self._cond.notify_all()
 
     def _on_state(self) -> None:
@@ -292,6 +297,7 @@ class LiveSingleSource(FrameSource):
         self._thread = CaptureThread(kind, name, "combined", raw=False, cap=cap, check=check,
                                      on_frame=self._on_frame, on_state=self._on_state,
                                      **live_options(spec))
+        self.captures = {"combined": self._thread}
         self._thread.start()
 
     def _on_frame(self, item: TimedFrame) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from ..errors import SourceError
@@ -209,15 +210,22 @@ class FilePairSource(FrameSource):
 def _open_live_pair(spec, wl_kind, nir_kind) -> FrameSource:
     from .live import LivePairSource, open_live
 
-    wl_cap, wl0, wl_props = open_live(wl_kind, spec.wl, raw=False, spec=spec)
+    # Open both at once: probing a network stream or waking a camera takes
+    # seconds, and the two do not depend on each other.
+    with ThreadPoolExecutor(2, thread_name_prefix="open") as pool:
+        futures = [pool.submit(open_live, wl_kind, spec.wl, raw=False, spec=spec),
+                   pool.submit(open_live, nir_kind, spec.nir, raw=True, spec=spec)]
+    opened = [f.result() if f.exception() is None else None for f in futures]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        for got in opened:
+            if got is not None:
+                got[0].release()
+        raise failed[0]
+    (wl_cap, wl0, wl_props), (nir_cap, nir0, nir_props) = opened
     try:
         _check_wl_format(wl_props, spec.wl)
         wl0 = wl_from_frame(wl0, spec.wl)
-        nir_cap, nir0, nir_props = open_live(nir_kind, spec.nir, raw=True, spec=spec)
-    except Exception:
-        wl_cap.release()
-        raise
-    try:
         mode = nir_mode(nir0, spec.nir, spec.nir_bits)
         _check_sizes(wl0, nir_from_frame(nir0, mode, spec.nir), spec)
     except Exception:
