@@ -433,29 +433,53 @@ def _rotation_deg(wl: np.ndarray, nir: np.ndarray):
     return float(np.linalg.det(a)), float(np.degrees(np.arctan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1])))
 
 
-def _match_ordering(wl: np.ndarray, nir: np.ndarray, board, h_ref=None) -> np.ndarray:
-    """NIR corners reordered so that nir[k] is the same board corner as wl[k].
-
-    The detector may number the corners from either end in each channel, and
-    every renumbering of a grid is fitted exactly by *some* homography, so the
-    fit error cannot choose.  With a reference homography (from earlier
-    poses) the ordering it predicts best wins; for the first pose, the
-    ordering that makes WL -> NIR orientation-preserving with the smallest
-    rotation wins (both channels look through the same optics).  A mirrored
-    channel therefore fits no common homography and is refused by the RMS
-    limit rather than registered wrongly.
-    """
+def _prior_ordering(wl: np.ndarray, nir: np.ndarray, board) -> np.ndarray:
+    """For a single pose: the ordering that makes WL -> NIR orientation-preserving
+    with the smallest rotation (both channels look through the same optics)."""
     best, best_score = nir, np.inf
     for perm in _orderings(board):
-        cand = nir[perm]
-        if h_ref is not None:
-            score = float(np.mean(np.sum((_apply_h(h_ref, wl) - cand) ** 2, axis=1)))
-        else:
-            det, rot = _rotation_deg(wl, cand)
-            score = abs(rot) + (1000.0 if det <= 0 else 0.0)
+        det, rot = _rotation_deg(wl, nir[perm])
+        score = abs(rot) + (1000.0 if det <= 0 else 0.0)
         if score < best_score:
-            best, best_score = cand, score
+            best, best_score = nir[perm], score
     return best
+
+
+def _resolve_orderings(wl_poses: list, nir_poses: list, board) -> list:
+    """NIR corners of every pose reordered so that nir[k] is the same board corner as wl[k].
+
+    The detector may number the corners from either end in each channel, and
+    every renumbering of one pose's grid is fitted exactly by *some*
+    homography, so one pose cannot tell.  Several poses can: for each
+    ordering of the first pose, every later pose takes the ordering the
+    homography fitted so far predicts best; only the right first choice makes
+    all poses agree on one map, so the smallest overall RMS wins.  This also
+    registers a channel that is rotated or mirrored relative to the other.
+    """
+    import cv2
+
+    if len(wl_poses) == 1:
+        return [_prior_ordering(wl_poses[0], nir_poses[0], board)]
+    perms = _orderings(board)
+    best, best_rms = None, np.inf
+    for perm0 in perms:
+        chosen = [nir_poses[0][perm0]]
+        for wl, nir in zip(wl_poses[1:], nir_poses[1:]):
+            h, _ = cv2.findHomography(np.concatenate(wl_poses[:len(chosen)]), np.concatenate(chosen), 0)
+            if h is None:
+                break
+            errs = [float(np.mean(np.sum((_apply_h(h, wl) - nir[p]) ** 2, axis=1))) for p in perms]
+            chosen.append(nir[perms[int(np.argmin(errs))]])
+        if len(chosen) < len(wl_poses):
+            continue
+        src, dst = np.concatenate(wl_poses), np.concatenate(chosen)
+        h, _ = cv2.findHomography(src, dst, 0)
+        if h is None:
+            continue
+        rms = float(np.sqrt(np.mean(np.sum((_apply_h(h, src) - dst) ** 2, axis=1))))
+        if rms < best_rms:
+            best, best_rms = chosen, rms
+    return best if best is not None else list(nir_poses)
 
 
 @dataclass
@@ -590,10 +614,6 @@ def build_registration(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *,
         if cn is None:
             continue
         seen_nir += 1
-        h_ref = None
-        if wl_all:
-            h_ref, _ = cv2.findHomography(np.concatenate(wl_all), np.concatenate(nir_all), 0)
-        cn = _match_ordering(cw, cn, board, h_ref)
         taken.append(cw)
         wl_all.append(cw)
         nir_all.append(cn)
@@ -611,6 +631,7 @@ def build_registration(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *,
         raise CalibrationError(
             f"register: only {len(wl_all)} distinct pose(s) with the board in both channels, "
             f"need {min_poses}; move or tilt the board between captures")
+    nir_all = _resolve_orderings(wl_all, nir_all, board)
     src = np.concatenate(wl_all)
     dst = np.concatenate(nir_all)
     h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0, maxIters=5000, confidence=0.999)

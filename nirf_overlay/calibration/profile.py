@@ -216,6 +216,8 @@ def _read_image(full: str, key: str, name: str, bad) -> np.ndarray:
     except Exception as e:  # corrupt files raise many types
         raise bad(key, f"{name} is not a readable image ({e.__class__.__name__})") from None
     arr = np.squeeze(np.asarray(arr))
+    if arr.size == 0:
+        raise bad(key, f"{name} is not a readable image (no image data)")
     if arr.ndim != 2:
         raise bad(key, f"{name} must be a single-channel image, got shape {arr.shape}")
     return arr

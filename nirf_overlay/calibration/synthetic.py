@@ -27,7 +27,8 @@ def apply_homography(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def pose_homography(center_px, px_per_mm: float, *, board=(9, 6), square_mm: float = 5.0,
-                    angle_deg: float = 0.0, perspective=(0.0, 0.0)) -> np.ndarray:
+                    angle_deg: float = 0.0, perspective=(0.0, 0.0), tilt_deg: float = 0.0,
+                    distance_mm: float = 50.0) -> np.ndarray:
     """Board-plane mm -> image px for a board centred at ``center_px``.
 
     Parameters
@@ -40,17 +41,27 @@ def pose_homography(center_px, px_per_mm: float, *, board=(9, 6), square_mm: flo
     angle_deg : float
         In-plane rotation.
     perspective : (px, py), 1/mm
-        The homography's bottom-row terms (a tilt): 0.002 makes the far edge
+        Extra bottom-row terms of the homography: 0.002 makes the far edge
         of a 50 mm board about 5 % smaller.
+    tilt_deg, distance_mm : float
+        A physical tilt of the board about its own vertical axis, seen by a
+        pinhole camera ``distance_mm`` away on the board's axis: the board
+        axis across the hinge is foreshortened by ``cos(tilt)`` at the centre,
+        the hinge axis keeps ``px_per_mm``.
     """
     cols, rows = board
     bx, by = (cols - 1) * square_mm / 2, (rows - 1) * square_mm / 2
     a = np.deg2rad(angle_deg)
-    c, s = np.cos(a) * px_per_mm, np.sin(a) * px_per_mm
     centre = np.array([[1, 0, -bx], [0, 1, -by], [0, 0, 1]], float)
-    core = np.array([[c, -s, 0], [s, c, 0], [perspective[0], perspective[1], 1]], float)
+    t = np.deg2rad(tilt_deg)
+    f = px_per_mm * distance_mm
+    # (X, Y) -> camera (X cos t, Y, Z0 + X sin t) -> f * (x / z, y / z)
+    tilt = np.array([[f * np.cos(t), 0, 0], [0, f, 0], [np.sin(t), 0, distance_mm]], float)
+    spin = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]], float)
+    persp = np.array([[1, 0, 0], [0, 1, 0], [perspective[0] / px_per_mm, perspective[1] / px_per_mm, 1]])
     place = np.array([[1, 0, center_px[0]], [0, 1, center_px[1]], [0, 0, 1]], float)
-    return place @ core @ centre
+    h = place @ persp @ spin @ tilt @ centre
+    return h / h[2, 2]
 
 
 def render_checkerboard(h_board_to_img: np.ndarray, size, *, board=(9, 6), square_mm: float = 5.0,
