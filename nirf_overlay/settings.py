@@ -95,8 +95,11 @@ class SegmentSettings:
                                       "to count as a rim (partial rims are common).")
     max_tubularity: float = _f(0.5, 0.0, 1.0, label="Duct rejection",
                                help="Fluorescence more elongated than this (bile ducts) is not a rim.")
-    background_radius_mm: float = _f(6.0, 1.0, 50.0, unit="mm", label="Background ring",
+    background_radius_mm: float = _f(4.0, 1.0, 50.0, unit="mm", label="Background ring",
                                      help="Width of the liver ring around each lesion used as background.")
+    background_gap_mm: float = _f(1.5, 0.0, 20.0, unit="mm", label="Background gap",
+                                  help="Distance between a lesion and its background ring, so the "
+                                       "rim's blurred glow does not count as liver.")
     track_max_shift_mm: float = _f(8.0, 0.5, 100.0, unit="mm", label="Tracking distance",
                                    help="How far a rim may move between frames and keep its id.")
     analysis_scale: float = _f(0.5, 0.125, 1.0, label="Analysis scale",

@@ -1,0 +1,261 @@
+"""Rim analysis: background, fluorescence and rim masks, per-rim measurements.
+
+:class:`RimAnalyzer` is what the :class:`~nirf_overlay.processing.pipeline.Pipeline`
+calls once per frame with the normalised NIR (already in WL pixel
+coordinates).  It works in two passes:
+
+1. **Coarse grid** (``segment.analysis_scale`` of the frame, see
+   :mod:`.segment`): a robust liver-background map, the fluorescence mask
+   (threshold relative to background, spatial + temporal hysteresis),
+   instruments from white light, and rim candidates -- fluorescence that
+   surrounds, fully or in part, a hypofluorescent core.
+2. **Full resolution, per lesion ROI** (:mod:`.measure`): the half-maximum
+   rim boundary, sub-pixel thickness, completeness, T, B and ratios.
+
+Definitions (also in the README)
+--------------------------------
+T
+    mean normalised NIR over the rim mask.
+B
+    median normalised NIR over a ring of liver around the lesion
+    (``segment.background_radius_mm`` wide) excluding fluorescence (rim,
+    ducts, bile), dark pixels (cores) and instruments.
+tbr = T / B, contrast = (T - B) / B.
+rim_thickness
+    median over the rim's medial points of the local width across the rim
+    between its two half-maximum edges (sub-pixel), measured along the
+    direction away from the core.
+rim_completeness
+    fraction of the core's boundary pixels that touch the rim.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..settings import Settings
+from .measure import refine_rim, ring_background
+from .result import PlaneCheck, RimMeasurement
+from .segment import background_map, find_candidates, global_background, hysteresis_mask, instrument_mask
+from .track import RimTracker
+
+# Without a calibration the size limits in mm are applied as if the field of
+# view were this wide (a laparoscope at 4-5 cm sees about 8 cm of liver).
+NOMINAL_FIELD_MM = 80.0
+
+
+@dataclass
+class Analysis:
+    """Per-frame analysis output (all geometry in WL pixels).
+
+    Attributes
+    ----------
+    rim_mask : (H, W) uint8 0/255, tumour rims only
+    fluorescence_mask : (H, W) uint8 0/255, every fluorescent pixel (rims,
+        ducts, gallbladder, bile), for display
+    rims : list of :class:`RimMeasurement` with tracked ids
+    plane : transection-plane check
+    background : global liver level, normalised counts
+    threshold : absolute fluorescence threshold used (threshold x background)
+    """
+
+    rim_mask: np.ndarray
+    fluorescence_mask: np.ndarray
+    rims: list = field(default_factory=list)
+    plane: PlaneCheck = field(default_factory=PlaneCheck)
+    background: float = 0.0
+    threshold: float = 0.0
+
+
+class RimAnalyzer:
+    """Segments and measures ICG rims frame by frame, keeping tracks and temporal state.
+
+    Parameters
+    ----------
+    settings : Settings (uses the ``segment`` and ``plane`` sections)
+    mm_per_px : float or None
+        Millimetres per WL pixel; without it mm fields are None and size
+        limits use a nominal 80 mm field of view.
+    """
+
+    def __init__(self, settings: Optional[Settings] = None, mm_per_px: Optional[float] = None):
+        self._lock = threading.Lock()
+        self.settings = (settings or Settings()).copy()
+        self.mm_per_px = mm_per_px
+        self.tracker = RimTracker(1.0)
+        self._prev_fluo: Optional[np.ndarray] = None
+        self._prev_rim: Optional[np.ndarray] = None
+        self._poly_cache: tuple = (None, None, None)
+
+    # -- state -----------------------------------------------------------------
+    def update_settings(self, settings: Settings) -> None:
+        with self._lock:
+            old = self.settings.segment.analysis_scale
+            self.settings = settings.copy()
+            if settings.segment.analysis_scale != old:
+                self._prev_fluo = self._prev_rim = None
+
+    def reset(self) -> None:
+        """Drop tracks and temporal state (after a seek or a source change)."""
+        with self._lock:
+            self.tracker.reset()
+            self._prev_fluo = self._prev_rim = None
+
+    # -- main ------------------------------------------------------------------
+    def analyze(self, nir_norm: np.ndarray, wl: Optional[np.ndarray] = None,
+                valid: Optional[np.ndarray] = None) -> Analysis:
+        """Segment rims and measure them.
+
+        Parameters
+        ----------
+        nir_norm : (H, W) float32, normalised NIR in WL pixel coordinates
+        wl : (H, W, 3) uint8 BGR or None (used to recognise instruments)
+        valid : (H, W) bool or None, usable pixels
+
+        Returns
+        -------
+        Analysis
+        """
+        with self._lock:
+            settings = self.settings
+        seg = settings.segment
+        nir = np.asarray(nir_norm, dtype=np.float32)
+        if nir.ndim != 2:
+            raise ValueError(f"nir_norm must be (H, W), got shape {nir.shape}")
+        H, W = nir.shape
+        s = float(seg.analysis_scale)
+        w, h = max(8, int(round(W * s))), max(8, int(round(H * s)))
+        sx, sy = w / W, h / H
+        s = 0.5 * (sx + sy)
+        mm = self.mm_per_px
+        mm_eff = mm if mm else NOMINAL_FIELD_MM / W
+        px_per_mm_small = s / mm_eff
+
+        small = cv2.resize(nir, (w, h), interpolation=cv2.INTER_AREA)
+        valid_s = None
+        if valid is not None:
+            valid_s = cv2.resize(valid.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        wl_s = cv2.resize(wl, (w, h), interpolation=cv2.INTER_AREA) if wl is not None else None
+
+        usable = valid_s.copy() if valid_s is not None else np.ones((h, w), bool)
+        b0 = global_background(small, usable)
+        if b0 <= 0:
+            return self._empty(H, W, b0, seg.threshold)
+        instr = instrument_mask(wl_s, small / np.float32(b0))
+        usable &= ~instr
+        bg, b0 = background_map(small, usable, tile_px=max(8, int(round(12 * px_per_mm_small))), b0=b0)
+        ratio = small / bg
+
+        thr = float(seg.threshold)
+        prev = self._prev_fluo if (self._prev_fluo is not None and self._prev_fluo.shape == (h, w)) else None
+        fluo = hysteresis_mask(ratio, thr, max(1.01, thr * seg.hysteresis), prev,
+                               min_px=max(2, int(0.2 * px_per_mm_small ** 2)))
+        if valid_s is not None:
+            fluo &= valid_s.astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(fluo, connectivity=8)
+
+        relax = self._prev_rim if (self._prev_rim is not None and self._prev_rim.shape == (h, w)) else None
+        cands = find_candidates(
+            ratio, fluo, labels, stats, instr, valid_s,
+            min_rim_px=seg.min_rim_area_mm2 * px_per_mm_small ** 2,
+            min_core_px=seg.min_core_area_mm2 * px_per_mm_small ** 2,
+            core_ratio=seg.core_ratio, min_completeness=seg.min_completeness,
+            max_width_px=max(3.0, 8.0 * px_per_mm_small),
+            gap_px=max(1.5, 1.5 * px_per_mm_small), relax=relax,
+        )
+
+        # B excludes fluorescence with a margin for its blurred glow, and instruments
+        glow = max(1, int(round(0.7 * px_per_mm_small)))
+        exclude = cv2.dilate(fluo, np.ones((2 * glow + 1, 2 * glow + 1), np.uint8)).astype(bool) | instr
+        if valid_s is not None:
+            exclude |= ~valid_s
+        blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
+        blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
+        rim_mask = np.zeros((H, W), np.uint8)
+        geoms = []
+        for c in cands:
+            x0, y0, x1, y1 = c.roi
+            B = ring_background(small, c, exclude, seg.background_radius_mm * px_per_mm_small,
+                                seg.background_gap_mm * px_per_mm_small, blocked[y0:y1, x0:x1])
+            if B is None:
+                cx, cy = c.centroid
+                B = float(bg[int(min(h - 1, cy)), int(min(w - 1, cx))])
+            g = refine_rim(nir, c, s, B, valid=valid, blocked=blocked[y0:y1, x0:x1])
+            if g is None:
+                continue
+            geoms.append(g)
+            rh, rw = g.rim.shape
+            view = rim_mask[g.y0:g.y0 + rh, g.x0:g.x0 + rw]
+            view[g.rim] = 255
+
+        fluo_full = cv2.resize(fluo, (W, H), interpolation=cv2.INTER_NEAREST) * np.uint8(255)
+        np.maximum(fluo_full, rim_mask, out=fluo_full)
+
+        self.tracker.max_shift_px = seg.track_max_shift_mm / mm_eff
+        ids = self.tracker.assign([g.centroid for g in geoms], [g.rim_area_px for g in geoms])
+        rims = [self._measurement(rid, g) for rid, g in zip(ids, geoms)]
+
+        plane = self._plane_check(settings, small, bg, fluo, ratio, thr, s, (H, W))
+
+        self._prev_fluo = fluo
+        prev_rim = np.zeros((h, w), bool)
+        for c in cands:
+            x0, y0, x1, y1 = c.roi
+            prev_rim[y0:y1, x0:x1] |= c.rim
+        self._prev_rim = prev_rim
+        return Analysis(rim_mask, fluo_full, rims, plane, float(b0), float(thr * b0))
+
+    # -- helpers ---------------------------------------------------------------
+    def _empty(self, H, W, b0, thr) -> Analysis:
+        z = np.zeros((H, W), np.uint8)
+        self.tracker.assign([], [])
+        return Analysis(z, z.copy(), [], PlaneCheck(), float(b0), float(thr * b0))
+
+    def _measurement(self, rid: int, g) -> RimMeasurement:
+        mm = self.mm_per_px
+        B = g.background
+        tbr = g.target / B if B > 0 else float("nan")
+        return RimMeasurement(
+            rim_id=int(rid),
+            target_intensity=float(g.target),
+            background_intensity=float(B),
+            tbr=float(tbr),
+            contrast=float(tbr - 1.0),
+            rim_thickness_px=float(g.thickness_px),
+            rim_thickness_mm=float(g.thickness_px * mm) if mm else None,
+            rim_completeness=float(g.completeness),
+            rim_area_px=float(g.rim_area_px),
+            rim_area_mm2=float(g.rim_area_px * mm * mm) if mm else None,
+            core_area_px=float(g.core_area_px),
+            core_area_mm2=float(g.core_area_px * mm * mm) if mm else None,
+            centroid=g.centroid,
+            bbox=g.bbox,
+            contour=g.contour,
+        )
+
+    def _plane_check(self, settings, small, bg, fluo, ratio, thr, s, shape) -> PlaneCheck:
+        poly = settings.plane.polygon
+        if not poly:
+            return PlaneCheck()
+        h, w = small.shape
+        key = (tuple(map(tuple, poly)), (h, w), s)
+        if self._poly_cache[0] != key:
+            m = np.zeros((h, w), np.uint8)
+            pts = np.round(np.asarray(poly, np.float64) * s).astype(np.int32)
+            cv2.fillPoly(m, [pts], 1)
+            self._poly_cache = (key, m.astype(bool), None)
+        pmask = self._poly_cache[1]
+        hot = pmask & fluo.astype(bool) & (ratio > thr * settings.segment.hysteresis)
+        count = int(hot.sum())
+        area_px = count / (s * s)
+        mm = self.mm_per_px
+        area_mm2 = area_px * mm * mm if mm else None
+        mm_eff = mm if mm else NOMINAL_FIELD_MM / shape[1]
+        flagged = count > 0 and area_px * mm_eff * mm_eff >= settings.plane.min_area_mm2
+        tbr = float(small[hot].mean() / bg[hot].mean()) if count else None
+        return PlaneCheck(flagged=bool(flagged), tbr=tbr, area_px=float(area_px), area_mm2=area_mm2)

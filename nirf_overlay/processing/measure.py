@@ -1,0 +1,305 @@
+"""Full-resolution rim boundary and measurements inside one lesion's ROI.
+
+The coarse grid finds *where* a rim is; here, in a small WL-pixel ROI around
+it, the rim edge is placed where tissue-scattering blur puts the physical
+edge: at half maximum between the local base level (liver background on the
+outside, the core level on the inside) and the local rim peak.  A fixed
+multiple of the background would make bright rims too wide and dim rims too
+narrow; the half-maximum edge does not depend on TBR or on the blur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .analysis_kernels import fit_box_blur, mean_profile, profile_widths
+from .segment import Candidate, boundary
+
+
+@dataclass
+class RimGeometry:
+    """One refined rim in WL pixels (ROI-local masks plus the ROI origin)."""
+
+    x0: int
+    y0: int
+    rim: np.ndarray  # (rh, rw) bool
+    core: np.ndarray  # (rh, rw) bool
+    target: float
+    background: float
+    core_level: float
+    thickness_px: float
+    completeness: float
+    rim_area_px: float
+    core_area_px: float
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+    contour: np.ndarray
+
+
+def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
+                    ring_px: float, gap_px: float = 1.5,
+                    blocked: Optional[np.ndarray] = None) -> Optional[float]:
+    """Median of the liver ring around a lesion on the analysis grid.
+
+    The ring runs from ``gap_px`` to ``gap_px + ring_px`` outside the
+    lesion's closed outline -- the core grown by the rim width all round,
+    also where a partial rim leaves the core bare -- so B is taken at the
+    same distance all round the lesion.  Where an instrument hides part of
+    the core, the core's outline is completed by an ellipse fitted to its
+    visible boundary.  ``exclude`` (analysis grid, bool) removes
+    fluorescence (grown by a little, for its blurred glow) and instruments,
+    so neither bile nor a tool biases B.
+
+    Parameters
+    ----------
+    blocked : bool, ROI-local to ``cand.roi``, or None: instrument, invalid
+        pixels, frame edge
+    """
+    h, w = nir_small.shape
+    x0, y0, x1, y1 = cand.roi
+    reach = int(np.ceil(cand.width_px + gap_px + ring_px)) + 1
+    X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
+    core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+    oy, ox = y0 - Y0, x0 - X0
+    core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
+    if blocked is not None and blocked[cand.core].size and (
+            boundary(cand.core) & (cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)).any():
+        _complete_with_ellipse(core, cand.core, blocked, oy, ox)
+    # distance transform instead of large dilations: O(N) whatever the radius
+    d = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
+    lo = cand.width_px + max(1.0, gap_px)
+    ring = (d > lo) & (d <= lo + ring_px) & ~exclude[Y0:Y1, X0:X1]
+    vals = nir_small[Y0:Y1, X0:X1][ring]
+    if vals.size < 8:
+        return None
+    return float(np.median(vals))
+
+
+def _complete_with_ellipse(core_big: np.ndarray, core: np.ndarray, blocked: np.ndarray,
+                           oy: int, ox: int) -> None:
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline."""
+    near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    cb = boundary(core) & ~near_block
+    ys, xs = np.nonzero(cb)
+    if ys.size < 8:
+        return
+    pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
+    (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
+    eq = 2.0 * np.sqrt(core.sum() / np.pi)
+    if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
+        return
+    cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
+
+
+def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float,
+               *, valid: Optional[np.ndarray] = None, blocked: Optional[np.ndarray] = None,
+               px_across: float = 10.0,
+               blur_correction: bool = True) -> Optional[RimGeometry]:
+    """Half-maximum rim boundary, width, completeness and intensities.
+
+    The boundary is found on a *refine grid* fine enough that the rim is at
+    least ``px_across`` pixels wide (the analysis grid when it already is,
+    up to full WL resolution for thin rims), inside the lesion's ROI only.
+    The rim mask is then interpolated to WL pixels with sub-pixel edges.
+
+    Parameters
+    ----------
+    nir : (H, W) float32 normalised NIR, WL pixels
+    cand : coarse candidate from :func:`segment.find_candidates`
+    scale : analysis grid / WL pixels (e.g. 0.5)
+    background : B, liver level around the lesion (normalised counts)
+    valid : (H, W) bool or None
+    blocked : analysis-grid bool ROI-local to ``cand.roi`` or None: where the
+        view is blocked (instrument, invalid pixels, frame edge)
+    px_across : least rim width on the refine grid, pixels
+    blur_correction : fit a blurred-box model to the mean cross-section and
+        move the edge from half maximum to where the model puts the true
+        edge (matters when the rim is not much wider than the blur)
+    """
+    H, W = nir.shape
+    cx0, cy0, _, _ = cand.roi
+    lesion = cand.rim | cand.core
+    ys, xs = np.nonzero(lesion)
+    width_full = max(1.0, cand.width_px / scale)  # WL px
+    r = scale
+    while r < 1.0 and width_full * r < px_across:
+        r = min(1.0, 2.0 * r)
+    f = r / scale  # refine px per analysis px
+    m = int(np.ceil(cand.width_px)) + 3
+    bx0, by0 = max(0, xs.min() - m), max(0, ys.min() - m)
+    bx1, by1 = min(lesion.shape[1], xs.max() + 1 + m), min(lesion.shape[0], ys.max() + 1 + m)
+    # ROI in WL pixels, aligned to whole analysis-grid cells
+    X0, Y0 = int(round((cx0 + bx0) / scale)), int(round((cy0 + by0) / scale))
+    X1, Y1 = min(W, int(round((cx0 + bx1) / scale))), min(H, int(round((cy0 + by1) / scale)))
+    rw, rh = X1 - X0, Y1 - Y0
+    if rw < 4 or rh < 4:
+        return None
+    qw, qh = max(4, int(round(rw * r))), max(4, int(round(rh * r)))
+
+    def up(mask):
+        return cv2.resize(mask[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
+                          interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    rim_up = up(cand.rim)
+    core_up = up(cand.core)
+    width = width_full * r  # refine px
+
+    raw = nir[Y0:Y1, X0:X1]
+    img = raw if r >= 1.0 else cv2.resize(raw, (qw, qh), interpolation=cv2.INTER_AREA)
+    img = cv2.GaussianBlur(img, (0, 0), 0.8)
+    valid_q = None
+    if valid is not None:
+        valid_q = cv2.resize(valid[Y0:Y1, X0:X1].astype(np.uint8), (qw, qh),
+                             interpolation=cv2.INTER_NEAREST) > 0
+
+    # zone that may hold this rim: its coarse footprint grown by half a width
+    # plus the analysis grid's quantisation
+    d_rim_up = cv2.distanceTransform((~rim_up).astype(np.uint8), cv2.DIST_L2, 3)
+    zone = (d_rim_up <= 0.5 * width + 1.5 * f) & ~_erode(core_up, int(np.ceil(f)))
+    if valid_q is not None:
+        zone &= valid_q
+
+    core_in = _erode(core_up, int(np.ceil(0.5 * width)))
+    if core_in.sum() >= 4:
+        core_level = float(np.median(img[core_in]))
+    elif core_up.any():
+        core_level = float(np.median(img[core_up]))
+    else:
+        core_level = background
+    core_level = min(core_level, background)
+
+    # local rim peak: max over a window as wide as the rim, from rim pixels only
+    # (on a smoother copy: the rim's own texture would bias a plain maximum up)
+    k = int(np.ceil(width + f))
+    smooth = cv2.GaussianBlur(img, (0, 0), max(1.0, 0.2 * width))
+    peak = cv2.dilate(np.where(zone, smooth, 0).astype(np.float32), np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+    peak = cv2.blur(peak, (k | 1, k | 1))
+
+    # base level per pixel: the core's level on the core side, background outside
+    d_core = cv2.distanceTransform((~core_up).astype(np.uint8), cv2.DIST_L2, 5)
+    outside = ~(zone | core_up)
+    if outside.any():
+        d_out = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
+    else:
+        d_out = np.full_like(d_core, 1e6)
+    core_side = d_core < d_out
+    base = np.where(core_side, np.float32(core_level), np.float32(background))
+    span = peak - base
+    ok = span > 0.15 * background
+    u = np.full(img.shape, -1.0, np.float32)
+    np.divide(img - base, span, out=u, where=ok)
+    rim = _keep_touching((u > 0.5) & zone, rim_up)
+    if rim.sum() < 4:
+        return None
+
+    thickness, level = _width_and_edge(u, rim, d_core, width, blur_correction)
+    if level != 0.5:
+        rim = _keep_touching((u > level) & zone, rim_up)
+        if rim.sum() < 4:
+            return None
+
+    # core: the non-rim pixels on the core side, connected to the coarse core
+    core = _keep_touching(((core_side & zone) | core_up) & ~rim, core_up)
+    cb = boundary(core)
+    if blocked is not None:
+        # where the core meets an instrument or the frame edge its outline is
+        # not visible: count only the visible circumference
+        bq = cv2.resize(blocked[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
+                        interpolation=cv2.INTER_NEAREST)
+        d_b = cv2.distanceTransform(1 - bq, cv2.DIST_L2, 3)
+        cb &= d_b > 2.0 * f
+    d_r = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
+    completeness = float((cb & (d_r <= 1.5)).sum()) / max(1, int(cb.sum()))
+
+    # rim mask in WL pixels: interpolate the edge field so edges are sub-pixel
+    if r >= 1.0:
+        rim_full = rim
+    else:
+        near = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        field = np.where(near, u - np.float32(level), np.float32(-1.0)).astype(np.float32)
+        rim_full = cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR) > 0
+    if valid is not None:
+        rim_full &= valid[Y0:Y1, X0:X1]
+    if not rim_full.any():
+        return None
+
+    target = float(raw[rim_full].mean())
+    ry, rx = np.nonzero(rim | core)
+    centroid = ((float(rx.mean()) + 0.5) / r - 0.5 + X0, (float(ry.mean()) + 0.5) / r - 0.5 + Y0)
+    ry2, rx2 = np.nonzero(rim_full)
+    bbox = (int(rx2.min()) + X0, int(ry2.min()) + Y0, int(rx2.max() - rx2.min() + 1),
+            int(ry2.max() - ry2.min() + 1))
+    cnts, _ = cv2.findContours(rim_full.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contour = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.int32) + np.array([X0, Y0], np.int32)
+    return RimGeometry(X0, Y0, rim_full, core, target, background, core_level, thickness / r,
+                       completeness, float(rim_full.sum()), float(core.sum()) / (r * r), centroid,
+                       bbox, contour)
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    if r <= 0:
+        return mask
+    d = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    return d > r
+
+
+def _keep_touching(mask: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Connected components of ``mask`` that overlap ``ref``."""
+    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    hit = np.bincount(lab[ref & mask], minlength=n) > 0
+    hit[0] = False
+    return hit[lab]
+
+
+def _width_and_edge(u: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_guess: float,
+                    blur_correction: bool) -> tuple[float, float]:
+    """Median local rim width (refine px) and the ``u`` level of the true edge.
+
+    Cross-sections are taken at medial points (ridge of the rim's distance
+    transform) along the direction away from the core (gradient of the
+    distance to the core), which is across the rim for any core shape; their
+    half-maximum crossings are interpolated to sub-pixel.  With
+    ``blur_correction`` a Gaussian-blurred box is fitted to the mean
+    cross-section: when the blur is not small against the width, the
+    half-maximum width overstates the true width, and the fit gives both the
+    true width and the level at which the true edge lies.
+    """
+    dt = cv2.distanceTransform(rim.astype(np.uint8), cv2.DIST_L2, 5)
+    ridge = rim & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
+    fallback = float(np.median(2.0 * dt[ridge])) if ridge.any() else float(2.0 * dt.max())
+    gy = cv2.Sobel(d_core, cv2.CV_32F, 0, 1, ksize=3)
+    gx = cv2.Sobel(d_core, cv2.CV_32F, 1, 0, ksize=3)
+    ys, xs = np.nonzero(ridge)
+    if ys.size == 0:
+        return fallback, 0.5
+    if ys.size > 400:
+        sel = np.linspace(0, ys.size - 1, 400).astype(np.intp)
+        ys, xs = ys[sel], xs[sel]
+    ny, nx = gy[ys, xs].astype(np.float64), gx[ys, xs].astype(np.float64)
+    norm = np.hypot(ny, nx)
+    good = norm > 1e-3
+    if not good.any():
+        return fallback, 0.5
+    ys, xs = ys[good].astype(np.float64), xs[good].astype(np.float64)
+    ny, nx = ny[good] / norm[good], nx[good] / norm[good]
+    uf = u.astype(np.float32, copy=False)
+    widths = profile_widths(uf, ys, xs, ny, nx, float(3.0 * width_guess + 6.0), 0.25)
+    fin = widths[np.isfinite(widths)]
+    if fin.size == 0:
+        return fallback, 0.5
+    fwhm = float(np.median(fin))
+    if not blur_correction or fin.size < 8:
+        return fwhm, 0.5
+    dx = max(0.25, fwhm / 16.0)
+    n = int(np.ceil(1.5 * fwhm / dx)) + 1
+    prof = mean_profile(uf, ys, xs, ny, nx, widths, n, dx)
+    w, s, a, edge = fit_box_blur(prof, dx, fwhm)
+    if not (0.15 < edge < 0.75):
+        return fwhm, 0.5
+    return float(w), float(edge)

@@ -1,0 +1,262 @@
+"""Coarse-grid segmentation: background map, fluorescence mask, rim candidates.
+
+Everything here runs on the reduced analysis grid (``segment.analysis_scale``
+of the frame), where a 1080p frame is a few hundred thousand pixels or fewer.
+Sub-pixel boundaries and measurements are made afterwards at full resolution
+inside each lesion's ROI (:mod:`.measure`).
+
+All thresholds are *ratios* to the local liver background, so an auto-gain
+or exposure step that scales the whole frame cancels out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+# Band (x local background) of pixels trusted as liver parenchyma when the
+# background map is built: excludes fluorescence (rims, ducts, bile), dark
+# tumour cores and instruments without having to know where they are.
+_BG_BAND_FIRST = (0.4, 2.0)
+_BG_BAND = (0.7, 1.4)
+
+
+def global_background(nir_small: np.ndarray, usable: np.ndarray) -> float:
+    """Median of usable pixels on a strided subsample (liver dominates the field).
+
+    Parameters
+    ----------
+    nir_small : (h, w) float32 normalised NIR on the analysis grid
+    usable : (h, w) bool, pixels that may be liver (valid, not instrument)
+    """
+    sub = nir_small[::2, ::2][usable[::2, ::2]]
+    if sub.size < 16:
+        sub = nir_small[usable] if usable.any() else nir_small.ravel()
+    sub = sub[sub > 0]
+    if sub.size == 0:
+        return 0.0
+    return float(np.median(sub))
+
+
+def background_map(nir_small: np.ndarray, usable: np.ndarray, *, tile_px: int = 24,
+                   b0: Optional[float] = None) -> tuple[np.ndarray, float]:
+    """Smooth map of the liver parenchyma level on the analysis grid.
+
+    Tiles of ``tile_px`` x ``tile_px`` take the mean of pixels within a band
+    around the current estimate (so rims, cores, bile and instruments drop
+    out), tiles with too few such pixels are filled from their neighbours
+    (normalised convolution), and the tile grid is interpolated back.
+
+    Returns
+    -------
+    bg : (h, w) float32, normalised counts
+    b0 : float, global median background
+    """
+    h, w = nir_small.shape
+    if b0 is None:
+        b0 = global_background(nir_small, usable)
+    if b0 <= 0:
+        return np.full((h, w), max(b0, 1e-6), np.float32), b0
+    ty = max(1, int(round(h / tile_px)))
+    tx = max(1, int(round(w / tile_px)))
+    est_tiles = np.full((ty, tx), b0, np.float32)
+    usable_f = usable.astype(np.float32)
+    for lo, hi in (_BG_BAND_FIRST, _BG_BAND):
+        est = cv2.resize(est_tiles, (w, h), interpolation=cv2.INTER_LINEAR)
+        band = (nir_small > lo * est) & (nir_small < hi * est)
+        weight = band.astype(np.float32) * usable_f
+        num = cv2.resize(nir_small * weight, (tx, ty), interpolation=cv2.INTER_AREA)
+        den = cv2.resize(weight, (tx, ty), interpolation=cv2.INTER_AREA)
+        # normalised convolution: tiles covered by a lesion borrow from neighbours
+        num_s = cv2.GaussianBlur(num, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
+        den_s = cv2.GaussianBlur(den, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
+        own = den > 0.3
+        tiles = np.where(own, num / np.maximum(den, 1e-6),
+                         np.where(den_s > 0.02, num_s / np.maximum(den_s, 1e-6), b0))
+        est_tiles = tiles.astype(np.float32)
+    bg = cv2.resize(est_tiles, (w, h), interpolation=cv2.INTER_LINEAR)
+    np.maximum(bg, 1e-6, out=bg)
+    return bg, b0
+
+
+def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.ndarray:
+    """Instruments: grey (low saturation) in white light and dark in NIR.
+
+    Specular highlights are also unsaturated but bright in WL and normal in
+    NIR, so the NIR test keeps them out.  A tumour core is dark in NIR but
+    tissue-coloured in WL, so the saturation test keeps it out.
+
+    Returns (h, w) bool on the analysis grid.
+    """
+    if wl_small is None:
+        return np.zeros(ratio.shape, bool)
+    hsv = cv2.cvtColor(wl_small, cv2.COLOR_BGR2HSV)
+    s = hsv[..., 1]
+    v = hsv[..., 2]
+    grey = (s < 50) & (v > 25) & (v < 235)
+    instr = grey & (ratio < 0.6)
+    if instr.any():
+        m = instr.astype(np.uint8)
+        m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        # grow a little: instrument edges blur into the liver in both channels
+        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+        instr = m.astype(bool)
+    return instr
+
+
+def hysteresis_mask(ratio: np.ndarray, high: float, low: float,
+                    prev: Optional[np.ndarray] = None, min_px: int = 3) -> np.ndarray:
+    """Fluorescent pixels with spatial and temporal hysteresis.
+
+    A pixel above ``low`` is kept when its connected region reaches ``high``
+    somewhere, or when it was fluorescent in the previous frame (so a rim
+    hovering at the threshold does not flicker).
+
+    Returns (h, w) uint8 0/1.
+    """
+    weak = (ratio > low).astype(np.uint8)
+    seeds = ratio > high
+    if prev is not None and prev.shape == ratio.shape:
+        seeds |= prev.astype(bool) & weak.astype(bool)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(weak)
+    hit = np.bincount(labels[seeds], minlength=n) > 0
+    hit[0] = False
+    hit &= stats[:, cv2.CC_STAT_AREA] >= min_px
+    return hit.astype(np.uint8)[labels]
+
+
+@dataclass
+class Candidate:
+    """A fluorescent component that surrounds (part of) a dark core, coarse grid."""
+
+    comp_index: int
+    roi: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) on the analysis grid
+    rim: np.ndarray  # (rh, rw) bool, rim part of the component (ducts beyond cut off)
+    core: np.ndarray  # (rh, rw) bool
+    component: np.ndarray  # (rh, rw) bool, whole fluorescent component
+    width_px: float  # coarse estimate of rim width, analysis-grid pixels
+    completeness: float
+    centroid: tuple[float, float]  # (x, y) analysis grid
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    pad = np.zeros((h + 2, w + 2), np.uint8)
+    pad[1:-1, 1:-1] = mask
+    ff = pad.copy()
+    cv2.floodFill(ff, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+    return (pad | (1 - ff))[1:-1, 1:-1].astype(bool)
+
+
+def _hull(mask: np.ndarray) -> np.ndarray:
+    cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = np.zeros(mask.shape, np.uint8)
+    if cnts:
+        hull = cv2.convexHull(np.concatenate(cnts))
+        cv2.fillPoly(out, [hull], 1)
+    return out.astype(bool)
+
+
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """Inner 8-connected boundary pixels of a bool mask."""
+    m = mask.astype(np.uint8)
+    er = cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask & ~er.astype(bool)
+
+
+def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+                    instr: np.ndarray, valid: Optional[np.ndarray], *, min_rim_px: float,
+                    min_core_px: float, core_ratio: float, min_completeness: float,
+                    max_width_px: float, gap_px: float = 2.0, relax: Optional[np.ndarray] = None) -> list[Candidate]:
+    """Fluorescent components that enclose, fully or in part, a hypofluorescent core.
+
+    The core is the dark (``ratio < core_ratio``) region reached from the
+    component's holes or its convex-hull deficiency, so a partial rim (an arc)
+    finds its core without a closed ring.  Ducts (a curve around ordinary
+    liver), the gallbladder (a filled blob) and fluorescence without a dark
+    core find no core and are not candidates.  Fluorescence attached to a rim
+    but further from the core than the rim's own width (a duct running into
+    it) is cut off.
+
+    Parameters
+    ----------
+    ratio : (h, w) float32, NIR / local background on the analysis grid
+    fluo : (h, w) uint8 0/1 fluorescence mask
+    labels, stats : from ``cv2.connectedComponentsWithStats(fluo)``
+    instr : (h, w) bool instrument mask
+    relax : optional (h, w) bool; inside it (where a rim was tracked last
+        frame) the completeness criterion is relaxed, so a rim does not
+        flicker in and out of the rim class.
+    """
+    h, w = ratio.shape
+    out: list[Candidate] = []
+    n = stats.shape[0]
+    not_core = fluo.astype(bool) | instr
+    if valid is not None:
+        not_core |= ~valid
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < min_rim_px:
+            continue
+        pad = max(bw, bh) + 3
+        x0, y0 = max(0, x - pad), max(0, y - pad)
+        x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
+        comp = labels[y0:y1, x0:x1] == i
+        filled = _fill_holes(comp)
+        seed = (filled & ~comp) | (_hull(comp) & ~filled)
+        if not seed.any():
+            continue
+        dark = (ratio[y0:y1, x0:x1] < core_ratio) & ~not_core[y0:y1, x0:x1]
+        if not dark.any():
+            continue
+        nd, dlab, dstats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
+        overlap = np.bincount(dlab[seed], minlength=nd)
+        overlap[0] = 0
+        ids = np.nonzero(overlap >= np.maximum(2, 0.1 * dstats[:, cv2.CC_STAT_AREA]))[0]
+        if ids.size == 0:
+            continue
+        keep = np.zeros(nd, bool)
+        keep[ids] = True
+        core = keep[dlab]
+        # close small gaps inside the core (noise, specks of scattered light)
+        core = _fill_holes(cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_CLOSE,
+                                            np.ones((3, 3), np.uint8)).astype(bool)) & ~comp
+        core_area = int(core.sum())
+        if core_area < min_core_px:
+            continue
+        hull_area = int(_hull(comp | core).sum())
+        # a dark region much larger than the arc's reach is not this lesion's core
+        if core_area > 0.9 * hull_area and not (filled & ~comp).any():
+            if core_area > 8 * comp.sum():
+                continue
+        # distance of every pixel to the core: the rim hugs the core
+        d_core = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
+        cb = boundary(core)
+        near = comp & (d_core <= max_width_px)
+        # between the dark core and the fluorescent rim lies a blurred
+        # transition that is neither: allow a gap of gap_px
+        d_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 3)
+        cov_px = int((cb & (d_near <= gap_px)).sum())
+        if cov_px == 0:
+            continue
+        # rim width ~ area of the hugging band / covered core perimeter
+        width = float(near.sum()) / cov_px
+        rim = comp & (d_core <= 1.5 * width + gap_px + 1.0)
+        d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
+        completeness = float((cb & (d_rim <= gap_px)).sum()) / max(1, int(cb.sum()))
+        need = min_completeness
+        if relax is not None and relax[y0:y1, x0:x1][rim].any():
+            need = 0.6 * min_completeness
+        if completeness < need:
+            continue
+        if rim.sum() < min_rim_px:
+            continue
+        ys, xs = np.nonzero(rim | core)
+        out.append(Candidate(i, (x0, y0, x1, y1), rim, core, comp, width, completeness,
+                             (float(xs.mean()) + x0, float(ys.mean()) + y0)))
+    return out
