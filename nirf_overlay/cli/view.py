@@ -42,7 +42,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                    help="with --exit-after: write frames displayed, dropped fraction, latency "
                         "median/p99 (ms), fps and size as JSON")
     g.add_argument("--warmup", type=float, default=None, metavar="S",
-                   help="seconds at the start not counted in --stats-json "
+                   help="seconds after the first frame not counted in --stats-json "
                         "(default: 1 s, or a quarter of --exit-after if shorter)")
 
 

@@ -51,13 +51,13 @@ class ViewerStats:
     """Latency and frame counts of what the view actually painted.
 
     ``latency = painted - pair.arrival`` (seconds, ``time.monotonic``), i.e.
-    the time the viewer adds: processing, mailbox, paint.  Frames painted
-    before ``warmup_s`` are not counted (the pipeline's first frames compile
-    and fill caches).
+    the time the viewer adds: processing, mailbox, paint.  Frames painted in
+    the first ``warmup_s`` seconds after the first painted frame are not
+    counted (the pipeline's first frames compile kernels and fill caches).
     """
 
     def __init__(self, warmup_s: float = 0.0):
-        self.t0 = time.monotonic()
+        self.t0: Optional[float] = None  # when the first frame was painted
         self.warmup_s = warmup_s
         self.latency: list = []
         self.process: list = []
@@ -68,6 +68,8 @@ class ViewerStats:
     def on_painted(self, frame, t: float, engine: Engine, view_dropped: int) -> None:
         lat = t - frame.arrival
         self.recent.append(lat)
+        if self.t0 is None:
+            self.t0 = t
         if t - self.t0 < self.warmup_s:
             return
         if self._base is None:

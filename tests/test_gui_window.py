@@ -1,0 +1,353 @@
+"""The main window, offscreen: overlay where the rim is, modes, safety marks, snapshot, plane.
+
+The window is rendered to an image (``widget.grab()``) and its colours are
+checked at the phantom's true rim location against elsewhere.  Sources are
+real FrameSource subclasses that the test can stall or make lose NIR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt5.QtCore import QPoint, Qt  # noqa: E402
+from PyQt5.QtGui import QImage  # noqa: E402
+
+from nirf_overlay.engine import Engine  # noqa: E402
+from nirf_overlay.gui.main_window import MainWindow  # noqa: E402
+from nirf_overlay.settings import MODES, Settings  # noqa: E402
+
+from test_engine import FPS, N_FRAMES, SIZE, ControlledSource  # noqa: E402
+
+WAIT_MS = 20000
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    from nirf_overlay.phantom import Phantom, PhantomParams
+
+    return Phantom(PhantomParams(seed=3, size=SIZE, fps=FPS))
+
+
+@pytest.fixture(scope="module")
+def frames(phantom):
+    return [phantom.frame(i) for i in range(N_FRAMES)]
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, phantom):
+    def make(source, settings=None):
+        eng = Engine(source, settings or Settings(), phantom.calibration())
+        win = MainWindow(eng, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
+                         presets_dir=tmp_path / "presets")
+        qtbot.addWidget(win)
+        win.resize(900, 600)
+        win.show()
+        qtbot.waitExposed(win)
+        return win
+    return make
+
+
+def next_painted(qtbot, win, after_seq=0):
+    """Wait until a frame newer than ``after_seq`` has been painted; return it."""
+    v = win.view
+    qtbot.waitUntil(lambda: v.frame is not None and v.frame.seq > after_seq
+                    and v._painted_seq == v.frame.seq, timeout=WAIT_MS)
+    return v.frame
+
+
+def after_change(qtbot, win):
+    """A painted frame that was processed after the settings change just made."""
+    return next_painted(qtbot, win, win.engine.status().processed + 1)
+
+
+def grab(win) -> np.ndarray:
+    """The view as painted, (h, w, 3) uint8 RGB."""
+    img = win.view.grab().toImage().convertToFormat(QImage.Format_RGB888)
+    w, h = img.width(), img.height()
+    buf = img.constBits()
+    buf.setsize(img.bytesPerLine() * h)
+    return np.frombuffer(buf, np.uint8).reshape(h, img.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def at_mask(win, picture: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Picture pixels (N, 3) RGB where the WL-coordinate ``mask`` is true."""
+    ys, xs = np.nonzero(mask)
+    pts = [win.view.wl_to_view(x + 0.5, y + 0.5) for x, y in zip(xs, ys)]
+    px = np.array([[int(p.x()), int(p.y())] for p in pts])
+    h, w = picture.shape[:2]
+    px[:, 0] = np.clip(px[:, 0], 0, w - 1)
+    px[:, 1] = np.clip(px[:, 1], 0, h - 1)
+    return picture[px[:, 1], px[:, 0]].astype(int)
+
+
+def greenness(rgb: np.ndarray) -> float:
+    return float(np.median(rgb[:, 1] - (rgb[:, 0] + rgb[:, 2]) / 2))
+
+
+def background_mask(truth) -> np.ndarray:
+    busy = truth.rim_mask | truth.core_mask | truth.distractor_mask | truth.instrument_mask
+    from scipy.ndimage import binary_dilation
+
+    return ~binary_dilation(busy, iterations=6)
+
+
+def rim_and_background(win, frame):
+    pic = grab(win)
+    t = frame.pair.truth
+    return at_mask(win, pic, t.rim_mask), at_mask(win, pic, background_mask(t)), pic
+
+
+# -- opening on the phantom ---------------------------------------------------------------------
+def test_window_shows_overlay_where_the_rim_is(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames))
+    frame = next_painted(qtbot, win)
+    frame = next_painted(qtbot, win, frame.seq)
+    rim, bg, _ = rim_and_background(win, frame)
+    assert greenness(rim) > 60, "the rim is painted green"
+    assert greenness(rim) > greenness(bg) + 50, "and the liver around it is not"
+    assert win.marks == []  # live: no safety mark
+    assert win.view.hud.rims, "the rim's numbers are in the HUD"
+    # the picture keeps the source's aspect ratio
+    r = win.view.image_rects()[0]
+    assert abs(r.width() / r.height() - SIZE[0] / SIZE[1]) < 0.02
+
+
+def test_every_mode_switch_reaches_the_screen(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames))
+    next_painted(qtbot, win)
+    keys = {m: getattr(Qt, f"Key_{i + 1}") for i, m in enumerate(MODES)}
+    for mode in MODES:
+        qtbot.keyClick(win, keys[mode])
+        assert win.settings.display.mode == mode
+        assert win.engine.settings.display.mode == mode
+        assert win.mode_actions[mode].isChecked()
+        frame = after_change(qtbot, win)
+        assert win.view._arrays[0] is frame.composite  # shown as composed, no copy
+        rim, bg, pic = rim_and_background(win, frame)
+        if mode == "wl":
+            wl = frame.pair.wl[frame.pair.truth.rim_mask][:, ::-1].astype(int)
+            assert abs(greenness(rim) - greenness(wl)) < 15, "white light: no overlay"
+        elif mode == "nir":
+            assert np.median(np.abs(rim[:, 1] - rim[:, 0])) <= 3, "NIR is monochrome"
+        elif mode == "overlay":
+            assert greenness(rim) > greenness(bg) + 50
+    # the toolbar does the same as the keys
+    win.mode_actions["wl"].trigger()
+    assert win.engine.settings.display.mode == "wl"
+
+
+def test_settings_change_reaches_the_next_frame(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames))
+    next_painted(qtbot, win)
+    i = win.colormap_box.findText("magenta")
+    win.colormap_box.setCurrentIndex(i)
+    win.colormap_box.activated.emit(i)
+    assert win.engine.settings.display.colormap == "magenta"
+    frame = after_change(qtbot, win)
+    rim, _, _ = rim_and_background(win, frame)
+    r, g, b = np.median(rim, axis=0)
+    assert r > g + 30 and b > g + 30, "the rim turned magenta"
+    if win.panel is not None:  # the panel shows what is in force
+        assert win.panel.settings.display.colormap == "magenta"
+
+
+# -- safety -------------------------------------------------------------------------------------
+def amber_border(win, pic) -> bool:
+    r = win.view.image_rects()[0]
+    y = int(r.center().y())
+    px = pic[y, int(r.left()) + 4].astype(int)
+    return px[0] > 200 and 120 < px[1] < 210 and px[2] < 80
+
+
+def test_stale_mark_appears_when_source_stalls_and_clears(qtbot, make_window, frames):
+    src = ControlledSource(frames)
+    win = make_window(src)
+    frame = next_painted(qtbot, win)
+    rim_live, _, pic = rim_and_background(win, frame)
+    assert not amber_border(win, pic)
+    src.stalled.set()
+    qtbot.waitUntil(lambda: "stale" in win.marks, timeout=WAIT_MS)
+    win.view.repaint()
+    rim, _, pic = rim_and_background(win, frame)
+    assert amber_border(win, pic), "STALE frame drawn around the picture"
+    assert greenness(rim) < greenness(rim_live) - 30, "the stale overlay is dimmed, not live"
+    src.stalled.clear()
+    qtbot.waitUntil(lambda: "stale" not in win.marks, timeout=WAIT_MS)
+    frame = next_painted(qtbot, win, win.view.frame.seq)
+    rim, _, pic = rim_and_background(win, frame)
+    assert not amber_border(win, pic)
+    assert greenness(rim) > 60
+
+
+def test_nir_lost_removes_overlay_and_banner_clears(qtbot, make_window, frames):
+    src = ControlledSource(frames)
+    win = make_window(src)
+    next_painted(qtbot, win)
+    src.nir_lost = True
+    qtbot.waitUntil(lambda: "nir_lost" in win.marks, timeout=WAIT_MS)
+    frame = next_painted(qtbot, win, win.view.frame.seq)
+    assert frame.pair.nir is None
+    rim, _, pic = rim_and_background(win, frame)
+    wl = frame.pair.wl[frame.pair.truth.rim_mask][:, ::-1].astype(int)
+    assert abs(greenness(rim) - greenness(wl)) < 15, "overlay gone: white light at the rim"
+    assert win.view._arrays[0] is frame.pair.wl
+    r = win.view.image_rects()[0]
+    top = pic[int(r.top()) + 3, int(r.center().x()) - 200 if r.width() > 500 else int(r.left()) + 3]
+    assert top[0] > 180 and top[1] < 80, "red NIR LOST banner"
+    assert not win.view.hud.rims
+    src.nir_lost = False
+    qtbot.waitUntil(lambda: "nir_lost" not in win.marks, timeout=WAIT_MS)
+    frame = next_painted(qtbot, win, win.view.frame.seq)
+    rim, _, _ = rim_and_background(win, frame)
+    assert greenness(rim) > 60
+
+
+def test_source_error_shown_in_plain_words(qtbot, make_window, frames):
+    src = ControlledSource(frames)
+    win = make_window(src)
+    next_painted(qtbot, win)
+    src.fail = "camera 0: cable unplugged"
+    qtbot.waitUntil(lambda: "cable unplugged" in win.view.hud.message, timeout=WAIT_MS)
+    assert win.view.hud.message_is_error and "Traceback" not in win.view.hud.message
+    qtbot.waitUntil(lambda: "stale" in win.marks, timeout=WAIT_MS)
+    src.fail = ""
+    qtbot.waitUntil(lambda: "cable" not in win.view.hud.message and "stale" not in win.marks,
+                    timeout=WAIT_MS)
+
+
+# -- freeze, snapshot, plane, chrome --------------------------------------------------------------
+def test_freeze_and_snapshot(qtbot, make_window, frames, tmp_path):
+    import cv2
+    import tifffile
+
+    win = make_window(ControlledSource(frames))
+    next_painted(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_Space)
+    assert win.frozen and "frozen" in win.marks
+    held = win.view.frame
+    qtbot.wait(200)
+    assert win.view.frame is held, "freeze holds the picture"
+    assert win.engine.status().processed > held.seq, "while the engine keeps going"
+    qtbot.keyClick(win, Qt.Key_S)
+    qtbot.waitUntil(lambda: getattr(win, "last_snapshot", None) is not None, timeout=WAIT_MS)
+    paths = win.last_snapshot
+    assert all(os.path.getsize(p) > 0 for p in paths.values())
+    assert np.array_equal(tifffile.imread(paths["nir"]), held.pair.nir)
+    assert np.array_equal(cv2.imread(paths["wl"]), held.pair.wl)
+    assert np.array_equal(cv2.imread(paths["overlay"]), held.composite)
+    meta = json.loads(open(paths["metrics"]).read())
+    assert meta["frame"] == held.index
+    assert os.path.dirname(paths["overlay"]) == str(tmp_path / "snaps")
+    qtbot.keyClick(win, Qt.Key_Space)
+    assert not win.frozen
+    next_painted(qtbot, win, held.seq)
+    assert "frozen" not in win.marks
+
+
+def test_plane_polygon_drawn_on_view_maps_to_wl_pixels(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames))
+    next_painted(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_T)
+    assert win.view.drawing
+    wl_pts = [(40, 30), (200, 40), (120, 150)]
+    for x, y in wl_pts:
+        p = win.view.wl_to_view(x, y)
+        qtbot.mouseClick(win.view, Qt.LeftButton, pos=QPoint(round(p.x()), round(p.y())))
+    qtbot.keyClick(win.view, Qt.Key_Return)
+    poly = win.engine.settings.plane.polygon
+    assert len(poly) == 3
+    scale = SIZE[0] / win.view.image_rects()[0].width()
+    for (x, y), (px, py) in zip(wl_pts, poly):
+        assert abs(px - x) <= scale + 0.5 and abs(py - y) <= scale + 0.5
+    frame = after_change(qtbot, win)
+    qtbot.waitUntil(lambda: win.view.hud.plane_set, timeout=WAIT_MS)
+    assert frame.result is not None
+    qtbot.keyClick(win, Qt.Key_Delete)
+    assert win.engine.settings.plane.polygon == []
+
+
+def test_fullscreen_hides_chrome_and_help_lists_shortcuts(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames))
+    next_painted(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_F11)
+    qtbot.waitUntil(win.isFullScreen, timeout=WAIT_MS)
+    assert not win.toolbar.isVisible() and not win.menuBar().isVisible()
+    qtbot.keyClick(win, Qt.Key_F11)
+    qtbot.waitUntil(lambda: not win.isFullScreen(), timeout=WAIT_MS)
+    assert win.toolbar.isVisible()
+    keys = [k for k, _ in win.shortcuts()]
+    for k in ("1", "6", "Space", "S", "R", "Ctrl+O", "F11", "F1 / ?"):
+        assert k in keys
+    qtbot.keyClick(win, Qt.Key_F1)
+    if win.help is not None:
+        assert win.help.isVisible()
+        qtbot.keyClick(win, Qt.Key_F1)
+        assert not win.help.isVisible()
+
+
+def test_replay_controls_on_a_seekable_source(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames, live=False))
+    next_painted(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_P)
+    qtbot.waitUntil(lambda: "paused" in win.marks, timeout=WAIT_MS)
+    win.engine.seek(5)
+    frame = next_painted(qtbot, win, win.view.frame.seq)
+    assert frame.index == 5
+    qtbot.keyClick(win, Qt.Key_Period)
+    assert next_painted(qtbot, win, frame.seq).index == 6
+    qtbot.keyClick(win, Qt.Key_P)
+    qtbot.waitUntil(lambda: "paused" not in win.marks, timeout=WAIT_MS)
+
+
+# -- the command -------------------------------------------------------------------------------
+def test_view_command_writes_stats(tmp_path):
+    out = tmp_path / "stats.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nirf_overlay", "view", "--phantom", "--size", "320x180",
+         "--exit-after", "2", "--stats-json", str(out), "--snapshots", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = json.loads(out.read_text())
+    for key in ("frames_displayed", "dropped_fraction", "latency_ms_median", "latency_ms_p99",
+                "fps_displayed", "size"):
+        assert key in stats
+    assert stats["size"] == [320, 180]
+    assert 0.0 <= stats["dropped_fraction"] <= 1.0
+    # a busy machine may spend most of 2 s starting up; what was shown must add up
+    if stats["frames_displayed"] > 1:
+        assert stats["latency_ms_p99"] >= stats["latency_ms_median"] > 0
+        assert stats["fps_displayed"] > 0
+
+
+def test_view_command_refuses_bad_screen_in_one_line(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nirf_overlay", "view", "--phantom", "--size", "320x180",
+         "--screen", "7", "--exit-after", "1"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--screen 7" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- the leftover-widget fixture ---------------------------------------------------------------
+def test_leftover_widget_check_finds_a_forgotten_window(qapp):
+    from PyQt5.QtWidgets import QWidget
+
+    from conftest import leftover_top_level_widgets
+
+    before = list(qapp.topLevelWidgets())
+    forgotten = QWidget()
+    try:
+        assert forgotten in leftover_top_level_widgets(before)
+    finally:
+        forgotten.deleteLater()
+    assert leftover_top_level_widgets(before) == []
