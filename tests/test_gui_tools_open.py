@@ -202,3 +202,13 @@ def test_damaged_recent_entry_does_not_break_the_dialog(make_dialog, store):
     store.setValue("open/recent", "{not json")
     dlg = make_dialog()
     assert dlg.recent() == [] and dlg.recent_list.count() == 0
+
+
+def test_config_dir_override_keeps_recent_out_of_the_users_settings(qtbot, monkeypatch, tmp_path):
+    monkeypatch.setenv("NIRF_OVERLAY_CONFIG_DIR", str(tmp_path / "cfg"))
+    dlg = OpenSourceDialog(None)
+    qtbot.addWidget(dlg)
+    assert dlg.store.fileName() == str(tmp_path / "cfg" / "nirf-overlay.ini")
+    dlg.tabs.setCurrentWidget(dlg.phantom_page)
+    _open(qtbot, dlg)
+    assert (tmp_path / "cfg" / "nirf-overlay.ini").is_file()

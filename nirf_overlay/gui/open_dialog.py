@@ -9,9 +9,12 @@ stream really decodes is found out when it is opened, and the main window
 reports that in plain words.
 
 Recently opened sources are remembered with QSettings (key ``open/recent``,
-a JSON list of spec dicts, newest first, at most :data:`MAX_RECENT`).  Pass
-``store=QSettings(path, QSettings.IniFormat)`` (or other organisation and
-application names) so tests never touch the user's settings.
+a JSON list of spec dicts, newest first, at most :data:`MAX_RECENT`), by
+default under organisation and application "nirf-overlay" (on Linux
+``~/.config/nirf-overlay/nirf-overlay.conf``).  With ``$NIRF_OVERLAY_CONFIG_DIR``
+set they go to ``$NIRF_OVERLAY_CONFIG_DIR/nirf-overlay.ini`` instead; tests
+set it, or pass ``store=QSettings(path, QSettings.IniFormat)``, so they never
+touch the user's settings.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from PyQt5.QtWidgets import (
 )
 
 from ..sources import SourceSpec
+from .settings_panel import CONFIG_DIR_ENV
 
 __all__ = ["OpenSourceDialog", "spec_to_dict", "spec_from_dict", "describe_spec", "MAX_RECENT"]
 
@@ -378,6 +382,13 @@ class _PhantomPage(QWidget):
         self.fps.setValue(float(spec.fps or 30.0))
 
 
+def _default_store(organization: str, application: str) -> QSettings:
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return QSettings(os.path.join(override, f"{application}.ini"), QSettings.IniFormat)
+    return QSettings(organization, application)
+
+
 # -- the dialog ---------------------------------------------------------------------
 class OpenSourceDialog(QDialog):
     """Choose a source to view.
@@ -394,7 +405,7 @@ class OpenSourceDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Open source")
         self.setObjectName("open_source_dialog")
-        self.store = store if store is not None else QSettings(organization, application)
+        self.store = store if store is not None else _default_store(organization, application)
         self._spec: Optional[SourceSpec] = None
 
         layout = QVBoxLayout(self)
