@@ -1,11 +1,286 @@
-"""`nirf-overlay make-sample`: not built yet (see the open issues)."""
+"""`nirf-overlay make-sample`: render phantom recordings (the bundled sample and larger ones).
 
-from ..errors import NirfError
+Writes, for ``--name NAME`` into ``--out DIR``:
+
+- ``NAME_wl.mp4``   white light, H.264 (libx264, yuv420p, CRF ``--crf``)
+- ``NAME_nir.mkv``  NIR raw counts, FFV1 gray16le (lossless, 12 bits used)
+- ``NAME_truth.npz``, ``NAME_truth_frames.csv``, ``NAME_truth_lesions.csv``
+  ground truth per frame (unless ``--no-truth``): masks as a label bit field
+  and T, B, TBR, rim width, completeness per lesion
+- a calibration profile (``profile.json`` + ``dark.tiff`` + ``flat.tiff``)
+  in ``--calibration-dir`` (default: ``calibration/sample`` for the bundled
+  sample, ``DIR/calibration`` otherwise)
+
+With no options it regenerates the bundled sample exactly as shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULTS = dict(size=(640, 360), seconds=3.0, fps=30.0, seed=0, name="sample", crf=16)
 
 
-def add_parser(parser):
-    pass
+def _size(text):
+    from ..sources import _size as parse
+
+    return parse(text)
 
 
-def run(args):
-    raise NirfError("make-sample: not built yet")
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: sample_videos/)")
+    parser.add_argument("--name", default=DEFAULTS["name"], help="file name prefix (default: sample)")
+    parser.add_argument("--size", type=_size, default=DEFAULTS["size"], metavar="WxH",
+                        help="frame size, even sides (default 640x360)")
+    parser.add_argument("--seconds", type=float, default=DEFAULTS["seconds"], help="length (default 3)")
+    parser.add_argument("--fps", type=float, default=DEFAULTS["fps"], help="frame rate (default 30)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="phantom seed (default 0)")
+    parser.add_argument("--gain-step", type=float, metavar="S",
+                        help="time of the x2 auto-gain step in s (default: half-way; negative: none)")
+    parser.add_argument("--crf", type=int, default=DEFAULTS["crf"],
+                        help="H.264 quality of the WL video, 0 (lossless) .. 51 (default 16)")
+    parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                        help="any PhantomParams field, e.g. --set n_lesions=3 --set tbr=2,4 "
+                        "(repeatable)")
+    parser.add_argument("--calibration-dir", metavar="DIR",
+                        help="where the calibration profile goes (default: calibration/sample for "
+                        "the bundled sample, DIR/calibration otherwise)")
+    parser.add_argument("--no-truth", action="store_true", help="skip the ground-truth sidecar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parse_set(items, fields):
+    """``name=value`` strings to PhantomParams overrides, typed like the defaults."""
+    from ..errors import NirfError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise NirfError(f"--set {item}: expected PARAM=VALUE")
+        key, text = (s.strip() for s in item.split("=", 1))
+        if key not in fields or key in ("seed", "size", "fps"):
+            allowed = ", ".join(sorted(k for k in fields if k not in ("seed", "size", "fps")))
+            raise NirfError(f"--set {key}: not a phantom parameter (one of: {allowed})")
+        default = fields[key]
+        try:
+            if isinstance(default, tuple):
+                parts = [p for p in text.replace(" ", "").split(",") if p]
+                kind = type(default[0])
+                value = tuple(kind(p) for p in parts)
+                if len(value) != len(default):
+                    raise ValueError
+            elif isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = text.lower() in ("true", "1", "yes")
+            elif default is None:
+                value = None if text.lower() == "none" else (
+                    text.lower() in ("true", "1", "yes") if text.lower() in ("true", "false", "yes", "no")
+                    else (int(text) if text.lstrip("-").isdigit() else float(text)))
+            else:
+                value = type(default)(text)
+        except ValueError:
+            raise NirfError(f"--set {key}={text}: expected a value like {default!r}") from None
+        out[key] = value
+    return out
+
+
+def write_profile(phantom, cal_dir) -> str:
+    """Write the phantom's calibration profile (JSON + dark/flat TIFFs); return the JSON path."""
+    import datetime
+    import json
+    import os
+
+    import tifffile
+
+    os.makedirs(cal_dir, exist_ok=True)
+    p = phantom.params
+    tifffile.imwrite(os.path.join(cal_dir, "dark.tiff"), phantom.dark_frame())
+    tifffile.imwrite(os.path.join(cal_dir, "flat.tiff"), phantom.flat_field().astype("float32"))
+    profile = {
+        "schema_version": 1,
+        "system": "nirf-overlay phantom",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "notes": f"made by nirf-overlay make-sample: seed {p.seed}, field of view {p.fov_mm:g} mm "
+                 f"across {p.size[0]} px",
+        "frame_size": [int(p.size[0]), int(p.size[1])],
+        "dark": "dark.tiff",
+        "flat": "flat.tiff",
+        "hot_pixels": None,
+        "homography_wl_to_nir": None,
+        "mm_per_px": phantom.mm_per_px,
+        "working_distance_mm": 45.0,
+        "exposure_ref_ms": p.exposure_ref_ms,
+        "gain_ref": p.gain_ref,
+        "intrinsics": None,
+        "distortion": None,
+    }
+    path = os.path.join(cal_dir, "profile.json")
+    with open(path, "w") as f:
+        json.dump(profile, f, indent=2)
+        f.write("\n")
+    return path
+
+
+class _FFmpegWriter:
+    """Raw frames piped into the imageio-ffmpeg binary (libx264 or FFV1)."""
+
+    def __init__(self, path, size, fps, *, pix_in, codec_args):
+        import subprocess
+
+        import imageio_ffmpeg
+
+        w, h = size
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
+               *codec_args, path]
+        self.path = path
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def write(self, frame) -> None:
+        self.proc.stdin.write(frame.tobytes())
+
+    def close(self) -> None:
+        from ..errors import NirfError
+
+        self.proc.stdin.close()
+        err = self.proc.stderr.read().decode(errors="replace").strip()
+        if self.proc.wait() != 0:
+            raise NirfError(f"{self.path}: ffmpeg failed: {err.splitlines()[-1] if err else 'unknown'}")
+
+
+def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True,
+                   cal_dir=None, progress=True) -> dict:
+    """Render ``frames`` frames of the phantom ``params`` into ``out_dir``.
+
+    Returns a summary dict with the written paths, frame count and sizes.
+    """
+    import csv
+    import math
+    import os
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..phantom import Phantom, save_truth
+
+    ph = Phantom(params)
+    w, h = ph.size
+    os.makedirs(out_dir, exist_ok=True)
+    wl_path = os.path.join(out_dir, f"{name}_wl.mp4")
+    nir_path = os.path.join(out_dir, f"{name}_nir.mkv")
+    fps = params.fps
+    wl_w = _FFmpegWriter(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
+        "-c:v", "libx264", "-preset", "slow", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart"])
+    # FFV1 version 3 with the large context model: lossless, the best it does on noise
+    nir_w = _FFmpegWriter(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
+        "-c:v", "ffv1", "-level", "3", "-coder", "1", "-context", "1", "-g", "1",
+        "-slicecrc", "1", "-pix_fmt", "gray16le"])
+    truths = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, unit="frame", desc=f"make-sample {w}x{h}", leave=False)
+    t0 = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
+            for pair in pool.map(ph.frame, range(frames)):
+                wl_w.write(pair.wl)
+                nir_w.write(pair.nir.astype("<u2", copy=False))
+                if truth:
+                    truths.append(pair.truth)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        wl_w.close()
+        nir_w.close()
+    elapsed = time.perf_counter() - t0
+    summary = {"wl": wl_path, "nir": nir_path, "frames": frames, "size": [w, h], "fps": fps,
+               "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px}
+    if truth:
+        npz = os.path.join(out_dir, f"{name}_truth.npz")
+        save_truth(npz, truths, params=ph.params)
+        fpath = os.path.join(out_dir, f"{name}_truth_frames.csv")
+        lpath = os.path.join(out_dir, f"{name}_truth_lesions.csv")
+
+        def num(x):
+            return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+        with open(fpath, "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(["frame", "time_s", "gain", "exposure_ms", "scale", "lesions_visible",
+                         "target_intensity", "background_intensity", "tbr", "rim_area_px",
+                         "duct_px", "gallbladder_px", "instrument_px", "specular_px"])
+            for i, t in enumerate(truths):
+                vis = [lt for lt in t.lesions if lt.rim_area_px > 0]
+                wr.writerow([i, num(i / fps), num(t.gain), num(t.exposure_ms), num(t.scale), len(vis),
+                             num(t.target_intensity), num(t.background_intensity), num(t.tbr),
+                             sum(lt.rim_area_px for lt in vis), int(t.duct_mask.sum()),
+                             int(t.gallbladder_mask.sum()), int(t.instrument_mask.sum()),
+                             int(t.specular_mask.sum())])
+        with open(lpath, "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(["frame", "time_s", "lesion_id", "center_x", "center_y", "rim_width_mm",
+                         "completeness", "target_intensity", "background_intensity", "tbr",
+                         "rim_area_px", "core_radius_mm", "blur_sigma_mm", "depth_mm", "target_tbr"])
+            for i, t in enumerate(truths):
+                for lt in t.lesions:
+                    wr.writerow([i, num(i / fps), lt.id, num(lt.center_xy[0]), num(lt.center_xy[1]),
+                                 num(lt.rim_width_mm), num(lt.completeness), num(lt.target_intensity),
+                                 num(lt.background_intensity), num(lt.tbr), lt.rim_area_px,
+                                 num(lt.core_radius_mm), num(lt.blur_sigma_mm), num(lt.depth_mm),
+                                 num(lt.target_tbr)])
+        summary.update(truth=npz, truth_frames=fpath, truth_lesions=lpath)
+    if cal_dir is not None:
+        summary["profile"] = write_profile(ph, cal_dir)
+    return summary
+
+
+def run(args) -> int:
+    import dataclasses
+    import math
+    import os
+
+    from ..errors import NirfError
+    from ..phantom import PhantomParams
+    from ..sources import SAMPLE_DIR, SAMPLE_PROFILE
+
+    w, h = args.size
+    if w % 2 or h % 2:
+        raise NirfError(f"--size {w}x{h}: H.264 in yuv420p needs even sides")
+    if not (0 < args.seconds <= 3600):
+        raise NirfError(f"--seconds {args.seconds}: must be in (0, 3600]")
+    if not (1 <= args.fps <= 240):
+        raise NirfError(f"--fps {args.fps}: must be 1..240")
+    if not (0 <= args.crf <= 51):
+        raise NirfError(f"--crf {args.crf}: must be 0..51")
+    frames = max(1, int(round(args.seconds * args.fps)))
+    fields = {f.name: f.default for f in dataclasses.fields(PhantomParams)}
+    overrides = _parse_set(args.set, fields)
+    if args.gain_step is not None:
+        overrides["gain_step_s"] = None if args.gain_step < 0 else args.gain_step
+    elif "gain_step_s" not in overrides:
+        overrides["gain_step_s"] = 0.5 * frames / args.fps
+    try:
+        params = PhantomParams(seed=args.seed, size=(w, h), fps=float(args.fps), **overrides).validate()
+    except TypeError as e:
+        raise NirfError(f"--set: {e}") from None
+    out = args.out or str(SAMPLE_DIR)
+    bundled = os.path.abspath(out) == os.path.abspath(str(SAMPLE_DIR)) and args.name == "sample"
+    cal_dir = args.calibration_dir or (
+        str(SAMPLE_PROFILE.parent) if bundled else os.path.join(out, "calibration"))
+    summary = make_recording(params, out, name=args.name, frames=frames, crf=args.crf,
+                             truth=not args.no_truth, cal_dir=cal_dir,
+                             progress=not args.no_progress)
+    total = sum(os.path.getsize(summary[k]) for k in ("wl", "nir", "truth") if k in summary)
+    print(f"wrote {summary['frames']} frames {w}x{h} @ {args.fps:g} fps "
+          f"in {summary['seconds_to_render']:.1f} s ({total / 2**20:.1f} MB)")
+    for k in ("wl", "nir", "truth", "truth_frames", "truth_lesions", "profile"):
+        if k in summary:
+            print(f"  {k:14s} {summary[k]}")
+    if not math.isfinite(total):
+        return 1
+    return 0
