@@ -180,12 +180,12 @@ class Compositor:
             cs = [np.asarray(c, np.int32).reshape(-1, 1, 2) for c in contours if c is not None
                   and len(c) >= 2]
             if cs:
-                cv2.drawContours(img, cs, -1, pal.rim, thick, cv2.LINE_AA)
+                cv2.drawContours(img, cs, -1, pal.rim, thick, cv2.LINE_8)
         if polygon:
             pts = np.round(np.asarray(polygon, np.float64)).astype(np.int32).reshape(-1, 1, 2)
             flagged = plane is not None and plane.flagged
             colour = pal.plane_flagged if flagged else pal.plane
-            cv2.polylines(img, [pts], True, colour, thick * (3 if flagged else 1), cv2.LINE_AA)
+            cv2.polylines(img, [pts], True, colour, thick * (3 if flagged else 1), cv2.LINE_8)
             if flagged:
                 text = "FLUORESCENCE IN PLANE"
                 if plane.tbr is not None:
