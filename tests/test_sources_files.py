@@ -78,6 +78,8 @@ def media(tmp_path_factory):
                                 "-pix_fmt", "yuv444p")
     p["nir_short.mkv"] = _ffmpeg(nir16[: N - 3], "gray16le", str(d / "nir_short.mkv"),
                                  "-c:v", "ffv1")
+    p["nir12.mkv"] = _ffmpeg(nir16 & 4095, "gray16le", str(d / "nir12.mkv"), "-c:v", "ffv1",
+                             "-pix_fmt", "gray12le")
     p["wl_gray.mkv"] = _ffmpeg(nir8, "gray", str(d / "wl_gray.mkv"), "-c:v", "ffv1")
     big = np.zeros((N, 2 * H, 2 * W), np.uint16)
     p["nir_big.mkv"] = _ffmpeg(big, "gray16le", str(d / "nir_big.mkv"), "-c:v", "ffv1",
@@ -282,6 +284,8 @@ def test_bad_inputs_each_give_one_line_naming_the_input(media, tmp_path, capfd):
         (dict(wl=media["seq_wl_gray"], nir=media["nir16.mkv"]), media["seq_wl_gray"],
          "single-channel"),
         (dict(wl=media["wl.mp4"], nir=media["wl.avi"]), media["wl.avi"], "NIR stream is colour"),
+        (dict(wl=media["wl.mp4"], nir=media["nir12.mkv"]), media["nir12.mkv"],
+         "NIR pixel format gray12le cannot be read without losing bits"),
         (dict(wl="/dev/video63", nir="/dev/video62"), "/dev/video63", "cannot open the video device"),
         (dict(wl="63", nir="62"), "63", "cannot open the video device"),
         (dict(wl="rtsp://127.0.0.1:9/none", nir="rtsp://127.0.0.1:9/none",
@@ -301,27 +305,25 @@ def test_bad_inputs_each_give_one_line_naming_the_input(media, tmp_path, capfd):
     assert err == "" and out == "", "OpenCV/FFmpeg must not print their own warnings"
 
 
-def test_cli_prints_one_line_for_a_missing_file(tmp_path):
-    """A user mistake through the command line: one line, no traceback, exit 2."""
-    code = (
-        "import sys\n"
-        "from nirf_overlay.sources import add_source_arguments, spec_from_args, open_source\n"
-        "from nirf_overlay.errors import NirfError\n"
-        "import argparse\n"
-        "p = argparse.ArgumentParser(); add_source_arguments(p)\n"
-        "args = p.parse_args(sys.argv[1:])\n"
-        "try:\n"
-        "    open_source(spec_from_args(args))\n"
-        "except NirfError as e:\n"
-        "    print(f'nirf-overlay: error: {e}', file=sys.stderr); sys.exit(e.exit_code)\n"
-    )
+@pytest.mark.parametrize("case", ["missing", "sizes", "gray_wl", "colour_nir"])
+def test_cli_prints_one_line_and_exits_non_zero(media, tmp_path, case):
+    """User mistakes through ``nirf-overlay process``: one line, no traceback, exit 2."""
     missing = str(tmp_path / "missing.mp4")
-    res = subprocess.run([sys.executable, "-c", code, "--wl", missing, "--nir", "x.mkv"],
+    wl, nir, expected = {
+        "missing": (missing, "x.mkv", f"{missing}: no such file"),
+        "sizes": (media["wl.mp4"], media["nir_big.mkv"], f"{media['nir_big.mkv']}: NIR is 320x240"),
+        "gray_wl": (media["wl_gray.mkv"], media["nir16.mkv"], f"{media['wl_gray.mkv']}: the white"),
+        "colour_nir": (media["wl.mp4"], media["wl.avi"], f"{media['wl.avi']}: the NIR stream is colour"),
+    }[case]
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "nirf_overlay", "process", "--wl", wl, "--nir", nir,
+                          "--out", str(out), "--no-progress"],
                          capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": _repo_root()})
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"nirf-overlay: error: {missing}: no such file"]
-    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nirf-overlay: error: {expected}"), res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
 
 
 def _repo_root() -> str:

@@ -135,6 +135,7 @@ def test_udp_pair_newest_wins_nir_dropout_and_recovery(clips, senders):
         pair = src.read(5.0)
         assert pair.meta["wl_seq"] - last_seq >= 5
         assert src.stats.dropped + src.stats.unpaired_wl >= before + 4
+        assert pair.meta["dropped_before"] + pair.meta["unpaired_wl_before"] >= 4  # per pair too
 
         # -- NIR drops out: WL continues alone, status says so
         nir_tx.stop()
@@ -192,8 +193,9 @@ def test_udp_combined_side_by_side(clips, senders):
             # both halves came from the same frame: same number in WL blue and NIR
             assert abs(frame_code(pair.wl[..., 0]) - frame_code(pair.nir)) <= 1
         time.sleep(0.7)
-        src.read(5.0)
+        pair = src.read(5.0)
         assert src.stats.dropped >= 3  # newest wins here too
+        assert pair.meta["dropped_before"] >= 3
 
 
 def test_unreachable_udp_stream_is_one_line(capfd):

@@ -136,7 +136,15 @@ def open_capture(kind: InputKind, *, name: str, raw: bool = False,
                     f"{name}: cannot open the stream (nothing usable received within "
                     f"{open_timeout:g} s; is the sender running and the address right?)")
             raise SourceError(f"{name}: cannot open as video (corrupt, truncated or not a video file)")
-    if raw and is_gray_format(pixel_format(cap)):
+    tag = pixel_format(cap)
+    if raw and is_gray_format(tag):
+        if tag[:2] == b"Y1" and len(tag) == 4 and tag[3] != 16:
+            # FFmpeg's gray10le/gray12le arrive as garbage 8-bit with conversion
+            # off and as rescaled 8-bit with it on: refuse rather than corrupt.
+            cap.release()
+            raise SourceError(f"{name}: NIR pixel format {describe_format(tag)} cannot be read "
+                              "without losing bits (OpenCV reads 8- and 16-bit gray); store NIR "
+                              "as gray16le (FFV1) or 16-bit TIFF/PNG")
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
     return cap
 

@@ -188,6 +188,7 @@ class LivePairSource(FrameSource):
         self._cond = threading.Condition()
         self._closed = False
         self._index = 0
+        self._last_counts = (0, 0)  # (dropped, unpaired_wl) at the previous pair
         opts = live_options(spec)
         self._wl = CaptureThread(wl_kind, wl_name, "WL", raw=False, cap=wl_cap, check=check_wl,
                                  on_frame=self._on_wl, on_state=self._on_state, **opts)
@@ -263,8 +264,13 @@ class LivePairSource(FrameSource):
             wl_time=pair.wl.t, nir_time=pair.nir.t if pair.nir is not None else float("nan"),
             arrival=time.monotonic(), exposure_ms=self.info.exposure_ms, gain=self.info.gain,
             meta={"wl_seq": pair.wl.seq, "nir_seq": pair.nir.seq if pair.nir is not None else None,
-                  "status": self.stats.status},
+                  "status": self.stats.status,
+                  # what the recorder logs per frame (frames.csv): losses since the last pair
+                  "dropped_before": self.stats.dropped - self._last_counts[0],
+                  "unpaired_wl_before": self.stats.unpaired_wl - self._last_counts[1],
+                  "unpaired": pair.nir is None},
         )
+        self._last_counts = (self.stats.dropped, self.stats.unpaired_wl)
         self._index += 1
         return fp
 
@@ -292,6 +298,7 @@ class LiveSingleSource(FrameSource):
         self._split = split
         self._cond = threading.Condition()
         self._slot: Optional[TimedFrame] = None
+        self._last_dropped = 0
         self._closed = False
         self._index = 0
         self._thread = CaptureThread(kind, name, "combined", raw=False, cap=cap, check=check,
@@ -326,11 +333,13 @@ class LiveSingleSource(FrameSource):
             item, self._slot = self._slot, None
             self.stats.delivered += 1
             self.stats.reconnects = self._thread.reconnects
+            dropped_before, self._last_dropped = self.stats.dropped - self._last_dropped, self.stats.dropped
         wl, nir = self._split(item.frame)
         fp = FramePair(wl=wl, nir=nir, nir_bits=self.info.nir_bits, index=self._index,
                        wl_time=item.t, nir_time=item.t, arrival=time.monotonic(),
                        exposure_ms=self.info.exposure_ms, gain=self.info.gain,
-                       meta={"seq": item.seq, "status": self.stats.status})
+                       meta={"seq": item.seq, "status": self.stats.status,
+                             "dropped_before": dropped_before})
         self._index += 1
         return fp
 

@@ -227,6 +227,8 @@ def _open_live_pair(spec, wl_kind, nir_kind) -> FrameSource:
         _check_wl_format(wl_props, spec.wl)
         wl0 = wl_from_frame(wl0, spec.wl)
         mode = nir_mode(nir0, spec.nir, spec.nir_bits)
+        if spec.nir_bits is None and nir_props["pixel_format"] == "Y10":
+            mode.bits = 10  # a V4L2 Y10 camera says how many bits it fills
         _check_sizes(wl0, nir_from_frame(nir0, mode, spec.nir), spec)
     except Exception:
         wl_cap.release()
