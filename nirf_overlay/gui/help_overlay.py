@@ -84,10 +84,17 @@ class HelpOverlay(QWidget):
         return "\n".join(f"{k}\t{w}" for k, w in self._shortcuts)
 
     def _font_px(self) -> int:
-        # As large as the window allows: rows + title + footer must fit.
+        # As large as the window allows: rows + title + footer must fit in the
+        # height, the longest row of each column in the width (a glyph is
+        # about 0.6 em wide in the default sans-serif fonts).
         rows = max(1, self._rows_per_column()) + 3
         h = max(200, self.height() or self.parentWidget().height())
-        return int(max(12, min(36, h / rows * 0.55)))
+        w = max(300, self.width() or self.parentWidget().width())
+        columns = 2 if self._two_columns() else 1
+        longest = max((len(k) + len(d) for k, d in self._shortcuts), default=10) + 6
+        by_height = h / rows * 0.55
+        by_width = (w - 60 * columns) / (columns * longest * 0.62)
+        return int(max(12, min(36, by_height, by_width)))
 
     def _rows_per_column(self) -> int:
         n = len(self._shortcuts)

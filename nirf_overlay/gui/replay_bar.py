@@ -38,6 +38,7 @@ from PyQt5.QtWidgets import (
     QSpinBox,
     QStyle,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -139,8 +140,15 @@ class ReplayBar(QWidget):
         self._syncing = False
         self._last_text = ""
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        # Two rows: the transport and the timeline get the whole width; the
+        # replay options sit underneath.
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        layout = QHBoxLayout()
+        options = QHBoxLayout()
+        rows.addLayout(layout)
+        rows.addLayout(options)
         style = self.style()
         self.back_button = self._button(style.standardIcon(QStyle.SP_MediaSkipBackward), "",
                                         "One frame back (Left)", self.step_back)
@@ -157,6 +165,7 @@ class ReplayBar(QWidget):
         self.slider.setToolTip("Drag or click to go to a moment of the recording")
         self.slider.valueChanged.connect(self._on_slider_value)
         self.slider.sliderReleased.connect(self._flush_seek)
+        self.slider.setMinimumWidth(200)
         layout.addWidget(self.slider, 1)
 
         self.time_label = QLabel("00:00.00 / 00:00.00")
@@ -174,6 +183,7 @@ class ReplayBar(QWidget):
         self.count_label = QLabel("/ ?")
         layout.addWidget(self.count_label)
 
+        options.addWidget(QLabel("Speed"))
         self.speed_box = QComboBox()
         self.speed_box.setObjectName("replay_speed")
         for s in SPEEDS:
@@ -181,13 +191,13 @@ class ReplayBar(QWidget):
         self.speed_box.setToolTip("Replay speed ([ slower, ] faster)")
         self.speed_box.setFocusPolicy(Qt.NoFocus)
         self.speed_box.currentIndexChanged.connect(self._on_speed_index)
-        layout.addWidget(self.speed_box)
+        options.addWidget(self.speed_box)
 
         self.loop_box = QCheckBox("Loop")
         self.loop_box.setToolTip("Start again at the end (L)")
         self.loop_box.setFocusPolicy(Qt.NoFocus)
         self.loop_box.toggled.connect(self._on_loop)
-        layout.addWidget(self.loop_box)
+        options.addWidget(self.loop_box)
 
         self.marker_button = QToolButton()
         self.marker_button.setObjectName("replay_markers")
@@ -197,18 +207,19 @@ class ReplayBar(QWidget):
                                       "(PgUp / PgDown: previous / next)")
         self.marker_menu = QMenu(self.marker_button)
         self.marker_button.setMenu(self.marker_menu)
-        layout.addWidget(self.marker_button)
+        options.addWidget(self.marker_button)
 
         self.settings_box = QComboBox()
         self.settings_box.setObjectName("replay_settings")
         self.settings_box.addItem("Current settings", "current")
         self.settings_box.addItem("Recorded settings", "recorded")
+        options.addSpacing(12)
         self.settings_box.setToolTip(
             "Run the pipeline with the settings in force when the session was recorded "
             "(as the surgeon saw it) or with the ones you are tuning now")
         self.settings_box.setFocusPolicy(Qt.NoFocus)
         self.settings_box.currentIndexChanged.connect(self._on_settings_choice)
-        layout.addWidget(self.settings_box)
+        options.addWidget(self.settings_box)
 
         self.ab_button = QPushButton("A/B")
         self.ab_button.setObjectName("replay_ab")
@@ -217,17 +228,17 @@ class ReplayBar(QWidget):
         self.ab_button.setToolTip("Show the picture with both settings side by side (B): "
                                   "A = the running settings, B = the choice on the right")
         self.ab_button.toggled.connect(self._on_ab_toggled)
-        layout.addWidget(self.ab_button)
+        options.addWidget(self.ab_button)
         self.b_box = _RefreshingComboBox(self.refresh_b_choices)
         self.b_box.setObjectName("replay_b")
         self.b_box.setToolTip("Settings for side B: the recorded ones or a saved preset")
         self.b_box.setFocusPolicy(Qt.NoFocus)
         self.b_box.currentIndexChanged.connect(self._on_b_choice)
-        layout.addWidget(self.b_box)
+        options.addWidget(self.b_box)
         self.message = QLabel("")
         self.message.setObjectName("replay_message")
         self.message.setStyleSheet("color: #d22;")
-        layout.addWidget(self.message)
+        options.addWidget(self.message, 1)
 
         self.refresh_b_choices()
         if self._recorded is None:
@@ -387,6 +398,8 @@ class ReplayBar(QWidget):
             self.count_label.setText(f"/ {n - 1}")
         self.slider.setEnabled(bool(n))
         pos = engine.position
+        if pos is None and self._last_text == "":
+            self._show_position(0)  # the length is known before the first frame
         if self._target is not None:
             # Until the engine shows the frame we asked for (or gives up), keep
             # showing the target so the slider does not jump back and forth.

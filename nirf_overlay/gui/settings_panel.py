@@ -23,6 +23,7 @@ neither store nor replace it, and "Reset to defaults" leaves it alone too
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from PyQt5.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -151,6 +153,7 @@ class SettingsPanel(QDockWidget):
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # labels wrap instead
         scroll.setWidget(body)
         self.setWidget(scroll)
         self._refresh_presets()
@@ -270,19 +273,19 @@ class SettingsPanel(QDockWidget):
         )
         row.addWidget(self.preset_box, 1)
         layout.addLayout(row)
-        buttons = QHBoxLayout()
-        for text, slot, tip in (
+        buttons = QGridLayout()
+        for i, (text, slot, tip) in enumerate((
             ("Load", self._on_load_clicked, "Use the chosen preset."),
             ("Save", self._on_save_clicked, "Save the current settings under the typed name."),
             ("Delete", self._on_delete_clicked, "Delete the chosen preset file."),
             ("Defaults", self._on_reset_clicked,
              "Put every setting back to its default (the plane polygon stays)."),
-        ):
+        )):
             button = QPushButton(text)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             button.setObjectName(f"preset_{text.lower()}")
-            buttons.addWidget(button)
+            buttons.addWidget(button, i // 2, i % 2)
         layout.addLayout(buttons)
         return box
 
@@ -290,6 +293,7 @@ class SettingsPanel(QDockWidget):
         box = QGroupBox(SECTION_TITLES.get(section, section.replace("_", " ").capitalize()))
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.DontWrapRows)
         fields = dict(self._settings.fields())
         for name in names:
             f = fields[name]
@@ -297,7 +301,10 @@ class SettingsPanel(QDockWidget):
             label_text = meta.get("label") or name.split(".")[1].replace("_", " ").capitalize()
             editor, row_widget = self._make_editor(name, f)
             tip = self._tooltip(name, f)
-            label = QLabel(label_text)
+            unit = meta.get("unit") or ""
+            label = QLabel(f"{html.escape(label_text)} <span style='color:gray'>"
+                           f"({html.escape(unit)})</span>" if unit else html.escape(label_text))
+            label.setWordWrap(True)
             label.setToolTip(tip)
             label.setBuddy(editor)
             if hasattr(editor, "set_help"):
@@ -345,12 +352,12 @@ class SettingsPanel(QDockWidget):
             editor = cls(meta["lo"], meta["hi"], value, unit=unit)
             editor.valueChanged.connect(lambda v, n=name: self._on_edited(n, v))
             editor.refused.connect(lambda reason, n=name: self._on_refused(n, reason))
-            return editor, self._with_unit(editor, unit)
+            return editor, editor
         if isinstance(default, list) and meta.get("kind") == "rect":
-            editor = NumberListEdit(value, placeholder="whole frame (or x, y, w, h)")
+            editor = NumberListEdit(value, placeholder="whole frame, or x, y, w, h")
             editor.edited.connect(lambda v, n=name: self._on_edited(n, v))
             editor.refused.connect(lambda reason, n=name: self._on_refused(n, reason))
-            return editor, self._with_unit(editor, unit)
+            return editor, editor
         if name == _PLANE_POLYGON or isinstance(default, list):
             editor = QLabel()
             editor.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -370,17 +377,6 @@ class SettingsPanel(QDockWidget):
         editor = QLabel()
         editor.setTextInteractionFlags(Qt.TextSelectableByMouse)
         return editor, editor
-
-    @staticmethod
-    def _with_unit(editor: QWidget, unit: str) -> QWidget:
-        if not unit:
-            return editor
-        row = QWidget()
-        h = QHBoxLayout(row)
-        h.setContentsMargins(0, 0, 0, 0)
-        h.addWidget(editor, 1)
-        h.addWidget(QLabel(unit))
-        return row
 
     # -- model <-> controls -------------------------------------------------------------
     def _sync_controls(self) -> None:

@@ -288,7 +288,7 @@ class HistogramWidget(QWidget):
         self._markers: list[tuple[float, str]] = []
         self._log = log_counts
         self._x_label = x_label
-        self.setMinimumSize(160, 90)
+        self.setMinimumSize(120, 90)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
         self.setToolTip(
             "How many pixels have each intensity. The red line is the fluorescence "
@@ -296,7 +296,7 @@ class HistogramWidget(QWidget):
         )
 
     def sizeHint(self) -> QSize:
-        return QSize(260, 110)
+        return QSize(240, 110)
 
     # -- data ------------------------------------------------------------------
     def set_histogram(self, hist: np.ndarray, lo: float, hi: float,
