@@ -160,6 +160,15 @@ def test_set_settings_updates_controls_without_emitting(panel, qtbot):
     assert panel.settings.to_dict() == s.to_dict()
 
 
+def test_values_with_more_decimals_are_shown_not_rounded(panel):
+    s = Settings()
+    s.segment.threshold = 2.345
+    panel.set_settings(s)
+    box = panel.editor("segment.threshold")
+    assert box.value() == pytest.approx(2.345) and box.text() == "2.345"
+    assert panel.settings.segment.threshold == 2.345
+
+
 def test_clear_polygon_emits_empty_polygon(panel, qtbot):
     s = Settings()
     s.plane.polygon = [[10, 10], [200, 10], [100, 150]]

@@ -49,7 +49,13 @@ from PyQt5.QtWidgets import (
 
 from ..errors import SettingsError
 from ..settings import Settings
-from .widgets import CheckedDoubleSpinBox, CheckedSpinBox, HistogramWidget, NumberListEdit
+from .widgets import (
+    CheckedDoubleSpinBox,
+    CheckedSpinBox,
+    HistogramWidget,
+    NumberListEdit,
+    decimals_for,
+)
 
 __all__ = ["SettingsPanel", "default_presets_dir", "CONFIG_DIR_ENV"]
 
@@ -390,7 +396,15 @@ class SettingsPanel(QDockWidget):
                         editor.setChecked(bool(value))
                     elif isinstance(editor, QComboBox):
                         editor.setCurrentIndex(max(0, editor.findData(value)))
-                    elif isinstance(editor, (CheckedDoubleSpinBox, CheckedSpinBox)):
+                    elif isinstance(editor, CheckedDoubleSpinBox):
+                        # A preset may hold more decimals than the box shows;
+                        # show them rather than round the number on screen.
+                        needed = decimals_for(value, at_least=editor.decimals(), at_most=6)
+                        if needed > editor.decimals():
+                            editor.setDecimals(needed)
+                        editor.setValue(value)
+                        editor.clear_refusal()
+                    elif isinstance(editor, CheckedSpinBox):
                         editor.setValue(value)
                         editor.clear_refusal()
                     elif isinstance(editor, NumberListEdit):
