@@ -161,6 +161,30 @@ def test_nir_bits_override(media):
         open_source(SourceSpec(wl=media["wl.mp4"], nir=media["nir8.mkv"], nir_bits=12))
 
 
+def test_per_frame_gain_and_exposure_from_a_sidecar_csv(media, tmp_path):
+    import shutil
+
+    nir = tmp_path / "nir.mkv"
+    shutil.copy(media["nir16.mkv"], nir)
+    rows = ["frame,gain,exposure_ms,notes"] + [
+        f"{k},{1.0 if k < 4 else 2.0},{16 if k != 6 else ''},x" for k in range(N)]
+    (tmp_path / "nir.frames.csv").write_text("\n".join(rows) + "\n")
+    with open_source(SourceSpec(wl=media["wl.mp4"], nir=str(nir))) as src:
+        got = [(p.gain, p.exposure_ms) for p in src]
+    assert got[3] == (1.0, 16.0) and got[4] == (2.0, 16.0)
+    assert got[6] == (2.0, None)  # an empty cell is unknown, not zero
+    # without a sidecar the source says it does not know
+    with open_source(SourceSpec(wl=media["wl.mp4"], nir=media["nir16.mkv"])) as src:
+        pair = src.read()
+        assert pair.gain is None and pair.exposure_ms is None
+    # an explicit CSV without the columns is a one-line error naming it
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(SourceError, match=r"bad\.csv: per-frame metadata needs"):
+        open_source(SourceSpec(wl=media["wl.mp4"], nir=media["nir16.mkv"],
+                               options={"frame_meta": str(bad)}))
+
+
 @pytest.mark.parametrize("wl_key,nir_key", [("wl.mp4", "nir16.mkv"), ("seq_wl_png", "seq_nir16_tiff")])
 def test_seek_and_loop(media, wl_key, nir_key):
     with open_source(SourceSpec(wl=media[wl_key], nir=media[nir_key], loop=True)) as src:

@@ -37,7 +37,12 @@ def default_sample() -> "SourceSpec":
     """The bundled sample recording, used when a command is given no source."""
     # The sample's NIR is 12-bit counts in a 16-bit container; the data cannot
     # say so themselves (a dark 16-bit frame looks the same), so say it here.
-    return SourceSpec(wl=str(SAMPLE_WL), nir=str(SAMPLE_NIR), nir_bits=12, is_default_sample=True)
+    spec = SourceSpec(wl=str(SAMPLE_WL), nir=str(SAMPLE_NIR), nir_bits=12, is_default_sample=True)
+    # per-frame gain/exposure (the sample has an auto-gain step) for the pipeline
+    frames_csv = SAMPLE_DIR / "sample_truth_frames.csv"
+    if frames_csv.is_file():
+        spec.options["frame_meta"] = str(frames_csv)
+    return spec
 
 
 @dataclass

@@ -147,3 +147,51 @@ def first_frame(reader) -> np.ndarray:
         raise SourceError(f"{reader.name}: no frame could be decoded (empty, corrupt or truncated)")
     reader.seek(0)
     return got[0]
+
+
+def sidecar_path(nir_input: str) -> Optional[str]:
+    """The per-frame metadata CSV that goes with a NIR file, if there is one.
+
+    ``nir.mkv`` -> ``nir.frames.csv``; ``nir/%06d.tiff`` -> ``nir/frames.csv``.
+    """
+    if re.search(r"%0?\d*d", os.path.basename(nir_input)):
+        candidate = os.path.join(os.path.dirname(nir_input) or ".", "frames.csv")
+    else:
+        candidate = os.path.splitext(nir_input)[0] + ".frames.csv"
+    return candidate if os.path.isfile(candidate) else None
+
+
+def load_frame_meta(path: str) -> dict:
+    """Per-frame exposure and gain from a CSV: ``{index: (exposure_ms, gain)}``.
+
+    Columns: ``frame`` or ``index`` (0-based), and ``exposure_ms`` and/or
+    ``gain``; other columns are ignored, empty cells mean unknown.  A recorder
+    that logs camera settings per frame, or the phantom's truth CSV, gives the
+    pipeline what it needs to undo auto-gain and exposure steps in files.
+    """
+    import csv
+
+    def num(text):
+        try:
+            v = float(text)
+        except (TypeError, ValueError):
+            return None
+        return v if np.isfinite(v) else None
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise SourceError(f"{path}: cannot read per-frame metadata ({e.strerror})") from None
+    if not rows:
+        return {}
+    key = "frame" if "frame" in rows[0] else "index" if "index" in rows[0] else None
+    if key is None or not ({"gain", "exposure_ms"} & set(rows[0])):
+        raise SourceError(f"{path}: per-frame metadata needs a 'frame' (or 'index') column and "
+                          "'gain' and/or 'exposure_ms'")
+    out = {}
+    for r in rows:
+        i = num(r.get(key))
+        if i is not None:
+            out[int(i)] = (num(r.get("exposure_ms")), num(r.get("gain")))
+    return out

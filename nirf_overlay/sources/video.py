@@ -30,7 +30,7 @@ from ..errors import SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
 from ._cv import classify, nir_from_frame, nir_mode, wl_from_frame
 from .base import FrameSource
-from .readers import first_frame, open_reader
+from .readers import first_frame, load_frame_meta, open_reader, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,10 @@ class FilePairSource(FrameSource):
         self._loops = 0
         self._anchor: Optional[tuple[float, int]] = None  # (monotonic, index) for pacing
         self._closed = False
+        meta_path = (spec.options or {}).get("frame_meta") or sidecar_path(nir_reader.name)
+        self._frame_meta = load_frame_meta(meta_path) if meta_path else {}
+        if meta_path:
+            info.extra["frame_meta"] = str(meta_path)
         counts = (wl_reader.frame_count, nir_reader.frame_count)
         if None not in counts and counts[0] != counts[1]:
             self.stats.length_mismatch = abs(counts[0] - counts[1])
@@ -131,7 +135,12 @@ class FilePairSource(FrameSource):
                    "nir_mode": mode.mode,
                    "wl_frames": wl_reader.frame_count, "nir_frames": nir_reader.frame_count},
         )
-        return cls(wl_reader, nir_reader, mode, info, spec)
+        try:
+            return cls(wl_reader, nir_reader, mode, info, spec)
+        except Exception:
+            wl_reader.close()
+            nir_reader.close()
+            raise
 
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
         if self._closed:
@@ -147,11 +156,13 @@ class FilePairSource(FrameSource):
         (wl, wl_t), (nir, nir_t) = got
         if self._realtime:
             self._pace()
+        exposure_ms, gain = self._frame_meta.get(self._index, (None, None))
         pair = FramePair(
             wl=wl_from_frame(wl, self.info.description),
             nir=nir_from_frame(nir, self._mode, self.info.description),
             nir_bits=self.info.nir_bits, index=self._index, wl_time=wl_t, nir_time=nir_t,
-            arrival=time.monotonic(), meta={"loop": self._loops},
+            arrival=time.monotonic(), exposure_ms=exposure_ms, gain=gain,
+            meta={"loop": self._loops},
         )
         self._index += 1
         self.stats.delivered += 1
