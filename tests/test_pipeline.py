@@ -1,0 +1,138 @@
+"""Pipeline glue on the phantom: outputs, NIR loss, settings hand-over, reset; settings JSON."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nirf_overlay.errors import SettingsError
+from nirf_overlay.frame import FramePair
+from nirf_overlay.phantom import Phantom, PhantomParams
+from nirf_overlay.processing.pipeline import Pipeline
+from nirf_overlay.settings import Settings
+
+SIZE = (320, 192)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return Phantom(PhantomParams(seed=3, size=SIZE, n_lesions=2, gain_step_s=None))
+
+
+@pytest.fixture(scope="module")
+def pairs(phantom):
+    return [phantom.frame(i) for i in range(6)]
+
+
+def test_results_have_the_contracted_shapes(phantom, pairs):
+    pipe = Pipeline(Settings(), phantom.calibration())
+    for p in pairs:
+        r = pipe.process(p)
+    W, H = SIZE
+    assert r.composite.shape == (H, W, 3) and r.composite.dtype == np.uint8
+    assert r.rim_mask.shape == (H, W) and r.rim_mask.dtype == np.uint8
+    assert set(np.unique(r.rim_mask)) <= {0, 255}
+    assert r.fluorescence_mask.shape == (H, W)
+    assert not r.nir_lost and r.index == pairs[-1].index
+    assert r.mm_per_px == pytest.approx(phantom.mm_per_px)
+    assert {"normalise", "levels", "analysis", "composite", "total"} <= set(r.stage_ms)
+    # the pipeline's normalised NIR is on the phantom's "normalised counts" scale
+    truth = pairs[-1].truth
+    assert pipe.levels.median == pytest.approx(truth.background_intensity, rel=0.25)
+    # rims are found where the truth has them, and drawn: the composite differs from WL there
+    rim_truth = truth.rim_mask
+    assert r.rims and (r.rim_mask > 0)[rim_truth].mean() > 0.5
+    diff = np.abs(r.composite.astype(int) - pairs[-1].wl.astype(int)).sum(axis=-1)
+    assert diff[rim_truth].mean() > 5 * max(1.0, diff[~(r.fluorescence_mask > 0)].mean())
+
+
+def test_nir_loss_shows_wl_and_resets_state(phantom, pairs):
+    pipe = Pipeline(Settings(), phantom.calibration())
+    pipe.process(pairs[0])
+    lost = FramePair(wl=pairs[1].wl, nir=None, nir_bits=12, index=1, wl_time=1 / 30)
+    r = pipe.process(lost)
+    assert r.nir_lost and r.rim_mask is None and r.rims == []
+    assert r.composite.shape == pairs[1].wl.shape
+    assert (r.composite[r.composite.shape[0] // 2:] == pairs[1].wl[r.composite.shape[0] // 2:]).all()
+    assert not pipe.normaliser._have_prev  # the temporal filter starts afresh
+    r2 = pipe.process(pairs[2])
+    assert not r2.nir_lost and r2.rim_mask is not None
+
+
+def test_update_settings_takes_effect_at_the_next_frame(phantom, pairs):
+    pipe = Pipeline(Settings(), phantom.calibration())
+    pipe.process(pairs[0])
+    s = Settings()
+    s.set("display.mode", "wl")
+    s.set("display.show_contours", False)
+    pipe.update_settings(s)
+    s.set("display.mode", "nir")  # the pipeline took a copy
+    r = pipe.process(pairs[1])
+    np.testing.assert_array_equal(r.composite, pairs[1].wl)
+    assert pipe.settings.display.mode == "wl"
+
+
+def test_reset_restarts_levels_and_filter(phantom, pairs):
+    pipe = Pipeline(Settings(), phantom.calibration())
+    for p in pairs[:3]:
+        pipe.process(p)
+    pipe.reset()
+    pipe.process(pairs[3])
+    fresh = Pipeline(Settings(), phantom.calibration())
+    fresh.process(pairs[3])
+    np.testing.assert_allclose(pipe.nir_normalised, fresh.nir_normalised, rtol=1e-6)
+    assert pipe.levels.hi == pytest.approx(fresh.levels.hi)
+
+
+def test_gain_step_does_not_move_normalised_levels():
+    ph = Phantom(PhantomParams(seed=1, size=(256, 160), gain_step_s=2 / 30, motion=0.0))
+    pipe = Pipeline(Settings(), ph.calibration())
+    meds = []
+    for i in range(5):
+        p = ph.frame(i)
+        pipe.process(p)
+        meds.append(pipe.levels.median)
+    assert ph.frame(4).gain != ph.frame(0).gain
+    assert max(meds) / min(meds) < 1.05
+
+
+def test_settings_json_round_trip(tmp_path):
+    s = Settings()
+    s.set("display.mode", "pip")
+    s.set("display.colormap", "cividis")
+    s.set("display.alpha", 0.5)
+    s.set("levels.compression", "gamma")
+    s.set("levels.roi", [10, 20, 100, 50])
+    s.set("normalise.temporal_alpha", 0.7)
+    s.set("display.side_by_side_right", "nir")
+    path = tmp_path / "s.json"
+    s.save(path)
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1 and data["levels"]["roi"] == [10, 20, 100, 50]
+    assert Settings.load(path) == s
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("display.alpha", 1.5, "display.alpha: 1.5 is outside 0..1"),
+    ("display.mode", "3d", "display.mode: '3d' is not one of wl, nir, overlay"),
+    ("display.colormap", "jet", "display.colormap: 'jet' is not one of green"),
+    ("normalise.temporal_alpha", 0.99, "normalise.temporal_alpha: 0.99 is outside 0..0.95"),
+    ("levels.log_strength", 0, "levels.log_strength: 0 is outside 1..10000"),
+    ("levels.roi", [1, 2, 3], "levels.roi: expected [x, y, w, h]"),
+    ("levels.roi", [1, 2, 0, 5], "levels.roi: [1, 2, 0, 5] needs x, y >= 0 and w, h >= 1"),
+    ("display.show_colorbar", "yes", "display.show_colorbar: 'yes' is not true or false"),
+])
+def test_settings_refuse_bad_values_naming_the_field(name, value, message):
+    with pytest.raises(SettingsError) as e:
+        Settings().set(name, value)
+    assert str(e.value).startswith(message)
+
+
+def test_settings_file_errors_are_one_line(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text('{"display": {"alpha": 3}}')
+    with pytest.raises(SettingsError, match=r"bad.json: display.alpha: 3 is outside 0..1"):
+        Settings.load(p)
+    p.write_text("{nope")
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        Settings.load(p)
