@@ -289,3 +289,38 @@ def test_panel_forwards_histogram(panel):
     panel.set_histogram(np.arange(10), 0.0, 10.0, threshold=2.0)
     assert panel.histogram.threshold == 2.0
     assert not panel.histogram.grab().isNull()
+
+
+def test_typing_in_the_panel_is_not_taken_by_window_shortcuts(qtbot, tmp_path):
+    """The main window binds 1-6, S, Space, Del, Left/Right...; typing must still type."""
+    from PyQt5.QtTest import QTest
+    from PyQt5.QtWidgets import QAction, QMainWindow
+
+    win = QMainWindow()
+    win.setCentralWidget(QLabel("video"))
+    qtbot.addWidget(win)
+    fired = []
+    for key in ("1", "2", "S", "Space", "Left", "Right", "Del", "."):
+        action = QAction(key, win)
+        action.setShortcut(key)
+        action.triggered.connect(lambda _=False, k=key: fired.append(k))
+        win.addAction(action)
+    dock = SettingsPanel(Settings(), win, presets_dir=tmp_path / "presets")
+    win.addDockWidget(Qt.RightDockWidgetArea, dock)
+    win.show()
+    win.activateWindow()
+    assert QTest.qWaitForWindowActive(win)
+    box = dock.editor("segment.threshold")
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "2.1")
+    qtbot.keyClick(box.lineEdit(), Qt.Key_Left)
+    qtbot.keyClick(box.lineEdit(), Qt.Key_Right)
+    qtbot.keyClick(box, Qt.Key_Return)
+    assert dock.settings.segment.threshold == pytest.approx(2.1)
+    name = dock.preset_box.lineEdit()
+    name.setFocus()
+    qtbot.keyClicks(name, "S 12")
+    qtbot.keyClick(name, Qt.Key_Delete)
+    assert name.text() == "S 12"
+    assert fired == []
