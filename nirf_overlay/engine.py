@@ -255,6 +255,7 @@ class Engine:
         self._rec_dir: Optional[str] = None
         self._rec_started: Optional[float] = None
         self._rec_refused = 0
+        self._events = None  # executor writing recording events
 
     # -- life cycle -----------------------------------------------------------
     def start(self) -> "Engine":
@@ -270,6 +271,9 @@ class Engine:
             self._wake.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if self._events is not None:
+            self._events.shutdown(wait=True)  # events before the recording's stop
+            self._events = None
         self.stop_recording(wait=True)
         try:
             self.source.close()
@@ -452,6 +456,7 @@ class Engine:
     def stop_recording(self, wait: bool = False) -> None:
         """Detach the recorder at once and let it finish writing on a helper thread."""
         rec, self.recorder = self.recorder, None
+        events = self._events
         if self._rec_state == "starting":
             self._rec_state = "off"
         if rec is None:
@@ -459,6 +464,11 @@ class Engine:
         self._rec_state = "stopping"
 
         def finish():
+            if events is not None:
+                try:
+                    events.submit(lambda: None).result(10.0)  # queued events land first
+                except Exception:  # already shut down: its events are written
+                    pass
             try:
                 rec.stop()
             except Exception as e:
@@ -494,10 +504,21 @@ class Engine:
         rec = self.recorder
         if rec is None:
             return
-        try:
-            rec.log_event(kind, **data)
-        except Exception as e:  # the event log must never stop the viewer
-            log.warning("recording event %s: %s", kind, e)
+        if "frame" not in data and self._position is not None:
+            data["frame"] = int(self._position)  # the frame on screen when it happened
+        if self._events is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # one helper thread keeps the events in order and the disk off the caller's thread
+            self._events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirf-events")
+
+        def write():
+            try:
+                rec.log_event(kind, **data)
+            except Exception as e:  # the event log must never stop the viewer
+                log.warning("recording event %s: %s", kind, e)
+
+        self._events.submit(write)
 
     # -- status ------------------------------------------------------------------
     def status(self) -> EngineStatus:

@@ -346,3 +346,44 @@ def test_snapshot_while_nir_lost_has_no_tiff(frames, phantom, tmp_path):
     paths = write_snapshot(tmp_path, pair, result, composite=pair.wl)
     assert paths["nir"] is None
     assert json.loads(open(paths["metrics"]).read())["nir_lost"] is True
+
+
+# -- recording hook ---------------------------------------------------------------------------
+def test_recording_hook_writes_every_captured_pair(frames, make_engine, tmp_path):
+    from nirf_overlay.sources import SourceSpec, open_source
+
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    take_next(eng)
+    out = tmp_path / "session"
+    eng.start_recording(out)
+    wait_for(lambda: eng.recording_status()["state"] == "on", what="the recorder to start")
+    wait_for(lambda: (eng.recording_status().get("frames_written") or 0) >= 8,
+             what="frames written")
+    eng.log_event("marker", label="test")
+    eng.stop_recording(wait=True)
+    st = eng.recording_status()
+    assert st["state"] == "off" and not st["error"]
+    assert eng.running, "the viewer keeps running"
+    known = {f.nir.tobytes(): i for i, f in enumerate(frames)}
+    with open_source(SourceSpec(session=str(out))) as session:
+        assert session.info.frame_count >= 8
+        got = [p for p in session]
+    assert len(got) == session.info.frame_count
+    # NIR bit-identical, in capture order (the source cycles through ``frames``)
+    order = [known[p.nir.tobytes()] for p in got]
+    assert all((b - a) % N_FRAMES in (1,) for a, b in zip(order, order[1:])), order
+    events = (out / "events.jsonl").read_text()
+    assert '"marker"' in events
+
+
+def test_recording_that_cannot_start_is_reported(frames, make_engine, tmp_path):
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    eng.start_recording(blocker / "session")  # a folder inside a file cannot exist
+    wait_for(lambda: eng.recording_status()["error"], what="the error")
+    assert eng.recording_status()["state"] == "off"
+    assert "\n" not in eng.recording_status()["error"]
+    assert eng.running

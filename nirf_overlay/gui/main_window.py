@@ -60,7 +60,8 @@ class ViewerStats:
         self.t0: Optional[float] = None  # when the first frame was painted
         self.warmup_s = warmup_s
         self.latency: list = []
-        self.process: list = []
+        self.process: list = []  # arrival -> processed (source hand-over + pipeline)
+        self.display: list = []  # processed -> painted (mailbox, GUI timer, paint)
         self.painted_at: list = []
         self.recent = deque(maxlen=30)
         self._base = None  # drop counters at the end of warm-up
@@ -76,6 +77,7 @@ class ViewerStats:
             self._base = self._drop_counters(engine, view_dropped)
         self.latency.append(lat)
         self.process.append(frame.processed - frame.arrival)
+        self.display.append(t - frame.processed)
         self.painted_at.append(t)
 
     @staticmethod
@@ -108,6 +110,9 @@ class ViewerStats:
             "latency_ms_p99_first_half": percentile(ms[:half], 99) if half else None,
             "latency_ms_p99_second_half": percentile(ms[half:], 99) if half else None,
             "process_ms_median": percentile([1000.0 * x for x in self.process], 50),
+            "process_ms_p99": percentile([1000.0 * x for x in self.process], 99),
+            "display_ms_median": percentile([1000.0 * x for x in self.display], 50),
+            "display_ms_p99": percentile([1000.0 * x for x in self.display], 99),
             "fps_displayed": (n - 1) / span if span > 0 else 0.0,
             "seconds_measured": span,
             "warmup_s": self.warmup_s,
