@@ -136,3 +136,22 @@ def test_settings_file_errors_are_one_line(tmp_path):
     p.write_text("{nope")
     with pytest.raises(SettingsError, match="not valid JSON"):
         Settings.load(p)
+
+
+@pytest.mark.parametrize("mode", ["overlay", "nir", "intensity"])
+def test_fused_display_sweep_equals_separate_compositing(phantom, pairs, mode):
+    from nirf_overlay.processing.composite import Compositor
+
+    s = Settings()
+    s.set("display.mode", mode)
+    s.set("display.show_colorbar", True)
+    pipe = Pipeline(s, phantom.calibration())
+    for p in pairs[:3]:
+        pipe.process(p)
+    prev_levels, prev_thr = pipe.levels, pipe.threshold
+    r = pipe.process(pairs[3])
+    ref = Compositor(ring=1).render(
+        pairs[3].wl, pipe.nir_normalised, lo=prev_levels.lo, hi=prev_levels.hi, threshold=prev_thr,
+        settings=s, saturated=pipe.normaliser.sat, contours=[m.contour for m in r.rims],
+        plane=r.plane)
+    np.testing.assert_array_equal(r.composite, ref)

@@ -31,6 +31,7 @@ pass is a table look-up and an integer blend.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import cv2
@@ -41,6 +42,17 @@ from .kernels import composite_pass
 from .levels import compress
 
 LUT_SIZE = 1024
+
+
+@dataclass
+class FusedDisplay:
+    """Display arguments handed to the normalisation kernel (see :meth:`Compositor.prepare_fused`)."""
+
+    out: np.ndarray
+    args: tuple
+    lo: float
+    hi: float
+    threshold: Optional[float]
 _NO_VALID = np.ones((1, 1), np.uint8)
 
 
@@ -100,6 +112,41 @@ class Compositor:
             ramp[:] = 0.0
         np.round(256.0 * float(ds.alpha) * ramp, out=ramp)
         self._alut[:] = ramp.astype(np.int32)
+
+    # -- fused with normalisation ---------------------------------------------
+    def prepare_fused(self, wl: np.ndarray, *, lo: float, hi: float,
+                      threshold: Optional[float], settings) -> Optional["FusedDisplay"]:
+        """Kernel arguments to write the display pixels inside the normalisation sweep.
+
+        Only for the single-view modes (overlay, nir, intensity); returns None
+        otherwise.  ``lo``/``hi``/``threshold`` are the previous frame's
+        (levels are smoothed over many frames, so one frame of lag is invisible).
+        """
+        ds = settings.display
+        if ds.mode not in ("overlay", "nir", "intensity"):
+            return None
+        self.build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
+        out = self._next_out(wl.shape)
+        if ds.mode == "overlay":
+            lut, alut, blend = self._lut, self._alut, True
+        elif ds.mode == "intensity":
+            lut, alut, blend = self._lut, self._zero_alut, False
+        else:
+            lut, alut, blend = self._gray_lut, self._zero_alut, False
+        pal = palette(ds.colormap)
+        idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
+        args = (True, wl, np.float32(lo), np.float32(idx_scale), lut, alut,
+                np.asarray(pal.saturation, np.uint8), blend, bool(ds.show_saturation), out)
+        return FusedDisplay(out=out, args=args, lo=lo, hi=hi, threshold=threshold)
+
+    def finish_fused(self, fused: "FusedDisplay", *, settings, contours=(), plane=None) -> np.ndarray:
+        """Outlines, plane polygon and colour bar on a frame written by the fused sweep."""
+        ds = settings.display
+        out = fused.out
+        self._annotate(out, contours, settings.plane.polygon, plane, palette(ds.colormap), ds)
+        if ds.show_colorbar:
+            self._colorbar(out, fused.lo, fused.hi, fused.threshold)
+        return out
 
     # -- rendering -------------------------------------------------------------
     def _pixels(self, mode, wl, nir, sat, valid, lo, hi, show_sat, pal, out) -> None:

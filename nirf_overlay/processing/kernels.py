@@ -32,11 +32,38 @@ _JIT = dict(parallel=True, fastmath=True, cache=True, nogil=True)
 CHI2_1_MEDIAN = 0.454936423119572
 
 
+@njit(inline="always", fastmath=True, nogil=True)
+def _display_pixel(wl, out, y, x, f, s, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, N1):
+    """Write display pixel (y, x) of ``out`` for filtered value ``f`` (saturated: ``s``)."""
+    i = int(min(max((f - lo) * idx_scale, np.float32(0.0)), N1))
+    if show_sat and s:
+        out[y, x, 0] = sat_bgr[0]
+        out[y, x, 1] = sat_bgr[1]
+        out[y, x, 2] = sat_bgr[2]
+    elif blend:
+        a = alut[i]
+        if a == 0:
+            out[y, x, 0] = wl[y, x, 0]
+            out[y, x, 1] = wl[y, x, 1]
+            out[y, x, 2] = wl[y, x, 2]
+        else:
+            ia = 256 - a
+            out[y, x, 0] = (np.int32(wl[y, x, 0]) * ia + np.int32(lut[i, 0]) * a + 128) >> 8
+            out[y, x, 1] = (np.int32(wl[y, x, 1]) * ia + np.int32(lut[i, 1]) * a + 128) >> 8
+            out[y, x, 2] = (np.int32(wl[y, x, 2]) * ia + np.int32(lut[i, 2]) * a + 128) >> 8
+    else:
+        out[y, x, 0] = lut[i, 0]
+        out[y, x, 1] = lut[i, 1]
+        out[y, x, 2] = lut[i, 2]
+
+
 @njit(**_JIT)
 def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alpha, k,
                    noise_a, noise_c, step, roi, hist_scale, q_lo, q_scale,
-                   sat, hist, qhist, sat_count):
-    """Fused normalisation, temporal filter, saturation and histograms.
+                   sat, hist, qhist, sat_count,
+                   do_composite, wl, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out):
+    """Fused normalisation, temporal filter, saturation, histograms -- and,
+    with ``do_composite``, the display pixels in the same sweep.
 
     Parameters
     ----------
@@ -58,6 +85,9 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     hist : (C, B) int32 out, per-chunk histograms of the filtered NIR
     qhist : (C, Q) int32 out, per-chunk histograms of log2(d^2 / (2 (m + c)))
     sat_count : (C,) int64 out, saturated pixels per chunk
+    do_composite : bool, also write ``out`` (see :func:`composite_pass` for
+        ``wl, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out``; the
+        display levels are the previous frame's, so the frame is read once)
 
     Notes
     -----
@@ -77,6 +107,7 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     flat0 = inv_flat[0, 0]
     rows_per = (H + nchunks - 1) // nchunks
     k2 = k * k
+    N1 = np.float32(lut.shape[0] - 1)
     ry0, ry1, rx0, rx1 = roi[0], roi[1], roi[2], roi[3]
     for c in prange(nchunks):
         for b in range(nbins):
@@ -106,6 +137,9 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
                 filt[y, x] = f
                 sat[y, x] = s
                 nsat += s
+                if do_composite:
+                    _display_pixel(wl, out, y, x, f, s, lo, idx_scale, lut, alut, sat_bgr,
+                                   blend, show_sat, N1)
             if y % step == 0 and y >= ry0 and y < ry1:
                 for x in range(rx0, rx1, step):
                     b = int(filt[y, x] * hist_scale)

@@ -47,6 +47,11 @@ import numpy as np
 from ..errors import CalibrationError
 from .kernels import CHI2_1_MEDIAN, normalise_pass, percentile_from_hist
 
+# kernel arguments that switch the display sweep off (types match the real ones)
+_NO_DISPLAY = (False, np.zeros((1, 1, 3), np.uint8), np.float32(0), np.float32(1),
+               np.zeros((2, 3), np.uint8), np.zeros(2, np.int32), np.zeros(3, np.uint8),
+               False, False, np.zeros((1, 1, 3), np.uint8))
+
 HIST_BINS = 4096
 Q_LO, Q_SCALE, Q_BINS = -40.0, 4.0, 320  # log2 range of the noise statistic histogram
 _SAMPLES = 65536  # pixels that feed the histograms per frame
@@ -205,7 +210,8 @@ class Normaliser:
 
     # -- per frame ----------------------------------------------------------
     def process(self, raw: np.ndarray, wl_shape, *, nir_bits: int = 16, gain=None,
-                exposure_ms=None, settings, median_level: float = 0.0) -> NormaliseOutput:
+                exposure_ms=None, settings, median_level: float = 0.0,
+                display=None) -> NormaliseOutput:
         """Normalise one raw NIR frame.
 
         Parameters
@@ -216,6 +222,9 @@ class Normaliser:
         gain, exposure_ms : what the source reports (None = unknown)
         settings : :class:`~nirf_overlay.settings.Settings`
         median_level : current median scene level (normalised counts) for the read-noise floor
+        display : :class:`~nirf_overlay.processing.composite.FusedDisplay` or None
+            When given, the display pixels are written in the same sweep (with
+            the display levels it carries, i.e. the previous frame's).
         """
         if raw.dtype != np.uint16:
             raw = raw.astype(np.uint16)
@@ -243,7 +252,8 @@ class Normaliser:
                        np.float32(ns.motion_threshold), np.float32(self.noise_a),
                        np.float32(self._noise_c), int(self._step), self._roi,
                        np.float32(hist_scale), np.float32(Q_LO), np.float32(Q_SCALE),
-                       self.sat, self._hist, self._qhist, self._sat_count)
+                       self.sat, self._hist, self._qhist, self._sat_count,
+                       *(display.args if display is not None else _NO_DISPLAY))
         self._have_prev = True
         self._hist.sum(axis=0, dtype=np.int64, out=self._hist_sum)
         self._qhist.sum(axis=0, dtype=np.int64, out=self._qhist_sum)
@@ -255,6 +265,10 @@ class Normaliser:
             hist=self._hist_sum, hist_scale=hist_scale, noise_a=self.noise_a,
             gain_scale=gscale, valid=self.valid,
         )
+
+    def ready_for(self, raw: np.ndarray, wl: np.ndarray) -> bool:
+        """True when buffers for these frame sizes exist (so a fused display can be used)."""
+        return self._shape_key == (raw.shape, tuple(wl.shape[:2])) and raw.dtype == np.uint16
 
     def _update_noise(self) -> None:
         percentile_from_hist(self._qhist_sum, self._qfrac, self._qbin)

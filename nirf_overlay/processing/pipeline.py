@@ -81,6 +81,8 @@ class Pipeline:
         self.levels: Optional[Levels] = None  # last display levels (normalised counts)
         self.threshold: Optional[float] = None  # last fluorescence threshold (normalised counts)
         self.noise_sigma: Optional[float] = None  # at the median level, normalised counts
+        #: write overlay/nir/intensity pixels inside the normalisation sweep (one read of the frame)
+        self.fuse = True
         if warm:
             warm_up()
 
@@ -140,9 +142,15 @@ class Pipeline:
                                mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival)
 
         median = self.levels.median if self.levels is not None else 0.0
+        fused = None
+        if self.levels is not None and self.fuse and self.normaliser.ready_for(pair.nir, wl):
+            # single-view modes: write the display in the normalisation sweep,
+            # with the previous frame's (smoothed) levels and threshold
+            fused = self.compositor.prepare_fused(wl, lo=self.levels.lo, hi=self.levels.hi,
+                                                  threshold=self.threshold, settings=settings)
         norm = self.normaliser.process(pair.nir, wl.shape, nir_bits=pair.nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
-                                       median_level=median)
+                                       median_level=median, display=fused)
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         t2 = time.perf_counter()
@@ -153,9 +161,14 @@ class Pipeline:
             bg = analysis.background if analysis.background else lv.median
             threshold = settings.segment.threshold * bg
         contours = [r.contour for r in analysis.rims if getattr(r, "contour", None) is not None]
-        composite = self.compositor.render(
-            wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
-            saturated=norm.saturated, valid=norm.valid, contours=contours, plane=analysis.plane)
+        if fused is not None:
+            composite = self.compositor.finish_fused(fused, settings=settings, contours=contours,
+                                                     plane=analysis.plane)
+        else:
+            composite = self.compositor.render(
+                wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
+                saturated=norm.saturated, valid=norm.valid, contours=contours,
+                plane=analysis.plane)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - t0) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
