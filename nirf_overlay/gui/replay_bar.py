@@ -116,7 +116,8 @@ class ReplayBar(QWidget):
     ----------
     engine : the viewer's engine (see the module docstring for the calls used)
     parent : the main window; shortcuts are installed on its window
-    presets_dir : where B presets are listed from (default: the settings panel's)
+    presets_dir : where B presets are listed from (default: those of the window's
+        settings panel, else :func:`~nirf_overlay.gui.settings_panel.default_presets_dir`)
     poll_ms : how often the engine's position is read
 
     Signals
@@ -130,7 +131,7 @@ class ReplayBar(QWidget):
         super().__init__(parent)
         self.setObjectName("replay_bar")
         self.engine = engine
-        self.presets_dir = presets_dir if presets_dir is not None else default_presets_dir()
+        self._presets_dir = presets_dir
         self._recorded = _engine_recorded_settings(engine)
         self._current = None  # settings to go back to from "Recorded"
         self._markers: list[tuple[int, str]] = []
@@ -256,6 +257,17 @@ class ReplayBar(QWidget):
         self.shortcuts = self._install_shortcuts()
         self._sync_static()
         self.sync_from_engine()
+
+    @property
+    def presets_dir(self):
+        """Where side-B presets come from: as given, else the window's settings panel's."""
+        if self._presets_dir is not None:
+            return self._presets_dir
+        from .settings_panel import SettingsPanel
+
+        window = self.window()
+        panel = window.findChild(SettingsPanel) if window is not self else None
+        return panel.presets_dir if panel is not None else default_presets_dir()
 
     # -- construction helpers -----------------------------------------------------------
     def _button(self, icon, text: str, tip: str, slot) -> QToolButton:
