@@ -1,0 +1,285 @@
+"""Guided calibration on a live source, without Qt (the dialog is only a view of this).
+
+:class:`CalibrationGrabber` opens a source on its own thread, keeps the newest
+frame with its quality readouts and a ready-to-show preview, captures N frames
+on request and builds the entry from them, all off the GUI thread.  The view
+polls :meth:`CalibrationGrabber.snapshot` from a timer (the newest state
+wins, like the viewer's display mailbox) and never waits on the source.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..errors import NirfError
+from .builders import (
+    FLAT_MAX_SATURATED, FLAT_MIN_SIGNAL, build_dark, build_flat, build_registration,
+    find_corners, nir_quality, to_gray8,
+)
+
+__all__ = ["CalibrationGrabber", "GrabberState", "STEPS"]
+
+STEPS = ("dark", "flat", "register")
+CORNER_INTERVAL_S = 0.3  # corner search costs tens of ms: a few times a second is enough
+
+
+@dataclass
+class GrabberState:
+    """What the view shows; a copy, safe to read on any thread.
+
+    Attributes
+    ----------
+    status : "opening" | "live" | "ended" | "capturing" | "building" | "done" | "error"
+    message : plain-language line for the status bar
+    preview : (H, W, 3) uint8 BGR or None; NIR stretched to 8 bits, saturated
+        pixels red, with WL beside it and detected corners drawn in register mode
+    readouts : dict with ``saturated_fraction``, ``mean_counts``,
+        ``signal_fraction``, ``full_scale`` and, in register mode,
+        ``corners_wl`` / ``corners_nir`` (found counts) and ``corners_expected``
+    captured, target : frames captured so far, frames asked for
+    result : the builder's result (DarkResult / FlatResult / Registration) once built
+    result_step : the step ``result`` belongs to
+    frames_seen : frames read since opening
+    size, nir_bits, has_wl : what the source is
+    """
+
+    status: str = "opening"
+    message: str = ""
+    preview: Optional[np.ndarray] = None
+    readouts: dict = field(default_factory=dict)
+    captured: int = 0
+    target: int = 0
+    result: object = None
+    result_step: str = ""
+    frames_seen: int = 0
+    size: Optional[tuple] = None
+    nir_bits: int = 16
+    has_wl: bool = False
+
+
+class CalibrationGrabber:
+    """Reads a source on a worker thread for the calibration dialog.
+
+    Parameters
+    ----------
+    spec : SourceSpec
+    pace_fps : float
+        File inputs are read at most this fast (they loop), so a preview of a
+        short sequence neither spins a core nor ends at once.
+    """
+
+    def __init__(self, spec, *, pace_fps: float = 30.0):
+        self._spec = spec
+        self._pace = 1.0 / pace_fps if pace_fps else 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._state = GrabberState()
+        self._step = "dark"
+        self._board = (9, 6)
+        self._request = None  # (step, n, options) while capturing
+        self._frames: list = []
+        self._last_corners = 0.0
+        self._corner_cache = (None, None)
+        self._input = None
+        self._rewind = False
+        self._thread = threading.Thread(target=self._run, name="nirf-calibration", daemon=True)
+
+    # -- control (any thread) ---------------------------------------------------------
+    def start(self) -> "CalibrationGrabber":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and close the source; returns once the thread has ended (or timeout)."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def set_mode(self, step: str, board=(9, 6)) -> None:
+        """What the readouts should measure (corners only in register mode)."""
+        with self._lock:
+            self._step, self._board = step, tuple(board)
+            self._corner_cache = (None, None)
+
+    def capture(self, step: str, n: int, **options) -> None:
+        """Capture ``n`` frames, then build ``step`` with ``options`` (builder keywords).
+
+        A file input is rewound first, so a capture from a recording starts at
+        its first frame (the fronto-parallel pose for registration) whatever
+        the looping preview was showing.
+        """
+        if step not in STEPS:
+            raise ValueError(step)
+        with self._lock:
+            if self._state.status in ("capturing", "building"):
+                return
+            self._frames = []
+            self._request = (step, int(n), dict(options))
+            self._rewind = True
+            self._state.status = "capturing"
+            self._state.captured, self._state.target = 0, int(n)
+            self._state.result, self._state.result_step = None, ""
+            self._state.message = f"capturing {n} frames for {step}"
+
+    def snapshot(self) -> GrabberState:
+        with self._lock:
+            s = self._state
+            return GrabberState(s.status, s.message, s.preview, dict(s.readouts), s.captured,
+                                s.target, s.result, s.result_step, s.frames_seen, s.size,
+                                s.nir_bits, s.has_wl)
+
+    # -- worker thread ------------------------------------------------------------------
+    def _set(self, **kw) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(self._state, k, v)
+
+    def _run(self) -> None:
+        from .capture import open_calibration_input
+
+        try:
+            self._input = open_calibration_input(self._spec, need_wl=False, what="calibration")
+        except NirfError as e:
+            self._set(status="error", message=str(e))
+            return
+        except Exception as e:  # a bug, but the dialog must still say something
+            self._set(status="error", message=f"calibration: cannot open the source ({e})")
+            return
+        inp = self._input
+        self._set(status="live", size=inp.size, nir_bits=inp.nir_bits, has_wl=inp.has_wl,
+                  message=f"showing {inp.description}")
+        try:
+            self._loop(inp)
+        except NirfError as e:
+            self._set(status="error", message=str(e))
+        finally:
+            inp.close()
+
+    def _loop(self, inp) -> None:
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                # read together: a capture asked for mid-read starts with the next loop
+                rewind, self._rewind = self._rewind, False
+                request = self._request
+            if rewind and not inp.live:
+                inp.rewind()
+            try:
+                cap = inp.read(0.5)
+            except TimeoutError:
+                continue
+            if cap is None:
+                if inp.rewind():
+                    continue
+                self._set(status="ended", message=f"{inp.description}: the source ended")
+                self._finish_capture()  # build with what was captured
+                while not self._stop.wait(0.1):
+                    self._finish_capture()
+                return
+            self._on_frame(cap, request)
+            if not inp.live and self._pace:
+                next_time += self._pace
+                delay = next_time - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_time = time.monotonic()
+
+    def _on_frame(self, cap, request) -> None:
+        with self._lock:
+            step, board = self._step, self._board
+            seen = self._state.frames_seen + 1
+        q = nir_quality(cap.nir, cap.nir_bits)
+        readouts = dict(q)
+        corners = (None, None)
+        if step == "register" and cap.wl is not None:
+            now = time.monotonic()
+            if now - self._last_corners >= CORNER_INTERVAL_S:
+                self._last_corners = now
+                self._corner_cache = (find_corners(cap.wl, board), find_corners(cap.nir, board))
+            corners = self._corner_cache
+            readouts["corners_expected"] = board[0] * board[1]
+            readouts["corners_wl"] = 0 if corners[0] is None else len(corners[0])
+            readouts["corners_nir"] = 0 if corners[1] is None else len(corners[1])
+        preview = _preview(cap, step == "register", board, corners)
+        self._set(preview=preview, readouts=readouts, frames_seen=seen)
+        if request is not None:
+            self._frames.append(cap)
+            self._set(captured=len(self._frames))
+            if len(self._frames) >= request[1]:
+                self._finish_capture()
+
+    def _finish_capture(self) -> None:
+        with self._lock:
+            request, self._request = self._request, None
+        if request is None:
+            return
+        frames, self._frames = self._frames, []
+        step, _, options = request
+        if not frames:
+            self._set(status="error", message=f"{step}: no frames captured")
+            return
+        self._set(status="building", message=f"building {step} from {len(frames)} frames")
+        try:
+            result = _build(step, frames, options)
+        except NirfError as e:
+            self._set(status="error", message=str(e))
+            return
+        self._set(status="done", result=result, result_step=step, message=result.summary())
+
+
+def _build(step, frames, options):
+    bits = frames[0].nir_bits
+    if step == "dark":
+        return build_dark((c.nir for c in frames), nir_bits=bits, **options)
+    if step == "flat":
+        return build_flat((c.nir for c in frames), nir_bits=bits, **options)
+    if frames[0].wl is None:
+        raise NirfError("register: this source has no white-light channel")
+    return build_registration(((c.wl, c.nir) for c in frames), **options)
+
+
+def _preview(cap, register: bool, board, corners) -> np.ndarray:
+    """NIR stretched to 8 bits with saturated pixels red; WL beside it for registration."""
+    import cv2
+
+    nir8 = to_gray8(cap.nir)
+    nir_bgr = cv2.cvtColor(nir8, cv2.COLOR_GRAY2BGR)
+    nir_bgr[cap.nir >= (1 << cap.nir_bits) - 1] = (0, 0, 255)
+    if not register or cap.wl is None:
+        return nir_bgr
+    wl = cap.wl.copy()
+    if corners[0] is not None:
+        cv2.drawChessboardCorners(wl, board, corners[0].astype(np.float32).reshape(-1, 1, 2), True)
+    if corners[1] is not None:
+        cv2.drawChessboardCorners(nir_bgr, board, corners[1].astype(np.float32).reshape(-1, 1, 2), True)
+    if nir_bgr.shape[0] != wl.shape[0]:
+        scale = wl.shape[0] / nir_bgr.shape[0]
+        nir_bgr = cv2.resize(nir_bgr, (int(round(nir_bgr.shape[1] * scale)), wl.shape[0]))
+    return np.hstack([wl, nir_bgr])
+
+
+def quality_flags(readouts: dict, step: str) -> list[str]:
+    """Plain warnings for the readouts (what the builder would refuse)."""
+    out = []
+    sat = readouts.get("saturated_fraction")
+    if sat is not None and step == "flat" and sat > FLAT_MAX_SATURATED:
+        out.append("saturated: lower exposure, gain or light")
+    frac = readouts.get("signal_fraction")
+    if frac is not None and step == "flat" and frac < FLAT_MIN_SIGNAL:
+        out.append("too dim for a flat")
+    if step == "dark" and frac is not None and frac > 0.125:
+        out.append("bright for a dark frame: light off?")
+    if step == "register" and readouts.get("corners_expected"):
+        if not readouts.get("corners_wl") or not readouts.get("corners_nir"):
+            out.append("board not found in both channels")
+    return out
