@@ -83,6 +83,8 @@ __all__ = [
     "LABEL_BITS",
     "save_truth",
     "load_truth",
+    "load_params",
+    "params_from_dict",
 ]
 
 # Bits of Truth.labels (one uint8 per pixel keeps a pre-rendered loop small).
@@ -122,15 +124,15 @@ class PhantomParams:
     p_complete: float = 0.4
     core_level: tuple[float, float] = (0.15, 0.5)  # core / parenchyma before blur
     rim_patchiness: float = 0.3  # +- relative intensity variation along the rim
-    depth_mm: tuple[float, float] = (0.5, 4.0)
+    depth_mm: tuple[float, float] = (0.5, 3.5)  # NIR shows ICG only a few mm deep
     blur_sigma_mm_at_surface: float = 0.15  # scattering blur sigma = a + b * depth
-    blur_sigma_mm_per_mm_depth: float = 0.12
+    blur_sigma_mm_per_mm_depth: float = 0.1  # -> sigma 0.2..0.5 mm
     # bright ICG that is not a rim
     bile_duct: bool = True
     duct_width_mm: tuple[float, float] = (1.0, 3.0)
-    duct_brightness: tuple[float, float] = (8.0, 20.0)  # x parenchyma, before blur
+    duct_brightness: tuple[float, float] = (10.0, 40.0)  # x parenchyma, before blur (bile is bright at 24 h)
     gallbladder: Optional[bool] = None  # None: present with p = 0.5
-    gallbladder_brightness: tuple[float, float] = (5.0, 12.0)
+    gallbladder_brightness: tuple[float, float] = (8.0, 25.0)
     n_spills: tuple[int, int] = (0, 1)
     # parenchyma
     background: float = 60.0  # normalised counts (B before vignetting, at g_ref, e_ref)
@@ -324,12 +326,15 @@ def _fourier_loop(rng, n_harm, amp, n=720) -> np.ndarray:
     return f
 
 
-def _random_curve(rng, start, heading, length_px, step_px, wiggle) -> np.ndarray:
-    """A smooth random walk, (N, 2) float, used for vessels and the bile duct."""
+def _random_curve(rng, start, heading, length_px, step_px, wiggle, bend=0.0) -> np.ndarray:
+    """A smooth random walk, (N, 2) float, used for vessels and the bile duct.
+
+    ``bend`` is the total turn in radians spread evenly along the curve.
+    """
     n = max(2, int(length_px / step_px))
     turn = np.cumsum(rng.normal(0, wiggle, n))
     turn = cv2.GaussianBlur(turn.reshape(1, -1).astype(np.float64), (0, 0), 3).ravel()
-    ang = heading + turn
+    ang = heading + turn + bend * np.arange(n) / n
     pts = np.empty((n, 2))
     pts[0] = start
     pts[1:, 0] = start[0] + np.cumsum(np.cos(ang[1:])) * step_px
@@ -697,10 +702,11 @@ class Phantom:
             add[y0_:y1_, x0_:x1_] += cv2.GaussianBlur(
                 prof[y0_:y1_, x0_:x1_] * np.float32(brightness), (0, 0), sig)
             labels[mask.astype(bool)] |= bit
-            k = int(6 * sig) | 1  # keep the background rings clear of its blurred glow
-            grow = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-            excl[grow.astype(bool)] = 1
-            keep_out[grow.astype(bool)] = 1
+            # keep the background rings clear of its blurred glow (3 sigma); a distance
+            # transform is linear in the image where a big dilation kernel is not
+            grow = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3) <= 3 * sig
+            excl[grow] = 1
+            keep_out[grow] = 1
 
         def border_point(out_mm):
             """A random point on the visible rectangle's border, pushed outwards."""
@@ -729,7 +735,7 @@ class Phantom:
         if p.bile_duct:
             wd = rng.uniform(*p.duct_width_mm) * px
             sigma = rng.uniform(0.4, 0.8)
-            clear = cv2.dilate(keep_out, np.ones((int(wd + 2 * px) | 1,) * 2, np.uint8))
+            clear = cv2.distanceTransform(1 - keep_out, cv2.DIST_L2, 3) <= wd / 2 + px
             best = None
             for attempt in range(80):
                 # from the border of the view (or anywhere, later on), gently curved,
@@ -740,7 +746,8 @@ class Phantom:
                 else:
                     start = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
                     heading = rng.uniform(0, 2 * np.pi)
-                pts = _random_curve(rng, start, heading, rng.uniform(30, 70) * px, 0.5 * px, 0.02)
+                pts = _random_curve(rng, start, heading, rng.uniform(30, 70) * px, 0.5 * px, 0.02,
+                                    bend=rng.uniform(0.2, 0.8) * rng.choice([-1, 1]))
                 xi = np.clip(np.round(pts[:, 0]).astype(int), 0, W - 1)
                 yi = np.clip(np.round(pts[:, 1]).astype(int), 0, H - 1)
                 hit = np.nonzero(clear[yi, xi])[0]
@@ -815,29 +822,41 @@ class Phantom:
             del les._rim_light
 
     def _build_wl_world(self, rng, labels):
-        p = self.params
-        px = self._px
+        """The liver's colour texture.  Built on a grid of >= 8 px per mm and
+        upsampled: nothing in it is finer, and it is the slowest part of the build."""
+        f = max(1, int(self._px // 8))
+        px = self._px / f
         H, W = self._wh, self._ww
+        h, w = -(-H // f), -(-W // f)
+
+        def small(img):
+            return img if f == 1 else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
         base = np.array([42, 52, 128], np.float32)  # BGR, liver reddish brown
-        mott = _smooth_noise(rng, (H, W), 10 * px)
-        hue = _smooth_noise(rng, (H, W), 16 * px)
-        fine = _smooth_noise(rng, (H, W), 0.9 * px)
-        wl = np.empty((H, W, 3), np.float32)
+        mott = _smooth_noise(rng, (h, w), 10 * px)
+        hue = _smooth_noise(rng, (h, w), 16 * px)
+        fine = _smooth_noise(rng, (h, w), 0.9 * px)
+        wl = np.empty((h, w, 3), np.float32)
         bright = 1.0 + 0.14 * mott + 0.05 * fine
         wl[..., 0] = base[0] * bright * (1 - 0.08 * hue)
         wl[..., 1] = base[1] * bright * (1 + 0.05 * hue)
         wl[..., 2] = base[2] * bright * (1 + 0.06 * hue)
-        v = self._vessel[..., None]
+        v = small(self._vessel)[..., None]
         wl *= 1.0 - v * np.array([0.25, 0.45, 0.35], np.float32)
+        pale = np.zeros((H, W), np.float32)
         for les in self._lesions:  # faint pale tumour under the capsule
             y0, y1, x0, x1 = les.bbox
-            a = les._wl_core[..., None]
-            wl[y0:y1, x0:x1] = wl[y0:y1, x0:x1] * (1 - a) + np.array([120, 150, 190], np.float32) * a
-        gb = _blur(((labels & GALLBLADDER) != 0).astype(np.float32), 1.5 * px)[..., None]
+            pale[y0:y1, x0:x1] = np.maximum(pale[y0:y1, x0:x1], les._wl_core)
+        a = small(pale)[..., None]
+        wl = wl * (1 - a) + np.array([120, 150, 190], np.float32) * a
+        gb = _blur(small(((labels & GALLBLADDER) != 0).astype(np.float32)), 1.5 * px)[..., None]
         wl = wl * (1 - 0.7 * gb) + np.array([95, 125, 100], np.float32) * 0.7 * gb
-        duct = _blur(((labels & DUCT) != 0).astype(np.float32), 0.8 * px)[..., None]
+        duct = _blur(small(((labels & DUCT) != 0).astype(np.float32)), 0.8 * px)[..., None]
         wl = wl * (1 - 0.15 * duct) + np.array([90, 150, 170], np.float32) * 0.15 * duct
-        self._wl_world = np.clip(wl, 0, 255).astype(np.uint8)
+        wl8 = np.clip(wl, 0, 255).astype(np.uint8)
+        if f > 1:
+            wl8 = cv2.resize(wl8, (W, H), interpolation=cv2.INTER_LINEAR)
+        self._wl_world = wl8
 
     def _build_speculars(self, rng):
         p = self.params
@@ -1045,6 +1064,23 @@ def save_truth(path, truths, *, params: Optional[PhantomParams] = None) -> None:
                     arr[i, j] = getattr(lt, f)
         out[f"lesion_{f}"] = arr
     np.savez_compressed(path, **out)
+
+
+def params_from_dict(d: dict) -> PhantomParams:
+    """PhantomParams from ``dataclasses.asdict`` output or its JSON (lists back to tuples)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(PhantomParams)}
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+    return PhantomParams(**kw)
+
+
+def load_params(path) -> PhantomParams:
+    """The PhantomParams a truth sidecar (``*_truth.npz``) was rendered with."""
+    import json
+
+    with np.load(path) as z:
+        return params_from_dict(json.loads(str(z["params"])))
 
 
 def load_truth(path) -> list[Truth]:

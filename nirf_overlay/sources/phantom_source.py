@@ -213,11 +213,11 @@ class PhantomSource(FrameSource):
     def _read_live(self, timeout: Optional[float]) -> Optional[FramePair]:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._slot_read:
-                if self._error is not None:
-                    raise SourceError(f"phantom: rendering failed: {self._error}")
+            while self._closed or self._slot_read:
                 if self._closed:
                     return None
+                if self._error is not None:
+                    raise SourceError(f"phantom: rendering failed: {self._error}")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError("phantom: no new frame")
