@@ -1,11 +1,215 @@
-"""`nirf-overlay record`: not built yet (see the open issues)."""
+"""`nirf-overlay record`: record any source losslessly into a session directory.
 
-from ..errors import NirfError
+Live sources record until ``--seconds`` pass or Ctrl-C (or SIGTERM), which
+stops cleanly.  File sources and sessions are imported as fast as the encoders
+go, waiting for room in the queue rather than dropping frames.
+"""
+
+from __future__ import annotations
+
+import argparse
 
 
-def add_parser(parser):
-    pass
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    from ..sources import add_source_arguments
+    from .common import add_pipeline_arguments
+
+    parser.add_argument("--out", metavar="DIR",
+                        help="new session directory (refused if it exists and is not empty)")
+    parser.add_argument("--compact", metavar="SESSION",
+                        help="only re-encode a finished session's remaining FFVHuff NIR "
+                             "segments to FFV1, then exit")
+    parser.add_argument("--seconds", type=float, metavar="S",
+                        help="stop after S seconds (live) or S seconds of frames (files)")
+    parser.add_argument("--label", metavar="TEXT",
+                        help="free text stored in session.json (e.g. a case number); nothing "
+                             "else identifying is written")
+    parser.add_argument("--wl-codec", choices=("ffvhuff", "x264", "x264rgb", "ffv1"),
+                        default="ffvhuff",
+                        help="white-light codec: ffvhuff = lossless, fastest (default); x264 = "
+                             "near-lossless H.264 4:4:4 crf 10, 6-7x smaller; x264rgb, ffv1 = "
+                             "lossless, slower")
+    parser.add_argument("--no-compact", action="store_true",
+                        help="leave NIR in its capture codec (FFVHuff, lossless) instead of "
+                             "re-encoding it to FFV1 in the background and at the end")
+    parser.add_argument("--segment-seconds", type=float, default=1.0, metavar="S",
+                        help="segment file length; a crash loses at most about this (default 1)")
+    parser.add_argument("--min-free-mb", type=float, metavar="MB",
+                        help="refuse to start with less free space (default: 10 s of raw "
+                             "frames, at least 1024 MB)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_source_arguments(parser)
+    add_pipeline_arguments(parser)
 
 
-def run(args):
-    raise NirfError("record: not built yet")
+def run(args) -> int:
+    import os
+    import signal
+    import sys
+    import time
+
+    from ..errors import NirfError
+    from ..recording import Recorder
+    from ..sources import SAMPLE_PROFILE, open_source, spec_from_args
+    from .common import pipeline_inputs
+
+    if args.compact:
+        if not os.path.isfile(os.path.join(args.compact, "session.json")):
+            raise NirfError(f"{args.compact}: not a recorded session (no session.json)")
+        _compact(args.compact, quiet=args.quiet)
+        return 0
+    out = args.out
+    if not out:
+        raise NirfError("--out: missing (the new session directory)")
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise NirfError(f"{out}: exists and is not empty; choose a new directory")
+    if args.seconds is not None and not args.seconds > 0:
+        raise NirfError(f"--seconds: {args.seconds:g} is not positive")
+    if not 0.1 <= args.segment_seconds <= 60:
+        raise NirfError(f"--segment-seconds: {args.segment_seconds:g} is outside 0.1..60")
+
+    spec = spec_from_args(args)
+    source = open_source(spec)
+    try:
+        info = source.info
+        settings, calibration = pipeline_inputs(args, size=info.size)
+        if args.settings is None and getattr(source, "recorded_settings", None) is not None:
+            settings = source.recorded_settings
+        if calibration is None:
+            calibration = _source_calibration(source, spec, SAMPLE_PROFILE)
+        recorder = Recorder(
+            out, info, settings, calibration, label=args.label, wl_codec=args.wl_codec,
+            segment_seconds=args.segment_seconds, compact=not args.no_compact,
+            min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 2**20),
+        )
+        ready = getattr(source, "wait_ready", None)
+        if callable(ready) and info.live:
+            # a source that pre-renders (the phantom) would otherwise record its warm-up
+            if not args.quiet:
+                print("waiting for the source to get ready...", file=sys.stderr, flush=True)
+            ready(120.0)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            elapsed, interrupted = _record(source, recorder, args, info, quiet=args.quiet)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            st = recorder.stop()
+    finally:
+        source.close()
+    if not args.no_compact and not st.error:
+        _compact(out, quiet=args.quiet)
+
+    size = _dir_size(out)
+    fps = st.frames_safe / elapsed if elapsed > 0 else 0.0
+    dropped = getattr(source.stats, "dropped", 0)
+    print(f"recorded {st.frames_safe} frames ({st.frames_not_written} not written, {dropped} "
+          f"dropped by the source) in {elapsed:.1f} s = {fps:.1f} fps; {size / 1e6:.1f} MB on "
+          f"disk -> {out}" + (" (stopped by the user)" if interrupted else ""))
+    if st.error:
+        print(f"nirf-overlay: error: {st.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _record(source, recorder, args, info, *, quiet: bool):
+    """Feed the recorder until the end, --seconds, Ctrl-C or a recorder error."""
+    import sys
+    import time
+
+    live = bool(info.live)
+    fps = float(info.fps or 30.0)
+    max_frames = None
+    if args.seconds is not None and not live:
+        max_frames = max(1, int(round(args.seconds * fps)))
+    t0 = time.monotonic()
+    next_report = t0 + 1.0
+    n = 0
+    interrupted = False
+    try:
+        while True:
+            now = time.monotonic()
+            if live and args.seconds is not None and now - t0 >= args.seconds:
+                break
+            if max_frames is not None and n >= max_frames:
+                break
+            try:
+                pair = source.read(timeout=1.0) if live else source.read()
+            except TimeoutError:
+                continue
+            if pair is None:
+                break
+            recorder.submit(pair, block=not live)
+            n += 1
+            st = recorder.status
+            if not st.recording:
+                break
+            if not quiet and now >= next_report:
+                next_report = now + 1.0
+                _progress(st, now - t0, sys.stderr)
+    except KeyboardInterrupt:
+        interrupted = True
+    return time.monotonic() - t0, interrupted
+
+
+def _progress(st, elapsed: float, stream) -> None:
+    rate = st.frames_written / elapsed if elapsed > 0 else 0.0
+    warn = f"  WARNING: {st.warning}" if st.warning else ""
+    print(f"  {elapsed:6.1f} s  {st.frames_written} frames written, {st.frames_not_written} not "
+          f"written, {st.queue_frames} queued, {rate:.1f} fps, "
+          f"{st.bytes_on_disk / 1e6:.0f} MB{warn}", file=stream, flush=True)
+
+
+def _compact(out: str, *, quiet: bool) -> None:
+    """Finish re-encoding NIR to FFV1; Ctrl-C leaves the rest FFVHuff (still lossless)."""
+    import sys
+
+    from ..recording import compact_session
+
+    def progress(done, total):
+        if not quiet:
+            print(f"  compacting NIR to FFV1: {done}/{total} segments", file=sys.stderr,
+                  flush=True)
+
+    try:
+        compact_session(out, progress=progress)
+    except KeyboardInterrupt:
+        print("compaction interrupted: the remaining NIR segments stay FFVHuff (lossless); "
+              f"run `nirf-overlay record --compact {out}` later", file=sys.stderr)
+
+
+def _source_calibration(source, spec, sample_profile):
+    """The calibration that belongs to the source when none was given."""
+    cal = getattr(source, "recorded_calibration", None)
+    if cal is not None:
+        return cal
+    cal = getattr(source, "calibration", None)
+    if callable(cal):
+        try:
+            cal = cal()
+        except Exception:
+            cal = None
+    if cal is not None and hasattr(cal, "mm_per_px"):
+        return cal
+    default = not (spec.session or spec.wl or spec.nir or spec.combined or spec.phantom)
+    if (default or getattr(spec, "is_default_sample", False)) and sample_profile.exists():
+        from ..calibration.profile import load_profile
+
+        return load_profile(str(sample_profile))
+    return None
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _dir_size(path: str) -> int:
+    import os
+
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total

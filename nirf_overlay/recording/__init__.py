@@ -8,7 +8,7 @@ Writing: :class:`Recorder` (``submit(pair)`` never blocks; ``log_event``;
 """
 
 from .format import SCHEMA_VERSION, WL_CODECS
-from .recorder import Recorder, RecorderStatus
+from .recorder import Recorder, RecorderStatus, compact_session
 from .session import Marker, Session, SessionSource, open_session, read_session
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "WL_CODECS",
     "Recorder",
     "RecorderStatus",
+    "compact_session",
     "SessionSource",
     "Session",
     "Marker",

@@ -6,10 +6,10 @@ A session is a directory (``SCHEMA_VERSION`` 1)::
     settings.json     the Settings in force when recording started
     calibration/      the calibration in force at the start (profile.json + TIFFs), if any
     segments.csv      one row per *complete* segment (written after its files are closed)
-    frames.csv        one row per recorded frame, flushed as each frame is queued
+    frames.csv        one row per recorded frame, flushed as each frame is written
     events.jsonl      start/stop, setting changes, snapshots, markers, errors; flushed
-    nir_000000.mkv    NIR, FFV1 in Matroska, raw counts, lossless
-    wl_000000.mkv     white light in the same frames (see ``WL_CODECS``)
+    nir_000000.mkv    NIR, gray16le raw counts, lossless (FFVHuff, compacted to FFV1)
+    wl_000000.mkv     white light of the same frames (see ``WL_CODECS``)
     ...               one pair of files per segment of ``segment_frames`` frames
 
 Segment files are written under ``<name>.part`` and renamed when their encoder
@@ -18,18 +18,18 @@ to ``segments.csv``.  A reader therefore trusts exactly the segments listed in
 ``segments.csv``; a kill or power loss costs at most the segment being written
 (plus whatever was still queued).
 
-NIR pixel format
-----------------
-FFV1 is given the sensor's true bit depth: ``gray10le`` / ``gray12le`` /
-``gray14le`` / ``gray16le``, the smallest that holds ``nir_bits``.  All are
-16-bit little-endian words with the counts in the low bits, so decoding to the
-*same* pixel format returns the raw counts unchanged.  Telling FFV1 the true
-depth matters: for 12-bit counts, ``gray12le`` encodes 2.3x faster and 2.3x
-smaller than ``gray16le`` (measured at 1080p), which is what lets a 2-core
-machine record 1080p30.  If a frame ever holds a count above the container's
-range (a source that misreports its bit depth), the recorder closes the
-segment and continues in ``gray16le``; each segment's pixel format is in
-``segments.csv``.
+NIR codec
+---------
+NIR is ``gray16le`` (raw counts in 16-bit words, never rescaled) in Matroska.
+It is *captured* with FFVHuff (FFmpeg's lossless Huffman codec): at 1080p on
+the phantom's 12-bit counts it costs 0.26 CPU-s per second of video against
+2.0 for FFV1, which alone would need both cores of a 2-core machine at
+1080p30.  Each closed segment is then *compacted* to FFV1 (RFC 9043, level 3,
+slice CRCs; about 10 % smaller) by a background process at idle priority that
+only uses spare CPU, so the archive ends up FFV1 without ever slowing the
+capture.  Both are bit-exact; the reader does not care which a segment holds.
+A segment is replaced by its FFV1 version with an atomic rename after the new
+file is fsynced, so a crash during compaction leaves the FFVHuff file.
 """
 
 from __future__ import annotations
@@ -71,44 +71,40 @@ FRAME_COLUMNS = (
 )
 
 #: Columns of ``segments.csv``: segment number, first frame index, frame count,
-#: the two file names, the NIR pixel format and the WL codec key.
+#: the two file names, the NIR pixel format (gray16le) and the WL codec key.
 SEGMENT_COLUMNS = ("segment", "first_frame", "frames", "nir_file", "wl_file", "nir_pix_fmt",
                    "wl_codec")
 
 #: WL codecs: key -> (description, lossless?, ffmpeg output arguments).
-#: ``x264rgb`` (default): H.264 in RGB at qp 0 -- bit-exact BGR, and about twice
-#: as fast to encode as FFV1 at 1080p, which is what keeps 1080p30 within two
-#: cores next to the NIR encoder.  ``ffv1``: FFV1 bgr0, bit-exact, the archival
-#: standard, but slower.  ``x264``: H.264 4:4:4 at crf 10 -- near-lossless
-#: (visually lossless; not bit-exact), the cheapest on disk and CPU.
+#: ``ffvhuff`` (default): FFVHuff in planar RGB -- bit-exact BGR at the lowest
+#: CPU cost (0.56 CPU-s per second of 1080p30 phantom video, against 1.3 for
+#: H.264 RGB lossless and 3.1 for FFV1), because recordings are the study's raw
+#: data.  It is large (about 5 GB/min at 1080p30 on the phantom's noisy WL);
+#: ``x264`` (H.264 4:4:4 crf 10: near-lossless, visually lossless but not
+#: bit-exact) is 6-7x smaller for long procedures.  ``x264rgb`` (H.264 RGB qp 0)
+#: and ``ffv1`` (FFV1 bgr0) are lossless alternatives.
 WL_CODECS = {
+    "ffvhuff": ("FFVHuff planar RGB (lossless)", True,
+                ["-c:v", "ffvhuff", "-pred", "median", "-pix_fmt", "gbrp"]),
+    "x264": ("H.264 4:4:4 crf 10 (near-lossless)", False,
+             ["-c:v", "libx264", "-crf", "10", "-preset", "ultrafast", "-tune", "zerolatency",
+              "-pix_fmt", "yuv444p"]),
     "x264rgb": ("H.264 RGB qp 0 (lossless)", True,
                 ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-tune", "zerolatency"]),
     "ffv1": ("FFV1 bgr0 (lossless)", True,
              ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1",
               "-pix_fmt", "bgr0"]),
-    "x264": ("H.264 4:4:4 crf 10 (near-lossless)", False,
-             ["-c:v", "libx264", "-crf", "10", "-preset", "ultrafast", "-tune", "zerolatency",
-              "-pix_fmt", "yuv444p"]),
 }
-DEFAULT_WL_CODEC = "x264rgb"
+DEFAULT_WL_CODEC = "ffvhuff"
 
-NIR_PIX_FMTS = {10: "gray10le", 12: "gray12le", 14: "gray14le", 16: "gray16le"}
-
-
-def nir_pix_fmt(nir_bits: int) -> str:
-    """The smallest FFV1 gray format that holds ``nir_bits``-bit counts losslessly."""
-    for bits in sorted(NIR_PIX_FMTS):
-        if int(nir_bits) <= bits:
-            return NIR_PIX_FMTS[bits]
-    return NIR_PIX_FMTS[16]
-
-
-def pix_fmt_bits(pix_fmt: str) -> int:
-    for bits, name in NIR_PIX_FMTS.items():
-        if name == pix_fmt:
-            return bits
-    raise ValueError(pix_fmt)
+#: NIR codecs used while capturing (see "NIR codec" above).
+NIR_CODECS = {
+    "ffvhuff": ["-c:v", "ffvhuff", "-pred", "median"],
+    "ffv1": ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1"],
+}
+DEFAULT_NIR_CODEC = "ffvhuff"
+NIR_PIX_FMT = "gray16le"
+_X264 = ("libx264", "libx264rgb")
 
 
 def segment_names(segment: int) -> tuple[str, str]:
@@ -129,18 +125,34 @@ def _rate(fps: float) -> str:
     return f"{float(fps):.6g}"
 
 
-def nir_encoder_cmd(path: str, size: tuple[int, int], fps: float, pix_fmt: str) -> list[str]:
-    """FFmpeg command reading raw ``pix_fmt`` NIR from stdin, writing FFV1/MKV to ``path``."""
+def nir_encoder_cmd(path: str, size: tuple[int, int], fps: float,
+                    codec: str = DEFAULT_NIR_CODEC) -> list[str]:
+    """FFmpeg command reading raw gray16le NIR from stdin, writing ``codec``/MKV to ``path``."""
     w, h = size
     return [
         ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-framerate", _rate(fps),
-        "-i", "pipe:0",
-        # level 3 + slice CRCs: corruption is detected when decoding; every frame is a
-        # keyframe (-g 1) so seeking inside a segment is exact and cheap.
-        "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1",
-        "-threads", "2", "-fps_mode", "passthrough", "-f", "matroska", path,
+        "-f", "rawvideo", "-pix_fmt", NIR_PIX_FMT, "-s", f"{w}x{h}", "-framerate", _rate(fps),
+        "-i", "pipe:0", *NIR_CODECS[codec],
+        "-threads", "1", "-fps_mode", "passthrough", "-f", "matroska", path,
     ]
+
+
+def compact_cmd(src: str, dst: str) -> list[str]:
+    """FFmpeg command re-encoding a NIR segment to FFV1 (level 3, slice CRCs), bit-exact."""
+    return [
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", src,
+        "-map", "0:v:0", *NIR_CODECS["ffv1"], "-threads", "1", "-fps_mode", "passthrough",
+        "-f", "matroska", dst,
+    ]
+
+
+def is_ffv1(path: str) -> bool:
+    """True when the Matroska file's video track is FFV1 (its CodecID is in the header)."""
+    try:
+        with open(path, "rb") as f:
+            return b"V_FFV1" in f.read(8192)
+    except OSError:
+        return False
 
 
 def wl_encoder_cmd(path: str, size: tuple[int, int], fps: float, codec: str,
@@ -148,13 +160,15 @@ def wl_encoder_cmd(path: str, size: tuple[int, int], fps: float, codec: str,
     """FFmpeg command reading raw BGR from stdin, writing ``codec`` to ``path``."""
     w, h = size
     args = list(WL_CODECS[codec][2])
-    if args[1] != "ffv1":
+    threads = "1"
+    if args[1] in _X264:
         # one keyframe at the start of each segment, so every segment decodes alone
         args += ["-g", str(max(1, int(gop)))]
+        threads = "2"
     return [
         ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-framerate", _rate(fps),
-        "-i", "pipe:0", *args, "-threads", "2", "-fps_mode", "passthrough",
+        "-i", "pipe:0", *args, "-threads", threads, "-fps_mode", "passthrough",
         "-f", "matroska", path,
     ]
 
@@ -162,8 +176,8 @@ def wl_encoder_cmd(path: str, size: tuple[int, int], fps: float, codec: str,
 def decoder_cmd(path: str, pix_fmt: str, *, start_frame: int = 0, fps: float = 30.0) -> list[str]:
     """FFmpeg command decoding ``path`` to raw ``pix_fmt`` on stdout from ``start_frame``.
 
-    Decoding NIR to its *own* pixel format (e.g. ``gray12le``) hands out the
-    stored counts untouched; asking for ``gray16le`` would rescale them.
+    NIR is decoded to ``gray16le``, WL to ``bgr24``: both are the stored
+    samples rearranged, never rescaled.
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"]
     if start_frame > 0:

@@ -65,6 +65,7 @@ class RecorderStatus:
     disk_free : free bytes on the session's file system at the last check
     seconds : time since the recording started, s
     segments : closed segments
+    segments_compacted : NIR segments re-encoded to FFV1 so far
     warning : the last "cannot keep up" message ('' when none)
     error : why the recording stopped early, in plain words ('' when it did not)
     stop_reason : '' while recording; "stopped" or the error once stopped
@@ -83,6 +84,7 @@ class RecorderStatus:
     disk_free: Optional[int] = None
     seconds: float = 0.0
     segments: int = 0
+    segments_compacted: int = 0
     warning: str = ""
     error: str = ""
     stop_reason: str = ""
@@ -91,10 +93,9 @@ class RecorderStatus:
 class _Segment:
     """One segment being written: two encoder processes and their files."""
 
-    def __init__(self, number: int, first_frame: int, nir_pix_fmt: str):
+    def __init__(self, number: int, first_frame: int):
         self.number = number
         self.first_frame = first_frame
-        self.nir_pix_fmt = nir_pix_fmt
         self.frames = 0
         self.nir_file, self.wl_file = fmt.segment_names(number)
         self.procs: list[subprocess.Popen] = []
@@ -134,6 +135,14 @@ class Recorder:
     copy_frames : bool
         Copy each pair's arrays on submit (default), so that a caller that later
         draws into its buffers cannot change what is recorded.
+    nir_codec : str
+        NIR capture codec: "ffvhuff" (default, fast) or "ffv1" (archive codec
+        directly; needs about 2 cores at 1080p30).
+    compact : bool
+        Re-encode each closed FFVHuff NIR segment to FFV1 in a background
+        process at idle priority (bit-exact, verified by MD5 of the decoded
+        frames).  Segments not compacted by the end stay FFVHuff (still
+        lossless); :func:`compact_session` finishes them later.
 
     Raises
     ------
@@ -153,10 +162,13 @@ class Recorder:
                  label: Optional[str] = None, segment_seconds: float = 1.0,
                  wl_codec: str = fmt.DEFAULT_WL_CODEC, max_queue_bytes: Optional[int] = None,
                  min_free_bytes: Optional[int] = None, stop_free_bytes: Optional[int] = None,
-                 copy_frames: bool = True):
+                 copy_frames: bool = True, nir_codec: str = fmt.DEFAULT_NIR_CODEC,
+                 compact: bool = True):
         self.out_dir = os.path.abspath(os.fspath(out_dir))
         if wl_codec not in fmt.WL_CODECS:
             raise RecordingError(f"wl codec {wl_codec!r}: not one of {', '.join(fmt.WL_CODECS)}")
+        if nir_codec not in fmt.NIR_CODECS:
+            raise RecordingError(f"nir codec {nir_codec!r}: not one of {', '.join(fmt.NIR_CODECS)}")
         w, h = (int(v) for v in info.size)
         if w <= 0 or h <= 0:
             raise RecordingError(f"{info.description}: frame size {w}x{h} is not recordable")
@@ -187,7 +199,11 @@ class Recorder:
         self._events_lock = threading.Lock()
         self._closer_q: "queue.Queue" = queue.Queue()
         self._t0 = time.monotonic()
-        self._nir_pix_fmt = fmt.nir_pix_fmt(self.nir_bits)
+        self.nir_codec = nir_codec
+        self._compact = bool(compact) and nir_codec != "ffv1"
+        self._compact_q: "queue.Queue" = queue.Queue()
+        self._compact_abort = threading.Event()
+        self._compacting: Optional[subprocess.Popen] = None
         self._nir_zero: Optional[np.ndarray] = None
         self._seg: Optional[_Segment] = None
         self._next_segment = 0
@@ -201,8 +217,11 @@ class Recorder:
                                         daemon=True)
         self._closer = threading.Thread(target=self._closer_main, name="nirf-rec-closer",
                                         daemon=True)
+        self._compactor = threading.Thread(target=self._compactor_main,
+                                           name="nirf-rec-compactor", daemon=True)
         self._writer.start()
         self._closer.start()
+        self._compactor.start()
         self.log_event("start", source=info.description, size=[w, h], fps=self.fps,
                        nir_bits=self.nir_bits, label=label)
 
@@ -257,12 +276,8 @@ class Recorder:
                                     "frames not written")
                 return False
             self._queued_bytes += nbytes  # reserve before copying outside the lock
-        if self.copy_frames:
-            wl = np.array(wl, dtype=np.uint8, order="C", copy=True)
-            nir = None if nir is None else np.array(nir, dtype=np.uint16, order="C", copy=True)
-        else:
-            wl = np.ascontiguousarray(wl, dtype=np.uint8)
-            nir = None if nir is None else np.ascontiguousarray(nir, dtype=np.uint16)
+        wl = _frozen(wl, np.uint8, self.copy_frames)
+        nir = None if nir is None else _frozen(nir, np.uint16, self.copy_frames)
         row = {
             "source_index": int(pair.index), "wl_time": float(pair.wl_time),
             "nir_time": float(pair.nir_time), "arrival": float(pair.arrival or time.monotonic()),
@@ -311,8 +326,17 @@ class Recorder:
                 log.warning("recording %s: event %s not written (%s)", self.out_dir, kind,
                             e.strerror or e)
 
-    def stop(self, timeout: float = 60.0) -> RecorderStatus:
+    def stop(self, timeout: float = 60.0, *, wait_compaction: bool = False) -> RecorderStatus:
         """Finish the recording: write what is queued, close the segments, finalise.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait for the queue to be written and the last segment closed.
+        wait_compaction : bool
+            Also wait (without limit) until every NIR segment is FFV1.  By default
+            compaction stops at once and the rest stays FFVHuff (lossless; see
+            :func:`compact_session`), so the viewer is never held up.
 
         Safe to call twice and after an error.  Returns the final status.
         """
@@ -324,6 +348,13 @@ class Recorder:
             self._queue_put(_STOP)
         self._writer.join(timeout)
         self._closer.join(timeout)
+        if not wait_compaction:
+            self._compact_abort.set()
+            p = self._compacting
+            if p is not None and p.poll() is None:
+                p.kill()
+        self._compact_q.put(_STOP)
+        self._compactor.join(None if wait_compaction else timeout)
         return self.status
 
     @property
@@ -388,8 +419,9 @@ class Recorder:
             "size": list(self.size),
             "fps": self.fps,
             "nir_bits": self.nir_bits,
-            "nir_codec": "ffv1",
-            "nir_pix_fmt": self._nir_pix_fmt,
+            "nir_codec": self.nir_codec,
+            "nir_compacted_to": "ffv1" if self._compact else None,
+            "nir_pix_fmt": fmt.NIR_PIX_FMT,
             "wl_codec": self.wl_codec,
             "wl_codec_description": wl_desc,
             "wl_lossless": wl_lossless,
@@ -486,17 +518,6 @@ class Recorder:
             self._finalise()
 
     def _write_pair(self, wl: np.ndarray, nir: Optional[np.ndarray], row: dict) -> None:
-        if nir is not None and self._nir_pix_fmt != "gray16le":
-            limit = 1 << fmt.pix_fmt_bits(self._nir_pix_fmt)
-            if int(nir.max()) >= limit:
-                # the source said fewer bits than it delivers: stay lossless in 16 bits
-                self.log_event("format", frame=row["index"], nir_pix_fmt="gray16le",
-                               reason=f"NIR count {int(nir.max())} exceeds {self.nir_bits} bits")
-                if self._seg is not None and self._seg.frames:
-                    self._close_segment()
-                elif self._seg is not None:
-                    self._abort_segment()
-                self._nir_pix_fmt = "gray16le"
         if self._seg is None:
             self._open_segment(row["index"])
         seg = self._seg
@@ -524,11 +545,11 @@ class Recorder:
         if free is not None and self.stop_free_bytes and free < self.stop_free_bytes:
             raise _Failure(f"disk nearly full: only {free / MB:.0f} MB left on "
                            f"{self.out_dir}; recording stopped")
-        seg = _Segment(self._next_segment, first_frame, self._nir_pix_fmt)
+        seg = _Segment(self._next_segment, first_frame)
         self._next_segment += 1
         nir_path = os.path.join(self.out_dir, seg.nir_file + fmt.PART_SUFFIX)
         wl_path = os.path.join(self.out_dir, seg.wl_file + fmt.PART_SUFFIX)
-        cmds = [fmt.nir_encoder_cmd(nir_path, self.size, self.fps, seg.nir_pix_fmt),
+        cmds = [fmt.nir_encoder_cmd(nir_path, self.size, self.fps, self.nir_codec),
                 fmt.wl_encoder_cmd(wl_path, self.size, self.fps, self.wl_codec,
                                    self.segment_frames)]
         self._seg = seg
@@ -634,13 +655,15 @@ class Recorder:
         fmt.fsync_dir(self.out_dir)
         with open(os.path.join(self.out_dir, fmt.SEGMENTS_CSV), "a", newline="") as f:
             csv.writer(f).writerow([seg.number, seg.first_frame, seg.frames, seg.nir_file,
-                                    seg.wl_file, seg.nir_pix_fmt, self.wl_codec])
+                                    seg.wl_file, fmt.NIR_PIX_FMT, self.wl_codec])
             f.flush()
             os.fsync(f.fileno())
         with self._lock:
             self._st.segments += 1
             self._st.frames_safe += seg.frames
             self._st.bytes_on_disk += size
+        if self._compact:
+            self._compact_q.put(seg.nir_file)
 
     def _discard_segment(self, seg: _Segment) -> None:
         """Kill a segment's encoders and delete its unfinished files (frees space)."""
@@ -662,6 +685,33 @@ class Recorder:
                 pass
         if seg.frames:
             self._lose(seg.frames)
+
+    # -- compactor thread -------------------------------------------------------------
+    def _compactor_main(self) -> None:
+        while True:
+            name = self._compact_q.get()
+            if name is _STOP:
+                return
+            if self._compact_abort.is_set():
+                continue
+            try:
+                before = os.path.getsize(os.path.join(self.out_dir, name))
+                done = compact_segment(self.out_dir, name, on_start=self._set_compacting)
+                if done:
+                    after = os.path.getsize(os.path.join(self.out_dir, name))
+                    with self._lock:
+                        self._st.segments_compacted += 1
+                        self._st.bytes_on_disk += after - before
+            except Exception as e:  # compaction is an optimisation: never stop recording
+                if not self._compact_abort.is_set():
+                    log.warning("recording %s: %s not compacted (%s)", self.out_dir, name, e)
+            finally:
+                self._compacting = None
+
+    def _set_compacting(self, proc) -> None:
+        self._compacting = proc
+        if self._compact_abort.is_set():
+            proc.kill()
 
     # -- the end --------------------------------------------------------------------
     def _finalise(self) -> None:
@@ -715,6 +765,20 @@ def _plain_os_error(e: OSError, where: str) -> str:
     return f"{name}: write failed ({e.strerror or e}); recording stopped"
 
 
+def _frozen(arr: np.ndarray, dtype, copy: bool) -> np.ndarray:
+    """``arr`` as a C-contiguous array nobody can change before it is written.
+
+    Read-only arrays (the phantom's loop buffers, decoded session frames that a
+    source marks read-only) are kept as they are; writable ones are copied
+    when ``copy`` (about 3 ms per 1080p pair), so the caller may reuse them.
+    """
+    if arr.dtype == dtype and arr.flags.c_contiguous and not arr.flags.writeable:
+        return arr
+    if copy:
+        return np.array(arr, dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
 def _free_bytes(path: str) -> Optional[int]:
     try:
         return shutil.disk_usage(path).free
@@ -753,3 +817,88 @@ def _json_default(o):
     if hasattr(o, "to_dict"):
         return o.to_dict()
     return str(o)
+
+
+def compact_segment(session_dir: str, nir_file: str, *, on_start=None) -> bool:
+    """Re-encode one FFVHuff NIR segment to FFV1 in place, bit-exactly; True if done.
+
+    Runs FFmpeg at idle priority (it only takes CPU nobody else wants), checks
+    that the MD5 of the decoded frames is the same before and after, fsyncs the
+    new file and renames it over the old one.  Any failure leaves the original.
+    """
+    src = os.path.join(session_dir, nir_file)
+    if fmt.is_ffv1(src):
+        return False
+    tmp = src + ".ffv1" + fmt.PART_SUFFIX
+    try:
+        # one pass writes FFV1 and hashes the original frames; a second hashes the result
+        cmd = fmt.compact_cmd(src, tmp) + ["-map", "0:v:0", "-f", "hash", "-hash", "md5",
+                                           "pipe:1"]
+        before = _run_idle(cmd, on_start)
+        after = _run_idle([fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+                           "-i", tmp, "-map", "0:v:0", "-f", "hash", "-hash", "md5", "pipe:1"],
+                          on_start)
+        if not before or before != after:
+            raise RuntimeError(f"decoded frames differ after re-encoding ({before} != {after})")
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, src)
+        fmt.fsync_dir(session_dir)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _run_idle(cmd: list, on_start=None) -> str:
+    """Run ``cmd`` at idle CPU priority; return its stdout, raise on failure."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    _make_idle(p.pid)
+    if on_start is not None:
+        on_start(p)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        last = err.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError(last[-1] if last else f"ffmpeg exit code {p.returncode}")
+    return out.decode("ascii", "replace").strip()
+
+
+def _make_idle(pid: int) -> None:
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    except (AttributeError, OSError):
+        pass
+
+
+def compact_session(path, *, progress=None) -> int:
+    """Compact every NIR segment of a session that is not FFV1 yet; return how many.
+
+    Safe to run on a session being replayed (files are replaced atomically)
+    and to interrupt (the remaining segments stay FFVHuff, still lossless).
+    ``progress(done, total)`` is called after each segment.
+    """
+    from .session import read_session
+
+    session = read_session(path)
+    todo = [seg.nir_file for seg in session.segments
+            if not fmt.is_ffv1(os.path.join(session.path, seg.nir_file))]
+    done = 0
+    for i, name in enumerate(todo, start=1):
+        try:
+            done += bool(compact_segment(session.path, name))
+        except RuntimeError as e:
+            raise RecordingError(f"{os.path.join(session.path, name)}: not compacted ({e})") from None
+        if progress is not None:
+            progress(i, len(todo))
+    return done

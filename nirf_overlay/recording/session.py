@@ -156,7 +156,8 @@ def read_session(path) -> Session:
             seg = SegmentEntry(int(row["segment"]), int(row["first_frame"]), int(row["frames"]),
                                row["nir_file"], row["wl_file"], row["nir_pix_fmt"],
                                row["wl_codec"])
-            fmt.pix_fmt_bits(seg.nir_pix_fmt)
+            if seg.nir_pix_fmt != fmt.NIR_PIX_FMT:
+                raise ValueError
         except ValueError:
             raise RecordingError(f"{seg_path}: line {n} is not a valid segment entry") from None
         expected_first = segments[-1].first_frame + segments[-1].frames if segments else 0
@@ -463,7 +464,7 @@ class SessionSource(FrameSource):
     def _open(self, seg: SegmentEntry, offset: int) -> tuple[_Decoder, _Decoder]:
         w, h = self._size
         fps = self.session.fps
-        nir = _Decoder(os.path.join(self.path, seg.nir_file), seg.nir_pix_fmt, w * h * 2,
+        nir = _Decoder(os.path.join(self.path, seg.nir_file), fmt.NIR_PIX_FMT, w * h * 2,
                        offset, fps)
         wl = _Decoder(os.path.join(self.path, seg.wl_file), "bgr24", w * h * 3, offset, fps)
         return nir, wl
