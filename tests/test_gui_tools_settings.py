@@ -291,6 +291,21 @@ def test_panel_forwards_histogram(panel):
     assert not panel.histogram.grab().isNull()
 
 
+def test_histogram_marks_the_display_levels_the_percentiles_pick(panel):
+    rng = np.random.default_rng(1)
+    nir = rng.gamma(3.0, 200.0, 200_000)  # counts, skewed like liver + bright bile
+    hist, edges = np.histogram(nir, bins=256, range=(0.0, nir.max()))
+    bin_width = edges[1] - edges[0]
+    panel.set_histogram(hist, edges[0], edges[-1])
+    marks = dict((name, x) for x, name in panel.histogram.markers)
+    assert abs(marks["black"] - np.percentile(nir, 1.0)) <= bin_width
+    assert abs(marks["white"] - np.percentile(nir, 99.7)) <= bin_width
+    # Moving the setting moves the mark at once, on the same histogram.
+    panel.editor("levels.low_percentile").setValue(20.0)
+    marks = dict((name, x) for x, name in panel.histogram.markers)
+    assert abs(marks["black"] - np.percentile(nir, 20.0)) <= bin_width
+
+
 def test_typing_in_the_panel_is_not_taken_by_window_shortcuts(qtbot, tmp_path):
     """The main window binds 1-6, S, Space, Del, Left/Right...; typing must still type."""
     from PyQt5.QtTest import QTest

@@ -57,7 +57,8 @@ from .widgets import (
     decimals_for,
 )
 
-__all__ = ["SettingsPanel", "default_presets_dir", "CONFIG_DIR_ENV"]
+__all__ = ["SettingsPanel", "default_presets_dir", "list_presets", "load_preset",
+           "histogram_percentile", "CONFIG_DIR_ENV"]
 
 #: Environment variable that moves the whole nirf-overlay config folder
 #: (presets live in ``$NIRF_OVERLAY_CONFIG_DIR/presets``); tests and kiosk
@@ -105,6 +106,22 @@ def load_preset(presets_dir, name: str, keep_polygon: Optional[list] = None) -> 
     return settings
 
 
+def histogram_percentile(hist, lo: float, hi: float, percent: float) -> Optional[float]:
+    """The value below which ``percent`` % of the counts in ``hist`` lie.
+
+    ``hist`` is (N,) counts of equal bins over ``lo..hi``; counts are taken as
+    spread evenly within a bin, so the answer is exact to within a bin.
+    None for an empty histogram.
+    """
+    counts = np.clip(np.asarray(hist, dtype=np.float64).ravel(), 0, None)
+    total = counts.sum()
+    if counts.size == 0 or total <= 0:
+        return None
+    edges = np.linspace(lo, hi, counts.size + 1)
+    cum = np.concatenate([[0.0], np.cumsum(counts)]) / total * 100.0
+    return float(np.interp(min(max(percent, 0.0), 100.0), cum, edges))
+
+
 def _range_text(lo, hi, unit: str) -> str:
     unit = f" {unit}" if unit else ""
     return f"{lo:g} to {hi:g}{unit}"
@@ -139,6 +156,7 @@ class SettingsPanel(QDockWidget):
         self.presets_dir = Path(presets_dir) if presets_dir is not None else default_presets_dir()
         self._editors: dict[str, QWidget] = {}
         self._updating = False
+        self._last_histogram = None
 
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -177,11 +195,34 @@ class SettingsPanel(QDockWidget):
             raise TypeError(f"set_settings: expected Settings, got {type(settings).__name__}")
         self._settings = settings.copy()
         self._sync_controls()
+        self._redraw_histogram()
+
+    def _redraw_histogram(self) -> None:
+        if self._last_histogram is not None:
+            hist, lo, hi, threshold, kwargs = self._last_histogram
+            self.set_histogram(hist, lo, hi, threshold, **kwargs)
 
     def set_histogram(self, hist: np.ndarray, lo: float, hi: float,
                       threshold: Optional[float] = None, **kwargs) -> None:
-        """Show a histogram of ``hist`` (N,) counts over ``lo..hi`` (see HistogramWidget)."""
+        """Show a histogram of ``hist`` (N,) counts over ``lo..hi`` (see HistogramWidget).
+
+        Unless ``markers`` are given, the black and white display levels that
+        the current percentile settings pick from this histogram are marked,
+        so moving those settings shows at once where the levels land.
+        """
+        self._last_histogram = (np.asarray(hist), float(lo), float(hi), threshold, dict(kwargs))
+        if "markers" not in kwargs:
+            kwargs["markers"] = self._level_markers(hist, lo, hi)
         self.histogram.set_histogram(hist, lo, hi, threshold, **kwargs)
+
+    def _level_markers(self, hist, lo: float, hi: float) -> list[tuple[float, str]]:
+        levels = self._settings.levels
+        markers = []
+        for pct, name in ((levels.low_percentile, "black"), (levels.high_percentile, "white")):
+            x = histogram_percentile(hist, lo, hi, pct)
+            if x is not None:
+                markers.append((x, name))
+        return markers
 
     def editor(self, name: str) -> QWidget:
         """The control of setting ``name`` (``"segment.threshold"``), for the owner and tests."""
@@ -465,6 +506,7 @@ class SettingsPanel(QDockWidget):
     def _apply(self, settings: Settings, message: str) -> None:
         self._settings = settings
         self._sync_controls()
+        self._redraw_histogram()
         self._say(message)
         self.settings_changed.emit(settings.copy())
 

@@ -334,6 +334,10 @@ class HistogramWidget(QWidget):
     def threshold(self) -> Optional[float]:
         return self._threshold
 
+    @property
+    def markers(self) -> list[tuple[float, str]]:
+        return list(self._markers)
+
     # -- painting ------------------------------------------------------------------
     def _x_to_px(self, x: float, plot: QRectF) -> float:
         return plot.left() + (x - self._lo) / (self._hi - self._lo) * plot.width()
@@ -374,8 +378,8 @@ class HistogramWidget(QWidget):
             self._draw_line(p, plot, self._threshold, QColor(235, 60, 60), "threshold", Qt.SolidLine)
         p.setPen(QColor(190, 190, 200))
         bottom = QRectF(plot.left(), plot.bottom() + 1, plot.width(), text_h)
-        p.drawText(bottom, Qt.AlignLeft | Qt.AlignVCenter, f"{self._lo:g}")
-        p.drawText(bottom, Qt.AlignRight | Qt.AlignVCenter, f"{self._hi:g}")
+        p.drawText(bottom, Qt.AlignLeft | Qt.AlignVCenter, _fmt_num(self._lo))
+        p.drawText(bottom, Qt.AlignRight | Qt.AlignVCenter, _fmt_num(self._hi))
         if self._x_label:
             p.drawText(bottom, Qt.AlignHCenter | Qt.AlignVCenter, self._x_label)
         p.end()
@@ -389,9 +393,19 @@ class HistogramWidget(QWidget):
             p.drawLine(QPointF(edge, plot.top()), QPointF(edge, plot.bottom()))
             p.drawText(QRectF(plot.left() + 4, plot.top() + 2, plot.width() - 8, 16),
                        Qt.AlignRight if x > self._hi else Qt.AlignLeft,
-                       f"{label} {x:g} {'>' if x > self._hi else '<'}")
+                       f"{label} {_fmt_num(x)} {'>' if x > self._hi else '<'}")
             return
         px = self._x_to_px(x, plot)
         p.setPen(QPen(color, 2, style))
         p.drawLine(QPointF(px, plot.top()), QPointF(px, plot.bottom()))
-        p.drawText(QPointF(min(px + 3, plot.right() - 40), plot.top() + 12), f"{x:g}")
+        text = _fmt_num(x) if label == "threshold" else f"{label} {_fmt_num(x)}"
+        width = p.fontMetrics().horizontalAdvance(text)
+        # Labels of the levels sit lower than the threshold's so they do not collide.
+        y = plot.top() + (12 if label == "threshold" else 24 + 12 * (label == "white"))
+        left = px + 3 if px + 3 + width <= plot.right() else px - 3 - width
+        p.drawText(QPointF(max(plot.left() + 1, left), y), text)
+
+
+def _fmt_num(x: float) -> str:
+    """Short axis text: whole numbers from 100 up (counts), 3 significant digits below."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
