@@ -1,6 +1,6 @@
 """Live sources on real network streams: ffmpeg processes serve MPEG-TS over UDP
-on 127.0.0.1, started and stopped by the tests to make streams drop out and
-come back.
+(and HTTP) on 127.0.0.1, started and stopped by the tests to make streams drop
+out and come back.
 
 Each sender loops a short clip whose frames carry their number as a gray
 level, so pairs can be checked against what was sent.
@@ -36,13 +36,26 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-class Sender:
-    """An ffmpeg process looping a raw clip as H.264 in MPEG-TS to udp://127.0.0.1:port."""
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, raw_path, pix_fmt, out_pix_fmt, size=(W, H)):
+
+class Sender:
+    """An ffmpeg process looping a raw clip as H.264 in MPEG-TS, to
+    ``udp://127.0.0.1:port`` or served (one client) at ``http://127.0.0.1:port/live.ts``."""
+
+    def __init__(self, raw_path, pix_fmt, out_pix_fmt, size=(W, H), scheme="udp"):
         self.raw_path, self.pix_fmt, self.out_pix_fmt, self.size = raw_path, pix_fmt, out_pix_fmt, size
-        self.port = free_udp_port()
-        self.url = f"udp://127.0.0.1:{self.port}"
+        if scheme == "udp":
+            self.port = free_udp_port()
+            self.url = f"udp://127.0.0.1:{self.port}"
+            self._out = [f"{self.url}?pkt_size=1316"]
+        else:
+            self.port = free_tcp_port()
+            self.url = f"http://127.0.0.1:{self.port}/live.ts"
+            self._out = ["-listen", "1", self.url]
         self.proc = None
 
     def start(self) -> "Sender":
@@ -51,8 +64,8 @@ class Sender:
             [FFMPEG, "-loglevel", "error", "-re", "-stream_loop", "-1", "-f", "rawvideo",
              "-pix_fmt", self.pix_fmt, "-s", f"{w}x{h}", "-r", str(FPS), "-i", str(self.raw_path),
              "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "5",
-             "-pix_fmt", self.out_pix_fmt, "-f", "mpegts", f"{self.url}?pkt_size=1316"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+             "-pix_fmt", self.out_pix_fmt, "-f", "mpegts", *self._out],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
         return self
 
@@ -180,8 +193,8 @@ def test_udp_wl_dropout_times_out_then_recovers(clips, senders):
         assert pair.wl.shape == (H, W, 3)
 
 
-def test_udp_combined_side_by_side(clips, senders):
-    tx = Sender(clips["sbs"], "bgr24", "yuv420p", size=(2 * W, H)).start()
+def test_http_combined_side_by_side(clips, senders):
+    tx = Sender(clips["sbs"], "bgr24", "yuv420p", size=(2 * W, H), scheme="http").start()
     senders.append(tx)
     with open_source(SourceSpec(combined=tx.url, layout="side-by-side",
                                 options=dict(OPTIONS))) as src:
