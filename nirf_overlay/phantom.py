@@ -454,10 +454,10 @@ class Phantom:
     def render(self, i: int):
         """``(wl, nir, truth, signal)`` of frame ``i`` (signal: noise-free, normalised)."""
         p = self.params
-        signal, labels, ids, inst, scale, M = self._view_signal(i)
+        signal, labels, ids, inst, scale, M, geo = self._view_signal(i)
         truth = self._truth(i, signal, labels, ids, scale, M)
         nir = self._camera_nir(i, signal, truth.gain)
-        wl = self._wl(i, M, inst, labels)
+        wl = self._wl(i, M, inst, geo, labels)
         truth.labels = labels
         return wl, nir, truth, signal
 
@@ -948,8 +948,7 @@ class Phantom:
             ids[inst] = 0
         else:
             inst, geo = np.zeros((h, w), bool), None
-        self._last_geo = geo
-        return sig, labels, ids, inst, scale, M
+        return sig, labels, ids, inst, scale, M, geo
 
     def _truth(self, i, signal, labels, ids, scale, M):
         p = self.params
@@ -979,7 +978,7 @@ class Phantom:
             ))
         return Truth(labels, self.mm_per_px, lesions, self.gain_at(i), p.exposure_ms, scale)
 
-    def _wl(self, i, M, inst, labels):
+    def _wl(self, i, M, inst, geo, labels):
         p = self.params
         w, h = self.size
         wl4 = cv2.warpAffine(self._wl_world, M, (w, h), flags=cv2.INTER_LINEAR,
@@ -1005,8 +1004,8 @@ class Phantom:
             sub = wl[y0:y1, x0:x1]
             sub[:] = (sub * (1 - af) + 255 * af).astype(np.uint8)
             labels[y0:y1, x0:x1][a >= 250] |= SPECULAR
-        if self._last_geo is not None:
-            tip, u, n, hw, (x0, y0, x1, y1) = self._last_geo
+        if geo is not None:
+            tip, u, n, hw, (x0, y0, x1, y1) = geo
             sub_inst = inst[y0:y1, x0:x1]
             iy, ix = np.nonzero(sub_inst)
             iy += y0
