@@ -318,6 +318,9 @@ def test_shortcuts_already_bound_by_the_window_are_left_alone(window, qtbot, tmp
     keys = {sc.key().toString() for sc in bar.shortcuts}
     assert "K" not in keys and {"Left", "Right", "PgUp", "PgDown"} <= keys
     assert ("K", "Play / pause the recording") in ReplayBar.shortcut_list()
+    rows = bar.installed_shortcuts()
+    assert ("Left", "One frame back (pauses)") in rows
+    assert all(key != "K" for key, _ in rows) and len(rows) == len(ReplayBar.shortcut_list()) - 1
     # Shortcuts go with the bar.
     bar.setParent(None)
     bar.deleteLater()

@@ -1,6 +1,5 @@
 """Settings panel, presets and the histogram widget (pytest-qt, offscreen)."""
 
-import dataclasses
 import json
 
 import numpy as np

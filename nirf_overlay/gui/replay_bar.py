@@ -308,9 +308,18 @@ class ReplayBar(QWidget):
 
     @classmethod
     def shortcut_list(cls) -> list[tuple[str, str]]:
-        """``(key, what it does)`` rows for the help overlay."""
+        """``(key, what it does)`` for every replay key the bar may install."""
         return [(QKeySequence(k).toString(QKeySequence.NativeText), what)
                 for k, what, _m in SHORTCUTS]
+
+    def installed_shortcuts(self) -> list[tuple[str, str]]:
+        """``(key, what it does)`` for the keys this bar did install (for the help overlay).
+
+        Keys the window already used are left out: they still do the window's thing.
+        """
+        installed = {sc.key().toString() for sc in self.shortcuts}
+        return [(QKeySequence(k).toString(QKeySequence.NativeText), what)
+                for k, what, _m in SHORTCUTS if QKeySequence(k).toString() in installed]
 
     # -- commands (also the shortcuts' slots) ---------------------------------------------
     def toggle_play(self) -> None:
