@@ -107,3 +107,13 @@ def calibration_from_args(args, size=None) -> Optional[Calibration]:
     if cal is not None and size is not None:
         cal.check_size(size)
     return cal
+
+
+# Public API (imported last: these modules import Calibration from here).
+from .builders import build_dark, build_flat, build_registration  # noqa: E402
+from .profile import load_profile, save_profile  # noqa: E402
+
+__all__ = [
+    "Calibration", "calibration_from_args", "read_tiff", "load_profile", "save_profile",
+    "build_dark", "build_flat", "build_registration",
+]
