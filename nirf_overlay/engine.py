@@ -761,12 +761,16 @@ def open_engine(spec, settings=None, calibration=None, *, loop: Optional[bool] =
 
     A calibration made for another frame size is refused
     (:class:`~nirf_overlay.errors.CalibrationError`) and the source closed.
+    With no calibration, a source that knows its own (the phantom) supplies it.
     """
     from .sources import open_source
 
     spec = viewer_spec(spec)
     source = open_source(spec)
     try:
+        own = getattr(source, "calibration", None)
+        if calibration is None and callable(own):
+            calibration = own()
         if calibration is not None:
             calibration.check_size(tuple(source.info.size))
         return Engine(source, settings, calibration, loop=spec.loop if loop is None else loop,

@@ -351,3 +351,34 @@ def test_leftover_widget_check_finds_a_forgotten_window(qapp):
     finally:
         forgotten.deleteLater()
     assert leftover_top_level_widgets(before) == []
+
+
+def test_open_switches_source_without_blocking(qtbot, make_window, frames):
+    from nirf_overlay.sources import SourceSpec
+
+    first = ControlledSource(frames)
+    win = make_window(first)
+    next_painted(qtbot, win)
+    old = win.engine
+    win.open_spec(SourceSpec(phantom=True, seed=1, size=(160, 96), fps=20.0))
+    qtbot.waitUntil(lambda: win.engine is not old, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.view.frame is not None and win.view.frame.pair.size == (160, 96)
+                    and win.view._painted_seq == win.view.frame.seq, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: first.closed, timeout=WAIT_MS)  # the old source is released
+    assert win.engine.settings.display.mode == win.settings.display.mode
+    # a source that cannot be opened is reported in the window; the picture goes on
+    win.open_spec(SourceSpec(session="/nonexistent/case"))
+    qtbot.waitUntil(lambda: "could not open" in win.view.hud.message, timeout=WAIT_MS)
+    assert "nonexistent" in win.view.hud.message
+    assert win.engine.running
+
+
+def test_replay_bar_shown_for_seekable_sources_only(qtbot, make_window, frames):
+    win = make_window(ControlledSource(frames, live=False))
+    next_painted(qtbot, win)
+    assert win.replay_bar is not None and win.replay_bar.isVisible()
+    keys = [k for k, _ in win.shortcuts()]
+    assert "K" in keys  # the replay bar's own keys are listed in the help
+    win.close()
+    live = make_window(ControlledSource(frames))
+    assert live.replay_bar is None

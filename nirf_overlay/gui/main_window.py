@@ -188,8 +188,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.panel = self._build_settings_panel(presets_dir)
         self.replay_bar = None
-        self._build_replay_bar()
         self.help = None
+        self._build_replay_bar()
         self.statusBar().setSizeGripEnabled(False)
         self._status_label = QLabel("")
         self.statusBar().addPermanentWidget(self._status_label)
@@ -273,6 +273,11 @@ class MainWindow(QMainWindow):
             keys = " / ".join(k.toString() for k in a.shortcuts())
             rows.append((keys, a.toolTip() if a.toolTip() != a.text() else a.text()))
         rows.append(("Enter", "Close the plane polygon while drawing"))
+        if self.replay_bar is not None:
+            from .replay_bar import ReplayBar
+
+            mine = {k for k, _ in rows}
+            rows += [(k, what) for k, what in ReplayBar.shortcut_list() if k not in mine]
         return rows
 
     def _build_toolbar(self) -> None:
@@ -351,6 +356,10 @@ class MainWindow(QMainWindow):
             self.replay_bar.setParent(None)
             self.replay_bar.deleteLater()
             self.replay_bar = None
+        if self.help is not None:  # its list of keys depends on the replay bar
+            self.help.hide()
+            self.help.deleteLater()
+            self.help = None
         if not self.engine.seekable:
             return
         cls = _import_optional("replay_bar", "ReplayBar")
@@ -678,7 +687,6 @@ class MainWindow(QMainWindow):
         if self.help.isVisible():
             self.help.hide()
         else:
-            self.help.setGeometry(self.centralWidget().geometry())
             self.help.show()
             self.help.raise_()
 
@@ -739,8 +747,11 @@ class MainWindow(QMainWindow):
         if spec is not None:
             self.open_spec(spec)
 
-    def open_spec(self, spec) -> None:
-        """Open ``spec`` on a helper thread and switch to it when it is ready."""
+    def open_spec(self, spec, *, calibration_path: Optional[str] = None) -> None:
+        """Open ``spec`` on a helper thread and switch to it when it is ready.
+
+        ``calibration_path``: a profile to load (on the same helper thread) and use.
+        """
         if self._opening:
             self.notify("still opening the previous source", error=True)
             return
@@ -755,9 +766,29 @@ class MainWindow(QMainWindow):
                 self.notify(f"could not open: {error}", error=True, seconds=8)
                 return
             self._switch_engine(engine, spec)
+            note, self._open_note = getattr(self, "_open_note", ""), ""
+            if note:
+                self.notify(note, error=True, seconds=8)
 
-        self._run_in_background("open", lambda: self._engine_factory(spec, settings, calibration),
-                                done)
+        def open_():
+            from ..errors import CalibrationError
+
+            cal = calibration
+            if calibration_path:
+                from ..calibration.profile import load_profile
+
+                cal = load_profile(calibration_path)
+            try:
+                return self._engine_factory(spec, settings, cal)
+            except CalibrationError as e:
+                if cal is None or calibration_path:
+                    raise
+                # the profile in use belongs to another camera or size: open without it
+                engine = self._engine_factory(spec, settings, None)
+                self._open_note = f"calibration not used ({e}); measuring in pixels"
+                return engine
+
+        self._run_in_background("open", open_, done)
 
     def _calibration_for(self, spec):
         if getattr(spec, "is_default_sample", False):
@@ -790,13 +821,38 @@ class MainWindow(QMainWindow):
         if cls is None:
             self.notify("calibration dialog unavailable", error=True)
             return
+        if self.spec is None:
+            self.notify("calibration needs a source opened from a file, device or URL",
+                        error=True)
+            return
+        if self.engine.info.live and not getattr(self.spec, "phantom", False):
+            # a camera can be opened only once: release it while the dialog uses it
+            old = self.engine
+            self.notify("releasing the camera for calibration ...", seconds=10)
+            self._run_in_background("release", old.stop,
+                                    lambda _r, _e: self._run_calibration_dialog(cls, reopen=True))
+            return
+        self._run_calibration_dialog(cls, reopen=False)
+
+    def _run_calibration_dialog(self, cls, *, reopen: bool) -> None:
+        path = None
+        try:
+            path = self._calibration_dialog(cls)
+        finally:
+            if reopen:
+                self.open_spec(self.spec, calibration_path=path)
+            elif path:
+                self.use_calibration(path)
+
+    def _calibration_dialog(self, cls) -> Optional[str]:
+        """Run the dialog; return the profile it saved, if any."""
         try:
             dlg = cls(self.spec, self)
         except NirfError as e:
             self.notify(str(e), error=True)
-            return
+            return None
         try:
-            accepted = dlg.exec_()
+            dlg.exec_()
             path = None
             for name in ("profile_path", "saved_path", "path"):
                 value = getattr(dlg, name, None)
@@ -806,8 +862,7 @@ class MainWindow(QMainWindow):
                     break
         finally:
             dlg.deleteLater()
-        if accepted and path:
-            self.use_calibration(path)
+        return path  # a profile saved in the dialog is meant to be used
 
     def use_calibration(self, path: str) -> None:
         """Load a profile on a helper thread and give it to the pipeline."""
@@ -833,7 +888,8 @@ class MainWindow(QMainWindow):
 
     # -- shutdown --------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
-        self._timer.stop()
+        if hasattr(self, "_timer"):
+            self._timer.stop()
         self.view.on_painted = None
         if self.help is not None:
             self.help.hide()
