@@ -600,14 +600,16 @@ class Recorder:
 
     def _fail(self, message: str) -> None:
         with self._room:
-            if self._failure is None:
+            first = self._failure is None
+            if first:
                 self._failure = message
                 self._st.error = message
                 # wake the writer even if nobody calls stop(): it then finalises
                 self._queue.append(_STOP)
             self._accepting = False
             self._room.notify_all()
-        log.error("recording %s: %s", self.out_dir, message)
+        if first:
+            log.error("recording %s: %s", self.out_dir, message)
 
     # -- closer thread --------------------------------------------------------------
     def _closer_main(self) -> None:
