@@ -382,3 +382,22 @@ def test_replay_bar_shown_for_seekable_sources_only(qtbot, make_window, frames):
     win.close()
     live = make_window(ControlledSource(frames))
     assert live.replay_bar is None
+
+
+def test_error_hook_keeps_viewer_alive_with_one_plain_line():
+    from nirf_overlay.errors import SourceError
+    from nirf_overlay.gui.app import install_error_hook
+
+    shown = []
+    saved = sys.excepthook
+    try:
+        install_error_hook(shown.append)
+        try:
+            {}["missing"]
+        except KeyError:
+            sys.excepthook(*sys.exc_info())
+        sys.excepthook(SourceError, SourceError("cam0: gone"), None)
+    finally:
+        sys.excepthook = saved
+    assert shown[1] == "cam0: gone"
+    assert "internal error" in shown[0] and "\n" not in shown[0] and "Traceback" not in shown[0]

@@ -80,7 +80,7 @@ def run(args) -> int:
     calibration = calibration_from_args(args)
     engine = open_engine(spec, settings, calibration)
 
-    from ..gui.app import make_app
+    from ..gui.app import install_error_hook, make_app
     from ..gui.main_window import MainWindow, ViewerStats
 
     app = make_app()
@@ -94,6 +94,7 @@ def run(args) -> int:
     except BaseException:
         engine.stop()
         raise
+    install_error_hook(lambda text: window.notify(text, error=True, seconds=8))
     try:
         if args.fullscreen or args.screen is not None:
             window.show()

@@ -41,3 +41,36 @@ def make_app(argv=None):
         app.setApplicationName("nirf-overlay")
         app.setOrganizationName("nirf-overlay")
     return app
+
+
+def install_error_hook(show) -> None:
+    """Keep the viewer alive when a slot raises, and say so in plain words.
+
+    PyQt5 aborts the whole application on an exception escaping a slot; in the
+    OR the picture must go on.  The traceback goes to the log (stderr) for the
+    engineers, ``show(text)`` puts one plain line in the window.
+    """
+    import logging
+    import traceback
+
+    from ..errors import NirfError
+
+    log = logging.getLogger("nirf_overlay.gui")
+
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        if isinstance(exc, NirfError):
+            text = str(exc)
+        else:
+            log.error("unexpected error in the viewer:\n%s",
+                      "".join(traceback.format_exception(exc_type, exc, tb)))
+            first = (str(exc).strip().splitlines() or [exc_type.__name__])[0]
+            text = f"internal error ({first}); the viewer continues - details in the log"
+        try:
+            show(text)
+        except Exception:
+            pass
+
+    sys.excepthook = hook
