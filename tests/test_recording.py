@@ -91,7 +91,9 @@ def test_roundtrip_is_bit_identical(tmp_path, wl_codec, nir_bits):
         else:
             assert b.nir.dtype == np.uint16 and b.nir.shape == (H, W)
             assert np.array_equal(a.nir, b.nir), f"NIR frame {i}"
-        assert (b.wl_time, b.nir_time) == (a.wl_time, a.nir_time)
+        # times count from frame 0; the source's clock values are kept in meta
+        assert b.wl_time == pytest.approx(i / FPS) and b.nir_time == pytest.approx(i / FPS + 0.002)
+        assert (b.meta["recorded_wl_time"], b.meta["recorded_nir_time"]) == (a.wl_time, a.nir_time)
         assert (b.exposure_ms, b.gain) == (a.exposure_ms, a.gain)
         assert b.meta["dropped_before"] == a.meta["dropped_before"]
         assert b.meta["unpaired"] == a.meta["unpaired"]
@@ -165,6 +167,7 @@ def test_seek_returns_frame_n_across_segments(tmp_path):
                 assert nxt.index == n + 1 and np.array_equal(nxt.nir, pairs[n + 1].nir)
         with pytest.raises(SourceError, match="outside 0..74"):
             src.seek(75)
+        assert src.index_at(0.0) == 0 and src.index_at(1.0) == 30 and src.index_at(99) == 74
 
 
 def test_loop_and_realtime_pacing(tmp_path):

@@ -290,7 +290,9 @@ class SessionSource(FrameSource):
         ``stats.message`` says so and a warning is logged on opening
     speed : replay speed for realtime pacing (1.0 = as recorded)
 
-    Pairs carry the recorded ``wl_time``/``nir_time``, exposure and gain;
+    Pairs carry the recorded timing as seconds from frame 0 (``wl_time``,
+    ``nir_time``; the source's own clock values are in ``meta`` as
+    ``recorded_wl_time``/``recorded_nir_time``), exposure and gain;
     ``nir`` is None for frames recorded while NIR was lost; ``meta`` holds
     ``segment``, ``dropped_before``, ``unpaired`` and ``not_written_before``.
     """
@@ -325,6 +327,9 @@ class SessionSource(FrameSource):
         self.recorded_settings = s.recorded_settings()
         self.recorded_calibration = s.recorded_calibration()
         self._starts = [seg.first_frame for seg in s.segments]
+        # presentation times count from frame 0 (the frame model's rule for sessions);
+        # the source's own clock values stay in meta["recorded_wl_time"/"recorded_nir_time"]
+        self._t0 = float(s.frames[0]["wl_time"]) if s.frames else 0.0
         self._lock = threading.RLock()
         self._pos = 0
         self._seg_i: Optional[int] = None
@@ -362,8 +367,21 @@ class SessionSource(FrameSource):
 
     def frame_time(self, index: int) -> float:
         """Recorded WL time of frame ``index`` relative to frame 0, seconds."""
-        rows = self.session.frames
-        return float(rows[index]["wl_time"]) - float(rows[0]["wl_time"])
+        return float(self.session.frames[index]["wl_time"]) - self._t0
+
+    def index_at(self, t: float) -> int:
+        """The first frame whose time (from frame 0) is at or after ``t`` seconds.
+
+        With frames dropped by a live source, time and ``index / fps`` part
+        ways; this is the exact mapping for seeking to a time.
+        """
+        times = self._times()
+        return min(bisect.bisect_left(times, float(t) - 1e-9), max(len(times) - 1, 0))
+
+    def _times(self) -> list:
+        if getattr(self, "_time_list", None) is None:
+            self._time_list = [float(r["wl_time"]) - self._t0 for r in self.session.frames]
+        return self._time_list
 
     # -- FrameSource ----------------------------------------------------------------
     def seek(self, index: int) -> None:
@@ -451,14 +469,16 @@ class SessionSource(FrameSource):
                 self._next = (seg_i + 1, self._open(nxt, 0))
         row = self.session.frames[index]
         lost = row["nir_lost"] == "1"
+        wl_t, nir_t = float(row["wl_time"]), float(row["nir_time"])
         return FramePair(
             wl=wl, nir=None if lost else nir, nir_bits=int(self.session.meta["nir_bits"]),
-            index=index, wl_time=float(row["wl_time"]), nir_time=float(row["nir_time"]),
+            index=index, wl_time=wl_t - self._t0, nir_time=nir_t - self._t0,
             exposure_ms=fmt.opt_float(row["exposure_ms"]), gain=fmt.opt_float(row["gain"]),
             meta={"segment": seg.number, "dropped_before": int(row["dropped_before"] or 0),
                   "unpaired": row["unpaired"] == "1",
                   "not_written_before": int(row["not_written_before"] or 0),
-                  "source_index": int(row["source_index"] or 0), "session": self.path},
+                  "source_index": int(row["source_index"] or 0), "session": self.path,
+                  "recorded_wl_time": wl_t, "recorded_nir_time": nir_t},
         )
 
     def _open(self, seg: SegmentEntry, offset: int) -> tuple[_Decoder, _Decoder]:
