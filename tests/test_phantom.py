@@ -345,10 +345,11 @@ def test_bundled_sample_matches_its_generator():
     nir = _read_all(SAMPLE_NIR, gray16=True)
     wl = _read_all(SAMPLE_WL)
     assert len(nir) == len(wl) == int(round(3.0 * params.fps))
-    for i in (0, len(nir) - 1):
+    for i in range(len(nir)):
         ref = ph.frame(i)
         assert np.array_equal(nir[i], ref.nir)
-        assert np.abs(wl[i].astype(int) - ref.wl).mean() < 6
+        err = np.abs(wl[i].astype(int) - ref.wl)  # H.264 at CRF 16
+        assert err.mean() < 6 and err[ref.truth.instrument_mask].mean() < 6
     prof = json.loads(SAMPLE_PROFILE.read_text())
     assert prof["frame_size"] == list(params.size)
     assert prof["mm_per_px"] == pytest.approx(ph.mm_per_px)
