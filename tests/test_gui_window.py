@@ -401,3 +401,19 @@ def test_error_hook_keeps_viewer_alive_with_one_plain_line():
         sys.excepthook = saved
     assert shown[1] == "cam0: gone"
     assert "internal error" in shown[0] and "\n" not in shown[0] and "Traceback" not in shown[0]
+
+
+def test_record_key_starts_and_stops_a_session(qtbot, make_window, frames, tmp_path):
+    win = make_window(ControlledSource(frames))
+    next_painted(qtbot, win)
+    qtbot.keyClick(win, Qt.Key_R)
+    qtbot.waitUntil(lambda: win.engine.recording_status()["state"] == "on", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: (win.engine.recording_status().get("frames_written") or 0) >= 3,
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.view.hud.recording.get("state") == "on", timeout=WAIT_MS)
+    folder = win.engine.recording_status()["dir"]
+    qtbot.keyClick(win, Qt.Key_R)
+    qtbot.waitUntil(lambda: win.engine.recording_status()["state"] == "off", timeout=WAIT_MS)
+    assert os.path.dirname(folder) == str(tmp_path / "rec")
+    assert os.path.isfile(os.path.join(folder, "session.json"))
+    assert not win.engine.recording_status()["error"]

@@ -84,6 +84,11 @@ def run(args) -> int:
     from ..gui.main_window import MainWindow, ViewerStats
 
     app = make_app()
+    # The worker holds the GIL while the pipeline runs Python code; a 1 ms switch
+    # interval (default 5 ms) bounds how long the GUI thread waits to paint.
+    import sys
+
+    sys.setswitchinterval(0.001)
     warmup = args.warmup
     if warmup is None:
         warmup = min(1.0, args.exit_after / 4) if args.exit_after else 0.0
