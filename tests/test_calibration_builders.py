@@ -257,3 +257,18 @@ def test_no_frames_refused_and_quality_readout():
     assert q["saturated_fraction"] == pytest.approx(0.05)
     assert q["full_scale"] == 4095
     assert q["mean_counts"] == pytest.approx(nir.mean() - 100)
+
+
+def test_dim_scene_as_dark_refused():
+    """A lit scene below the level limit still has shapes: not a dark frame."""
+    rng = np.random.default_rng(17)
+    frames, _ = dark_frames((160, 120), 4, rng=rng)
+    ys, xs = np.mgrid[0:120, 0:160]
+    blob = (300 * np.exp(-((xs - 80) ** 2 + (ys - 60) ** 2) / (2 * 20 ** 2))).astype(np.uint16)
+    with pytest.raises(CalibrationError, match=r"dark: the frame has structure \(\d+ counts .* "
+                                               r"limit 102\); light reaches the sensor"):
+        build_dark([f + blob for f in frames], nir_bits=12)
+    speckle = np.zeros((120, 160), np.uint16)
+    speckle.flat[rng.choice(speckle.size, size=speckle.size // 30, replace=False)] = 200
+    with pytest.raises(CalibrationError, match=r"dark: 3\.\d% of pixels stand out .* not a dark frame"):
+        build_dark([f + speckle for f in frames], nir_bits=12)

@@ -11,7 +11,10 @@ Limits (defaults, and why)
 --------------------------
 - dark: refused when its median is above 1/8 of full scale: a lens cap or
   light-off dark sits at the sensor's black level (typically < 2 %), so a
-  level that high means light reached the sensor.
+  level that high means light reached the sensor.  Also refused when its
+  smoothed image spans more than 2.5 % of full scale, or more than 1 % of its
+  pixels stand out as "hot": a dark is flat up to amplifier glow and has
+  hot pixels in the 0.01-0.1 % range, so either means a scene was captured.
 - flat: refused when more than 0.1 % of pixels (hot pixels excluded) hit full
   scale in any frame, since a clipped pixel reads too low and the flat would be
   wrong there; refused when the mean dark-subtracted signal is below 5 % of
@@ -43,6 +46,8 @@ __all__ = [
 ]
 
 DARK_MAX_LEVEL = 1.0 / 8.0
+DARK_MAX_HOT = 0.01
+DARK_MAX_STRUCTURE = 0.025
 HOT_SIGMA = 8.0
 FLAT_MAX_SATURATED = 1e-3
 FLAT_MIN_SIGNAL = 0.05
@@ -199,6 +204,17 @@ def build_dark(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
         raise CalibrationError(
             f"dark: median level {level:.0f} counts is {100 * level / full:.0f}% of full scale "
             f"({full}); is the light off and the lens capped?")
+    # A lit scene can sit below the level limit (dim fluorescence on a dark
+    # background), but it has shapes: a true dark is flat up to a gentle
+    # amplifier-glow gradient of a few counts.
+    h, w = dark.shape
+    smooth = cv2.GaussianBlur(dark, (0, 0), max(2.0, 0.01 * max(h, w)))
+    lo, hi = np.percentile(smooth, (0.5, 99.5))
+    if hi - lo > DARK_MAX_STRUCTURE * full:
+        raise CalibrationError(
+            f"dark: the frame has structure ({hi - lo:.0f} counts between its darkest and "
+            f"brightest areas, limit {DARK_MAX_STRUCTURE * full:.0f}); light reaches the sensor: "
+            "switch the light off and cap the scope")
     residual = dark - cv2.medianBlur(dark, 5)
     mad = float(np.median(np.abs(residual - np.median(residual))))
     sigma = 1.4826 * mad
@@ -206,6 +222,12 @@ def build_dark(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
     noise = None if std is None else float(np.median(std))
     threshold = max(hot_sigma * sigma, 5.0 * (noise or 0.0), 1.0)
     hot = residual > threshold
+    hot_fraction = float(np.count_nonzero(hot)) / hot.size
+    if hot_fraction > DARK_MAX_HOT:
+        raise CalibrationError(
+            f"dark: {100 * hot_fraction:.1f}% of pixels stand out from their neighbourhood "
+            f"(limit {100 * DARK_MAX_HOT:.0f}%): that is a scene, not a dark frame; switch the "
+            "light off and cap the scope")
     return DarkResult(dark, hot, st.count, level, noise, threshold)
 
 
