@@ -167,6 +167,46 @@ def evaluate(frames: Iterable, pipeline, *, progress: bool = False) -> dict:
     }
 
 
+class AnalysisOnly:
+    """The analysis stage alone behind a ``process(pair) -> FrameResult`` face.
+
+    Normalises raw NIR the plain way -- ``(raw - dark) / flat / (gain /
+    gain_ref) / (exposure / exposure_ref)``, no temporal filter -- and runs
+    :class:`~nirf_overlay.processing.analysis.RimAnalyzer`.  It measures the
+    analysis independently of the pixel path (compare with the full
+    :class:`~nirf_overlay.processing.pipeline.Pipeline` to see what the
+    temporal filter adds).
+    """
+
+    def __init__(self, settings=None, calibration=None):
+        from .processing.analysis import RimAnalyzer
+        from .settings import Settings
+
+        self.calibration = calibration
+        mm = getattr(calibration, "mm_per_px", None)
+        self.analyzer = RimAnalyzer(settings or Settings(), mm_per_px=mm)
+
+    def process(self, pair):
+        from .processing.result import FrameResult
+
+        cal = self.calibration
+        nir = pair.nir.astype(np.float32)
+        if cal is not None and cal.dark is not None:
+            nir -= cal.dark
+        if cal is not None and cal.flat is not None:
+            nir /= cal.flat
+        scale = 1.0
+        if pair.gain is not None and cal is not None and cal.gain_ref:
+            scale *= pair.gain / cal.gain_ref
+        if pair.exposure_ms is not None and cal is not None and cal.exposure_ref_ms:
+            scale *= pair.exposure_ms / cal.exposure_ref_ms
+        nir /= np.float32(scale)
+        a = self.analyzer.analyze(nir, pair.wl)
+        return FrameResult(index=pair.index, time_s=pair.wl_time, composite=pair.wl,
+                           rim_mask=a.rim_mask, rims=a.rims, fluorescence_mask=a.fluorescence_mask,
+                           plane=a.plane, mm_per_px=getattr(cal, "mm_per_px", None))
+
+
 def format_table(rows: list[tuple[str, dict]]) -> str:
     """A plain-text table of evaluate() results, one row per run."""
     cols = [("mean_dice", "Dice", "{:.3f}"), ("min_dice", "minDice", "{:.3f}"),
@@ -209,6 +249,8 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--frames", type=int, default=30, help="consecutive frames per seed, around the gain step")
     ap.add_argument("--tbr", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     ap.add_argument("--settings", default=None)
+    ap.add_argument("--analysis-only", action="store_true",
+                    help="plain normalisation + RimAnalyzer instead of the full Pipeline")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     settings = Settings.load(args.settings) if args.settings else Settings()
@@ -218,7 +260,8 @@ def main(argv: Optional[list] = None) -> int:
         if args.tbr:
             params = replace(params, tbr=tuple(args.tbr))
         ph = Phantom(params)
-        pipe = Pipeline(settings, ph.calibration())
+        pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
+                else Pipeline(settings, ph.calibration()))
         # consecutive frames (the pipeline's temporal state sees real motion)
         # straddling the auto-gain step
         step = int(round((params.gain_step_s or 0.0) * params.fps))

@@ -87,9 +87,10 @@ class SegmentSettings:
                                  help="Fluorescent rings smaller than this are ignored.")
     min_core_area_mm2: float = _f(3.0, 0.0, 2000.0, unit="mm²", label="Smallest dark core",
                                   help="A rim must surround a dark core at least this large.")
-    core_ratio: float = _f(0.85, 0.2, 1.0, unit="x background", label="Dark core level",
-                           help="Inside a rim, the core must be darker than this times the rim "
-                                "threshold level to be called hypofluorescent.")
+    core_ratio: float = _f(0.7, 0.2, 1.0, unit="x background", label="Dark core level",
+                           help="Inside a rim, the core must be darker than this times the "
+                                "surrounding liver to be called hypofluorescent (vessels are "
+                                "about 0.85).")
     min_completeness: float = _f(0.3, 0.0, 1.0, label="Least rim completeness",
                                  help="Fraction of a core's circumference the rim must cover "
                                       "to count as a rim (partial rims are common).")
@@ -102,9 +103,10 @@ class SegmentSettings:
                                        "rim's blurred glow does not count as liver.")
     track_max_shift_mm: float = _f(8.0, 0.5, 100.0, unit="mm", label="Tracking distance",
                                    help="How far a rim may move between frames and keep its id.")
-    analysis_scale: float = _f(0.5, 0.125, 1.0, label="Analysis scale",
+    analysis_scale: float = _f(0.125, 0.125, 1.0, label="Analysis scale",
                                help="Segmentation runs on a grid this much smaller than the frame "
-                                    "(masks are scaled back up).")
+                                    "(never coarser than 320 pixels across); rim edges and "
+                                    "widths are then refined finer, per lesion.")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .analysis_kernels import fit_box_blur, mean_profile, profile_widths
+from .analysis_kernels import fit_rim_profile, mean_cross_section, profile_crossings, rim_model
 from .segment import Candidate, boundary
 
 
@@ -26,7 +26,7 @@ class RimGeometry:
 
     x0: int
     y0: int
-    rim: np.ndarray  # (rh, rw) bool
+    rim: np.ndarray  # (rh, rw) uint8 0/255, WL pixels
     core: np.ndarray  # (rh, rw) bool
     target: float
     background: float
@@ -97,7 +97,7 @@ def _complete_with_ellipse(core_big: np.ndarray, core: np.ndarray, blocked: np.n
 
 def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float,
                *, valid: Optional[np.ndarray] = None, blocked: Optional[np.ndarray] = None,
-               px_across: float = 10.0,
+               pyramid: Optional[dict] = None, px_across: float = 10.0,
                blur_correction: bool = True) -> Optional[RimGeometry]:
     """Half-maximum rim boundary, width, completeness and intensities.
 
@@ -115,6 +115,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     valid : (H, W) bool or None
     blocked : analysis-grid bool ROI-local to ``cand.roi`` or None: where the
         view is blocked (instrument, invalid pixels, frame edge)
+    pyramid : {scale: image} area-averaged copies of ``nir`` (e.g. 0.5,
+        0.25, ...): the refine grid is cropped from them instead of resized
     px_across : least rim width on the refine grid, pixels
     blur_correction : fit a blurred-box model to the mean cross-section and
         move the edge from half maximum to where the model puts the true
@@ -149,7 +151,15 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     width = width_full * r  # refine px
 
     raw = nir[Y0:Y1, X0:X1]
-    img = raw if r >= 1.0 else cv2.resize(raw, (qw, qh), interpolation=cv2.INTER_AREA)
+    level_img = pyramid.get(r) if pyramid else None
+    qx0, qy0 = int(round(X0 * r)), int(round(Y0 * r))
+    if r >= 1.0:
+        img = raw
+    elif level_img is not None and abs(qx0 - X0 * r) < 1e-6 and abs(qy0 - Y0 * r) < 1e-6 \
+            and qy0 + qh <= level_img.shape[0] and qx0 + qw <= level_img.shape[1]:
+        img = level_img[qy0:qy0 + qh, qx0:qx0 + qw]
+    else:
+        img = cv2.resize(raw, (qw, qh), interpolation=cv2.INTER_AREA)
     img = cv2.GaussianBlur(img, (0, 0), 0.8)
     valid_q = None
     if valid is not None:
@@ -177,7 +187,10 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     k = int(np.ceil(width + f))
     smooth = cv2.GaussianBlur(img, (0, 0), max(1.0, 0.2 * width))
     peak = cv2.dilate(np.where(zone, smooth, 0).astype(np.float32), np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-    peak = cv2.blur(peak, (k | 1, k | 1))
+    support = (peak > 0).astype(np.float32)
+    # smooth the blocky max map (normalised, so its border is not pulled to 0)
+    peak = cv2.blur(peak, (k | 1, k | 1)) / np.maximum(cv2.blur(support, (k | 1, k | 1)), 1e-3)
+    peak = np.where(support > 0, peak, cv2.dilate(peak, np.ones((2 * k + 1, 2 * k + 1), np.uint8)))
 
     # base level per pixel: the core's level on the core side, background outside
     d_core = cv2.distanceTransform((~core_up).astype(np.uint8), cv2.DIST_L2, 5)
@@ -187,20 +200,29 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     else:
         d_out = np.full_like(d_core, 1e6)
     core_side = d_core < d_out
-    base = np.where(core_side, np.float32(core_level), np.float32(background))
-    span = peak - base
+    # q: 0 at liver level, 1 at the local rim peak, negative in the dark core
+    span = peak - np.float32(background)
     ok = span > 0.15 * background
-    u = np.full(img.shape, -1.0, np.float32)
-    np.divide(img - base, span, out=u, where=ok)
-    rim = _keep_touching((u > 0.5) & zone, rim_up)
+    q = np.full(img.shape, -10.0, np.float32)
+    np.divide(img - np.float32(background), span, out=q, where=ok)
+    # half maximum on each side: between liver and peak outside, between
+    # core level and peak inside
+    p_med = float(np.median(peak[rim_up & ok])) if (rim_up & ok).any() else float(peak.max())
+    lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
+    lev_out = 0.5
+    level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
+    rim = _keep_touching((q > level) & zone, rim_up)
     if rim.sum() < 4:
         return None
 
-    thickness, level = _width_and_edge(u, rim, d_core, width, blur_correction)
-    if level != 0.5:
-        rim = _keep_touching((u > level) & zone, rim_up)
-        if rim.sum() < 4:
-            return None
+    thickness, fit_in, fit_out = _width_and_edges(q, rim, d_core, width, lev_in, lev_out,
+                                                  blur_correction)
+    if (fit_in, fit_out) != (lev_in, lev_out):
+        lev_in, lev_out = fit_in, fit_out
+        level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
+        rim2 = _keep_touching((q > level) & zone, rim_up)
+        if rim2.sum() >= 4:
+            rim = rim2
 
     # core: the non-rim pixels on the core side, connected to the coarse core
     core = _keep_touching(((core_side & zone) | core_up) & ~rim, core_up)
@@ -217,26 +239,30 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
 
     # rim mask in WL pixels: interpolate the edge field so edges are sub-pixel
     if r >= 1.0:
-        rim_full = rim
+        rim_full = rim.astype(np.uint8) * np.uint8(255)
     else:
         near = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        field = np.where(near, u - np.float32(level), np.float32(-1.0)).astype(np.float32)
-        rim_full = cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR) > 0
+        field = np.where(near, q - level, np.float32(-1.0)).astype(np.float32)
+        rim_full = cv2.compare(cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.0,
+                               cv2.CMP_GT)
     if valid is not None:
-        rim_full &= valid[Y0:Y1, X0:X1]
-    if not rim_full.any():
+        rim_full[~valid[Y0:Y1, X0:X1]] = 0
+    area = cv2.countNonZero(rim_full)
+    if area == 0:
         return None
 
-    target = float(raw[rim_full].mean())
+    # T over the WL-resolution mask; cv2.mean avoids a boolean-index copy
+    target = float(cv2.mean(raw, mask=rim_full)[0])
     ry, rx = np.nonzero(rim | core)
     centroid = ((float(rx.mean()) + 0.5) / r - 0.5 + X0, (float(ry.mean()) + 0.5) / r - 0.5 + Y0)
-    ry2, rx2 = np.nonzero(rim_full)
-    bbox = (int(rx2.min()) + X0, int(ry2.min()) + Y0, int(rx2.max() - rx2.min() + 1),
-            int(ry2.max() - ry2.min() + 1))
-    cnts, _ = cv2.findContours(rim_full.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    contour = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.int32) + np.array([X0, Y0], np.int32)
+    # outline from the refine grid, scaled to WL pixels (for drawing)
+    cnts, _ = cv2.findContours(rim.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    c = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
+    contour = (np.round((c + 0.5) / r - 0.5) + np.array([X0, Y0])).astype(np.int32)
+    bx, by, bw, bh = cv2.boundingRect(rim_full)
+    bbox = (bx + X0, by + Y0, bw, bh)
     return RimGeometry(X0, Y0, rim_full, core, target, background, core_level, thickness / r,
-                       completeness, float(rim_full.sum()), float(core.sum()) / (r * r), centroid,
+                       completeness, float(area), float(core.sum()) / (r * r), centroid,
                        bbox, contour)
 
 
@@ -257,18 +283,23 @@ def _keep_touching(mask: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return hit[lab]
 
 
-def _width_and_edge(u: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_guess: float,
-                    blur_correction: bool) -> tuple[float, float]:
-    """Median local rim width (refine px) and the ``u`` level of the true edge.
+def _width_and_edges(q: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_guess: float,
+                     lev_in: float, lev_out: float, blur_correction: bool) -> tuple[float, float, float]:
+    """Rim width (refine px) and the ``q`` levels at its true inner and outer edges.
 
     Cross-sections are taken at medial points (ridge of the rim's distance
     transform) along the direction away from the core (gradient of the
-    distance to the core), which is across the rim for any core shape; their
+    distance to the core), which is across the rim for any core shape; the
     half-maximum crossings are interpolated to sub-pixel.  With
-    ``blur_correction`` a Gaussian-blurred box is fitted to the mean
-    cross-section: when the blur is not small against the width, the
-    half-maximum width overstates the true width, and the fit gives both the
-    true width and the level at which the true edge lies.
+    ``blur_correction`` the blurred rim model
+    (:func:`~.analysis_kernels.fit_rim_profile`) is fitted to the mean cross
+    section: when the blur is not small against the width the half-maximum
+    width overstates the true width, and the fit gives both the true width
+    and the levels at which the true edges lie.
+
+    Returns
+    -------
+    width, lev_in, lev_out
     """
     dt = cv2.distanceTransform(rim.astype(np.uint8), cv2.DIST_L2, 5)
     ridge = rim & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
@@ -277,29 +308,33 @@ def _width_and_edge(u: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_gu
     gx = cv2.Sobel(d_core, cv2.CV_32F, 1, 0, ksize=3)
     ys, xs = np.nonzero(ridge)
     if ys.size == 0:
-        return fallback, 0.5
-    if ys.size > 400:
-        sel = np.linspace(0, ys.size - 1, 400).astype(np.intp)
+        return fallback, lev_in, lev_out
+    if ys.size > 300:
+        sel = np.linspace(0, ys.size - 1, 300).astype(np.intp)
         ys, xs = ys[sel], xs[sel]
     ny, nx = gy[ys, xs].astype(np.float64), gx[ys, xs].astype(np.float64)
     norm = np.hypot(ny, nx)
     good = norm > 1e-3
     if not good.any():
-        return fallback, 0.5
+        return fallback, lev_in, lev_out
     ys, xs = ys[good].astype(np.float64), xs[good].astype(np.float64)
     ny, nx = ny[good] / norm[good], nx[good] / norm[good]
-    uf = u.astype(np.float32, copy=False)
-    widths = profile_widths(uf, ys, xs, ny, nx, float(3.0 * width_guess + 6.0), 0.25)
+    t_in, t_out = profile_crossings(q, ys, xs, ny, nx, float(lev_in), float(lev_out),
+                                    float(3.0 * width_guess + 6.0), 0.25)
+    widths = t_in + t_out
     fin = widths[np.isfinite(widths)]
     if fin.size == 0:
-        return fallback, 0.5
+        return fallback, lev_in, lev_out
     fwhm = float(np.median(fin))
     if not blur_correction or fin.size < 8:
-        return fwhm, 0.5
-    dx = max(0.25, fwhm / 16.0)
-    n = int(np.ceil(1.5 * fwhm / dx)) + 1
-    prof = mean_profile(uf, ys, xs, ny, nx, widths, n, dx)
-    w, s, a, edge = fit_box_blur(prof, dx, fwhm)
-    if not (0.15 < edge < 0.75):
-        return fwhm, 0.5
-    return float(w), float(edge)
+        return fwhm, lev_in, lev_out
+    dx = max(0.25, fwhm / 12.0)
+    half_n = int(np.ceil(1.5 * fwhm / dx))
+    prof = mean_cross_section(q, ys, xs, ny, nx, t_in, t_out, half_n, dx)
+    w, s, c0, c1, c2 = fit_rim_profile(prof, dx, half_n, fwhm)
+    e_in = rim_model(-0.5 * w, w, s, c0, c1, c2)
+    e_out = rim_model(0.5 * w, w, s, c0, c1, c2)
+    peak = rim_model(0.0, w, s, c0, c1, c2)
+    if not (c2 > 0.2 and 0.05 < e_out < peak and e_in < peak and w < 1.6 * fwhm):
+        return fwhm, lev_in, lev_out
+    return float(w), float(e_in), float(e_out)

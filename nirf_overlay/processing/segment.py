@@ -96,11 +96,13 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
     hsv = cv2.cvtColor(wl_small, cv2.COLOR_BGR2HSV)
     s = hsv[..., 1]
     v = hsv[..., 2]
-    grey = (s < 50) & (v > 25) & (v < 235)
+    # (no upper limit on V: the shaft's own highlight is white but NIR-dark)
+    grey = (s < 50) & (v > 25)
     instr = grey & (ratio < 0.6)
     if instr.any():
         m = instr.astype(np.uint8)
         m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         # grow a little: instrument edges blur into the liver in both channels
         m = cv2.dilate(m, np.ones((3, 3), np.uint8))
         instr = m.astype(bool)
@@ -169,10 +171,30 @@ def boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~er.astype(bool)
 
 
+def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, float]]:
+    """Algebraic (Kasa) least-squares circle through points: (cx, cy, r) or None."""
+    if ys.size < 6:
+        return None
+    x = xs.astype(np.float64)
+    y = ys.astype(np.float64)
+    A = np.stack([x, y, np.ones_like(x)], 1)
+    b = -(x * x + y * y)
+    try:
+        (D, E, F), *_ = np.linalg.lstsq(A, b, rcond=None)
+    except np.linalg.LinAlgError:
+        return None
+    cx, cy = -D / 2.0, -E / 2.0
+    r2 = cx * cx + cy * cy - F
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    return float(cx), float(cy), float(np.sqrt(r2))
+
+
 def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, stats: np.ndarray,
                     instr: np.ndarray, valid: Optional[np.ndarray], *, min_rim_px: float,
                     min_core_px: float, core_ratio: float, min_completeness: float,
-                    max_width_px: float, gap_px: float = 2.0, relax: Optional[np.ndarray] = None) -> list[Candidate]:
+                    max_width_px: float, gap_px: float = 2.0,
+                    relax: Optional[np.ndarray] = None) -> list[Candidate]:
     """Fluorescent components that enclose, fully or in part, a hypofluorescent core.
 
     The core is the dark (``ratio < core_ratio``) region reached from the
@@ -182,6 +204,11 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
     core find no core and are not candidates.  Fluorescence attached to a rim
     but further from the core than the rim's own width (a duct running into
     it) is cut off.
+
+    An instrument hides both channels: its pixels may connect the visible
+    pieces of a core (they count as "could be core" for connectivity, never
+    as core area), the core is kept inside the circle the arc lies on, and
+    arcs that share a core (a rim cut in two by a tool) become one lesion.
 
     Parameters
     ----------
@@ -196,9 +223,8 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
     h, w = ratio.shape
     out: list[Candidate] = []
     n = stats.shape[0]
-    not_core = fluo.astype(bool) | instr
-    if valid is not None:
-        not_core |= ~valid
+    blocked = instr if valid is None else (instr | ~valid)
+    fluo_b = fluo.astype(bool)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
@@ -208,35 +234,52 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
         x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
         comp = labels[y0:y1, x0:x1] == i
         filled = _fill_holes(comp)
-        seed = (filled & ~comp) | (_hull(comp) & ~filled)
+        holes = filled & ~comp
+        seed = holes | (_hull(comp) & ~filled)
         if not seed.any():
             continue
-        dark = (ratio[y0:y1, x0:x1] < core_ratio) & ~not_core[y0:y1, x0:x1]
-        if not dark.any():
+        blk = blocked[y0:y1, x0:x1]
+        dark = (ratio[y0:y1, x0:x1] < core_ratio) & ~fluo_b[y0:y1, x0:x1] & ~blk
+        # cheap early exit for ducts, gallbladder, spills: nothing dark where a core would be
+        if not (dark & seed).any():
             continue
-        nd, dlab, dstats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
-        overlap = np.bincount(dlab[seed], minlength=nd)
+        # the core must lie inside the circle the arc runs along
+        cys, cxs = np.nonzero(comp)
+        circ = _circle_fit(cys, cxs)
+        inside = None
+        if circ is not None and circ[2] < 2.0 * max(bw, bh):
+            cx, cy, rad = circ
+            inside = np.zeros(comp.shape, np.uint8)
+            cv2.circle(inside, (int(round(cx)), int(round(cy))), int(round(rad)), 1, -1)
+            inside = inside.astype(bool)
+        dark_ext = dark | blk
+        if inside is not None:
+            dark_ext &= inside | holes
+        nd, dlab, dstats, _ = cv2.connectedComponentsWithStats(dark_ext.astype(np.uint8), connectivity=4)
+        overlap = np.bincount(dlab[seed & dark], minlength=nd)
         overlap[0] = 0
-        ids = np.nonzero(overlap >= np.maximum(2, 0.1 * dstats[:, cv2.CC_STAT_AREA]))[0]
+        dark_area = np.bincount(dlab[dark], minlength=nd)
+        ids = np.nonzero(overlap >= np.maximum(2, 0.05 * dark_area))[0]
         if ids.size == 0:
             continue
         keep = np.zeros(nd, bool)
         keep[ids] = True
-        core = keep[dlab]
+        core_ext = keep[dlab]
         # close small gaps inside the core (noise, specks of scattered light)
-        core = _fill_holes(cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_CLOSE,
-                                            np.ones((3, 3), np.uint8)).astype(bool)) & ~comp
+        core_ext = _fill_holes(cv2.morphologyEx(core_ext.astype(np.uint8), cv2.MORPH_CLOSE,
+                                                np.ones((3, 3), np.uint8)).astype(bool)) & ~comp
+        core = core_ext & ~blk
         core_area = int(core.sum())
-        if core_area < min_core_px:
+        hidden = int((core_ext & blk).sum())
+        if core_area + hidden < min_core_px or core_area < 0.25 * min_core_px:
             continue
         hull_area = int(_hull(comp | core).sum())
         # a dark region much larger than the arc's reach is not this lesion's core
-        if core_area > 0.9 * hull_area and not (filled & ~comp).any():
-            if core_area > 8 * comp.sum():
-                continue
+        if core_area > 0.9 * hull_area and not holes.any() and core_area > 8 * comp.sum():
+            continue
         # distance of every pixel to the core: the rim hugs the core
-        d_core = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
-        cb = boundary(core)
+        d_core = cv2.distanceTransform((~core_ext).astype(np.uint8), cv2.DIST_L2, 3)
+        cb = boundary(core) & ~(cv2.dilate(blk.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
         near = comp & (d_core <= max_width_px)
         # between the dark core and the fluorescent rim lies a blurred
         # transition that is neither: allow a gap of gap_px
@@ -258,5 +301,62 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
             continue
         ys, xs = np.nonzero(rim | core)
         out.append(Candidate(i, (x0, y0, x1, y1), rim, core, comp, width, completeness,
+                             (float(xs.mean()) + x0, float(ys.mean()) + y0)))
+    return _merge_shared_cores(out, (h, w))
+
+
+def _merge_shared_cores(cands: list[Candidate], shape) -> list[Candidate]:
+    """Merge candidates whose cores overlap (one rim cut into arcs by a tool)."""
+    if len(cands) < 2:
+        return cands
+    h, w = shape
+    parent = list(range(len(cands)))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a in range(len(cands)):
+        for b in range(a + 1, len(cands)):
+            ca, cb_ = cands[a], cands[b]
+            ax0, ay0, ax1, ay1 = ca.roi
+            bx0, by0, bx1, by1 = cb_.roi
+            ox0, oy0, ox1, oy1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+            if ox0 >= ox1 or oy0 >= oy1:
+                continue
+            sa = ca.core[oy0 - ay0:oy1 - ay0, ox0 - ax0:ox1 - ax0]
+            sb = cb_.core[oy0 - by0:oy1 - by0, ox0 - bx0:ox1 - bx0]
+            inter = int((sa & sb).sum())
+            if inter > 0.2 * min(ca.core.sum(), cb_.core.sum()):
+                parent[find(a)] = find(b)
+    groups: dict = {}
+    for k in range(len(cands)):
+        groups.setdefault(find(k), []).append(cands[k])
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        x0 = min(c.roi[0] for c in members)
+        y0 = min(c.roi[1] for c in members)
+        x1 = max(c.roi[2] for c in members)
+        y1 = max(c.roi[3] for c in members)
+        rim = np.zeros((y1 - y0, x1 - x0), bool)
+        core = np.zeros_like(rim)
+        comp = np.zeros_like(rim)
+        for c in members:
+            cx0, cy0, cx1, cy1 = c.roi
+            sl = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+            rim[sl] |= c.rim
+            core[sl] |= c.core
+            comp[sl] |= c.component
+        core &= ~rim
+        area = [float(c.rim.sum()) for c in members]
+        width = float(np.average([c.width_px for c in members], weights=area))
+        compl = float(sum(c.completeness * a for c, a in zip(members, area)) / max(sum(area), 1.0))
+        ys, xs = np.nonzero(rim | core)
+        out.append(Candidate(members[0].comp_index, (x0, y0, x1, y1), rim, core, comp, width, compl,
                              (float(xs.mean()) + x0, float(ys.mean()) + y0)))
     return out
