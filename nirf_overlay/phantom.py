@@ -67,7 +67,7 @@ instrument.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 import cv2
@@ -82,6 +82,7 @@ __all__ = [
     "LesionTruth",
     "LABEL_BITS",
     "save_truth",
+    "TruthWriter",
     "load_truth",
     "load_params",
     "params_from_dict",
@@ -1030,39 +1031,103 @@ _LESION_FIELDS = ("id", "center_x", "center_y", "rim_width_mm", "completeness", 
                   "rim_area_px", "target_tbr")
 
 
+class TruthWriter:
+    """Stream per-frame truth into a compressed ``.npz`` without holding the masks.
+
+    The label stack is written frame by frame into the archive's
+    ``labels.npy`` member (deflated), so a long 1080p recording needs one
+    frame of mask memory; the small per-frame numbers are kept and written at
+    :meth:`close`.  The result is an ordinary ``.npz`` (see :func:`save_truth`).
+    """
+
+    def __init__(self, path, n_frames: int, size, *, params: Optional[PhantomParams] = None):
+        import zipfile
+
+        w, h = size
+        self.path = str(path)
+        self.n = int(n_frames)
+        self.params = params
+        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        self._member = self._zip.open("labels.npy", "w", force_zip64=True)
+        np.lib.format.write_array_header_1_0(
+            self._member, {"descr": "|u1", "fortran_order": False, "shape": (self.n, h, w)})
+        self._shape = (h, w)
+        self._truths: list = []
+
+    def add(self, truth: Truth) -> None:
+        if len(self._truths) >= self.n:
+            raise ValueError(f"{self.path}: more than the {self.n} frames announced")
+        if truth.labels.shape != self._shape:
+            raise ValueError(f"{self.path}: labels {truth.labels.shape} != {self._shape}")
+        self._member.write(np.ascontiguousarray(truth.labels, np.uint8).tobytes())
+        # keep the numbers, drop the masks
+        self._truths.append(Truth(None, truth.mm_per_px, truth.lesions, truth.gain,
+                                  truth.exposure_ms, truth.scale))
+
+    def close(self) -> None:
+        import io
+        import json
+
+        if self._zip is None:
+            return
+        if len(self._truths) != self.n:
+            raise ValueError(f"{self.path}: {len(self._truths)} frames written, {self.n} announced")
+        self._member.close()
+        truths = self._truths
+        n = len(truths)
+        L = max((len(t.lesions) for t in truths), default=0)
+        out = {
+            "mm_per_px": np.float64(truths[0].mm_per_px if truths else float("nan")),
+            "label_bits": np.array(json.dumps(LABEL_BITS)),
+            "params": np.array(json.dumps(asdict(self.params) if self.params else {})),
+        }
+        for name in ("target_intensity", "background_intensity", "tbr", "gain", "exposure_ms", "scale"):
+            out[name] = np.array([getattr(t, name) for t in truths], np.float64)
+        for f in _LESION_FIELDS:
+            arr = np.full((n, L), np.nan)
+            for i, t in enumerate(truths):
+                for j, lt in enumerate(t.lesions):
+                    if f == "center_x":
+                        arr[i, j] = lt.center_xy[0]
+                    elif f == "center_y":
+                        arr[i, j] = lt.center_xy[1]
+                    else:
+                        arr[i, j] = getattr(lt, f)
+            out[f"lesion_{f}"] = arr
+        for name, arr in out.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
+            self._zip.writestr(name + ".npy", buf.getvalue())
+        self._zip.close()
+        self._zip = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        elif self._zip is not None:
+            self._member.close()
+            self._zip.close()
+            self._zip = None
+
+
 def save_truth(path, truths, *, params: Optional[PhantomParams] = None) -> None:
     """Write per-frame truth of a recording to a compressed ``.npz``.
 
     Arrays: ``labels (N, H, W) uint8`` (bits in ``label_bits``), per frame
     ``target_intensity``, ``background_intensity``, ``tbr``, ``gain``,
-    ``exposure_ms``, ``scale`` (N,), per lesion ``lesion_<field> (N, L)``, and
-    ``mm_per_px``; ``params`` as JSON.
+    ``exposure_ms``, ``scale`` (N,), per lesion ``lesion_<field> (N, L)`` (NaN
+    where a frame has fewer lesions), and ``mm_per_px``; ``params`` as JSON.
     """
-    import json
-
     truths = list(truths)
-    n = len(truths)
-    L = max((len(t.lesions) for t in truths), default=0)
-    out = {
-        "labels": np.stack([t.labels for t in truths]) if truths else np.zeros((0, 0, 0), np.uint8),
-        "mm_per_px": np.float64(truths[0].mm_per_px if truths else float("nan")),
-        "label_bits": json.dumps(LABEL_BITS),
-        "params": json.dumps(asdict(params) if params else {}),
-    }
-    for name in ("target_intensity", "background_intensity", "tbr", "gain", "exposure_ms", "scale"):
-        out[name] = np.array([getattr(t, name) for t in truths], np.float64)
-    for f in _LESION_FIELDS:
-        arr = np.full((n, L), np.nan)
-        for i, t in enumerate(truths):
-            for j, lt in enumerate(t.lesions):
-                if f == "center_x":
-                    arr[i, j] = lt.center_xy[0]
-                elif f == "center_y":
-                    arr[i, j] = lt.center_xy[1]
-                else:
-                    arr[i, j] = getattr(lt, f)
-        out[f"lesion_{f}"] = arr
-    np.savez_compressed(path, **out)
+    if not truths:
+        raise ValueError(f"{path}: no frames to save")
+    h, w = truths[0].labels.shape
+    with TruthWriter(path, len(truths), (w, h), params=params) as tw:
+        for t in truths:
+            tw.add(t)
 
 
 def params_from_dict(d: dict) -> PhantomParams:

@@ -162,7 +162,7 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..phantom import Phantom, save_truth
+    from ..phantom import Phantom, TruthWriter
 
     ph = Phantom(params)
     w, h = ph.size
@@ -177,64 +177,65 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     nir_w = _FFmpegWriter(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
         "-c:v", "ffv1", "-level", "3", "-coder", "1", "-context", "1", "-g", "1",
         "-slicecrc", "1", "-pix_fmt", "gray16le"])
-    truths = []
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=frames, unit="frame", desc=f"make-sample {w}x{h}", leave=False)
+
+    def num(x):
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+    paths = {}
+    files = []
+    if truth:
+        paths = {"truth": os.path.join(out_dir, f"{name}_truth.npz"),
+                 "truth_frames": os.path.join(out_dir, f"{name}_truth_frames.csv"),
+                 "truth_lesions": os.path.join(out_dir, f"{name}_truth_lesions.csv")}
+        tw = TruthWriter(paths["truth"], frames, (w, h), params=ph.params)
+        files = [open(paths["truth_frames"], "w", newline=""), open(paths["truth_lesions"], "w", newline="")]
+        fw, lw = csv.writer(files[0]), csv.writer(files[1])
+        fw.writerow(["frame", "time_s", "gain", "exposure_ms", "scale", "lesions_visible",
+                     "target_intensity", "background_intensity", "tbr", "rim_area_px",
+                     "duct_px", "gallbladder_px", "instrument_px", "specular_px"])
+        lw.writerow(["frame", "time_s", "lesion_id", "center_x", "center_y", "rim_width_mm",
+                     "completeness", "target_intensity", "background_intensity", "tbr",
+                     "rim_area_px", "core_radius_mm", "blur_sigma_mm", "depth_mm", "target_tbr"])
     t0 = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
-            for pair in pool.map(ph.frame, range(frames)):
+            for i, pair in enumerate(pool.map(ph.frame, range(frames))):
                 wl_w.write(pair.wl)
                 nir_w.write(pair.nir.astype("<u2", copy=False))
                 if truth:
-                    truths.append(pair.truth)
+                    t = pair.truth
+                    tw.add(t)
+                    vis = [lt for lt in t.lesions if lt.rim_area_px > 0]
+                    fw.writerow([i, num(i / fps), num(t.gain), num(t.exposure_ms), num(t.scale), len(vis),
+                                 num(t.target_intensity), num(t.background_intensity), num(t.tbr),
+                                 sum(lt.rim_area_px for lt in vis), int(t.duct_mask.sum()),
+                                 int(t.gallbladder_mask.sum()), int(t.instrument_mask.sum()),
+                                 int(t.specular_mask.sum())])
+                    for lt in t.lesions:
+                        lw.writerow([i, num(i / fps), lt.id, num(lt.center_xy[0]), num(lt.center_xy[1]),
+                                     num(lt.rim_width_mm), num(lt.completeness), num(lt.target_intensity),
+                                     num(lt.background_intensity), num(lt.tbr), lt.rim_area_px,
+                                     num(lt.core_radius_mm), num(lt.blur_sigma_mm), num(lt.depth_mm),
+                                     num(lt.target_tbr)])
                 if bar is not None:
                     bar.update(1)
+        if truth:
+            tw.close()
     finally:
         if bar is not None:
             bar.close()
+        for f in files:
+            f.close()
         wl_w.close()
         nir_w.close()
     elapsed = time.perf_counter() - t0
     summary = {"wl": wl_path, "nir": nir_path, "frames": frames, "size": [w, h], "fps": fps,
-               "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px}
-    if truth:
-        npz = os.path.join(out_dir, f"{name}_truth.npz")
-        save_truth(npz, truths, params=ph.params)
-        fpath = os.path.join(out_dir, f"{name}_truth_frames.csv")
-        lpath = os.path.join(out_dir, f"{name}_truth_lesions.csv")
-
-        def num(x):
-            return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
-
-        with open(fpath, "w", newline="") as f:
-            wr = csv.writer(f)
-            wr.writerow(["frame", "time_s", "gain", "exposure_ms", "scale", "lesions_visible",
-                         "target_intensity", "background_intensity", "tbr", "rim_area_px",
-                         "duct_px", "gallbladder_px", "instrument_px", "specular_px"])
-            for i, t in enumerate(truths):
-                vis = [lt for lt in t.lesions if lt.rim_area_px > 0]
-                wr.writerow([i, num(i / fps), num(t.gain), num(t.exposure_ms), num(t.scale), len(vis),
-                             num(t.target_intensity), num(t.background_intensity), num(t.tbr),
-                             sum(lt.rim_area_px for lt in vis), int(t.duct_mask.sum()),
-                             int(t.gallbladder_mask.sum()), int(t.instrument_mask.sum()),
-                             int(t.specular_mask.sum())])
-        with open(lpath, "w", newline="") as f:
-            wr = csv.writer(f)
-            wr.writerow(["frame", "time_s", "lesion_id", "center_x", "center_y", "rim_width_mm",
-                         "completeness", "target_intensity", "background_intensity", "tbr",
-                         "rim_area_px", "core_radius_mm", "blur_sigma_mm", "depth_mm", "target_tbr"])
-            for i, t in enumerate(truths):
-                for lt in t.lesions:
-                    wr.writerow([i, num(i / fps), lt.id, num(lt.center_xy[0]), num(lt.center_xy[1]),
-                                 num(lt.rim_width_mm), num(lt.completeness), num(lt.target_intensity),
-                                 num(lt.background_intensity), num(lt.tbr), lt.rim_area_px,
-                                 num(lt.core_radius_mm), num(lt.blur_sigma_mm), num(lt.depth_mm),
-                                 num(lt.target_tbr)])
-        summary.update(truth=npz, truth_frames=fpath, truth_lesions=lpath)
+               "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px, **paths}
     if cal_dir is not None:
         summary["profile"] = write_profile(ph, cal_dir)
     return summary
