@@ -684,11 +684,7 @@ class MainWindow(QMainWindow):
                 self.notify("help overlay unavailable", error=True)
                 return
             self.help = cls(self.shortcuts(), self)
-        if self.help.isVisible():
-            self.help.hide()
-        else:
-            self.help.show()
-            self.help.raise_()
+        self.help.toggle()
 
     def _on_escape(self) -> None:
         if self.view.drawing:
