@@ -33,28 +33,32 @@ CHI2_1_MEDIAN = 0.454936423119572
 
 
 @njit(inline="always", fastmath=True, nogil=True)
-def _display_pixel(wl, out, y, x, f, s, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, N1):
-    """Write display pixel (y, x) of ``out`` for filtered value ``f`` (saturated: ``s``)."""
+def _display_pixel(wl2, out2, y, x, f, s, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, N1):
+    """Write display pixel (y, x) for filtered value ``f`` (saturated: ``s``).
+
+    ``wl2`` and ``out2`` are (H, W*3) views: plain 2-D indexing keeps this tight.
+    """
     i = int(min(max((f - lo) * idx_scale, np.float32(0.0)), N1))
+    j = 3 * x
     if show_sat and s:
-        out[y, x, 0] = sat_bgr[0]
-        out[y, x, 1] = sat_bgr[1]
-        out[y, x, 2] = sat_bgr[2]
+        out2[y, j] = sat_bgr[0]
+        out2[y, j + 1] = sat_bgr[1]
+        out2[y, j + 2] = sat_bgr[2]
     elif blend:
         a = alut[i]
-        if a == 0:
-            out[y, x, 0] = wl[y, x, 0]
-            out[y, x, 1] = wl[y, x, 1]
-            out[y, x, 2] = wl[y, x, 2]
+        if a == 0:  # transparent: most of the liver, cheap path
+            out2[y, j] = wl2[y, j]
+            out2[y, j + 1] = wl2[y, j + 1]
+            out2[y, j + 2] = wl2[y, j + 2]
         else:
             ia = 256 - a
-            out[y, x, 0] = (np.int32(wl[y, x, 0]) * ia + np.int32(lut[i, 0]) * a + 128) >> 8
-            out[y, x, 1] = (np.int32(wl[y, x, 1]) * ia + np.int32(lut[i, 1]) * a + 128) >> 8
-            out[y, x, 2] = (np.int32(wl[y, x, 2]) * ia + np.int32(lut[i, 2]) * a + 128) >> 8
+            out2[y, j] = (np.int32(wl2[y, j]) * ia + np.int32(lut[i, 0]) * a + 128) >> 8
+            out2[y, j + 1] = (np.int32(wl2[y, j + 1]) * ia + np.int32(lut[i, 1]) * a + 128) >> 8
+            out2[y, j + 2] = (np.int32(wl2[y, j + 2]) * ia + np.int32(lut[i, 2]) * a + 128) >> 8
     else:
-        out[y, x, 0] = lut[i, 0]
-        out[y, x, 1] = lut[i, 1]
-        out[y, x, 2] = lut[i, 2]
+        out2[y, j] = lut[i, 0]
+        out2[y, j + 1] = lut[i, 1]
+        out2[y, j + 2] = lut[i, 2]
 
 
 @njit(**_JIT)
@@ -108,6 +112,8 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     rows_per = (H + nchunks - 1) // nchunks
     k2 = k * k
     N1 = np.float32(lut.shape[0] - 1)
+    wl2 = wl.reshape(wl.shape[0], wl.shape[1] * 3)
+    out2 = out.reshape(out.shape[0], out.shape[1] * 3)
     ry0, ry1, rx0, rx1 = roi[0], roi[1], roi[2], roi[3]
     for c in prange(nchunks):
         for b in range(nbins):
@@ -137,9 +143,12 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
                 filt[y, x] = f
                 sat[y, x] = s
                 nsat += s
-                if do_composite:
-                    _display_pixel(wl, out, y, x, f, s, lo, idx_scale, lut, alut, sat_bgr,
-                                   blend, show_sat, N1)
+            if do_composite:
+                # second sweep over the row while it is still in L1: the loop
+                # above stays free of table look-ups and can vectorise
+                for x in range(W):
+                    _display_pixel(wl2, out2, y, x, filt[y, x], sat[y, x], lo, idx_scale, lut,
+                                   alut, sat_bgr, blend, show_sat, N1)
             if y % step == 0 and y >= ry0 and y < ry1:
                 for x in range(rx0, rx1, step):
                     b = int(filt[y, x] * hist_scale)
@@ -185,39 +194,17 @@ def composite_pass(wl, nir, sat, valid, lo, idx_scale, lut, alut, sat_bgr, blend
     out : (H, W, 3) uint8 BGR, written
     """
     H, W = nir.shape
-    N = lut.shape[0]
+    N1 = np.float32(lut.shape[0] - 1)
     has_valid = valid.shape[0] == H and valid.shape[1] == W
-    # (H, W*3) views: plain 2-D indexing keeps the inner loop tight
     wl2 = wl.reshape(H, W * 3)
     out2 = out.reshape(H, W * 3)
-    fmax = np.float32(N - 1)
     for y in prange(H):
         for x in range(W):
-            fi = (nir[y, x] - lo) * idx_scale
-            i = int(min(max(fi, np.float32(0.0)), fmax))
+            f = nir[y, x]
             if has_valid and valid[y, x] == 0:
-                i = 0
-            j = 3 * x
-            if show_sat and sat[y, x] != 0:
-                out2[y, j] = sat_bgr[0]
-                out2[y, j + 1] = sat_bgr[1]
-                out2[y, j + 2] = sat_bgr[2]
-                continue
-            if blend:
-                a = alut[i]
-                if a == 0:  # transparent: most of the liver, cheap path
-                    out2[y, j] = wl2[y, j]
-                    out2[y, j + 1] = wl2[y, j + 1]
-                    out2[y, j + 2] = wl2[y, j + 2]
-                else:
-                    ia = 256 - a
-                    out2[y, j] = (np.int32(wl2[y, j]) * ia + np.int32(lut[i, 0]) * a + 128) >> 8
-                    out2[y, j + 1] = (np.int32(wl2[y, j + 1]) * ia + np.int32(lut[i, 1]) * a + 128) >> 8
-                    out2[y, j + 2] = (np.int32(wl2[y, j + 2]) * ia + np.int32(lut[i, 2]) * a + 128) >> 8
-            else:
-                out2[y, j] = lut[i, 0]
-                out2[y, j + 1] = lut[i, 1]
-                out2[y, j + 2] = lut[i, 2]
+                f = np.float32(-3.0e38)  # outside the NIR view: no signal
+            _display_pixel(wl2, out2, y, x, f, sat[y, x] != 0, lo, idx_scale, lut, alut,
+                           sat_bgr, blend, show_sat, N1)
 
 
 @njit(cache=True, nogil=True)
