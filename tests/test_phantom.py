@@ -185,6 +185,30 @@ def test_motion_moves_scene_and_truth_together(ph):
     assert np.array_equal(sa.rim_mask, sb.rim_mask)
 
 
+def test_noise_is_shot_plus_read_noise():
+    """Frame-to-frame differences of a static scene have the variance the camera model says:
+    shot noise (Poisson in electrons) plus read noise, scaled by the gain; nothing else."""
+    p = PhantomParams(seed=8, size=SIZE, motion=0.0, instrument=False, gain_step_s=None)
+    ph = Phantom(p)
+    a, b = ph.frame(3), ph.frame(4)
+    sig = ph.signal(3)
+    assert np.array_equal(sig, ph.signal(4))  # static: only the noise differs
+    ke, g = p.electrons_per_count, p.gain / p.gain_ref
+    electrons = sig * ph.flat_field() * (p.exposure_ms / p.exposure_ref_ms) * ke
+    for lo, hi in ((15, 40), (40, 80), (200, 4000)):  # parenchyma, brighter, rims and bile
+        sel = (electrons >= lo) & (electrons < hi) & (a.nir < 4095) & (b.nir < 4095)
+        if sel.sum() < 500:
+            continue
+        d = a.nir[sel].astype(np.float64) - b.nir[sel]
+        expect = 2 * (electrons[sel] + p.read_noise_e ** 2).mean() * (g / ke) ** 2 + 2 / 12  # + rounding
+        assert d.var() == pytest.approx(expect, rel=0.1), (lo, hi)
+        assert abs(d.mean()) < 3 * d.std() / np.sqrt(sel.sum())
+    # and the dark-subtracted, flat-corrected mean is the noise-free signal
+    norm = _normalised(ph, a)
+    bright = electrons > 100
+    assert norm[bright].mean() == pytest.approx(sig[bright].mean(), rel=0.01)
+
+
 def test_specular_only_in_white_light():
     ph = Phantom(PhantomParams(seed=2, size=SIZE, n_speculars=(25, 30)))
     pair = ph.frame(0)
