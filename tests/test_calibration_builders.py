@@ -272,3 +272,47 @@ def test_dim_scene_as_dark_refused():
     speckle.flat[rng.choice(speckle.size, size=speckle.size // 30, replace=False)] = 200
     with pytest.raises(CalibrationError, match=r"dark: 3\.\d% of pixels stand out .* not a dark frame"):
         build_dark([f + speckle for f in frames], nir_bits=12)
+
+
+# -- ChArUco -------------------------------------------------------------------
+def test_charuco_registration_pairs_corners_by_id_even_partly_visible():
+    from nirf_overlay.calibration.builders import Charuco, find_charuco
+
+    ch = Charuco(board=(7, 5))
+    sq = 6.0
+    h_true = _h_true("scaled")
+    kw = dict(board=(7, 5), square_mm=sq)
+    poses = [pose_homography((320, 240), 6.0, angle_deg=3, **kw),
+             pose_homography((170, 140), 5.0, angle_deg=12, tilt_deg=20, **kw),
+             pose_homography((470, 140), 5.0, angle_deg=-9, tilt_deg=-15, **kw),
+             pose_homography((170, 350), 5.0, angle_deg=6, perspective=(0.002, -0.003), **kw),
+             pose_homography((560, 400), 5.5, angle_deg=-14, **kw)]  # partly outside the field
+    rng = np.random.default_rng(18)
+    wl_size, nir_size = (640, 480), (540, 400)
+    pairs = [render_pair(p, h_true, wl_size=wl_size, nir_size=nir_size, square_mm=sq, rng=rng,
+                         charuco=ch) for p in poses]
+    ids, corners = find_charuco(pairs[4][0], ch)
+    assert 8 <= len(ids) < 35  # the last board is only partly in view, and still used
+    reg = build_registration(pairs, square_mm=sq, charuco=ch, min_poses=5)
+    assert reg.poses == 5
+    ys, xs = np.mgrid[0:wl_size[1]:8, 0:wl_size[0]:8]
+    grid = np.c_[xs.ravel(), ys.ravel()].astype(np.float64)
+    err = np.linalg.norm(apply_homography(reg.homography_wl_to_nir, grid)
+                         - apply_homography(h_true, grid), axis=1)
+    print(f"charuco: field max {err.max():.3f} px, RMS {reg.rms_px:.3f} px, "
+          f"mm_per_px error {100 * (reg.mm_per_px * 6.0 - 1):+.3f}%")
+    assert err.max() < 0.5
+    assert abs(reg.mm_per_px * 6.0 - 1) < 0.01
+    # no board in the white light: refused, naming the ChArUco board
+    with pytest.raises(CalibrationError, match="no 7x5 ChArUco board"):
+        build_registration([(np.full((480, 640, 3), 90, np.uint8), pairs[0][1])], charuco=ch)
+
+
+def test_charuco_bad_dictionary_refused():
+    from nirf_overlay.calibration.builders import Charuco
+
+    with pytest.raises(CalibrationError, match=r"--dictionary: 'DICT_9X9_1' is not an OpenCV ArUco"):
+        Charuco(dictionary="DICT_9X9_1").cv_board()
+    with pytest.raises(CalibrationError, match=r"--dictionary: DICT_4X4_50 has 50 markers, a 15x12 "
+                                               r"board needs 104"):
+        Charuco(board=(15, 12), dictionary="DICT_4X4_50").cv_board()

@@ -172,3 +172,31 @@ def test_bad_inputs_one_line(data):
     r = _run("register", "--wl", data["wl"], "--nir", data["nir"], "--board", "9by6",
              "--out", str(data["dir"] / "x" / "r.json"))
     assert r.returncode == 2 and "COLSxROWS" in r.stderr
+
+
+def test_register_charuco(tmp_path):
+    from nirf_overlay.calibration.builders import Charuco
+
+    ch = Charuco(board=(7, 5), dictionary="DICT_4X4_50")
+    kw = dict(board=(7, 5), square_mm=6.0)
+    poses = [pose_homography((320, 240), 6.0, **kw),
+             pose_homography((170, 140), 5.0, angle_deg=12, tilt_deg=20, **kw),
+             pose_homography((470, 330), 5.0, angle_deg=-9, tilt_deg=-15, **kw)]
+    rng = np.random.default_rng(22)
+    pairs = [render_pair(p, H_TRUE, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0, rng=rng,
+                         charuco=ch) for p in poses]
+    wl = _write(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
+    nir = _write(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+    out = str(tmp_path / "ch.json")
+    r = _run("register", "--wl", wl, "--nir", nir, "--charuco", "--board", "7x5",
+             "--dictionary", "DICT_4X4_50", "--square-mm", "6", "--out", out)
+    assert r.returncode == 0, r.stderr
+    cal = load_profile(out)
+    ys, xs = np.mgrid[0:480:10, 0:640:10]
+    grid = np.c_[xs.ravel(), ys.ravel()].astype(float)
+    err = np.linalg.norm(apply_homography(cal.homography_wl_to_nir, grid)
+                         - apply_homography(H_TRUE, grid), axis=1)
+    assert err.max() < 0.5 and abs(cal.mm_per_px * 6.0 - 1) < 0.01
+    r = _run("register", "--wl", wl, "--nir", nir, "--charuco", "--dictionary", "DICT_7X7_0",
+             "--out", out)
+    _one_line_error(r, r"--dictionary: 'DICT_7X7_0' is not an OpenCV ArUco dictionary")

@@ -158,3 +158,31 @@ def test_bad_source_reported_in_dialog(qtbot, make_dialog, tmp_path):
     dlg = make_dialog(SourceSpec(nir=str(tmp_path / "none" / "%04d.tiff")))
     qtbot.waitUntil(lambda: "no such folder" in dlg.status.text(), timeout=WAIT_MS)
     assert not dlg.capture_button.isEnabled()
+
+
+def test_register_charuco_in_dialog(qtbot, make_dialog, tmp_path):
+    from nirf_overlay.calibration.builders import Charuco
+
+    ch = Charuco(board=(7, 5))
+    h_true = np.array([[0.92, 0.02, 10.0], [-0.015, 0.93, 8.0], [2e-5, -1e-5, 1.0]])
+    kw = dict(board=(7, 5), square_mm=6.0)
+    poses = [pose_homography((320, 240), 6.0, **kw),
+             pose_homography((170, 140), 5.0, angle_deg=12, tilt_deg=20, **kw),
+             pose_homography((470, 330), 5.0, angle_deg=-9, tilt_deg=-15, **kw)]
+    rng = np.random.default_rng(33)
+    pairs = [render_pair(p, h_true, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0, rng=rng,
+                         charuco=ch) for p in poses]
+    wl = _write(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
+    nir = _write(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+    dlg = make_dialog(SourceSpec(wl=wl, nir=nir, nir_bits=12), profile_path=str(tmp_path / "c.json"))
+    dlg.set_step("register")
+    dlg.board_cols.setValue(7)
+    dlg.board_rows.setValue(5)
+    dlg.charuco.setChecked(True)
+    qtbot.waitUntil(lambda: dlg.read_corners.text().startswith("WL 35/35"), timeout=WAIT_MS)
+    dlg.square_mm.setValue(6.0)
+    _capture(qtbot, dlg, "register", 3)
+    assert dlg._state.status == "done", dlg.status.text()
+    dlg.save_button.click()
+    cal = load_profile(str(tmp_path / "c.json"))
+    assert abs(cal.mm_per_px * 6.0 - 1) < 0.01

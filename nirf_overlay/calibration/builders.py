@@ -42,7 +42,7 @@ from ..errors import CalibrationError
 __all__ = [
     "FrameStats", "DarkResult", "FlatResult", "Registration",
     "build_dark", "build_flat", "build_registration",
-    "find_corners", "nir_quality", "to_gray8", "board_object_points",
+    "find_corners", "find_charuco", "Charuco", "nir_quality", "to_gray8", "board_object_points",
 ]
 
 DARK_MAX_LEVEL = 1.0 / 8.0
@@ -432,6 +432,70 @@ def board_object_points(board: tuple[int, int], square_mm: float) -> np.ndarray:
     return np.stack([j.ravel() * square_mm, i.ravel() * square_mm], axis=1).astype(np.float64)
 
 
+@dataclass(frozen=True)
+class Charuco:
+    """A ChArUco board: a checkerboard whose white squares carry ArUco markers.
+
+    Every corner it yields has an id, so the two channels' corners pair by id
+    (no ordering ambiguity) and a partly visible board still counts.
+
+    Attributes
+    ----------
+    board : (cols, rows)
+        Inner corners, as for the plain checkerboard: the board has
+        ``(cols + 1) x (rows + 1)`` squares.
+    marker_ratio : float
+        Marker side over square side (as printed).
+    dictionary : str
+        OpenCV ArUco dictionary name, e.g. ``"DICT_5X5_100"``.
+    """
+
+    board: tuple = (9, 6)
+    marker_ratio: float = 0.75
+    dictionary: str = "DICT_5X5_100"
+
+    def cv_board(self, square: float = 1.0):
+        import cv2
+
+        name = self.dictionary.upper()
+        if not name.startswith("DICT_") or not hasattr(cv2.aruco, name):
+            raise CalibrationError(f"--dictionary: {self.dictionary!r} is not an OpenCV ArUco "
+                                   "dictionary (e.g. DICT_5X5_100, DICT_4X4_50)")
+        if not (0.1 <= self.marker_ratio <= 0.95):
+            raise CalibrationError(f"--marker-ratio: {self.marker_ratio} is outside 0.1..0.95")
+        d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))
+        cols, rows = self.board
+        needed = ((cols + 1) * (rows + 1)) // 2
+        if needed > d.bytesList.shape[0]:
+            raise CalibrationError(f"--dictionary: {self.dictionary} has {d.bytesList.shape[0]} "
+                                   f"markers, a {cols}x{rows} board needs {needed}")
+        return cv2.aruco.CharucoBoard((cols + 1, rows + 1), square, square * self.marker_ratio, d)
+
+    def detector(self):
+        import cv2
+
+        return cv2.aruco.CharucoDetector(self.cv_board())
+
+
+MIN_CHARUCO_CORNERS = 8
+
+
+def find_charuco(image: np.ndarray, spec: Charuco, detector=None):
+    """Ids and subpixel positions of the ChArUco corners found, or None.
+
+    Returns
+    -------
+    (ids (N,) int, corners (N, 2) float64) or None
+        Ids number the inner corners row by row, as :func:`board_object_points`.
+    """
+    det = detector or spec.detector()
+    corners, ids, _, _ = det.detectBoard(to_gray8(image))
+    if ids is None or len(ids) < MIN_CHARUCO_CORNERS:
+        return None
+    order = np.argsort(ids.ravel())
+    return ids.ravel()[order].astype(np.int64), corners.reshape(-1, 2)[order].astype(np.float64)
+
+
 def _orderings(board: tuple[int, int]):
     """Index permutations of a detected grid that are the same board turned or mirrored."""
     cols, rows = board
@@ -541,7 +605,7 @@ class Registration:
         return s
 
 
-def _first_pose_scale(wl_corners: np.ndarray, board, square_mm: float):
+def _first_pose_scale(wl_corners: np.ndarray, obj: np.ndarray):
     """(mm_per_px, anisotropy) from the board-to-WL homography's Jacobian at the board centre.
 
     The larger principal scale is used: a small tilt shortens only the other
@@ -549,7 +613,6 @@ def _first_pose_scale(wl_corners: np.ndarray, board, square_mm: float):
     """
     import cv2
 
-    obj = board_object_points(board, square_mm)
     hb, _ = cv2.findHomography(obj, wl_corners, 0)
     if hb is None:
         raise CalibrationError("register: first pose: board-to-image fit failed")
@@ -577,7 +640,8 @@ def build_registration(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *,
                        board: tuple[int, int] = (9, 6), square_mm: Optional[float] = None,
                        max_rms_px: float = MAX_RMS_PX, min_poses: int = 1,
                        min_motion_px: float = MIN_POSE_MOTION_PX,
-                       max_anisotropy: float = MAX_ANISOTROPY) -> Registration:
+                       max_anisotropy: float = MAX_ANISOTROPY,
+                       charuco: Optional[Charuco] = None) -> Registration:
     """WL-to-NIR homography (and mm per pixel) from a checkerboard in several poses.
 
     Parameters
@@ -599,6 +663,9 @@ def build_registration(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *,
         A pair counts as a new pose only when its WL corners moved this much
         (mean) from every pose already taken, so a board held still for many
         frames does not outweigh the others.
+    charuco : Charuco, optional
+        Use a ChArUco board (its ``board`` replaces ``board``): corners pair
+        by id, and a pose counts when at least 8 corners are seen in both.
 
     Returns
     -------
@@ -612,48 +679,77 @@ def build_registration(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *,
     """
     import cv2
 
+    if charuco is not None:
+        board = tuple(charuco.board)
     cols, rows = board
     if cols < 2 or rows < 2:
         raise CalibrationError(f"--board: {cols}x{rows}: need at least 2x2 inner corners")
     if square_mm is not None and not (0 < square_mm < 1000):
         raise CalibrationError(f"--square-mm: {square_mm} is outside (0, 1000) mm")
+    detector = charuco.detector() if charuco is not None else None
+    all_ids = np.arange(cols * rows)
+    obj_all = board_object_points(board, square_mm or 1.0)
     wl_all, nir_all, outlines, taken = [], [], [], []
     frames = 0
     wl_size = None
     first_scale = None
-    seen_wl = seen_nir = 0
+    seen_wl = 0
+
+    def moved(ids, pts) -> bool:
+        # mean displacement over the corners this pose shares with each earlier one
+        for t_ids, t_pts in taken:
+            common, a, b = np.intersect1d(ids, t_ids, return_indices=True)
+            if len(common) and float(np.mean(np.linalg.norm(pts[a] - t_pts[b], axis=1))) < min_motion_px:
+                return False
+        return True
+
     for wl, nir in pairs:
         frames += 1
         if wl_size is None:
             wl_size = (wl.shape[1], wl.shape[0])
-        cw = find_corners(wl, board)
-        if cw is None:
+        if detector is None:
+            cw = find_corners(wl, board)
+            found_wl = None if cw is None else (all_ids, cw)
+        else:
+            found_wl = find_charuco(wl, charuco, detector)
+        if found_wl is None:
             continue
         seen_wl += 1
-        if taken and min(float(np.mean(np.linalg.norm(cw - t, axis=1))) for t in taken) < min_motion_px:
+        if not moved(*found_wl):
             continue
-        cn = find_corners(nir, board)
-        if cn is None:
-            continue
-        seen_nir += 1
-        taken.append(cw)
+        if detector is None:
+            cn = find_corners(nir, board)
+            if cn is None:
+                continue
+            ids, cw = found_wl
+        else:
+            found_nir = find_charuco(nir, charuco, detector)
+            if found_nir is None:
+                continue
+            # pair the channels by corner id
+            ids, a, b = np.intersect1d(found_wl[0], found_nir[0], return_indices=True)
+            if len(ids) < MIN_CHARUCO_CORNERS:
+                continue
+            cw, cn = found_wl[1][a], found_nir[1][b]
+        taken.append(found_wl)
         wl_all.append(cw)
         nir_all.append(cn)
-        grid = cw.reshape(rows, cols, 2)
-        outlines.append(np.array([grid[0, 0], grid[0, -1], grid[-1, -1], grid[-1, 0]]))
+        outlines.append(cv2.convexHull(cw.astype(np.float32)).reshape(-1, 2))
         if first_scale is None and square_mm is not None:
-            first_scale = _first_pose_scale(cw, board, square_mm)
+            first_scale = _first_pose_scale(cw, obj_all[ids])
     if not wl_all:
+        kind = "ChArUco board" if charuco is not None else "checkerboard"
         where = ("in the white light" if seen_wl == 0 else "in the NIR of any frame where white "
                  "light shows it")
         raise CalibrationError(
-            f"register: no corners found: no {cols}x{rows} checkerboard {where} "
+            f"register: no corners found: no {cols}x{rows} {kind} {where} "
             f"({frames} frames); check --board (inner corners) and focus/lighting")
     if len(wl_all) < min_poses:
         raise CalibrationError(
             f"register: only {len(wl_all)} distinct pose(s) with the board in both channels, "
             f"need {min_poses}; move or tilt the board between captures")
-    nir_all = _resolve_orderings(wl_all, nir_all, board)
+    if charuco is None:
+        nir_all = _resolve_orderings(wl_all, nir_all, board)
     src = np.concatenate(wl_all)
     dst = np.concatenate(nir_all)
     h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0, maxIters=5000, confidence=0.999)

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import NirfError
 from .builders import (
     FLAT_MAX_SATURATED, FLAT_MIN_SIGNAL, build_dark, build_flat, build_registration,
-    find_corners, nir_quality, to_gray8,
+    find_charuco, find_corners, nir_quality, to_gray8,
 )
 
 __all__ = ["CalibrationGrabber", "GrabberState", "STEPS"]
@@ -81,6 +81,8 @@ class CalibrationGrabber:
         self._state = GrabberState()
         self._step = "dark"
         self._board = (9, 6)
+        self._charuco = None
+        self._charuco_detector = None
         self._request = None  # (step, n, options) while capturing
         self._frames: list = []
         self._last_corners = 0.0
@@ -104,10 +106,16 @@ class CalibrationGrabber:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def set_mode(self, step: str, board=(9, 6)) -> None:
-        """What the readouts should measure (corners only in register mode)."""
+    def set_mode(self, step: str, board=(9, 6), charuco=None) -> None:
+        """What the readouts should measure (corners only in register mode).
+
+        ``charuco`` (a :class:`~nirf_overlay.calibration.builders.Charuco`)
+        switches the corner readout to ChArUco detection.
+        """
         with self._lock:
             self._step, self._board = step, tuple(board)
+            self._charuco = charuco
+            self._charuco_detector = None
             self._corner_cache = (None, None)
 
     def capture(self, step: str, n: int, **options) -> None:
@@ -196,7 +204,7 @@ class CalibrationGrabber:
 
     def _on_frame(self, cap, request) -> None:
         with self._lock:
-            step, board = self._step, self._board
+            step, board, charuco = self._step, self._board, self._charuco
             seen = self._state.frames_seen + 1
         q = nir_quality(cap.nir, cap.nir_bits)
         readouts = dict(q)
@@ -205,7 +213,7 @@ class CalibrationGrabber:
             now = time.monotonic()
             if now - self._last_corners >= CORNER_INTERVAL_S:
                 self._last_corners = now
-                self._corner_cache = (find_corners(cap.wl, board), find_corners(cap.nir, board))
+                self._corner_cache = self._find(cap, board, charuco)
             corners = self._corner_cache
             readouts["corners_expected"] = board[0] * board[1]
             readouts["corners_wl"] = 0 if corners[0] is None else len(corners[0])
@@ -217,6 +225,19 @@ class CalibrationGrabber:
             self._set(captured=len(self._frames))
             if len(self._frames) >= request[1]:
                 self._finish_capture()
+
+    def _find(self, cap, board, charuco):
+        """(WL corners, NIR corners), each (N, 2) or None."""
+        if charuco is None:
+            return find_corners(cap.wl, board), find_corners(cap.nir, board)
+        try:
+            if self._charuco_detector is None:
+                self._charuco_detector = charuco.detector()
+        except NirfError as e:
+            self._set(message=str(e))
+            return None, None
+        found = [find_charuco(img, charuco, self._charuco_detector) for img in (cap.wl, cap.nir)]
+        return tuple(None if f is None else f[1] for f in found)
 
     def _finish_capture(self) -> None:
         with self._lock:
@@ -258,10 +279,11 @@ def _preview(cap, register: bool, board, corners) -> np.ndarray:
     if not register or cap.wl is None:
         return nir_bgr
     wl = cap.wl.copy()
-    if corners[0] is not None:
-        cv2.drawChessboardCorners(wl, board, corners[0].astype(np.float32).reshape(-1, 1, 2), True)
-    if corners[1] is not None:
-        cv2.drawChessboardCorners(nir_bgr, board, corners[1].astype(np.float32).reshape(-1, 1, 2), True)
+    for img, pts in ((wl, corners[0]), (nir_bgr, corners[1])):
+        if pts is None:
+            continue
+        full = len(pts) == board[0] * board[1]
+        cv2.drawChessboardCorners(img, board, pts.astype(np.float32).reshape(-1, 1, 2), full)
     if nir_bgr.shape[0] != wl.shape[0]:
         scale = wl.shape[0] / nir_bgr.shape[0]
         nir_bgr = cv2.resize(nir_bgr, (int(round(nir_bgr.shape[1] * scale)), wl.shape[0]))

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 __all__ = [
-    "pose_homography", "render_checkerboard", "render_pair", "vignetting",
+    "pose_homography", "render_checkerboard", "render_charuco", "render_pair", "vignetting",
     "dark_frames", "flat_frames", "apply_homography",
 ]
 
@@ -100,6 +100,40 @@ def render_checkerboard(h_board_to_img: np.ndarray, size, *, board=(9, 6), squar
     return (acc / supersample ** 2).astype(np.float32)
 
 
+def render_charuco(h_board_to_img: np.ndarray, size, *, charuco=None, square_mm: float = 5.0,
+                   supersample: int = 4, background: float = 0.55, texture_px_per_mm: float = 24.0):
+    """A ChArUco board (``Charuco`` spec) rendered through ``h_board_to_img``, in [0, 1].
+
+    Board coordinates as in :func:`render_checkerboard`: inner corner (i, j)
+    at ``(j, i) * square_mm``, so corner id ``k`` is at ``(k % cols, k // cols)``.
+    The board texture comes from OpenCV (``CharucoBoard.generateImage``) with a
+    white margin of one square; it is warped at ``supersample`` times the
+    resolution and area-averaged down.
+    """
+    import cv2
+
+    from .builders import Charuco
+
+    charuco = charuco or Charuco()
+    cols, rows = charuco.board
+    t = texture_px_per_mm
+    margin = int(round(square_mm * t))
+    tex = charuco.cv_board(square_mm).generateImage(
+        (int(round((cols + 3) * square_mm * t)), int(round((rows + 3) * square_mm * t))),
+        marginSize=margin)
+    tex = (0.05 + 0.9 * tex.astype(np.float32) / 255.0)
+    # texture pixel u (centre) <-> board mm (u + 0.5) / t - 2 * square (margin + first square)
+    tex_to_board = np.array([[1 / t, 0, 0.5 / t - 2 * square_mm],
+                             [0, 1 / t, 0.5 / t - 2 * square_mm], [0, 0, 1]], float)
+    ss = int(supersample)
+    to_hi = np.array([[ss, 0, (ss - 1) / 2], [0, ss, (ss - 1) / 2], [0, 0, 1]], float)
+    w, h = size
+    hi = cv2.warpPerspective(tex, to_hi @ h_board_to_img @ tex_to_board, (w * ss, h * ss),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=float(background))
+    return cv2.resize(hi, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def vignetting(size, *, strength: float = 0.45, center=None) -> np.ndarray:
     """Smooth radial fall-off normalised to mean 1, (H, W) float32.
 
@@ -148,7 +182,7 @@ def render_pair(h_pose: np.ndarray, h_wl_to_nir: np.ndarray, *, wl_size, nir_siz
                 board=(9, 6), square_mm: float = 5.0, rng=None, blur_px: float = 0.7,
                 wl_noise: float = 2.0, nir_level: float = 1800.0, nir_dark: float = 100.0,
                 nir_noise: float = 12.0, full_scale: int = 4095,
-                nir_vignette: Optional[np.ndarray] = None):
+                nir_vignette: Optional[np.ndarray] = None, charuco=None):
     """One WL/NIR pair of a board in pose ``h_pose`` (board mm -> WL px).
 
     Returns
@@ -159,13 +193,18 @@ def render_pair(h_pose: np.ndarray, h_wl_to_nir: np.ndarray, *, wl_size, nir_siz
     import cv2
 
     rng = rng or np.random.default_rng(0)
-    g = render_checkerboard(h_pose, wl_size, board=board, square_mm=square_mm)
+    def render(hm, size):
+        if charuco is not None:
+            return render_charuco(hm, size, charuco=charuco, square_mm=square_mm)
+        return render_checkerboard(hm, size, board=board, square_mm=square_mm)
+
+    g = render(h_pose, wl_size)
     if blur_px:
         g = cv2.GaussianBlur(g, (0, 0), blur_px)
     tint = np.array([0.85, 0.9, 1.0], np.float32)  # B, G, R
     wl = g[..., None] * tint * 235 + 10 + wl_noise * rng.standard_normal(g.shape + (3,))
     wl = np.clip(np.rint(wl), 0, 255).astype(np.uint8)
-    n = render_checkerboard(h_wl_to_nir @ h_pose, nir_size, board=board, square_mm=square_mm)
+    n = render(h_wl_to_nir @ h_pose, nir_size)
     if blur_px:
         n = cv2.GaussianBlur(n, (0, 0), blur_px * 1.4)  # NIR optics are a little softer
     if nir_vignette is not None:

@@ -78,6 +78,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         if name == "register":
             g.add_argument("--board", type=_board, default=(9, 6), metavar="COLSxROWS",
                            help="checkerboard inner corners (default 9x6)")
+            g.add_argument("--charuco", action="store_true",
+                           help="the board is ChArUco (markers in the white squares): corners "
+                                "pair by id and a partly visible board still counts")
+            g.add_argument("--dictionary", default="DICT_5X5_100",
+                           help="ChArUco marker dictionary, an OpenCV name (default DICT_5X5_100)")
+            g.add_argument("--marker-ratio", type=_positive, default=0.75, metavar="R",
+                           help="ChArUco marker side over square side (default 0.75)")
             g.add_argument("--square-mm", type=_positive, metavar="S",
                            help="side of one square in mm; gives mm per pixel from the first pose")
             g.add_argument("--max-rms", type=_positive, default=1.0, metavar="PX",
@@ -89,13 +96,17 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..calibration.builders import build_dark, build_flat, build_registration
+    from ..calibration.builders import Charuco, build_dark, build_flat, build_registration
     from ..calibration.capture import iter_captures, open_calibration_input
     from ..calibration.profile import save_profile
     from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
     from ..sources import spec_from_args
 
     what = f"calibrate {args.step}"
+    charuco = None
+    if args.step == "register" and args.charuco:
+        charuco = Charuco(board=args.board, marker_ratio=args.marker_ratio, dictionary=args.dictionary)
+        charuco.cv_board()  # a bad dictionary or ratio is refused before the source opens
     spec = spec_from_args(args)
     inp = open_calibration_input(spec, need_wl=args.step == "register", what=what)
     with inp:
@@ -125,7 +136,7 @@ def run(args) -> int:
         else:
             res = build_registration(((c.wl, c.nir) for c in frames), board=args.board,
                                      square_mm=args.square_mm, max_rms_px=args.max_rms,
-                                     min_poses=args.min_poses)
+                                     min_poses=args.min_poses, charuco=charuco)
             add_registration(cal, res, working_distance_mm=args.working_distance_mm)
     for w in getattr(res, "warnings", []):
         print(f"nirf-overlay: warning: {w}", file=sys.stderr)

@@ -22,6 +22,7 @@ import numpy as np
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QImage, QPixmap
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
@@ -101,6 +102,13 @@ class CalibrationDialog(QDialog):
             box.setRange(2, 50)
             box.setValue(v)
             box.valueChanged.connect(self._on_board_changed)
+        self.charuco = QCheckBox("ChArUco (markers in the white squares)")
+        self.charuco.toggled.connect(self._on_board_changed)
+        self.dictionary = QComboBox()
+        self.dictionary.setEditable(True)
+        self.dictionary.addItems(["DICT_5X5_100", "DICT_4X4_50", "DICT_4X4_100", "DICT_5X5_250",
+                                  "DICT_6X6_250"])
+        self.dictionary.currentTextChanged.connect(self._on_board_changed)
         self.square_mm = QDoubleSpinBox()
         self.square_mm.setRange(0.0, 500.0)
         self.square_mm.setDecimals(3)
@@ -121,6 +129,11 @@ class CalibrationDialog(QDialog):
         form.addRow(self.board_row_label, board)
         self.square_label = QLabel("Square")
         form.addRow(self.square_label, self.square_mm)
+        self.pattern_label = QLabel("Pattern")
+        pattern = QHBoxLayout()
+        pattern.addWidget(self.charuco)
+        pattern.addWidget(self.dictionary)
+        form.addRow(self.pattern_label, pattern)
 
         self.read_saturation = QLabel("-")
         self.read_signal = QLabel("-")
@@ -201,13 +214,20 @@ class CalibrationDialog(QDialog):
         self.frames.setValue(DEFAULT_FRAMES[step])
         register = step == "register"
         for w in (self.board_row_label, self.board_cols, self.board_rows, self.square_label,
-                  self.square_mm):
+                  self.square_mm, self.pattern_label, self.charuco, self.dictionary):
             w.setVisible(register)
         self.help.setText(_STEP_HELP[step])
-        self._grabber.set_mode(step, self._board())
+        self._grabber.set_mode(step, self._board(), self._charuco_spec())
 
     def _on_board_changed(self, *_):
-        self._grabber.set_mode(self.current_step(), self._board())
+        self._grabber.set_mode(self.current_step(), self._board(), self._charuco_spec())
+
+    def _charuco_spec(self):
+        if not self.charuco.isChecked():
+            return None
+        from ..calibration.builders import Charuco
+
+        return Charuco(board=self._board(), dictionary=self.dictionary.currentText().strip())
 
     def _on_browse(self):
         path, _ = QFileDialog.getSaveFileName(self, "Calibration profile", self.path.text(),
@@ -241,8 +261,11 @@ class CalibrationDialog(QDialog):
                     "hot_pixels": None if base is None else base.hot_pixels}
         if step == "register":
             square = self.square_mm.value() or None
+            charuco = self._charuco_spec()
+            if charuco is not None:
+                charuco.cv_board()  # refuse a bad dictionary here, in the status line
             return {"board": self._board(), "square_mm": square, "max_rms_px": MAX_RMS_PX,
-                    "min_poses": 1 if self.frames.value() < 3 else 3}
+                    "min_poses": 1 if self.frames.value() < 3 else 3, "charuco": charuco}
         return {}
 
     def _base_profile(self):
