@@ -893,8 +893,16 @@ def compact_session(path, *, progress=None) -> int:
     from .session import read_session
 
     session = read_session(path)
-    todo = [seg.nir_file for seg in session.segments
-            if not fmt.is_ffv1(os.path.join(session.path, seg.nir_file))]
+    todo = []
+    for seg in session.segments:
+        full = os.path.join(session.path, seg.nir_file)
+        if not fmt.is_ffv1(full):
+            todo.append(seg.nir_file)
+        elif os.path.exists(full + ".ffv1" + fmt.PART_SUFFIX):  # left by a killed compactor
+            try:
+                os.unlink(full + ".ffv1" + fmt.PART_SUFFIX)
+            except OSError:
+                pass
     done = 0
     for i, name in enumerate(todo, start=1):
         try:
