@@ -1,11 +1,50 @@
-"""`nirf-overlay batch`: not built yet (see the open issues)."""
+"""`nirf-overlay batch`: analyse many recorded sessions on a Dask cluster."""
 
-from ..errors import NirfError
+from __future__ import annotations
 
-
-def add_parser(parser):
-    pass
+import argparse
 
 
-def run(args):
-    raise NirfError("batch: not built yet")
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sessions", nargs="+", metavar="SESSION", help="recorded session directories")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="worker processes of the local cluster (default 2)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--settings", metavar="F", help="settings JSON for every session")
+    parser.add_argument("--calibration", metavar="P",
+                        help="calibration profile for every session (default: each session's own)")
+    parser.add_argument("--chunk-frames", type=int, default=None, metavar="N",
+                        help="frames per task (default 1800, one minute at 30 fps)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    import os
+    import sys
+
+    from ..batch import DEFAULT_CHUNK_FRAMES, run_batch
+    from ..errors import NirfError
+    from ..settings import Settings
+
+    if args.workers < 1:
+        raise NirfError(f"--workers: {args.workers} must be at least 1")
+    if args.chunk_frames is not None and args.chunk_frames < 1:
+        raise NirfError(f"--chunk-frames: {args.chunk_frames} must be at least 1")
+    for s in args.sessions:
+        if not os.path.exists(s):
+            # reported in the summary like any unreadable session, but say it now too
+            print(f"nirf-overlay: warning: {s}: no such directory", file=sys.stderr)
+    settings = Settings.load(args.settings) if args.settings else Settings()
+    out = run_batch(args.sessions, args.out, settings=settings, calibration=args.calibration,
+                    workers=args.workers, scheduler=args.scheduler,
+                    chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,
+                    progress=not args.no_progress and sys.stderr.isatty())
+    failed = [s for s in out["summary"] if s["error"]]
+    for s in failed:
+        print(f"nirf-overlay: warning: {s['error']}", file=sys.stderr)
+    print(f"batch: {len(out['summary']) - len(failed)}/{len(out['summary'])} recordings, "
+          f"{out['frames']} frames in {out['seconds']:.1f} s on {out['workers']} workers "
+          f"({out['fps_per_worker']:.1f} frames/s per worker) -> {out['out_dir']}/report.html")
+    return 1 if failed and len(failed) == len(out["summary"]) else 0

@@ -1,0 +1,149 @@
+"""Batch analysis on a real Dask LocalCluster equals sequential `process`."""
+
+import csv
+import json
+import os
+
+import pytest
+
+from nirf_overlay.batch import plan_chunks, run_batch, warmup_frames
+from nirf_overlay.export import run_process
+from nirf_overlay.phantom import PhantomParams
+from nirf_overlay.processing.pipeline import Pipeline
+from nirf_overlay.recording import Recorder
+from nirf_overlay.recording.session import SessionSource
+from nirf_overlay.settings import Settings
+from nirf_overlay.sources.phantom_source import PhantomSource
+
+SIZE = (320, 180)
+FRAMES = 150
+
+
+def _record(path, seed):
+    src = PhantomSource(PhantomParams(seed=seed, size=SIZE, fps=30.0), frames=FRAMES)
+    rec = Recorder(str(path), src.info, Settings(), src.phantom.calibration(),
+                   min_free_bytes=0, stop_free_bytes=0, compact=False)
+    with src:
+        for pair in src:
+            assert rec.submit(pair, block=True)
+    status = rec.stop()
+    assert status.frames_written == FRAMES
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sessions")
+    return [_record(root / f"case{seed}", seed) for seed in (3, 4, 5)]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def _fast_settings():
+    """Shorter temporal memory than the defaults, so a short recording needs
+    a warm-up short enough to cut it into several chunks."""
+    s = Settings()
+    s.set("levels.smoothing", 0.6)
+    s.set("normalise.temporal_alpha", 0.5)
+    return s
+
+
+def _sequential(session, out):
+    with SessionSource(session) as src:
+        pipeline = Pipeline(_fast_settings(), src.recorded_calibration)
+        run_process(src, pipeline, out, video=False, progress=False)
+    return out
+
+
+def test_plan_chunks_cover_every_frame_once():
+    chunks = plan_chunks("s", 1000, 240, 30)
+    assert [c.start for c in chunks] == [0, 240, 480, 720, 960]
+    assert chunks[-1].stop == 1000
+    assert all(c.warm_start == max(0, c.start - 30) for c in chunks)
+    # the default display-level smoothing (0.9) remembers longest
+    assert warmup_frames(Settings()) >= 250
+
+
+def test_batch_equals_sequential_process(sessions, client, tmp_path):
+    out = tmp_path / "batch"
+    settings = _fast_settings()
+    assert warmup_frames(settings) < 70
+    # chunks of 50 frames: every session is cut in three, so ids and state cross chunks
+    result = run_batch(sessions, str(out), settings=settings, client=client, chunk_frames=50,
+                       progress=False)
+    assert result["frames"] == 3 * FRAMES
+    for session in sessions:
+        name = os.path.basename(session)
+        seq = _sequential(session, str(tmp_path / f"seq-{name}"))
+        for table in ("metrics.csv", "rims.csv"):
+            got = _read(out / name / table)
+            want = _read(os.path.join(seq, table))
+            assert len(got) == len(want)
+            assert got == want, f"{name}/{table} differs from sequential process"
+        rows = _read(out / name / "metrics.csv")
+        assert any(r[2] not in ("", "0") for r in rows[1:]), "no rim found at all"
+    print("chunks re-run:", [s["chunks_rerun"] for s in result["summary"]])
+    for name in ("study_frames.parquet", "study_frames.csv", "summary.csv", "report.html"):
+        assert (out / name).stat().st_size > 0
+    import pandas as pd
+
+    study = pd.read_parquet(out / "study_frames.parquet")
+    assert len(study) == 3 * FRAMES
+    assert set(study["session"]) == {os.path.basename(s) for s in sessions}
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<table>" in html
+
+
+def test_corrupt_session_is_reported_and_others_complete(sessions, client, tmp_path):
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "session.json").write_text("{ not json")
+    out = tmp_path / "batch"
+    result = run_batch([sessions[0], str(bad)], str(out), client=client,
+                       chunk_frames=40, progress=False)
+    by_name = {s["session"]: s for s in result["summary"]}
+    assert by_name["broken"]["error"] and "broken" in by_name["broken"]["error"]
+    assert by_name[os.path.basename(sessions[0])]["error"] == ""
+    assert by_name[os.path.basename(sessions[0])]["frames"] == FRAMES
+    summary = _read(out / "summary.csv")
+    assert len(summary) == 3
+
+
+def test_batch_cli_local_cluster(sessions, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    p = subprocess.run([sys.executable, "-m", "nirf_overlay", "batch", sessions[1],
+                        "--out", str(out), "--workers", "1", "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "frames/s per worker" in p.stdout
+    assert (out / os.path.basename(sessions[1]) / "metrics.csv").exists()
+
+
+def test_batch_cli_bad_input_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "nirf_overlay", "batch", str(tmp_path),
+                        "--out", str(tmp_path / "o"), "--workers", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "--workers" in p.stderr
