@@ -160,7 +160,8 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     -------
     dict: ms_per_frame_median, ms_per_frame_p99, fps, size, frames, stages
     (median ms per stage), plain_ms_per_frame_median, plain_ms_per_frame_p99,
-    speedup, first_frame_ms, construct_ms, threads
+    speedup, cpu_ms_per_frame and plain_cpu_ms_per_frame (process CPU time per
+    frame, all threads), first_frame_ms, construct_ms, threads
     """
     import numba
 
@@ -176,6 +177,7 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         pipe.process(p)
     timed = pairs[warmup:] if len(pairs) > warmup else pairs
     times, stages = [], {}
+    cpu0 = _cpu_seconds()
     for p in timed:
         t = time.perf_counter()
         r = pipe.process(p)
@@ -184,15 +186,18 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
             stages.setdefault(k, []).append(v)
         if progress:
             progress()
+    cpu_ms = (_cpu_seconds() - cpu0) * 1e3 / len(timed)
     med, p99 = _stats(times)
     plain = PlainPipeline(settings.copy(), calibration)
     sub = timed if plain_frames is None else timed[:max(1, plain_frames)]
     plain.process(sub[0])  # first call allocates; not timed
     ptimes = []
+    cpu0 = _cpu_seconds()
     for p in sub:
         t = time.perf_counter()
         plain.process(p)
         ptimes.append((time.perf_counter() - t) * 1e3)
+    plain_cpu_ms = (_cpu_seconds() - cpu0) * 1e3 / len(sub)
     pmed, pp99 = _stats(ptimes)
     h, w = pairs[0].wl.shape[:2]
     return {
@@ -201,9 +206,22 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         "stages": {k: round(float(np.median(v)), 3) for k, v in stages.items()},
         "plain_ms_per_frame_median": round(pmed, 3), "plain_ms_per_frame_p99": round(pp99, 3),
         "plain_frames": len(sub), "speedup": round(pmed / med, 1) if med > 0 else None,
+        "cpu_ms_per_frame": round(cpu_ms, 3), "plain_cpu_ms_per_frame": round(plain_cpu_ms, 3),
         "first_frame_ms": round(first_ms, 1), "construct_ms": round(construct_ms, 1),
         "threads": numba.get_num_threads(), "threading_layer": _threading_layer(),
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads), seconds.
+
+    On a shared machine wall times swing with the neighbours' load; CPU time
+    shows the work itself (wall time on idle cores is about CPU time / threads).
+    """
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _threading_layer() -> str:

@@ -80,6 +80,8 @@ def run(args) -> int:
     log(f"pipeline  {w}x{h}: median {res['ms_per_frame_median']:.2f} ms, p99 "
         f"{res['ms_per_frame_p99']:.2f} ms, {res['fps']} fps over {res['frames']} frames "
         f"({res['threads']} numba threads, {res['threading_layer']}, {res['cores']} cores)")
+    log(f"  CPU time {res['cpu_ms_per_frame']:.2f} ms per frame (all threads; plain "
+        f"{res['plain_cpu_ms_per_frame']:.1f} ms)")
     log("  stages (median ms): " + ", ".join(f"{k} {v:.2f}" for k, v in res["stages"].items()))
     log(f"  first frame {res['first_frame_ms']:.0f} ms after construction "
         f"({res['construct_ms']:.0f} ms, kernels warmed)")

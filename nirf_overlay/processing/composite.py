@@ -315,9 +315,11 @@ def composite(wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float, hi: float
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the compositing kernel on a tiny frame."""
+    """Compile (or load from the cache) the compositing kernel, for writable and read-only WL."""
     from ..settings import Settings
 
-    wl = np.zeros((8, 8, 3), np.uint8)
-    nir = np.zeros((8, 8), np.float32)
-    composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))
+    for ro in (False, True):
+        wl = np.zeros((8, 8, 3), np.uint8)
+        wl.setflags(write=not ro)
+        nir = np.zeros((8, 8), np.float32)
+        composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))

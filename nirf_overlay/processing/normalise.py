@@ -284,11 +284,25 @@ class Normaliser:
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the normalisation kernel on a tiny frame."""
-    from ..settings import Settings
+    """Compile (or load from the cache) the normalisation kernel on a tiny frame.
 
-    n = Normaliser()
+    numba compiles one version per argument type, and read-only arrays (the
+    phantom source hands out read-only frames) are a type of their own, so
+    every combination the pipeline can meet is warmed: raw NIR writable or
+    read-only, with no display sweep or with a writable or read-only WL.
+    """
+    from ..settings import Settings
+    from .composite import Compositor
+
     s = Settings()
-    raw = np.full((8, 8), 100, np.uint16)
-    n.process(raw, (8, 8), nir_bits=12, settings=s)
-    n.process(raw, (8, 8), nir_bits=12, settings=s)
+    for raw_ro in (False, True):
+        for wl_ro in (None, False, True):
+            raw = np.full((8, 8), 100, np.uint16)
+            raw.setflags(write=not raw_ro)
+            display = None
+            if wl_ro is not None:
+                wl = np.zeros((8, 8, 3), np.uint8)
+                wl.setflags(write=not wl_ro)
+                display = Compositor(ring=1).prepare_fused(wl, lo=0.0, hi=1.0, threshold=None,
+                                                           settings=s)
+            Normaliser().process(raw, (8, 8), nir_bits=12, settings=s, display=display)
