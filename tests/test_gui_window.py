@@ -233,16 +233,19 @@ def test_freeze_and_snapshot(qtbot, make_window, frames, tmp_path):
     qtbot.keyClick(win, Qt.Key_Space)
     assert win.frozen and "frozen" in win.marks
     held = win.view.frame
-    qtbot.wait(200)
+    held_pixels = win.view._arrays[0].copy()
+    seq = win.engine.status().processed
+    qtbot.waitUntil(lambda: win.engine.status().processed > seq + 4, timeout=WAIT_MS)
     assert win.view.frame is held, "freeze holds the picture"
-    assert win.engine.status().processed > held.seq, "while the engine keeps going"
+    # more frames than the pipeline's output ring went by: the held pixels must not change
+    assert np.array_equal(win.view._arrays[0], held_pixels)
     qtbot.keyClick(win, Qt.Key_S)
     qtbot.waitUntil(lambda: getattr(win, "last_snapshot", None) is not None, timeout=WAIT_MS)
     paths = win.last_snapshot
     assert all(os.path.getsize(p) > 0 for p in paths.values())
     assert np.array_equal(tifffile.imread(paths["nir"]), held.pair.nir)
     assert np.array_equal(cv2.imread(paths["wl"]), held.pair.wl)
-    assert np.array_equal(cv2.imread(paths["overlay"]), held.composite)
+    assert np.array_equal(cv2.imread(paths["overlay"]), held_pixels)
     meta = json.loads(open(paths["metrics"]).read())
     assert meta["frame"] == held.index
     assert os.path.dirname(paths["overlay"]) == str(tmp_path / "snaps")

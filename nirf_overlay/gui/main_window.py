@@ -614,6 +614,8 @@ class MainWindow(QMainWindow):
     def toggle_freeze(self, checked=None) -> None:
         self.frozen = (not self.frozen) if checked is None else bool(checked)
         self.act_freeze.setChecked(self.frozen)
+        if self.frozen:
+            self.view.hold()  # the pipeline reuses its output buffers
         self._update_marks(time.monotonic())
 
     def snapshot(self) -> None:
@@ -621,14 +623,20 @@ class MainWindow(QMainWindow):
         if frame is None:
             self.notify("no picture to save yet", error=True)
             return
-        shown = self.view._arrays[0] if self.view._arrays else None
+        # Copy now (a few ms): sources and the pipeline reuse their buffers, and
+        # the files must hold exactly what was on screen when S was pressed.
+        import dataclasses
+
+        shown = self.view._arrays[0].copy() if self.view._arrays else None
+        pair = dataclasses.replace(frame.pair, wl=frame.pair.wl.copy(),
+                                   nir=None if frame.pair.nir is None else frame.pair.nir.copy())
         settings, info, cal = self.settings.copy(), self.engine.info, self.calibration
         out = self.snapshot_dir
 
         def write():
             from ..snapshot import write_snapshot
 
-            return write_snapshot(out, frame.pair, frame.result, settings=settings,
+            return write_snapshot(out, pair, frame.result, settings=settings,
                                   source_info=info, calibration=cal, composite=shown)
 
         def done(paths, error):

@@ -2,7 +2,8 @@
 
 Painting without needless copies: the composite (``(H, W, 3) uint8 BGR``)
 is wrapped in a ``QImage.Format_BGR888`` that points at the numpy buffer; the
-view keeps a reference to the array for as long as the QImage is painted, and
+view keeps a reference to the array for as long as the QImage is painted
+(a held picture, see :meth:`VideoView.hold`, is copied once), and
 Qt scales it straight into the backing store (nearest neighbour: ~2 ms for
 1080p or 4K into a 1280x720 window on one core).  Nothing is queued: the main
 window's timer hands over only the newest frame and :meth:`show_frame`
@@ -94,6 +95,17 @@ class VideoView(QWidget):
         self.frame = frame
         self._arrays, self._qimages = arrays, qimages
         self._wl_size = frame.pair.size
+        self.update()
+
+    def hold(self) -> None:
+        """Copy the pictures on screen so they can be held (freeze).
+
+        The pipeline composes into a small ring of buffers that it reuses a
+        few frames later; a picture shown for longer than that must own its
+        pixels, or a frozen picture would silently change.
+        """
+        self._arrays = [a.copy() for a in self._arrays]
+        self._qimages = [_wrap_bgr(a)[1] for a in self._arrays]
         self.update()
 
     def image_rects(self) -> list[QRectF]:
