@@ -481,8 +481,11 @@ class Phantom:
         self._bank = rng.standard_normal(2 * w * h + 4099, dtype=np.float32)
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
         r = np.hypot((x - w / 2) / (w / 2), (y - h / 2) / (h / 2))
-        illum = (1.05 - 0.22 * r ** 2).clip(0.55, 1.05).astype(np.float32)
-        self._wl_illum = np.repeat(illum[..., None], 3, axis=2)
+        illum = (1.05 - 0.22 * r ** 2).clip(0.55, 1.05)
+        # fixed point (x200) in 4 channels, alpha kept: one integer multiply per frame
+        self._wl_illum4 = np.empty((h, w, 4), np.uint8)
+        self._wl_illum4[..., :3] = np.round(illum * 200)[..., None]
+        self._wl_illum4[..., 3] = 200
 
     def _camera_nir(self, i, signal, gain) -> np.ndarray:
         p = self.params
@@ -984,7 +987,9 @@ class Phantom:
         w, h = self.size
         wl4 = cv2.warpAffine(self._wl_world, M, (w, h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REFLECT)
-        wl = cv2.multiply(wl4[..., :3], self._wl_illum, dtype=cv2.CV_8U)
+        # whole 4-channel images only: a strided 3-channel view would cost a copy
+        cv2.multiply(wl4, self._wl_illum4, dst=wl4, scale=1.0 / 200)
+        wl = cv2.cvtColor(wl4, cv2.COLOR_BGRA2BGR)
         if self._wl_noise is not None:
             rng = np.random.default_rng([p.seed, 15485863, int(i)])
             oy, ox = rng.integers(0, 32, 2)
@@ -1048,11 +1053,20 @@ class TruthWriter:
         self.n = int(n_frames)
         self.params = params
         self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        self._member = self._zip.open("labels.npy", "w", force_zip64=True)
+        self._member = self._zip.open(self._entry("labels.npy"), "w", force_zip64=True)
         np.lib.format.write_array_header_1_0(
             self._member, {"descr": "|u1", "fortran_order": False, "shape": (self.n, h, w)})
         self._shape = (h, w)
         self._truths: list = []
+
+    @staticmethod
+    def _entry(name):
+        """A member with a fixed date, so that the same truth gives the same bytes."""
+        import zipfile
+
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
 
     def add(self, truth: Truth) -> None:
         if len(self._truths) >= self.n:
@@ -1097,7 +1111,7 @@ class TruthWriter:
         for name, arr in out.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
-            self._zip.writestr(name + ".npy", buf.getvalue())
+            self._zip.writestr(self._entry(name + ".npy"), buf.getvalue())
         self._zip.close()
         self._zip = None
 

@@ -117,6 +117,14 @@ def write_profile(phantom, cal_dir) -> str:
         "distortion": None,
     }
     path = os.path.join(cal_dir, "profile.json")
+    try:  # an unchanged profile keeps its date, so regenerating changes no file
+        with open(path) as f:
+            old = json.load(f)
+        if {k: v for k, v in old.items() if k != "created"} == {
+                k: v for k, v in profile.items() if k != "created"}:
+            profile["created"] = old.get("created", profile["created"])
+    except (OSError, ValueError):
+        pass
     with open(path, "w") as f:
         json.dump(profile, f, indent=2)
         f.write("\n")
@@ -134,7 +142,8 @@ class _FFmpegWriter:
         w, h = size
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-               *codec_args, path]
+               *codec_args, "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+               path]  # bitexact: the same frames give the same file (no random ids or dates)
         self.path = path
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
