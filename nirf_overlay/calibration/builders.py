@@ -406,23 +406,31 @@ def find_corners(image: np.ndarray, board: tuple[int, int] = (9, 6)) -> Optional
     cols, rows = board
     flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
     found, corners = cv2.findChessboardCorners(gray, (cols, rows), flags=flags)
-    if found:
-        pts = corners.reshape(-1, 2)
-        grid = pts.reshape(rows, cols, 2)
-        spacing = min(np.linalg.norm(np.diff(grid, axis=1), axis=2).min(),
-                      np.linalg.norm(np.diff(grid, axis=0), axis=2).min())
-        # window about half a square: large enough for accuracy, never
-        # reaching the next corner
-        win = int(max(2, min(11, spacing * 0.4)))
-        crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3)
-        corners = cv2.cornerSubPix(gray, corners, (win, win), (-1, -1), crit)
-        return corners.reshape(-1, 2).astype(np.float64)
-    # The sector-based detector copes with blur and uneven light the classic
-    # one misses; it is slower, so it is only the fallback.
-    found, corners = cv2.findChessboardCornersSB(gray, (cols, rows), flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
-    if found:
-        return corners.reshape(-1, 2).astype(np.float64)
-    return None
+    if not found:
+        # The sector-based detector copes with blur and uneven light the
+        # classic one misses; it is slow on large frames (~1 s at 1080p when
+        # there is no board), so it searches a copy at most 800 px wide and
+        # the corners are refined at full resolution below.
+        scale = min(1.0, 800.0 / max(gray.shape))
+        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
+                                                     interpolation=cv2.INTER_AREA)
+        found, corners = cv2.findChessboardCornersSB(small, (cols, rows),
+                                                     flags=cv2.CALIB_CB_NORMALIZE_IMAGE)
+        if not found:
+            return None
+        if scale == 1.0:
+            return corners.reshape(-1, 2).astype(np.float64)
+        # pixel centres: x_full = (x_small + 0.5) / scale - 0.5
+        corners = ((corners.reshape(-1, 1, 2) + 0.5) / scale - 0.5).astype(np.float32)
+    grid = corners.reshape(rows, cols, 2)
+    spacing = min(np.linalg.norm(np.diff(grid, axis=1), axis=2).min(),
+                  np.linalg.norm(np.diff(grid, axis=0), axis=2).min())
+    # window about half a square: large enough for accuracy, never
+    # reaching the next corner
+    win = int(max(2, min(11, spacing * 0.4)))
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3)
+    corners = cv2.cornerSubPix(gray, corners, (win, win), (-1, -1), crit)
+    return corners.reshape(-1, 2).astype(np.float64)
 
 
 def board_object_points(board: tuple[int, int], square_mm: float) -> np.ndarray:
