@@ -273,3 +273,26 @@ def test_sample_profile_loads_if_present():
     assert cal.dark is not None and cal.dark.shape == (h, w)
     assert cal.flat is not None and cal.flat.shape == (h, w)
     cal.check_size((w, h))  # the sample's own size is accepted
+
+
+def test_calibration_core_imports_without_qt():
+    """The CLI, batch workers and tests run the calibration code with no Qt at all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'PyQt5':\n"
+        "            raise ImportError('PyQt5 blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import nirf_overlay.calibration, nirf_overlay.calibration.builders\n"
+        "import nirf_overlay.calibration.profile, nirf_overlay.calibration.capture\n"
+        "import nirf_overlay.calibration.live, nirf_overlay.calibration.steps\n"
+        "import nirf_overlay.calibration.synthetic, nirf_overlay.cli.calibrate\n"
+        "assert not any(m.startswith('PyQt5') for m in sys.modules)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert r.returncode == 0, r.stderr
