@@ -30,8 +30,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fullscreen", action="store_true", help="start full screen (F11 toggles)")
     g.add_argument("--screen", type=int, metavar="N",
                    help="show on screen N (0 = primary); implies --fullscreen")
-    g.add_argument("--mode", help="display mode to start in: wl, nir, overlay, intensity, "
-                                  "side-by-side, pip")
+    from ..settings import MODES
+
+    g.add_argument("--mode", choices=MODES, help="display mode to start in (keys 1-6 switch)")
     g.add_argument("--snapshots", metavar="DIR", help="where S saves snapshots "
                                                      "(default ~/nirf-overlay/snapshots)")
     g.add_argument("--recordings", metavar="DIR", help="where R records sessions "
