@@ -74,6 +74,7 @@ class VideoView(QWidget):
         self._painted_seq = -1
         self.on_painted: Optional[Callable] = None
         self.hud = HudState()
+        self.ab_labels = ("A", "B")
         self.plane: list = []  # committed polygon, WL pixels
         self._draft: Optional[list] = None  # polygon being drawn
         self._hover: Optional[QPointF] = None
@@ -148,6 +149,12 @@ class VideoView(QWidget):
         rects = self.image_rects()
         for r, q in zip(rects, self._qimages):
             p.drawImage(r, q)
+        if len(rects) == 2:  # A/B: say which is which
+            from .hud import _text_box
+
+            for r, label in zip(rects, self.ab_labels):
+                px = max(14.0, r.height() / 28.0)
+                _text_box(p, r.left() + px * 0.4, r.bottom() - px * 2.2, label, px)
         if rects:
             self._paint_plane(p)
             paint_hud(p, rects[0] if len(rects) == 1 else rects[0].united(rects[-1]),
