@@ -112,14 +112,17 @@ def run_process(source, pipeline, out_dir, *, masks: bool = False, video: bool =
     nir_lost (frames), seconds, fps, video codec (or None), out_dir
     """
     out_dir = str(out_dir)
+    start_s, end_s = frame_range if frame_range is not None else (None, None)
+    info = source.info
+    if start_s and info.frame_count and info.fps and start_s >= info.frame_count / info.fps:
+        raise NirfError(f"--range: starts at {start_s:g} s but the source ends at "
+                        f"{info.frame_count / info.fps:.3g} s")
     try:
         os.makedirs(out_dir, exist_ok=True)
         if masks:
             os.makedirs(os.path.join(out_dir, "masks"), exist_ok=True)
     except OSError as e:
         raise NirfError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
-    start_s, end_s = frame_range if frame_range is not None else (None, None)
-    info = source.info
     first_index = 0
     if start_s and info.seekable and info.fps:
         first_index = int(np.floor(start_s * info.fps + 1e-6))

@@ -104,3 +104,19 @@ def test_unwritable_output_is_one_line_error(tmp_path, capsys):
                str(blocker / "sub"), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "cannot create output directory" in err and "\n" not in err
+
+
+def test_range_past_the_end_is_refused(tmp_path, capsys):
+    # no source: the bundled 3 s sample
+    rc = main(["process", "--range", "5:6", "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--range: starts at 5 s but the source ends at 3 s" in err
+
+
+def test_default_sample_with_its_profile(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["process", "--range", "1:1.2", "--out", str(out), "--no-video",
+                 "--no-progress"]) == 0
+    assert "sizes in mm" in capsys.readouterr().out  # the sample profile's mm per pixel
+    rows = _rows(out / "metrics.csv")
+    assert [int(r[0]) for r in rows[1:]] == list(range(30, 36))
