@@ -12,6 +12,12 @@ import numba
 import numpy as np
 
 
+# Marker for pixels without signal in profile images (a NaN would not survive
+# fastmath, which assumes finite values).
+NO_SIGNAL = -1e30
+NO_SIGNAL_TEST = -1e20
+
+
 @numba.njit(cache=True, fastmath=True)
 def _bilinear(img, y, x):
     h, w = img.shape
@@ -29,17 +35,20 @@ def _bilinear(img, y, x):
 
 
 @numba.njit(cache=True, fastmath=True)
-def profile_crossings(q, ys, xs, ny, nx, lev_in, lev_out, max_len, step):
+def profile_crossings(img, ys, xs, ny, nx, base, peak, lev_in, lev_out, max_len, step):
     """Sub-pixel distances from each medial point to the rim's two edges.
 
     Parameters
     ----------
-    q : (h, w) float32
-        Rim signal normalised per pixel: ``(I - B) / (P - B)`` with B the
-        liver background and P the local rim peak (0 = liver, 1 = peak,
-        negative in the dark core); -10 marks pixels to ignore.
+    img : (h, w) float32
+        Smoothed NIR (ROI); :data:`NO_SIGNAL` marks pixels without signal
+        (instrument), anything interpolated from them reads below
+        :data:`NO_SIGNAL_TEST`.
     ys, xs : (n,) float64, medial points (ROI pixels)
     ny, nx : (n,) float64, unit normal pointing away from the core
+    base : float, liver background B
+    peak : (n,) float64, rim peak at each medial point; each section is
+        normalised as ``q = (I - B) / (peak - B)`` (0 = liver, 1 = peak)
     lev_in, lev_out : edge levels of ``q`` on the core side / the liver side
     max_len, step : search length and step along the normal, pixels
 
@@ -52,9 +61,15 @@ def profile_crossings(q, ys, xs, ny, nx, lev_in, lev_out, max_len, step):
     t_in = np.full(n, np.nan)
     t_out = np.full(n, np.nan)
     for i in range(n):
+        span = peak[i] - base
+        if not span > 0.0:
+            continue
         y = ys[i]
         x = xs[i]
-        c = _bilinear(q, y, x)
+        c0 = _bilinear(img, y, x)
+        if c0 < NO_SIGNAL_TEST:
+            continue
+        c = (c0 - base) / span
         for j in range(2):
             sgn = -1.0 if j == 0 else 1.0
             lev = lev_in if j == 0 else lev_out
@@ -64,9 +79,10 @@ def profile_crossings(q, ys, xs, ny, nx, lev_in, lev_out, max_len, step):
             t = 0.0
             while t < max_len:
                 t2 = t + step
-                v = _bilinear(q, y + sgn * t2 * ny[i], x + sgn * t2 * nx[i])
-                if v < -5.0:
+                raw = _bilinear(img, y + sgn * t2 * ny[i], x + sgn * t2 * nx[i])
+                if raw == -1.0 or raw < NO_SIGNAL_TEST:
                     break
+                v = (raw - base) / span
                 if v < lev:
                     frac = (prev - lev) / (prev - v) if prev != v else 0.5
                     if j == 0:
@@ -80,12 +96,12 @@ def profile_crossings(q, ys, xs, ny, nx, lev_in, lev_out, max_len, step):
 
 
 @numba.njit(cache=True, fastmath=True)
-def mean_cross_section(q, ys, xs, ny, nx, t_in, t_out, half_n, dx):
-    """Mean rim cross-section, each section centred between its two edges.
+def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx):
+    """Mean normalised rim cross-section, each section centred between its edges.
 
-    Samples ``q`` at ``k * dx`` for k = -half_n..half_n along the normal
-    (negative = towards the core) around each section's midpoint and
-    averages over sections with both edges found.
+    Samples ``q = (I - B) / (peak_i - B)`` at ``k * dx`` for k =
+    -half_n..half_n along the normal (negative = towards the core) around
+    each section's midpoint, and averages over sections with both edges found.
 
     Returns (2 * half_n + 1,) float64 (zeros where nothing was sampled).
     """
@@ -95,14 +111,15 @@ def mean_cross_section(q, ys, xs, ny, nx, t_in, t_out, half_n, dx):
     for i in range(ys.shape[0]):
         if not (np.isfinite(t_in[i]) and np.isfinite(t_out[i])):
             continue
+        span = peak[i] - base
         mid = 0.5 * (t_out[i] - t_in[i])
         cy = ys[i] + mid * ny[i]
         cx = xs[i] + mid * nx[i]
         for k in range(m):
             t = (k - half_n) * dx
-            v = _bilinear(q, cy + t * ny[i], cx + t * nx[i])
-            if v > -5.0:
-                acc[k] += v
+            raw = _bilinear(img, cy + t * ny[i], cx + t * nx[i])
+            if raw != -1.0 and raw > NO_SIGNAL_TEST:
+                acc[k] += (raw - base) / span
                 cnt[k] += 1.0
     for k in range(m):
         if cnt[k] > 0:

@@ -16,7 +16,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .analysis_kernels import fit_rim_profile, mean_cross_section, profile_crossings, rim_model
+from .analysis_kernels import NO_SIGNAL, fit_rim_profile, mean_cross_section, profile_crossings, rim_model
 from .segment import Candidate, boundary
 
 
@@ -205,6 +205,12 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     ok = span > 0.15 * background
     q = np.full(img.shape, -10.0, np.float32)
     np.divide(img - np.float32(background), span, out=q, where=ok)
+    bq = None
+    if blocked is not None:
+        bq = cv2.resize(blocked[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
+                        interpolation=cv2.INTER_NEAREST)
+        # instrument pixels carry no rim signal: cross-sections stop there
+        q[bq > 0] = -10.0
     # half maximum on each side: between liver and peak outside, between
     # core level and peak inside
     p_med = float(np.median(peak[rim_up & ok])) if (rim_up & ok).any() else float(peak.max())
@@ -215,8 +221,13 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     if rim.sum() < 4:
         return None
 
-    thickness, fit_in, fit_out = _width_and_edges(q, rim, d_core, width, lev_in, lev_out,
-                                                  blur_correction)
+    img_nan = img.copy()
+    if bq is not None:
+        img_nan[bq > 0] = NO_SIGNAL
+    if valid_q is not None:
+        img_nan[~valid_q] = NO_SIGNAL
+    thickness, fit_in, fit_out = _width_and_edges(img_nan, peak, background, rim, d_core, width,
+                                                  lev_in, lev_out, blur_correction)
     if (fit_in, fit_out) != (lev_in, lev_out):
         lev_in, lev_out = fit_in, fit_out
         level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
@@ -227,11 +238,9 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # core: the non-rim pixels on the core side, connected to the coarse core
     core = _keep_touching(((core_side & zone) | core_up) & ~rim, core_up)
     cb = boundary(core)
-    if blocked is not None:
+    if bq is not None and bq.any():
         # where the core meets an instrument or the frame edge its outline is
         # not visible: count only the visible circumference
-        bq = cv2.resize(blocked[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
-                        interpolation=cv2.INTER_NEAREST)
         d_b = cv2.distanceTransform(1 - bq, cv2.DIST_L2, 3)
         cb &= d_b > 2.0 * f
     d_r = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
@@ -283,8 +292,9 @@ def _keep_touching(mask: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return hit[lab]
 
 
-def _width_and_edges(q: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_guess: float,
-                     lev_in: float, lev_out: float, blur_correction: bool) -> tuple[float, float, float]:
+def _width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: np.ndarray,
+                     d_core: np.ndarray, width_guess: float, lev_in: float, lev_out: float,
+                     blur_correction: bool) -> tuple[float, float, float]:
     """Rim width (refine px) and the ``q`` levels at its true inner and outer edges.
 
     Cross-sections are taken at medial points (ridge of the rim's distance
@@ -319,7 +329,11 @@ def _width_and_edges(q: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_g
         return fallback, lev_in, lev_out
     ys, xs = ys[good].astype(np.float64), xs[good].astype(np.float64)
     ny, nx = ny[good] / norm[good], nx[good] / norm[good]
-    t_in, t_out = profile_crossings(q, ys, xs, ny, nx, float(lev_in), float(lev_out),
+    # one normalisation per section (the peak at its medial point), so the
+    # section's tails are not divided by a different local peak
+    pk = peak[ys.astype(np.intp), xs.astype(np.intp)].astype(np.float64)
+    B = float(background)
+    t_in, t_out = profile_crossings(img, ys, xs, ny, nx, B, pk, float(lev_in), float(lev_out),
                                     float(3.0 * width_guess + 6.0), 0.25)
     widths = t_in + t_out
     fin = widths[np.isfinite(widths)]
@@ -330,7 +344,7 @@ def _width_and_edges(q: np.ndarray, rim: np.ndarray, d_core: np.ndarray, width_g
         return fwhm, lev_in, lev_out
     dx = max(0.25, fwhm / 12.0)
     half_n = int(np.ceil(1.5 * fwhm / dx))
-    prof = mean_cross_section(q, ys, xs, ny, nx, t_in, t_out, half_n, dx)
+    prof = mean_cross_section(img, ys, xs, ny, nx, B, pk, t_in, t_out, half_n, dx)
     w, s, c0, c1, c2 = fit_rim_profile(prof, dx, half_n, fwhm)
     e_in = rim_model(-0.5 * w, w, s, c0, c1, c2)
     e_out = rim_model(0.5 * w, w, s, c0, c1, c2)

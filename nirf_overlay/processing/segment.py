@@ -225,6 +225,19 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
     n = stats.shape[0]
     blocked = instr if valid is None else (instr | ~valid)
     fluo_b = fluo.astype(bool)
+    out = _find_candidates(ratio, fluo_b, labels, stats, blocked, min_rim_px=min_rim_px,
+                           min_core_px=min_core_px, core_ratio=core_ratio,
+                           min_completeness=min_completeness, max_width_px=max_width_px,
+                           gap_px=gap_px, relax=relax)
+    out = _attach_hidden_arcs(out, labels, stats, blocked, gap_px, min_rim_px)
+    return _merge_shared_cores(out, (h, w))
+
+
+def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_core_px, core_ratio,
+                     min_completeness, max_width_px, gap_px, relax) -> list[Candidate]:
+    h, w = ratio.shape
+    out: list[Candidate] = []
+    n = stats.shape[0]
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
@@ -260,6 +273,7 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
         overlap[0] = 0
         dark_area = np.bincount(dlab[dark], minlength=nd)
         ids = np.nonzero(overlap >= np.maximum(2, 0.05 * dark_area))[0]
+
         if ids.size == 0:
             continue
         keep = np.zeros(nd, bool)
@@ -302,7 +316,56 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
         ys, xs = np.nonzero(rim | core)
         out.append(Candidate(i, (x0, y0, x1, y1), rim, core, comp, width, completeness,
                              (float(xs.mean()) + x0, float(ys.mean()) + y0)))
-    return _merge_shared_cores(out, (h, w))
+    return out
+
+
+def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.ndarray,
+                        blocked: np.ndarray, gap_px: float, min_rim_px: float) -> list[Candidate]:
+    """Add fluorescent pieces cut off a rim by an instrument to that rim.
+
+    A piece that touches the instrument, found no core of its own (the core
+    is behind the tool) and lies on the circle of a found rim (within the
+    rim's width plus a tenth of the radius: cores are not perfect circles)
+    is the same rim.
+    """
+    if not cands or not blocked.any():
+        return cands
+    used = {c.comp_index for c in cands}
+    near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    circles = []
+    for c in cands:
+        ys, xs = np.nonzero(c.rim)
+        circles.append(_circle_fit(ys + c.roi[1], xs + c.roi[0]))
+    extra: list[Candidate] = []
+    for i in range(1, stats.shape[0]):
+        if i in used:
+            continue
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < 0.25 * min_rim_px:
+            continue
+        comp = labels[y:y + bh, x:x + bw] == i
+        if not (comp & near_block[y:y + bh, x:x + bw]).any():
+            continue
+        ys, xs = np.nonzero(comp)
+        ys, xs = ys + y, xs + x
+        for c, circ in zip(cands, circles):
+            if circ is None:
+                continue
+            cx, cy, rad = circ
+            tol = 0.5 * c.width_px + gap_px + 0.06 * rad
+            d = np.abs(np.hypot(xs - cx, ys - cy) - rad)
+            if np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 1.2 * rad:
+                extra.append(Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
+                                       comp, c.width_px, c.completeness, c.centroid))
+                break
+    if not extra:
+        return cands
+    # merge each piece into the rim it belongs to
+    out = []
+    for c in cands:
+        members = [c] + [e for e in extra if e.comp_index == c.comp_index]
+        out.append(c if len(members) == 1 else _union(members))
+    return out
 
 
 def _merge_shared_cores(cands: list[Candidate], shape) -> list[Candidate]:
@@ -334,29 +397,28 @@ def _merge_shared_cores(cands: list[Candidate], shape) -> list[Candidate]:
     groups: dict = {}
     for k in range(len(cands)):
         groups.setdefault(find(k), []).append(cands[k])
-    out = []
-    for members in groups.values():
-        if len(members) == 1:
-            out.append(members[0])
-            continue
-        x0 = min(c.roi[0] for c in members)
-        y0 = min(c.roi[1] for c in members)
-        x1 = max(c.roi[2] for c in members)
-        y1 = max(c.roi[3] for c in members)
-        rim = np.zeros((y1 - y0, x1 - x0), bool)
-        core = np.zeros_like(rim)
-        comp = np.zeros_like(rim)
-        for c in members:
-            cx0, cy0, cx1, cy1 = c.roi
-            sl = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
-            rim[sl] |= c.rim
-            core[sl] |= c.core
-            comp[sl] |= c.component
-        core &= ~rim
-        area = [float(c.rim.sum()) for c in members]
-        width = float(np.average([c.width_px for c in members], weights=area))
-        compl = float(sum(c.completeness * a for c, a in zip(members, area)) / max(sum(area), 1.0))
-        ys, xs = np.nonzero(rim | core)
-        out.append(Candidate(members[0].comp_index, (x0, y0, x1, y1), rim, core, comp, width, compl,
-                             (float(xs.mean()) + x0, float(ys.mean()) + y0)))
-    return out
+    return [m[0] if len(m) == 1 else _union(m) for m in groups.values()]
+
+
+def _union(members: list[Candidate]) -> Candidate:
+    """One candidate from several (rim pieces and cores pasted into a joint ROI)."""
+    x0 = min(c.roi[0] for c in members)
+    y0 = min(c.roi[1] for c in members)
+    x1 = max(c.roi[2] for c in members)
+    y1 = max(c.roi[3] for c in members)
+    rim = np.zeros((y1 - y0, x1 - x0), bool)
+    core = np.zeros_like(rim)
+    comp = np.zeros_like(rim)
+    for c in members:
+        cx0, cy0, cx1, cy1 = c.roi
+        sl = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+        rim[sl] |= c.rim
+        core[sl] |= c.core
+        comp[sl] |= c.component
+    core &= ~rim
+    area = [float(c.rim.sum()) for c in members]
+    width = float(np.average([c.width_px for c in members], weights=area))
+    compl = float(sum(c.completeness * a for c, a in zip(members, area)) / max(sum(area), 1.0))
+    ys, xs = np.nonzero(rim | core)
+    return Candidate(members[0].comp_index, (x0, y0, x1, y1), rim, core, comp, width, compl,
+                     (float(xs.mean()) + x0, float(ys.mean()) + y0))
