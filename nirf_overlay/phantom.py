@@ -32,11 +32,23 @@ shows its edge; one world pixel = ``mm_per_px`` at scale 1):
 *Camera* (view coordinates):
 
 - NIR vignetting ``flat`` (cos^4 falloff, mean 1), exposure and gain with an
-  auto-gain step, Poisson shot noise from electrons (normal approximation where
-  the electron count is >= 30, where it is exact to well under a percent),
-  Gaussian read noise, a dark offset with fixed pattern and hot pixels, 12 bits
-  in a 16-bit container clipped at 4095;
+  auto-gain step (x ``gain_step_factor`` at ``gain_step_s``), shot noise from
+  electrons (exact Poisson below 10 e-, the normal approximation with the same
+  mean and variance above), Gaussian read noise in electrons, a dark offset
+  (60-200 counts) with row, column and pixel fixed pattern and hot pixels,
+  12 bits in a 16-bit container clipped at 4095 (bright bile can saturate
+  after the gain step);
 - WL: mild illumination falloff and a little sensor noise.
+
+The normals for shot and read noise come from a bank drawn once per phantom
+and read at random offsets per frame: each frame's noise is white, and at
+each pixel independent of any other frame's, at a fraction of the cost of
+fresh draws at 1080p.
+
+Every frame is rendered independently from the seed and its index (random
+access, any order, any thread): ``Phantom(p).frame(i)`` is always the same.
+The scene is drawn in millimetres from one random stream per part, so a seed
+is the same procedure at every frame size.
 
 Raw NIR counts::
 
@@ -61,7 +73,10 @@ instrument.
 - ``tbr`` = T / B; frame-level T, B and tbr are rim-area weighted over the
   visible lesions (NaN when no rim is visible);
 - ``rim_width_mm``: the generative perpendicular rim width; ``completeness``:
-  the fraction of the circumference the rim arc covers.
+  the fraction of the circumference the rim arc covers;
+- ``mm_per_px`` is the calibration value (``fov_mm / width``); breathing
+  scales the view by ``Truth.scale`` (within +-1.5 %), so the true size of a
+  pixel in a frame is ``mm_per_px / scale``.
 """
 
 from __future__ import annotations
