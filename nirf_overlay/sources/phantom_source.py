@@ -268,4 +268,7 @@ class PhantomSource(FrameSource):
             f.cancel()
         if self._pacer is not None and self._pacer is not threading.current_thread():
             self._pacer.join(timeout=2.0)
+        with self._cond:  # free the loop (up to memory_mb) even if the source object lives on
+            self._loop = [None] * self.loop_frames
+            self._slot = None
         self.stats.status = "ended"
