@@ -53,7 +53,6 @@ class FusedDisplay:
     lo: float
     hi: float
     threshold: Optional[float]
-_NO_VALID = np.ones((1, 1), np.uint8)
 
 
 class Compositor:
@@ -152,17 +151,23 @@ class Compositor:
     def _pixels(self, mode, wl, nir, sat, valid, lo, hi, show_sat, pal, out) -> None:
         idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
         sat_bgr = np.asarray(pal.saturation, np.uint8)
-        valid = _NO_VALID if valid is None else valid
-        if sat is None:
-            sat, show_sat = valid, False
+        if sat is None:  # any uint8 (H, W) array will do: it is not read
+            sat, show_sat = self._zero_sat(nir.shape), False
         if mode == "overlay":
             lut, alut, blend = self._lut, self._alut, True
         elif mode == "intensity":
             lut, alut, blend = self._lut, self._zero_alut, False
         else:  # nir
             lut, alut, blend = self._gray_lut, self._zero_alut, False
-        composite_pass(wl, nir, sat, valid, np.float32(lo), np.float32(idx_scale), lut, alut,
+        # outside the NIR field of view the normalised NIR is 0 (the warped
+        # flat field is 0 there), so ``valid`` needs no work per pixel
+        composite_pass(wl, nir, sat, np.float32(lo), np.float32(idx_scale), lut, alut,
                        sat_bgr, blend, bool(show_sat), out)
+
+    def _zero_sat(self, shape) -> np.ndarray:
+        if getattr(self, "_zsat", None) is None or self._zsat.shape != shape:
+            self._zsat = np.zeros(shape, np.uint8)
+        return self._zsat
 
     def render(self, wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float = 0.0,
                hi: float = 1.0, threshold: Optional[float] = None, settings,

@@ -61,6 +61,33 @@ def _display_pixel(wl2, out2, y, x, f, s, lo, idx_scale, lut, alut, sat_bgr, ble
         out2[y, j + 2] = lut[i, 2]
 
 
+@njit(inline="always", fastmath=True, nogil=True)
+def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat,
+                 N1, v_on):
+    """Display row ``y``: overlay copies the WL row, then blends only visible or saturated pixels."""
+    if blend:
+        for j in range(3 * W):
+            out2[y, j] = wl2[y, j]
+        for x in range(W):
+            f = nir[y, x]
+            if f >= v_on or (show_sat and sat[y, x] != 0):
+                _display_pixel(wl2, out2, y, x, f, sat[y, x], lo, idx_scale, lut, alut, sat_bgr,
+                               blend, show_sat, N1)
+    else:
+        for x in range(W):
+            _display_pixel(wl2, out2, y, x, nir[y, x], sat[y, x], lo, idx_scale, lut, alut,
+                           sat_bgr, blend, show_sat, N1)
+
+
+@njit(inline="always", nogil=True)
+def _visible_from(alut, lo, idx_scale):
+    """Lowest value whose LUT entry is not transparent (minus half a step), or +inf."""
+    for i in range(alut.shape[0]):
+        if alut[i] != 0:
+            return lo + (np.float32(i) - np.float32(0.5)) / idx_scale
+    return np.float32(np.inf)
+
+
 @njit(**_JIT)
 def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alpha, k,
                    noise_a, noise_c, step, roi, hist_scale, q_lo, q_scale,
@@ -114,6 +141,7 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     N1 = np.float32(lut.shape[0] - 1)
     wl2 = wl.reshape(wl.shape[0], wl.shape[1] * 3)
     out2 = out.reshape(out.shape[0], out.shape[1] * 3)
+    v_on = _visible_from(alut, lo, idx_scale)
     ry0, ry1, rx0, rx1 = roi[0], roi[1], roi[2], roi[3]
     for c in prange(nchunks):
         for b in range(nbins):
@@ -146,9 +174,8 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
             if do_composite:
                 # second sweep over the row while it is still in L1: the loop
                 # above stays free of table look-ups and can vectorise
-                for x in range(W):
-                    _display_pixel(wl2, out2, y, x, filt[y, x], sat[y, x], lo, idx_scale, lut,
-                                   alut, sat_bgr, blend, show_sat, N1)
+                _display_row(wl2, out2, filt, sat, y, W, lo, idx_scale, lut, alut, sat_bgr,
+                             blend, show_sat, N1, v_on)
             if y % step == 0 and y >= ry0 and y < ry1:
                 for x in range(rx0, rx1, step):
                     b = int(filt[y, x] * hist_scale)
@@ -176,15 +203,14 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
 
 
 @njit(**_JIT)
-def composite_pass(wl, nir, sat, valid, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out):
+def composite_pass(wl, nir, sat, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out):
     """One pass WL + filtered NIR -> BGR display frame.
 
     Parameters
     ----------
     wl : (H, W, 3) uint8 BGR
-    nir : (H, W) float32 normalised counts
+    nir : (H, W) float32 normalised counts (0 outside the NIR field of view)
     sat : (H, W) uint8, 1 where saturated (ignored unless ``show_sat``)
-    valid : (H, W) uint8, 0 outside the NIR field of view, or (1, 1)
     lo, idx_scale : LUT index = (nir - lo) * idx_scale, clipped to the LUT
     lut : (N, 3) uint8 BGR colour per LUT entry (compression folded in)
     alut : (N,) int32 opacity per entry, 0..256 (fixed point)
@@ -195,16 +221,12 @@ def composite_pass(wl, nir, sat, valid, lo, idx_scale, lut, alut, sat_bgr, blend
     """
     H, W = nir.shape
     N1 = np.float32(lut.shape[0] - 1)
-    has_valid = valid.shape[0] == H and valid.shape[1] == W
     wl2 = wl.reshape(H, W * 3)
     out2 = out.reshape(H, W * 3)
+    v_on = _visible_from(alut, lo, idx_scale)
     for y in prange(H):
-        for x in range(W):
-            f = nir[y, x]
-            if has_valid and valid[y, x] == 0:
-                f = np.float32(-3.0e38)  # outside the NIR view: no signal
-            _display_pixel(wl2, out2, y, x, f, sat[y, x] != 0, lo, idx_scale, lut, alut,
-                           sat_bgr, blend, show_sat, N1)
+        _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, lut, alut, sat_bgr, blend,
+                     show_sat, N1, v_on)
 
 
 @njit(cache=True, nogil=True)
