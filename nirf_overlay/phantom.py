@@ -831,6 +831,10 @@ class Phantom:
             base = nir[y0:y1, x0:x1]
             ring = (ids[y0:y1, x0:x1] >> 4) == les.id
             light = les._rim_light
+            if not les._rim.any():  # a rim thinner than a pixel at a tiny frame size
+                les.amplitude = 0.0
+                del les._rim_light
+                continue
             T0, T1 = float(base[les._rim].mean()), float(light[les._rim].mean())
             a = 1.0
             for _ in range(4):

@@ -79,6 +79,13 @@ def test_types_shapes_bit_depth(size):
         assert m.dtype == bool and m.shape == (h, w), name
 
 
+def test_tiny_frames_still_render():
+    """Far below 2 px per mm a rim can be thinner than a pixel: no rim, but no NaNs either."""
+    for size in ((32, 32), (64, 48)):
+        pair = Phantom(PhantomParams(seed=3, size=size, n_lesions=3)).frame(0)
+        assert pair.nir.max() <= 4095 and np.isfinite(pair.truth.background_intensity)
+
+
 def test_invalid_params_are_one_line_errors():
     with pytest.raises(NirfError, match="size"):
         Phantom(PhantomParams(size=(8, 8)))
@@ -351,7 +358,9 @@ def test_make_sample_round_trip(tmp_path):
 @pytest.mark.parametrize("argv, msg", [
     (["--size", "161x96"], "even"),
     (["--set", "bogus=1"], "not a phantom parameter"),
-    (["--set", "tbr=1"], "tbr"),
+    (["--set", "tbr=1"], "lo,hi"),
+    (["--set", "tbr=1,3"], "tbr"),
+    (["--set", "n_lesions=abc"], "an integer or none"),
     (["--seconds", "0"], "seconds"),
 ])
 def test_make_sample_bad_input(tmp_path, capsys, argv, msg):

@@ -50,8 +50,34 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+_BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _convert(text, default, type_name):
+    """One ``--set`` value, typed like the field's default (or its annotation for None)."""
+    low = text.strip().lower()
+    if default is None:  # Optional[...]: 'none' or a value of the inner type
+        if low == "none":
+            return None
+        inner = type_name.replace("Optional[", "").rstrip("]")
+        if inner == "bool":
+            return _BOOL[low]
+        return {"int": int, "float": float}[inner](text)
+    if isinstance(default, bool):
+        return _BOOL[low]
+    if isinstance(default, tuple):
+        value = tuple(type(default[0])(p) for p in text.replace(" ", "").split(",") if p)
+        if len(value) != len(default):
+            raise ValueError
+        return value
+    return type(default)(text)
+
+
 def _parse_set(items, fields):
-    """``name=value`` strings to PhantomParams overrides, typed like the defaults."""
+    """``name=value`` strings to PhantomParams overrides.
+
+    ``fields`` maps a field name to ``(default, annotation)``.
+    """
     from ..errors import NirfError
 
     out = {}
@@ -62,27 +88,15 @@ def _parse_set(items, fields):
         if key not in fields or key in ("seed", "size", "fps"):
             allowed = ", ".join(sorted(k for k in fields if k not in ("seed", "size", "fps")))
             raise NirfError(f"--set {key}: not a phantom parameter (one of: {allowed})")
-        default = fields[key]
+        default, type_name = fields[key]
         try:
-            if isinstance(default, tuple):
-                parts = [p for p in text.replace(" ", "").split(",") if p]
-                kind = type(default[0])
-                value = tuple(kind(p) for p in parts)
-                if len(value) != len(default):
-                    raise ValueError
-            elif isinstance(default, bool):
-                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = text.lower() in ("true", "1", "yes")
-            elif default is None:
-                value = None if text.lower() == "none" else (
-                    text.lower() in ("true", "1", "yes") if text.lower() in ("true", "false", "yes", "no")
-                    else (int(text) if text.lstrip("-").isdigit() else float(text)))
-            else:
-                value = type(default)(text)
-        except ValueError:
-            raise NirfError(f"--set {key}={text}: expected a value like {default!r}") from None
-        out[key] = value
+            out[key] = _convert(text, default, str(type_name))
+        except (ValueError, KeyError):
+            like = {"Optional[int]": "an integer or none", "Optional[bool]": "true, false or none",
+                    "Optional[float]": "a number or none"}.get(str(type_name))
+            like = like or (f"lo,hi like {default[0]},{default[1]}" if isinstance(default, tuple)
+                            else f"a value like {default!r}")
+            raise NirfError(f"--set {key}={text}: expected {like}") from None
     return out
 
 
@@ -269,7 +283,7 @@ def run(args) -> int:
     if not (0 <= args.crf <= 51):
         raise NirfError(f"--crf {args.crf}: must be 0..51")
     frames = max(1, int(round(args.seconds * args.fps)))
-    fields = {f.name: f.default for f in dataclasses.fields(PhantomParams)}
+    fields = {f.name: (f.default, f.type) for f in dataclasses.fields(PhantomParams)}
     overrides = _parse_set(args.set, fields)
     if args.gain_step is not None:
         overrides["gain_step_s"] = None if args.gain_step < 0 else args.gain_step
