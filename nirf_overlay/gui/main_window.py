@@ -481,7 +481,7 @@ class MainWindow(QMainWindow):
         hud.plane_tbr = getattr(plane, "tbr", None)
         self._last_new_frame = now
         self._frame_nir_lost = lost
-        view.show_frame(item, image, image_b)
+        view.show_frame(item, image, image_b, now=True)
 
     def _on_painted(self, frame, t: float) -> None:
         self._paint_times.append(t)

@@ -80,11 +80,14 @@ class VideoView(QWidget):
         self._hover: Optional[QPointF] = None
 
     # -- frames -------------------------------------------------------------------
-    def show_frame(self, frame, image: np.ndarray, image_b: Optional[np.ndarray] = None) -> None:
-        """Put ``image`` (and ``image_b`` beside it) on screen at the next paint.
+    def show_frame(self, frame, image: np.ndarray, image_b: Optional[np.ndarray] = None, *,
+                   now: bool = False) -> None:
+        """Put ``image`` (and ``image_b`` beside it) on screen.
 
         ``frame`` is the :class:`~nirf_overlay.engine.DisplayFrame` the images
         belong to; ``image`` is ``(h, w, 3) uint8`` BGR (usually the composite).
+        ``now``: paint at once (the caller is the display timer) instead of at
+        the next pass of the event loop.
         """
         arrays, qimages = [], []
         for arr in (image, image_b):
@@ -96,7 +99,10 @@ class VideoView(QWidget):
         self.frame = frame
         self._arrays, self._qimages = arrays, qimages
         self._wl_size = frame.pair.size
-        self.update()
+        if now and self.isVisible():
+            self.repaint()
+        else:
+            self.update()
 
     def hold(self) -> None:
         """Copy the pictures on screen so they can be held (freeze).
