@@ -291,8 +291,10 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # a dark region much larger than the arc's reach is not this lesion's core
         if core_area > 0.9 * hull_area and not holes.any() and core_area > 8 * comp.sum():
             continue
-        # distance of every pixel to the core: the rim hugs the core
-        d_core = cv2.distanceTransform((~core_ext).astype(np.uint8), cv2.DIST_L2, 3)
+        # distance of every pixel to the visible core: the rim hugs the core
+        # (not to the hidden part: fluorescence next to the tool, such as a
+        # gallbladder it reaches into, is not this rim)
+        d_core = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
         cb = boundary(core) & ~(cv2.dilate(blk.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
         near = comp & (d_core <= max_width_px)
         # between the dark core and the fluorescent rim lies a blurred
@@ -301,8 +303,12 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         cov_px = int((cb & (d_near <= gap_px)).sum())
         if cov_px == 0:
             continue
-        # rim width ~ area of the hugging band / covered core perimeter
-        width = float(near.sum()) / cov_px
+        # rim width: twice the median distance-to-edge along the ridge of the
+        # band hugging the core (a gallbladder or duct touching the rim has a
+        # short ridge, so it barely moves the median)
+        dt = cv2.distanceTransform(near.astype(np.uint8), cv2.DIST_L2, 3)
+        ridge = near & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
+        width = 2.0 * float(np.median(dt[ridge])) if ridge.any() else float(near.sum()) / cov_px
         rim = comp & (d_core <= 1.5 * width + gap_px + 1.0)
         d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
         completeness = float((cb & (d_rim <= gap_px)).sum()) / max(1, int(cb.sum()))
@@ -354,7 +360,10 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
             cx, cy, rad = circ
             tol = 0.5 * c.width_px + gap_px + 0.06 * rad
             d = np.abs(np.hypot(xs - cx, ys - cy) - rad)
-            if np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 1.2 * rad:
+            # on the ring, no longer than the rim's circle allows, and no
+            # thicker than the rim (a gallbladder or duct end next to the tool is not)
+            if (np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 1.2 * rad
+                    and area <= 1.5 * np.hypot(bw, bh) * (c.width_px + gap_px)):
                 extra.append(Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
                                        comp, c.width_px, c.completeness, c.centroid))
                 break
