@@ -420,3 +420,29 @@ def test_record_key_starts_and_stops_a_session(qtbot, make_window, frames, tmp_p
     assert os.path.dirname(folder) == str(tmp_path / "rec")
     assert os.path.isfile(os.path.join(folder, "session.json"))
     assert not win.engine.recording_status()["error"]
+
+
+def test_calibration_dialog_opens_from_the_menu_and_viewer_continues(qtbot, make_window, frames):
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtWidgets import QApplication
+
+    from nirf_overlay.sources import SourceSpec
+
+    win = make_window(ControlledSource(frames))
+    win.spec = SourceSpec(phantom=True, size=SIZE)
+    first = next_painted(qtbot, win)
+    seen = []
+
+    def close_dialog():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(100, close_dialog)
+            return
+        seen.append((type(dlg).__name__, win.view.frame.seq))
+        dlg.reject()
+
+    QTimer.singleShot(1500, close_dialog)
+    win.act_calibrate.trigger()  # modal: returns when the dialog closes
+    assert seen and seen[0][0] == "CalibrationDialog"
+    assert seen[0][1] > first.seq, "the picture went on behind the dialog"
+    next_painted(qtbot, win, seen[0][1])
