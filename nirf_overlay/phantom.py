@@ -205,6 +205,26 @@ class PhantomParams:
             raise NirfError(f"phantom completeness {self.completeness}: need 0.1 <= lo <= hi <= 1")
         if self.gain_step_factor <= 0 or self.gain <= 0:
             raise NirfError("phantom gain: must be positive")
+        checks = (
+            ("lesion_radius_mm", self.lesion_radius_mm, 0.5, 40.0),
+            ("core_level", self.core_level, 0.0, 1.0),
+            ("depth_mm", self.depth_mm, 0.0, 20.0),
+            ("duct_width_mm", self.duct_width_mm, 0.2, 10.0),
+        )
+        for name, (lo, hi), vmin, vmax in checks:
+            if not (vmin <= lo <= hi <= vmax):
+                raise NirfError(f"phantom {name} ({lo}, {hi}): need {vmin} <= lo <= hi <= {vmax}")
+        for name, v, vmin, vmax in (
+            ("background", self.background, 1.0, 2000.0),
+            ("electrons_per_count", self.electrons_per_count, 0.05, 1000.0),
+            ("read_noise_e", self.read_noise_e, 0.0, 1000.0),
+            ("motion", self.motion, 0.0, 10.0),
+            ("vignetting_corner", self.vignetting_corner, 0.05, 1.0),
+            ("rim_patchiness", self.rim_patchiness, 0.0, 0.9),
+            ("exposure_ms", self.exposure_ms, 0.01, 10000.0),
+        ):
+            if not (vmin <= v <= vmax):
+                raise NirfError(f"phantom {name} {v}: must be {vmin}..{vmax}")
         return self
 
     @property
