@@ -381,6 +381,8 @@ def _random_curve(rng, start, heading, length_px, step_px, wiggle, bend=0.0) -> 
 def _vignetting(size, corner) -> np.ndarray:
     """cos^4 falloff with the corners at ``corner`` of the centre, mean 1."""
     w, h = size
+    if corner >= 1.0:  # no vignetting
+        return np.ones((h, w), np.float32)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     cx, cy = (w - 1) / 2 + 0.03 * w, (h - 1) / 2 - 0.02 * h  # optics slightly off-centre
     r = np.hypot((x - cx), (y - cy) * 1.05)
