@@ -655,16 +655,13 @@ class Engine:
             due += dt / self._speed
             if due < now - period:  # fell behind: restart the schedule, never burst
                 due = now
+        # sleep (never spin: two cores are shared with the GUI and the pipeline),
+        # in short steps so that stop() is noticed
         while not self._stop.is_set():
             left = due - time.monotonic()
             if left <= 0:
                 break
-            # wake early enough to be on time, and keep an eye on commands
-            self._stop.wait(min(left, 0.05) if left > 0.002 else 0)
-            if left <= 0.002:
-                while time.monotonic() < due:
-                    pass
-                break
+            self._stop.wait(min(left, 0.05))
         return due, t
 
     def _offer(self, rec, pair: FramePair) -> None:
