@@ -20,7 +20,7 @@ import pytest
 
 from nirf_overlay.engine import Engine, LatestMailbox
 from nirf_overlay.errors import NirfError, SourceError
-from nirf_overlay.frame import FramePair, SourceInfo, SourceStats
+from nirf_overlay.frame import SourceInfo, SourceStats
 from nirf_overlay.settings import Settings
 from nirf_overlay.sources.base import FrameSource
 

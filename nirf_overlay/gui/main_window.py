@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from PyQt5.QtCore import QSettings, Qt, QTimer
+from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import (QAction, QActionGroup, QComboBox, QDockWidget, QLabel,
-                             QMainWindow, QSlider, QToolBar, QWidget)
+                             QMainWindow, QSlider, QToolBar)
 
 from ..engine import Engine, open_engine, percentile
 from ..errors import NirfError
 from ..settings import COLORMAPS, MODES
-from .hud import ENDED, NIR_LOST, PAUSED, STALE, safety_banners, stale_after
+from .hud import STALE, safety_banners
 from .video_view import VideoView
 
 log = logging.getLogger(__name__)
