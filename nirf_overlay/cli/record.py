@@ -167,8 +167,8 @@ def _compact(out: str, *, quiet: bool) -> None:
 
     def progress(done, total):
         if not quiet:
-            print(f"  compacting NIR to FFV1: {done}/{total} segments", file=sys.stderr,
-                  flush=True)
+            print(f"  compacting NIR to FFV1 (Ctrl-C leaves the rest FFVHuff, lossless): "
+                  f"{done}/{total} segments", file=sys.stderr, flush=True)
 
     try:
         compact_session(out, progress=progress)
