@@ -41,7 +41,8 @@ import numpy as np
 from ..settings import Settings
 from .measure import refine_rim, ring_background
 from .result import PlaneCheck, RimMeasurement
-from .segment import background_map, find_candidates, global_background, hysteresis_mask, instrument_mask
+from .segment import (background_map, find_candidates, global_background, hysteresis_components,
+                      instrument_mask)
 from .track import RimTracker
 
 # Without a calibration the size limits in mm are applied as if the field of
@@ -203,11 +204,9 @@ class RimAnalyzer:
 
         thr = float(seg.threshold)
         prev = self._prev_fluo if (self._prev_fluo is not None and self._prev_fluo.shape == (h, w)) else None
-        fluo = hysteresis_mask(ratio, thr, max(1.01, thr * seg.hysteresis), prev,
-                               min_px=max(2, int(0.2 * px_per_mm_small ** 2)))
-        if valid_s is not None:
-            fluo &= valid_s.astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(fluo, connectivity=8)
+        fluo, labels, stats = hysteresis_components(
+            ratio, thr, max(1.01, thr * seg.hysteresis), prev,
+            min_px=max(2, int(0.2 * px_per_mm_small ** 2)), valid=valid_s)
 
         relax = self._prev_rim if (self._prev_rim is not None and self._prev_rim.shape == (h, w)) else None
         cands = find_candidates(
@@ -216,7 +215,8 @@ class RimAnalyzer:
             min_core_px=seg.min_core_area_mm2 * px_per_mm_small ** 2,
             core_ratio=seg.core_ratio, min_completeness=seg.min_completeness,
             max_width_px=max(3.0, 8.0 * px_per_mm_small),
-            gap_px=max(1.5, 1.5 * px_per_mm_small), relax=relax,
+            gap_px=max(1.5, 1.5 * px_per_mm_small), core_open_px=0.6 * px_per_mm_small,
+            relax=relax,
         )
 
         # B excludes fluorescence with a margin for its blurred glow, and instruments

@@ -169,7 +169,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # zone that may hold this rim: its coarse footprint grown by half a width
     # plus the analysis grid's quantisation
     d_rim_up = cv2.distanceTransform((~rim_up).astype(np.uint8), cv2.DIST_L2, 3)
-    zone = (d_rim_up <= 0.5 * width + 1.5 * f) & ~_erode(core_up, int(np.ceil(f)))
+    zone = (d_rim_up <= 2.0 * f) & ~_erode(core_up, int(np.ceil(f)))
     if valid_q is not None:
         zone &= valid_q
 
@@ -194,7 +194,11 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
 
     # base level per pixel: the core's level on the core side, background outside
     d_core = cv2.distanceTransform((~core_up).astype(np.uint8), cv2.DIST_L2, 5)
-    outside = ~(zone | core_up)
+    # pixels between the coarse core and the rim belong to neither "outside"
+    reach = d_rim_up <= 0.5 * width + 2.0 * f
+    if valid_q is not None:
+        reach &= valid_q
+    outside = ~(reach | core_up)
     if outside.any():
         d_out = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
     else:
@@ -236,7 +240,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
             rim = rim2
 
     # core: the non-rim pixels on the core side, connected to the coarse core
-    core = _keep_touching(((core_side & zone) | core_up) & ~rim, core_up)
+    core = _keep_touching(((core_side & reach) | core_up) & ~rim, core_up)
     cb = boundary(core)
     if bq is not None and bq.any():
         # where the core meets an instrument or the frame edge its outline is

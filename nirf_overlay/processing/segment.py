@@ -119,17 +119,37 @@ def hysteresis_mask(ratio: np.ndarray, high: float, low: float,
 
     Returns (h, w) uint8 0/1.
     """
-    weak = (ratio > low).astype(np.uint8)
+    return hysteresis_components(ratio, high, low, prev, min_px)[0]
+
+
+def hysteresis_components(ratio: np.ndarray, high: float, low: float,
+                          prev: Optional[np.ndarray] = None, min_px: int = 3,
+                          valid: Optional[np.ndarray] = None):
+    """:func:`hysteresis_mask` plus its connected components (one labelling pass).
+
+    Returns
+    -------
+    mask : (h, w) uint8 0/1
+    labels : (h, w) int32, component labels of ``mask`` (dropped ones are 0)
+    stats : (n, 5) int32 as from ``cv2.connectedComponentsWithStats``
+    """
+    weak = ratio > low
+    if valid is not None:
+        weak &= valid
     seeds = ratio > high
     if prev is not None and prev.shape == ratio.shape:
-        seeds |= prev.astype(bool) & weak.astype(bool)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+        seeds |= prev.astype(bool) & weak
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     if n <= 1:
-        return np.zeros_like(weak)
+        return np.zeros(ratio.shape, np.uint8), labels, stats
     hit = np.bincount(labels[seeds], minlength=n) > 0
     hit[0] = False
     hit &= stats[:, cv2.CC_STAT_AREA] >= min_px
-    return hit.astype(np.uint8)[labels]
+    keep_label = np.where(hit, np.arange(n, dtype=np.int32), 0).astype(np.int32)
+    labels = keep_label[labels]
+    stats = stats.copy()
+    stats[~hit, cv2.CC_STAT_AREA] = 0  # dropped components: never candidates
+    return (labels > 0).astype(np.uint8), labels, stats
 
 
 @dataclass
@@ -193,7 +213,7 @@ def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, 
 def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, stats: np.ndarray,
                     instr: np.ndarray, valid: Optional[np.ndarray], *, min_rim_px: float,
                     min_core_px: float, core_ratio: float, min_completeness: float,
-                    max_width_px: float, gap_px: float = 2.0,
+                    max_width_px: float, gap_px: float = 2.0, core_open_px: float = 0.0,
                     relax: Optional[np.ndarray] = None) -> list[Candidate]:
     """Fluorescent components that enclose, fully or in part, a hypofluorescent core.
 
@@ -228,19 +248,33 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
     out = _find_candidates(ratio, fluo_b, labels, stats, blocked, min_rim_px=min_rim_px,
                            min_core_px=min_core_px, core_ratio=core_ratio,
                            min_completeness=min_completeness, max_width_px=max_width_px,
-                           gap_px=gap_px, relax=relax)
+                           gap_px=gap_px, core_open_px=core_open_px, relax=relax)
     out = _attach_hidden_arcs(out, labels, stats, blocked, gap_px, min_rim_px)
-    return _merge_shared_cores(out, (h, w))
+    out = _merge_shared_cores(out, (h, w), blocked, gap_px)
+    keep = []
+    for c in out:
+        need = min_completeness
+        x0, y0, x1, y1 = c.roi
+        if relax is not None and relax[y0:y1, x0:x1][c.rim].any():
+            need = 0.6 * min_completeness
+        if c.completeness >= need:
+            keep.append(c)
+    return keep
 
 
 def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_core_px, core_ratio,
-                     min_completeness, max_width_px, gap_px, relax) -> list[Candidate]:
+                     min_completeness, max_width_px, gap_px, core_open_px, relax) -> list[Candidate]:
     h, w = ratio.shape
     out: list[Candidate] = []
     n = stats.shape[0]
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
+            continue
+        # a core lies (at least partly) inside the arc's bounding box: nothing
+        # dark there (gallbladder, duct, spill) -> not a rim, at no further cost
+        if not ((ratio[y:y + bh, x:x + bw] < core_ratio)
+                & ~fluo_b[y:y + bh, x:x + bw] & ~blocked[y:y + bh, x:x + bw]).any():
             continue
         pad = max(bw, bh) + 3
         x0, y0 = max(0, x - pad), max(0, y - pad)
@@ -256,14 +290,18 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # cheap early exit for ducts, gallbladder, spills: nothing dark where a core would be
         if not (dark & seed).any():
             continue
-        # the core must lie inside the circle the arc runs along
-        cys, cxs = np.nonzero(comp)
+        # the core must lie inside the circle the arc runs along, fitted to
+        # the part of the arc within ~3 mm of the dark seed (a gallbladder or
+        # duct merged with the rim lies further out and does not bend it)
+        d_seed = cv2.distanceTransform((~(dark & seed)).astype(np.uint8), cv2.DIST_L2, 3)
+        cys, cxs = np.nonzero(comp & (d_seed <= 0.4 * max_width_px + gap_px))
         circ = _circle_fit(cys, cxs)
         inside = None
         if circ is not None and circ[2] < 2.0 * max(bw, bh):
             cx, cy, rad = circ
             inside = np.zeros(comp.shape, np.uint8)
-            cv2.circle(inside, (int(round(cx)), int(round(cy))), int(round(rad)), 1, -1)
+            cv2.circle(inside, (int(round(cx)), int(round(cy))), int(round(1.15 * rad + gap_px + 1)),
+                       1, -1)
             inside = inside.astype(bool)
         dark_ext = dark | blk
         if inside is not None:
@@ -287,6 +325,13 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         hidden = int((core_ext & blk).sum())
         if core_area + hidden < min_core_px or core_area < 0.25 * min_core_px:
             continue
+        # a core is a blob, not a sliver: thin dark strips (a tool's edge
+        # blended with liver on the coarse grid, a gap between two ducts)
+        # vanish when opened by a disk of ~0.6 mm
+        if core_open_px > 0:
+            dcore = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
+            if int((dcore > core_open_px).sum()) < 0.1 * min_core_px:
+                continue
         hull_area = int(_hull(comp | core).sum())
         # a dark region much larger than the arc's reach is not this lesion's core
         if core_area > 0.9 * hull_area and not holes.any() and core_area > 8 * comp.sum():
@@ -309,13 +354,15 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         dt = cv2.distanceTransform(near.astype(np.uint8), cv2.DIST_L2, 3)
         ridge = near & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
         width = 2.0 * float(np.median(dt[ridge])) if ridge.any() else float(near.sum()) / cov_px
-        rim = comp & (d_core <= 1.5 * width + gap_px + 1.0)
+        rim = comp & (d_core <= width + gap_px + 1.0)
         d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
         completeness = float((cb & (d_rim <= gap_px)).sum()) / max(1, int(cb.sum()))
         need = min_completeness
         if relax is not None and relax[y0:y1, x0:x1][rim].any():
             need = 0.6 * min_completeness
-        if completeness < need:
+        # a piece of a rim cut by a tool shares its core with the other
+        # pieces: its completeness is judged after they are merged
+        if completeness < need and not hidden:
             continue
         if rim.sum() < min_rim_px:
             continue
@@ -377,7 +424,8 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
     return out
 
 
-def _merge_shared_cores(cands: list[Candidate], shape) -> list[Candidate]:
+def _merge_shared_cores(cands: list[Candidate], shape, blocked: Optional[np.ndarray] = None,
+                        gap_px: float = 2.0) -> list[Candidate]:
     """Merge candidates whose cores overlap (one rim cut into arcs by a tool)."""
     if len(cands) < 2:
         return cands
@@ -406,11 +454,16 @@ def _merge_shared_cores(cands: list[Candidate], shape) -> list[Candidate]:
     groups: dict = {}
     for k in range(len(cands)):
         groups.setdefault(find(k), []).append(cands[k])
-    return [m[0] if len(m) == 1 else _union(m) for m in groups.values()]
+    return [m[0] if len(m) == 1 else _union(m, blocked, gap_px) for m in groups.values()]
 
 
-def _union(members: list[Candidate]) -> Candidate:
-    """One candidate from several (rim pieces and cores pasted into a joint ROI)."""
+def _union(members: list[Candidate], blocked: Optional[np.ndarray] = None,
+           gap_px: float = 2.0) -> Candidate:
+    """One candidate from several (rim pieces and cores pasted into a joint ROI).
+
+    With ``blocked`` (the whole analysis grid) the completeness is measured
+    again on the joint core's visible outline.
+    """
     x0 = min(c.roi[0] for c in members)
     y0 = min(c.roi[1] for c in members)
     x1 = max(c.roi[2] for c in members)
@@ -428,6 +481,12 @@ def _union(members: list[Candidate]) -> Candidate:
     area = [float(c.rim.sum()) for c in members]
     width = float(np.average([c.width_px for c in members], weights=area))
     compl = float(sum(c.completeness * a for c, a in zip(members, area)) / max(sum(area), 1.0))
+    if blocked is not None and core.any():
+        blk = cv2.dilate(blocked[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        cb = boundary(core) & ~blk
+        if cb.any():
+            d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
+            compl = float((cb & (d_rim <= gap_px)).sum()) / int(cb.sum())
     ys, xs = np.nonzero(rim | core)
     return Candidate(members[0].comp_index, (x0, y0, x1, y1), rim, core, comp, width, compl,
                      (float(xs.mean()) + x0, float(ys.mean()) + y0))
