@@ -105,8 +105,12 @@ class SegmentSettings:
                                    help="How far a rim may move between frames and keep its id.")
     analysis_scale: float = _f(0.125, 0.125, 1.0, label="Analysis scale",
                                help="Segmentation runs on a grid this much smaller than the frame "
-                                    "(never coarser than 320 pixels across); rim edges and "
+                                    "(never coarser than about 240 pixels across); rim edges and "
                                     "widths are then refined finer, per lesion.")
+    analysis_every: int = _f(1, 1, 8, unit="frames", label="Analyse every",
+                             help="Segment and measure rims on every n-th frame only (the masks "
+                                  "and numbers of the last analysed frame are shown in between); "
+                                  "1 = every frame. For slow machines.")
 
 
 @dataclass

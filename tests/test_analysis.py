@@ -261,3 +261,15 @@ def test_valid_mask_excludes_pixels():
     valid[:, :200] = False
     a = RimAnalyzer(Settings(), mm_per_px=MM).analyze(sc["nir"], sc["wl"], valid)
     assert not a.rim_mask[:, :200].any()
+
+
+def test_analysis_every_reuses_last_result():
+    st = Settings()
+    st.set("segment.analysis_every", 2)
+    an = RimAnalyzer(st, mm_per_px=MM)
+    scs = [scene(center=(200 + 5 * k, 180), seed=k) for k in range(4)]
+    out = [an.analyze(sc["nir"], sc["wl"]) for sc in scs]
+    assert out[2] is out[1] and out[3] is not out[1]
+    assert out[3].rims[0].centroid[0] == pytest.approx(215, abs=4)
+    an.reset()
+    assert an.analyze(scs[0]["nir"], scs[0]["wl"]) is not out[3]

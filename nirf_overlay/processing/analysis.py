@@ -141,6 +141,8 @@ class RimAnalyzer:
         self._prev_fluo: Optional[np.ndarray] = None
         self._prev_rim: Optional[np.ndarray] = None
         self._poly_cache: tuple = (None, None, None)
+        self._count = 0
+        self._last: Optional[Analysis] = None
 
     # -- state -----------------------------------------------------------------
     def update_settings(self, settings: Settings) -> None:
@@ -155,6 +157,8 @@ class RimAnalyzer:
         with self._lock:
             self.tracker.reset()
             self._prev_fluo = self._prev_rim = None
+            self._last = None
+            self._count = 0
 
     # -- main ------------------------------------------------------------------
     def analyze(self, nir_norm: np.ndarray, wl: Optional[np.ndarray] = None,
@@ -170,6 +174,8 @@ class RimAnalyzer:
         Returns
         -------
         Analysis
+            With ``segment.analysis_every`` = n > 1 only every n-th call
+            analyses; the calls in between return the last Analysis.
         """
         with self._lock:
             settings = self.settings
@@ -177,6 +183,16 @@ class RimAnalyzer:
         nir = np.asarray(nir_norm, dtype=np.float32)
         if nir.ndim != 2:
             raise ValueError(f"nir_norm must be (H, W), got shape {nir.shape}")
+        self._count += 1
+        every = int(seg.analysis_every)
+        last = self._last
+        if every > 1 and last is not None and self._count % every and last.rim_mask.shape == nir.shape:
+            return last
+        self._last = result = self._analyze(nir, wl, valid, settings)
+        return result
+
+    def _analyze(self, nir, wl, valid, settings) -> Analysis:
+        seg = settings.segment
         H, W = nir.shape
         s = analysis_grid_scale(W, seg.analysis_scale)
         w, h = max(8, int(round(W * s))), max(8, int(round(H * s)))

@@ -160,6 +160,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         img = level_img[qy0:qy0 + qh, qx0:qx0 + qw]
     else:
         img = cv2.resize(raw, (qw, qh), interpolation=cv2.INTER_AREA)
+    img_raw = img
     img = cv2.GaussianBlur(img, (0, 0), 0.8)
     valid_q = None
     if valid is not None:
@@ -264,8 +265,9 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     if area == 0:
         return None
 
-    # T over the WL-resolution mask; cv2.mean avoids a boolean-index copy
-    target = float(cv2.mean(raw, mask=rim_full)[0])
+    # T on the refine grid (area averages of WL pixels, so the same mean up
+    # to edge pixels; a masked mean over the WL-size ROI costs ~0.7 ms)
+    target = float(cv2.mean(img_raw, mask=rim.astype(np.uint8))[0])
     ry, rx = np.nonzero(rim | core)
     centroid = ((float(rx.mean()) + 0.5) / r - 0.5 + X0, (float(ry.mean()) + 0.5) / r - 0.5 + Y0)
     # outline from the refine grid, scaled to WL pixels (for drawing)
