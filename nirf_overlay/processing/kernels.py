@@ -2,9 +2,10 @@
 
 1. :func:`normalise_pass` reads the raw NIR once and writes the normalised,
    temporally filtered NIR (in place over the previous filtered frame, which
-   *is* the filter's state), the saturation mask, a subsampled histogram for
-   the display levels, a histogram of the local noise statistic and the count
-   of saturated pixels.
+   *is* the filter's state), the saturation mask and the count of saturated
+   pixels -- and, in the single-view display modes, the display pixels too.
+   :func:`sample_pass` then reads a subsampled grid (about 16k pixels) for
+   the display-level histogram and the noise statistic.
 2. :func:`composite_pass` reads WL and the filtered NIR once and writes the
    8-bit BGR display frame through a look-up table that already holds the
    colour map, the dynamic-range compression and the alpha ramp.
@@ -90,17 +91,16 @@ def _visible_from(alut, lo, idx_scale):
 
 @njit(**_JIT)
 def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alpha, k,
-                   noise_a, noise_c, step, roi, hist_scale, q_lo, q_scale,
-                   sat, hist, qhist, sat_count,
+                   noise_a, noise_c, sat, sat_count,
                    do_composite, wl, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out):
-    """Fused normalisation, temporal filter, saturation, histograms -- and,
-    with ``do_composite``, the display pixels in the same sweep.
+    """Fused normalisation, temporal filter and saturation -- and, with
+    ``do_composite``, the display pixels in the same sweep.
 
     Parameters
     ----------
     raw : (H, W) uint16, raw NIR counts in WL pixel coordinates
-    dark : (H, W) float32 dark counts, or (1, 1) for a constant dark level
-    inv_flat : (H, W) float32 1 / flat field, or (1, 1) for no flat field
+    dark : (H, W) float32 dark counts, or (1, W) used for every row (zeros: no dark)
+    inv_flat : (H, W) float32 1 / flat field, or (1, W) used for every row (ones: no flat)
     gscale : float, exposure/gain normalisation factor (ref / current)
     sat_level : int, raw count at and above which a pixel is saturated
     filt : (H, W) float32, in: previous filtered frame; out: this one
@@ -108,14 +108,8 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     alpha : float, weight of the previous frame where nothing moved (0..0.95)
     k : float, motion threshold in noise standard deviations
     noise_a, noise_c : noise model var(v) = noise_a * (max(v, 0) + noise_c)
-    step : int, histogram sampling step in both directions
-    roi : (4,) int64, y0, y1, x0, x1 of the region that feeds the histograms
-    hist_scale : float, histogram bins per normalised count (bin 0 starts at 0)
-    q_lo, q_scale : log2 origin and bins per octave of the noise histogram
     sat : (H, W) uint8 out, 1 where saturated
-    hist : (C, B) int32 out, per-chunk histograms of the filtered NIR
-    qhist : (C, Q) int32 out, per-chunk histograms of log2(d^2 / (2 (m + c)))
-    sat_count : (C,) int64 out, saturated pixels per chunk
+    sat_count : (C,) int64 out, saturated pixels per chunk of rows (C chunks)
     do_composite : bool, also write ``out`` (see :func:`composite_pass` for
         ``wl, lo, idx_scale, lut, alut, sat_bgr, blend, show_sat, out``; the
         display levels are the previous frame's, so the frame is read once)
@@ -127,79 +121,104 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     ``w p + (1 - w) v`` with ``w = alpha * clip(2 - r, 0, 1)``: full
     averaging while the change is within ``k`` sigma, none beyond ``2 k``
     sigma (a moving edge is taken as is), a linear blend between.
+    The histograms are made by :func:`sample_pass`: in this kernel they kept
+    LLVM from vectorising the row loop (2x slower).
     """
     H, W = raw.shape
-    nchunks = hist.shape[0]
-    nbins = hist.shape[1]
-    nq = qhist.shape[1]
-    has_dark = dark.shape[0] == H and dark.shape[1] == W
-    has_flat = inv_flat.shape[0] == H and inv_flat.shape[1] == W
-    dark0 = dark[0, 0]
-    flat0 = inv_flat[0, 0]
+    nchunks = sat_count.shape[0]
+    # a (1, W) dark or flat is one row used for every row: always a valid
+    # load, so the loop has no data-dependent branch and vectorises
+    dyd = 1 if dark.shape[0] == H else 0
+    dyf = 1 if inv_flat.shape[0] == H else 0
+    alpha_eff = alpha if have_prev else np.float32(0.0)
+    first = not have_prev
     rows_per = (H + nchunks - 1) // nchunks
     k2 = k * k
     N1 = np.float32(lut.shape[0] - 1)
     wl2 = wl.reshape(wl.shape[0], wl.shape[1] * 3)
     out2 = out.reshape(out.shape[0], out.shape[1] * 3)
     v_on = _visible_from(alut, lo, idx_scale)
+    for c in prange(nchunks):
+        nsat = 0
+        y0 = c * rows_per
+        y1 = min(H, y0 + rows_per)
+        for y in range(y0, y1):
+            yd = y * dyd
+            yf = y * dyf
+            for x in range(W):
+                r = raw[y, x]
+                v = (np.float32(r) - dark[yd, x]) * inv_flat[yf, x] * gscale
+                p = filt[y, x]
+                diff = v - p
+                t2 = k2 * noise_a * (max(p, np.float32(0.0)) + noise_c) + np.float32(1e-20)
+                ratio = math.sqrt(diff * diff / t2)
+                w = alpha_eff * min(np.float32(1.0), max(np.float32(0.0), np.float32(2.0) - ratio))
+                f = p + (np.float32(1.0) - w) * diff
+                s = r >= sat_level
+                # saturation is not noise: never average it away; a first
+                # frame is taken exactly as it is
+                filt[y, x] = v if (s or first) else f
+                sat[y, x] = s
+                nsat += s
+            if do_composite:
+                # second sweep over the row while it is still in cache: the
+                # loop above stays free of table look-ups and can vectorise
+                _display_row(wl2, out2, filt, sat, y, W, lo, idx_scale, lut, alut, sat_bgr,
+                             blend, show_sat, N1, v_on)
+        sat_count[c] = nsat
+
+
+@njit(**_JIT)
+def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scale, q_lo, q_scale,
+                hist, qhist):
+    """Histograms of the filtered NIR and of the noise statistic on a subsampled grid.
+
+    Parameters
+    ----------
+    raw, dark, inv_flat, gscale, filt, noise_c : as for :func:`normalise_pass`
+    step : int, sampling step in both directions
+    roi : (4,) int64, y0, y1, x0, x1 of the region that is sampled
+    hist_scale : float, histogram bins per normalised count (bin 0 starts at 0)
+    q_lo, q_scale : log2 origin and bins per octave of the noise histogram
+    hist : (C, B) int32 out, per-chunk histograms of the filtered NIR
+    qhist : (C, Q) int32 out, per-chunk histograms of ``log2(d**2 / (2 (m + c)))``,
+        ``d`` and ``m`` the difference and mean of horizontal neighbours of the
+        unfiltered frame (the median of this is robust to edges)
+    """
+    H, W = raw.shape
+    nchunks = hist.shape[0]
+    nbins = hist.shape[1]
+    nq = qhist.shape[1]
+    dyd = 1 if dark.shape[0] == H else 0
+    dyf = 1 if inv_flat.shape[0] == H else 0
     ry0, ry1, rx0, rx1 = roi[0], roi[1], roi[2], roi[3]
+    nrows = (ry1 - ry0 + step - 1) // step
+    rows_per = (nrows + nchunks - 1) // nchunks
     for c in prange(nchunks):
         for b in range(nbins):
             hist[c, b] = 0
         for b in range(nq):
             qhist[c, b] = 0
-        nsat = 0
-        y0 = c * rows_per
-        y1 = min(H, y0 + rows_per)
-        for y in range(y0, y1):
-            for x in range(W):
-                r = raw[y, x]
-                d = dark[y, x] if has_dark else dark0
-                fl = inv_flat[y, x] if has_flat else flat0
-                v = (np.float32(r) - d) * fl * gscale
-                f = v
-                if have_prev:
-                    p = filt[y, x]
-                    diff = v - p
-                    t2 = k2 * noise_a * (max(p, np.float32(0.0)) + noise_c) + np.float32(1e-20)
-                    ratio = math.sqrt(diff * diff / t2)
-                    w = alpha * min(np.float32(1.0), max(np.float32(0.0), np.float32(2.0) - ratio))
-                    f = p + (np.float32(1.0) - w) * diff
-                s = r >= sat_level
-                if s:
-                    f = v  # saturation is not noise: never average it away
-                filt[y, x] = f
-                sat[y, x] = s
-                nsat += s
-            if do_composite:
-                # second sweep over the row while it is still in L1: the loop
-                # above stays free of table look-ups and can vectorise
-                _display_row(wl2, out2, filt, sat, y, W, lo, idx_scale, lut, alut, sat_bgr,
-                             blend, show_sat, N1, v_on)
-            if y % step == 0 and y >= ry0 and y < ry1:
-                for x in range(rx0, rx1, step):
-                    b = int(filt[y, x] * hist_scale)
-                    b = min(max(b, 0), nbins - 1)
-                    hist[c, b] += 1
-                    if x + 1 < W:
-                        # noise statistic from horizontal neighbours of the
-                        # *unfiltered* frame; the median is robust to edges
-                        d_a = dark[y, x] if has_dark else dark0
-                        d_b = dark[y, x + 1] if has_dark else dark0
-                        f_a = inv_flat[y, x] if has_flat else flat0
-                        f_b = inv_flat[y, x + 1] if has_flat else flat0
-                        va = (np.float32(raw[y, x]) - d_a) * f_a * gscale
-                        vb = (np.float32(raw[y, x + 1]) - d_b) * f_b * gscale
-                        dd = va - vb
-                        m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
-                        q = dd * dd / (np.float32(2.0) * m)
-                        if q > 0:
-                            qb = int((math.log2(q) - q_lo) * q_scale)
-                            qb = min(max(qb, 0), nq - 1)
-                        else:
-                            qb = 0
-                        qhist[c, qb] += 1
-        sat_count[c] = nsat
+        for iy in range(c * rows_per, min(nrows, (c + 1) * rows_per)):
+            y = ry0 + iy * step
+            yd = y * dyd
+            yf = y * dyf
+            for x in range(rx0, rx1, step):
+                b = int(filt[y, x] * hist_scale)
+                b = min(max(b, 0), nbins - 1)
+                hist[c, b] += 1
+                if x + 1 < W:
+                    va = (np.float32(raw[y, x]) - dark[yd, x]) * inv_flat[yf, x] * gscale
+                    vb = (np.float32(raw[y, x + 1]) - dark[yd, x + 1]) * inv_flat[yf, x + 1] * gscale
+                    dd = va - vb
+                    m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
+                    q = dd * dd / (np.float32(2.0) * m)
+                    if q > 0:
+                        qb = int((math.log2(q) - q_lo) * q_scale)
+                        qb = min(max(qb, 0), nq - 1)
+                    else:
+                        qb = 0
+                    qhist[c, qb] += 1
 
 
 @njit(**_JIT)
