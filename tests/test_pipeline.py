@@ -146,6 +146,7 @@ def test_fused_display_sweep_equals_separate_compositing(phantom, pairs, mode):
     s.set("display.mode", mode)
     s.set("display.show_colorbar", True)
     pipe = Pipeline(s, phantom.calibration())
+    pipe.fuse = True
     for p in pairs[:3]:
         pipe.process(p)
     prev_levels, prev_thr = pipe.levels, pipe.threshold
