@@ -254,6 +254,13 @@ class RimAnalyzer:
             g = refine_rim(nir, c, s, B, valid=valid, blocked=blocked[y0:y1, x0:x1], pyramid=pyramid)
             if g is None:
                 continue
+            # B again, with the ring placed by the measured rim width (the
+            # coarse band includes the rim's blurred glow)
+            B2 = ring_background(small, c, exclude, seg.background_radius_mm * px_per_mm_small,
+                                 seg.background_gap_mm * px_per_mm_small, blocked[y0:y1, x0:x1],
+                                 width_px=g.thickness_px * s)
+            if B2 is not None:
+                g.background = B2
             geoms.append(g)
             rh, rw = g.rim.shape
             view = rim_mask[g.y0:g.y0 + rh, g.x0:g.x0 + rw]

@@ -42,7 +42,8 @@ class RimGeometry:
 
 def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
                     ring_px: float, gap_px: float = 1.5,
-                    blocked: Optional[np.ndarray] = None) -> Optional[float]:
+                    blocked: Optional[np.ndarray] = None,
+                    width_px: Optional[float] = None) -> Optional[float]:
     """Median of the liver ring around a lesion on the analysis grid.
 
     The ring runs from ``gap_px`` to ``gap_px + ring_px`` outside the
@@ -58,10 +59,13 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     ----------
     blocked : bool, ROI-local to ``cand.roi``, or None: instrument, invalid
         pixels, frame edge
+    width_px : rim width (analysis-grid px) for the outline; default the
+        candidate's coarse estimate (the fluorescent band, wider than the rim)
     """
     h, w = nir_small.shape
     x0, y0, x1, y1 = cand.roi
-    reach = int(np.ceil(cand.width_px + gap_px + ring_px)) + 1
+    width = cand.width_px if width_px is None else float(width_px)
+    reach = int(np.ceil(max(width, cand.width_px) + gap_px + ring_px)) + 1
     X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
     core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
     oy, ox = y0 - Y0, x0 - X0
@@ -71,7 +75,7 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
         _complete_with_ellipse(core, cand.core, blocked, oy, ox)
     # distance transform instead of large dilations: O(N) whatever the radius
     d = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
-    lo = cand.width_px + max(1.0, gap_px)
+    lo = width + max(1.0, gap_px)
     ring = (d > lo) & (d <= lo + ring_px) & ~exclude[Y0:Y1, X0:X1]
     vals = nir_small[Y0:Y1, X0:X1][ring]
     if vals.size < 8:
