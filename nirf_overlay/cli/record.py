@@ -88,6 +88,7 @@ def run(args) -> int:
             if not args.quiet:
                 print("waiting for the source to get ready...", file=sys.stderr, flush=True)
             ready(120.0)
+        dropped_before = getattr(source.stats, "dropped", 0)  # not ours: the warm-up's
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             elapsed, interrupted = _record(source, recorder, args, info, quiet=args.quiet)
@@ -101,7 +102,7 @@ def run(args) -> int:
 
     size = _dir_size(out)
     fps = st.frames_safe / elapsed if elapsed > 0 else 0.0
-    dropped = getattr(source.stats, "dropped", 0)
+    dropped = getattr(source.stats, "dropped", 0) - dropped_before
     print(f"recorded {st.frames_safe} frames ({st.frames_not_written} not written, {dropped} "
           f"dropped by the source) in {elapsed:.1f} s = {fps:.1f} fps; {size / 1e6:.1f} MB on "
           f"disk -> {out}" + (" (stopped by the user)" if interrupted else ""))
