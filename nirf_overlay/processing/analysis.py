@@ -246,21 +246,19 @@ class RimAnalyzer:
         geoms = []
         for c in cands:
             x0, y0, x1, y1 = c.roi
-            B = ring_background(small, c, exclude, seg.background_radius_mm * px_per_mm_small,
-                                seg.background_gap_mm * px_per_mm_small, blocked[y0:y1, x0:x1])
-            if B is None:
-                cx, cy = c.centroid
-                B = float(bg[int(min(h - 1, cy)), int(min(w - 1, cx))])
-            g = refine_rim(nir, c, s, B, valid=valid, blocked=blocked[y0:y1, x0:x1], pyramid=pyramid)
+            # the rim edge is placed against the background map here; B for
+            # the ratios comes from the ring once the rim width is measured
+            cx, cy = c.centroid
+            B_map = float(bg[int(min(h - 1, max(0, cy))), int(min(w - 1, max(0, cx)))])
+            g = refine_rim(nir, c, s, B_map, valid=valid, blocked=blocked[y0:y1, x0:x1],
+                           pyramid=pyramid)
             if g is None:
                 continue
-            # B again, with the ring placed by the measured rim width (the
-            # coarse band includes the rim's blurred glow)
-            B2 = ring_background(small, c, exclude, seg.background_radius_mm * px_per_mm_small,
-                                 seg.background_gap_mm * px_per_mm_small, blocked[y0:y1, x0:x1],
-                                 width_px=g.thickness_px * s)
-            if B2 is not None:
-                g.background = B2
+            B = ring_background(small, c, exclude, seg.background_radius_mm * px_per_mm_small,
+                                seg.background_gap_mm * px_per_mm_small, blocked[y0:y1, x0:x1],
+                                width_px=g.thickness_px * s)
+            if B is not None:
+                g.background = B
             geoms.append(g)
             rh, rw = g.rim.shape
             view = rim_mask[g.y0:g.y0 + rh, g.x0:g.x0 + rw]

@@ -129,32 +129,45 @@ def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx)
 
 @numba.njit(cache=True, fastmath=True)
 def _rim_model_sse(prof, dx, half_n, w, s):
-    """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` for given w, s."""
+    """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` for given w, s.
+
+    The 3 x 3 normal equations are accumulated in scalars and solved by
+    Cramer's rule: no allocation in the fit's inner loop.
+    Returns (sse, c0, c1, c2).
+    """
     m = prof.shape[0]
     inv = 1.0 / (math.sqrt(2.0) * s)
-    # normal equations for the three linear coefficients
-    a = np.zeros((3, 3))
-    b = np.zeros(3)
-    f = np.empty((m, 3))
+    s11 = s12 = s13 = s22 = s23 = s33 = 0.0
+    b1 = b2 = b3 = 0.0
+    yy = 0.0
     for k in range(m):
         t = (k - half_n) * dx
         pin = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
         pout = 0.5 * (1.0 + math.erf((t - 0.5 * w) * inv))
-        f[k, 0] = 1.0
-        f[k, 1] = pin
-        f[k, 2] = pin - pout
-        for r in range(3):
-            b[r] += f[k, r] * prof[k]
-            for c in range(3):
-                a[r, c] += f[k, r] * f[k, c]
-    for r in range(3):
-        a[r, r] += 1e-9
-    coef = np.linalg.solve(a, b)
-    sse = 0.0
-    for k in range(m):
-        e = prof[k] - (coef[0] * f[k, 0] + coef[1] * f[k, 1] + coef[2] * f[k, 2])
-        sse += e * e
-    return sse, coef
+        box = pin - pout
+        y = prof[k]
+        s11 += 1.0
+        s12 += pin
+        s13 += box
+        s22 += pin * pin
+        s23 += pin * box
+        s33 += box * box
+        b1 += y
+        b2 += pin * y
+        b3 += box * y
+        yy += y * y
+    s22 += 1e-9
+    s33 += 1e-9
+    det = (s11 * (s22 * s33 - s23 * s23) - s12 * (s12 * s33 - s23 * s13)
+           + s13 * (s12 * s23 - s22 * s13))
+    if abs(det) < 1e-18:
+        return 1e300, 0.0, 0.0, 0.0
+    c0 = (b1 * (s22 * s33 - s23 * s23) - s12 * (b2 * s33 - s23 * b3) + s13 * (b2 * s23 - s22 * b3)) / det
+    c1 = (s11 * (b2 * s33 - s23 * b3) - b1 * (s12 * s33 - s23 * s13) + s13 * (s12 * b3 - b2 * s13)) / det
+    c2 = (s11 * (s22 * b3 - b2 * s23) - s12 * (s12 * b3 - b2 * s13) + b1 * (s12 * s23 - s22 * s13)) / det
+    # residual sum of squares from the normal equations
+    sse = yy - (c0 * b1 + c1 * b2 + c2 * b3)
+    return sse, c0, c1, c2
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -179,24 +192,24 @@ def fit_rim_profile(prof, dx, half_n, fwhm):
     ls0, ls1 = math.log(0.03), math.log(1.5)
     bw = 1.0
     bls = ls0
-    best_coef = np.zeros(3)
+    b0 = b1 = b2 = 0.0
     for it in range(4):
         best = 1e300
         for iw in range(8):
             fw = lw0 + (lw1 - lw0) * iw / 7.0
             for js in range(8):
                 ls = ls0 + (ls1 - ls0) * js / 7.0
-                sse, coef = _rim_model_sse(prof, dx, half_n, fw * fwhm, math.exp(ls) * fwhm)
+                sse, c0, c1, c2 = _rim_model_sse(prof, dx, half_n, fw * fwhm, math.exp(ls) * fwhm)
                 if sse < best:
                     best = sse
                     bw = fw
                     bls = ls
-                    best_coef = coef
+                    b0, b1, b2 = c0, c1, c2
         dw = (lw1 - lw0) / 7.0
         dls = (ls1 - ls0) / 7.0
         lw0, lw1 = max(0.05, bw - 1.2 * dw), bw + 1.2 * dw
         ls0, ls1 = bls - 1.2 * dls, bls + 1.2 * dls
-    return bw * fwhm, math.exp(bls) * fwhm, best_coef[0], best_coef[1], best_coef[2]
+    return bw * fwhm, math.exp(bls) * fwhm, b0, b1, b2
 
 
 def rim_model(t, w, s, c0, c1, c2):

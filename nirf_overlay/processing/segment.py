@@ -192,22 +192,35 @@ def boundary(mask: np.ndarray) -> np.ndarray:
 
 
 def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, float]]:
-    """Algebraic (Kasa) least-squares circle through points: (cx, cy, r) or None."""
+    """Algebraic (Kasa) least-squares circle through points: (cx, cy, r) or None.
+
+    Solved from the 3 x 3 normal equations on at most ~600 points (centred
+    for conditioning), which is ~30x cheaper than ``lstsq`` on all of them.
+    """
     if ys.size < 6:
         return None
+    if ys.size > 600:
+        step = ys.size // 600 + 1
+        ys, xs = ys[::step], xs[::step]
     x = xs.astype(np.float64)
     y = ys.astype(np.float64)
-    A = np.stack([x, y, np.ones_like(x)], 1)
-    b = -(x * x + y * y)
+    mx, my = x.mean(), y.mean()
+    x -= mx
+    y -= my
+    z = x * x + y * y
+    A = np.array([[np.dot(x, x), np.dot(x, y), x.sum()],
+                  [np.dot(x, y), np.dot(y, y), y.sum()],
+                  [x.sum(), y.sum(), float(x.size)]])
+    b = -np.array([np.dot(x, z), np.dot(y, z), z.sum()])
     try:
-        (D, E, F), *_ = np.linalg.lstsq(A, b, rcond=None)
+        D, E, F = np.linalg.solve(A, b)
     except np.linalg.LinAlgError:
         return None
     cx, cy = -D / 2.0, -E / 2.0
     r2 = cx * cx + cy * cy - F
     if not np.isfinite(r2) or r2 <= 0:
         return None
-    return float(cx), float(cy), float(np.sqrt(r2))
+    return float(cx + mx), float(cy + my), float(np.sqrt(r2))
 
 
 def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, stats: np.ndarray,
@@ -276,7 +289,8 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         if not ((ratio[y:y + bh, x:x + bw] < core_ratio)
                 & ~fluo_b[y:y + bh, x:x + bw] & ~blocked[y:y + bh, x:x + bw]).any():
             continue
-        pad = max(bw, bh) + 3
+        # room for the part of a core that lies beyond a partial arc's box
+        pad = max(bw, bh) // 2 + 3
         x0, y0 = max(0, x - pad), max(0, y - pad)
         x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
         comp = labels[y0:y1, x0:x1] == i
