@@ -226,7 +226,9 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
     lev_out = 0.5
     level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
-    rim = _keep_touching((q > level) & zone, rim_up)
+    # (specks in the zone do not matter for the width: it is a median over
+    # sections; the final mask below keeps only what touches the coarse rim)
+    rim = (q > level) & zone
     if rim.sum() < 4:
         return None
 
@@ -240,9 +242,12 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     if (fit_in, fit_out) != (lev_in, lev_out):
         lev_in, lev_out = fit_in, fit_out
         level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
-        rim2 = _keep_touching((q > level) & zone, rim_up)
+        rim2 = (q > level) & zone
         if rim2.sum() >= 4:
             rim = rim2
+    rim = _keep_touching(rim, rim_up)
+    if rim.sum() < 4:
+        return None
 
     # core: the non-rim pixels on the core side, connected to the coarse core
     core = _keep_touching(((core_side & reach) | core_up) & ~rim, core_up)

@@ -320,7 +320,7 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         dark_ext = dark | blk
         if inside is not None:
             dark_ext &= inside | holes
-        nd, dlab, dstats, _ = cv2.connectedComponentsWithStats(dark_ext.astype(np.uint8), connectivity=4)
+        nd, dlab = cv2.connectedComponents(dark_ext.astype(np.uint8), connectivity=4)
         overlap = np.bincount(dlab[seed & dark], minlength=nd)
         overlap[0] = 0
         dark_area = np.bincount(dlab[dark], minlength=nd)
@@ -346,9 +346,8 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
             dcore = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
             if int((dcore > core_open_px).sum()) < 0.1 * min_core_px:
                 continue
-        hull_area = int(_hull(comp | core).sum())
         # a dark region much larger than the arc's reach is not this lesion's core
-        if core_area > 0.9 * hull_area and not holes.any() and core_area > 8 * comp.sum():
+        if not holes.any() and core_area > 8 * area and core_area > 0.9 * int(_hull(comp | core).sum()):
             continue
         # distance of every pixel to the visible core: the rim hugs the core
         # (not to the hidden part: fluorescence next to the tool, such as a
