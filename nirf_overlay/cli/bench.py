@@ -29,7 +29,6 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                    help="frames to time the plain version on (default 10; it is slow)")
     g.add_argument("--warmup", type=int, default=5, help="untimed frames first (default 5)")
     g.add_argument("--json", action="store_true", help="last line: one JSON object of the results")
-    parser.set_defaults(size_default=(1920, 1080))
 
 
 def _has_source(args) -> bool:
