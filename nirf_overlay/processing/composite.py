@@ -183,7 +183,8 @@ class Compositor:
         threshold : fluorescence threshold, normalised counts, or None
         settings : :class:`~nirf_overlay.settings.Settings`
         saturated : (H, W) uint8, 1 where saturated, or None
-        valid : (H, W) uint8, 0 outside the NIR field of view, or None
+        valid : (H, W) bool or None: False outside the NIR field of view (there the
+            normalised NIR is already 0, so it needs no work here)
         contours : rim outlines, each (N, 2) or (N, 1, 2) int, WL pixels
         plane : :class:`~nirf_overlay.processing.result.PlaneCheck` or None
 

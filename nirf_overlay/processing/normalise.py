@@ -73,7 +73,7 @@ class NormaliseOutput:
     hist_scale : float, bins per normalised count
     noise_a : float, shot-noise gain of the model var = a (v + c)
     gain_scale : float, the exposure/gain factor applied
-    valid : (H, W) uint8 or None, 0 outside the NIR field of view (warped only)
+    valid : (H, W) bool or None, False outside the NIR field of view (warped only)
     """
 
     nir: np.ndarray
@@ -147,12 +147,12 @@ class Normaliser:
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             size = (ww, hw)
             self.valid = cv2.warpPerspective(np.ones((hn, wn), np.uint8), self._H, size,
-                                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+                                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
             if dark is not None:
                 dark = cv2.warpPerspective(dark, self._H, size, flags=flags)
             flat = cv2.warpPerspective(flat if flat is not None else np.ones((hn, wn), np.float32),
                                        self._H, size, flags=flags)
-            flat[self.valid == 0] = 0.0
+            flat[~self.valid] = 0.0
             self._raw_warped = np.zeros((hw, ww), np.uint16)
         if flat is not None:
             with np.errstate(divide="ignore"):
