@@ -91,13 +91,16 @@ def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int) 
 
 
 def _load_calibration(source, calibration_path):
-    """A calibration given on the command line wins; else the session's own."""
+    """A calibration given on the command line wins; else the session's own,
+    exactly as ``process`` chooses."""
+    from .cli.common import default_calibration
+
     if calibration_path:
         from .calibration.profile import load_profile
 
         cal = load_profile(calibration_path)
     else:
-        cal = getattr(source, "recorded_calibration", None)
+        cal = default_calibration(source)
     if cal is not None:
         cal.check_size(source.info.size)
     return cal

@@ -66,9 +66,10 @@ def run(args) -> int:
             if len(pairs) >= n:
                 break
         calibration = calibration_from_args(args, size=source.info.size)
-        phantom = getattr(source, "phantom", None)
-        if calibration is None and phantom is not None:
-            calibration = phantom.calibration()
+        if calibration is None:
+            from .common import default_calibration
+
+            calibration = default_calibration(source)
     if not pairs:
         raise NirfError(f"{spec.describe()}: no frames to time")
     res = run_bench(pairs, settings, calibration, warmup=max(0, args.warmup),

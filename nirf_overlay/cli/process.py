@@ -47,6 +47,7 @@ def run(args) -> int:
 
     from ..calibration import calibration_from_args
     from ..export import run_process
+    from .common import default_calibration
     from ..processing.pipeline import Pipeline
     from ..settings import Settings
     from ..sources import SAMPLE_PROFILE, default_sample, open_source, spec_from_args
@@ -71,9 +72,8 @@ def run(args) -> int:
             spec.options["frames"] = int(math.ceil(end * (spec.fps or 30.0))) + 1
     with open_source(spec) as source:
         calibration = calibration_from_args(args, size=source.info.size)
-        phantom = getattr(source, "phantom", None)
-        if calibration is None and phantom is not None:
-            calibration = phantom.calibration()  # the phantom knows its own camera
+        if calibration is None:
+            calibration = default_calibration(source)
         pipeline = Pipeline(settings, calibration)
         summary = run_process(source, pipeline, args.out, masks=args.masks,
                               video=not args.no_video, frame_range=args.range,
