@@ -8,7 +8,7 @@ A session is a directory (``SCHEMA_VERSION`` 1)::
     segments.csv      one row per *complete* segment (written after its files are closed)
     frames.csv        one row per recorded frame, flushed as each frame is written
     events.jsonl      start/stop, setting changes, snapshots, markers, errors; flushed
-    nir_000000.mkv    NIR, gray16le raw counts, lossless (FFVHuff, compacted to FFV1)
+    nir_000000.mkv    NIR, gray16le raw counts, lossless (FFVHuff; FFV1 on request)
     wl_000000.mkv     white light of the same frames (see ``WL_CODECS``)
     ...               one pair of files per segment of ``segment_frames`` frames
 
@@ -20,16 +20,17 @@ to ``segments.csv``.  A reader therefore trusts exactly the segments listed in
 
 NIR codec
 ---------
-NIR is ``gray16le`` (raw counts in 16-bit words, never rescaled) in Matroska.
-It is *captured* with FFVHuff (FFmpeg's lossless Huffman codec): at 1080p on
-the phantom's 12-bit counts it costs 0.26 CPU-s per second of video against
-2.0 for FFV1, which alone would need both cores of a 2-core machine at
-1080p30.  Each closed segment is then *compacted* to FFV1 (RFC 9043, level 3,
-slice CRCs; about 10 % smaller) by a background process at idle priority that
-only uses spare CPU, so the archive ends up FFV1 without ever slowing the
-capture.  Both are bit-exact; the reader does not care which a segment holds.
-A segment is replaced by its FFV1 version with an atomic rename after the new
-file is fsynced, so a crash during compaction leaves the FFVHuff file.
+NIR is ``gray16le`` (raw counts in 16-bit words, never rescaled) in Matroska,
+written with FFVHuff (FFmpeg's lossless Huffman codec; OpenCV reads it like
+FFV1).  Measured at 1080p on the phantom's 12-bit counts, one second of 30 fps
+NIR costs 0.26 CPU-s to encode and 0.55 to decode with FFVHuff, against 2.0
+and 2.5 with FFV1: FFV1 alone would need both cores of a 2-core machine to
+record 1080p30, and makes replay about 2.5x slower, for files only ~10 %
+smaller.  FFV1 (RFC 9043, level 3, slice CRCs) stays available as the archival
+codec: ``compact`` re-encodes closed segments in a background process at idle
+priority, checks the decoded frames' MD5 before and after, fsyncs and renames
+the new file over the old one (a crash meanwhile leaves the FFVHuff file).
+A session may mix both; the reader does not care.
 """
 
 from __future__ import annotations

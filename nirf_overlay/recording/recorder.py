@@ -139,10 +139,11 @@ class Recorder:
         NIR capture codec: "ffvhuff" (default, fast) or "ffv1" (archive codec
         directly; needs about 2 cores at 1080p30).
     compact : bool
-        Re-encode each closed FFVHuff NIR segment to FFV1 in a background
-        process at idle priority (bit-exact, verified by MD5 of the decoded
-        frames).  Segments not compacted by the end stay FFVHuff (still
-        lossless); :func:`compact_session` finishes them later.
+        Also re-encode each closed FFVHuff NIR segment to FFV1 (the archival
+        codec) in a background process at idle priority, bit-exactly (checked
+        by MD5 of the decoded frames).  Off by default: FFV1 makes replay about
+        2.5x slower and saves only ~10 % (see :mod:`.format`).  Segments not
+        compacted by the end stay FFVHuff; :func:`compact_session` finishes them.
 
     Raises
     ------
@@ -163,7 +164,7 @@ class Recorder:
                  wl_codec: str = fmt.DEFAULT_WL_CODEC, max_queue_bytes: Optional[int] = None,
                  min_free_bytes: Optional[int] = None, stop_free_bytes: Optional[int] = None,
                  copy_frames: bool = True, nir_codec: str = fmt.DEFAULT_NIR_CODEC,
-                 compact: bool = True):
+                 compact: bool = False):
         self.out_dir = os.path.abspath(os.fspath(out_dir))
         if wl_codec not in fmt.WL_CODECS:
             raise RecordingError(f"wl codec {wl_codec!r}: not one of {', '.join(fmt.WL_CODECS)}")
