@@ -4,29 +4,38 @@
 calls once per frame with the normalised NIR (already in WL pixel
 coordinates).  It works in two passes:
 
-1. **Coarse grid** (``segment.analysis_scale`` of the frame, see
-   :mod:`.segment`): a robust liver-background map, the fluorescence mask
-   (threshold relative to background, spatial + temporal hysteresis),
-   instruments from white light, and rim candidates -- fluorescence that
-   surrounds, fully or in part, a hypofluorescent core.
-2. **Full resolution, per lesion ROI** (:mod:`.measure`): the half-maximum
-   rim boundary, sub-pixel thickness, completeness, T, B and ratios.
+1. **Coarse grid** (``segment.analysis_scale`` of the frame, never coarser
+   than ~240 px across; :mod:`.segment`): a robust liver-background map,
+   the fluorescence mask (threshold relative to background, spatial and
+   temporal hysteresis), instruments from white light + NIR, and rim
+   candidates -- fluorescence that surrounds, fully or in part, a
+   hypofluorescent core.
+2. **Per lesion ROI, on a grid fine enough for the rim** (:mod:`.measure`):
+   the rim edge where tissue-scattering blur puts the physical edge (half
+   maximum, corrected by a fit of a blurred-rim model), sub-pixel
+   thickness, completeness, T, B and ratios; the rim mask is interpolated
+   to WL pixels with sub-pixel edges.
 
 Definitions (also in the README)
 --------------------------------
 T
     mean normalised NIR over the rim mask.
 B
-    median normalised NIR over a ring of liver around the lesion
-    (``segment.background_radius_mm`` wide) excluding fluorescence (rim,
-    ducts, bile), dark pixels (cores) and instruments.
+    median normalised NIR over a ring of liver around the lesion: from
+    ``segment.background_gap_mm`` to ``gap + segment.background_radius_mm``
+    outside the lesion's closed outline (the core grown by the measured rim
+    width, also where a partial rim leaves the core bare; completed by an
+    ellipse where a tool hides the core), excluding fluorescence (grown by
+    0.7 mm for its glow) and instruments.
 tbr = T / B, contrast = (T - B) / B.
 rim_thickness
-    median over the rim's medial points of the local width across the rim
-    between its two half-maximum edges (sub-pixel), measured along the
-    direction away from the core.
+    true width of the rim: the median half-maximum width across the rim
+    (sub-pixel crossings along the direction away from the core, at the
+    rim's medial points), corrected for tissue-scattering blur by fitting
+    ``core step + blurred box`` to the mean cross-section.
 rim_completeness
-    fraction of the core's boundary pixels that touch the rim.
+    fraction of the core's visible outline (not where it meets a tool or
+    the frame edge) that touches the rim.
 """
 
 from __future__ import annotations

@@ -398,10 +398,21 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
         return cands
     used = {c.comp_index for c in cands}
     near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    # each rim's circle: from the visible outline of its core (many points
+    # round a large part of the circle) grown by half the rim width; from the
+    # rim itself when the core shows too little outline
     circles = []
     for c in cands:
-        ys, xs = np.nonzero(c.rim)
-        circles.append(_circle_fit(ys + c.roi[1], xs + c.roi[0]))
+        x0, y0, x1, y1 = c.roi
+        cb = boundary(c.core) & ~near_block[y0:y1, x0:x1]
+        ys, xs = np.nonzero(cb)
+        circ = _circle_fit(ys + y0, xs + x0) if ys.size >= 12 else None
+        if circ is not None:
+            circ = (circ[0], circ[1], circ[2] + 0.5 * c.width_px)
+        else:
+            ys, xs = np.nonzero(c.rim)
+            circ = _circle_fit(ys + y0, xs + x0)
+        circles.append(circ)
     extra: list[Candidate] = []
     for i in range(1, stats.shape[0]):
         if i in used:
@@ -422,7 +433,7 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
             d = np.abs(np.hypot(xs - cx, ys - cy) - rad)
             # on the ring, no longer than the rim's circle allows, and no
             # thicker than the rim (a gallbladder or duct end next to the tool is not)
-            if (np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 1.2 * rad
+            if (np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 2.2 * rad
                     and area <= 1.5 * np.hypot(bw, bh) * (c.width_px + gap_px)):
                 extra.append(Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
                                        comp, c.width_px, c.completeness, c.centroid))
