@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import errno
 import json
-import os
 import signal
 import subprocess
 import sys

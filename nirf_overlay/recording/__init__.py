@@ -8,7 +8,8 @@ Writing: :class:`Recorder` (``submit(pair)`` never blocks; ``log_event``;
 """
 
 from .format import SCHEMA_VERSION, WL_CODECS
-from .recorder import Recorder, RecorderStatus, compact_session
+from .compact import compact_session
+from .recorder import Recorder, RecorderStatus
 from .session import Marker, Session, SessionSource, open_session, read_session
 
 __all__ = [

@@ -1,0 +1,110 @@
+"""Re-encoding NIR segments to FFV1 (the archival codec), bit-exactly and crash-safely.
+
+Sessions are written with FFVHuff (see :mod:`.format` for why); FFV1 is
+optional.  :func:`compact_session` converts a finished session,
+:class:`~.recorder.Recorder` (``compact=True``) converts segments in idle time
+while recording.  Each conversion runs FFmpeg at idle CPU priority, compares
+the MD5 of the decoded frames before and after, fsyncs the new file and
+renames it over the old one, so an interruption leaves the FFVHuff file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ..errors import RecordingError
+from . import format as fmt
+
+
+def compact_segment(session_dir: str, nir_file: str, *, on_start=None) -> bool:
+    """Re-encode one FFVHuff NIR segment to FFV1 in place, bit-exactly; True if done.
+
+    Runs FFmpeg at idle priority (it only takes CPU nobody else wants), checks
+    that the MD5 of the decoded frames is the same before and after, fsyncs the
+    new file and renames it over the old one.  Any failure leaves the original.
+    """
+    src = os.path.join(session_dir, nir_file)
+    if fmt.is_ffv1(src):
+        return False
+    tmp = src + ".ffv1" + fmt.PART_SUFFIX
+    try:
+        # one pass writes FFV1 and hashes the original frames; a second hashes the result
+        cmd = fmt.compact_cmd(src, tmp) + ["-map", "0:v:0", "-f", "hash", "-hash", "md5",
+                                           "pipe:1"]
+        before = _run_idle(cmd, on_start)
+        after = _run_idle([fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+                           "-i", tmp, "-map", "0:v:0", "-f", "hash", "-hash", "md5", "pipe:1"],
+                          on_start)
+        if not before or before != after:
+            raise RuntimeError(f"decoded frames differ after re-encoding ({before} != {after})")
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, src)
+        fmt.fsync_dir(session_dir)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _run_idle(cmd: list, on_start=None) -> str:
+    """Run ``cmd`` at idle CPU priority; return its stdout, raise on failure."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    _make_idle(p.pid)
+    if on_start is not None:
+        on_start(p)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        last = err.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError(last[-1] if last else f"ffmpeg exit code {p.returncode}")
+    return out.decode("ascii", "replace").strip()
+
+
+def _make_idle(pid: int) -> None:
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    except (AttributeError, OSError):
+        pass
+
+
+def compact_session(path, *, progress=None) -> int:
+    """Compact every NIR segment of a session that is not FFV1 yet; return how many.
+
+    Safe to run on a session being replayed (files are replaced atomically)
+    and to interrupt (the remaining segments stay FFVHuff, still lossless).
+    ``progress(done, total)`` is called after each segment.
+    """
+    from .session import read_session
+
+    session = read_session(path)
+    todo = []
+    for seg in session.segments:
+        full = os.path.join(session.path, seg.nir_file)
+        if not fmt.is_ffv1(full):
+            todo.append(seg.nir_file)
+        elif os.path.exists(full + ".ffv1" + fmt.PART_SUFFIX):  # left by a killed compactor
+            try:
+                os.unlink(full + ".ffv1" + fmt.PART_SUFFIX)
+            except OSError:
+                pass
+    done = 0
+    for i, name in enumerate(todo, start=1):
+        try:
+            done += bool(compact_segment(session.path, name))
+        except RuntimeError as e:
+            raise RecordingError(f"{os.path.join(session.path, name)}: not compacted ({e})") from None
+        if progress is not None:
+            progress(i, len(todo))
+    return done
