@@ -185,6 +185,95 @@ def _plain(e: BaseException) -> str:
     return text
 
 
+class _ReadAhead:
+    """Reads a file or session one or two pairs ahead on its own thread.
+
+    Decoding (FFmpeg, disk) then overlaps with processing, so replay keeps
+    its rate when read + process would not fit in a frame period.  Only this
+    thread touches the source; a seek is a request it carries out, and pairs
+    read before the seek (an older *generation*) are thrown away.
+    """
+
+    def __init__(self, source, stop: threading.Event, depth: int = 2):
+        import queue
+
+        self._queue_mod = queue
+        self.source = source
+        self._stop = stop
+        self._q = queue.Queue(maxsize=depth)
+        self._cv = threading.Condition()
+        self._gen = 0  # the generation the consumer wants
+        self._seek_req: Optional[tuple] = None  # (generation, index)
+        self._thread = threading.Thread(target=self._run, name="nirf-read-ahead", daemon=True)
+        self._thread.start()
+
+    def seek(self, index: int) -> None:
+        with self._cv:
+            self._gen += 1
+            self._seek_req = (self._gen, int(index))
+            self._cv.notify_all()
+
+    def read(self, timeout: float):
+        """The next pair of the current generation, None at the end; TimeoutError if none yet."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("nothing read yet")
+            try:
+                gen, kind, value = self._q.get(timeout=left)
+            except self._queue_mod.Empty:
+                raise TimeoutError("nothing read yet") from None
+            if gen != self._gen:
+                continue  # read before a seek
+            if kind == "error":
+                raise value
+            return value
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        gen, at_end, errors = 0, False, 0
+        while not self._stop.is_set():
+            with self._cv:
+                req, self._seek_req = self._seek_req, None
+                if req is None and at_end:
+                    self._cv.wait(0.1)  # nothing to read until a seek
+                    continue
+            if req is not None:
+                gen, index = req
+                at_end = False
+                try:
+                    self.source.seek(index)
+                except Exception as e:
+                    self._put((gen, "error", e))
+                    continue
+            try:
+                pair = self.source.read(READ_TIMEOUT_S)
+            except TimeoutError:
+                continue
+            except Exception as e:
+                errors += 1
+                self._put((gen, "error", e))
+                self._stop.wait(min(RETRY_DELAY_S * errors, 2.0))
+                continue
+            errors = 0
+            at_end = pair is None
+            self._put((gen, "pair", pair))
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            with self._cv:
+                if self._seek_req is not None:
+                    return  # a seek is waiting: this item is already out of date
+            try:
+                self._q.put(item, timeout=0.05)
+                return
+            except self._queue_mod.Full:
+                continue
+
+
 class Engine:
     """Capture -> process on a worker thread; the display takes the newest result.
 
@@ -256,6 +345,7 @@ class Engine:
         self._rec_started: Optional[float] = None
         self._rec_refused = 0
         self._events = None  # executor writing recording events
+        self._ahead: Optional[_ReadAhead] = None  # read-ahead for files and sessions
 
     # -- life cycle -----------------------------------------------------------
     def start(self) -> "Engine":
@@ -271,6 +361,8 @@ class Engine:
             self._wake.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if self._ahead is not None:
+            self._ahead.join(timeout)  # it may be inside source.read()
         if self._events is not None:
             self._events.shutdown(wait=True)  # events before the recording's stop
             self._events = None
@@ -554,6 +646,8 @@ class Engine:
     # -- worker ----------------------------------------------------------------------
     def _run(self) -> None:
         self._state = "running"
+        if not self.info.live:
+            self._ahead = _ReadAhead(self.source, self._stop)
         due: Optional[float] = None  # when the next paced frame is to be released
         prev_time: Optional[float] = None
         errors_in_row = 0
@@ -590,7 +684,8 @@ class Engine:
                 due = prev_time = None
 
             try:
-                pair = self.source.read(READ_TIMEOUT_S)
+                reader = self._ahead or self.source
+                pair = reader.read(READ_TIMEOUT_S)
             except TimeoutError:
                 continue  # a live source with nothing new: the display marks it stale
             except Exception as e:
@@ -629,7 +724,10 @@ class Engine:
 
     def _seek(self, index: int) -> bool:
         try:
-            self.source.seek(index)
+            if self._ahead is not None:
+                self._ahead.seek(index)  # carried out on the read-ahead thread
+            else:
+                self.source.seek(index)
         except Exception as e:
             self._report(e, f"seeking to frame {index}")
             return False

@@ -177,9 +177,10 @@ def test_every_frame_is_shown_or_counted_as_dropped(frames, make_engine):
     assert shown[-1].index == N_FRAMES - 1  # the newest always wins
 
 
-def test_source_error_is_reported_in_words_and_engine_recovers(frames, make_engine):
-    src = ControlledSource(frames, live=True)
-    eng = make_engine(src)
+@pytest.mark.parametrize("live", [True, False])  # False: read through the read-ahead thread
+def test_source_error_is_reported_in_words_and_engine_recovers(frames, make_engine, live):
+    src = ControlledSource(frames, live=live)
+    eng = make_engine(src, loop=True)
     first = take_next(eng)
     src.fail = "camera 0: unplugged"
     wait_for(lambda: "unplugged" in eng.status().error, what="the error in the status")
