@@ -310,7 +310,7 @@ def test_full_disk_stops_cleanly_and_keeps_earlier_frames(tmp_path, small_disk, 
     assert not st.recording
     assert st.error.startswith("disk full"), st.error
     assert False in results  # once stopped, pairs are refused
-    assert 0 < st.frames_safe < len(pairs)
+    assert 15 <= st.frames_safe < len(pairs)  # at least the first 0.5 s segment survived
     meta = json.loads((out / "session.json").read_text())
     assert meta["interrupted"] is False and meta["stop_reason"].startswith("disk full")
     assert not list(out.glob("*.part"))  # the unfinished segment was removed

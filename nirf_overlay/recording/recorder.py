@@ -583,18 +583,36 @@ class Recorder:
         return f"{name}: the encoder failed ({last}); recording stopped"
 
     def _close_segment(self) -> None:
+        """End the current segment: wait until both encoders have written their files.
+
+        Waiting here (not in the closer) means only one segment is ever being
+        written, so a disk that fills can only cost the newest segment; every
+        earlier one is already complete.
+        """
         seg, self._seg = self._seg, None
+        problem = None
         for p, name in zip(seg.procs, (seg.nir_file, seg.wl_file)):
             try:
                 p.stdin.close()
             except (BrokenPipeError, OSError):
-                self._closer_q.put(("abort", seg))
-                raise _Failure(self._encoder_problem(p, name)) from None
-        self._closer_q.put(("close", seg))
+                problem = problem or (p, name)
+        for p, name in zip(seg.procs, (seg.nir_file, seg.wl_file)):
+            try:
+                rc = p.wait(120)
+            except subprocess.TimeoutExpired:
+                self._discard_segment(seg)
+                raise _Failure(f"{name}: the encoder did not finish; recording stopped") from None
+            if rc != 0:
+                problem = problem or (p, name)
+        if problem is not None:
+            message = self._encoder_problem(*problem)
+            self._discard_segment(seg)
+            raise _Failure(message)
+        self._closer_q.put(seg)
 
     def _abort_segment(self) -> None:
         seg, self._seg = self._seg, None
-        self._closer_q.put(("abort", seg))
+        self._discard_segment(seg)
 
     def _lose(self, n: int) -> None:
         with self._lock:
@@ -615,16 +633,16 @@ class Recorder:
 
     # -- closer thread --------------------------------------------------------------
     def _closer_main(self) -> None:
+        expected_first = 0  # segments are listed only without gaps (frame N = row N)
         while True:
-            item = self._closer_q.get()
-            if item is _STOP:
+            seg = self._closer_q.get()
+            if seg is _STOP:
                 return
-            action, seg = item
             try:
-                if action == "close":
-                    self._finish_segment(seg)
-                else:
-                    self._discard_segment(seg)
+                if seg.first_frame != expected_first:
+                    raise _Failure(f"segment {seg.number} follows a lost segment; recording stopped")
+                self._finish_segment(seg)
+                expected_first = seg.first_frame + seg.frames
             except _Failure as e:
                 self._discard_segment(seg)
                 self._fail(str(e))
@@ -637,14 +655,7 @@ class Recorder:
                 self._fail(f"internal error: {e}")
 
     def _finish_segment(self, seg: _Segment) -> None:
-        for p, name in zip(seg.procs, (seg.nir_file, seg.wl_file)):
-            try:
-                rc = p.wait(120)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                raise _Failure(f"{name}: the encoder did not finish; recording stopped")
-            if rc != 0:
-                raise _Failure(self._encoder_problem(p, name))
+        """Make a complete segment durable (fsync, rename) and list it in segments.csv."""
         size = 0
         for name in (seg.nir_file, seg.wl_file):
             part = os.path.join(self.out_dir, name + fmt.PART_SUFFIX)
@@ -657,11 +668,18 @@ class Recorder:
             os.replace(part, os.path.join(self.out_dir, name))
         os.fsync(self._frames_f.fileno())
         fmt.fsync_dir(self.out_dir)
-        with open(os.path.join(self.out_dir, fmt.SEGMENTS_CSV), "a", newline="") as f:
-            csv.writer(f).writerow([seg.number, seg.first_frame, seg.frames, seg.nir_file,
-                                    seg.wl_file, fmt.NIR_PIX_FMT, self.wl_codec])
-            f.flush()
-            os.fsync(f.fileno())
+        row = ",".join(str(v) for v in (seg.number, seg.first_frame, seg.frames, seg.nir_file,
+                                         seg.wl_file, fmt.NIR_PIX_FMT, self.wl_codec))
+        for attempt in range(4):
+            try:
+                _append_line(os.path.join(self.out_dir, fmt.SEGMENTS_CSV), row + "\r\n")
+                break
+            except OSError as e:
+                # a full disk: the writer is deleting the newest, unfinished segment, which
+                # frees the few bytes this row needs
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or attempt == 3:
+                    raise
+                time.sleep(0.25)
         with self._lock:
             self._st.segments += 1
             self._st.frames_safe += seg.frames
@@ -670,23 +688,22 @@ class Recorder:
             self._compact_q.put(seg.nir_file)
 
     def _discard_segment(self, seg: _Segment) -> None:
-        """Kill a segment's encoders and delete its unfinished files (frees space)."""
+        """Stop a segment's encoders and delete its files (frees space); count its frames."""
         for p in seg.procs:
+            if p.poll() is None:
+                p.kill()
             try:
                 p.stdin.close()
             except Exception:
                 pass
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            p.wait()
             _read_stderr(p)
         for name in (seg.nir_file, seg.wl_file):
-            try:
-                os.unlink(os.path.join(self.out_dir, name + fmt.PART_SUFFIX))
-            except OSError:
-                pass
+            for suffix in (fmt.PART_SUFFIX, ""):
+                try:
+                    os.unlink(os.path.join(self.out_dir, name + suffix))
+                except OSError:
+                    pass
         if seg.frames:
             self._lose(seg.frames)
 
@@ -781,6 +798,26 @@ def _frozen(arr: np.ndarray, dtype, copy: bool) -> np.ndarray:
     if copy:
         return np.array(arr, dtype=dtype, order="C", copy=True)
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _append_line(path: str, line: str) -> None:
+    """Append ``line`` durably, all or nothing: a failed write is cut off again."""
+    data = line.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "No space left on device", path)
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
 
 
 def _free_bytes(path: str) -> Optional[int]:
