@@ -196,13 +196,14 @@ def test_markers_and_events_round_trip(tmp_path):
         if i == 33:
             rec.log_event("snapshot", path="/tmp/x.png")
     rec.log_event("marker", frame=3, label="explicit frame")
+    rec.log_event("marker", source_index=100 + 20, label="by source index")  # pairs[20]
     rec.stop()
     with SessionSource(tmp_path / "s") as src:
         kinds = [e["kind"] for e in src.events]
         assert kinds[0] == "start" and kinds[-1] == "stop"
         assert {"marker", "setting", "snapshot"} <= set(kinds)
-        assert [(m.frame, m.label) for m in src.markers] == [(12, "rim appears"),
-                                                             (3, "explicit frame")]
+        assert [(m.frame, m.label) for m in src.markers] == [
+            (12, "rim appears"), (3, "explicit frame"), (20, "by source index")]
         setting = next(e for e in src.events if e["kind"] == "setting")
         assert setting["value"] == 2.0 and setting["name"] == "segment.threshold"
         assert src.info.extra["label"] == "case 17"

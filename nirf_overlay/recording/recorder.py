@@ -197,6 +197,7 @@ class Recorder:
         self._st = RecorderStatus(out_dir=self.out_dir, queue_capacity_bytes=self.max_queue_bytes)
         self._refused_since_last = 0
         self._last_index = -1
+        self._by_source_index: "collections.OrderedDict[int, int]" = collections.OrderedDict()
         self._failure: Optional[str] = None
         self._events_lock = threading.Lock()
         self._closer_q: "queue.Queue" = queue.Queue()
@@ -293,6 +294,9 @@ class Recorder:
                 return False
             self._last_index += 1
             row["index"] = self._last_index
+            self._by_source_index[row["source_index"]] = self._last_index
+            if len(self._by_source_index) > 4096:
+                self._by_source_index.popitem(last=False)
             row["not_written_before"] = self._refused_since_last
             self._refused_since_last = 0
             self._queue.append((wl, nir, row, nbytes))
@@ -304,15 +308,21 @@ class Recorder:
         """Append an event to ``events.jsonl`` (flushed); never raises.
 
         Each line is ``{"time": ISO-8601 UTC, "t": seconds since start,
-        "frame": index, "kind": kind, ...data}``.  ``frame`` defaults to the
-        last frame submitted (what the viewer shows); pass ``frame=`` to say
-        otherwise.  Kinds used: start, stop, error, setting (name, value),
+        "frame": index, "kind": kind, ...data}``, where ``frame`` is a frame
+        index *of the recording* (what replay seeks to).  Give it as
+        ``frame=`` (recording index) or as ``source_index=`` (the ``index`` of
+        the pair as the source numbered it, e.g. the frame on screen; mapped
+        for the last 4096 pairs submitted); by default it is the last frame
+        submitted.  Kinds used: start, stop, error, setting (name, value),
         settings (all), snapshot (path), marker (label), note (text).
         """
         if not isinstance(kind, str) or not kind:
             return
+        frame = data.pop("frame", None)
+        if frame is None:
+            frame = self._by_source_index.get(data.get("source_index"), max(self._last_index, 0))
         event = {"time": _now_iso(), "t": round(time.monotonic() - self._t0, 6),
-                 "frame": data.pop("frame", max(self._last_index, 0)), "kind": kind}
+                 "frame": frame, "kind": kind}
         event.update(data)
         try:
             line = json.dumps(event, default=_json_default) + "\n"
