@@ -446,3 +446,21 @@ def test_calibration_dialog_opens_from_the_menu_and_viewer_continues(qtbot, make
     assert seen and seen[0][0] == "CalibrationDialog"
     assert seen[0][1] > first.seq, "the picture went on behind the dialog"
     next_painted(qtbot, win, seen[0][1])
+
+
+@pytest.mark.parametrize("fps, age, stale", [
+    (60.0, 0.099, False),  # two periods are 33 ms, but never less than 100 ms
+    (60.0, 0.101, True),
+    (5.0, 0.39, False),  # two periods of a slow source: 400 ms
+    (5.0, 0.41, True),
+    (None, 0.09, False),
+])
+def test_stale_after_two_periods_and_at_least_100_ms(fps, age, stale):
+    from nirf_overlay.gui.hud import safety_banners
+
+    marks = safety_banners(now=10.0 + age, last_new_frame=10.0, fps=fps, nir_lost=False)
+    assert ("stale" in marks) is stale
+    # freeze, pause and the end of a recording say so instead of STALE; NIR LOST always shows
+    held = safety_banners(now=20.0, last_new_frame=10.0, fps=fps, nir_lost=True, frozen=True)
+    assert held == ["frozen", "nir_lost"]
+    assert safety_banners(now=10.0, last_new_frame=None, fps=fps, nir_lost=False) == ["stale"]
