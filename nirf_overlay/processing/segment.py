@@ -401,18 +401,22 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
     # each rim's circle: from the visible outline of its core (many points
     # round a large part of the circle) grown by half the rim width; from the
     # rim itself when the core shows too little outline
+    # (both are tried: a core mostly behind the tool shows too little outline,
+    # a short thick arc gives a poor circle of its own)
     circles = []
     for c in cands:
         x0, y0, x1, y1 = c.roi
         cb = boundary(c.core) & ~near_block[y0:y1, x0:x1]
         ys, xs = np.nonzero(cb)
         circ = _circle_fit(ys + y0, xs + x0) if ys.size >= 12 else None
+        mine = []
         if circ is not None:
-            circ = (circ[0], circ[1], circ[2] + 0.5 * c.width_px)
-        else:
-            ys, xs = np.nonzero(c.rim)
-            circ = _circle_fit(ys + y0, xs + x0)
-        circles.append(circ)
+            mine.append((circ[0], circ[1], circ[2] + 0.5 * c.width_px))
+        ys, xs = np.nonzero(c.rim)
+        circ = _circle_fit(ys + y0, xs + x0)
+        if circ is not None:
+            mine.append(circ)
+        circles.append(mine)
     extra: list[Candidate] = []
     for i in range(1, stats.shape[0]):
         if i in used:
@@ -425,16 +429,18 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
             continue
         ys, xs = np.nonzero(comp)
         ys, xs = ys + y, xs + x
-        for c, circ in zip(cands, circles):
-            if circ is None:
-                continue
-            cx, cy, rad = circ
-            tol = 0.5 * c.width_px + gap_px + 0.06 * rad
-            d = np.abs(np.hypot(xs - cx, ys - cy) - rad)
-            # on the ring, no longer than the rim's circle allows, and no
-            # thicker than the rim (a gallbladder or duct end next to the tool is not)
-            if (np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 2.2 * rad
-                    and area <= 1.5 * np.hypot(bw, bh) * (c.width_px + gap_px)):
+        for c, mine in zip(cands, circles):
+            hit = False
+            for cx, cy, rad in mine:
+                tol = 0.5 * c.width_px + gap_px + 0.06 * rad
+                d = np.abs(np.hypot(xs - cx, ys - cy) - rad)
+                # on the ring, no longer than the rim's circle allows, and no
+                # thicker than the rim (a gallbladder or duct end next to the tool is not)
+                if (np.mean(d <= tol) >= 0.9 and max(bw, bh) <= 2.2 * rad
+                        and area <= 1.5 * np.hypot(bw, bh) * (c.width_px + gap_px)):
+                    hit = True
+                    break
+            if hit:
                 extra.append(Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
                                        comp, c.width_px, c.completeness, c.centroid))
                 break
