@@ -79,3 +79,29 @@ def test_analysis_alone_matches_pipeline():
     a = _run(case, AnalysisOnly)
     b = _run(case)
     assert a["mean_dice"] == pytest.approx(b["mean_dice"], abs=0.03)
+
+
+def test_transection_plane_flags_rim_and_not_liver():
+    """A plane polygon over a rim is flagged; one over plain liver is not."""
+    from nirf_overlay.settings import Settings
+
+    ph = Phantom(replace(PhantomParams(size=SIZE), seed=31, instrument=False))
+    pair = ph.frame(10)
+    ys, xs = np.nonzero(pair.truth.rim_mask)
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    st = Settings()
+    st.set("plane.polygon", [[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    res = Pipeline(st, ph.calibration()).process(pair)
+    assert res.plane.flagged and res.plane.tbr > st.segment.threshold
+    assert res.plane.area_mm2 >= pair.truth.rim_mask[y0:y1 + 1, x0:x1 + 1].sum() * ph.mm_per_px ** 2 * 0.8
+    # a small square of liver away from every fluorescent structure
+    busy = pair.truth.rim_mask | pair.truth.distractor_mask | pair.truth.core_mask
+    H, W = busy.shape
+    for y in range(0, H - 40, 20):
+        for x in range(0, W - 40, 20):
+            if not busy[max(0, y - 30):y + 70, max(0, x - 30):x + 70].any():
+                st.set("plane.polygon", [[x, y], [x + 40, y], [x + 40, y + 40], [x, y + 40]])
+                res = Pipeline(st, ph.calibration()).process(pair)
+                assert not res.plane.flagged and res.plane.area_px == 0
+                return
+    pytest.skip("no plain liver in this frame")
