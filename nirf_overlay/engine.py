@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -39,6 +40,12 @@ from .errors import NirfError
 from .frame import FramePair
 
 log = logging.getLogger(__name__)
+
+#: Niceness the engine's threads run at (None: inherit).  The viewer raises
+#: its GUI thread's priority so that painting is not queued behind
+#: processing; threads started from the GUI thread would inherit that, so
+#: every thread started through :func:`spawn` first drops to this value.
+WORKER_NICE: Optional[int] = None
 
 SPEED_RANGE = (0.25, 4.0)
 READ_TIMEOUT_S = 0.1  # how long one read may wait before commands are looked at again
@@ -177,6 +184,27 @@ class _RateMeter:
         return (n - 1) / dt if dt > 0 else 0.0
 
 
+def _at_worker_priority() -> None:
+    if WORKER_NICE is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+    except OSError:  # lowering one's own priority is always allowed; be safe anyway
+        pass
+
+
+def spawn(target, name: str, *args) -> threading.Thread:
+    """Start a daemon thread running ``target(*args)`` at :data:`WORKER_NICE`."""
+
+    def run():
+        _at_worker_priority()
+        target(*args)
+
+    t = threading.Thread(target=run, name=name, daemon=True)
+    t.start()
+    return t
+
+
 def _plain(e: BaseException) -> str:
     """An exception as one line of plain words (no traceback)."""
     if isinstance(e, NirfError):
@@ -204,8 +232,7 @@ class _ReadAhead:
         self._cv = threading.Condition()
         self._gen = 0  # the generation the consumer wants
         self._seek_req: Optional[tuple] = None  # (generation, index)
-        self._thread = threading.Thread(target=self._run, name="nirf-read-ahead", daemon=True)
-        self._thread.start()
+        self._thread = spawn(self._run, "nirf-read-ahead")
 
     def seek(self, index: int) -> None:
         with self._cv:
@@ -350,8 +377,7 @@ class Engine:
     # -- life cycle -----------------------------------------------------------
     def start(self) -> "Engine":
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="nirf-engine", daemon=True)
-            self._thread.start()
+            self._thread = spawn(self._run, "nirf-engine")
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -537,13 +563,13 @@ class Engine:
                 self._rec_state = "off"
                 return
             if self._rec_state != "starting":  # stopped meanwhile
-                threading.Thread(target=rec.stop, daemon=True).start()
+                spawn(rec.stop, "nirf-rec-stop")
                 return
             self._rec_started = time.monotonic()
             self.recorder = rec
             self._rec_state = "on"
 
-        threading.Thread(target=create, name="nirf-rec-start", daemon=True).start()
+        spawn(create, "nirf-rec-start")
 
     def stop_recording(self, wait: bool = False) -> None:
         """Detach the recorder at once and let it finish writing on a helper thread."""
@@ -568,8 +594,7 @@ class Engine:
             self._last_rec_status = _recorder_status(rec)
             self._rec_state = "off"
 
-        t = threading.Thread(target=finish, name="nirf-rec-stop", daemon=True)
-        t.start()
+        t = spawn(finish, "nirf-rec-stop")
         if wait:
             t.join(10.0)
 
@@ -602,7 +627,8 @@ class Engine:
             from concurrent.futures import ThreadPoolExecutor
 
             # one helper thread keeps the events in order and the disk off the caller's thread
-            self._events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirf-events")
+            self._events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirf-events",
+                                              initializer=_at_worker_priority)
 
         def write():
             try:
