@@ -247,6 +247,9 @@ class RimAnalyzer:
         # B excludes fluorescence with a margin for its blurred glow, and instruments
         glow = max(1, int(round(0.7 * px_per_mm_small)))
         exclude = cv2.dilate(fluo, np.ones((2 * glow + 1, 2 * glow + 1), np.uint8)).astype(bool) | instr
+        # and core-dark pixels: a part of a core the outline missed (behind a
+        # tool, beyond a partial rim) is not liver; vessels (~0.85) stay in
+        exclude |= ratio < seg.core_ratio
         if valid_s is not None:
             exclude |= ~valid_s
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
