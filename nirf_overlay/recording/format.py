@@ -174,13 +174,17 @@ def wl_encoder_cmd(path: str, size: tuple[int, int], fps: float, codec: str,
     ]
 
 
-def decoder_cmd(path: str, pix_fmt: str, *, start_frame: int = 0, fps: float = 30.0) -> list[str]:
+def decoder_cmd(path: str, pix_fmt: str, *, start_frame: int = 0, fps: float = 30.0,
+                threads: str = "1") -> list[str]:
     """FFmpeg command decoding ``path`` to raw ``pix_fmt`` on stdout from ``start_frame``.
 
     NIR is decoded to ``gray16le``, WL to ``bgr24``: both are the stored
-    samples rearranged, never rescaled.
+    samples rearranged, never rescaled.  One thread by default: frame
+    threading delays the first frame after a seek by a frame per thread, and
+    the NIR and WL decoders already run side by side (FFV1, slow per frame,
+    wants ``"auto"``: its slice threads add no delay).
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-threads", threads]
     if start_frame > 0:
         # half a frame early: Matroska stores milliseconds, so frame k's stamp may be
         # rounded below k/fps; accurate seeking then discards everything before it.

@@ -228,8 +228,9 @@ class _Decoder:
     def __init__(self, path: str, pix_fmt: str, frame_bytes: int, start: int, fps: float):
         self.path = path
         self.frame_bytes = frame_bytes
+        threads = "auto" if fmt.is_ffv1(path) else "1"
         self.proc = subprocess.Popen(
-            fmt.decoder_cmd(path, pix_fmt, start_frame=start, fps=fps),
+            fmt.decoder_cmd(path, pix_fmt, start_frame=start, fps=fps, threads=threads),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             bufsize=0)
 
