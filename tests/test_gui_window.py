@@ -331,6 +331,17 @@ def test_view_command_writes_stats(tmp_path):
         assert stats["fps_displayed"] > 0
 
 
+def test_view_command_fullscreen_on_a_chosen_screen(tmp_path):
+    out = tmp_path / "stats.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nirf_overlay", "view", "--phantom", "--size", "160x96",
+         "--screen", "0", "--exit-after", "1", "--stats-json", str(out)],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text())["size"] == [160, 96]
+
+
 def test_view_command_refuses_bad_screen_in_one_line(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
