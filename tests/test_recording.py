@@ -105,6 +105,18 @@ def test_roundtrip_is_bit_identical(tmp_path, wl_codec, compact, nir_bits):
     assert not list((tmp_path / "s").glob("*.part"))
 
 
+@pytest.mark.parametrize("size", [(161, 121), (17, 16)])
+def test_odd_frame_sizes_round_trip(tmp_path, size):
+    pairs = synthetic_pairs(4, seed=2, size=size)
+    record(tmp_path / "s", pairs)
+    with SessionSource(tmp_path / "s") as src:
+        got = list(src)
+    assert len(got) == 4
+    for a, b in zip(pairs, got):
+        assert b.wl.shape == (size[1], size[0], 3) and b.nir.shape == (size[1], size[0])
+        assert np.array_equal(a.wl, b.wl) and np.array_equal(a.nir, b.nir)
+
+
 def test_near_lossless_wl_within_tolerance_and_nir_exact(tmp_path):
     pairs = synthetic_pairs(12, seed=3, smooth=True)
     record(tmp_path / "s", pairs, wl_codec="x264")
