@@ -27,7 +27,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wl-codec", choices=("ffvhuff", "x264", "x264rgb", "ffv1"),
                         default="ffvhuff",
                         help="white-light codec: ffvhuff = lossless, fastest (default); x264 = "
-                             "near-lossless H.264 4:4:4 crf 10, 6-7x smaller; x264rgb, ffv1 = "
+                             "near-lossless H.264 4:4:4 crf 10, 4-7x smaller; x264rgb, ffv1 = "
                              "lossless, slower")
     parser.add_argument("--ffv1", action="store_true",
                         help="also re-encode NIR to FFV1 (archival codec; bit-exact, ~10%% "
