@@ -254,8 +254,6 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
         flicker in and out of the rim class.
     """
     h, w = ratio.shape
-    out: list[Candidate] = []
-    n = stats.shape[0]
     blocked = instr if valid is None else (instr | ~valid)
     fluo_b = fluo.astype(bool)
     out = _find_candidates(ratio, fluo_b, labels, stats, blocked, min_rim_px=min_rim_px,
