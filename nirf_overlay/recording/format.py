@@ -82,7 +82,7 @@ SEGMENT_COLUMNS = ("segment", "first_frame", "frames", "nir_file", "wl_file", "n
 #: H.264 RGB lossless and 3.1 for FFV1), because recordings are the study's raw
 #: data.  It is large (about 5 GB/min at 1080p30 on the phantom's noisy WL);
 #: ``x264`` (H.264 4:4:4 crf 10: near-lossless, visually lossless but not
-#: bit-exact) is 6-7x smaller for long procedures.  ``x264rgb`` (H.264 RGB qp 0)
+#: bit-exact) is 4-7x smaller for long procedures.  ``x264rgb`` (H.264 RGB qp 0)
 #: and ``ffv1`` (FFV1 bgr0) are lossless alternatives.
 WL_CODECS = {
     "ffvhuff": ("FFVHuff planar RGB (lossless)", True,
