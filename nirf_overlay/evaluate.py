@@ -212,7 +212,9 @@ def format_table(rows: list[tuple[str, dict]]) -> str:
     cols = [("mean_dice", "Dice", "{:.3f}"), ("min_dice", "minDice", "{:.3f}"),
             ("duct_fraction", "duct", "{:.3f}"), ("distractor_fraction", "distr", "{:.3f}"),
             ("thickness_error_mm_max", "thk_err_max", "{:+.3f}"),
+            ("thickness_error_mm_median", "thk_err_med", "{:.3f}"),
             ("tbr_error_max", "tbr_err_max", "{:+.3f}"),
+            ("tbr_error_median", "tbr_err_med", "{:.3f}"),
             ("dice_before_gain_step", "Dice<gain", "{:.3f}"),
             ("dice_after_gain_step", "Dice>gain", "{:.3f}"), ("detected", "detected", "{:.2f}")]
     head = f"{'run':<28}" + "".join(f"{c[1]:>12}" for c in cols)
@@ -248,6 +250,8 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--frames", type=int, default=30, help="consecutive frames per seed, around the gain step")
     ap.add_argument("--tbr", type=float, nargs=2, default=None, metavar=("LO", "HI"))
+    ap.add_argument("--completeness", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="partial rims only: arc fraction drawn in [LO, HI] (no complete rims)")
     ap.add_argument("--settings", default=None)
     ap.add_argument("--analysis-only", action="store_true",
                     help="plain normalisation + RimAnalyzer instead of the full Pipeline")
@@ -259,6 +263,8 @@ def main(argv: Optional[list] = None) -> int:
         params = PhantomParams(seed=seed, size=(w, h))
         if args.tbr:
             params = replace(params, tbr=tuple(args.tbr))
+        if args.completeness:
+            params = replace(params, completeness=tuple(args.completeness), p_complete=0.0)
         ph = Phantom(params)
         pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
                 else Pipeline(settings, ph.calibration()))

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 
 from ..settings import Settings
+from .analysis_kernels import upscale_fluo
 from .measure import refine_rim, ring_background
 from .result import PlaneCheck, RimMeasurement
 from .segment import (background_map, find_candidates, global_background, hysteresis_components,
@@ -116,6 +117,44 @@ def _downscale(img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, dict]:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), pyr
 
 
+def _nearest_small(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Nearest-neighbour downscale to (h, w): a strided view for whole factors.
+
+    For a whole factor ``cv2.resize(..., INTER_NEAREST)`` samples source
+    pixel ``k * factor``, which is exactly ``img[::fy, ::fx]`` (and ~20x
+    cheaper than resizing a 1080p colour frame).
+    """
+    H, W = img.shape[:2]
+    if W % w == 0 and H % h == 0:
+        return np.ascontiguousarray(img[::H // h, ::W // w])
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+class _MaskRing:
+    """Full-size mask buffers used in turn (as the Compositor's output ring).
+
+    ``Analysis.rim_mask`` / ``fluorescence_mask`` of a frame stay valid for
+    ``n - 1`` further frames; a consumer that keeps them longer copies them
+    (the recorder, export and evaluate use them at once).  Holds no state
+    that changes any output, so it is a plain object that
+    ``batch.state_digest`` does not hash.
+    """
+
+    def __init__(self, n: int = 3):
+        self.n = int(n)
+        self.bufs: list = []
+        self.i = 0
+
+    def next(self, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+        """Two (H, W) uint8 buffers (rim, fluorescence), contents undefined."""
+        if not self.bufs or self.bufs[0][0].shape != (H, W):
+            self.bufs = [(np.empty((H, W), np.uint8), np.empty((H, W), np.uint8)) for _ in range(self.n)]
+            self.i = 0
+        pair = self.bufs[self.i]
+        self.i = (self.i + 1) % self.n
+        return pair
+
+
 def _upscale_mask(mask: np.ndarray, W: int, H: int) -> np.ndarray:
     """Nearest-neighbour upscale of a uint8 mask; row replication for integer factors.
 
@@ -152,6 +191,7 @@ class RimAnalyzer:
         self._poly_cache: tuple = (None, None, None)
         self._count = 0
         self._last: Optional[Analysis] = None
+        self._masks = _MaskRing(3)
 
     # -- state -----------------------------------------------------------------
     def update_settings(self, settings: Settings) -> None:
@@ -214,9 +254,10 @@ class RimAnalyzer:
         small, pyramid = _downscale(nir, w, h)
         valid_s = None
         if valid is not None:
-            valid_s = cv2.resize(valid.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            valid_s = _nearest_small(valid.view(np.uint8) if valid.dtype == bool else
+                                     valid.astype(np.uint8), w, h) > 0
         # instruments are large: point samples of WL are enough (and 5x cheaper)
-        wl_s = cv2.resize(wl, (w, h), interpolation=cv2.INTER_NEAREST) if wl is not None else None
+        wl_s = _nearest_small(wl, w, h) if wl is not None else None
 
         usable = valid_s.copy() if valid_s is not None else np.ones((h, w), bool)
         b0 = global_background(small, usable)
@@ -254,7 +295,14 @@ class RimAnalyzer:
             exclude |= ~valid_s
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
-        rim_mask = np.zeros((H, W), np.uint8)
+        # fluorescence (upscaled) and a cleared rim mask in one pass, into
+        # ring buffers; the rims are pasted into both below
+        if W % w == 0 and H % h == 0:
+            rim_mask, fluo_full = self._masks.next(H, W)
+            upscale_fluo(fluo, H // h, W // w, fluo_full, rim_mask)
+        else:
+            rim_mask = np.zeros((H, W), np.uint8)
+            fluo_full = _upscale_mask(fluo * np.uint8(255), W, H)
         geoms = []
         for c in cands:
             x0, y0, x1, y1 = c.roi
@@ -275,9 +323,8 @@ class RimAnalyzer:
             rh, rw = g.rim.shape
             view = rim_mask[g.y0:g.y0 + rh, g.x0:g.x0 + rw]
             np.maximum(view, g.rim, out=view)
-
-        fluo_full = _upscale_mask(fluo * np.uint8(255), W, H)
-        np.maximum(fluo_full, rim_mask, out=fluo_full)
+            view = fluo_full[g.y0:g.y0 + rh, g.x0:g.x0 + rw]
+            np.maximum(view, g.rim, out=view)
 
         self.tracker.max_shift_px = seg.track_max_shift_mm / mm_eff
         ids = self.tracker.assign([g.centroid for g in geoms], [g.rim_area_px for g in geoms])

@@ -218,3 +218,80 @@ def rim_model(t, w, s, c0, c1, c2):
     pin = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
     pout = 0.5 * (1.0 + math.erf((t - 0.5 * w) * inv))
     return c0 + c1 * pin + c2 * (pin - pout)
+
+
+@numba.njit(cache=True)
+def upscale_fluo(fluo, fy, fx, fluo_full, rim_full):
+    """Nearest-neighbour upscale of the coarse fluorescence mask, and a cleared rim mask.
+
+    One pass over the frame writes both full-size masks (they are pasted
+    into per lesion afterwards), instead of ``np.repeat`` + ``np.zeros``.
+    Each coarse row is expanded once and copied ``fy`` times (no division
+    per pixel).
+
+    Parameters
+    ----------
+    fluo : (h, w) uint8 0/1, analysis grid
+    fy, fx : int, whole upscale factors (H = h * fy, W = w * fx)
+    fluo_full, rim_full : (H, W) uint8 outputs: 0/255 fluorescence, zeros
+    """
+    h, w = fluo.shape
+    W = fluo_full.shape[1]
+    row = np.empty(W, np.uint8)
+    for yy in range(h):
+        src = fluo[yy]
+        for xx in range(w):
+            v = np.uint8(255) if src[xx] else np.uint8(0)
+            for k in range(xx * fx, xx * fx + fx):
+                row[k] = v
+        for y in range(yy * fy, yy * fy + fy):
+            out_f = fluo_full[y]
+            out_r = rim_full[y]
+            for x in range(W):
+                out_f[x] = row[x]
+                out_r[x] = 0
+
+
+@numba.njit(cache=True, fastmath=False)
+def circle_fit_sums(ys, xs):
+    """Sums of the centred Kasa circle fit: (A 3x3, b 3, mean x, mean y).
+
+    Same arithmetic as the numpy version (float64, points centred first),
+    without its ~15 temporary arrays per fit.
+    """
+    n = ys.shape[0]
+    mx = 0.0
+    my = 0.0
+    for i in range(n):
+        mx += xs[i]
+        my += ys[i]
+    mx /= n
+    my /= n
+    sxx = sxy = syy = sx = sy = sxz = syz = sz = 0.0
+    for i in range(n):
+        x = xs[i] - mx
+        y = ys[i] - my
+        z = x * x + y * y
+        sxx += x * x
+        sxy += x * y
+        syy += y * y
+        sx += x
+        sy += y
+        sxz += x * z
+        syz += y * z
+        sz += z
+    A = np.empty((3, 3))
+    A[0, 0] = sxx
+    A[0, 1] = sxy
+    A[0, 2] = sx
+    A[1, 0] = sxy
+    A[1, 1] = syy
+    A[1, 2] = sy
+    A[2, 0] = sx
+    A[2, 1] = sy
+    A[2, 2] = float(n)
+    b = np.empty(3)
+    b[0] = -sxz
+    b[1] = -syz
+    b[2] = -sz
+    return A, b, mx, my

@@ -17,6 +17,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .analysis_kernels import circle_fit_sums
+
 # Band (x local background) of pixels trusted as liver parenchyma when the
 # background map is built: excludes fluorescence (rims, ducts, bile), dark
 # tumour cores and instruments without having to know where they are.
@@ -68,11 +70,13 @@ def background_map(nir_small: np.ndarray, usable: np.ndarray, *, tile_px: int = 
         est = cv2.resize(est_tiles, (w, h), interpolation=cv2.INTER_LINEAR)
         band = (nir_small > lo * est) & (nir_small < hi * est)
         weight = band.astype(np.float32) * usable_f
-        num = cv2.resize(nir_small * weight, (tx, ty), interpolation=cv2.INTER_AREA)
-        den = cv2.resize(weight, (tx, ty), interpolation=cv2.INTER_AREA)
+        # numerator and weight as the two channels of one image: one resize
+        # and one blur instead of two each (same per-channel arithmetic)
+        nd = cv2.resize(cv2.merge([nir_small * weight, weight]), (tx, ty), interpolation=cv2.INTER_AREA)
         # normalised convolution: tiles covered by a lesion borrow from neighbours
-        num_s = cv2.GaussianBlur(num, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
-        den_s = cv2.GaussianBlur(den, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
+        nd_s = cv2.GaussianBlur(nd, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
+        num, den = nd.reshape(ty, tx, 2)[..., 0], nd.reshape(ty, tx, 2)[..., 1]
+        num_s, den_s = nd_s.reshape(ty, tx, 2)[..., 0], nd_s.reshape(ty, tx, 2)[..., 1]
         own = den > 0.3
         tiles = np.where(own, num / np.maximum(den, 1e-6),
                          np.where(den_s > 0.02, num_s / np.maximum(den_s, 1e-6), b0))
@@ -202,16 +206,8 @@ def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, 
     if ys.size > 600:
         step = ys.size // 600 + 1
         ys, xs = ys[::step], xs[::step]
-    x = xs.astype(np.float64)
-    y = ys.astype(np.float64)
-    mx, my = x.mean(), y.mean()
-    x -= mx
-    y -= my
-    z = x * x + y * y
-    A = np.array([[np.dot(x, x), np.dot(x, y), x.sum()],
-                  [np.dot(x, y), np.dot(y, y), y.sum()],
-                  [x.sum(), y.sum(), float(x.size)]])
-    b = -np.array([np.dot(x, z), np.dot(y, z), z.sum()])
+    A, b, mx, my = circle_fit_sums(np.ascontiguousarray(ys, dtype=np.float64),
+                                   np.ascontiguousarray(xs, dtype=np.float64))
     try:
         D, E, F = np.linalg.solve(A, b)
     except np.linalg.LinAlgError:
