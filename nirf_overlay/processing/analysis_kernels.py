@@ -140,10 +140,16 @@ def _rim_model_sse(prof, dx, half_n, w, s):
     s11 = s12 = s13 = s22 = s23 = s33 = 0.0
     b1 = b2 = b3 = 0.0
     yy = 0.0
+    # the samples are symmetric (t_k = -t_{m-1-k}), so the outer edge's step
+    # is the mirrored inner one: Phi((t - w/2)/s) = 1 - Phi((-t + w/2)/s);
+    # one erf per sample instead of two (the fit's cost is erf)
+    pins = np.empty(m)
     for k in range(m):
         t = (k - half_n) * dx
-        pin = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
-        pout = 0.5 * (1.0 + math.erf((t - 0.5 * w) * inv))
+        pins[k] = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
+    for k in range(m):
+        pin = pins[k]
+        pout = 1.0 - pins[m - 1 - k]
         box = pin - pout
         y = prof[k]
         s11 += 1.0

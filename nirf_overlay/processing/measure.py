@@ -261,15 +261,29 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     completeness = float((cb & (d_r <= 1.5)).sum()) / max(1, int(cb.sum()))
 
     # rim mask in WL pixels: interpolate the edge field so edges are sub-pixel
+    ox = oy = 0  # origin of rim_full within the WL ROI
     if r >= 1.0:
         rim_full = rim.astype(np.uint8) * np.uint8(255)
     else:
-        near = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        field = np.where(near, q - level, np.float32(-1.0)).astype(np.float32)
-        rim_full = cv2.compare(cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.0,
-                               cv2.CMP_GT)
+        near_u8 = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8))
+        field = np.where(near_u8 > 0, q - level, np.float32(-1.0)).astype(np.float32)
+        fi = int(round(1.0 / r))
+        if abs(fi * r - 1.0) < 1e-9 and rw == qw * fi and rh == qh * fi:
+            # only the rim's neighbourhood can be > 0: resize just its box plus
+            # 2 px of -1 (a whole factor maps crop pixels onto the same source
+            # positions, so this is the same mask; it saves ~half the pixels)
+            bx, by, bw_, bh_ = cv2.boundingRect(near_u8)
+            cx0, cy0 = max(0, bx - 2), max(0, by - 2)
+            cx1, cy1 = min(qw, bx + bw_ + 2), min(qh, by + bh_ + 2)
+            rim_full = cv2.compare(cv2.resize(field[cy0:cy1, cx0:cx1], ((cx1 - cx0) * fi, (cy1 - cy0) * fi),
+                                              interpolation=cv2.INTER_LINEAR), 0.0, cv2.CMP_GT)
+            ox, oy = cx0 * fi, cy0 * fi
+        else:
+            rim_full = cv2.compare(cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.0,
+                                   cv2.CMP_GT)
     if valid is not None:
-        rim_full[~valid[Y0:Y1, X0:X1]] = 0
+        fh, fw = rim_full.shape
+        rim_full[~valid[Y0 + oy:Y0 + oy + fh, X0 + ox:X0 + ox + fw]] = 0
     area = cv2.countNonZero(rim_full)
     if area == 0:
         return None
@@ -284,8 +298,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     c = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
     contour = (np.round((c + 0.5) / r - 0.5) + np.array([X0, Y0])).astype(np.int32)
     bx, by, bw, bh = cv2.boundingRect(rim_full)
-    bbox = (bx + X0, by + Y0, bw, bh)
-    return RimGeometry(X0, Y0, rim_full, core, target, background, core_level, thickness / r,
+    bbox = (bx + X0 + ox, by + Y0 + oy, bw, bh)
+    return RimGeometry(X0 + ox, Y0 + oy, rim_full, core, target, background, core_level, thickness / r,
                        completeness, float(area), float(core.sum()) / (r * r), centroid,
                        bbox, contour)
 
