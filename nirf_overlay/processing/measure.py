@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .analysis_kernels import NO_SIGNAL, fit_rim_profile, mean_cross_section, profile_crossings, rim_model
-from .segment import Candidate, boundary
+from .segment import Candidate, boundary, mask_centroid
 
 
 @dataclass
@@ -129,15 +129,16 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     H, W = nir.shape
     cx0, cy0, _, _ = cand.roi
     lesion = cand.rim | cand.core
-    ys, xs = np.nonzero(lesion)
+    # bounding box of the lesion (cheaper than np.nonzero + min/max)
+    lx, ly, lw, lh = cv2.boundingRect(lesion.view(np.uint8))
     width_full = max(1.0, cand.width_px / scale)  # WL px
     r = scale
     while r < 1.0 and width_full * r < px_across:
         r = min(1.0, 2.0 * r)
     f = r / scale  # refine px per analysis px
     m = int(np.ceil(cand.width_px)) + 3
-    bx0, by0 = max(0, xs.min() - m), max(0, ys.min() - m)
-    bx1, by1 = min(lesion.shape[1], xs.max() + 1 + m), min(lesion.shape[0], ys.max() + 1 + m)
+    bx0, by0 = max(0, lx - m), max(0, ly - m)
+    bx1, by1 = min(lesion.shape[1], lx + lw + m), min(lesion.shape[0], ly + lh + m)
     # ROI in WL pixels, aligned to whole analysis-grid cells
     X0, Y0 = int(round((cx0 + bx0) / scale)), int(round((cy0 + by0) / scale))
     X1, Y1 = min(W, int(round((cx0 + bx1) / scale))), min(H, int(round((cy0 + by1) / scale)))
@@ -291,8 +292,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # T on the refine grid (area averages of WL pixels, so the same mean up
     # to edge pixels; a masked mean over the WL-size ROI costs ~0.7 ms)
     target = float(cv2.mean(img_raw, mask=rim.astype(np.uint8))[0])
-    ry, rx = np.nonzero(rim | core)
-    centroid = ((float(rx.mean()) + 0.5) / r - 0.5 + X0, (float(ry.mean()) + 0.5) / r - 0.5 + Y0)
+    mx, my = mask_centroid(rim | core)
+    centroid = ((float(mx) + 0.5) / r - 0.5 + X0, (float(my) + 0.5) / r - 0.5 + Y0)
     # outline from the refine grid, scaled to WL pixels (for drawing)
     cnts, _ = cv2.findContours(rim.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     c = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)

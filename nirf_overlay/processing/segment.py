@@ -195,6 +195,17 @@ def boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~er.astype(bool)
 
 
+def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
+    """(mean x, mean y) of a bool mask's pixels, via image moments.
+
+    The moments of a binary image are integer sums held exactly in float64,
+    so this equals ``xs.mean(), ys.mean()`` of ``np.nonzero`` without
+    building the index arrays.
+    """
+    m = cv2.moments(mask.view(np.uint8), True)
+    return m["m10"] / m["m00"], m["m01"] / m["m00"]
+
+
 def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, float]]:
     """Algebraic (Kasa) least-squares circle through points: (cx, cy, r) or None.
 
@@ -373,9 +384,9 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
             continue
         if rim.sum() < min_rim_px:
             continue
-        ys, xs = np.nonzero(rim | core)
+        mx, my = mask_centroid(rim | core)
         out.append(Candidate(i, (x0, y0, x1, y1), rim, core, comp, width, completeness,
-                             (float(xs.mean()) + x0, float(ys.mean()) + y0)))
+                             (float(mx) + x0, float(my) + y0)))
     return out
 
 
@@ -511,6 +522,6 @@ def _union(members: list[Candidate], blocked: Optional[np.ndarray] = None,
         if cb.any():
             d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
             compl = float((cb & (d_rim <= gap_px)).sum()) / int(cb.sum())
-    ys, xs = np.nonzero(rim | core)
+    mx, my = mask_centroid(rim | core)
     return Candidate(members[0].comp_index, (x0, y0, x1, y1), rim, core, comp, width, compl,
-                     (float(xs.mean()) + x0, float(ys.mean()) + y0))
+                     (float(mx) + x0, float(my) + y0))
