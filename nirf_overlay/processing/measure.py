@@ -175,11 +175,17 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # zone that may hold this rim: its coarse footprint grown by half a width
     # plus the analysis grid's quantisation
     d_rim_up = cv2.distanceTransform((~rim_up).astype(np.uint8), cv2.DIST_L2, 3)
-    zone = (d_rim_up <= 2.0 * f) & ~_erode(core_up, int(np.ceil(f)))
+    # one distance map for both erosions of the core below (what _erode computes)
+    d_in_core = cv2.distanceTransform(core_up.view(np.uint8), cv2.DIST_L2, 3)
+
+    def erode_core(rad):
+        return d_in_core > rad if rad > 0 else core_up
+
+    zone = (d_rim_up <= 2.0 * f) & ~erode_core(int(np.ceil(f)))
     if valid_q is not None:
         zone &= valid_q
 
-    core_in = _erode(core_up, int(np.ceil(0.5 * width)))
+    core_in = erode_core(int(np.ceil(0.5 * width)))
     if core_in.sum() >= 4:
         core_level = float(np.median(img[core_in]))
     elif core_up.any():
