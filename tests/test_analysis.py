@@ -273,3 +273,25 @@ def test_analysis_every_reuses_last_result():
     assert out[3].rims[0].centroid[0] == pytest.approx(215, abs=4)
     an.reset()
     assert an.analyze(scs[0]["nir"], scs[0]["wl"]) is not out[3]
+
+
+def test_masks_stay_valid_for_two_further_frames_and_match_a_fresh_analyzer():
+    # the analyzer writes its full-size masks into a ring of 3 buffer pairs:
+    # a frame's masks must survive the next two frames unchanged, and the
+    # reused buffers must hold exactly what a fresh analyzer computes (no
+    # leftovers from an earlier frame's rim)
+    scenes = [scene(seed=1, center=(200, 180)), scene(seed=2, center=(330, 170), tbr=3.0),
+              scene(seed=3, center=(260, 200), cover=0.7), scene(seed=4, center=(420, 200))]
+    an = RimAnalyzer(Settings(), mm_per_px=MM)
+    kept = []
+    for i, sc in enumerate(scenes):
+        a = an.analyze(sc["nir"], sc["wl"])
+        kept.append((a, a.rim_mask.copy(), a.fluorescence_mask.copy()))
+        for b, rim, fl in kept[-3:]:
+            assert np.array_equal(b.rim_mask, rim) and np.array_equal(b.fluorescence_mask, fl)
+        fresh = RimAnalyzer(Settings(), mm_per_px=MM).analyze(sc["nir"], sc["wl"])
+        assert (a.rim_mask > 0).any()
+        assert np.array_equal(a.rim_mask, fresh.rim_mask)
+        assert np.array_equal(a.fluorescence_mask, fresh.fluorescence_mask)
+    # buffers are reused after three frames
+    assert kept[3][0].rim_mask is not kept[2][0].rim_mask
