@@ -621,8 +621,10 @@ class Engine:
         rec = self.recorder
         if rec is None:
             return
-        if "frame" not in data and self._position is not None:
-            data["frame"] = int(self._position)  # the frame on screen when it happened
+        if "frame" not in data and "source_index" not in data and self._position is not None:
+            # the frame on screen, in the source's numbering: the recorder maps it to its
+            # own (a live source's index counts from before the recording started)
+            data["source_index"] = int(self._position)
         if self._events is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -713,6 +715,11 @@ class Engine:
                 reader = self._ahead or self.source
                 pair = reader.read(READ_TIMEOUT_S)
             except TimeoutError:
+                if stepping and self.seekable:
+                    # a slow first frame after a seek while paused: the step is still
+                    # owed, or the frame asked for would never be shown
+                    with self._wake:
+                        self._pending_steps += 1
                 continue  # a live source with nothing new: the display marks it stale
             except Exception as e:
                 errors_in_row += 1

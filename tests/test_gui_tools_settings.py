@@ -14,6 +14,7 @@ from nirf_overlay.settings import Settings  # noqa: E402
 from nirf_overlay.gui.settings_panel import SettingsPanel, default_presets_dir  # noqa: E402
 from nirf_overlay.gui.widgets import (  # noqa: E402
     CheckedDoubleSpinBox,
+    CheckedSpinBox,
     HistogramWidget,
     NumberListEdit,
 )
@@ -54,6 +55,10 @@ def test_every_field_has_a_control_with_its_range_and_help(panel):
             assert isinstance(editor, QComboBox)
             assert [editor.itemData(i) for i in range(editor.count())] == list(meta["choices"])
             assert editor.currentData() == default
+        elif isinstance(default, int):
+            assert isinstance(editor, CheckedSpinBox)
+            assert (editor.minimum(), editor.maximum()) == (meta["lo"], meta["hi"])
+            assert editor.value() == default
         elif isinstance(default, float):
             assert isinstance(editor, CheckedDoubleSpinBox)
             assert (editor.minimum(), editor.maximum()) == (meta["lo"], meta["hi"])

@@ -146,14 +146,14 @@ def run(args) -> int:
 
     result = {}
     if args.exit_after:
-        from PyQt5.QtCore import QTimer
+        from ..gui.app import call_later
 
         def finish():
             result.update(window.stats.summary(window.engine, window._view_dropped))
             window.close()
             app.quit()
 
-        QTimer.singleShot(int(args.exit_after * 1000), finish)
+        call_later(args.exit_after, finish)
     code = app.exec_()
     if window.isVisible():
         window.close()

@@ -74,3 +74,10 @@ def install_error_hook(show) -> None:
             pass
 
     sys.excepthook = hook
+
+
+def call_later(seconds: float, fn) -> None:
+    """Run ``fn`` on the GUI thread after ``seconds`` (keeps Qt out of the CLI module)."""
+    from PyQt5.QtCore import QTimer
+
+    QTimer.singleShot(int(seconds * 1000), fn)

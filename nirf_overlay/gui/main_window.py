@@ -643,7 +643,7 @@ class MainWindow(QMainWindow):
                 self.notify(f"snapshot not saved: {error}", error=True)
                 return
             self.last_snapshot = paths
-            self.engine.log_event("snapshot", frame=int(frame.index), files=paths)
+            self.engine.log_event("snapshot", source_index=int(frame.index), files=paths)
             self.notify(f"snapshot saved: {Path(paths['overlay']).name.replace('_overlay.png', '')}")
 
         self.last_snapshot = None
@@ -661,7 +661,7 @@ class MainWindow(QMainWindow):
 
     def add_marker(self) -> None:
         pos = self.engine.position
-        self.engine.log_event("marker", frame=pos)
+        self.engine.log_event("marker", source_index=pos)
         self.notify(f"marker at frame {pos}" if self.engine.recording
                     else "markers are kept in recordings: press R to record")
 
