@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 
 from ..settings import Settings
-from .analysis_kernels import upscale_fluo
+from .analysis_kernels import circle_fit_sums, pyramid2, upscale_fluo
 from .measure import refine_rim, ring_background
 from .result import PlaneCheck, RimMeasurement
 from .segment import (background_map, find_candidates, global_background, hysteresis_components,
@@ -98,16 +98,27 @@ def analysis_grid_scale(width: int, analysis_scale: float) -> float:
     return float(max(s, analysis_scale)) if analysis_scale > s else s
 
 
-def _downscale(img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, dict]:
+def _downscale(img: np.ndarray, w: int, h: int, scratch: Optional["_Scratch"] = None
+               ) -> tuple[np.ndarray, dict]:
     """Area-average ``img`` to (h, w), by halving where it fits (OpenCV's fast path).
 
     Returns the result and the pyramid ``{scale: image}`` of the halving
     steps (scale 1.0 is ``img`` itself), which the per-lesion refinement
-    crops instead of resizing again.
+    crops instead of resizing again.  With ``scratch`` the first two
+    halvings are made by one parallel numba pass into reused buffers
+    (bit-identical to OpenCV's; they are only valid until the next frame).
     """
     H0, W0 = img.shape[:2]
     pyr = {1.0: img}
     H, W = H0, W0
+    if (scratch is not None and img.ndim == 2 and img.dtype == np.float32 and img.flags.c_contiguous
+            and H % 4 == 0 and W % 4 == 0 and W // 4 >= w and H // 4 >= h):
+        half = scratch.get("half", (H // 2, W // 2), np.float32)
+        quarter = scratch.get("quarter", (H // 4, W // 4), np.float32)
+        pyramid2(img, half, quarter)
+        pyr[(W // 2) / W0] = half
+        pyr[(W // 4) / W0] = quarter
+        img, H, W = quarter, H // 4, W // 4
     while W % 2 == 0 and H % 2 == 0 and W // 2 >= w and H // 2 >= h:
         img = cv2.resize(img, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
         H, W = img.shape[:2]
@@ -158,6 +169,22 @@ class _single_threaded_opencv:
             if _CV_USERS[0] == 0:
                 cv2.setNumThreads(_CV_USERS[1])
         return False
+
+
+class _Scratch:
+    """Per-frame work buffers kept between frames (allocating a 4K pyramid
+    level costs page faults every frame).  Their contents never carry over
+    into an output, so this is a plain object that ``batch.state_digest``
+    does not hash."""
+
+    def __init__(self):
+        self.bufs: dict = {}
+
+    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        b = self.bufs.get(name)
+        if b is None or b.shape != shape or b.dtype != dtype:
+            b = self.bufs[name] = np.empty(shape, dtype)
+        return b
 
 
 class _MaskRing:
@@ -222,6 +249,7 @@ class RimAnalyzer:
         self._count = 0
         self._last: Optional[Analysis] = None
         self._masks = _MaskRing(3)
+        self._scratch = _Scratch()
 
     # -- state -----------------------------------------------------------------
     def update_settings(self, settings: Settings) -> None:
@@ -282,7 +310,7 @@ class RimAnalyzer:
         mm_eff = mm if mm else NOMINAL_FIELD_MM / W
         px_per_mm_small = s / mm_eff
 
-        small, pyramid = _downscale(nir, w, h)
+        small, pyramid = _downscale(nir, w, h, self._scratch)
         valid_s = None
         if valid is not None:
             valid_s = _nearest_small(valid.view(np.uint8) if valid.dtype == bool else
@@ -439,3 +467,7 @@ def warm_up() -> None:
     wl = np.zeros((h, w, 3), np.uint8)
     wl[:] = (45, 55, 130)
     RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
+    # kernels that frame does not reach (its analysis grid is the frame itself)
+    pyramid2(np.zeros((8, 8), np.float32), np.empty((4, 4), np.float32), np.empty((2, 2), np.float32))
+    upscale_fluo(np.zeros((2, 2), np.uint8), 2, 2, np.empty((4, 4), np.uint8), np.empty((4, 4), np.uint8))
+    circle_fit_sums(np.arange(8, dtype=np.float64), np.arange(8, dtype=np.float64))

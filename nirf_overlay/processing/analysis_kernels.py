@@ -301,3 +301,32 @@ def circle_fit_sums(ys, xs):
     b[1] = -syz
     b[2] = -sz
     return A, b, mx, my
+
+
+@numba.njit(cache=True, parallel=True)
+def pyramid2(src, half, quarter):
+    """Two 2 x 2 area-average halvings of ``src`` in one parallel pass.
+
+    ``half`` (H/2, W/2) and ``quarter`` (H/4, W/4), float32.  Each output is
+    summed as ``((a + b) + (c + d)) * 0.25`` -- the order OpenCV's INTER_AREA
+    uses for an exact halving -- and ``quarter`` is made from the float32
+    ``half`` values, so both are bit-identical to two successive
+    ``cv2.resize(..., INTER_AREA)`` calls.  One read of the full frame,
+    split over numba's threads (the analysis keeps OpenCV single-threaded).
+    """
+    h4, w4 = quarter.shape
+    w2 = half.shape[1]
+    q = np.float32(0.25)
+    for y in numba.prange(h4):
+        for k in range(2):
+            y2 = 2 * y + k
+            r0 = src[2 * y2]
+            r1 = src[2 * y2 + 1]
+            out = half[y2]
+            for x in range(w2):
+                out[x] = ((r0[2 * x] + r0[2 * x + 1]) + (r1[2 * x] + r1[2 * x + 1])) * q
+        h0 = half[2 * y]
+        h1 = half[2 * y + 1]
+        out = quarter[y]
+        for x in range(w4):
+            out[x] = ((h0[2 * x] + h0[2 * x + 1]) + (h1[2 * x] + h1[2 * x + 1])) * q
