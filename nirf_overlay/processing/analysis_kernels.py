@@ -330,3 +330,42 @@ def pyramid2(src, half, quarter):
         out = quarter[y]
         for x in range(w4):
             out[x] = ((h0[2 * x] + h0[2 * x + 1]) + (h1[2 * x] + h1[2 * x + 1])) * q
+
+
+@numba.njit(cache=True)
+def edge_ratio(img, peak, background, min_span, blocked, q, ok):
+    """Normalised rim signal ``q = (img - B) / (peak - B)`` in one pass.
+
+    ``q`` is -10 where the span ``peak - B`` is not above ``min_span`` and
+    where ``blocked`` (uint8, same shape, or an empty array for none) is set;
+    ``ok`` (bool) is ``span > min_span``.  float32 throughout, the same
+    arithmetic as the numpy expressions it replaces (6 passes over the ROI).
+    """
+    h, w = img.shape
+    B = np.float32(background)
+    thr = np.float32(min_span)
+    has_b = blocked.shape[0] == h
+    for y in range(h):
+        for x in range(w):
+            span = peak[y, x] - B
+            good = span > thr
+            ok[y, x] = good
+            if good and not (has_b and blocked[y, x] != 0):
+                q[y, x] = (img[y, x] - B) / span
+            else:
+                q[y, x] = np.float32(-10.0)
+
+
+@numba.njit(cache=True)
+def rim_from_levels(q, core_side, zone, lev_in, lev_out, rim):
+    """``rim = (q > (lev_in on the core side else lev_out)) & zone``; returns its pixel count."""
+    h, w = q.shape
+    li = np.float32(lev_in)
+    lo = np.float32(lev_out)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            v = zone[y, x] and q[y, x] > (li if core_side[y, x] else lo)
+            rim[y, x] = v
+            n += v
+    return n

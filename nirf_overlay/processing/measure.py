@@ -16,8 +16,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .analysis_kernels import NO_SIGNAL, fit_rim_profile, mean_cross_section, profile_crossings, rim_model
+from .analysis_kernels import (NO_SIGNAL, edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
+                               rim_from_levels, rim_model)
 from .segment import Candidate, boundary, mask_centroid
+
+_NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
 
 
 @dataclass
@@ -217,26 +220,24 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         d_out = np.full_like(d_core, 1e6)
     core_side = d_core < d_out
     # q: 0 at liver level, 1 at the local rim peak, negative in the dark core
-    span = peak - np.float32(background)
-    ok = span > 0.15 * background
-    q = np.full(img.shape, -10.0, np.float32)
-    np.divide(img - np.float32(background), span, out=q, where=ok)
     bq = None
     if blocked is not None:
         bq = cv2.resize(blocked[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
                         interpolation=cv2.INTER_NEAREST)
-        # instrument pixels carry no rim signal: cross-sections stop there
-        q[bq > 0] = -10.0
+    # (instrument pixels carry no rim signal: q = -10 there, so cross-sections stop)
+    q = np.empty(img.shape, np.float32)
+    ok = np.empty(img.shape, bool)
+    edge_ratio(img, peak, background, np.float32(0.15 * background),
+               bq if bq is not None else _NO_BLOCK, q, ok)
     # half maximum on each side: between liver and peak outside, between
     # core level and peak inside
     p_med = float(np.median(peak[rim_up & ok])) if (rim_up & ok).any() else float(peak.max())
     lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
     lev_out = 0.5
-    level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
     # (specks in the zone do not matter for the width: it is a median over
     # sections; the final mask below keeps only what touches the coarse rim)
-    rim = (q > level) & zone
-    if rim.sum() < 4:
+    rim = np.empty(img.shape, bool)
+    if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim) < 4:
         return None
 
     img_nan = img.copy()
@@ -248,9 +249,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
                                                   lev_in, lev_out, blur_correction)
     if (fit_in, fit_out) != (lev_in, lev_out):
         lev_in, lev_out = fit_in, fit_out
-        level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
-        rim2 = (q > level) & zone
-        if rim2.sum() >= 4:
+        rim2 = np.empty(img.shape, bool)
+        if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim2) >= 4:
             rim = rim2
     rim = _keep_touching(rim, rim_up)
     if rim.sum() < 4:
@@ -273,6 +273,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         rim_full = rim.astype(np.uint8) * np.uint8(255)
     else:
         near_u8 = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8))
+        level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
         field = np.where(near_u8 > 0, q - level, np.float32(-1.0)).astype(np.float32)
         fi = int(round(1.0 / r))
         if abs(fi * r - 1.0) < 1e-9 and rw == qw * fi and rh == qh * fi:
