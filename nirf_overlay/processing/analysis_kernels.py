@@ -333,27 +333,36 @@ def pyramid2(src, half, quarter):
 
 
 @numba.njit(cache=True)
-def edge_ratio(img, peak, background, min_span, blocked, q, ok):
+def edge_ratio(img, peak, background, min_span, blocked, valid, q, ok, img_nan):
     """Normalised rim signal ``q = (img - B) / (peak - B)`` in one pass.
 
     ``q`` is -10 where the span ``peak - B`` is not above ``min_span`` and
     where ``blocked`` (uint8, same shape, or an empty array for none) is set;
-    ``ok`` (bool) is ``span > min_span``.  float32 throughout, the same
-    arithmetic as the numpy expressions it replaces (6 passes over the ROI).
+    ``ok`` (bool) is ``span > min_span``; ``img_nan`` is ``img`` with
+    :data:`NO_SIGNAL` where blocked or not ``valid`` (bool, same shape, or
+    empty for all valid).  float32 throughout, the same arithmetic as the
+    numpy expressions it replaces (nine passes over the ROI).
     """
     h, w = img.shape
     B = np.float32(background)
     thr = np.float32(min_span)
     has_b = blocked.shape[0] == h
+    has_v = valid.shape[0] == h
     for y in range(h):
         for x in range(w):
             span = peak[y, x] - B
             good = span > thr
             ok[y, x] = good
-            if good and not (has_b and blocked[y, x] != 0):
-                q[y, x] = (img[y, x] - B) / span
+            blk = has_b and blocked[y, x] != 0
+            v = img[y, x]
+            if good and not blk:
+                q[y, x] = (v - B) / span
             else:
                 q[y, x] = np.float32(-10.0)
+            if blk or (has_v and not valid[y, x]):
+                img_nan[y, x] = np.float32(NO_SIGNAL)
+            else:
+                img_nan[y, x] = v
 
 
 @numba.njit(cache=True)

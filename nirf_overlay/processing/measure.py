@@ -16,11 +16,12 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .analysis_kernels import (NO_SIGNAL, edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
+from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
                                rim_from_levels, rim_model)
 from .segment import Candidate, boundary, mask_centroid
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
+_NO_VALID = np.zeros((0, 0), bool)  # ... and 'all valid'
 
 
 @dataclass
@@ -227,8 +228,10 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # (instrument pixels carry no rim signal: q = -10 there, so cross-sections stop)
     q = np.empty(img.shape, np.float32)
     ok = np.empty(img.shape, bool)
+    img_nan = np.empty(img.shape, np.float32)  # img without the blocked / invalid pixels
     edge_ratio(img, peak, background, np.float32(0.15 * background),
-               bq if bq is not None else _NO_BLOCK, q, ok)
+               bq if bq is not None else _NO_BLOCK, valid_q if valid_q is not None else _NO_VALID,
+               q, ok, img_nan)
     # half maximum on each side: between liver and peak outside, between
     # core level and peak inside
     p_med = float(np.median(peak[rim_up & ok])) if (rim_up & ok).any() else float(peak.max())
@@ -240,11 +243,6 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim) < 4:
         return None
 
-    img_nan = img.copy()
-    if bq is not None:
-        img_nan[bq > 0] = NO_SIGNAL
-    if valid_q is not None:
-        img_nan[~valid_q] = NO_SIGNAL
     thickness, fit_in, fit_out = _width_and_edges(img_nan, peak, background, rim, d_core, width,
                                                   lev_in, lev_out, blur_correction)
     if (fit_in, fit_out) != (lev_in, lev_out):
