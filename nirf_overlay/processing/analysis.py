@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 
 from ..settings import Settings
-from .analysis_kernels import circle_fit_sums, pyramid2, upscale_fluo
+from .analysis_kernels import circle_fit_sums, edge_field, pyramid2, upscale_fluo
 from .measure import refine_rim, ring_background
 from .result import PlaneCheck, RimMeasurement
 from .segment import (background_map, find_candidates, global_background, hysteresis_components,
@@ -471,3 +471,6 @@ def warm_up() -> None:
     pyramid2(np.zeros((8, 8), np.float32), np.empty((4, 4), np.float32), np.empty((2, 2), np.float32))
     upscale_fluo(np.zeros((2, 2), np.uint8), 2, 2, np.empty((4, 4), np.uint8), np.empty((4, 4), np.uint8))
     circle_fit_sums(np.arange(8, dtype=np.float64), np.arange(8, dtype=np.float64))
+    q, side, near = np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), np.zeros((4, 4), np.uint8)
+    for sl in (np.s_[:, :], np.s_[1:3, 1:3]):  # whole arrays and crops (non-contiguous)
+        edge_field(q[sl], side[sl], near[sl], 0.5, 0.5, np.empty(q[sl].shape, np.float32))

@@ -378,3 +378,22 @@ def rim_from_levels(q, core_side, zone, lev_in, lev_out, rim):
             rim[y, x] = v
             n += v
     return n
+
+
+@numba.njit(cache=True)
+def edge_field(q, core_side, near, lev_in, lev_out, field):
+    """``field = q - level`` where ``near`` (uint8) is set, else -1 (float32).
+
+    ``level`` is ``lev_in`` on the core side and ``lev_out`` elsewhere; the
+    rim mask at WL resolution is where the interpolated field is above 0.
+    Works on (possibly strided) crops of the refine-grid arrays.
+    """
+    h, w = q.shape
+    li = np.float32(lev_in)
+    lo = np.float32(lev_out)
+    for y in range(h):
+        for x in range(w):
+            if near[y, x] != 0:
+                field[y, x] = q[y, x] - (li if core_side[y, x] else lo)
+            else:
+                field[y, x] = np.float32(-1.0)

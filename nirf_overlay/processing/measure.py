@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
-                               rim_from_levels, rim_model)
+                               edge_field, rim_from_levels, rim_model)
 from .segment import Candidate, boundary, mask_centroid
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
@@ -271,8 +271,6 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         rim_full = rim.astype(np.uint8) * np.uint8(255)
     else:
         near_u8 = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8))
-        level = np.where(core_side, np.float32(lev_in), np.float32(lev_out))
-        field = np.where(near_u8 > 0, q - level, np.float32(-1.0)).astype(np.float32)
         fi = int(round(1.0 / r))
         if abs(fi * r - 1.0) < 1e-9 and rw == qw * fi and rh == qh * fi:
             # only the rim's neighbourhood can be > 0: resize just its box plus
@@ -281,10 +279,15 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
             bx, by, bw_, bh_ = cv2.boundingRect(near_u8)
             cx0, cy0 = max(0, bx - 2), max(0, by - 2)
             cx1, cy1 = min(qw, bx + bw_ + 2), min(qh, by + bh_ + 2)
-            rim_full = cv2.compare(cv2.resize(field[cy0:cy1, cx0:cx1], ((cx1 - cx0) * fi, (cy1 - cy0) * fi),
+            field = np.empty((cy1 - cy0, cx1 - cx0), np.float32)
+            edge_field(q[cy0:cy1, cx0:cx1], core_side[cy0:cy1, cx0:cx1], near_u8[cy0:cy1, cx0:cx1],
+                       lev_in, lev_out, field)
+            rim_full = cv2.compare(cv2.resize(field, ((cx1 - cx0) * fi, (cy1 - cy0) * fi),
                                               interpolation=cv2.INTER_LINEAR), 0.0, cv2.CMP_GT)
             ox, oy = cx0 * fi, cy0 * fi
         else:
+            field = np.empty(q.shape, np.float32)
+            edge_field(q, core_side, near_u8, lev_in, lev_out, field)
             rim_full = cv2.compare(cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.0,
                                    cv2.CMP_GT)
     if valid is not None:
