@@ -71,7 +71,7 @@ def test_loaded_profile_corrects_vignetting_in_wl_coordinates(profile):
 
     # stay clear of the NIR field edge and of the WL frame edge, where the
     # test's own forward warp of the scene mixes in the outside
-    inner = cv2.erode(valid, np.ones((7, 7), np.uint8)).astype(bool)
+    inner = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     inner[:3, :] = inner[-3:, :] = inner[:, :3] = inner[:, -3:] = False
     rel = nir[inner] / 1200.0 - 1
     print(f"uniform scene after correction: RMS {100 * np.sqrt(np.mean(rel ** 2)):.2f}%")
