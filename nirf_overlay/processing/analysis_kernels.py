@@ -397,3 +397,147 @@ def edge_field(q, core_side, near, lev_in, lev_out, field):
                 field[y, x] = q[y, x] - (li if core_side[y, x] else lo)
             else:
                 field[y, x] = np.float32(-1.0)
+
+
+@numba.njit(cache=True)
+def _median_f32(buf, n):
+    """``np.median`` of ``buf[:n]`` (float32) with numpy's arithmetic.
+
+    numpy takes the middle element, or the float32 mean of the two middle
+    ones ``(a + b) / 2`` computed in float32; so does this.
+    """
+    s = np.sort(buf[:n])
+    h = n // 2
+    if n % 2:
+        return s[h]
+    return (s[h - 1] + s[h]) / np.float32(2.0)
+
+
+@numba.njit(cache=True)
+def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad, core_rad,
+                 reach_thr, zone, reach, not_outside, vals):
+    """The masks of :func:`.measure.refine_rim` around the coarse rim, in one pass.
+
+    With ``erode(rad) = d_in_core > rad`` (``core_up`` when ``rad`` <= 0)::
+
+        zone        = (d_rim_up <= zone_thr) & ~erode(zone_rad) [& valid_q]
+        reach       = (d_rim_up <= reach_thr) [& valid_q]
+        not_outside = reach | core_up               (uint8 0/1)
+
+    and the median of ``img`` over ``erode(core_rad)`` when it has at least
+    4 pixels, else over ``core_up``.
+
+    Parameters
+    ----------
+    img : (h, w) float32, blurred refine-grid NIR
+    d_rim_up, d_in_core : (h, w) float32 distance maps (to the coarse rim;
+        inside the coarse core)
+    core_up : (h, w) bool; valid_q : (h, w) bool or empty for all valid
+    zone_thr, reach_thr : float32 thresholds (numpy compares float32 arrays
+        with float32 scalars, so they are passed as float32)
+    zone, reach : (h, w) bool outputs; not_outside : (h, w) uint8 output
+    vals : (2 * h * w,) float32 scratch
+
+    Returns
+    -------
+    core_median : float (NaN when the core is empty)
+    n_outside : int, pixels outside (``not_outside == 0``)
+    """
+    h, w = img.shape
+    has_v = valid_q.shape[0] == h
+    zt = np.float32(zone_thr)
+    rt = np.float32(reach_thr)
+    n_in = 0
+    n_up = 0
+    n_out = 0
+    hw = h * w
+    for y in range(h):
+        for x in range(w):
+            d = d_rim_up[y, x]
+            dc = d_in_core[y, x]
+            cu = core_up[y, x]
+            v_ok = (not has_v) or valid_q[y, x]
+            er_z = (dc > zone_rad) if zone_rad > 0 else cu
+            zone[y, x] = (d <= zt) and (not er_z) and v_ok
+            rc = (d <= rt) and v_ok
+            reach[y, x] = rc
+            no = rc or cu
+            not_outside[y, x] = 1 if no else 0
+            if not no:
+                n_out += 1
+            er_c = (dc > core_rad) if core_rad > 0 else cu
+            if er_c:
+                vals[n_in] = img[y, x]
+                n_in += 1
+            if cu:
+                vals[hw + n_up] = img[y, x]
+                n_up += 1
+    if n_in >= 4:
+        med = np.float64(_median_f32(vals, n_in))
+    elif n_up > 0:
+        med = np.float64(_median_f32(vals[hw:], n_up))
+    else:
+        med = np.nan
+    return med, n_out
+
+
+@numba.njit(cache=True)
+def masked_median_or_max(a, m1, m2, vals):
+    """Median of ``a`` (float32) over ``m1 & m2`` (bool), or ``a.max()`` when empty.
+
+    Same value as ``np.median(a[m1 & m2])`` / ``a.max()``; ``vals`` is
+    (h * w,) float32 scratch.
+    """
+    h, w = a.shape
+    n = 0
+    mx = a[0, 0]
+    for y in range(h):
+        for x in range(w):
+            v = a[y, x]
+            if v > mx:
+                mx = v
+            if m1[y, x] and m2[y, x]:
+                vals[n] = v
+                n += 1
+    if n > 0:
+        return np.float64(_median_f32(vals, n))
+    return np.float64(mx)
+
+
+@numba.njit(cache=True)
+def peak_seed(zone, smooth, out):
+    """``out = where(zone, smooth, 0)`` (float32): rim-zone values for the max filter."""
+    h, w = smooth.shape
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = smooth[y, x] if zone[y, x] else np.float32(0.0)
+
+
+@numba.njit(cache=True)
+def positive_f32(a, out):
+    """``out = (a > 0)`` as float32 0/1."""
+    h, w = a.shape
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = np.float32(1.0) if a[y, x] > 0 else np.float32(0.0)
+
+
+@numba.njit(cache=True)
+def normalised_ratio(num, den, out):
+    """``out = num / maximum(den, 1e-3)`` in float32 (numpy's arithmetic)."""
+    h, w = num.shape
+    lo = np.float32(1e-3)
+    for y in range(h):
+        for x in range(w):
+            d = den[y, x]
+            out[y, x] = num[y, x] / (d if d > lo else lo)
+
+
+@numba.njit(cache=True)
+def fill_unsupported(support, a, fill):
+    """``a = where(support > 0, a, fill)`` in place."""
+    h, w = a.shape
+    for y in range(h):
+        for x in range(w):
+            if not support[y, x] > 0:
+                a[y, x] = fill[y, x]

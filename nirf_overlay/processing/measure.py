@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
-                               edge_field, rim_from_levels, rim_model)
+                               edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
+                               peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model)
 from .segment import Candidate, boundary, mask_centroid
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
@@ -178,23 +179,20 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
 
     # zone that may hold this rim: its coarse footprint grown by half a width
     # plus the analysis grid's quantisation
-    d_rim_up = cv2.distanceTransform((~rim_up).astype(np.uint8), cv2.DIST_L2, 3)
-    # one distance map for both erosions of the core below (what _erode computes)
+    d_rim_up = cv2.distanceTransform((~rim_up).view(np.uint8), cv2.DIST_L2, 3)
+    # one distance map for both erosions of the core (what _erode computes)
     d_in_core = cv2.distanceTransform(core_up.view(np.uint8), cv2.DIST_L2, 3)
-
-    def erode_core(rad):
-        return d_in_core > rad if rad > 0 else core_up
-
-    zone = (d_rim_up <= 2.0 * f) & ~erode_core(int(np.ceil(f)))
-    if valid_q is not None:
-        zone &= valid_q
-
-    core_in = erode_core(int(np.ceil(0.5 * width)))
-    if core_in.sum() >= 4:
-        core_level = float(np.median(img[core_in]))
-    elif core_up.any():
-        core_level = float(np.median(img[core_up]))
-    else:
+    # zone, the rim's reach (pixels between the coarse core and the rim belong
+    # to neither "outside"), "outside" and the core level in one numba pass
+    zone = np.empty(img.shape, bool)
+    reach = np.empty(img.shape, bool)
+    not_outside = np.empty(img.shape, np.uint8)
+    vals = np.empty(2 * qh * qw, np.float32)
+    core_level, n_outside = refine_zones(
+        img, d_rim_up, d_in_core, core_up, valid_q if valid_q is not None else _NO_VALID,
+        np.float32(2.0 * f), int(np.ceil(f)), int(np.ceil(0.5 * width)),
+        np.float32(0.5 * width + 2.0 * f), zone, reach, not_outside, vals)
+    if not core_level == core_level:  # NaN: no core pixels
         core_level = background
     core_level = min(core_level, background)
 
@@ -202,21 +200,20 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # (on a smoother copy: the rim's own texture would bias a plain maximum up)
     k = int(np.ceil(width + f))
     smooth = cv2.GaussianBlur(img, (0, 0), max(1.0, 0.2 * width))
-    peak = cv2.dilate(np.where(zone, smooth, 0).astype(np.float32), np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-    support = (peak > 0).astype(np.float32)
+    seed = np.empty(img.shape, np.float32)
+    peak_seed(zone, smooth, seed)
+    se = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    peak = cv2.dilate(seed, se)
+    support = np.empty(img.shape, np.float32)
+    positive_f32(peak, support)
     # smooth the blocky max map (normalised, so its border is not pulled to 0)
-    peak = cv2.blur(peak, (k | 1, k | 1)) / np.maximum(cv2.blur(support, (k | 1, k | 1)), 1e-3)
-    peak = np.where(support > 0, peak, cv2.dilate(peak, np.ones((2 * k + 1, 2 * k + 1), np.uint8)))
+    normalised_ratio(cv2.blur(peak, (k | 1, k | 1)), cv2.blur(support, (k | 1, k | 1)), peak)
+    fill_unsupported(support, peak, cv2.dilate(peak, se))
 
     # base level per pixel: the core's level on the core side, background outside
-    d_core = cv2.distanceTransform((~core_up).astype(np.uint8), cv2.DIST_L2, 5)
-    # pixels between the coarse core and the rim belong to neither "outside"
-    reach = d_rim_up <= 0.5 * width + 2.0 * f
-    if valid_q is not None:
-        reach &= valid_q
-    outside = ~(reach | core_up)
-    if outside.any():
-        d_out = cv2.distanceTransform((~outside).astype(np.uint8), cv2.DIST_L2, 3)
+    d_core = cv2.distanceTransform((~core_up).view(np.uint8), cv2.DIST_L2, 5)
+    if n_outside:
+        d_out = cv2.distanceTransform(not_outside, cv2.DIST_L2, 3)
     else:
         d_out = np.full_like(d_core, 1e6)
     core_side = d_core < d_out
@@ -234,7 +231,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
                q, ok, img_nan)
     # half maximum on each side: between liver and peak outside, between
     # core level and peak inside
-    p_med = float(np.median(peak[rim_up & ok])) if (rim_up & ok).any() else float(peak.max())
+    p_med = masked_median_or_max(peak, rim_up, ok, vals)
     lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
     lev_out = 0.5
     # (specks in the zone do not matter for the width: it is a median over
