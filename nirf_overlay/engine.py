@@ -393,6 +393,8 @@ class Engine:
             self._events.shutdown(wait=True)  # events before the recording's stop
             self._events = None
         self.stop_recording(wait=True)
+        for p in (self.pipeline, self._pipeline_b):
+            _close_pipeline(p)
         try:
             self.source.close()
         except Exception as e:  # a source that fails to close must not stop shutdown
@@ -701,9 +703,13 @@ class Engine:
             if rebuild or rebuild_b:
                 try:
                     if rebuild:
-                        self.pipeline = self._factory(self.settings.copy(), self.calibration)
+                        old, self.pipeline = self.pipeline, self._factory(self.settings.copy(),
+                                                                          self.calibration)
+                        _close_pipeline(old)
                     if rebuild_b:
-                        self._pipeline_b = None if ab is None else self._factory(ab, self.calibration)
+                        old, self._pipeline_b = self._pipeline_b, (
+                            None if ab is None else self._factory(ab, self.calibration))
+                        _close_pipeline(old)
                 except Exception as e:
                     self._report(e, "preparing the pipeline")
             if seek_to is not None:
@@ -856,7 +862,14 @@ def _recorder_status(rec) -> dict:
 def _default_pipeline_factory(settings, calibration):
     from .processing.pipeline import Pipeline
 
-    return Pipeline(settings, calibration)
+    # the live display never waits for the rim analysis: it runs on its own thread
+    return Pipeline(settings, calibration, async_analysis=True)
+
+
+def _close_pipeline(pipeline) -> None:
+    close = getattr(pipeline, "close", None)
+    if close is not None:
+        close()
 
 
 def percentile(values, q: float) -> Optional[float]:
@@ -896,9 +909,10 @@ def open_engine(spec, settings=None, calibration=None, *, loop: Optional[bool] =
     spec = viewer_spec(spec)
     source = open_source(spec)
     try:
-        own = getattr(source, "calibration", None)
-        if calibration is None and callable(own):
-            calibration = own()
+        if calibration is None:  # a session's recorded one, or the phantom's own
+            from .calibration import default_calibration
+
+            calibration = default_calibration(source)
         if calibration is not None:
             calibration.check_size(tuple(source.info.size))
         return Engine(source, settings, calibration, loop=spec.loop if loop is None else loop,

@@ -223,18 +223,44 @@ def test_stalled_live_source_keeps_engine_responsive(frames, make_engine):
     assert after.arrival > before
 
 
+def take_analysed(engine, after_seq=0, min_index=-1):
+    """The next result whose rims come from an analysis of frame >= ``min_index``
+    (the live pipeline analyses on its own thread, a frame or two behind)."""
+    item = take_next(engine, after_seq)
+    while item.result.analysis_index is None or item.result.analysis_index < min_index:
+        item = take_next(engine, item.seq)
+    return item
+
+
 def test_settings_change_reaches_the_next_frame(frames, make_engine):
     src = ControlledSource(frames, live=True)
     eng = make_engine(src)
-    first = take_next(eng)
+    first = take_analysed(eng)
+    assert first.result.rims, "the phantom's rim is found with default settings"
     s = eng.settings.copy()
     s.segment.threshold = 19.0  # nothing is that bright: no rims
+    s.display.colormap = "inferno"
     eng.update_settings(s)
     seq_at_change = eng.status().processed
-    # the frame in flight may still use the old settings; the one after must not
+    # the frame in flight may still use the old settings; the one after must not:
+    # its display at once, its rims from the first analysis of a frame after the change
     item = take_next(eng, seq_at_change + 1)
+    assert eng.pipeline.settings.display.colormap == "inferno"
+    item = take_analysed(eng, seq_at_change + 1, min_index=item.pair.index)
     assert item.result.rims == []
-    assert first.result.rims, "the phantom's rim is found with default settings"
+
+
+def test_live_display_does_not_wait_for_the_analysis(frames, make_engine):
+    """The overlay of a frame is drawn from that frame; its rims from the newest
+    finished analysis, never from a later frame."""
+    src = ControlledSource(frames, live=True)
+    eng = make_engine(src)
+    item = take_analysed(eng)
+    for _ in range(10):
+        item = take_next(eng, item.seq)
+        r = item.result
+        assert r.index == item.pair.index
+        assert r.analysis_index is None or r.analysis_index <= r.index
 
 
 # -- replay ----------------------------------------------------------------------------------

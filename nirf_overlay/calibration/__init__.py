@@ -81,6 +81,21 @@ def read_tiff(path: str, what: str, *, dtype=None) -> np.ndarray:
     return arr
 
 
+def default_calibration(source):
+    """The calibration a source brings when the user gives none.
+
+    A recorded session replays with the calibration that was in force when it
+    was recorded; the phantom knows its own camera.  Anything else has none.
+    """
+    recorded = getattr(source, "recorded_calibration", None)
+    if recorded is not None:
+        return recorded
+    phantom = getattr(source, "phantom", None)
+    if phantom is not None:
+        return phantom.calibration()
+    return None
+
+
 def calibration_from_args(args, size=None) -> Optional[Calibration]:
     """Combine ``--calibration``, ``--dark``, ``--flat`` and ``--mm-per-px``."""
     cal = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..calibration import default_calibration  # noqa: F401  (re-exported for the commands)
 from ..settings import Settings
 
 
@@ -24,17 +25,3 @@ def pipeline_inputs(args: argparse.Namespace, size=None):
     calibration = calibration_from_args(args, size=size)
     return settings, calibration
 
-
-def default_calibration(source):
-    """The calibration a source brings when the user gives none.
-
-    A recorded session replays with the calibration that was in force when it
-    was recorded; the phantom knows its own camera.  Anything else has none.
-    """
-    recorded = getattr(source, "recorded_calibration", None)
-    if recorded is not None:
-        return recorded
-    phantom = getattr(source, "phantom", None)
-    if phantom is not None:
-        return phantom.calibration()
-    return None

@@ -37,6 +37,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                                                      "(default ~/nirf-overlay/snapshots)")
     g.add_argument("--recordings", metavar="DIR", help="where R records sessions "
                                                       "(default ~/nirf-overlay/recordings)")
+    g.add_argument("--sync-analysis", action="store_true",
+                   help="analyse rims in the display path, every frame before it is shown "
+                        "(default: on their own thread, outlines a frame or two behind the "
+                        "overlay, so the picture never waits)")
     g.add_argument("--exit-after", type=_positive, metavar="S",
                    help="close the window after S seconds (tests, benchmarks)")
     g.add_argument("--stats-json", metavar="F",
@@ -108,7 +112,12 @@ def run(args) -> int:
     from ..calibration import calibration_from_args
 
     calibration = calibration_from_args(args)
-    engine = open_engine(spec, settings, calibration)
+    factory = None
+    if args.sync_analysis:
+        from ..processing.pipeline import Pipeline
+
+        factory = Pipeline  # Pipeline(settings, calibration): analysis on the worker thread
+    engine = open_engine(spec, settings, calibration, pipeline_factory=factory)
 
     from ..gui.app import install_error_hook, make_app
     from ..gui.main_window import MainWindow, ViewerStats

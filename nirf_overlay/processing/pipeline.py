@@ -58,6 +58,13 @@ class Pipeline:
     ring : int
         Composite output buffers used in turn: a ``FrameResult.composite``
         stays valid for ``ring - 1`` further frames; copy it to keep it longer.
+    async_analysis : bool
+        Live display only: run the rim analysis on its own thread on the
+        newest frame it can take (:mod:`.async_analysis`).  The overlay is
+        drawn from the current frame at once; rim outlines, numbers and the
+        plane check come from the newest finished analysis, whose frame index
+        is ``FrameResult.analysis_index`` (a frame or two behind).  ``process``,
+        ``bench`` and ``batch`` keep it off, so every row belongs to its frame.
 
     Notes
     -----
@@ -67,7 +74,7 @@ class Pipeline:
     """
 
     def __init__(self, settings: Optional[Settings] = None, calibration=None, *,
-                 warm: bool = True, ring: int = 3):
+                 warm: bool = True, ring: int = 3, async_analysis: bool = False):
         self._lock = threading.Lock()
         self.settings = (settings or Settings()).copy()
         self._pending: Optional[Settings] = None
@@ -87,6 +94,11 @@ class Pipeline:
         #: (3.7 vs 3.4 ms wall, 6.1 vs 5.4 ms CPU), the display sweep being
         #: compute-bound rather than memory-bound.
         self.fuse = False
+        self._async = None
+        if async_analysis:
+            from .async_analysis import AsyncAnalysis
+
+            self._async = AsyncAnalysis(self.analyzer)
         if warm:
             warm_up()
 
@@ -111,7 +123,14 @@ class Pipeline:
         if do_reset:
             self._reset_state()
 
+    def close(self) -> None:
+        """Stop the analysis thread (async pipelines); safe to call twice."""
+        if self._async is not None:
+            self._async.close()
+
     def _reset_state(self) -> None:
+        if self._async is not None:
+            self._async.clear()
         self.normaliser.reset()
         self.display_levels.reset()
         self.analyzer.reset()
@@ -158,7 +177,7 @@ class Pipeline:
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         t2 = time.perf_counter()
-        analysis = self.analyzer.analyze(norm.nir, wl, norm.valid)
+        analysis, analysis_index = self._analyse(pair.index, norm, wl)
         t3 = time.perf_counter()
         threshold = getattr(analysis, "threshold", None)
         if not threshold:
@@ -184,12 +203,37 @@ class Pipeline:
             fluorescence_mask=analysis.fluorescence_mask,
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
+            analysis_index=analysis_index,
         )
+
+    def _analyse(self, index: int, norm, wl):
+        """This frame's analysis, or (async) the newest finished one and its frame."""
+        if self._async is None:
+            return self.analyzer.analyze(norm.nir, wl, norm.valid), index
+        self._async.submit(index, norm.nir, wl, norm.valid)
+        latest = self._async.latest()
+        if latest is None:  # nothing finished yet: overlay only, no rims
+            return _NO_ANALYSIS, None
+        return latest[1], latest[0]
 
     @property
     def nir_normalised(self) -> Optional[np.ndarray]:
         """(H, W) float32 normalised, filtered NIR of the last frame (a live buffer), or None."""
         return getattr(self.normaliser, "filt", None)
+
+
+class _NoAnalysis:
+    """Stands for an analysis not finished yet (async pipelines, first frames)."""
+
+    rim_mask = None
+    fluorescence_mask = None
+    rims: tuple = ()
+    plane = PlaneCheck()
+    background = 0.0
+    threshold = None
+
+
+_NO_ANALYSIS = _NoAnalysis()
 
 
 def warm_up() -> None:

@@ -86,6 +86,9 @@ class FrameResult:
     mm_per_px: Optional[float] = None
     stage_ms: dict = field(default_factory=dict)
     arrival: float = 0.0  # copied from the FramePair, for latency
+    #: frame whose analysis the rims, masks and plane check come from: ``index``
+    #: itself, except in a live display's async pipeline (None: none finished yet)
+    analysis_index: Optional[int] = None
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:

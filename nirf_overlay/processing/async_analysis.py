@@ -1,0 +1,117 @@
+"""Rim analysis on its own thread, for the live display.
+
+On a live stream the picture must not wait for the rim analysis: the overlay
+colours come from the current frame's normalised NIR (cheap), while rim
+outlines and numbers come from the newest *finished* analysis, at most a frame
+or two old.  The analysis thread takes the newest frame whenever it is free
+(latest wins), so it never queues work and never adds latency.
+
+``process``, ``bench`` and ``batch`` keep the synchronous pipeline: every
+frame's metrics belong to that frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class AsyncAnalysis:
+    """A worker thread running ``analyzer.analyze`` on the newest submitted frame.
+
+    Parameters
+    ----------
+    analyzer : :class:`~nirf_overlay.processing.analysis.RimAnalyzer`
+        Used from the worker thread only (plus its thread-safe
+        ``update_settings`` / ``reset``).
+    """
+
+    def __init__(self, analyzer):
+        self.analyzer = analyzer
+        self._cond = threading.Condition()
+        self._job = None  # (index, nir, wl, valid) waiting to be analysed
+        self._busy = False
+        self._latest = None  # (index, Analysis)
+        self._generation = 0  # bumped by clear(): results of older frames are dropped
+        self._stop = False
+        self._buffers: list = []  # two pairs of (nir, wl) copies, used in turn
+        self._turn = 0
+        self.error: Optional[str] = None
+        self._thread = threading.Thread(target=self._run, name="nirf-analysis", daemon=True)
+        self._thread.start()
+
+    def _copies(self, nir: np.ndarray, wl: np.ndarray):
+        if not self._buffers or self._buffers[0][0].shape != nir.shape \
+                or self._buffers[0][1].shape != wl.shape:
+            self._buffers = [(np.empty_like(nir), np.empty_like(wl)) for _ in range(2)]
+        self._turn ^= 1
+        n, w = self._buffers[self._turn]
+        np.copyto(n, nir)
+        np.copyto(w, wl)
+        return n, w
+
+    def submit(self, index: int, nir: np.ndarray, wl: np.ndarray, valid) -> bool:
+        """Offer a frame; taken only when the thread is free. Returns True if taken.
+
+        ``nir`` and ``wl`` are copied (the pipeline reuses its buffers); the copy
+        is made only when the frame is taken.
+        """
+        with self._cond:
+            if self._busy or self._job is not None or self._stop:
+                return False
+            # the buffer in turn is not the one the worker may still be reading:
+            # the worker is idle here, and it last read the other one
+            n, w = self._copies(nir, wl)
+            self._job = (index, n, w, valid, self._generation)
+            self._cond.notify()
+            return True
+
+    def latest(self):
+        """``(index, Analysis)`` of the newest finished analysis, or None."""
+        with self._cond:
+            return self._latest
+
+    def clear(self) -> None:
+        """Forget the finished analysis (after a seek or reset)."""
+        with self._cond:
+            self._latest = None
+            self._job = None
+            self._generation += 1
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until the worker has nothing to do (tests, shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy and self._job is None, timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._stop)
+                if self._stop:
+                    return
+                index, nir, wl, valid, generation = self._job
+                self._job = None
+                self._busy = True
+            try:
+                result = self.analyzer.analyze(nir, wl, valid)
+            except Exception as e:  # reported in the HUD by the engine, never fatal
+                log.exception("rim analysis failed")
+                self.error = f"rim analysis: {e.__class__.__name__}: {e}"
+                result = None
+            with self._cond:
+                self._busy = False
+                if result is not None and generation == self._generation:
+                    self._latest = (index, result)
+                self._cond.notify_all()
