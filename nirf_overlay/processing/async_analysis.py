@@ -96,6 +96,7 @@ class AsyncAnalysis:
             self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
+        _lower_own_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._job is not None or self._stop)
@@ -115,3 +116,19 @@ class AsyncAnalysis:
                 if result is not None and generation == self._generation:
                     self._latest = (index, result)
                 self._cond.notify_all()
+
+
+#: how much lower the analysis thread runs than the display path (Linux nice steps)
+ANALYSIS_NICE_STEP = 5
+
+
+def _lower_own_priority() -> None:
+    """Give the CPU to the display path first: on a 2-core machine the analysis
+    thread otherwise competes with the overlay kernels for every core."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + ANALYSIS_NICE_STEP)
+    except (OSError, AttributeError):  # not Linux, or not allowed: run at normal priority
+        pass
