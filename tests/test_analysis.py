@@ -295,3 +295,83 @@ def test_masks_stay_valid_for_two_further_frames_and_match_a_fresh_analyzer():
         assert np.array_equal(a.fluorescence_mask, fresh.fluorescence_mask)
     # buffers are reused after three frames
     assert kept[3][0].rim_mask is not kept[2][0].rim_mask
+
+
+# -- numba kernels of refine_rim against the numpy/OpenCV expressions they replace --
+
+def _random_masks(seed, shape=(41, 57)):
+    rng = np.random.default_rng(seed)
+    # blobs of a few sizes, so components, holes and outlines are all present
+    noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 2.0)
+    a = noise > np.quantile(noise, 0.55)
+    b = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 3.0)
+    return a, b > np.quantile(b, 0.7), rng
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_refine_kernels_match_numpy(seed):
+    from nirf_overlay.processing.analysis_kernels import (keep_touching, outline_touching,
+                                                          refine_zones, ridge_sections)
+    from nirf_overlay.processing.segment import boundary
+
+    mask, ref, rng = _random_masks(seed)
+    h, w = mask.shape
+    # keep_touching == components (8-connected) that overlap ref
+    n, lab = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    hit = np.bincount(lab[ref & mask], minlength=n) > 0
+    hit[0] = False
+    out = np.empty_like(mask)
+    assert keep_touching(mask, ref, out, np.empty(h * w, np.int32)) == hit[lab].sum()
+    assert np.array_equal(out, hit[lab])
+
+    # completeness counts == boundary & visible & touched
+    d_r = cv2.distanceTransform((~ref).view(np.uint8), cv2.DIST_L2, 3)
+    d_b = (rng.random(mask.shape) * 6).astype(np.float32)
+    cb = boundary(mask) & (d_b > np.float32(2.0 * 1.3))
+    assert outline_touching(mask, d_r, d_b, np.float32(2.0 * 1.3)) == (
+        int((cb & (d_r <= 1.5)).sum()), int(cb.sum()))
+
+    # zones and the core median
+    img = rng.random(mask.shape).astype(np.float32)
+    d_rim = cv2.distanceTransform((~ref).view(np.uint8), cv2.DIST_L2, 3)
+    d_core = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)
+    valid = rng.random(mask.shape) > 0.1
+    zone, reach = np.empty_like(mask), np.empty_like(mask)
+    not_out = np.empty(mask.shape, np.uint8)
+    for f, width in ((1.0, 3.3), (1.7, 0.4)):
+        rz, rc = int(np.ceil(f)), int(np.ceil(0.5 * width))
+        med, n_out = refine_zones(img, d_rim, d_core, mask, valid, np.float32(2.0 * f), rz, rc,
+                                  np.float32(0.5 * width + 2.0 * f), zone, reach, not_out,
+                                  np.empty(2 * h * w, np.float32))
+        assert np.array_equal(zone, (d_rim <= 2.0 * f) & ~(d_core > rz) & valid)
+        ref_reach = (d_rim <= 0.5 * width + 2.0 * f) & valid
+        assert np.array_equal(reach, ref_reach)
+        assert np.array_equal(not_out.astype(bool), ref_reach | mask)
+        assert n_out == (~(ref_reach | mask)).sum()
+        core_in = d_core > rc
+        assert med == float(np.median(img[core_in] if core_in.sum() >= 4 else img[mask]))
+
+    # ridge points, normals (also subsampled to 300) and the width fallback
+    rim = cv2.dilate(ref.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    big = cv2.resize(rim.view(np.uint8), (w * 8, h * 8), interpolation=cv2.INTER_NEAREST).astype(bool)
+    for m in (rim, big):
+        dt = cv2.distanceTransform(m.view(np.uint8), cv2.DIST_L2, 5)
+        dc = cv2.distanceTransform((~m).view(np.uint8), cv2.DIST_L2, 5) + rng.random(m.shape).astype(np.float32)
+        gy = cv2.Sobel(dc, cv2.CV_32F, 0, 1, ksize=3)
+        gx = cv2.Sobel(dc, cv2.CV_32F, 1, 0, ksize=3)
+        peak = rng.random(m.shape).astype(np.float32)
+        fb, n_r, ys, xs, ny, nx, pk = ridge_sections(m, dt, gy, gx, peak, 300)
+        ridge = m & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
+        assert n_r == ridge.sum()
+        assert fb == float(np.median(2.0 * dt[ridge]))
+        y0, x0 = np.nonzero(ridge)
+        if y0.size > 300:
+            sel = np.linspace(0, y0.size - 1, 300).astype(np.intp)
+            y0, x0 = y0[sel], x0[sel]
+        a, b = gy[y0, x0].astype(np.float64), gx[y0, x0].astype(np.float64)
+        nrm = np.hypot(a, b)
+        g = nrm > 1e-3
+        assert np.array_equal(ys, y0[g].astype(np.float64)) and np.array_equal(xs, x0[g].astype(np.float64))
+        assert np.array_equal(ny, a[g] / nrm[g]) and np.array_equal(nx, b[g] / nrm[g])
+        assert np.array_equal(pk, peak[y0[g], x0[g]].astype(np.float64))
+    assert n_r > 300  # the subsampled branch was exercised

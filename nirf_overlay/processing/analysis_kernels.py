@@ -541,3 +541,172 @@ def fill_unsupported(support, a, fill):
         for x in range(w):
             if not support[y, x] > 0:
                 a[y, x] = fill[y, x]
+
+
+@numba.njit(cache=True)
+def keep_touching(mask, ref, out, stack):
+    """8-connected components of ``mask`` that overlap ``ref``, into ``out``.
+
+    A flood fill from the pixels of ``mask & ref`` (the same set as labelling
+    the components and keeping those with a ``ref`` pixel).
+
+    Parameters
+    ----------
+    mask, ref : (h, w) bool
+    out : (h, w) bool output
+    stack : (h * w,) int32 scratch
+
+    Returns
+    -------
+    int, pixels in ``out``
+    """
+    h, w = mask.shape
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = False
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            if not (mask[y, x] and ref[y, x]) or out[y, x]:
+                continue
+            out[y, x] = True
+            n += 1
+            top = 1
+            stack[0] = y * w + x
+            while top > 0:
+                top -= 1
+                p = stack[top]
+                py = p // w
+                px = p - py * w
+                for yy in range(max(0, py - 1), min(h, py + 2)):
+                    for xx in range(max(0, px - 1), min(w, px + 2)):
+                        if mask[yy, xx] and not out[yy, xx]:
+                            out[yy, xx] = True
+                            n += 1
+                            stack[top] = yy * w + xx
+                            top += 1
+    return n
+
+
+@numba.njit(cache=True)
+def core_candidates(core_side, reach, core_up, rim, out):
+    """``out = ((core_side & reach) | core_up) & ~rim`` (bool)."""
+    h, w = rim.shape
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = ((core_side[y, x] and reach[y, x]) or core_up[y, x]) and not rim[y, x]
+
+
+@numba.njit(cache=True)
+def outline_touching(core, d_r, d_b, thr_b):
+    """Counts for the rim completeness: visible core outline, and the part the rim touches.
+
+    The outline is the core's inner 8-connected boundary (a core pixel with a
+    3 x 3 neighbour outside the core or the array); with ``d_b`` (float32
+    distance to blocked pixels, or an empty array) only where ``d_b >
+    thr_b`` (float32).  Touched: ``d_r <= 1.5`` (distance to the rim).
+
+    Returns
+    -------
+    (touched, outline) : int, int
+    """
+    h, w = core.shape
+    has_b = d_b.shape[0] == h
+    tb = np.float32(thr_b)
+    lim = np.float32(1.5)
+    n_t = 0
+    n_o = 0
+    for y in range(h):
+        for x in range(w):
+            if not core[y, x]:
+                continue
+            edge = False
+            for yy in range(y - 1, y + 2):
+                for xx in range(x - 1, x + 2):
+                    if yy < 0 or yy >= h or xx < 0 or xx >= w or not core[yy, xx]:
+                        edge = True
+            if not edge:
+                continue
+            if has_b and not d_b[y, x] > tb:
+                continue
+            n_o += 1
+            if d_r[y, x] <= lim:
+                n_t += 1
+    return n_t, n_o
+
+
+@numba.njit(cache=True)
+def ridge_sections(rim, dt, gy, gx, peak, max_n):
+    """Medial points of the rim and their cross-section directions.
+
+    The ridge is ``rim & (dt >= dilate3x3(dt) - 0.5)`` (float32, ``dt`` the
+    rim's distance transform); at most ``max_n`` of its points (row-major
+    order, subsampled like ``np.linspace(0, n - 1, max_n).astype(intp)``)
+    get the unit normal ``(gy, gx) / hypot`` where that norm exceeds 1e-3.
+
+    Returns
+    -------
+    fallback : float, median of ``2 * dt`` over the ridge (``2 * dt.max()``
+        without ridge), float32 arithmetic as numpy's
+    n_ridge : int
+    ys, xs, ny, nx, pk : (n,) float64 points, unit normals and the peak
+        there, for the points with a usable normal
+    """
+    h, w = rim.shape
+    half = np.float32(0.5)
+    two = np.float32(2.0)
+    ry = np.empty(h * w, np.int64)
+    rx = np.empty(h * w, np.int64)
+    vals = np.empty(h * w, np.float32)
+    n = 0
+    dmax = dt[0, 0]
+    for y in range(h):
+        for x in range(w):
+            v = dt[y, x]
+            if v > dmax:
+                dmax = v
+            if not rim[y, x]:
+                continue
+            m = v
+            for yy in range(max(0, y - 1), min(h, y + 2)):
+                for xx in range(max(0, x - 1), min(w, x + 2)):
+                    if dt[yy, xx] > m:
+                        m = dt[yy, xx]
+            if v >= m - half:
+                ry[n] = y
+                rx[n] = x
+                vals[n] = two * v
+                n += 1
+    if n > 0:
+        fallback = np.float64(_median_f32(vals, n))
+    else:
+        fallback = np.float64(two * dmax)
+    if n > max_n:
+        sel = np.empty(max_n, np.int64)
+        step = (n - 1.0) / (max_n - 1)
+        for i in range(max_n - 1):
+            sel[i] = int(i * step + 0.0)
+        sel[max_n - 1] = n - 1
+    else:
+        sel = np.arange(n)
+    m_sel = sel.shape[0]
+    ys = np.empty(m_sel)
+    xs = np.empty(m_sel)
+    ny = np.empty(m_sel)
+    nx = np.empty(m_sel)
+    pk = np.empty(m_sel)
+    k = 0
+    for i in range(m_sel):
+        y = ry[sel[i]]
+        x = rx[sel[i]]
+        a = np.float64(gy[y, x])
+        b = np.float64(gx[y, x])
+        nrm = math.hypot(a, b)
+        if nrm > 1e-3:
+            ys[k] = y
+            xs[k] = x
+            ny[k] = a / nrm
+            nx[k] = b / nrm
+            pk[k] = np.float64(peak[y, x])
+            k += 1
+    return fallback, n, ys[:k], xs[:k], ny[:k], nx[:k], pk[:k]

@@ -18,11 +18,13 @@ import numpy as np
 
 from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
                                edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
-                               peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model)
+                               peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
+                               core_candidates, keep_touching, outline_touching, ridge_sections)
 from .segment import Candidate, boundary, mask_centroid
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
 _NO_VALID = np.zeros((0, 0), bool)  # ... and 'all valid'
+_NO_DIST = np.zeros((0, 0), np.float32)  # outline_touching's 'nothing blocked'
 
 
 @dataclass
@@ -247,20 +249,26 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         rim2 = np.empty(img.shape, bool)
         if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim2) >= 4:
             rim = rim2
-    rim = _keep_touching(rim, rim_up)
-    if rim.sum() < 4:
+    # keep only what touches the coarse rim (numba flood fill, 8-connected)
+    stack = np.empty(qh * qw, np.int32)
+    kept = np.empty(img.shape, bool)
+    if keep_touching(rim, rim_up, kept, stack) < 4:
         return None
+    rim = kept
 
     # core: the non-rim pixels on the core side, connected to the coarse core
-    core = _keep_touching(((core_side & reach) | core_up) & ~rim, core_up)
-    cb = boundary(core)
+    core_cand = np.empty(img.shape, bool)
+    core_candidates(core_side, reach, core_up, rim, core_cand)
+    core = np.empty(img.shape, bool)
+    n_core = keep_touching(core_cand, core_up, core, stack)
+    d_b = _NO_DIST
     if bq is not None and bq.any():
         # where the core meets an instrument or the frame edge its outline is
         # not visible: count only the visible circumference
         d_b = cv2.distanceTransform(1 - bq, cv2.DIST_L2, 3)
-        cb &= d_b > 2.0 * f
-    d_r = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
-    completeness = float((cb & (d_r <= 1.5)).sum()) / max(1, int(cb.sum()))
+    d_r = cv2.distanceTransform((~rim).view(np.uint8), cv2.DIST_L2, 3)
+    touched, outline = outline_touching(core, d_r, d_b, np.float32(2.0 * f))
+    completeness = float(touched) / max(1, outline)
 
     # rim mask in WL pixels: interpolate the edge field so edges are sub-pixel
     ox = oy = 0  # origin of rim_full within the WL ROI
@@ -306,7 +314,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     bx, by, bw, bh = cv2.boundingRect(rim_full)
     bbox = (bx + X0 + ox, by + Y0 + oy, bw, bh)
     return RimGeometry(X0 + ox, Y0 + oy, rim_full, core, target, background, core_level, thickness / r,
-                       completeness, float(area), float(core.sum()) / (r * r), centroid,
+                       completeness, float(area), float(n_core) / (r * r), centroid,
                        bbox, contour)
 
 
@@ -315,16 +323,6 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
         return mask
     d = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     return d > r
-
-
-def _keep_touching(mask: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Connected components of ``mask`` that overlap ``ref``."""
-    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return mask
-    hit = np.bincount(lab[ref & mask], minlength=n) > 0
-    hit[0] = False
-    return hit[lab]
 
 
 def _width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: np.ndarray,
@@ -346,27 +344,15 @@ def _width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: 
     -------
     width, lev_in, lev_out
     """
-    dt = cv2.distanceTransform(rim.astype(np.uint8), cv2.DIST_L2, 5)
-    ridge = rim & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
-    fallback = float(np.median(2.0 * dt[ridge])) if ridge.any() else float(2.0 * dt.max())
+    dt = cv2.distanceTransform(rim.view(np.uint8), cv2.DIST_L2, 5)
     gy = cv2.Sobel(d_core, cv2.CV_32F, 0, 1, ksize=3)
     gx = cv2.Sobel(d_core, cv2.CV_32F, 1, 0, ksize=3)
-    ys, xs = np.nonzero(ridge)
-    if ys.size == 0:
+    # medial points (ridge of dt, at most 300), their normals, and the peak
+    # there: one normalisation per section (the peak at its medial point), so
+    # the section's tails are not divided by a different local peak
+    fallback, n_ridge, ys, xs, ny, nx, pk = ridge_sections(rim, dt, gy, gx, peak, 300)
+    if n_ridge == 0 or ys.size == 0:
         return fallback, lev_in, lev_out
-    if ys.size > 300:
-        sel = np.linspace(0, ys.size - 1, 300).astype(np.intp)
-        ys, xs = ys[sel], xs[sel]
-    ny, nx = gy[ys, xs].astype(np.float64), gx[ys, xs].astype(np.float64)
-    norm = np.hypot(ny, nx)
-    good = norm > 1e-3
-    if not good.any():
-        return fallback, lev_in, lev_out
-    ys, xs = ys[good].astype(np.float64), xs[good].astype(np.float64)
-    ny, nx = ny[good] / norm[good], nx[good] / norm[good]
-    # one normalisation per section (the peak at its medial point), so the
-    # section's tails are not divided by a different local peak
-    pk = peak[ys.astype(np.intp), xs.astype(np.intp)].astype(np.float64)
     B = float(background)
     t_in, t_out = profile_crossings(img, ys, xs, ny, nx, B, pk, float(lev_in), float(lev_out),
                                     float(3.0 * width_guess + 6.0), 0.25)
