@@ -310,8 +310,8 @@ def _random_masks(seed, shape=(41, 57)):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_refine_kernels_match_numpy(seed):
-    from nirf_overlay.processing.analysis_kernels import (keep_touching, outline_touching,
-                                                          refine_zones, ridge_sections)
+    from nirf_overlay.processing.analysis_kernels import outline_touching, refine_zones, ridge_sections
+    from nirf_overlay.processing.measure import _keep_touching
     from nirf_overlay.processing.segment import boundary
 
     mask, ref, rng = _random_masks(seed)
@@ -321,7 +321,7 @@ def test_refine_kernels_match_numpy(seed):
     hit = np.bincount(lab[ref & mask], minlength=n) > 0
     hit[0] = False
     out = np.empty_like(mask)
-    assert keep_touching(mask, ref, out, np.empty(h * w, np.int32)) == hit[lab].sum()
+    assert _keep_touching(mask, ref, out) == hit[lab].sum()
     assert np.array_equal(out, hit[lab])
 
     # completeness counts == boundary & visible & touched
@@ -375,3 +375,12 @@ def test_refine_kernels_match_numpy(seed):
         assert np.array_equal(ny, a[g] / nrm[g]) and np.array_equal(nx, b[g] / nrm[g])
         assert np.array_equal(pk, peak[y0[g], x0[g]].astype(np.float64))
     assert n_r > 300  # the subsampled branch was exercised
+
+    from nirf_overlay.processing.analysis_kernels import width_median
+    t = rng.random((2, 51)) * 5
+    t[0, ::7] = np.nan
+    wsum = t[0] + t[1]
+    for k in (51, 50):  # odd and even counts of finite widths
+        fin = wsum[:k][np.isfinite(wsum[:k])]
+        assert width_median(t[0, :k], t[1, :k]) == (float(np.median(fin)), fin.size)
+    assert width_median(t[0, :1], t[1, :1])[1] == 0

@@ -401,16 +401,16 @@ def edge_field(q, core_side, near, lev_in, lev_out, field):
 
 @numba.njit(cache=True)
 def _median_f32(buf, n):
-    """``np.median`` of ``buf[:n]`` (float32) with numpy's arithmetic.
+    """``np.median`` of ``buf[:n]`` (float32 or float64) with numpy's arithmetic.
 
-    numpy takes the middle element, or the float32 mean of the two middle
-    ones ``(a + b) / 2`` computed in float32; so does this.
+    numpy takes the middle element, or the mean of the two middle ones
+    ``(a + b) / 2`` computed in the array's dtype; so does this.
     """
-    s = np.sort(buf[:n])
     h = n // 2
+    s = np.partition(buf[:n], h)  # a selection, O(n): ~6x faster than sorting
     if n % 2:
         return s[h]
-    return (s[h - 1] + s[h]) / np.float32(2.0)
+    return (s[:h].max() + s[h]) / np.float32(2.0)
 
 
 @numba.njit(cache=True)
@@ -544,48 +544,34 @@ def fill_unsupported(support, a, fill):
 
 
 @numba.njit(cache=True)
-def keep_touching(mask, ref, out, stack):
-    """8-connected components of ``mask`` that overlap ``ref``, into ``out``.
-
-    A flood fill from the pixels of ``mask & ref`` (the same set as labelling
-    the components and keeping those with a ``ref`` pixel).
+def select_touching(labels, ref, n, out):
+    """``out`` = the labelled components (labels 1..n-1) with a pixel in ``ref``.
 
     Parameters
     ----------
-    mask, ref : (h, w) bool
+    labels : (h, w) int32 from ``cv2.connectedComponents`` (0 = background)
+    ref : (h, w) bool
+    n : int, number of labels
     out : (h, w) bool output
-    stack : (h * w,) int32 scratch
 
     Returns
     -------
     int, pixels in ``out``
     """
-    h, w = mask.shape
+    h, w = labels.shape
+    hit = np.zeros(n, np.bool_)
     for y in range(h):
         for x in range(w):
-            out[y, x] = False
-    n = 0
+            if ref[y, x]:
+                hit[labels[y, x]] = True
+    hit[0] = False
+    c = 0
     for y in range(h):
         for x in range(w):
-            if not (mask[y, x] and ref[y, x]) or out[y, x]:
-                continue
-            out[y, x] = True
-            n += 1
-            top = 1
-            stack[0] = y * w + x
-            while top > 0:
-                top -= 1
-                p = stack[top]
-                py = p // w
-                px = p - py * w
-                for yy in range(max(0, py - 1), min(h, py + 2)):
-                    for xx in range(max(0, px - 1), min(w, px + 2)):
-                        if mask[yy, xx] and not out[yy, xx]:
-                            out[yy, xx] = True
-                            n += 1
-                            stack[top] = yy * w + xx
-                            top += 1
-    return n
+            v = hit[labels[y, x]]
+            out[y, x] = v
+            c += v
+    return c
 
 
 @numba.njit(cache=True)
@@ -710,3 +696,22 @@ def ridge_sections(rim, dt, gy, gx, peak, max_n):
             pk[k] = np.float64(peak[y, x])
             k += 1
     return fallback, n, ys[:k], xs[:k], ny[:k], nx[:k], pk[:k]
+
+
+@numba.njit(cache=True)
+def width_median(t_in, t_out):
+    """Median of the finite ``t_in + t_out`` (float64) and how many there are.
+
+    Same value as ``np.median(w[np.isfinite(w)])``; NaN when there is none.
+    """
+    n = t_in.shape[0]
+    buf = np.empty(n)
+    k = 0
+    for i in range(n):
+        v = t_in[i] + t_out[i]
+        if np.isfinite(v):
+            buf[k] = v
+            k += 1
+    if k == 0:
+        return np.nan, 0
+    return _median_f32(buf, k), k

@@ -19,7 +19,8 @@ import numpy as np
 from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
                                edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
                                peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
-                               core_candidates, keep_touching, outline_touching, ridge_sections)
+                               core_candidates, outline_touching, ridge_sections, select_touching,
+                               width_median)
 from .segment import Candidate, boundary, mask_centroid
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
@@ -249,10 +250,9 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         rim2 = np.empty(img.shape, bool)
         if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim2) >= 4:
             rim = rim2
-    # keep only what touches the coarse rim (numba flood fill, 8-connected)
-    stack = np.empty(qh * qw, np.int32)
+    # keep only what touches the coarse rim
     kept = np.empty(img.shape, bool)
-    if keep_touching(rim, rim_up, kept, stack) < 4:
+    if _keep_touching(rim, rim_up, kept) < 4:
         return None
     rim = kept
 
@@ -260,7 +260,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     core_cand = np.empty(img.shape, bool)
     core_candidates(core_side, reach, core_up, rim, core_cand)
     core = np.empty(img.shape, bool)
-    n_core = keep_touching(core_cand, core_up, core, stack)
+    n_core = _keep_touching(core_cand, core_up, core)
     d_b = _NO_DIST
     if bq is not None and bq.any():
         # where the core meets an instrument or the frame edge its outline is
@@ -325,6 +325,12 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
     return d > r
 
 
+def _keep_touching(mask: np.ndarray, ref: np.ndarray, out: np.ndarray) -> int:
+    """``out`` = connected components (8) of ``mask`` that overlap ``ref``; returns its pixel count."""
+    n, lab = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    return select_touching(lab, ref, n, out)
+
+
 def _width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: np.ndarray,
                      d_core: np.ndarray, width_guess: float, lev_in: float, lev_out: float,
                      blur_correction: bool) -> tuple[float, float, float]:
@@ -356,12 +362,10 @@ def _width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: 
     B = float(background)
     t_in, t_out = profile_crossings(img, ys, xs, ny, nx, B, pk, float(lev_in), float(lev_out),
                                     float(3.0 * width_guess + 6.0), 0.25)
-    widths = t_in + t_out
-    fin = widths[np.isfinite(widths)]
-    if fin.size == 0:
+    fwhm, n_fin = width_median(t_in, t_out)
+    if n_fin == 0:
         return fallback, lev_in, lev_out
-    fwhm = float(np.median(fin))
-    if not blur_correction or fin.size < 8:
+    if not blur_correction or n_fin < 8:
         return fwhm, lev_in, lev_out
     dx = max(0.25, fwhm / 12.0)
     half_n = int(np.ceil(1.5 * fwhm / dx))
