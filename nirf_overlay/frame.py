@@ -11,6 +11,10 @@ many of the 16 bits the camera fills (8 for an 8-bit stream, 12 for a 12-bit
 sensor in a 16-bit container, 16 for full range); a pixel at
 ``2**nir_bits - 1`` is saturated.
 
+A source never writes into an array it has handed out (a new array per
+frame, or read-only buffers it never changes), so consumers (the recorder,
+the live analysis thread) may keep a pair's arrays without copying them.
+
 Times are ``time.monotonic()`` seconds for live sources and presentation
 times (seconds from the start) for files and sessions.  ``arrival`` is always
 ``time.monotonic()`` at the moment the source handed the pair out, so the

@@ -39,35 +39,33 @@ class AsyncAnalysis:
         self._latest = None  # (index, Analysis)
         self._generation = 0  # bumped by clear(): results of older frames are dropped
         self._stop = False
-        self._buffers: list = []  # two pairs of (nir, wl) copies, used in turn
+        self._buffers: list = []  # two NIR copies, used in turn
         self._turn = 0
         self.error: Optional[str] = None
         self._thread = threading.Thread(target=self._run, name="nirf-analysis", daemon=True)
         self._thread.start()
 
-    def _copies(self, nir: np.ndarray, wl: np.ndarray):
-        if not self._buffers or self._buffers[0][0].shape != nir.shape \
-                or self._buffers[0][1].shape != wl.shape:
-            self._buffers = [(np.empty_like(nir), np.empty_like(wl)) for _ in range(2)]
+    def _copy(self, nir: np.ndarray) -> np.ndarray:
+        if not self._buffers or self._buffers[0].shape != nir.shape:
+            self._buffers = [np.empty_like(nir) for _ in range(2)]
         self._turn ^= 1
-        n, w = self._buffers[self._turn]
+        n = self._buffers[self._turn]
         np.copyto(n, nir)
-        np.copyto(w, wl)
-        return n, w
+        return n
 
     def submit(self, index: int, nir: np.ndarray, wl: np.ndarray, valid) -> bool:
         """Offer a frame; taken only when the thread is free. Returns True if taken.
 
-        ``nir`` and ``wl`` are copied (the pipeline reuses its buffers); the copy
-        is made only when the frame is taken.
+        ``nir`` is copied (the pipeline filters into the same buffer every frame),
+        only when the frame is taken.  ``wl`` is the pair's own array, which no
+        source writes into once handed out (:class:`~nirf_overlay.frame.FramePair`).
         """
         with self._cond:
             if self._busy or self._job is not None or self._stop:
                 return False
             # the buffer in turn is not the one the worker may still be reading:
             # the worker is idle here, and it last read the other one
-            n, w = self._copies(nir, wl)
-            self._job = (index, n, w, valid, self._generation)
+            self._job = (index, self._copy(nir), wl, valid, self._generation)
             self._cond.notify()
             return True
 
