@@ -328,8 +328,9 @@ def test_refine_kernels_match_numpy(seed):
     d_r = cv2.distanceTransform((~ref).view(np.uint8), cv2.DIST_L2, 3)
     d_b = (rng.random(mask.shape) * 6).astype(np.float32)
     cb = boundary(mask) & (d_b > np.float32(2.0 * 1.3))
-    assert outline_touching(mask, d_r, d_b, np.float32(2.0 * 1.3)) == (
-        int((cb & (d_r <= 1.5)).sum()), int(cb.sum()))
+    m = cv2.moments((mask | ref).view(np.uint8), True)
+    assert outline_touching(mask, ref, d_b, np.float32(2.0 * 1.3)) == (
+        int((cb & (d_r <= 1.5)).sum()), int(cb.sum()), m["m00"], m["m10"], m["m01"])
 
     # zones and the core median
     img = rng.random(mask.shape).astype(np.float32)

@@ -584,41 +584,59 @@ def core_candidates(core_side, reach, core_up, rim, out):
 
 
 @numba.njit(cache=True)
-def outline_touching(core, d_r, d_b, thr_b):
-    """Counts for the rim completeness: visible core outline, and the part the rim touches.
+def outline_touching(core, rim, d_b, thr_b):
+    """Counts for the rim completeness, and the centroid sums of ``rim | core``.
 
     The outline is the core's inner 8-connected boundary (a core pixel with a
     3 x 3 neighbour outside the core or the array); with ``d_b`` (float32
     distance to blocked pixels, or an empty array) only where ``d_b >
-    thr_b`` (float32).  Touched: ``d_r <= 1.5`` (distance to the rim).
+    thr_b`` (float32).  An outline pixel is touched by the rim when a rim
+    pixel is in its 3 x 3 neighbourhood: that is exactly ``d_r <= 1.5`` for
+    OpenCV's DIST_L2 3 x 3 distance to the rim (steps 0.955 and 1.3693, so
+    any two steps are > 1.5).
 
     Returns
     -------
-    (touched, outline) : int, int
+    touched, outline : int
+    n, sum_x, sum_y : int, pixels of ``rim | core`` and their coordinate sums
+        (what ``cv2.moments(..., True)`` gives as m00, m10, m01)
     """
     h, w = core.shape
     has_b = d_b.shape[0] == h
     tb = np.float32(thr_b)
-    lim = np.float32(1.5)
     n_t = 0
     n_o = 0
+    n = 0
+    sx = 0
+    sy = 0
     for y in range(h):
         for x in range(w):
-            if not core[y, x]:
+            c = core[y, x]
+            if c or rim[y, x]:
+                n += 1
+                sx += x
+                sy += y
+            if not c:
                 continue
             edge = False
+            near = False
             for yy in range(y - 1, y + 2):
                 for xx in range(x - 1, x + 2):
-                    if yy < 0 or yy >= h or xx < 0 or xx >= w or not core[yy, xx]:
+                    if yy < 0 or yy >= h or xx < 0 or xx >= w:
                         edge = True
+                    else:
+                        if not core[yy, xx]:
+                            edge = True
+                        if rim[yy, xx]:
+                            near = True
             if not edge:
                 continue
             if has_b and not d_b[y, x] > tb:
                 continue
             n_o += 1
-            if d_r[y, x] <= lim:
+            if near:
                 n_t += 1
-    return n_t, n_o
+    return n_t, n_o, n, sx, sy
 
 
 @numba.njit(cache=True)

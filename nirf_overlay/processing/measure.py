@@ -21,7 +21,7 @@ from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, 
                                peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
                                core_candidates, outline_touching, ridge_sections, select_touching,
                                width_median)
-from .segment import Candidate, boundary, mask_centroid
+from .segment import Candidate, boundary
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
 _NO_VALID = np.zeros((0, 0), bool)  # ... and 'all valid'
@@ -266,8 +266,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         # where the core meets an instrument or the frame edge its outline is
         # not visible: count only the visible circumference
         d_b = cv2.distanceTransform(1 - bq, cv2.DIST_L2, 3)
-    d_r = cv2.distanceTransform((~rim).view(np.uint8), cv2.DIST_L2, 3)
-    touched, outline = outline_touching(core, d_r, d_b, np.float32(2.0 * f))
+    # outline pixels within 1.5 px of the rim, and the lesion's centroid sums
+    touched, outline, n_lesion, sum_x, sum_y = outline_touching(core, rim, d_b, np.float32(2.0 * f))
     completeness = float(touched) / max(1, outline)
 
     # rim mask in WL pixels: interpolate the edge field so edges are sub-pixel
@@ -305,7 +305,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # T on the refine grid (area averages of WL pixels, so the same mean up
     # to edge pixels; a masked mean over the WL-size ROI costs ~0.7 ms)
     target = float(cv2.mean(img_raw, mask=rim.astype(np.uint8))[0])
-    mx, my = mask_centroid(rim | core)
+    # (integer sums held exactly in float64: the same numbers as cv2.moments)
+    mx, my = float(sum_x) / float(n_lesion), float(sum_y) / float(n_lesion)
     centroid = ((float(mx) + 0.5) / r - 0.5 + X0, (float(my) + 0.5) / r - 0.5 + Y0)
     # outline from the refine grid, scaled to WL pixels (for drawing)
     cnts, _ = cv2.findContours(rim.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
