@@ -385,3 +385,23 @@ def test_refine_kernels_match_numpy(seed):
         fin = wsum[:k][np.isfinite(wsum[:k])]
         assert width_median(t[0, :k], t[1, :k]) == (float(np.median(fin)), fin.size)
     assert width_median(t[0, :1], t[1, :1])[1] == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_candidate_and_ring_medians_match_numpy(seed):
+    from nirf_overlay.processing.analysis_kernels import ridge_median, ring_median
+
+    mask, ref, rng = _random_masks(seed)
+    dt = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)
+    ridge = mask & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
+    assert ridge_median(mask, dt) == (float(np.median(dt[ridge])), int(ridge.sum()))
+    assert ridge_median(np.zeros_like(mask), dt)[1] == 0
+
+    img = rng.random((60, 80)).astype(np.float32)
+    excl = rng.random((60, 80)) > 0.8
+    d = cv2.distanceTransform(1 - ref.view(np.uint8), cv2.DIST_L2, 3)
+    sl = np.s_[7:7 + d.shape[0], 11:11 + d.shape[1]]  # crops, as ring_background passes them
+    for lo, ring_px in ((1.7, 3.3), (2.0, 5.0), (0.3, 1.1)):
+        ring = (d > lo) & (d <= lo + ring_px) & ~excl[sl]
+        med, n = ring_median(d, np.float32(lo), np.float32(lo + ring_px), excl[sl], img[sl])
+        assert n == ring.sum() and med == float(np.median(img[sl][ring]))

@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 
 from ..settings import Settings
-from .analysis_kernels import circle_fit_sums, edge_field, pyramid2, upscale_fluo
+from .analysis_kernels import circle_fit_sums, edge_field, pyramid2, ring_median, upscale_fluo
 from .measure import refine_rim, ring_background
 from .result import PlaneCheck, RimMeasurement
 from .segment import (background_map, find_candidates, global_background, hysteresis_components,
@@ -474,3 +474,5 @@ def warm_up() -> None:
     q, side, near = np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), np.zeros((4, 4), np.uint8)
     for sl in (np.s_[:, :], np.s_[1:3, 1:3]):  # whole arrays and crops (non-contiguous)
         edge_field(q[sl], side[sl], near[sl], 0.5, 0.5, np.empty(q[sl].shape, np.float32))
+        # the ring median reads crops of the analysis grid (contiguous when whole rows)
+        ring_median(q[sl].copy(), np.float32(0.5), np.float32(1.5), side[sl], q[sl])

@@ -733,3 +733,56 @@ def width_median(t_in, t_out):
     if k == 0:
         return np.nan, 0
     return _median_f32(buf, k), k
+
+
+@numba.njit(cache=True)
+def ridge_median(mask, dt):
+    """Median of ``dt`` over the ridge ``mask & (dt >= dilate3x3(dt) - 0.5)``.
+
+    ``dt`` float32; the value is ``float(np.median(dt[ridge]))`` (numpy's
+    float32 arithmetic).  Returns (median, ridge pixels); NaN without ridge.
+    """
+    h, w = mask.shape
+    half = np.float32(0.5)
+    vals = np.empty(h * w, np.float32)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            if not mask[y, x]:
+                continue
+            v = dt[y, x]
+            m = v
+            for yy in range(max(0, y - 1), min(h, y + 2)):
+                for xx in range(max(0, x - 1), min(w, x + 2)):
+                    if dt[yy, xx] > m:
+                        m = dt[yy, xx]
+            if v >= m - half:
+                vals[n] = v
+                n += 1
+    if n == 0:
+        return np.nan, 0
+    return np.float64(_median_f32(vals, n)), n
+
+
+@numba.njit(cache=True)
+def ring_median(d, lo, hi, exclude, img):
+    """Median of ``img`` (float32) where ``lo < d <= hi`` and not ``exclude``.
+
+    ``d`` float32 and the float32 bounds ``lo``, ``hi`` compare as numpy
+    compares a float32 array with Python floats; the value is numpy's
+    median.  Returns (median, count); NaN when empty.
+    """
+    h, w = d.shape
+    flo = np.float32(lo)
+    fhi = np.float32(hi)
+    vals = np.empty(h * w, np.float32)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            v = d[y, x]
+            if v > flo and v <= fhi and not exclude[y, x]:
+                vals[n] = img[y, x]
+                n += 1
+    if n == 0:
+        return np.nan, 0
+    return np.float64(_median_f32(vals, n)), n

@@ -20,7 +20,7 @@ from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, 
                                edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
                                peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
                                core_candidates, outline_touching, ridge_sections, select_touching,
-                               width_median)
+                               width_median, ring_median)
 from .segment import Candidate, boundary
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
@@ -84,11 +84,12 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     # distance transform instead of large dilations: O(N) whatever the radius
     d = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
     lo = width + max(1.0, gap_px)
-    ring = (d > lo) & (d <= lo + ring_px) & ~exclude[Y0:Y1, X0:X1]
-    vals = nir_small[Y0:Y1, X0:X1][ring]
-    if vals.size < 8:
+    # median of the ring (lo < d <= lo + ring_px, not excluded) in one numba pass
+    med, n = ring_median(d, np.float32(lo), np.float32(lo + ring_px), exclude[Y0:Y1, X0:X1],
+                         nir_small[Y0:Y1, X0:X1])
+    if n < 8:
         return None
-    return float(np.median(vals))
+    return med
 
 
 def _complete_with_ellipse(core_big: np.ndarray, core: np.ndarray, blocked: np.ndarray,

@@ -17,7 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .analysis_kernels import circle_fit_sums
+from .analysis_kernels import circle_fit_sums, ridge_median
 
 # Band (x local background) of pixels trusted as liver parenchyma when the
 # background map is built: excludes fluorescence (rims, ducts, bile), dark
@@ -370,8 +370,9 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # band hugging the core (a gallbladder or duct touching the rim has a
         # short ridge, so it barely moves the median)
         dt = cv2.distanceTransform(near.astype(np.uint8), cv2.DIST_L2, 3)
-        ridge = near & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)) - 0.5)
-        width = 2.0 * float(np.median(dt[ridge])) if ridge.any() else float(near.sum()) / cov_px
+        # (ridge = near & (dt >= dilate3x3(dt) - 0.5) and its median in one numba pass)
+        med, n_ridge = ridge_median(near, dt)
+        width = 2.0 * med if n_ridge else float(near.sum()) / cov_px
         rim = comp & (d_core <= width + gap_px + 1.0)
         d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
         completeness = float((cb & (d_rim <= gap_px)).sum()) / max(1, int(cb.sum()))
