@@ -78,9 +78,13 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
     oy, ox = y0 - Y0, x0 - X0
     core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
-    if blocked is not None and blocked[cand.core].size and (
-            boundary(cand.core) & (cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)).any():
-        _complete_with_ellipse(core, cand.core, blocked, oy, ox)
+    if blocked is not None and blocked[cand.core].size:
+        # the core's outline and the blocked pixels' neighbourhood, computed once
+        # for the test and for the ellipse fit
+        cb = boundary(cand.core)
+        near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        if (cb & near_block).any():
+            _complete_with_ellipse(core, cand.core, cb & ~near_block, oy, ox)
     # distance transform instead of large dilations: O(N) whatever the radius
     d = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
     lo = width + max(1.0, gap_px)
@@ -92,12 +96,10 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     return med
 
 
-def _complete_with_ellipse(core_big: np.ndarray, core: np.ndarray, blocked: np.ndarray,
+def _complete_with_ellipse(core_big: np.ndarray, core: np.ndarray, visible: np.ndarray,
                            oy: int, ox: int) -> None:
-    """Add to ``core_big`` an ellipse fitted to the core's visible outline."""
-    near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    cb = boundary(core) & ~near_block
-    ys, xs = np.nonzero(cb)
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline ``visible`` (bool)."""
+    ys, xs = np.nonzero(visible)
     if ys.size < 8:
         return
     pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
