@@ -18,7 +18,7 @@ NO_SIGNAL = -1e30
 NO_SIGNAL_TEST = -1e20
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _bilinear(img, y, x):
     h, w = img.shape
     if y < 0.0 or x < 0.0 or y > h - 1.0 or x > w - 1.0:
@@ -34,7 +34,7 @@ def _bilinear(img, y, x):
     return top * (1.0 - fy) + bot * fy
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def profile_crossings(img, ys, xs, ny, nx, base, peak, lev_in, lev_out, max_len, step):
     """Sub-pixel distances from each medial point to the rim's two edges.
 
@@ -95,7 +95,7 @@ def profile_crossings(img, ys, xs, ny, nx, base, peak, lev_in, lev_out, max_len,
     return t_in, t_out
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx):
     """Mean normalised rim cross-section, each section centred between its edges.
 
@@ -127,7 +127,7 @@ def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx)
     return acc
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _rim_model_sse(prof, dx, half_n, w, s):
     """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` for given w, s.
 
@@ -176,7 +176,7 @@ def _rim_model_sse(prof, dx, half_n, w, s):
     return sse, c0, c1, c2
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def fit_rim_profile(prof, dx, half_n, fwhm):
     """Fit the blurred rim model to a mean cross-section.
 
@@ -226,7 +226,7 @@ def rim_model(t, w, s, c0, c1, c2):
     return c0 + c1 * pin + c2 * (pin - pout)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def upscale_fluo(fluo, fy, fx, fluo_full, rim_full):
     """Nearest-neighbour upscale of the coarse fluorescence mask, and a cleared rim mask.
 
@@ -258,7 +258,7 @@ def upscale_fluo(fluo, fy, fx, fluo_full, rim_full):
                 out_r[x] = 0
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(nogil=True, cache=True, fastmath=False)
 def circle_fit_sums(ys, xs):
     """Sums of the centred Kasa circle fit: (A 3x3, b 3, mean x, mean y).
 
@@ -303,7 +303,7 @@ def circle_fit_sums(ys, xs):
     return A, b, mx, my
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(nogil=True, cache=True, parallel=True)
 def pyramid2(src, half, quarter):
     """Two 2 x 2 area-average halvings of ``src`` in one parallel pass.
 
@@ -332,7 +332,7 @@ def pyramid2(src, half, quarter):
             out[x] = ((h0[2 * x] + h0[2 * x + 1]) + (h1[2 * x] + h1[2 * x + 1])) * q
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def edge_ratio(img, peak, background, min_span, blocked, valid, q, ok, img_nan):
     """Normalised rim signal ``q = (img - B) / (peak - B)`` in one pass.
 
@@ -365,7 +365,7 @@ def edge_ratio(img, peak, background, min_span, blocked, valid, q, ok, img_nan):
                 img_nan[y, x] = v
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def rim_from_levels(q, core_side, zone, lev_in, lev_out, rim):
     """``rim = (q > (lev_in on the core side else lev_out)) & zone``; returns its pixel count."""
     h, w = q.shape
@@ -380,7 +380,7 @@ def rim_from_levels(q, core_side, zone, lev_in, lev_out, rim):
     return n
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def edge_field(q, core_side, near, lev_in, lev_out, field):
     """``field = q - level`` where ``near`` (uint8) is set, else -1 (float32).
 
@@ -399,7 +399,7 @@ def edge_field(q, core_side, near, lev_in, lev_out, field):
                 field[y, x] = np.float32(-1.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _median_f32(buf, n):
     """``np.median`` of ``buf[:n]`` (float32 or float64) with numpy's arithmetic.
 
@@ -413,7 +413,7 @@ def _median_f32(buf, n):
     return (s[:h].max() + s[h]) / np.float32(2.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad, core_rad,
                  reach_thr, zone, reach, not_outside, vals):
     """The masks of :func:`.measure.refine_rim` around the coarse rim, in one pass.
@@ -481,7 +481,7 @@ def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad,
     return med, n_out
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def masked_median_or_max(a, m1, m2, vals):
     """Median of ``a`` (float32) over ``m1 & m2`` (bool), or ``a.max()`` when empty.
 
@@ -504,7 +504,7 @@ def masked_median_or_max(a, m1, m2, vals):
     return np.float64(mx)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def peak_seed(zone, smooth, out):
     """``out = where(zone, smooth, 0)`` (float32): rim-zone values for the max filter."""
     h, w = smooth.shape
@@ -513,7 +513,7 @@ def peak_seed(zone, smooth, out):
             out[y, x] = smooth[y, x] if zone[y, x] else np.float32(0.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def positive_f32(a, out):
     """``out = (a > 0)`` as float32 0/1."""
     h, w = a.shape
@@ -522,7 +522,7 @@ def positive_f32(a, out):
             out[y, x] = np.float32(1.0) if a[y, x] > 0 else np.float32(0.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def normalised_ratio(num, den, out):
     """``out = num / maximum(den, 1e-3)`` in float32 (numpy's arithmetic)."""
     h, w = num.shape
@@ -533,7 +533,7 @@ def normalised_ratio(num, den, out):
             out[y, x] = num[y, x] / (d if d > lo else lo)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def fill_unsupported(support, a, fill):
     """``a = where(support > 0, a, fill)`` in place."""
     h, w = a.shape
@@ -543,7 +543,7 @@ def fill_unsupported(support, a, fill):
                 a[y, x] = fill[y, x]
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def select_touching(labels, ref, n, out):
     """``out`` = the labelled components (labels 1..n-1) with a pixel in ``ref``.
 
@@ -574,7 +574,7 @@ def select_touching(labels, ref, n, out):
     return c
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def core_candidates(core_side, reach, core_up, rim, out):
     """``out = ((core_side & reach) | core_up) & ~rim`` (bool)."""
     h, w = rim.shape
@@ -583,7 +583,7 @@ def core_candidates(core_side, reach, core_up, rim, out):
             out[y, x] = ((core_side[y, x] and reach[y, x]) or core_up[y, x]) and not rim[y, x]
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def outline_touching(core, rim, d_b, thr_b):
     """Counts for the rim completeness, and the centroid sums of ``rim | core``.
 
@@ -639,7 +639,7 @@ def outline_touching(core, rim, d_b, thr_b):
     return n_t, n_o, n, sx, sy
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def ridge_sections(rim, dt, gy, gx, peak, max_n):
     """Medial points of the rim and their cross-section directions.
 
@@ -716,7 +716,7 @@ def ridge_sections(rim, dt, gy, gx, peak, max_n):
     return fallback, n, ys[:k], xs[:k], ny[:k], nx[:k], pk[:k]
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def width_median(t_in, t_out):
     """Median of the finite ``t_in + t_out`` (float64) and how many there are.
 
@@ -735,7 +735,7 @@ def width_median(t_in, t_out):
     return _median_f32(buf, k), k
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def ridge_median(mask, dt):
     """Median of ``dt`` over the ridge ``mask & (dt >= dilate3x3(dt) - 0.5)``.
 
@@ -764,7 +764,7 @@ def ridge_median(mask, dt):
     return np.float64(_median_f32(vals, n)), n
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def ring_median(d, lo, hi, exclude, img):
     """Median of ``img`` (float32) where ``lo < d <= hi`` and not ``exclude``.
 
