@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import NirfError
-from .processing.result import FRAME_COLUMNS, RIM_COLUMNS, format_cell
+from .processing.result import FRAME_COLUMNS, RIM_COLUMNS, row_cells
 
 log = logging.getLogger(__name__)
 
@@ -266,13 +266,17 @@ def stitch(results: list[ChunkResult]) -> tuple[list, list, Optional[str]]:
 def write_session_csv(out_dir: str, frame_rows: list, rim_rows: list) -> None:
     """``metrics.csv`` and ``rims.csv`` cell for cell as ``process`` writes them."""
     os.makedirs(out_dir, exist_ok=True)
-    for name, columns, rows in (("metrics.csv", FRAME_COLUMNS, frame_rows),
-                                ("rims.csv", RIM_COLUMNS, rim_rows)):
-        with open(os.path.join(out_dir, name), "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(columns)
-            for row in rows:
-                w.writerow([format_cell(row[c]) for c in columns])
+    _write_csv(os.path.join(out_dir, "metrics.csv"), FRAME_COLUMNS, frame_rows)
+    _write_csv(os.path.join(out_dir, "rims.csv"), RIM_COLUMNS, rim_rows)
+
+
+def _write_csv(path: str, columns, rows) -> None:
+    """A header and one line per row, cells formatted as ``process`` formats them."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for row in rows:
+            w.writerow(row_cells(row, columns))
 
 
 # -- study level ----------------------------------------------------------------
@@ -470,13 +474,5 @@ def _write_study(out_dir: str, study: list, summary: list) -> None:
     columns = ["session", *FRAME_COLUMNS]
     frame = pd.DataFrame(study, columns=columns)
     frame.to_parquet(os.path.join(out_dir, "study_frames.parquet"), index=False)
-    with open(os.path.join(out_dir, "study_frames.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        for row in study:
-            w.writerow([format_cell(row[c]) for c in columns])
-    with open(os.path.join(out_dir, "summary.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(SUMMARY_COLUMNS)
-        for row in summary:
-            w.writerow([format_cell(row[c]) for c in SUMMARY_COLUMNS])
+    _write_csv(os.path.join(out_dir, "study_frames.csv"), columns, study)
+    _write_csv(os.path.join(out_dir, "summary.csv"), SUMMARY_COLUMNS, summary)

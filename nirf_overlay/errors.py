@@ -27,8 +27,3 @@ class CalibrationError(NirfError):
 
 class RecordingError(NirfError):
     """A recording could not be written or a session could not be read."""
-
-
-def input_error(what, problem, cls=NirfError):
-    """Build the one-line ``<what>: <problem>`` error the CLI prints."""
-    return cls(f"{what}: {problem}")

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import NirfError
-from .processing.result import FRAME_COLUMNS, RIM_COLUMNS, format_cell
+from .processing.result import FRAME_COLUMNS, RIM_COLUMNS, row_cells
 
 
 class VideoWriter:
@@ -161,9 +161,9 @@ def run_process(source, pipeline, out_dir, *, masks: bool = False, video: bool =
                     break
                 result = pipeline.process(pair)
                 result.time_s = t
-                mw.writerow([format_cell(result.frame_row()[c]) for c in FRAME_COLUMNS])
+                mw.writerow(row_cells(result.frame_row(), FRAME_COLUMNS))
                 for row in result.rim_rows():
-                    rw.writerow([format_cell(row[c]) for c in RIM_COLUMNS])
+                    rw.writerow(row_cells(row, RIM_COLUMNS))
                 ids.update(r.rim_id for r in result.rims)
                 rim_frames += bool(result.rims)
                 lost += bool(result.nir_lost)

@@ -81,11 +81,6 @@ class AsyncAnalysis:
             self._job = None
             self._generation += 1
 
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until the worker has nothing to do (tests, shutdown)."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._busy and self._job is None, timeout)
-
     def close(self) -> None:
         with self._cond:
             self._stop = True

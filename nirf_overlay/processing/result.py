@@ -143,6 +143,11 @@ class FrameResult:
         return rows
 
 
+def row_cells(row: dict, columns) -> list[str]:
+    """One CSV line's cells: ``row``'s values in ``columns`` order, formatted."""
+    return [format_cell(row[c]) for c in columns]
+
+
 def format_cell(value) -> str:
     """CSV cell text: empty for None, 6 significant digits for floats."""
     if value is None:
