@@ -144,9 +144,29 @@ def _stats(ms: list[float]) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 99))
 
 
+#: the two ways the pipeline runs (see :func:`run_bench`)
+MODES = ("live", "every-frame")
+
+
 def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
-              plain_frames: Optional[int] = 10, progress=None) -> dict:
-    """Time the pipeline and the plain version on preloaded ``pairs``.
+              plain_frames: Optional[int] = 10, rate: Optional[float] = None,
+              headline: str = "live", progress=None) -> dict:
+    """Time the pipeline, both ways it runs, and the plain version on preloaded ``pairs``.
+
+    ``every-frame``
+        :class:`~nirf_overlay.processing.pipeline.Pipeline` as ``process`` and
+        ``batch`` run it: every frame analysed before the next, frames fed back
+        to back.  The time per frame is normalise + levels + analysis + composite.
+    ``live``
+        as the viewer runs it: frames fed at the stream's ``rate`` (frames per
+        second), the overlay drawn from each frame at once and the rim analysis
+        on its own thread on the newest frame it can take
+        (:mod:`~nirf_overlay.processing.async_analysis`).  The time per frame
+        is what the display path spends on it (normalise + levels + handing the
+        frame to the analysis + composite) while the analysis thread competes
+        for the same cores; how often and how late the rims are measured is
+        reported beside it (``live_analysed_fraction``, ``live_analysis_lag_*``,
+        ``live_analysis_ms_*``).
 
     Parameters
     ----------
@@ -155,17 +175,25 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     settings, calibration : as for :class:`~nirf_overlay.processing.pipeline.Pipeline`
     warmup : frames run before timing (kernel loading, first-frame set-up)
     plain_frames : frames the plain version is timed on (it is slow); None = all
+    rate : frames per second the live run is fed at; None skips the live run
+    headline : which mode ``ms_per_frame_*``, ``fps``, ``stages``, ``speedup``
+        and ``cpu_ms_per_frame`` describe (``live`` falls back to
+        ``every-frame`` when ``rate`` is None)
 
     Returns
     -------
-    dict: ms_per_frame_median, ms_per_frame_p99, fps, size, frames, stages
-    (median ms per stage), plain_ms_per_frame_median, plain_ms_per_frame_p99,
-    speedup, cpu_ms_per_frame and plain_cpu_ms_per_frame (process CPU time per
-    frame, all threads), first_frame_ms, construct_ms, threads
+    dict: mode, ms_per_frame_median, ms_per_frame_p99, fps, size, frames, stages,
+    speedup, cpu_ms_per_frame (the headline mode); every_frame_* and live_*
+    (both modes); plain_ms_per_frame_median, plain_ms_per_frame_p99,
+    plain_cpu_ms_per_frame; first_frame_ms, construct_ms, threads
     """
     import numba
 
     from .processing.pipeline import Pipeline
+
+    if headline not in MODES:
+        raise ValueError(f"headline must be one of {MODES}, got {headline!r}")
+    timed = pairs[warmup:] if len(pairs) > warmup else pairs
 
     t = time.perf_counter()
     pipe = Pipeline(settings, calibration)
@@ -175,19 +203,18 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     first_ms = (time.perf_counter() - t) * 1e3
     for p in pairs[1:warmup]:
         pipe.process(p)
-    timed = pairs[warmup:] if len(pairs) > warmup else pairs
-    times, stages = [], {}
-    cpu0 = _cpu_seconds()
-    for p in timed:
-        t = time.perf_counter()
-        r = pipe.process(p)
-        times.append((time.perf_counter() - t) * 1e3)
-        for k, v in r.stage_ms.items():
-            stages.setdefault(k, []).append(v)
-        if progress:
-            progress()
-    cpu_ms = (_cpu_seconds() - cpu0) * 1e3 / len(timed)
-    med, p99 = _stats(times)
+    every = _time_frames(pipe, timed, progress=progress)
+
+    live = None
+    if rate:
+        pipe = Pipeline(settings, calibration, async_analysis=True)
+        try:
+            # warm-up paced too, so the analysis thread is in its stride
+            _time_frames(pipe, pairs[:warmup], rate=rate)
+            live = _time_frames(pipe, timed, rate=rate, progress=progress)
+        finally:
+            pipe.close()
+
     plain = PlainPipeline(settings.copy(), calibration)
     sub = timed if plain_frames is None else timed[:max(1, plain_frames)]
     plain.process(sub[0])  # first call allocates; not timed
@@ -199,17 +226,89 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         ptimes.append((time.perf_counter() - t) * 1e3)
     plain_cpu_ms = (_cpu_seconds() - cpu0) * 1e3 / len(sub)
     pmed, pp99 = _stats(ptimes)
+
     h, w = pairs[0].wl.shape[:2]
-    return {
-        "ms_per_frame_median": round(med, 3), "ms_per_frame_p99": round(p99, 3),
-        "fps": round(1000.0 / med, 1) if med > 0 else None, "size": [w, h], "frames": len(timed),
-        "stages": {k: round(float(np.median(v)), 3) for k, v in stages.items()},
+    res = {"mode": "live" if (headline == "live" and live) else "every-frame"}
+    head = live if res["mode"] == "live" else every
+    res.update({
+        "ms_per_frame_median": head["median"], "ms_per_frame_p99": head["p99"],
+        "fps": round(1000.0 / head["median"], 1) if head["median"] > 0 else None,
+        "size": [w, h], "frames": len(timed), "stages": head["stages"],
+        "speedup": round(pmed / head["median"], 1) if head["median"] > 0 else None,
+        "cpu_ms_per_frame": head["cpu"],
+        "every_frame_ms_median": every["median"], "every_frame_ms_p99": every["p99"],
+        "every_frame_stages": every["stages"], "every_frame_cpu_ms_per_frame": every["cpu"],
+        "every_frame_speedup": round(pmed / every["median"], 1) if every["median"] > 0 else None,
+    })
+    if live:
+        res.update({
+            "live_rate_fps": float(rate), "live_ms_median": live["median"], "live_ms_p99": live["p99"],
+            "live_stages": live["stages"], "live_cpu_ms_per_frame": live["cpu"],
+            "live_late_fraction": live["late_fraction"],
+            "live_analysed_fraction": live["analysed_fraction"],
+            "live_analysis_ms_median": live["analysis_ms_median"],
+            "live_analysis_ms_p99": live["analysis_ms_p99"],
+            "live_analysis_lag_frames_median": live["lag_median"],
+            "live_analysis_lag_frames_max": live["lag_max"],
+        })
+    res.update({
         "plain_ms_per_frame_median": round(pmed, 3), "plain_ms_per_frame_p99": round(pp99, 3),
-        "plain_frames": len(sub), "speedup": round(pmed / med, 1) if med > 0 else None,
-        "cpu_ms_per_frame": round(cpu_ms, 3), "plain_cpu_ms_per_frame": round(plain_cpu_ms, 3),
+        "plain_frames": len(sub), "plain_cpu_ms_per_frame": round(plain_cpu_ms, 3),
         "first_frame_ms": round(first_ms, 1), "construct_ms": round(construct_ms, 1),
         "threads": numba.get_num_threads(), "threading_layer": _threading_layer(),
-    }
+    })
+    return res
+
+
+def _time_frames(pipe, pairs: list, *, rate: Optional[float] = None, progress=None) -> dict:
+    """Run ``pipe`` over ``pairs``, back to back or (``rate``) paced; time each call.
+
+    Paced, a frame that is due while the previous one is still processing is
+    fed at once, and the schedule does not try to catch up afterwards (as a
+    live source with a one-slot, newest-wins queue behaves).
+    """
+    if not pairs:
+        return {}
+    period = 1.0 / rate if rate else 0.0
+    analyses0 = len(pipe.analysis_durations_ms() or ())
+    times, stages, lags = [], {}, []
+    late = 0
+    cpu0 = _cpu_seconds()
+    due = time.perf_counter()
+    for p in pairs:
+        if period:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        t = time.perf_counter()
+        r = pipe.process(p)
+        dt = time.perf_counter() - t
+        times.append(dt * 1e3)
+        for k, v in r.stage_ms.items():
+            stages.setdefault(k, []).append(v)
+        if r.analysis_index is not None:
+            lags.append(p.index - r.analysis_index)
+        if period:
+            late += dt > period
+            due = max(due + period, time.perf_counter())
+        if progress:
+            progress()
+    cpu = (_cpu_seconds() - cpu0) * 1e3 / len(pairs)
+    med, p99 = _stats(times)
+    out = {"median": round(med, 3), "p99": round(p99, 3), "cpu": round(cpu, 3),
+           "stages": {k: round(float(np.median(v)), 3) for k, v in stages.items()}}
+    if period:
+        durations = (pipe.analysis_durations_ms() or [])[analyses0:]
+        amed, ap99 = _stats(durations) if durations else (None, None)
+        out.update({
+            "late_fraction": round(late / len(pairs), 4),
+            "analysed_fraction": round(len(durations) / len(pairs), 4),
+            "analysis_ms_median": None if amed is None else round(amed, 3),
+            "analysis_ms_p99": None if ap99 is None else round(ap99, 3),
+            "lag_median": float(np.median(lags)) if lags else None,
+            "lag_max": int(max(lags)) if lags else None,
+        })
+    return out
 
 
 def _cpu_seconds() -> float:

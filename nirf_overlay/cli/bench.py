@@ -28,7 +28,40 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--plain-frames", type=_positive, default=10,
                    help="frames to time the plain version on (default 10; it is slow)")
     g.add_argument("--warmup", type=int, default=5, help="untimed frames first (default 5)")
+    g.add_argument("--rate", type=_positive_float, metavar="FPS",
+                   help="frame rate the live run is fed at (default: the source's; the phantom "
+                        "60 fps up to 1920x1080, 30 above)")
+    g.add_argument("--every-frame", action="store_true",
+                   help="headline figures for every frame analysed in turn (as `process` and "
+                        "`batch` run) instead of the live viewer's way (analysis on its own thread)")
+    g.add_argument("--no-live", action="store_true", help="skip the live run")
     g.add_argument("--json", action="store_true", help="last line: one JSON object of the results")
+
+
+def _positive_float(text):
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number")
+    if not x > 0 or x != x or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
+    return x
+
+
+def _live_rate(args, info, size) -> float:
+    """Frames per second to feed the live run: --rate, else the source's own
+    rate, else the issue's targets (1080p60, 4K30)."""
+    if args.rate:
+        return float(args.rate)
+    fps = getattr(info, "fps", None)
+    if fps and fps > 0 and (_has_source(args) or args.fps):
+        return float(fps)
+    w, h = size
+    return 60.0 if w * h <= 1920 * 1080 else 30.0
+
+
+def _stages(stages: dict) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
 
 
 def _has_source(args) -> bool:
@@ -52,6 +85,8 @@ def run(args) -> int:
     else:
         # no source: the phantom, 1080p unless --size says otherwise
         spec = spec_from_args(args, phantom=True, size=args.size or (1920, 1080))
+        if not args.fps:  # its motion per frame as at the rate it is fed at
+            spec.fps = _live_rate(args, None, spec.size or (1920, 1080))
     spec.realtime = False
     spec.loop = False
     n = args.frames + max(0, args.warmup)
@@ -72,22 +107,44 @@ def run(args) -> int:
             calibration = default_calibration(source)
     if not pairs:
         raise NirfError(f"{spec.describe()}: no frames to time")
+    w, h = pairs[0].wl.shape[1], pairs[0].wl.shape[0]
+    rate = None if args.no_live else _live_rate(args, source.info, (w, h))
     res = run_bench(pairs, settings, calibration, warmup=max(0, args.warmup),
-                    plain_frames=args.plain_frames)
+                    plain_frames=args.plain_frames, rate=rate,
+                    headline="every-frame" if args.every_frame else "live")
     res["cores"] = os.cpu_count()
     res["source"] = spec.describe()
-    w, h = res["size"]
-    log(f"pipeline  {w}x{h}: median {res['ms_per_frame_median']:.2f} ms, p99 "
-        f"{res['ms_per_frame_p99']:.2f} ms, {res['fps']} fps over {res['frames']} frames "
-        f"({res['threads']} numba threads, {res['threading_layer']}, {res['cores']} cores)")
-    log(f"  CPU time {res['cpu_ms_per_frame']:.2f} ms per frame (all threads; plain "
-        f"{res['plain_cpu_ms_per_frame']:.1f} ms)")
-    log("  stages (median ms): " + ", ".join(f"{k} {v:.2f}" for k, v in res["stages"].items()))
+    threads = f"{res['threads']} numba threads, {res['threading_layer']}, {res['cores']} cores"
+    log(f"every frame analysed in turn (process, batch), {w}x{h}, {res['frames']} frames back to "
+        f"back ({threads}):")
+    log(f"  median {res['every_frame_ms_median']:.2f} ms, p99 {res['every_frame_ms_p99']:.2f} ms "
+        f"per frame; CPU {res['every_frame_cpu_ms_per_frame']:.2f} ms per frame (all threads)")
+    log("  stages (median ms): " + _stages(res["every_frame_stages"]))
     log(f"  first frame {res['first_frame_ms']:.0f} ms after construction "
         f"({res['construct_ms']:.0f} ms, kernels warmed)")
+    if rate:
+        late = res["live_late_fraction"] * 100
+        log(f"live, as the viewer runs it (analysis on its own thread), fed at {rate:g} fps:")
+        log(f"  median {res['live_ms_median']:.2f} ms, p99 {res['live_ms_p99']:.2f} ms per frame in "
+            f"the display path ({late:.1f} % over the frame period); CPU "
+            f"{res['live_cpu_ms_per_frame']:.2f} ms per frame (all threads)")
+        log("  stages (median ms): " + _stages(res["live_stages"]))
+        if res["live_analysis_ms_median"] is None:
+            log("  rim analysis: none finished")
+        else:
+            log(f"  rim analysis: {res['live_analysed_fraction'] * 100:.0f} % of frames analysed, "
+                f"{res['live_analysis_ms_median']:.1f} ms each (p99 {res['live_analysis_ms_p99']:.1f}), "
+                f"rims shown {res['live_analysis_lag_frames_median']:g} frames late (median; "
+                f"max {res['live_analysis_lag_frames_max']})")
     log(f"plain     {w}x{h}: median {res['plain_ms_per_frame_median']:.1f} ms, p99 "
-        f"{res['plain_ms_per_frame_p99']:.1f} ms over {res['plain_frames']} frames")
-    log(f"speed-up  {res['speedup']}x")
+        f"{res['plain_ms_per_frame_p99']:.1f} ms over {res['plain_frames']} frames "
+        f"(CPU {res['plain_cpu_ms_per_frame']:.1f} ms)")
+    speed = f"speed-up  {res['every_frame_speedup']}x every frame"
+    if rate:
+        speed += f", {round(res['plain_ms_per_frame_median'] / res['live_ms_median'], 1)}x live"
+    log(speed)
+    log(f"headline ({res['mode']}): {res['ms_per_frame_median']:.2f} ms median, "
+        f"{res['ms_per_frame_p99']:.2f} ms p99, {res['fps']} fps")
     if args.json:
         print(json.dumps(res))
     return 0

@@ -6,14 +6,16 @@ outlines and numbers come from the newest *finished* analysis, at most a frame
 or two old.  The analysis thread takes the newest frame whenever it is free
 (latest wins), so it never queues work and never adds latency.
 
-``process``, ``bench`` and ``batch`` keep the synchronous pipeline: every
-frame's metrics belong to that frame.
+``process`` and ``batch`` keep the synchronous pipeline: every frame's
+metrics belong to that frame.  ``bench`` times both ways.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from typing import Optional
 
 import numpy as np
@@ -42,6 +44,7 @@ class AsyncAnalysis:
         self._buffers: list = []  # two NIR copies, used in turn
         self._turn = 0
         self.error: Optional[str] = None
+        self._durations: deque = deque(maxlen=10_000)  # ms per finished analysis
         self._thread = threading.Thread(target=self._run, name="nirf-analysis", daemon=True)
         self._thread.start()
 
@@ -74,6 +77,11 @@ class AsyncAnalysis:
         with self._cond:
             return self._latest
 
+    def durations_ms(self) -> list:
+        """Wall time of each finished analysis, oldest first (ms; the last 10 000)."""
+        with self._cond:
+            return list(self._durations)
+
     def clear(self) -> None:
         """Forget the finished analysis (after a seek or reset)."""
         with self._cond:
@@ -98,6 +106,7 @@ class AsyncAnalysis:
                 index, nir, wl, valid, generation = self._job
                 self._job = None
                 self._busy = True
+            t0 = time.perf_counter()
             try:
                 result = self.analyzer.analyze(nir, wl, valid)
             except Exception as e:  # reported in the HUD by the engine, never fatal
@@ -106,6 +115,8 @@ class AsyncAnalysis:
                 result = None
             with self._cond:
                 self._busy = False
+                if result is not None:
+                    self._durations.append((time.perf_counter() - t0) * 1e3)
                 if result is not None and generation == self._generation:
                     self._latest = (index, result)
                 self._cond.notify_all()

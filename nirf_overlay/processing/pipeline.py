@@ -63,8 +63,9 @@ class Pipeline:
         newest frame it can take (:mod:`.async_analysis`).  The overlay is
         drawn from the current frame at once; rim outlines, numbers and the
         plane check come from the newest finished analysis, whose frame index
-        is ``FrameResult.analysis_index`` (a frame or two behind).  ``process``,
-        ``bench`` and ``batch`` keep it off, so every row belongs to its frame.
+        is ``FrameResult.analysis_index`` (a frame or two behind).  ``process``
+        and ``batch`` keep it off, so every row belongs to its frame; ``bench``
+        times both ways.
 
     Notes
     -----
@@ -215,6 +216,11 @@ class Pipeline:
         if latest is None:  # nothing finished yet: overlay only, no rims
             return _NO_ANALYSIS, None
         return latest[1], latest[0]
+
+    def analysis_durations_ms(self) -> Optional[list]:
+        """Wall time of each analysis the analysis thread finished (ms), or None
+        for a synchronous pipeline (its analysis time is ``stage_ms["analysis"]``)."""
+        return None if self._async is None else self._async.durations_ms()
 
     @property
     def nir_normalised(self) -> Optional[np.ndarray]:
