@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections import deque
 from typing import Iterable, Optional
 
 import numpy as np
@@ -65,13 +66,18 @@ def _match(rims, lesions, mm_per_px: float) -> dict:
     return out
 
 
-def evaluate(frames: Iterable, pipeline, *, progress: bool = False) -> dict:
+def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False) -> dict:
     """Run ``pipeline`` over phantom frame pairs and compare with their truth.
 
     Parameters
     ----------
     frames : iterable of FramePair with ``truth`` (:class:`~nirf_overlay.phantom.Truth`)
     pipeline : object with ``process(pair) -> FrameResult``
+    lag : int
+        Compare each frame's truth with the result of the frame ``lag`` frames
+        earlier, as the live viewer shows rims from the newest finished
+        analysis (``bench`` reports how late that is); the first ``lag``
+        frames are not scored.  0 = every frame against its own result.
 
     Returns
     -------
@@ -84,13 +90,20 @@ def evaluate(frames: Iterable, pipeline, *, progress: bool = False) -> dict:
     visible = matched = 0
     gain0 = None
     n = 0
+    held: deque = deque()  # (rim mask, rims) of the last lag + 1 frames
     for pair in frames:
         truth = pair.truth
         if truth is None:
             raise ValueError(f"frame {pair.index}: no truth (evaluate needs phantom frames)")
         res = pipeline.process(pair)
         n += 1
-        rim = (res.rim_mask > 0) if res.rim_mask is not None else np.zeros(truth.labels.shape, bool)
+        # a copy: the pipeline reuses its mask buffers a few frames on
+        held.append(((res.rim_mask > 0) if res.rim_mask is not None else None, list(res.rims)))
+        if len(held) <= lag:
+            continue
+        rim, rims = held.popleft()
+        if rim is None:
+            rim = np.zeros(truth.labels.shape, bool)
         true_rim = truth.rim_mask
         if gain0 is None:
             gain0 = truth.gain
@@ -104,7 +117,7 @@ def evaluate(frames: Iterable, pipeline, *, progress: bool = False) -> dict:
         dis = truth.distractor_mask
         dis_hit += int((rim & dis).sum())
         dis_all += int(dis.sum())
-        m = _match(res.rims, truth.lesions, truth.mm_per_px)
+        m = _match(rims, truth.lesions, truth.mm_per_px)
         for lt in truth.lesions:
             if lt.rim_area_px <= 0:
                 continue
@@ -253,6 +266,10 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--completeness", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="partial rims only: arc fraction drawn in [LO, HI] (no complete rims)")
     ap.add_argument("--settings", default=None)
+    ap.add_argument("--fps", type=float, default=None, help="phantom frame rate (default its own, 30)")
+    ap.add_argument("--lag", type=int, default=0,
+                    help="score each frame against the result of the frame LAG earlier (the "
+                         "live viewer's rims are a frame or more old)")
     ap.add_argument("--analysis-only", action="store_true",
                     help="plain normalisation + RimAnalyzer instead of the full Pipeline")
     args = ap.parse_args(argv)
@@ -261,6 +278,8 @@ def main(argv: Optional[list] = None) -> int:
     rows = []
     for seed in args.seeds:
         params = PhantomParams(seed=seed, size=(w, h))
+        if args.fps:
+            params = replace(params, fps=args.fps)
         if args.tbr:
             params = replace(params, tbr=tuple(args.tbr))
         if args.completeness:
@@ -272,7 +291,8 @@ def main(argv: Optional[list] = None) -> int:
         # straddling the auto-gain step
         step = int(round((params.gain_step_s or 0.0) * params.fps))
         start = max(0, step - args.frames // 2)
-        r = evaluate((ph.frame(i) for i in range(start, start + args.frames)), pipe)
+        r = evaluate((ph.frame(i) for i in range(start, start + args.frames + args.lag)), pipe,
+                     lag=args.lag)
         rows.append((f"seed {seed}", r))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print(format_table(rows))

@@ -105,3 +105,19 @@ def test_transection_plane_flags_rim_and_not_liver():
                 assert not res.plane.flagged and res.plane.area_px == 0
                 return
     pytest.skip("no plain liver in this frame")
+
+
+def test_lag_scores_each_truth_against_the_older_result():
+    """evaluate(lag=L) compares frame k's truth with frame k-L's result (the live
+    viewer's rims come from the newest finished analysis)."""
+    from nirf_overlay.evaluate import dice
+
+    ph = Phantom(replace(PhantomParams(size=SIZE), seed=41, fps=10.0))
+    frames = [ph.frame(i) for i in range(4)]
+    lagged = evaluate(frames, Pipeline(calibration=ph.calibration()), lag=3)
+    assert lagged["frames"] == 4
+    first = Pipeline(calibration=ph.calibration()).process(frames[0])
+    expected = dice(first.rim_mask > 0, frames[3].truth.rim_mask)
+    assert lagged["mean_dice"] == pytest.approx(expected, abs=1e-12)
+    # the phantom moves between those frames: the old result overlaps less
+    assert expected < dice(first.rim_mask > 0, frames[0].truth.rim_mask)
