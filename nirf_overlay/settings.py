@@ -6,7 +6,7 @@ JSON loader and the GUI settings panel validate and describe it the same way.
 
 JSON layout::
 
-    {"schema_version": 1, "normalise": {...}, "segment": {...}, ...}
+    {"schema_version": 2, "normalise": {...}, "segment": {...}, ...}
 
 Unknown keys and out-of-range values are refused with a message naming the
 field (``segment.threshold: 0.5 is outside 1.05..20``).
@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from .errors import SettingsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 COLORMAPS = ("green", "viridis", "inferno", "cividis", "magenta")
 MODES = ("wl", "nir", "overlay", "intensity", "side-by-side", "pip")
@@ -94,8 +94,6 @@ class SegmentSettings:
     min_completeness: float = _f(0.3, 0.0, 1.0, label="Least rim completeness",
                                  help="Fraction of a core's circumference the rim must cover "
                                       "to count as a rim (partial rims are common).")
-    max_tubularity: float = _f(0.5, 0.0, 1.0, label="Duct rejection",
-                               help="Fluorescence more elongated than this (bile ducts) is not a rim.")
     background_radius_mm: float = _f(4.0, 1.0, 50.0, unit="mm", label="Background ring",
                                      help="Width of the liver ring around each lesion used as background.")
     background_gap_mm: float = _f(1.5, 0.0, 20.0, unit="mm", label="Background gap",
@@ -284,7 +282,15 @@ def _migrate(data: dict, where: str) -> dict:
             f"{where}: schema_version {version} is newer than this nirf-overlay understands "
             f"({SCHEMA_VERSION}); upgrade nirf-overlay"
         )
-    # Migrations from older versions go here, one step at a time.
+    # one step at a time, oldest first
+    if version < 2:
+        # 1 -> 2: segment.max_tubularity went: it never changed an answer (a bile
+        # duct is told from a rim by having no dark core to surround), so a
+        # slider for it only misled whoever tuned it
+        seg = data.get("segment")
+        if isinstance(seg, dict):
+            data["segment"] = {k: v for k, v in seg.items() if k != "max_tubularity"}
+        data["schema_version"] = version = 2
     return data
 
 

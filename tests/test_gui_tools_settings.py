@@ -10,7 +10,7 @@ pytest.importorskip("pytestqt")
 from PyQt5.QtCore import Qt  # noqa: E402
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel  # noqa: E402
 
-from nirf_overlay.settings import Settings  # noqa: E402
+from nirf_overlay.settings import SCHEMA_VERSION, Settings  # noqa: E402
 from nirf_overlay.gui.settings_panel import SettingsPanel, default_presets_dir  # noqa: E402
 from nirf_overlay.gui.widgets import (  # noqa: E402
     CheckedDoubleSpinBox,
@@ -199,7 +199,7 @@ def test_presets_round_trip(panel, qtbot, tmp_path):
     path = panel.save_preset("after chemo")
     assert path == tmp_path / "presets" / "after chemo.json"
     on_disk = json.loads(path.read_text())
-    assert on_disk["schema_version"] == 1 and "polygon" not in on_disk["plane"]
+    assert on_disk["schema_version"] == SCHEMA_VERSION and "polygon" not in on_disk["plane"]
     assert Settings.load(path).segment.threshold == pytest.approx(2.75)  # CLI-loadable
     assert panel.preset_names() == ["after chemo"]
 

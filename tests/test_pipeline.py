@@ -9,7 +9,7 @@ from nirf_overlay.errors import SettingsError
 from nirf_overlay.frame import FramePair
 from nirf_overlay.phantom import Phantom, PhantomParams
 from nirf_overlay.processing.pipeline import Pipeline
-from nirf_overlay.settings import Settings
+from nirf_overlay.settings import SCHEMA_VERSION, Settings
 
 SIZE = (320, 192)
 
@@ -108,8 +108,23 @@ def test_settings_json_round_trip(tmp_path):
     path = tmp_path / "s.json"
     s.save(path)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 1 and data["levels"]["roi"] == [10, 20, 100, 50]
+    assert data["schema_version"] == SCHEMA_VERSION and data["levels"]["roi"] == [10, 20, 100, 50]
     assert Settings.load(path) == s
+
+
+def test_settings_of_schema_1_still_load(tmp_path):
+    """Presets and sessions saved by 0.1 (schema 1) load; the duct-rejection
+    field they carry, which never changed an answer, is dropped."""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema_version": 1,
+                                "segment": {"threshold": 2.5, "max_tubularity": 0.4}}))
+    s = Settings.load(path)
+    assert s.segment.threshold == 2.5 and not hasattr(s.segment, "max_tubularity")
+    # the same key in the current schema is an unknown field
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION,
+                                "segment": {"max_tubularity": 0.4}}))
+    with pytest.raises(SettingsError, match="max_tubularity"):
+        Settings.load(path)
 
 
 @pytest.mark.parametrize("name,value,message", [
