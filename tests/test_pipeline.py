@@ -202,3 +202,72 @@ def test_homography_from_calibration_is_applied(phantom, pairs):
     truth = pairs[3].truth.rim_mask
     assert (r.rim_mask > 0)[truth].mean() > 0.5
     assert r.composite.shape == r0.composite.shape
+
+
+def _wait_for(cond, timeout=20.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def _rim_rows(rims):
+    return [(r.rim_id, round(r.tbr, 9), round(r.rim_thickness_px, 9), round(r.rim_area_px, 6))
+            for r in rims]
+
+
+def test_live_pipeline_shows_the_analysis_of_the_frame_it_names(phantom, pairs):
+    """Analysis on its own thread: fed one frame per finished analysis, it sees
+    every frame as the synchronous pipeline does, and each result names the
+    frame it measured (rims and mask equal the synchronous ones of that frame)."""
+    cal = phantom.calibration()
+    sync = Pipeline(Settings(), cal)
+    live = Pipeline(Settings(), cal, async_analysis=True)
+    try:
+        expected = {}
+        for k, p in enumerate(pairs):
+            r = sync.process(p)
+            expected[p.index] = (_rim_rows(r.rims), r.rim_mask.copy())
+            got = live.process(p)
+            if k == 0:
+                assert got.analysis_index is None and got.rim_mask is None and not got.rims
+            else:
+                assert got.analysis_index == pairs[k - 1].index
+                rows, mask = expected[got.analysis_index]
+                assert _rim_rows(got.rims) == rows
+                assert np.array_equal(got.rim_mask, mask)
+            _wait_for(lambda: len(live.analysis_durations_ms()) == k + 1)
+        assert expected[pairs[-1].index][0], "the phantom's rims were found"
+        assert sync.analysis_durations_ms() is None
+    finally:
+        live.close()
+
+
+def test_analysis_thread_copies_the_lent_nir_before_it_is_overwritten(phantom, pairs):
+    """The pipeline lends its filtered NIR buffer; once wait_returned() says so,
+    writing into it must not change the analysis under way."""
+    from nirf_overlay.processing.analysis import RimAnalyzer
+    from nirf_overlay.processing.async_analysis import AsyncAnalysis
+
+    pipe = Pipeline(Settings(), phantom.calibration())
+    for p in pairs[:3]:
+        pipe.process(p)
+    nir, wl = pipe.nir_normalised.copy(), pairs[2].wl
+    reference = RimAnalyzer(Settings(), mm_per_px=phantom.mm_per_px).analyze(nir.copy(), wl)
+    worker = AsyncAnalysis(RimAnalyzer(Settings(), mm_per_px=phantom.mm_per_px))
+    try:
+        lent = nir.copy()
+        assert worker.submit(7, lent, wl, None)
+        assert not worker.submit(8, lent, wl, None)  # busy: latest wins, nothing queued
+        assert worker.wait_returned(5.0)
+        lent[:] = 0.0  # the next frame being filtered into the same buffer
+        _wait_for(lambda: worker.latest() is not None)
+        index, got = worker.latest()
+        assert index == 7 and reference.rims
+        assert _rim_rows(got.rims) == _rim_rows(reference.rims)
+        assert np.array_equal(got.rim_mask, reference.rim_mask)
+    finally:
+        worker.close()
+    assert worker.wait_returned(0.0)

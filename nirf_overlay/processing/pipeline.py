@@ -172,6 +172,10 @@ class Pipeline:
             # with the previous frame's (smoothed) levels and threshold
             fused = self.compositor.prepare_fused(wl, lo=self.levels.lo, hi=self.levels.hi,
                                                   threshold=self.threshold, settings=settings)
+        if self._async is not None:
+            # the analysis thread copies the last frame's NIR as it takes it
+            # (off this path); the normaliser filters into that same buffer
+            self._async.wait_returned()
         norm = self.normaliser.process(pair.nir, wl.shape, nir_bits=pair.nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
                                        median_level=median, display=fused)
