@@ -11,6 +11,7 @@ or exposure step that scales the whole frame cancels out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -188,6 +189,43 @@ def _hull(mask: np.ndarray) -> np.ndarray:
     return out.astype(bool)
 
 
+def _seed_in_box(comp: np.ndarray, bx: int, by: int, bw: int, bh: int):
+    """Where a core may start: ``comp``'s holes and its convex-hull deficiency.
+
+    Equal to ``holes = _fill_holes(comp) & ~comp`` and ``seed = holes |
+    (_hull(comp) & ~filled)`` on the whole ROI, but computed on the box
+    (``bx, by, bw, bh`` in ROI coordinates) that holds ``comp`` grown by one
+    pixel where the ROI allows: everything outside the box is background
+    connected to the ROI's edge, so it is neither hole nor hull.
+
+    Returns (seed, holes), both ROI-sized bool, or (None, None) when the
+    seed is empty.
+    """
+    h, w = comp.shape
+    cx0, cy0 = max(0, bx - 1), max(0, by - 1)
+    cx1, cy1 = min(w, bx + bw + 1), min(h, by + bh + 1)
+    sub = comp[cy0:cy1, cx0:cx1]
+    f = _fill_holes(sub)
+    hl = f & ~sub
+    sd = hl | (_hull(sub) & ~f)
+    if not sd.any():
+        return None, None
+    seed = np.zeros((h, w), bool)
+    holes = np.zeros((h, w), bool)
+    seed[cy0:cy1, cx0:cx1] = sd
+    holes[cy0:cy1, cx0:cx1] = hl
+    return seed, holes
+
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def _covered(cb: np.ndarray, near: np.ndarray, gap_px: float) -> int:
+    """Pixels of ``cb`` within ``gap_px`` (3 x 3 chamfer distance) of ``near``."""
+    d_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 3)
+    return np.count_nonzero(cb & (d_near <= gap_px))
+
+
 def boundary(mask: np.ndarray) -> np.ndarray:
     """Inner 8-connected boundary pixels of a bool mask."""
     m = mask.astype(np.uint8)
@@ -206,6 +244,15 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
     return m["m10"] / m["m00"], m["m01"] / m["m00"]
 
 
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D mask: same (ys, xs), same row-major order.
+
+    Through the flat indices, which is ~6x cheaper than numpy's 2-D
+    ``nonzero`` on an ROI (60 vs 9 us at 130 x 130).
+    """
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+
+
 def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, float]]:
     """Algebraic (Kasa) least-squares circle through points: (cx, cy, r) or None.
 
@@ -220,14 +267,16 @@ def _circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, 
     A, b, mx, my = circle_fit_sums(np.ascontiguousarray(ys, dtype=np.float64),
                                    np.ascontiguousarray(xs, dtype=np.float64))
     try:
-        D, E, F = np.linalg.solve(A, b)
+        D, E, F = np.linalg.solve(A, b).tolist()
     except np.linalg.LinAlgError:
         return None
+    # (Python floats from here: the same IEEE doubles, without numpy's
+    # per-scalar overhead)
     cx, cy = -D / 2.0, -E / 2.0
     r2 = cx * cx + cy * cy - F
-    if not np.isfinite(r2) or r2 <= 0:
+    if not math.isfinite(r2) or r2 <= 0:
         return None
-    return float(cx + mx), float(cy + my), float(np.sqrt(r2))
+    return float(cx + mx), float(cy + my), math.sqrt(r2)
 
 
 def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, stats: np.ndarray,
@@ -299,10 +348,11 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         x0, y0 = max(0, x - pad), max(0, y - pad)
         x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
         comp = labels[y0:y1, x0:x1] == i
-        filled = _fill_holes(comp)
-        holes = filled & ~comp
-        seed = holes | (_hull(comp) & ~filled)
-        if not seed.any():
+        # holes and hull deficiency lie inside the component's bounding box:
+        # find them on that box (plus a 1-pixel margin, so the flood and the
+        # contour see the same surroundings as on the whole ROI), ~1/4 of the ROI
+        seed, holes = _seed_in_box(comp, x - x0, y - y0, bw, bh)
+        if seed is None:
             continue
         blk = blocked[y0:y1, x0:x1]
         dark = (ratio[y0:y1, x0:x1] < core_ratio) & ~fluo_b[y0:y1, x0:x1] & ~blk
@@ -313,7 +363,7 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # the part of the arc within ~3 mm of the dark seed (a gallbladder or
         # duct merged with the rim lies further out and does not bend it)
         d_seed = cv2.distanceTransform((~(dark & seed)).astype(np.uint8), cv2.DIST_L2, 3)
-        cys, cxs = np.nonzero(comp & (d_seed <= 0.4 * max_width_px + gap_px))
+        cys, cxs = _nonzero(comp & (d_seed <= 0.4 * max_width_px + gap_px))
         circ = _circle_fit(cys, cxs)
         inside = None
         if circ is not None and circ[2] < 2.0 * max(bw, bh):
@@ -340,8 +390,8 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         core_ext = _fill_holes(cv2.morphologyEx(core_ext.astype(np.uint8), cv2.MORPH_CLOSE,
                                                 np.ones((3, 3), np.uint8)).astype(bool)) & ~comp
         core = core_ext & ~blk
-        core_area = int(core.sum())
-        hidden = int((core_ext & blk).sum())
+        core_area = np.count_nonzero(core)
+        hidden = np.count_nonzero(core_ext & blk)
         if core_area + hidden < min_core_px or core_area < 0.25 * min_core_px:
             continue
         # a core is a blob, not a sliver: thin dark strips (a tool's edge
@@ -349,10 +399,10 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # vanish when opened by a disk of ~0.6 mm
         if core_open_px > 0:
             dcore = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
-            if int((dcore > core_open_px).sum()) < 0.1 * min_core_px:
+            if np.count_nonzero(dcore > core_open_px) < 0.1 * min_core_px:
                 continue
         # a dark region much larger than the arc's reach is not this lesion's core
-        if not holes.any() and core_area > 8 * area and core_area > 0.9 * int(_hull(comp | core).sum()):
+        if not holes.any() and core_area > 8 * area and core_area > 0.9 * np.count_nonzero(_hull(comp | core)):
             continue
         # distance of every pixel to the visible core: the rim hugs the core
         # (not to the hidden part: fluorescence next to the tool, such as a
@@ -361,21 +411,27 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         cb = boundary(core) & ~(cv2.dilate(blk.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
         near = comp & (d_core <= max_width_px)
         # between the dark core and the fluorescent rim lies a blurred
-        # transition that is neither: allow a gap of gap_px
-        d_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 3)
-        cov_px = int((cb & (d_near <= gap_px)).sum())
-        if cov_px == 0:
-            continue
+        # transition that is neither: allow a gap of gap_px.  Usually the
+        # band touches the outline (an 8-neighbour is at most 1.37 < 1.5 <=
+        # gap_px away), which a 3 x 3 dilation shows at a fraction of the
+        # distance transform's cost; cov_px is only counted when it is needed.
+        cov_px = None
+        if not (cb & (cv2.dilate(near.view(np.uint8), _K3) > 0)).any():
+            cov_px = _covered(cb, near, gap_px)
+            if cov_px == 0:
+                continue
         # rim width: twice the median distance-to-edge along the ridge of the
         # band hugging the core (a gallbladder or duct touching the rim has a
         # short ridge, so it barely moves the median)
         dt = cv2.distanceTransform(near.astype(np.uint8), cv2.DIST_L2, 3)
         # (ridge = near & (dt >= dilate3x3(dt) - 0.5) and its median in one numba pass)
         med, n_ridge = ridge_median(near, dt)
-        width = 2.0 * med if n_ridge else float(near.sum()) / cov_px
+        if not n_ridge and cov_px is None:
+            cov_px = _covered(cb, near, gap_px)
+        width = 2.0 * med if n_ridge else float(np.count_nonzero(near)) / cov_px
         rim = comp & (d_core <= width + gap_px + 1.0)
         d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
-        completeness = float((cb & (d_rim <= gap_px)).sum()) / max(1, int(cb.sum()))
+        completeness = float(np.count_nonzero(cb & (d_rim <= gap_px))) / max(1, np.count_nonzero(cb))
         need = min_completeness
         if relax is not None and relax[y0:y1, x0:x1][rim].any():
             need = 0.6 * min_completeness
@@ -383,7 +439,7 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # pieces: its completeness is judged after they are merged
         if completeness < need and not hidden:
             continue
-        if rim.sum() < min_rim_px:
+        if np.count_nonzero(rim) < min_rim_px:
             continue
         mx, my = mask_centroid(rim | core)
         out.append(Candidate(i, (x0, y0, x1, y1), rim, core, comp, width, completeness,
@@ -413,12 +469,12 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
     for c in cands:
         x0, y0, x1, y1 = c.roi
         cb = boundary(c.core) & ~near_block[y0:y1, x0:x1]
-        ys, xs = np.nonzero(cb)
+        ys, xs = _nonzero(cb)
         circ = _circle_fit(ys + y0, xs + x0) if ys.size >= 12 else None
         mine = []
         if circ is not None:
             mine.append((circ[0], circ[1], circ[2] + 0.5 * c.width_px))
-        ys, xs = np.nonzero(c.rim)
+        ys, xs = _nonzero(c.rim)
         circ = _circle_fit(ys + y0, xs + x0)
         if circ is not None:
             mine.append(circ)
@@ -433,7 +489,7 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
         comp = labels[y:y + bh, x:x + bw] == i
         if not (comp & near_block[y:y + bh, x:x + bw]).any():
             continue
-        ys, xs = np.nonzero(comp)
+        ys, xs = _nonzero(comp)
         ys, xs = ys + y, xs + x
         for c, mine in zip(cands, circles):
             hit = False
@@ -484,8 +540,8 @@ def _merge_shared_cores(cands: list[Candidate], shape, blocked: Optional[np.ndar
                 continue
             sa = ca.core[oy0 - ay0:oy1 - ay0, ox0 - ax0:ox1 - ax0]
             sb = cb_.core[oy0 - by0:oy1 - by0, ox0 - bx0:ox1 - bx0]
-            inter = int((sa & sb).sum())
-            if inter > 0.2 * min(ca.core.sum(), cb_.core.sum()):
+            inter = np.count_nonzero(sa & sb)
+            if inter > 0.2 * min(np.count_nonzero(ca.core), np.count_nonzero(cb_.core)):
                 parent[find(a)] = find(b)
     groups: dict = {}
     for k in range(len(cands)):
@@ -514,7 +570,7 @@ def _union(members: list[Candidate], blocked: Optional[np.ndarray] = None,
         core[sl] |= c.core
         comp[sl] |= c.component
     core &= ~rim
-    area = [float(c.rim.sum()) for c in members]
+    area = [float(np.count_nonzero(c.rim)) for c in members]
     width = float(np.average([c.width_px for c in members], weights=area))
     compl = float(sum(c.completeness * a for c, a in zip(members, area)) / max(sum(area), 1.0))
     if blocked is not None and core.any():
@@ -522,7 +578,7 @@ def _union(members: list[Candidate], blocked: Optional[np.ndarray] = None,
         cb = boundary(core) & ~blk
         if cb.any():
             d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
-            compl = float((cb & (d_rim <= gap_px)).sum()) / int(cb.sum())
+            compl = float(np.count_nonzero(cb & (d_rim <= gap_px))) / np.count_nonzero(cb)
     mx, my = mask_centroid(rim | core)
     return Candidate(members[0].comp_index, (x0, y0, x1, y1), rim, core, comp, width, compl,
                      (float(mx) + x0, float(my) + y0))
