@@ -471,6 +471,11 @@ def warm_up() -> None:
     pyramid2(np.zeros((8, 8), np.float32), np.empty((4, 4), np.float32), np.empty((2, 2), np.float32))
     upscale_fluo(np.zeros((2, 2), np.uint8), 2, 2, np.empty((4, 4), np.uint8), np.empty((4, 4), np.uint8))
     circle_fit_sums(np.arange(8, dtype=np.float64), np.arange(8, dtype=np.float64))
+    # the hysteresis kernels, for exactly the types a frame passes (a grid
+    # with and without the valid mask and the previous frame's mask)
+    r = np.full((4, 4), 3.0, np.float32)
+    for v, p in ((None, None), (np.ones((4, 4), bool), np.ones((4, 4), np.uint8))):
+        hysteresis_components(r, 2.0, 1.6, p, 1, valid=v)
     q, side, near = np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), np.zeros((4, 4), np.uint8)
     for sl in (np.s_[:, :], np.s_[1:3, 1:3]):  # whole arrays and crops (non-contiguous)
         edge_field(q[sl], side[sl], near[sl], 0.5, 0.5, np.empty(q[sl].shape, np.float32))

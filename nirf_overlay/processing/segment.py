@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import cv2
+import numba
 import numpy as np
 
 from .analysis_kernels import circle_fit_sums, ridge_median
@@ -138,23 +139,127 @@ def hysteresis_components(ratio: np.ndarray, high: float, low: float,
     labels : (h, w) int32, component labels of ``mask`` (dropped ones are 0)
     stats : (n, 5) int32 as from ``cv2.connectedComponentsWithStats``
     """
-    weak = ratio > low
-    if valid is not None:
-        weak &= valid
-    seeds = ratio > high
-    if prev is not None and prev.shape == ratio.shape:
-        seeds |= prev.astype(bool) & weak
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    h, w = ratio.shape
+    # (thresholds in the array's dtype, as numpy compares an array with a Python float)
+    lo, hi = ratio.dtype.type(low), ratio.dtype.type(high)
+    use_prev = prev is not None and prev.shape == ratio.shape
+    weak = np.empty((h, w), np.uint8)
+    seeds = np.empty((h, w), np.bool_)
+    _hysteresis_masks(ratio, lo, hi, valid if valid is not None else _NO_MASK,
+                      prev if use_prev else _NO_MASK_U8, valid is not None, use_prev, weak, seeds)
+    # the labels alone (OpenCV's statistics pass costs ~3x the labelling on
+    # this grid); boxes and areas come with the seed test in one numba pass
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    stats = np.empty((n, 5), np.int32)
+    hit = np.zeros(n, np.bool_)
+    _label_stats(labels, seeds, stats, hit)
     if n <= 1:
         return np.zeros(ratio.shape, np.uint8), labels, stats
-    hit = np.bincount(labels[seeds], minlength=n) > 0
-    hit[0] = False
     hit &= stats[:, cv2.CC_STAT_AREA] >= min_px
     keep_label = np.where(hit, np.arange(n, dtype=np.int32), 0).astype(np.int32)
-    labels = keep_label[labels]
-    stats = stats.copy()
+    mask = np.empty((h, w), np.uint8)
+    _relabel(labels, keep_label, mask)
     stats[~hit, cv2.CC_STAT_AREA] = 0  # dropped components: never candidates
-    return (labels > 0).astype(np.uint8), labels, stats
+    return mask, labels, stats
+
+
+# placeholders for absent optional masks (numba needs an array of the right type)
+_NO_MASK = np.zeros((1, 1), np.bool_)
+_NO_MASK_U8 = np.zeros((1, 1), np.uint8)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hysteresis_masks(ratio, lo, hi, valid, prev, use_valid, use_prev, weak, seeds):
+    """``weak`` = ratio > lo (and valid), uint8; ``seeds`` = ratio > hi, or prev & weak.
+
+    One pass instead of four full-grid boolean temporaries; the comparisons
+    are in float32 like numpy's.
+    """
+    h, w = ratio.shape
+    for y in range(h):
+        for x in range(w):
+            r = ratio[y, x]
+            wk = r > lo
+            if use_valid and not valid[y, x]:
+                wk = False
+            weak[y, x] = 1 if wk else 0
+            sd = r > hi
+            if use_prev and wk and prev[y, x] != 0:
+                sd = True
+            seeds[y, x] = sd
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_stats(labels, seeds, stats, hit):
+    """``cv2.connectedComponentsWithStats``' stats of ``labels``, and which hold a seed.
+
+    stats : (n, 5) int32 out, x, y, width, height, area per label (an empty
+        label 0 gets OpenCV's ``[-1, INT_MAX, 0, 0, 0]``)
+    hit : (n,) bool out, labels with a ``seeds`` pixel (label 0 never)
+    """
+    n = stats.shape[0]
+    h, w = labels.shape
+    x0 = np.full(n, w, np.int64)
+    y0 = np.full(n, h, np.int64)
+    x1 = np.full(n, -1, np.int64)
+    y1 = np.full(n, -1, np.int64)
+    area = np.zeros(n, np.int64)
+    for y in range(h):
+        # the background (label 0, most of the grid) in registers, per row
+        first0 = -1
+        last0 = -1
+        n0 = 0
+        for x in range(w):
+            l = labels[y, x]
+            if l == 0:
+                if first0 < 0:
+                    first0 = x
+                last0 = x
+                n0 += 1
+                continue
+            if x < x0[l]:
+                x0[l] = x
+            if x > x1[l]:
+                x1[l] = x
+            if y < y0[l]:
+                y0[l] = y
+            y1[l] = y
+            area[l] += 1
+            if seeds[y, x]:
+                hit[l] = True
+        if n0:
+            if first0 < x0[0]:
+                x0[0] = first0
+            if last0 > x1[0]:
+                x1[0] = last0
+            if y < y0[0]:
+                y0[0] = y
+            y1[0] = y
+            area[0] += n0
+    for l in range(n):
+        if area[l] == 0:
+            stats[l, 0] = -1
+            stats[l, 1] = 2147483647
+            stats[l, 2] = 0
+            stats[l, 3] = 0
+            stats[l, 4] = 0
+        else:
+            stats[l, 0] = x0[l]
+            stats[l, 1] = y0[l]
+            stats[l, 2] = x1[l] - x0[l] + 1
+            stats[l, 3] = y1[l] - y0[l] + 1
+            stats[l, 4] = area[l]
+
+
+@numba.njit(cache=True, nogil=True)
+def _relabel(labels, keep_label, mask):
+    """In place ``labels = keep_label[labels]``; ``mask`` = (labels > 0) as uint8."""
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            v = keep_label[labels[y, x]]
+            labels[y, x] = v
+            mask[y, x] = 1 if v > 0 else 0
 
 
 @dataclass
