@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import cv2
+import numba
 import numpy as np
 
 from .colormaps import colormap, gray_map, palette
-from .kernels import composite_pass
+from .kernels import composite_pass, pack_lut
 from .levels import compress
 
 LUT_SIZE = 1024
@@ -76,7 +77,10 @@ class Compositor:
         self._lut = np.zeros((LUT_SIZE, 3), np.uint8)
         self._alut = np.zeros(LUT_SIZE, np.int32)
         self._gray_lut = np.zeros((LUT_SIZE, 3), np.uint8)
-        self._zero_alut = np.zeros(LUT_SIZE, np.int32)
+        # colour, opacity and saturation colour packed for the pixel pass
+        # (kernels.pack_lut); refilled by every pass from the tables above
+        self._tab = np.zeros(LUT_SIZE + 1, np.uint64)
+        self._rowbuf = np.zeros((1, 1), np.int32)
         self.t0 = 0.0
 
     # -- buffers -------------------------------------------------------------
@@ -84,6 +88,9 @@ class Compositor:
         if not self._ring or self._ring[0].shape != shape:
             self._ring = [np.zeros(shape, np.uint8) for _ in range(self._ring_n)]
             self._scratch = np.zeros(shape, np.uint8)
+            # one LUT-index row per chunk of rows; 4 chunks per thread
+            nchunks = max(1, min(shape[0], 4 * numba.get_num_threads()))
+            self._rowbuf = np.zeros((nchunks, shape[1]), np.int32)
         out = self._ring[self._ring_i]
         self._ring_i = (self._ring_i + 1) % self._ring_n
         return out
@@ -112,6 +119,17 @@ class Compositor:
         np.round(256.0 * float(ds.alpha) * ramp, out=ramp)
         self._alut[:] = ramp.astype(np.int32)
 
+    def _packed(self, mode: str, pal):
+        """``(tab, i_on, blend)`` for a pixel pass in ``mode`` (overlay, nir or intensity)."""
+        if mode == "overlay":
+            lut, blend = self._lut, True
+        elif mode == "intensity":
+            lut, blend = self._lut, False
+        else:  # nir
+            lut, blend = self._gray_lut, False
+        i_on = pack_lut(lut, self._alut, np.asarray(pal.saturation, np.uint8), blend, self._tab)
+        return self._tab, i_on, blend
+
     # -- fused with normalisation ---------------------------------------------
     def prepare_fused(self, wl: np.ndarray, *, lo: float, hi: float,
                       threshold: Optional[float], settings) -> Optional["FusedDisplay"]:
@@ -126,16 +144,10 @@ class Compositor:
             return None
         self.build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
         out = self._next_out(wl.shape)
-        if ds.mode == "overlay":
-            lut, alut, blend = self._lut, self._alut, True
-        elif ds.mode == "intensity":
-            lut, alut, blend = self._lut, self._zero_alut, False
-        else:
-            lut, alut, blend = self._gray_lut, self._zero_alut, False
-        pal = palette(ds.colormap)
+        tab, i_on, blend = self._packed(ds.mode, palette(ds.colormap))
         idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
-        args = (True, wl, np.float32(lo), np.float32(idx_scale), lut, alut,
-                np.asarray(pal.saturation, np.uint8), blend, bool(ds.show_saturation), out)
+        args = (True, wl, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+                bool(ds.show_saturation), out)
         return FusedDisplay(out=out, args=args, lo=lo, hi=hi, threshold=threshold)
 
     def finish_fused(self, fused: "FusedDisplay", *, settings, contours=(), plane=None) -> np.ndarray:
@@ -150,19 +162,13 @@ class Compositor:
     # -- rendering -------------------------------------------------------------
     def _pixels(self, mode, wl, nir, sat, valid, lo, hi, show_sat, pal, out) -> None:
         idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
-        sat_bgr = np.asarray(pal.saturation, np.uint8)
         if sat is None:  # any uint8 (H, W) array will do: it is not read
             sat, show_sat = self._zero_sat(nir.shape), False
-        if mode == "overlay":
-            lut, alut, blend = self._lut, self._alut, True
-        elif mode == "intensity":
-            lut, alut, blend = self._lut, self._zero_alut, False
-        else:  # nir
-            lut, alut, blend = self._gray_lut, self._zero_alut, False
+        tab, i_on, blend = self._packed(mode, pal)
         # outside the NIR field of view the normalised NIR is 0 (the warped
         # flat field is 0 there), so ``valid`` needs no work per pixel
-        composite_pass(wl, nir, sat, np.float32(lo), np.float32(idx_scale), lut, alut,
-                       sat_bgr, blend, bool(show_sat), out)
+        composite_pass(wl, nir, sat, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+                       bool(show_sat), self._rowbuf, out)
 
     def _zero_sat(self, shape) -> np.ndarray:
         if getattr(self, "_zsat", None) is None or self._zsat.shape != shape:

@@ -49,8 +49,7 @@ from .kernels import CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, sample
 
 # kernel arguments that switch the display sweep off (types match the real ones)
 _NO_DISPLAY = (False, np.zeros((1, 1, 3), np.uint8), np.float32(0), np.float32(1),
-               np.zeros((2, 3), np.uint8), np.zeros(2, np.int32), np.zeros(3, np.uint8),
-               False, False, np.zeros((1, 1, 3), np.uint8))
+               np.zeros(2, np.uint64), 0, False, False, np.zeros((1, 1, 3), np.uint8))
 
 HIST_BINS = 4096
 Q_LO, Q_SCALE, Q_BINS = -40.0, 4.0, 320  # log2 range of the noise statistic histogram
@@ -172,6 +171,7 @@ class Normaliser:
         self._hist_sum = np.zeros(HIST_BINS, np.int64)
         self._qhist_sum = np.zeros(Q_BINS, np.int64)
         self._sat_count = np.zeros(nchunks, np.int64)
+        self._rowbuf = np.zeros((nchunks, ww), np.int32)  # LUT indices of the fused display
         self._step = max(1, int(round(np.sqrt(hw * ww / _SAMPLES))))
         self._roi = np.array([0, hw, 0, ww], np.int64)
         self._roi_key = None
@@ -253,7 +253,7 @@ class Normaliser:
         normalise_pass(raw, self._dark, self._inv_flat, np.float32(gscale), sat_level, self.filt,
                        bool(self._have_prev and ns.temporal_alpha > 0), np.float32(ns.temporal_alpha),
                        np.float32(ns.motion_threshold), np.float32(self.noise_a),
-                       np.float32(self._noise_c), self.sat, self._sat_count,
+                       np.float32(self._noise_c), self.sat, self._sat_count, self._rowbuf,
                        *(display.args if display is not None else _NO_DISPLAY))
         sample_pass(raw, self._dark, self._inv_flat, np.float32(gscale), self.filt,
                     np.float32(self._noise_c), int(self._step), self._roi, np.float32(hist_scale),
