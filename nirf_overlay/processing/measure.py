@@ -20,12 +20,13 @@ from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, 
                                edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
                                peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
                                core_candidates, outline_touching, ridge_sections, select_touching,
-                               width_median, ring_median)
-from .segment import Candidate, boundary
+                               width_median, ring_median, outline_near_blocked)
+from .segment import Candidate
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
 _NO_VALID = np.zeros((0, 0), bool)  # ... and 'all valid'
 _NO_DIST = np.zeros((0, 0), np.float32)  # outline_touching's 'nothing blocked'
+_DT_BLOCK = 16  # column block of cv2.distanceTransform's sums (see ring_background)
 
 
 @dataclass
@@ -78,33 +79,65 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
     oy, ox = y0 - Y0, x0 - X0
     core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
-    if blocked is not None and blocked[cand.core].size:
-        # the core's outline and the blocked pixels' neighbourhood, computed once
-        # for the test and for the ellipse fit
-        cb = boundary(cand.core)
-        near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        if (cb & near_block).any():
-            _complete_with_ellipse(core, cand.core, cb & ~near_block, oy, ox)
-    # distance transform instead of large dilations: O(N) whatever the radius
-    d = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
+    if blocked is not None:
+        # the core's outline where no instrument / frame edge is within 2 px:
+        # if some of it is hidden, the hidden part is completed by an ellipse
+        hidden, n_core, ys, xs = outline_near_blocked(cand.core, blocked, 2)
+        if hidden:
+            _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
     lo = width + max(1.0, gap_px)
-    # median of the ring (lo < d <= lo + ring_px, not excluded) in one numba pass
-    med, n = ring_median(d, np.float32(lo), np.float32(lo + ring_px), exclude[Y0:Y1, X0:X1],
-                         nir_small[Y0:Y1, X0:X1])
+    hi = lo + ring_px
+    # the distance transform on a crop round the core (~1/2 of the box):
+    # the same values wherever the ring can be
+    crop = _ring_crop(core, hi)
+    if crop is None:
+        return None
+    ax0, ay0, ax1, ay1 = crop
+    # distance transform instead of large dilations: O(N) whatever the radius
+    d = cv2.distanceTransform(1 - core[ay0:ay1, ax0:ax1], cv2.DIST_L2, 3)
+    # median of the ring (lo < d <= hi, not excluded) in one numba pass
+    med, n = ring_median(d, np.float32(lo), np.float32(hi), exclude[Y0 + ay0:Y0 + ay1, X0 + ax0:X0 + ax1],
+                         nir_small[Y0 + ay0:Y0 + ay1, X0 + ax0:X0 + ax1])
     if n < 8:
         return None
     return med
 
 
-def _complete_with_ellipse(core_big: np.ndarray, core: np.ndarray, visible: np.ndarray,
+def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int]]:
+    """Crop (x0, y0, x1, y1) of ``core`` (uint8) whose DIST_L2 3x3 transform is exact up to ``hi``.
+
+    Every step of the chamfer distance costs >= 0.955 while moving one
+    pixel in x and / or y, so a pixel within ``hi`` of the core, and every
+    pixel on a shortest path to it, is within hi / 0.955 pixels of the
+    core's bounding box: on the crop of that box grown by this (+ 2) the
+    transform gives those pixels the same paths and the same float sums.
+    OpenCV's (IPP's) float sums depend on a pixel's column modulo 16 counted
+    from either end of the row (observed: crops on other columns differ in
+    the last bit), so the crop's ends stay on that grid of the full array.
+    None when the core is empty.  (tests/test_measure_kernels.py)
+    """
+    cx, cy, cw, ch = cv2.boundingRect(core)
+    if cw == 0:
+        return None
+    h, w = core.shape
+    m = int(np.ceil(hi / 0.955)) + 2
+    x0 = (max(0, cx - m) // _DT_BLOCK) * _DT_BLOCK
+    x1 = w - ((w - min(w, cx + cw + m)) // _DT_BLOCK) * _DT_BLOCK
+    return x0, max(0, cy - m), x1, min(h, cy + ch + m)
+
+
+def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
                            oy: int, ox: int) -> None:
-    """Add to ``core_big`` an ellipse fitted to the core's visible outline ``visible`` (bool)."""
-    ys, xs = np.nonzero(visible)
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``.
+
+    ``n_core`` is the core's pixel count (the fit is rejected when its axes
+    are far from the core's equivalent diameter).
+    """
     if ys.size < 8:
         return
     pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
     (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
-    eq = 2.0 * np.sqrt(core.sum() / np.pi)
+    eq = 2.0 * np.sqrt(n_core / np.pi)
     if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
         return
     cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
@@ -159,8 +192,9 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     qw, qh = max(4, int(round(rw * r))), max(4, int(round(rh * r)))
 
     def up(mask):
-        return cv2.resize(mask[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
-                          interpolation=cv2.INTER_NEAREST).astype(bool)
+        # (bool <-> uint8 0/1 as views: nearest resizing keeps the values 0/1)
+        return cv2.resize(mask[by0:by1, bx0:bx1].view(np.uint8), (qw, qh),
+                          interpolation=cv2.INTER_NEAREST).view(bool)
 
     rim_up = up(cand.rim)
     core_up = up(cand.core)
@@ -226,7 +260,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # q: 0 at liver level, 1 at the local rim peak, negative in the dark core
     bq = None
     if blocked is not None:
-        bq = cv2.resize(blocked[by0:by1, bx0:bx1].astype(np.uint8), (qw, qh),
+        bq = cv2.resize(blocked[by0:by1, bx0:bx1].view(np.uint8), (qw, qh),
                         interpolation=cv2.INTER_NEAREST)
     # (instrument pixels carry no rim signal: q = -10 there, so cross-sections stop)
     q = np.empty(img.shape, np.float32)
@@ -265,7 +299,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     core = np.empty(img.shape, bool)
     n_core = _keep_touching(core_cand, core_up, core)
     d_b = _NO_DIST
-    if bq is not None and bq.any():
+    if bq is not None and cv2.countNonZero(bq):
         # where the core meets an instrument or the frame edge its outline is
         # not visible: count only the visible circumference
         d_b = cv2.distanceTransform(1 - bq, cv2.DIST_L2, 3)
@@ -307,12 +341,13 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
 
     # T on the refine grid (area averages of WL pixels, so the same mean up
     # to edge pixels; a masked mean over the WL-size ROI costs ~0.7 ms)
-    target = float(cv2.mean(img_raw, mask=rim.astype(np.uint8))[0])
+    rim_u8 = rim.view(np.uint8)  # 0/1, for OpenCV (neither call writes to it)
+    target = float(cv2.mean(img_raw, mask=rim_u8)[0])
     # (integer sums held exactly in float64: the same numbers as cv2.moments)
     mx, my = float(sum_x) / float(n_lesion), float(sum_y) / float(n_lesion)
     centroid = ((float(mx) + 0.5) / r - 0.5 + X0, (float(my) + 0.5) / r - 0.5 + Y0)
     # outline from the refine grid, scaled to WL pixels (for drawing)
-    cnts, _ = cv2.findContours(rim.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cnts, _ = cv2.findContours(rim_u8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     c = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
     contour = (np.round((c + 0.5) / r - 0.5) + np.array([X0, Y0])).astype(np.int32)
     bx, by, bw, bh = cv2.boundingRect(rim_full)

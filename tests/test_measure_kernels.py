@@ -1,0 +1,72 @@
+"""Per-lesion kernels and shortcuts of :mod:`nirf_overlay.processing.measure`
+against the numpy / OpenCV expressions they replace (bit-identical)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from nirf_overlay.processing.analysis_kernels import outline_near_blocked, ring_median
+from nirf_overlay.processing.segment import boundary
+
+
+def _blobs(seed, shape, q):
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 3.0)
+    return noise > np.quantile(noise, q), rng
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_outline_near_blocked_matches_boundary_and_dilate(seed):
+    core, rng = _blobs(seed, (37, 53), 0.6)
+    blocked = _blobs(seed + 100, (37, 53), 0.93)[0]
+    if seed % 2:
+        blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
+    for b in (blocked, np.zeros_like(blocked)):
+        cb = boundary(core)
+        near = cv2.dilate(b.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        hidden, n_core, ys, xs = outline_near_blocked(core, b, 2)
+        assert hidden == bool((cb & near).any())
+        assert n_core == core.sum()
+        y0, x0 = np.nonzero(cb & ~near)
+        assert np.array_equal(ys, y0) and np.array_equal(xs, x0)
+    # crops of the analysis grid, as ring_background passes them
+    big = np.zeros((50, 70), bool)
+    big[5:42, 9:62] = core
+    bb = np.zeros((50, 70), bool)
+    bb[5:42, 9:62] = blocked
+    sl = np.s_[5:42, 9:62]
+    res = outline_near_blocked(big[sl], bb[sl], 2)
+    ref = outline_near_blocked(core, blocked, 2)
+    assert res[:2] == ref[:2] and np.array_equal(res[2], ref[2]) and np.array_equal(res[3], ref[3])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ring_on_a_crop_round_the_core_is_the_ring_of_the_whole_box(seed):
+    # ring_background takes the distance transform only on the core's box
+    # grown by hi / 0.955 + 2 (ends on a 16-column grid): the ring's pixels
+    # and values are the same
+    from nirf_overlay.processing.measure import _ring_crop
+
+    rng = np.random.default_rng(seed)
+    H, W = rng.integers(40, 300, 2)
+    core = np.zeros((H, W), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        cv2.ellipse(core, ((float(rng.uniform(0, W)), float(rng.uniform(0, H))),
+                           (float(rng.uniform(3, 60)), float(rng.uniform(3, 60))),
+                           float(rng.uniform(0, 180))), 1, -1)
+    if seed % 2:
+        core[rng.random((H, W)) > 0.999] = 1  # stray specks widen the box
+    img = rng.random((H, W)).astype(np.float32)
+    excl = rng.random((H, W)) > 0.7
+    d_all = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
+    for lo, ring_px in ((3.0, 10.0), (5.7, 12.8), (1.5, 25.6), (0.7, 2.3)):
+        hi = lo + ring_px
+        ax0, ay0, ax1, ay1 = _ring_crop(core, hi)
+        sl = np.s_[ay0:ay1, ax0:ax1]
+        d = cv2.distanceTransform(1 - core[sl], cv2.DIST_L2, 3)
+        inside = d_all[sl] <= np.float32(hi)
+        assert np.array_equal(d[inside], d_all[sl][inside])
+        assert (d_all <= np.float32(hi)).sum() == (d <= np.float32(hi)).sum()
+        assert ring_median(d, np.float32(lo), np.float32(hi), excl[sl], img[sl]) == \
+            ring_median(d_all, np.float32(lo), np.float32(hi), excl, img)
+    assert _ring_crop(np.zeros((9, 9), np.uint8), 5.0) is None
