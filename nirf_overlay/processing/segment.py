@@ -28,6 +28,24 @@ _BG_BAND_FIRST = (0.4, 2.0)
 _BG_BAND = (0.7, 1.4)
 
 
+@numba.njit(cache=True, nogil=True)
+def sample_every(img, fy, fx, out):
+    """``out[:] = img[::fy, ::fx]`` for a 2-D or (h, w, 3) image.
+
+    numpy's strided copy of a colour frame walks it element by element
+    (~150 us for 1080p -> 240 x 135); this reads only the sampled pixels.
+    """
+    if img.ndim == 2:
+        for y in range(out.shape[0]):
+            for x in range(out.shape[1]):
+                out[y, x] = img[y * fy, x * fx]
+    else:
+        for y in range(out.shape[0]):
+            for x in range(out.shape[1]):
+                for c in range(out.shape[2]):
+                    out[y, x, c] = img[y * fy, x * fx, c]
+
+
 def global_background(nir_small: np.ndarray, usable: np.ndarray) -> float:
     """Median of usable pixels on a strided subsample (liver dominates the field).
 
