@@ -70,3 +70,24 @@ def test_ring_on_a_crop_round_the_core_is_the_ring_of_the_whole_box(seed):
         assert ring_median(d, np.float32(lo), np.float32(hi), excl[sl], img[sl]) == \
             ring_median(d_all, np.float32(lo), np.float32(hi), excl, img)
     assert _ring_crop(np.zeros((9, 9), np.uint8), 5.0) is None
+
+
+def test_screened_rim_fit_is_the_exact_grid_search():
+    # fit_rim_profile screens each grid with a cheap erf and evaluates only the
+    # points near the best with libm's: the same result as evaluating them all
+    from math import erf, sqrt
+
+    from nirf_overlay.processing.analysis_kernels import fit_rim_profile, fit_rim_profile_exact
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        fwhm = rng.uniform(2, 30)
+        dx = max(0.25, fwhm / 12.0)
+        half_n = int(np.ceil(1.5 * fwhm / dx))
+        t = (np.arange(2 * half_n + 1) - half_n) * dx
+        w, s = fwhm * rng.uniform(0.2, 1.4), fwhm * rng.uniform(0.05, 1.2)
+        pin = 0.5 * (1 + np.array([erf((x + w / 2) / (sqrt(2) * s)) for x in t]))
+        pout = 0.5 * (1 + np.array([erf((x - w / 2) / (sqrt(2) * s)) for x in t]))
+        prof = (rng.uniform(-1, 0.2) + rng.uniform(0.1, 1.2) * pin + rng.uniform(0.2, 3) * (pin - pout)
+                + rng.normal(0, rng.choice([0.0, 0.01, 0.05]), t.size))
+        assert fit_rim_profile(prof, dx, half_n, fwhm) == fit_rim_profile_exact(prof, dx, half_n, fwhm)
