@@ -321,8 +321,9 @@ def _seed_in_box(comp: np.ndarray, bx: int, by: int, bw: int, bh: int):
     pixel where the ROI allows: everything outside the box is background
     connected to the ROI's edge, so it is neither hole nor hull.
 
-    Returns (seed, holes), both ROI-sized bool, or (None, None) when the
-    seed is empty.
+    Returns (seed, holes, box), seed and holes ROI-sized bool, ``box`` the
+    crop as a (rows, cols) slice pair; or (None, None, None) when the seed is
+    empty.
     """
     h, w = comp.shape
     cx0, cy0 = max(0, bx - 1), max(0, by - 1)
@@ -332,15 +333,41 @@ def _seed_in_box(comp: np.ndarray, bx: int, by: int, bw: int, bh: int):
     hl = f & ~sub
     sd = hl | (_hull(sub) & ~f)
     if not sd.any():
-        return None, None
+        return None, None, None
     seed = np.zeros((h, w), bool)
     holes = np.zeros((h, w), bool)
     seed[cy0:cy1, cx0:cx1] = sd
     holes[cy0:cy1, cx0:cx1] = hl
-    return seed, holes
+    return seed, holes, (slice(cy0, cy1), slice(cx0, cx1))
 
 
 _K3 = np.ones((3, 3), np.uint8)
+
+
+def _box(*masks: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
+    """(rows, cols) slices of the box holding every pixel of ``masks`` (ROI-sized
+    bool, C-contiguous), grown by ``margin`` within the ROI; the whole ROI
+    when they are all empty.
+
+    Why a distance transform may run on this box instead of the ROI: the
+    3 x 3 chamfer distance is the cheapest 8-connected path, and the
+    cheapest path between two pixels stays in their bounding box.  So with
+    every source and every pixel that is read inside the box, the values are
+    the same as on the ROI up to float rounding along equal-length paths (a
+    few ulp; a path leaving the box is longer by at least 2 x 0.41 px).
+    For a transform *of* a mask (sources = outside it), a margin of 1 puts
+    a ring of sources round it, nearer than any source beyond.
+    """
+    h, w = masks[0].shape
+    X0, Y0, X1, Y1 = w, h, 0, 0
+    for m in masks:
+        x, y, bw, bh = cv2.boundingRect(m.view(np.uint8))
+        if bw:
+            X0, Y0, X1, Y1 = min(X0, x), min(Y0, y), max(X1, x + bw), max(Y1, y + bh)
+    if X1 <= X0:
+        return slice(0, h), slice(0, w)
+    return (slice(max(0, Y0 - margin), min(h, Y1 + margin)),
+            slice(max(0, X0 - margin), min(w, X1 + margin)))
 
 
 def _covered(cb: np.ndarray, near: np.ndarray, gap_px: float) -> int:
@@ -474,7 +501,7 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # holes and hull deficiency lie inside the component's bounding box:
         # find them on that box (plus a 1-pixel margin, so the flood and the
         # contour see the same surroundings as on the whole ROI), ~1/4 of the ROI
-        seed, holes = _seed_in_box(comp, x - x0, y - y0, bw, bh)
+        seed, holes, cbox = _seed_in_box(comp, x - x0, y - y0, bw, bh)
         if seed is None:
             continue
         blk = blocked[y0:y1, x0:x1]
@@ -485,8 +512,12 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # the core must lie inside the circle the arc runs along, fitted to
         # the part of the arc within ~3 mm of the dark seed (a gallbladder or
         # duct merged with the rim lies further out and does not bend it)
-        d_seed = cv2.distanceTransform((~(dark & seed)).astype(np.uint8), cv2.DIST_L2, 3)
-        cys, cxs = _nonzero(comp & (d_seed <= 0.4 * max_width_px + gap_px))
+        # (the seed and the arc both lie in the component's box: the distance
+        # transform on that box, see _box)
+        ry, rx = cbox
+        d_seed = cv2.distanceTransform((~(dark[cbox] & seed[cbox])).astype(np.uint8), cv2.DIST_L2, 3)
+        cys, cxs = _nonzero(comp[cbox] & (d_seed <= 0.4 * max_width_px + gap_px))
+        cys, cxs = cys + ry.start, cxs + rx.start
         circ = _circle_fit(cys, cxs)
         inside = None
         if circ is not None and circ[2] < 2.0 * max(bw, bh):
@@ -521,7 +552,8 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # blended with liver on the coarse grid, a gap between two ducts)
         # vanish when opened by a disk of ~0.6 mm
         if core_open_px > 0:
-            dcore = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 3)
+            bc = _box(core, margin=1)
+            dcore = cv2.distanceTransform(core[bc].view(np.uint8), cv2.DIST_L2, 3)
             if np.count_nonzero(dcore > core_open_px) < 0.1 * min_core_px:
                 continue
         # a dark region much larger than the arc's reach is not this lesion's core
@@ -530,9 +562,11 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # distance of every pixel to the visible core: the rim hugs the core
         # (not to the hidden part: fluorescence next to the tool, such as a
         # gallbladder it reaches into, is not this rim)
-        d_core = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
+        bx = _box(core, comp)
+        d_core = cv2.distanceTransform((~core[bx]).astype(np.uint8), cv2.DIST_L2, 3)
         cb = boundary(core) & ~(cv2.dilate(blk.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
-        near = comp & (d_core <= max_width_px)
+        near = np.zeros(comp.shape, bool)
+        near[bx] = comp[bx] & (d_core <= max_width_px)
         # between the dark core and the fluorescent rim lies a blurred
         # transition that is neither: allow a gap of gap_px.  Usually the
         # band touches the outline (an 8-neighbour is at most 1.37 < 1.5 <=
@@ -546,15 +580,19 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # rim width: twice the median distance-to-edge along the ridge of the
         # band hugging the core (a gallbladder or duct touching the rim has a
         # short ridge, so it barely moves the median)
-        dt = cv2.distanceTransform(near.astype(np.uint8), cv2.DIST_L2, 3)
+        bn = _box(near, margin=1)
+        near_b = np.ascontiguousarray(near[bn])
+        dt = cv2.distanceTransform(near_b.view(np.uint8), cv2.DIST_L2, 3)
         # (ridge = near & (dt >= dilate3x3(dt) - 0.5) and its median in one numba pass)
-        med, n_ridge = ridge_median(near, dt)
+        med, n_ridge = ridge_median(near_b, dt)
         if not n_ridge and cov_px is None:
             cov_px = _covered(cb, near, gap_px)
         width = 2.0 * med if n_ridge else float(np.count_nonzero(near)) / cov_px
-        rim = comp & (d_core <= width + gap_px + 1.0)
-        d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)
-        completeness = float(np.count_nonzero(cb & (d_rim <= gap_px))) / max(1, np.count_nonzero(cb))
+        rim = np.zeros(comp.shape, bool)
+        rim[bx] = comp[bx] & (d_core <= width + gap_px + 1.0)
+        br = _box(rim, cb)
+        d_rim = cv2.distanceTransform((~rim[br]).astype(np.uint8), cv2.DIST_L2, 3)
+        completeness = float(np.count_nonzero(cb[br] & (d_rim <= gap_px))) / max(1, np.count_nonzero(cb))
         need = min_completeness
         if relax is not None and relax[y0:y1, x0:x1][rim].any():
             need = 0.6 * min_completeness
