@@ -225,7 +225,9 @@ class Compositor:
             self._pixels("overlay", wl, nir, saturated, valid, lo, hi, show_sat, pal, out)
             self._annotate(out, contours, polygon, plane, pal, ds)
             self._pixels("nir", wl, nir, saturated, valid, lo, hi, show_sat, pal, self._scratch)
-            _inset(out, self._scratch, ds.pip_scale)
+            # the monochrome view is grey unless saturated pixels are shown in colour
+            grey = not (show_sat and saturated is not None and saturated.max() > 0)
+            _inset(out, self._scratch, ds.pip_scale, grey=grey)
         else:
             raise ValueError(f"unknown display mode {mode!r}")
         if ds.show_colorbar and mode != "wl":
@@ -280,13 +282,25 @@ def _side_by_side(left_src, right_src, out) -> None:
     out[y0:y0 + ph, w - pw:] = cv2.resize(right_src, (pw, ph), interpolation=cv2.INTER_AREA)
 
 
-def _inset(out, src, scale) -> None:
+def _inset(out, src, scale, grey: bool = False) -> None:
+    """``src`` scaled by ``scale`` (area average) into the top-right corner of ``out``.
+
+    ``grey``: the three channels of ``src`` are equal.  Then one channel is
+    scaled and copied to all three -- the same bytes, since INTER_AREA works
+    on each channel alike, but at a scale like 0.3 OpenCV's generic area path
+    takes 10.5 ms for a 1080p BGR frame and 1.8 ms for one channel.
+    """
     h, w = out.shape[:2]
     iw = max(2, int(round(w * scale)))
     ih = max(2, int(round(h * iw / w)))
     m = max(2, w // 100)
     x0, y0 = w - iw - m, m
-    out[y0:y0 + ih, x0:x0 + iw] = cv2.resize(src, (iw, ih), interpolation=cv2.INTER_AREA)
+    dst = out[y0:y0 + ih, x0:x0 + iw]
+    if grey:
+        small = cv2.resize(cv2.extractChannel(src, 0), (iw, ih), interpolation=cv2.INTER_AREA)
+        dst[:] = small[:, :, None]
+    else:
+        dst[:] = cv2.resize(src, (iw, ih), interpolation=cv2.INTER_AREA)
     cv2.rectangle(out, (x0 - 1, y0 - 1), (x0 + iw, y0 + ih), (255, 255, 255), 1)
 
 
