@@ -388,10 +388,15 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
 
     The moments of a binary image are integer sums held exactly in float64,
     so this equals ``xs.mean(), ys.mean()`` of ``np.nonzero`` without
-    building the index arrays.
+    building the index arrays.  They are taken on the mask's bounding box
+    (a lesion fills ~1/4 of its ROI) and shifted back exactly:
+    ``m10 = m10_box + x0 * m00`` is an integer sum too.
     """
-    m = cv2.moments(mask.view(np.uint8), True)
-    return m["m10"] / m["m00"], m["m01"] / m["m00"]
+    u = mask.view(np.uint8)
+    x0, y0, bw, bh = cv2.boundingRect(u)
+    m = cv2.moments(u[y0:y0 + bh, x0:x0 + bw] if bw else u, True)
+    m00 = m["m00"]
+    return (m["m10"] + x0 * m00) / m00, (m["m01"] + y0 * m00) / m00
 
 
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -539,10 +544,15 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
             continue
         keep = np.zeros(nd, bool)
         keep[ids] = True
-        core_ext = keep[dlab]
+        sel = keep[dlab]
         # close small gaps inside the core (noise, specks of scattered light)
-        core_ext = _fill_holes(cv2.morphologyEx(core_ext.astype(np.uint8), cv2.MORPH_CLOSE,
-                                                np.ones((3, 3), np.uint8)).astype(bool)) & ~comp
+        # and fill its holes, on the kept region's box grown by 2 pixels:
+        # beyond 1 pixel the closing is empty anyway, and the empty ring
+        # round it connects to the ROI's edge as before (see _seed_in_box)
+        bs = _box(sel, margin=2)
+        core_ext = np.zeros(comp.shape, bool)
+        core_ext[bs] = _fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,
+                                                    _K3).astype(bool)) & ~comp[bs]
         core = core_ext & ~blk
         core_area = np.count_nonzero(core)
         hidden = np.count_nonzero(core_ext & blk)
