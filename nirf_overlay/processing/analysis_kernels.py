@@ -726,22 +726,30 @@ def outline_touching(core, rim, d_b, thr_b):
                 sy += y
             if not c:
                 continue
-            edge = False
-            near = False
-            for yy in range(y - 1, y + 2):
-                for xx in range(x - 1, x + 2):
-                    if yy < 0 or yy >= h or xx < 0 or xx >= w:
-                        edge = True
-                    else:
+            # outline: a neighbour outside the core or the array (stop at the first)
+            edge = y == 0 or y == h - 1 or x == 0 or x == w - 1
+            if not edge:
+                for yy in range(y - 1, y + 2):
+                    for xx in range(x - 1, x + 2):
                         if not core[yy, xx]:
                             edge = True
-                        if rim[yy, xx]:
-                            near = True
+                            break
+                    if edge:
+                        break
             if not edge:
                 continue
             if has_b and not d_b[y, x] > tb:
                 continue
             n_o += 1
+            # touched: a rim pixel in the 3 x 3 neighbourhood (clipped)
+            near = False
+            for yy in range(max(0, y - 1), min(h, y + 2)):
+                for xx in range(max(0, x - 1), min(w, x + 2)):
+                    if rim[yy, xx]:
+                        near = True
+                        break
+                if near:
+                    break
             if near:
                 n_t += 1
     return n_t, n_o, n, sx, sy
@@ -779,12 +787,17 @@ def ridge_sections(rim, dt, gy, gx, peak, max_n):
                 dmax = v
             if not rim[y, x]:
                 continue
-            m = v
+            # v >= max(3x3) - 0.5  <=>  no neighbour nb with v < nb - 0.5
+            # (float subtraction is monotone): stop at the first such one
+            on_ridge = True
             for yy in range(max(0, y - 1), min(h, y + 2)):
                 for xx in range(max(0, x - 1), min(w, x + 2)):
-                    if dt[yy, xx] > m:
-                        m = dt[yy, xx]
-            if v >= m - half:
+                    if v < dt[yy, xx] - half:
+                        on_ridge = False
+                        break
+                if not on_ridge:
+                    break
+            if on_ridge:
                 ry[n] = y
                 rx[n] = x
                 vals[n] = two * v
