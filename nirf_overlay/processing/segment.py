@@ -523,14 +523,18 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
     h, w = ratio.shape
     out: list[Candidate] = []
     n = stats.shape[0]
+    # pixels that may be core, once for the grid (the ROIs below overlap
+    # and together cover it ~2x)
+    dark_all = None
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
             continue
+        if dark_all is None:
+            dark_all = (ratio < core_ratio) & ~fluo_b & ~blocked
         # a core lies (at least partly) inside the arc's bounding box: nothing
         # dark there (gallbladder, duct, spill) -> not a rim, at no further cost
-        if not ((ratio[y:y + bh, x:x + bw] < core_ratio)
-                & ~fluo_b[y:y + bh, x:x + bw] & ~blocked[y:y + bh, x:x + bw]).any():
+        if not dark_all[y:y + bh, x:x + bw].any():
             continue
         # room for the part of a core that lies beyond a partial arc's box
         pad = max(bw, bh) // 2 + 3
@@ -544,7 +548,7 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         if seed is None:
             continue
         blk = blocked[y0:y1, x0:x1]
-        dark = (ratio[y0:y1, x0:x1] < core_ratio) & ~fluo_b[y0:y1, x0:x1] & ~blk
+        dark = dark_all[y0:y1, x0:x1]
         # cheap early exit for ducts, gallbladder, spills: nothing dark where a core would be
         if not (dark & seed).any():
             continue
@@ -673,14 +677,18 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
     circles = []
     for c in cands:
         x0, y0, x1, y1 = c.roi
-        cb = boundary(c.core) & ~near_block[y0:y1, x0:x1]
+        # (on the core's box grown by 1: the same boundary, the same points
+        # in the same order; likewise the rim's points from its box)
+        by, bx = _box(c.core, margin=1)
+        cb = boundary(c.core[by, bx]) & ~near_block[y0 + by.start:y0 + by.stop, x0 + bx.start:x0 + bx.stop]
         ys, xs = _nonzero(cb)
-        circ = _circle_fit(ys + y0, xs + x0) if ys.size >= 12 else None
+        circ = _circle_fit(ys + (y0 + by.start), xs + (x0 + bx.start)) if ys.size >= 12 else None
         mine = []
         if circ is not None:
             mine.append((circ[0], circ[1], circ[2] + 0.5 * c.width_px))
-        ys, xs = _nonzero(c.rim)
-        circ = _circle_fit(ys + y0, xs + x0)
+        by, bx = _box(c.rim)
+        ys, xs = _nonzero(c.rim[by, bx])
+        circ = _circle_fit(ys + (y0 + by.start), xs + (x0 + bx.start))
         if circ is not None:
             mine.append(circ)
         circles.append(mine)
