@@ -91,3 +91,20 @@ def test_screened_rim_fit_is_the_exact_grid_search():
         prof = (rng.uniform(-1, 0.2) + rng.uniform(0.1, 1.2) * pin + rng.uniform(0.2, 3) * (pin - pout)
                 + rng.normal(0, rng.choice([0.0, 0.01, 0.05]), t.size))
         assert fit_rim_profile(prof, dx, half_n, fwhm) == fit_rim_profile_exact(prof, dx, half_n, fwhm)
+
+
+def test_scale_contour_matches_numpy():
+    from nirf_overlay.processing.analysis_kernels import scale_contour
+
+    rng = np.random.default_rng(3)
+    c = rng.integers(0, 400, (257, 2)).astype(np.int32)
+    for r in (1.0, 0.5, 0.25, 0.125, 0.0625):
+        ref = (np.round((c.astype(np.float64) + 0.5) / r - 0.5) + np.array([17, 3])).astype(np.int32)
+        out = scale_contour(c, r, 17, 3)
+        assert out.dtype == np.int32 and np.array_equal(out, ref)
+    # crops of findContours' (n, 1, 2) output, as refine_rim passes them
+    m = np.zeros((40, 50), np.uint8)
+    cv2.circle(m, (25, 20), 12, 1, -1)
+    cnt = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0][0].reshape(-1, 2)
+    ref = (np.round((cnt.astype(np.float64) + 0.5) / 0.25 - 0.5) + np.array([5, 9])).astype(np.int32)
+    assert np.array_equal(scale_contour(cnt, 0.25, 5, 9), ref)

@@ -962,3 +962,19 @@ def outline_near_blocked(core, blocked, r):
                 xs[n] = x
                 n += 1
     return hidden, n_core, ys[:n], xs[:n]
+
+
+@numba.njit(nogil=True, cache=True)
+def scale_contour(c, r, x0, y0):
+    """A refine-grid contour in WL pixels: ``round((c + 0.5) / r - 0.5) + (x0, y0)``, int32.
+
+    ``c`` is (n, 2) int32 (x, y) from ``cv2.findContours``; rounding is half
+    to even, as ``np.round``; float64 throughout, the numpy expression's
+    arithmetic in one pass instead of six array operations.
+    """
+    n = c.shape[0]
+    out = np.empty((n, 2), np.int32)
+    for i in range(n):
+        out[i, 0] = np.int32(np.rint((np.float64(c[i, 0]) + 0.5) / r - 0.5) + x0)
+        out[i, 1] = np.int32(np.rint((np.float64(c[i, 1]) + 0.5) / r - 0.5) + y0)
+    return out

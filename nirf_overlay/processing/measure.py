@@ -20,7 +20,7 @@ from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, 
                                edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
                                peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
                                core_candidates, outline_touching, ridge_sections, select_touching,
-                               width_median, ring_median, outline_near_blocked)
+                               width_median, ring_median, outline_near_blocked, scale_contour)
 from .segment import Candidate
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
@@ -348,8 +348,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     centroid = ((float(mx) + 0.5) / r - 0.5 + X0, (float(my) + 0.5) / r - 0.5 + Y0)
     # outline from the refine grid, scaled to WL pixels (for drawing)
     cnts, _ = cv2.findContours(rim_u8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    c = max(cnts, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
-    contour = (np.round((c + 0.5) / r - 0.5) + np.array([X0, Y0])).astype(np.int32)
+    c = max(cnts, key=cv2.contourArea).reshape(-1, 2)
+    contour = scale_contour(c, float(r), X0, Y0)
     bx, by, bw, bh = cv2.boundingRect(rim_full)
     bbox = (bx + X0 + ox, by + Y0 + oy, bw, bh)
     return RimGeometry(X0 + ox, Y0 + oy, rim_full, core, target, background, core_level, thickness / r,
