@@ -39,7 +39,7 @@ import numba
 import numpy as np
 
 from .colormaps import colormap, gray_map, palette
-from .kernels import composite_pass, pack_lut
+from .kernels import composite_pass, pack_lut, row_scratch_bytes
 from .levels import compress
 
 LUT_SIZE = 1024
@@ -80,7 +80,7 @@ class Compositor:
         # colour, opacity and saturation colour packed for the pixel pass
         # (kernels.pack_lut); refilled by every pass from the tables above
         self._tab = np.zeros(LUT_SIZE + 1, np.uint64)
-        self._rowbuf = np.zeros((1, 1), np.int32)
+        self._rowbuf = np.zeros((1, row_scratch_bytes(1)), np.uint8)
         self.t0 = 0.0
 
     # -- buffers -------------------------------------------------------------
@@ -88,9 +88,9 @@ class Compositor:
         if not self._ring or self._ring[0].shape != shape:
             self._ring = [np.zeros(shape, np.uint8) for _ in range(self._ring_n)]
             self._scratch = np.zeros(shape, np.uint8)
-            # one LUT-index row per chunk of rows; 4 chunks per thread
+            # one row of scratch per chunk of rows; 4 chunks per thread
             nchunks = max(1, min(shape[0], 4 * numba.get_num_threads()))
-            self._rowbuf = np.zeros((nchunks, shape[1]), np.int32)
+            self._rowbuf = np.zeros((nchunks, row_scratch_bytes(shape[1])), np.uint8)
         out = self._ring[self._ring_i]
         self._ring_i = (self._ring_i + 1) % self._ring_n
         return out

@@ -33,8 +33,31 @@ _JIT = dict(parallel=True, fastmath=True, cache=True, nogil=True)
 CHI2_1_MEDIAN = 0.454936423119572
 
 
-#: pixels per block of the overlay's visibility test: one 512-bit vector of int32
+#: pixels per block of the overlay's visibility test and blend
 _BLOCK = 16
+
+
+def row_scratch_bytes(width: int) -> int:
+    """Bytes of scratch one thread needs for a display row ``width`` pixels wide.
+
+    Layout (see :func:`_row_scratch`): the row's LUT indices (int32), its
+    visibility flags (uint8) and one block of packed table entries (uint64);
+    the row is padded to whole blocks so every part stays 8-byte aligned.
+    """
+    wp = -(-int(width) // _BLOCK) * _BLOCK
+    return 5 * wp + 8 * _BLOCK
+
+
+@njit(inline="always", nogil=True)
+def _row_scratch(buf, W):
+    """``(ii, vis, vis64, eb)`` views of one thread's scratch ``buf`` (uint8,
+    :func:`row_scratch_bytes` long): int32 indices, uint8 flags, the flags as
+    uint64 words (8 pixels each) and a uint64 block buffer."""
+    wp = (W + _BLOCK - 1) // _BLOCK * _BLOCK
+    ii = buf[:4 * wp].view(np.int32)
+    vis = buf[4 * wp:5 * wp]
+    eb = buf[5 * wp:5 * wp + 8 * _BLOCK].view(np.uint64)
+    return ii, vis, vis.view(np.uint64), eb
 
 
 @njit(cache=True, nogil=True)
@@ -97,52 +120,68 @@ def _blend_px(wl2, out2, y, x, e):
 
 
 @njit(inline="always", fastmath=True, nogil=True)
-def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, blend, ii):
+def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, blend, scratch):
     """Display row ``y`` through the packed table ``tab`` (see :func:`pack_lut`).
 
-    ``wl2`` and ``out2`` are (H, W*3) views; ``ii`` is a (>= W,) int32 row
-    buffer of the caller's thread.  The work is split so that the loops over
-    every pixel vectorise: the LUT index of the row (saturated pixels get the
-    extra entry N) and, in the overlay, the WL copy and a max over blocks of
-    16 indices.  Only blocks holding a visible pixel then go through the
-    scalar table look-up and blend, branch-free (a transparent entry gives
-    back WL exactly).  On the phantom about a quarter of the pixels are
-    visible; the old per-pixel test-and-branch over every pixel cost more
-    than the blending itself.
+    ``wl2`` and ``out2`` are (H, W*3) views; ``scratch`` is the calling
+    thread's row scratch (:func:`row_scratch_bytes`).  The work is split so
+    that the loops over every pixel vectorise: the LUT index of the row
+    (saturated pixels get the extra entry N), in the overlay a visibility
+    flag per pixel and the WL copy.  Blocks of 16 pixels with no flag set
+    (two uint64 words are zero) are done; the others gather their 16 table
+    entries and blend them branch-free in a loop that vectorises (a
+    transparent entry gives back WL exactly).  On the phantom about a quarter
+    of the pixels are visible; the old per-pixel test-and-branch over every
+    pixel cost more than the blending itself.
     """
+    ii, vis, vis64, eb = _row_scratch(scratch, W)
     N1 = np.float32(tab.shape[0] - 2)
     isat = np.int32(tab.shape[0] - 1)
     for x in range(W):
         ii[x] = np.int32(min(max((nir[y, x] - lo) * idx_scale, np.float32(0.0)), N1))
-    if show_sat:
-        for x in range(W):
-            ii[x] = isat if sat[y, x] != 0 else ii[x]
-    if blend:
-        for j in range(3 * W):
-            out2[y, j] = wl2[y, j]
-        nb = W // _BLOCK
-        for b in range(nb + 1):
-            x0 = b * _BLOCK
-            n = _BLOCK if b < nb else W - x0
-            m = np.int32(0)
-            if b < nb:
-                for k in range(_BLOCK):  # constant trip count: one vector max
-                    m = max(m, ii[x0 + k])
-            else:
-                for k in range(n):
-                    m = max(m, ii[x0 + k])
-            if m >= i_on:
-                for k in range(n):
-                    # unsigned index: no negative-index wrap-around code
-                    _blend_px(wl2, out2, y, x0 + k, tab[np.uint32(ii[x0 + k])])
-    else:
+    if not blend:
+        if show_sat:
+            for x in range(W):
+                ii[x] = isat if sat[y, x] != 0 else ii[x]
         # opaque colour: ia = 0, the byte is the high byte of each 16-bit term
         for x in range(W):
+            # unsigned index: no negative-index wrap-around code
             e = tab[np.uint32(ii[x])]
             j = 3 * x
             out2[y, j] = (e >> np.uint64(24)) & np.uint64(0xFF)
             out2[y, j + 1] = (e >> np.uint64(40)) & np.uint64(0xFF)
             out2[y, j + 2] = e >> np.uint64(56)
+        return
+    if show_sat:
+        for x in range(W):
+            i = isat if sat[y, x] != 0 else ii[x]
+            ii[x] = i
+            vis[x] = i >= i_on
+    else:
+        for x in range(W):
+            vis[x] = ii[x] >= i_on
+    for j in range(3 * W):
+        out2[y, j] = wl2[y, j]
+    m16 = np.uint64(0xFFFF)
+    nb = W // _BLOCK
+    for b in range(nb):
+        if (vis64[2 * b] | vis64[2 * b + 1]) == 0:
+            continue
+        x0 = b * _BLOCK
+        for k in range(_BLOCK):  # scalar loads...
+            eb[k] = tab[np.uint32(ii[x0 + k])]
+        j0 = 3 * x0
+        for k in range(_BLOCK):  # ...so that this blend vectorises
+            e = eb[k]
+            ia = e & m16
+            j = j0 + 3 * k
+            out2[y, j] = (np.uint64(wl2[y, j]) * ia + ((e >> np.uint64(16)) & m16)) >> np.uint64(8)
+            out2[y, j + 1] = (np.uint64(wl2[y, j + 1]) * ia
+                              + ((e >> np.uint64(32)) & m16)) >> np.uint64(8)
+            out2[y, j + 2] = (np.uint64(wl2[y, j + 2]) * ia + (e >> np.uint64(48))) >> np.uint64(8)
+    for x in range(nb * _BLOCK, W):
+        if vis[x]:
+            _blend_px(wl2, out2, y, x, tab[np.uint32(ii[x])])
 
 
 @njit(**_JIT)
@@ -166,7 +205,8 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     noise_a, noise_c : noise model var(v) = noise_a * (max(v, 0) + noise_c)
     sat : (H, W) uint8 out, 1 where saturated
     sat_count : (C,) int64 out, saturated pixels per chunk of rows (C chunks)
-    rowbuf : (C, W) int32 scratch, one row per chunk (read only with ``do_composite``)
+    rowbuf : (C, :func:`row_scratch_bytes` (W)) uint8 scratch, one row per chunk
+        (used only with ``do_composite``)
     do_composite : bool, also write ``out`` (see :func:`composite_pass` for
         ``wl, lo, idx_scale, tab, i_on, blend, show_sat, out``; the
         display levels are the previous frame's, so the frame is read once)
@@ -291,8 +331,8 @@ def composite_pass(wl, nir, sat, lo, idx_scale, tab, i_on, blend, show_sat, rowb
     i_on : int, the lowest index drawn over WL (what :func:`pack_lut` returns)
     blend : bool, True = alpha-blend over WL (overlay); False = colour only
     show_sat : bool
-    rowbuf : (C, >= W) int32 scratch: the rows are cut into C chunks, one
-        buffer row each
+    rowbuf : (C, :func:`row_scratch_bytes` (W)) uint8 scratch: the rows are
+        cut into C chunks, one scratch row each
     out : (H, W, 3) uint8 BGR, written
     """
     H, W = nir.shape
@@ -301,9 +341,9 @@ def composite_pass(wl, nir, sat, lo, idx_scale, tab, i_on, blend, show_sat, rowb
     nchunks = rowbuf.shape[0]
     rows_per = (H + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        ii = rowbuf[c]
         for y in range(c * rows_per, min(H, (c + 1) * rows_per)):
-            _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, blend, ii)
+            _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, blend,
+                         rowbuf[c])
 
 
 @njit(cache=True, nogil=True)

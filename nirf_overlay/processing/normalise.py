@@ -45,7 +45,8 @@ import numba
 import numpy as np
 
 from ..errors import CalibrationError
-from .kernels import CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, sample_pass
+from .kernels import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
+                      sample_pass)
 
 # kernel arguments that switch the display sweep off (types match the real ones)
 _NO_DISPLAY = (False, np.zeros((1, 1, 3), np.uint8), np.float32(0), np.float32(1),
@@ -171,7 +172,7 @@ class Normaliser:
         self._hist_sum = np.zeros(HIST_BINS, np.int64)
         self._qhist_sum = np.zeros(Q_BINS, np.int64)
         self._sat_count = np.zeros(nchunks, np.int64)
-        self._rowbuf = np.zeros((nchunks, ww), np.int32)  # LUT indices of the fused display
+        self._rowbuf = np.zeros((nchunks, row_scratch_bytes(ww)), np.uint8)  # fused display
         self._step = max(1, int(round(np.sqrt(hw * ww / _SAMPLES))))
         self._roi = np.array([0, hw, 0, ww], np.int64)
         self._roi_key = None
