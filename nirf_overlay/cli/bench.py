@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive(text):
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number")
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
-    return n
+from .common import positive_count, positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -22,13 +14,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)
     add_pipeline_arguments(parser)
     g = parser.add_argument_group("bench")
-    g.add_argument("--frames", type=_positive, default=100,
+    g.add_argument("--frames", type=positive_count, default=100,
                    help="frames to time (default 100; the phantom renders a loop of up to "
                         "~768 MB of distinct frames and plays it back and forth)")
-    g.add_argument("--plain-frames", type=_positive, default=10,
+    g.add_argument("--plain-frames", type=positive_count, default=10,
                    help="frames to time the plain version on (default 10; it is slow)")
     g.add_argument("--warmup", type=int, default=5, help="untimed frames first (default 5)")
-    g.add_argument("--rate", type=_positive_float, metavar="FPS",
+    g.add_argument("--rate", type=positive_number, metavar="FPS",
                    help="frame rate the live run is fed at (default: the source's; the phantom "
                         "60 fps up to 1920x1080, 30 above)")
     g.add_argument("--every-frame", action="store_true",
@@ -36,16 +28,6 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "`batch` run) instead of the live viewer's way (analysis on its own thread)")
     g.add_argument("--no-live", action="store_true", help="skip the live run")
     g.add_argument("--json", action="store_true", help="last line: one JSON object of the results")
-
-
-def _positive_float(text):
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number")
-    if not x > 0 or x != x or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
-    return x
 
 
 def _live_rate(args, info, size) -> float:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import positive_number
+
 
 def _board(text: str) -> tuple[int, int]:
     try:
@@ -26,16 +28,6 @@ def _board(text: str) -> tuple[int, int]:
     if not (2 <= cols <= 50 and 2 <= rows <= 50):
         raise argparse.ArgumentTypeError(f"board {text!r}: each count must be 2..50 inner corners")
     return cols, rows
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: not a number")
-    if not (v > 0 and v < 1e6):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
-    return v
 
 
 def _count(text: str) -> int:
@@ -70,11 +62,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         g.add_argument("--system", help="system name stored in the profile")
         g.add_argument("--notes", help="free text stored in the profile")
         if name == "flat":
-            g.add_argument("--smooth-px", type=_positive, metavar="S",
+            g.add_argument("--smooth-px", type=positive_number, metavar="S",
                            help="Gaussian smoothing sigma in pixels (default 1%% of the larger side)")
-            g.add_argument("--exposure-ms", type=_positive, metavar="T",
+            g.add_argument("--exposure-ms", type=positive_number, metavar="T",
                            help="exposure the flat is taken at (default: what the source reports)")
-            g.add_argument("--gain", type=_positive, help="gain the flat is taken at (default: the source's)")
+            g.add_argument("--gain", type=positive_number, help="gain the flat is taken at (default: the source's)")
         if name == "register":
             g.add_argument("--board", type=_board, default=(9, 6), metavar="COLSxROWS",
                            help="checkerboard inner corners (default 9x6)")
@@ -83,15 +75,15 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                                 "pair by id and a partly visible board still counts")
             g.add_argument("--dictionary", default="DICT_5X5_100",
                            help="ChArUco marker dictionary, an OpenCV name (default DICT_5X5_100)")
-            g.add_argument("--marker-ratio", type=_positive, default=0.75, metavar="R",
+            g.add_argument("--marker-ratio", type=positive_number, default=0.75, metavar="R",
                            help="ChArUco marker side over square side (default 0.75)")
-            g.add_argument("--square-mm", type=_positive, metavar="S",
+            g.add_argument("--square-mm", type=positive_number, metavar="S",
                            help="side of one square in mm; gives mm per pixel from the first pose")
-            g.add_argument("--max-rms", type=_positive, default=1.0, metavar="PX",
+            g.add_argument("--max-rms", type=positive_number, default=1.0, metavar="PX",
                            help="refuse above this RMS reprojection error (default 1.0 NIR px)")
             g.add_argument("--min-poses", type=_count, default=3, metavar="K",
                            help="distinct board poses required (default 3)")
-            g.add_argument("--working-distance-mm", type=_positive, metavar="D",
+            g.add_argument("--working-distance-mm", type=positive_number, metavar="D",
                            help="scope-to-board distance of the first pose, stored with mm per pixel")
 
 

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
-    return value
+from .common import positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +33,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                    help="analyse rims in the display path, every frame before it is shown "
                         "(default: on their own thread, outlines a frame or two behind the "
                         "overlay, so the picture never waits)")
-    g.add_argument("--exit-after", type=_positive, metavar="S",
+    g.add_argument("--exit-after", type=positive_number, metavar="S",
                    help="close the window after S seconds (tests, benchmarks)")
     g.add_argument("--stats-json", metavar="F",
                    help="with --exit-after: write frames displayed, dropped fraction, latency "
