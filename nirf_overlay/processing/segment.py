@@ -151,12 +151,18 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
     """
     if wl_small is None:
         return np.zeros(ratio.shape, bool)
-    hsv = cv2.cvtColor(wl_small, cv2.COLOR_BGR2HSV)
-    s = hsv[..., 1]
-    v = hsv[..., 2]
     # (no upper limit on V: the shaft's own highlight is white but NIR-dark)
-    grey = (s < 50) & (v > 25)
-    instr = grey & (ratio < 0.6)
+    if wl_small.dtype == np.uint8 and wl_small.ndim == 3 and wl_small.shape[2] == 3:
+        # grey (HSV S < 50, V > 25) and NIR-dark in one pass, with OpenCV's
+        # own 8-bit S arithmetic (no HSV image, no strided channel views)
+        instr = np.empty(ratio.shape, np.bool_)
+        _grey_and_dark(wl_small, ratio, ratio.dtype.type(0.6), _SDIV, instr)
+    else:
+        hsv = cv2.cvtColor(wl_small, cv2.COLOR_BGR2HSV)
+        s = hsv[..., 1]
+        v = hsv[..., 2]
+        grey = (s < 50) & (v > 25)
+        instr = grey & (ratio < 0.6)
     if instr.any():
         m = instr.astype(np.uint8)
         m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
@@ -165,6 +171,28 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
         m = cv2.dilate(m, np.ones((3, 3), np.uint8))
         instr = m.astype(bool)
     return instr
+
+
+# OpenCV's 8-bit BGR -> HSV saturation: S = ((V - min) * _SDIV[V] + 2**11) >> 12
+# with _SDIV[v] = round(255 * 2**12 / v) (checked equal to cv2.cvtColor's S for
+# all 2**24 colours)
+_SDIV = np.zeros(256, np.int32)
+_SDIV[1:] = np.round((255 << 12) / np.arange(1, 256)).astype(np.int32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _grey_and_dark(bgr, ratio, dark, sdiv, out):
+    """``out = (S < 50) & (V > 25) & (ratio < dark)``, S and V of ``bgr``'s HSV."""
+    h, w = ratio.shape
+    for y in range(h):
+        for x in range(w):
+            b = np.int32(bgr[y, x, 0])
+            g = np.int32(bgr[y, x, 1])
+            r = np.int32(bgr[y, x, 2])
+            v = max(b, g, r)
+            mn = min(b, g, r)
+            s = ((v - mn) * sdiv[v] + 2048) >> 12
+            out[y, x] = s < 50 and v > 25 and ratio[y, x] < dark
 
 
 def hysteresis_mask(ratio: np.ndarray, high: float, low: float,
