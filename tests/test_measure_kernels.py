@@ -108,3 +108,53 @@ def test_scale_contour_matches_numpy():
     cnt = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0][0].reshape(-1, 2)
     ref = (np.round((cnt.astype(np.float64) + 0.5) / 0.25 - 0.5) + np.array([5, 9])).astype(np.int32)
     assert np.array_equal(scale_contour(cnt, 0.25, 5, 9), ref)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_core_distance_and_blocked_distance_on_crops(seed):
+    # refine_rim's distance inside the core and to blocked pixels are taken
+    # on crops round the core: the zones and counts they give are the same
+    from nirf_overlay.processing.analysis_kernels import outline_touching, refine_zones
+    from nirf_overlay.processing.measure import _aligned_crop, _core_distance
+
+    rng = np.random.default_rng(seed)
+    H, W = rng.integers(30, 260, 2)
+    core = np.zeros((H, W), np.uint8)
+    for _ in range(rng.integers(1, 3)):
+        cv2.ellipse(core, ((float(rng.uniform(0, W)), float(rng.uniform(0, H))),
+                           (float(rng.uniform(3, 80)), float(rng.uniform(3, 80))),
+                           float(rng.uniform(0, 180))), 1, -1)
+    core = core.astype(bool)
+    full = cv2.distanceTransform(core.view(np.uint8), cv2.DIST_L2, 3)
+    x0, y0, d = _core_distance(core)
+    if not core.any():
+        assert d.size == 0
+    else:
+        ref = np.zeros_like(full)
+        ref[y0:y0 + d.shape[0], x0:x0 + d.shape[1]] = d
+        assert np.array_equal(ref, full)
+    # the zones from the crop
+    ring = cv2.dilate(core.view(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~core
+    d_rim = cv2.distanceTransform((~ring).view(np.uint8), cv2.DIST_L2, 3)
+    img = rng.random((H, W)).astype(np.float32)
+    out_a = [np.empty((H, W), bool), np.empty((H, W), bool), np.empty((H, W), np.uint8)]
+    out_b = [np.empty((H, W), bool), np.empty((H, W), bool), np.empty((H, W), np.uint8)]
+    args = (np.float32(4.0), 2, 6, np.float32(9.5))
+    ra = refine_zones(img, d_rim, full, core, np.zeros((0, 0), bool), *args, *out_a, np.empty(2 * H * W, np.float32))
+    rb = refine_zones(img, d_rim, d, core, np.zeros((0, 0), bool), *args, *out_b, np.empty(2 * H * W, np.float32),
+                      y0, x0)
+    assert (ra == rb or (ra[0] != ra[0] and rb[0] != rb[0] and ra[1] == rb[1]))
+    assert all(np.array_equal(a, b) for a, b in zip(out_a, out_b))
+    # visible outline: distance to blocked pixels on the core's box grown by 2 f / 0.955 + 2
+    blocked = (rng.random((H, W)) > 0.995).astype(np.uint8)
+    blocked[0, :] = 1
+    rim = ring & (rng.random((H, W)) > 0.3)
+    for f in (1.0, 2.0, 4.0):
+        d_full = cv2.distanceTransform(1 - blocked, cv2.DIST_L2, 3)
+        want = outline_touching(core, rim, d_full, np.float32(2.0 * f))
+        kx, ky, kw, kh = cv2.boundingRect(core.view(np.uint8))
+        if kw == 0:
+            continue
+        bx0, by0, bx1, by1 = _aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
+        d_crop = cv2.distanceTransform(1 - blocked[by0:by1, bx0:bx1], cv2.DIST_L2, 3)
+        assert outline_touching(core, rim, d_crop, np.float32(2.0 * f), by0, bx0) == want

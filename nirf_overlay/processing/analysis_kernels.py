@@ -523,7 +523,7 @@ def _median_f32(buf, n):
 
 @numba.njit(nogil=True, cache=True)
 def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad, core_rad,
-                 reach_thr, zone, reach, not_outside, vals):
+                 reach_thr, zone, reach, not_outside, vals, dc_y0=0, dc_x0=0):
     """The masks of :func:`.measure.refine_rim` around the coarse rim, in one pass.
 
     With ``erode(rad) = d_in_core > rad`` (``core_up`` when ``rad`` <= 0)::
@@ -539,7 +539,8 @@ def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad,
     ----------
     img : (h, w) float32, blurred refine-grid NIR
     d_rim_up, d_in_core : (h, w) float32 distance maps (to the coarse rim;
-        inside the coarse core)
+        inside the coarse core).  ``d_in_core`` may be a crop at (dc_y0,
+        dc_x0) holding every core pixel: outside it the distance is 0.
     core_up : (h, w) bool; valid_q : (h, w) bool or empty for all valid
     zone_thr, reach_thr : float32 thresholds (numpy compares float32 arrays
         with float32 scalars, so they are passed as float32)
@@ -559,10 +560,14 @@ def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad,
     n_up = 0
     n_out = 0
     hw = h * w
+    ch, cw = d_in_core.shape
+    zero = np.float32(0.0)
     for y in range(h):
+        cy = y - dc_y0
         for x in range(w):
             d = d_rim_up[y, x]
-            dc = d_in_core[y, x]
+            cx = x - dc_x0
+            dc = d_in_core[cy, cx] if (0 <= cy < ch and 0 <= cx < cw) else zero
             cu = core_up[y, x]
             v_ok = (not has_v) or valid_q[y, x]
             er_z = (dc > zone_rad) if zone_rad > 0 else cu
@@ -692,7 +697,7 @@ def core_candidates(core_side, reach, core_up, rim, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def outline_touching(core, rim, d_b, thr_b):
+def outline_touching(core, rim, d_b, thr_b, b_y0=0, b_x0=0):
     """Counts for the rim completeness, and the centroid sums of ``rim | core``.
 
     The outline is the core's inner 8-connected boundary (a core pixel with a
@@ -701,7 +706,8 @@ def outline_touching(core, rim, d_b, thr_b):
     thr_b`` (float32).  An outline pixel is touched by the rim when a rim
     pixel is in its 3 x 3 neighbourhood: that is exactly ``d_r <= 1.5`` for
     OpenCV's DIST_L2 3 x 3 distance to the rim (steps 0.955 and 1.3693, so
-    any two steps are > 1.5).
+    any two steps are > 1.5).  ``d_b`` may be a crop at (b_y0, b_x0) that
+    holds every core pixel.
 
     Returns
     -------
@@ -710,7 +716,7 @@ def outline_touching(core, rim, d_b, thr_b):
         (what ``cv2.moments(..., True)`` gives as m00, m10, m01)
     """
     h, w = core.shape
-    has_b = d_b.shape[0] == h
+    has_b = d_b.shape[0] > 0
     tb = np.float32(thr_b)
     n_t = 0
     n_o = 0
@@ -738,7 +744,7 @@ def outline_touching(core, rim, d_b, thr_b):
                         break
             if not edge:
                 continue
-            if has_b and not d_b[y, x] > tb:
+            if has_b and not d_b[y - b_y0, x - b_x0] > tb:
                 continue
             n_o += 1
             # touched: a rim pixel in the 3 x 3 neighbourhood (clipped)

@@ -119,11 +119,21 @@ def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int
     cx, cy, cw, ch = cv2.boundingRect(core)
     if cw == 0:
         return None
-    h, w = core.shape
-    m = int(np.ceil(hi / 0.955)) + 2
-    x0 = (max(0, cx - m) // _DT_BLOCK) * _DT_BLOCK
-    x1 = w - ((w - min(w, cx + cw + m)) // _DT_BLOCK) * _DT_BLOCK
-    return x0, max(0, cy - m), x1, min(h, cy + ch + m)
+    return _aligned_crop(cx, cy, cw, ch, core.shape, int(np.ceil(hi / 0.955)) + 2)
+
+
+def _aligned_crop(bx: int, by: int, bw: int, bh: int, shape: tuple, m: int) -> tuple[int, int, int, int]:
+    """The box (bx, by, bw, bh) grown by ``m`` within ``shape``, its ends on the 16-column grid.
+
+    For distance transforms on crops (see :func:`_ring_crop`): both ends of
+    each row stay on the 16-column grid of the full array counted from its
+    own end, so OpenCV sums the same columns in the same blocks.
+    Returns (x0, y0, x1, y1).
+    """
+    h, w = shape
+    x0 = (max(0, bx - m) // _DT_BLOCK) * _DT_BLOCK
+    x1 = w - ((w - min(w, bx + bw + m)) // _DT_BLOCK) * _DT_BLOCK
+    return x0, max(0, by - m), x1, min(h, by + bh + m)
 
 
 def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
@@ -220,8 +230,11 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # zone that may hold this rim: its coarse footprint grown by half a width
     # plus the analysis grid's quantisation
     d_rim_up = cv2.distanceTransform((~rim_up).view(np.uint8), cv2.DIST_L2, 3)
-    # one distance map for both erosions of the core (what _erode computes)
-    d_in_core = cv2.distanceTransform(core_up.view(np.uint8), cv2.DIST_L2, 3)
+    # one distance map for both erosions of the core (what _erode computes),
+    # on the core's box grown by 1 px: a ring of non-core pixels (distance 0)
+    # all round, so every core pixel's nearest one is inside and its value
+    # the same as on the whole ROI (~1/8 of the pixels)
+    dc_x0, dc_y0, d_in_core = _core_distance(core_up)
     # zone, the rim's reach (pixels between the coarse core and the rim belong
     # to neither "outside"), "outside" and the core level in one numba pass
     zone = np.empty(img.shape, bool)
@@ -231,7 +244,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     core_level, n_outside = refine_zones(
         img, d_rim_up, d_in_core, core_up, valid_q if valid_q is not None else _NO_VALID,
         np.float32(2.0 * f), int(np.ceil(f)), int(np.ceil(0.5 * width)),
-        np.float32(0.5 * width + 2.0 * f), zone, reach, not_outside, vals)
+        np.float32(0.5 * width + 2.0 * f), zone, reach, not_outside, vals, dc_y0, dc_x0)
     if not core_level == core_level:  # NaN: no core pixels
         core_level = background
     core_level = min(core_level, background)
@@ -298,13 +311,21 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     core_candidates(core_side, reach, core_up, rim, core_cand)
     core = np.empty(img.shape, bool)
     n_core = _keep_touching(core_cand, core_up, core)
-    d_b = _NO_DIST
+    d_b, b_y0, b_x0 = _NO_DIST, 0, 0
     if bq is not None and cv2.countNonZero(bq):
         # where the core meets an instrument or the frame edge its outline is
-        # not visible: count only the visible circumference
-        d_b = cv2.distanceTransform(1 - bq, cv2.DIST_L2, 3)
+        # not visible: count only the visible circumference.  Only "within
+        # 2 f of a blocked pixel" is asked, at core pixels: the transform of
+        # the core's box grown by 2 f / 0.955 + 2 answers it the same way
+        # (as in ring_background)
+        kx, ky, kw, kh = cv2.boundingRect(core.view(np.uint8))
+        if kw:
+            x0b, y0b, x1b, y1b = _aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
+            d_b = cv2.distanceTransform(1 - bq[y0b:y1b, x0b:x1b], cv2.DIST_L2, 3)
+            b_y0, b_x0 = y0b, x0b
     # outline pixels within 1.5 px of the rim, and the lesion's centroid sums
-    touched, outline, n_lesion, sum_x, sum_y = outline_touching(core, rim, d_b, np.float32(2.0 * f))
+    touched, outline, n_lesion, sum_x, sum_y = outline_touching(core, rim, d_b, np.float32(2.0 * f),
+                                                                b_y0, b_x0)
     completeness = float(touched) / max(1, outline)
 
     # rim mask in WL pixels: interpolate the edge field so edges are sub-pixel
@@ -355,6 +376,23 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     return RimGeometry(X0 + ox, Y0 + oy, rim_full, core, target, background, core_level, thickness / r,
                        completeness, float(area), float(n_core) / (r * r), centroid,
                        bbox, contour)
+
+
+def _core_distance(core_up: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """DIST_L2 3x3 distance inside ``core_up`` (bool) on a crop holding every core pixel.
+
+    The crop is the core's box grown by 1 px (ends on the 16-column grid):
+    the pixels round the box are not core (distance 0), so every path to a
+    core pixel's nearest non-core pixel stays inside, and the values are
+    those of the transform of the whole array; outside the crop the distance
+    is 0.  Returns (x0, y0, crop); an empty crop for an empty core.
+    """
+    u8 = core_up.view(np.uint8)
+    kx, ky, kw, kh = cv2.boundingRect(u8)
+    if kw == 0:
+        return 0, 0, _NO_DIST
+    x0, y0, x1, y1 = _aligned_crop(kx, ky, kw, kh, core_up.shape, 1)
+    return x0, y0, cv2.distanceTransform(u8[y0:y1, x0:x1], cv2.DIST_L2, 3)
 
 
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
