@@ -610,7 +610,8 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
             continue
         keep = np.zeros(nd, bool)
         keep[ids] = True
-        sel = keep[dlab]
+        # (usually one dark region is kept: a comparison, not a gather)
+        sel = dlab == ids[0] if ids.size == 1 else keep[dlab]
         # close small gaps inside the core (noise, specks of scattered light)
         # and fill its holes, on the kept region's box grown by 2 pixels:
         # beyond 1 pixel the closing is empty anyway, and the empty ring
@@ -640,7 +641,11 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # gallbladder it reaches into, is not this rim)
         bx = _box(core, comp)
         d_core = cv2.distanceTransform((~core[bx]).astype(np.uint8), cv2.DIST_L2, 3)
-        cb = boundary(core) & ~(cv2.dilate(blk.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        # the core's outline away from tools, on the core's box grown by 1
+        # (its outline and the 3 x 3 neighbourhoods it reads lie inside)
+        bc = _box(core, margin=1)
+        cb = np.zeros(core.shape, bool)
+        cb[bc] = boundary(core[bc]) & ~(cv2.dilate(blk[bc].view(np.uint8), _K3) > 0)
         near = np.zeros(comp.shape, bool)
         near[bx] = comp[bx] & (d_core <= max_width_px)
         # between the dark core and the fluorescent rim lies a blurred
