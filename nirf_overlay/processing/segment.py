@@ -706,25 +706,31 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
     # round a large part of the circle) grown by half the rim width; from the
     # rim itself when the core shows too little outline
     # (both are tried: a core mostly behind the tool shows too little outline,
-    # a short thick arc gives a poor circle of its own)
-    circles = []
-    for c in cands:
-        x0, y0, x1, y1 = c.roi
-        # (on the core's box grown by 1: the same boundary, the same points
-        # in the same order; likewise the rim's points from its box)
-        by, bx = _box(c.core, margin=1)
-        cb = boundary(c.core[by, bx]) & ~near_block[y0 + by.start:y0 + by.stop, x0 + bx.start:x0 + bx.stop]
-        ys, xs = _nonzero(cb)
-        circ = _circle_fit(ys + (y0 + by.start), xs + (x0 + bx.start)) if ys.size >= 12 else None
-        mine = []
-        if circ is not None:
-            mine.append((circ[0], circ[1], circ[2] + 0.5 * c.width_px))
-        by, bx = _box(c.rim)
-        ys, xs = _nonzero(c.rim[by, bx])
-        circ = _circle_fit(ys + (y0 + by.start), xs + (x0 + bx.start))
-        if circ is not None:
-            mine.append(circ)
-        circles.append(mine)
+    # a short thick arc gives a poor circle of its own).  Fitted only once a
+    # piece touching the tool is found (most frames with a tool have none).
+    circles = None
+
+    def rim_circles():
+        out = []
+        for c in cands:
+            x0, y0, x1, y1 = c.roi
+            # (on the core's box grown by 1: the same boundary, the same points
+            # in the same order; likewise the rim's points from its box)
+            by, bx = _box(c.core, margin=1)
+            cb = boundary(c.core[by, bx]) & ~near_block[y0 + by.start:y0 + by.stop, x0 + bx.start:x0 + bx.stop]
+            ys, xs = _nonzero(cb)
+            circ = _circle_fit(ys + (y0 + by.start), xs + (x0 + bx.start)) if ys.size >= 12 else None
+            mine = []
+            if circ is not None:
+                mine.append((circ[0], circ[1], circ[2] + 0.5 * c.width_px))
+            by, bx = _box(c.rim)
+            ys, xs = _nonzero(c.rim[by, bx])
+            circ = _circle_fit(ys + (y0 + by.start), xs + (x0 + bx.start))
+            if circ is not None:
+                mine.append(circ)
+            out.append(mine)
+        return out
+
     extra: list[Candidate] = []
     for i in range(1, stats.shape[0]):
         if i in used:
@@ -735,6 +741,8 @@ def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nd
         comp = labels[y:y + bh, x:x + bw] == i
         if not (comp & near_block[y:y + bh, x:x + bw]).any():
             continue
+        if circles is None:
+            circles = rim_circles()
         ys, xs = _nonzero(comp)
         ys, xs = ys + y, xs + x
         for c, mine in zip(cands, circles):
