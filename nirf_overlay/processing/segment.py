@@ -54,11 +54,6 @@ def global_background(nir_small: np.ndarray, usable: np.ndarray) -> float:
     nir_small : (h, w) float32 normalised NIR on the analysis grid
     usable : (h, w) bool, pixels that may be liver (valid, not instrument)
     """
-    if nir_small.dtype == np.float32 and usable.dtype == np.bool_:
-        # the subsample and its median in one numba pass (no index temporaries)
-        med, n_usable = _strided_median(nir_small, usable)
-        if n_usable >= 16:
-            return float(med)
     sub = nir_small[::2, ::2][usable[::2, ::2]]
     if sub.size < 16:
         sub = nir_small[usable] if usable.any() else nir_small.ravel()
@@ -66,35 +61,6 @@ def global_background(nir_small: np.ndarray, usable: np.ndarray) -> float:
     if sub.size == 0:
         return 0.0
     return float(np.median(sub))
-
-
-@numba.njit(cache=True, nogil=True)
-def _strided_median(img, usable):
-    """``np.median`` of the positive values of ``img[::2, ::2][usable[::2, ::2]]``.
-
-    Returns (median or 0.0 when none is positive, number of usable samples).
-    numpy's median of a float32 array is the middle element, or the two
-    middle ones added and halved in float32; so is this.
-    """
-    h, w = img.shape
-    vals = np.empty(((h + 1) // 2) * ((w + 1) // 2), np.float32)
-    n_usable = 0
-    n = 0
-    for y in range(0, h, 2):
-        for x in range(0, w, 2):
-            if usable[y, x]:
-                n_usable += 1
-                v = img[y, x]
-                if v > 0:
-                    vals[n] = v
-                    n += 1
-    if n == 0:
-        return np.float32(0.0), n_usable
-    k = n // 2
-    part = np.partition(vals[:n], k)
-    if n % 2:
-        return part[k], n_usable
-    return (part[:k].max() + part[k]) / np.float32(2.0), n_usable
 
 
 def background_map(nir_small: np.ndarray, usable: np.ndarray, *, tile_px: int = 24,
