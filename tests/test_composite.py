@@ -167,3 +167,44 @@ def test_ring_buffers_are_reused_in_turn():
     b = c.render(wl, nir, lo=0, hi=1000, settings=Settings())
     c3 = c.render(wl, nir, lo=0, hi=1000, settings=Settings())
     assert a is not b and c3 is a
+
+
+@pytest.mark.parametrize("mode", ["overlay", "intensity", "nir"])
+def test_pixel_pass_matches_the_blend_formula(mode):
+    """The packed fixed-point table gives exactly ``(wl (256 - a) + lut a + 128) >> 8``,
+    saturated pixels their colour, at a width that is not a whole number of blocks."""
+    rng = np.random.default_rng(3)
+    h, w = 23, 77
+    wl = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    nir = (rng.random((h, w), dtype=np.float32) * 1400 - 100).astype(np.float32)
+    nir[:, 40:] = 50.0  # a transparent run
+    sat = (rng.random((h, w)) > 0.9).astype(np.uint8)
+    s = Settings()
+    s.set("display.mode", mode)
+    s.set("display.alpha", 1.0)  # a = 256 at the top of the ramp
+    lo, hi = 10.0, 1200.0
+    c = Compositor(ring=1)
+    out = c.render(wl, nir, lo=lo, hi=hi, threshold=200.0, settings=s, saturated=sat)
+    n = c._lut.shape[0]
+    scale = np.float32((n - 1) / (hi - lo))
+    i = np.minimum(np.maximum((nir - np.float32(lo)) * scale, np.float32(0)),
+                   np.float32(n - 1)).astype(np.int64)
+    lut = (c._gray_lut if mode == "nir" else c._lut)[i].astype(np.int64)
+    if mode == "overlay":
+        a = c._alut[i].astype(np.int64)[..., None]
+        ref = (wl.astype(np.int64) * (256 - a) + lut * a + 128) >> 8
+    else:
+        ref = lut
+    ref[sat != 0] = PALETTES[s.display.colormap].saturation
+    assert np.array_equal(out, ref.astype(np.uint8))
+
+
+def test_pixel_pass_refuses_short_scratch():
+    from nirf_overlay.processing.kernels import composite_pass, row_scratch_bytes
+
+    wl = np.zeros((4, 40, 3), np.uint8)
+    args = (wl, np.zeros((4, 40), np.float32), np.zeros((4, 40), np.uint8), np.float32(0),
+            np.float32(1), np.zeros(1025, np.uint64), 5, True, True)
+    with pytest.raises(ValueError, match="row_scratch_bytes"):
+        composite_pass(*args, np.zeros((2, 40), np.uint8), np.zeros_like(wl))
+    composite_pass(*args, np.zeros((2, row_scratch_bytes(40)), np.uint8), np.zeros_like(wl))

@@ -49,6 +49,14 @@ def row_scratch_bytes(width: int) -> int:
 
 
 @njit(inline="always", nogil=True)
+def _check_scratch(rowbuf, W):
+    """Refuse a scratch array the row code would overrun (it is not bounds-checked)."""
+    wp = (W + _BLOCK - 1) // _BLOCK * _BLOCK
+    if rowbuf.itemsize != 1 or rowbuf.shape[1] < 5 * wp + 8 * _BLOCK:
+        raise ValueError("display scratch rows too short: allocate them with row_scratch_bytes()")
+
+
+@njit(inline="always", nogil=True)
 def _row_scratch(buf, W):
     """``(ii, vis, vis64, eb)`` views of one thread's scratch ``buf`` (uint8,
     :func:`row_scratch_bytes` long): int32 indices, uint8 flags, the flags as
@@ -231,6 +239,10 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     first = not have_prev
     rows_per = (H + nchunks - 1) // nchunks
     k2 = k * k
+    if do_composite:
+        _check_scratch(rowbuf, W)
+        if rowbuf.shape[0] < nchunks:
+            raise ValueError("display scratch: one row per chunk needed")
     wl2 = wl.reshape(wl.shape[0], wl.shape[1] * 3)
     out2 = out.reshape(out.shape[0], out.shape[1] * 3)
     for c in prange(nchunks):
@@ -339,6 +351,7 @@ def composite_pass(wl, nir, sat, lo, idx_scale, tab, i_on, blend, show_sat, rowb
     wl2 = wl.reshape(wl.shape[0], wl.shape[1] * 3)
     out2 = out.reshape(H, W * 3)
     nchunks = rowbuf.shape[0]
+    _check_scratch(rowbuf, W)
     rows_per = (H + nchunks - 1) // nchunks
     for c in prange(nchunks):
         for y in range(c * rows_per, min(H, (c + 1) * rows_per)):
