@@ -158,3 +158,52 @@ def test_core_distance_and_blocked_distance_on_crops(seed):
         bx0, by0, bx1, by1 = _aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
         d_crop = cv2.distanceTransform(1 - blocked[by0:by1, bx0:bx1], cv2.DIST_L2, 3)
         assert outline_touching(core, rim, d_crop, np.float32(2.0 * f), by0, bx0) == want
+
+
+def _ring_scene(seed, size=(360, 480)):
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = rng.uniform(150, 330), rng.uniform(120, 240)
+    r = np.hypot(xx - cx, yy - cy)
+    core, rim = rng.uniform(20, 45), rng.uniform(6, 16)
+    nir = np.full((h, w), 60.0, np.float32)
+    nir[r < core] = 20.0
+    band = (r >= core) & (r < core + rim)
+    if seed % 2:  # a partial rim
+        band &= np.arctan2(yy - cy, xx - cx) > rng.uniform(-2.5, 0.0)
+    nir[band] = rng.uniform(150, 600)
+    nir = cv2.GaussianBlur(nir, (0, 0), rng.uniform(1.0, 3.0))
+    nir += rng.normal(0, 2.0, nir.shape).astype(np.float32)
+    wl = np.zeros((h, w, 3), np.uint8)
+    wl[:] = (45, 55, 130)
+    if seed % 3 == 0:  # an instrument across the lesion
+        x0 = int(cx + rng.uniform(-20, 20))
+        wl[:, x0:x0 + 40] = (150, 150, 150)
+        nir[:, x0:x0 + 40] = 8.0
+    return np.maximum(nir, 0).astype(np.float32), wl
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_peak_fill_skipped_only_where_it_changes_nothing(seed, monkeypatch):
+    # refine_rim skips the max-fill of unsupported peak pixels when no pixel
+    # it reads is unsupported: forcing the fill must give the same analysis
+    from nirf_overlay.processing import measure
+    from nirf_overlay.processing.analysis import RimAnalyzer
+    from nirf_overlay.settings import Settings
+
+    nir, wl = _ring_scene(seed)
+    a = RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
+    a = (a.rim_mask.copy(), a.fluorescence_mask.copy(), [vars(m) for m in a.rims])
+    real = measure.peak_seed
+    monkeypatch.setattr(measure, "peak_seed", lambda *args: real(*args) + 1)
+    b = RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
+    assert np.array_equal(a[0], b.rim_mask) and np.array_equal(a[1], b.fluorescence_mask)
+    assert len(a[2]) == len(b.rims)
+    for ma, mb in zip(a[2], b.rims):
+        mb = vars(mb)
+        for k in ma:
+            if isinstance(ma[k], np.ndarray):
+                assert np.array_equal(ma[k], mb[k])
+            else:
+                assert ma[k] == mb[k] or (ma[k] != ma[k] and mb[k] != mb[k]), k

@@ -599,7 +599,7 @@ def masked_median_or_max(a, m1, m2, vals):
     """Median of ``a`` (float32) over ``m1 & m2`` (bool), or ``a.max()`` when empty.
 
     Same value as ``np.median(a[m1 & m2])`` / ``a.max()``; ``vals`` is
-    (h * w,) float32 scratch.
+    (h * w,) float32 scratch.  Returns (value, pixels in ``m1 & m2``).
     """
     h, w = a.shape
     n = 0
@@ -613,17 +613,35 @@ def masked_median_or_max(a, m1, m2, vals):
                 vals[n] = v
                 n += 1
     if n > 0:
-        return np.float64(_median_f32(vals, n))
-    return np.float64(mx)
+        return np.float64(_median_f32(vals, n)), n
+    return np.float64(mx), 0
 
 
 @numba.njit(nogil=True, cache=True)
-def peak_seed(zone, smooth, out):
-    """``out = where(zone, smooth, 0)`` (float32): rim-zone values for the max filter."""
+def peak_seed(zone, smooth, rim_up, out):
+    """``out = where(zone, smooth, 0)`` (float32): rim-zone values for the max filter.
+
+    Returns how many pixels might be left without support by the max
+    filter: zone pixels whose value is not > 0 (a positive zone pixel
+    supports its whole window, its 3 x 3 neighbourhood included) plus
+    ``rim_up`` (bool) pixels outside the zone.  0 means every pixel that
+    refine_rim reads the peak at (the zone, 1 px round it, the coarse rim)
+    is supported.
+    """
     h, w = smooth.shape
+    n_bad = 0
     for y in range(h):
         for x in range(w):
-            out[y, x] = smooth[y, x] if zone[y, x] else np.float32(0.0)
+            if zone[y, x]:
+                v = smooth[y, x]
+                out[y, x] = v
+                if not v > 0:
+                    n_bad += 1
+            else:
+                out[y, x] = np.float32(0.0)
+                if rim_up[y, x]:
+                    n_bad += 1
+    return n_bad
 
 
 @numba.njit(nogil=True, cache=True)

@@ -254,14 +254,24 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     k = int(np.ceil(width + f))
     smooth = cv2.GaussianBlur(img, (0, 0), max(1.0, 0.2 * width))
     seed = np.empty(img.shape, np.float32)
-    peak_seed(zone, smooth, seed)
+    n_unsure = peak_seed(zone, smooth, rim_up, seed)
     se = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
     peak = cv2.dilate(seed, se)
     support = np.empty(img.shape, np.float32)
     positive_f32(peak, support)
     # smooth the blocky max map (normalised, so its border is not pulled to 0)
     normalised_ratio(cv2.blur(peak, (k | 1, k | 1)), cv2.blur(support, (k | 1, k | 1)), peak)
-    fill_unsupported(support, peak, cv2.dilate(peak, se))
+
+    def fill():
+        # pixels without support take the max of the map round them
+        fill_unsupported(support, peak, cv2.dilate(peak, se))
+
+    # The peak is read only in the zone, 1 px round it and on the coarse rim
+    # (and everywhere for the max when no coarse-rim pixel has a usable
+    # span, below); when all of these are supported (n_unsure == 0) the
+    # fill changes nothing that is read and is skipped
+    if n_unsure:
+        fill()
 
     # base level per pixel: the core's level on the core side, background outside
     d_core = cv2.distanceTransform((~core_up).view(np.uint8), cv2.DIST_L2, 5)
@@ -279,12 +289,17 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     q = np.empty(img.shape, np.float32)
     ok = np.empty(img.shape, bool)
     img_nan = np.empty(img.shape, np.float32)  # img without the blocked / invalid pixels
-    edge_ratio(img, peak, background, np.float32(0.15 * background),
-               bq if bq is not None else _NO_BLOCK, valid_q if valid_q is not None else _NO_VALID,
-               q, ok, img_nan)
+    edge_args = (background, np.float32(0.15 * background), bq if bq is not None else _NO_BLOCK,
+                 valid_q if valid_q is not None else _NO_VALID, q, ok, img_nan)
+    edge_ratio(img, peak, *edge_args)
     # half maximum on each side: between liver and peak outside, between
     # core level and peak inside
-    p_med = masked_median_or_max(peak, rim_up, ok, vals)
+    p_med, n_med = masked_median_or_max(peak, rim_up, ok, vals)
+    if n_med == 0 and not n_unsure:
+        # the max over the whole map is taken: it needs the filled map
+        fill()
+        edge_ratio(img, peak, *edge_args)
+        p_med, n_med = masked_median_or_max(peak, rim_up, ok, vals)
     lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
     lev_out = 0.5
     # (specks in the zone do not matter for the width: it is a median over
