@@ -195,7 +195,8 @@ class Pipeline:
         else:
             composite = self.compositor.render(
                 wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
-                saturated=norm.saturated, valid=norm.valid, contours=contours,
+                saturated=norm.saturated if norm.saturated_fraction > 0 else None,
+                valid=norm.valid, contours=contours,
                 plane=analysis.plane)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - t0) * 1e3, levels=(t2 - t1) * 1e3,
