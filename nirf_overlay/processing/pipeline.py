@@ -198,6 +198,10 @@ class Pipeline:
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
                 valid=norm.valid, contours=contours,
                 plane=analysis.plane)
+        if self._async is not None:
+            # only now: the analysis thread then works while this thread waits
+            # for the next frame, instead of competing with the composite
+            self._async.submit(pair.index, norm.nir, wl, norm.valid)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - t0) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
@@ -213,10 +217,13 @@ class Pipeline:
         )
 
     def _analyse(self, index: int, norm, wl):
-        """This frame's analysis, or (async) the newest finished one and its frame."""
+        """This frame's analysis, or (async) the newest finished one and its frame.
+
+        An async pipeline hands the frame to the analysis thread at the end of
+        :meth:`process`, once its composite is drawn.
+        """
         if self._async is None:
             return self.analyzer.analyze(norm.nir, wl, norm.valid), index
-        self._async.submit(index, norm.nir, wl, norm.valid)
         latest = self._async.latest()
         if latest is None:  # nothing finished yet: overlay only, no rims
             return _NO_ANALYSIS, None
