@@ -128,25 +128,20 @@ def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
-def _rim_model_sse(prof, dx, half_n, w, s):
-    """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` for given w, s.
+def _rim_model_lstsq(prof, pins):
+    """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` to ``prof``.
 
-    The 3 x 3 normal equations are accumulated in scalars and solved by
-    Cramer's rule: no allocation in the fit's inner loop.
-    Returns (sse, c0, c1, c2).
+    ``pins[k]`` is the blurred inner step at sample k; the samples are
+    symmetric (t_k = -t_{m-1-k}), so the outer edge's step is the mirrored
+    inner one, Phi((t - w/2)/s) = 1 - Phi((-t + w/2)/s), and the box is
+    their difference.  The 3 x 3 normal equations are accumulated in scalars
+    and solved by Cramer's rule: no allocation in the fit's inner loop.
+    Returns (sse, c0, c1, c2); sse is 1e300 for a singular system.
     """
     m = prof.shape[0]
-    inv = 1.0 / (math.sqrt(2.0) * s)
     s11 = s12 = s13 = s22 = s23 = s33 = 0.0
     b1 = b2 = b3 = 0.0
     yy = 0.0
-    # the samples are symmetric (t_k = -t_{m-1-k}), so the outer edge's step
-    # is the mirrored inner one: Phi((t - w/2)/s) = 1 - Phi((-t + w/2)/s);
-    # one erf per sample instead of two (the fit's cost is erf)
-    pins = np.empty(m)
-    for k in range(m):
-        t = (k - half_n) * dx
-        pins[k] = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
     for k in range(m):
         pin = pins[k]
         pout = 1.0 - pins[m - 1 - k]
@@ -177,6 +172,21 @@ def _rim_model_sse(prof, dx, half_n, w, s):
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
+def _rim_model_sse(prof, dx, half_n, w, s):
+    """The rim model's fit for given w, s with libm's erf (one per sample).
+
+    Returns (sse, c0, c1, c2).
+    """
+    m = prof.shape[0]
+    inv = 1.0 / (math.sqrt(2.0) * s)
+    pins = np.empty(m)
+    for k in range(m):
+        t = (k - half_n) * dx
+        pins[k] = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
+    return _rim_model_lstsq(prof, pins)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _erf_approx(x):
     """erf(x) within 3e-7 (Abramowitz & Stegun 7.1.28): no exp, ~4x cheaper than libm's."""
     a = abs(x)
@@ -197,33 +207,7 @@ def _rim_model_sse_approx(prof, dx, half_n, w, s, pins):
     for k in range(m):
         t = (k - half_n) * dx
         pins[k] = 0.5 * (1.0 + _erf_approx((t + 0.5 * w) * inv))
-    s11 = s12 = s13 = s22 = s23 = s33 = 0.0
-    b1 = b2 = b3 = 0.0
-    yy = 0.0
-    for k in range(m):
-        pin = pins[k]
-        box = pin - (1.0 - pins[m - 1 - k])
-        y = prof[k]
-        s11 += 1.0
-        s12 += pin
-        s13 += box
-        s22 += pin * pin
-        s23 += pin * box
-        s33 += box * box
-        b1 += y
-        b2 += pin * y
-        b3 += box * y
-        yy += y * y
-    s22 += 1e-9
-    s33 += 1e-9
-    det = (s11 * (s22 * s33 - s23 * s23) - s12 * (s12 * s33 - s23 * s13)
-           + s13 * (s12 * s23 - s22 * s13))
-    if abs(det) < 1e-18:
-        return 1e300
-    c0 = (b1 * (s22 * s33 - s23 * s23) - s12 * (b2 * s33 - s23 * b3) + s13 * (b2 * s23 - s22 * b3)) / det
-    c1 = (s11 * (b2 * s33 - s23 * b3) - b1 * (s12 * s33 - s23 * s13) + s13 * (s12 * b3 - b2 * s13)) / det
-    c2 = (s11 * (s22 * b3 - b2 * s23) - s12 * (s12 * b3 - b2 * s13) + b1 * (s12 * s23 - s22 * s13)) / det
-    return yy - (c0 * b1 + c1 * b2 + c2 * b3)
+    return _rim_model_lstsq(prof, pins)[0]
 
 
 # Grid points whose screened residual is within this fraction of the best one
