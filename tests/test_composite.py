@@ -208,3 +208,25 @@ def test_pixel_pass_refuses_short_scratch():
     with pytest.raises(ValueError, match="row_scratch_bytes"):
         composite_pass(*args, np.zeros((2, 40), np.uint8), np.zeros_like(wl))
     composite_pass(*args, np.zeros((2, row_scratch_bytes(40)), np.uint8), np.zeros_like(wl))
+
+
+@pytest.mark.parametrize("mode", ["overlay", "nir", "intensity", "side-by-side", "pip"])
+def test_nan_and_inf_in_nir_are_drawn_not_crashed_on(mode):
+    """A NaN (e.g. from a broken calibration frame) must not index outside the
+    colour table: the kernels run without bounds checks."""
+    H, W = 40, 70
+    wl = np.full((H, W, 3), 90, np.uint8)
+    nir = np.linspace(0.0, 400.0, H * W, dtype=np.float32).reshape(H, W)
+    nir[3, 5] = np.nan
+    nir[10, :] = np.nan
+    nir[20, 3], nir[21, 4] = np.inf, -np.inf
+    s = Settings()
+    s.set("display.mode", mode)
+    out = Compositor().render(wl, nir, lo=0.0, hi=400.0, threshold=80.0, settings=s)
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    clean = nir.copy()
+    clean[~np.isfinite(clean)] = 0.0
+    ref = Compositor().render(wl, clean, lo=0.0, hi=400.0, threshold=80.0, settings=s)
+    finite_rows = np.isfinite(nir).all(axis=1)
+    if mode == "overlay":  # pixel for pixel: every finite pixel as without the bad ones
+        assert np.array_equal(out[finite_rows], ref[finite_rows])

@@ -144,9 +144,13 @@ def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, 
     """
     ii, vis, vis64, eb = _row_scratch(scratch, W)
     N1 = np.float32(tab.shape[0] - 2)
+    n1 = np.int32(tab.shape[0] - 2)
     isat = np.int32(tab.shape[0] - 1)
     for x in range(W):
-        ii[x] = np.int32(min(max((nir[y, x] - lo) * idx_scale, np.float32(0.0)), N1))
+        i = np.int32(min(max((nir[y, x] - lo) * idx_scale, np.float32(0.0)), N1))
+        # again in integers: under fastmath a NaN passes the float clamp and
+        # converts to INT_MIN, an index far outside the table (no bounds check)
+        ii[x] = min(max(i, np.int32(0)), n1)
     if not blend:
         if show_sat:
             for x in range(W):
