@@ -21,12 +21,12 @@ from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, 
                                peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
                                core_candidates, outline_touching, ridge_sections, select_touching,
                                width_median, ring_median, outline_near_blocked, scale_contour)
-from .segment import Candidate
+from .segment import DT_COLUMN_BLOCK, Candidate
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
 _NO_VALID = np.zeros((0, 0), bool)  # ... and 'all valid'
 _NO_DIST = np.zeros((0, 0), np.float32)  # outline_touching's 'nothing blocked'
-_DT_BLOCK = 16  # column block of cv2.distanceTransform's sums (see ring_background)
+_DT_BLOCK = DT_COLUMN_BLOCK  # (see ring_background)
 
 
 @dataclass

@@ -21,6 +21,11 @@ import numpy as np
 
 from .analysis_kernels import circle_fit_sums, ridge_median
 
+#: column block of cv2.distanceTransform's float sums: a transform on a crop
+#: equals the transform on the whole array to the bit only when both ends of
+#: the crop's rows lie on this grid (counted from each end; measured)
+DT_COLUMN_BLOCK = 16
+
 # Band (x local background) of pixels trusted as liver parenchyma when the
 # background map is built: excludes fluorescence (rims, ducts, bile), dark
 # tumour cores and instruments without having to know where they are.
@@ -381,8 +386,8 @@ def _box(*masks: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
     3 x 3 chamfer distance is the cheapest 8-connected path, and the
     cheapest path between two pixels stays in their bounding box.  So with
     every source and every pixel that is read inside the box, the values are
-    the same as on the ROI up to float rounding along equal-length paths (a
-    few ulp; a path leaving the box is longer by at least 2 x 0.41 px).
+    the same as on the ROI (a path leaving the box is longer by at least
+    2 x 0.41 px), and with the columns aligned below, to the bit.
     For a transform *of* a mask (sources = outside it), a margin of 1 puts
     a ring of sources round it, nearer than any source beyond.
     """
@@ -394,8 +399,12 @@ def _box(*masks: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
             X0, Y0, X1, Y1 = min(X0, x), min(Y0, y), max(X1, x + bw), max(Y1, y + bh)
     if X1 <= X0:
         return slice(0, h), slice(0, w)
-    return (slice(max(0, Y0 - margin), min(h, Y1 + margin)),
-            slice(max(0, X0 - margin), min(w, X1 + margin)))
+    # both ends of the rows on the ROI's 16-column grid, counted from its own
+    # end: OpenCV's float sums depend on a pixel's column in that grid, and
+    # aligned the crop's values are the ROI's to the bit (see measure._aligned_crop)
+    x0 = (max(0, X0 - margin) // DT_COLUMN_BLOCK) * DT_COLUMN_BLOCK
+    x1 = w - ((w - min(w, X1 + margin)) // DT_COLUMN_BLOCK) * DT_COLUMN_BLOCK
+    return slice(max(0, Y0 - margin), min(h, Y1 + margin)), slice(x0, x1)
 
 
 def _covered(cb: np.ndarray, near: np.ndarray, gap_px: float) -> int:
