@@ -84,6 +84,8 @@ def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False
     dict of accuracy figures (see the module docstring) plus ``per_lesion``
     (lesion id -> dict of truth and median measured values) and ``frames``.
     """
+    if lag < 0:
+        raise ValueError(f"lag must be 0 or more, got {lag}")
     dices, dice_gain = [], {}
     duct_hit = duct_all = dis_hit = dis_all = 0
     per_lesion: dict = {}
@@ -273,6 +275,8 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--analysis-only", action="store_true",
                     help="plain normalisation + RimAnalyzer instead of the full Pipeline")
     args = ap.parse_args(argv)
+    if args.lag < 0:
+        ap.error(f"--lag {args.lag}: must be 0 or more")
     w, h = (int(v) for v in args.size.lower().split("x"))
     settings = Settings.load(args.settings) if args.settings else Settings()
     rows = []
@@ -290,8 +294,10 @@ def main(argv: Optional[list] = None) -> int:
         # consecutive frames (the pipeline's temporal state sees real motion)
         # straddling the auto-gain step
         step = int(round((params.gain_step_s or 0.0) * params.fps))
-        start = max(0, step - args.frames // 2)
-        r = evaluate((ph.frame(i) for i in range(start, start + args.frames + args.lag)), pipe,
+        start = max(args.lag, step - args.frames // 2)
+        # with a lag, run from that many frames earlier: the same truth frames
+        # are scored at every lag, only the results they are scored against change
+        r = evaluate((ph.frame(i) for i in range(start - args.lag, start + args.frames)), pipe,
                      lag=args.lag)
         rows.append((f"seed {seed}", r))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
