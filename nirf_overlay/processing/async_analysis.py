@@ -45,6 +45,7 @@ class AsyncAnalysis:
         self._returned = threading.Event()  # set while no caller's NIR is lent out
         self._returned.set()
         self.error: Optional[str] = None
+        self._warned_stall = False
         self._durations: deque = deque(maxlen=10_000)  # ms per finished analysis
         self._thread = threading.Thread(target=self._run, name="nirf-analysis", daemon=True)
         self._thread.start()
@@ -74,10 +75,19 @@ class AsyncAnalysis:
 
         The thread takes a job as soon as it is submitted (it is idle then),
         so at video rate this never waits.  Returns False if the NIR is still
-        out after ``timeout`` s (a stalled thread): the caller goes on, and that
-        one analysis may see part of the next frame.
+        out after ``timeout`` s (a stalled thread): the caller goes on, and the
+        result of that analysis, which may see part of the next frame, is
+        dropped.
         """
-        return self._returned.wait(timeout)
+        if self._returned.wait(timeout):
+            return True
+        with self._cond:  # that analysis may mix two frames: never show it
+            self._generation += 1
+        if not self._warned_stall:
+            self._warned_stall = True
+            log.warning("rim analysis thread stalled for %.1f s taking a frame; "
+                        "its result will be dropped", timeout)
+        return False
 
     def latest(self):
         """``(index, Analysis)`` of the newest finished analysis, or None."""
@@ -122,12 +132,13 @@ class AsyncAnalysis:
                 self._busy = True
             t0 = time.perf_counter()
             try:
-                if self._nir is None or self._nir.shape != lent.shape or self._nir.dtype != lent.dtype:
-                    self._nir = np.empty_like(lent)
-                np.copyto(self._nir, lent)
-            finally:
-                self._returned.set()
-            try:
+                try:
+                    if (self._nir is None or self._nir.shape != lent.shape
+                            or self._nir.dtype != lent.dtype):
+                        self._nir = np.empty_like(lent)
+                    np.copyto(self._nir, lent)
+                finally:
+                    self._returned.set()
                 result = self.analyzer.analyze(self._nir, wl, valid)
             except Exception as e:  # reported in the HUD by the engine, never fatal
                 log.exception("rim analysis failed")
