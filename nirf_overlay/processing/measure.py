@@ -230,7 +230,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # zone that may hold this rim: its coarse footprint grown by half a width
     # plus the analysis grid's quantisation
     d_rim_up = cv2.distanceTransform((~rim_up).view(np.uint8), cv2.DIST_L2, 3)
-    # one distance map for both erosions of the core (what _erode computes),
+    # one distance map for both erosions of the core (pixels farther than r inside),
     # on the core's box grown by 1 px: a ring of non-core pixels (distance 0)
     # all round, so every core pixel's nearest one is inside and its value
     # the same as on the whole ROI (~1/8 of the pixels)
@@ -408,13 +408,6 @@ def _core_distance(core_up: np.ndarray) -> tuple[int, int, np.ndarray]:
         return 0, 0, _NO_DIST
     x0, y0, x1, y1 = _aligned_crop(kx, ky, kw, kh, core_up.shape, 1)
     return x0, y0, cv2.distanceTransform(u8[y0:y1, x0:x1], cv2.DIST_L2, 3)
-
-
-def _erode(mask: np.ndarray, r: int) -> np.ndarray:
-    if r <= 0:
-        return mask
-    d = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-    return d > r
 
 
 def _keep_touching(mask: np.ndarray, ref: np.ndarray, out: np.ndarray) -> int:
