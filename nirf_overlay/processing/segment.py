@@ -625,11 +625,11 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         near[bx] = comp[bx] & (d_core <= max_width_px)
         # between the dark core and the fluorescent rim lies a blurred
         # transition that is neither: allow a gap of gap_px.  Usually the
-        # band touches the outline (an 8-neighbour is at most 1.37 < 1.5 <=
-        # gap_px away), which a 3 x 3 dilation shows at a fraction of the
+        # band touches the outline (an 8-neighbour is at most 1.37 away, within
+        # any gap_px >= 1.5), which a 3 x 3 dilation shows at a fraction of the
         # distance transform's cost; cov_px is only counted when it is needed.
         cov_px = None
-        if not (cb & (cv2.dilate(near.view(np.uint8), _K3) > 0)).any():
+        if gap_px < 1.5 or not (cb & (cv2.dilate(near.view(np.uint8), _K3) > 0)).any():
             cov_px = _covered(cb, near, gap_px)
             if cov_px == 0:
                 continue
