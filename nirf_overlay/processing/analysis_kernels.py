@@ -241,6 +241,19 @@ def fit_rim_profile(prof, dx, half_n, fwhm):
     -------
     (w, s, c0, c1, c2) in pixels / profile units.
     """
+    return _fit_rim_grid(prof, dx, half_n, fwhm, True)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def fit_rim_profile_exact(prof, dx, half_n, fwhm):
+    """:func:`fit_rim_profile` without the screen (every grid point with libm's erf); for tests."""
+    return _fit_rim_grid(prof, dx, half_n, fwhm, False)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _fit_rim_grid(prof, dx, half_n, fwhm, screened):
+    """The coarse-to-fine grid search of :func:`fit_rim_profile`; ``screened``
+    evaluates exactly only the points the cheap residual puts near the best."""
     m = prof.shape[0]
     pins = np.empty(m)
     screen = np.empty(64)
@@ -253,49 +266,24 @@ def fit_rim_profile(prof, dx, half_n, fwhm):
     bls = ls0
     b0 = b1 = b2 = 0.0
     for it in range(4):
-        lowest = 1e300
-        for iw in range(8):
-            fw = lw0 + (lw1 - lw0) * iw / 7.0
-            for js in range(8):
-                ls = ls0 + (ls1 - ls0) * js / 7.0
-                v = _rim_model_sse_approx(prof, dx, half_n, fw * fwhm, math.exp(ls) * fwhm, pins)
-                screen[iw * 8 + js] = v
-                if v < lowest:
-                    lowest = v
-        cut = lowest + _SCREEN_RTOL * (abs(lowest) + 1e-6 * energy + 1e-12)
+        cut = 0.0
+        if screened:
+            lowest = 1e300
+            for iw in range(8):
+                fw = lw0 + (lw1 - lw0) * iw / 7.0
+                for js in range(8):
+                    ls = ls0 + (ls1 - ls0) * js / 7.0
+                    v = _rim_model_sse_approx(prof, dx, half_n, fw * fwhm, math.exp(ls) * fwhm, pins)
+                    screen[iw * 8 + js] = v
+                    if v < lowest:
+                        lowest = v
+            cut = lowest + _SCREEN_RTOL * (abs(lowest) + 1e-6 * energy + 1e-12)
         best = 1e300
         for iw in range(8):
             fw = lw0 + (lw1 - lw0) * iw / 7.0
             for js in range(8):
-                if screen[iw * 8 + js] > cut:
+                if screened and screen[iw * 8 + js] > cut:
                     continue
-                ls = ls0 + (ls1 - ls0) * js / 7.0
-                sse, c0, c1, c2 = _rim_model_sse(prof, dx, half_n, fw * fwhm, math.exp(ls) * fwhm)
-                if sse < best:
-                    best = sse
-                    bw = fw
-                    bls = ls
-                    b0, b1, b2 = c0, c1, c2
-        dw = (lw1 - lw0) / 7.0
-        dls = (ls1 - ls0) / 7.0
-        lw0, lw1 = max(0.05, bw - 1.2 * dw), bw + 1.2 * dw
-        ls0, ls1 = bls - 1.2 * dls, bls + 1.2 * dls
-    return bw * fwhm, math.exp(bls) * fwhm, b0, b1, b2
-
-
-@numba.njit(nogil=True, cache=True, fastmath=True)
-def fit_rim_profile_exact(prof, dx, half_n, fwhm):
-    """:func:`fit_rim_profile` without the screen (every grid point with libm's erf); for tests."""
-    lw0, lw1 = 0.2, 1.6
-    ls0, ls1 = math.log(0.03), math.log(1.5)
-    bw = 1.0
-    bls = ls0
-    b0 = b1 = b2 = 0.0
-    for it in range(4):
-        best = 1e300
-        for iw in range(8):
-            fw = lw0 + (lw1 - lw0) * iw / 7.0
-            for js in range(8):
                 ls = ls0 + (ls1 - ls0) * js / 7.0
                 sse, c0, c1, c2 = _rim_model_sse(prof, dx, half_n, fw * fwhm, math.exp(ls) * fwhm)
                 if sse < best:
