@@ -198,6 +198,7 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     if headline not in MODES:
         raise ValueError(f"headline must be one of {MODES}, got {headline!r}")
     timed = pairs[warmup:] if len(pairs) > warmup else pairs
+    threads = numba.get_num_threads()  # a live pipeline sets its own per frame
 
     t = time.perf_counter()
     pipe = Pipeline(settings, calibration)
@@ -216,8 +217,10 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
             # warm-up paced too, so the analysis thread is in its stride
             _time_frames(pipe, pairs[:warmup], rate=rate)
             live = _time_frames(pipe, timed, rate=rate, progress=progress)
+            live["threads"] = pipe.display_threads
         finally:
             pipe.close()
+            numba.set_num_threads(threads)
 
     plain = PlainPipeline(settings.copy(), calibration)
     sub = timed if plain_frames is None else timed[:max(1, plain_frames)]
@@ -249,6 +252,7 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         res.update({
             "live_rate_fps": float(rate), "live_ms_median": live["median"], "live_ms_p99": live["p99"],
             "live_stages": live["stages"], "live_cpu_ms_per_frame": live["cpu"],
+            "live_display_threads": live["threads"],
             "live_late_fraction": live["late_fraction"],
             "live_analysed_fraction": live["analysed_fraction"],
             "live_analysis_ms_median": live["analysis_ms_median"],
@@ -262,7 +266,7 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         "plain_ms_per_frame_median": round(pmed, 3), "plain_ms_per_frame_p99": round(pp99, 3),
         "plain_frames": len(sub), "plain_cpu_ms_per_frame": round(plain_cpu_ms, 3),
         "first_frame_ms": round(first_ms, 1), "construct_ms": round(construct_ms, 1),
-        "threads": numba.get_num_threads(), "threading_layer": _threading_layer(),
+        "threads": threads, "threading_layer": _threading_layer(),
     })
     return res
 

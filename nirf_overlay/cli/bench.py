@@ -106,7 +106,8 @@ def run(args) -> int:
         f"({res['construct_ms']:.0f} ms, kernels warmed)")
     if rate:
         late = res["live_late_fraction"] * 100
-        log(f"live, as the viewer runs it (analysis on its own thread), fed at {rate:g} fps:")
+        log(f"live, as the viewer runs it (analysis on its own thread), fed at {rate:g} fps, "
+            f"per-pixel passes on {res['live_display_threads']} thread(s):")
         log(f"  median {res['live_ms_median']:.2f} ms, p99 {res['live_ms_p99']:.2f} ms per frame in "
             f"the display path ({late:.1f} % over the frame period); CPU "
             f"{res['live_cpu_ms_per_frame']:.2f} ms per frame (all threads)")
