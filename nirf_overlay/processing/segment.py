@@ -323,11 +323,12 @@ class Candidate:
     core: np.ndarray  # (rh, rw) bool
     component: np.ndarray  # (rh, rw) bool, whole fluorescent component
     width_px: float  # coarse estimate of rim width, analysis-grid pixels
-    completeness: float
+    completeness: float  # fraction of the visible core outline within gap_px of the rim
     centroid: tuple[float, float]  # (x, y) analysis grid
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (2-D bool) with every region not 4-connected to its edge filled."""
     h, w = mask.shape
     pad = np.zeros((h + 2, w + 2), np.uint8)
     pad[1:-1, 1:-1] = mask
@@ -337,6 +338,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _hull(mask: np.ndarray) -> np.ndarray:
+    """Filled convex hull of all of ``mask``'s outer contours (2-D bool in and out)."""
     cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = np.zeros(mask.shape, np.uint8)
     if cnts:
@@ -495,8 +497,11 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
     ----------
     ratio : (h, w) float32, NIR / local background on the analysis grid
     fluo : (h, w) uint8 0/1 fluorescence mask
-    labels, stats : from ``cv2.connectedComponentsWithStats(fluo)``
+    labels, stats : components of ``fluo``, from :func:`hysteresis_components`
+        or ``cv2.connectedComponentsWithStats`` (a component of area 0 is skipped)
     instr : (h, w) bool instrument mask
+    valid : optional (h, w) bool, usable pixels; the others are blocked
+        like an instrument (they may hide a core, never count as core)
     relax : optional (h, w) bool; inside it (where a rim was tracked last
         frame) the completeness criterion is relaxed, so a rim does not
         flicker in and out of the rim class.
@@ -510,26 +515,28 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
                            gap_px=gap_px, core_open_px=core_open_px, relax=relax)
     out = _attach_hidden_arcs(out, labels, stats, blocked, gap_px, min_rim_px)
     out = _merge_shared_cores(out, (h, w), blocked, gap_px)
-    keep = []
-    for c in out:
-        need = min_completeness
-        x0, y0, x1, y1 = c.roi
-        if relax is not None and relax[y0:y1, x0:x1][c.rim].any():
-            need = 0.6 * min_completeness
-        if c.completeness >= need:
-            keep.append(c)
-    return keep
+    return [c for c in out
+            if c.completeness >= _completeness_needed(relax, c.roi, c.rim, min_completeness)]
 
 
 def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_core_px, core_ratio,
                      min_completeness, max_width_px, gap_px, core_open_px, relax) -> list[Candidate]:
+    """Candidates of :func:`find_candidates`, one fluorescent component at a time.
+
+    Each component goes through the steps below, the cheap rejections
+    first (a component with nothing dark in its box or where a core would
+    start -- a duct, the gallbladder, a spill -- costs no distance
+    transform): core seed -> arc circle -> dark core -> band hugging the
+    core -> rim width -> rim and completeness.  Arguments as in
+    :func:`find_candidates`; ``fluo_b`` is the fluorescence mask as bool,
+    ``blocked`` the instrument mask or'ed with the invalid pixels.
+    """
     h, w = ratio.shape
     out: list[Candidate] = []
-    n = stats.shape[0]
-    # pixels that may be core, once for the grid (the ROIs below overlap
-    # and together cover it ~2x)
+    # pixels that may be core, made on the first component that gets that
+    # far, once for the grid (the ROIs below overlap and together cover it ~2x)
     dark_all = None
-    for i in range(1, n):
+    for i in range(1, stats.shape[0]):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
             continue
@@ -539,122 +546,48 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
         # dark there (gallbladder, duct, spill) -> not a rim, at no further cost
         if not dark_all[y:y + bh, x:x + bw].any():
             continue
-        # room for the part of a core that lies beyond a partial arc's box
-        pad = max(bw, bh) // 2 + 3
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
+        x0, y0, x1, y1 = _candidate_roi(x, y, bw, bh, w, h)
         comp = labels[y0:y1, x0:x1] == i
-        # holes and hull deficiency lie inside the component's bounding box:
-        # find them on that box (plus a 1-pixel margin, so the flood and the
-        # contour see the same surroundings as on the whole ROI), ~1/4 of the ROI
         seed, holes, cbox = _seed_in_box(comp, x - x0, y - y0, bw, bh)
         if seed is None:
             continue
+        # (views of the grid-wide masks, no copies)
         blk = blocked[y0:y1, x0:x1]
         dark = dark_all[y0:y1, x0:x1]
-        # cheap early exit for ducts, gallbladder, spills: nothing dark where a core would be
+        # nothing dark where a core would start: a duct, the gallbladder, a spill
         if not (dark & seed).any():
             continue
-        # the core must lie inside the circle the arc runs along, fitted to
-        # the part of the arc within ~3 mm of the dark seed (a gallbladder or
-        # duct merged with the rim lies further out and does not bend it)
-        # (the seed and the arc both lie in the component's box: the distance
-        # transform on that box, see _box)
-        ry, rx = cbox
-        d_seed = cv2.distanceTransform((~(dark[cbox] & seed[cbox])).astype(np.uint8), cv2.DIST_L2, 3)
-        cys, cxs = _nonzero(comp[cbox] & (d_seed <= 0.4 * max_width_px + gap_px))
-        cys, cxs = cys + ry.start, cxs + rx.start
-        circ = _circle_fit(cys, cxs)
-        inside = None
-        if circ is not None and circ[2] < 2.0 * max(bw, bh):
-            cx, cy, rad = circ
-            inside = np.zeros(comp.shape, np.uint8)
-            cv2.circle(inside, (int(round(cx)), int(round(cy))), int(round(1.15 * rad + gap_px + 1)),
-                       1, -1)
-            inside = inside.astype(bool)
-        dark_ext = dark | blk
-        if inside is not None:
-            dark_ext &= inside | holes
-        nd, dlab = cv2.connectedComponents(dark_ext.astype(np.uint8), connectivity=4)
-        overlap = np.bincount(dlab[seed & dark], minlength=nd)
-        overlap[0] = 0
-        dark_area = np.bincount(dlab[dark], minlength=nd)
-        ids = np.nonzero(overlap >= np.maximum(2, 0.05 * dark_area))[0]
 
-        if ids.size == 0:
+        inside = _arc_circle(comp, dark, seed, cbox, max(bw, bh), max_width_px, gap_px)
+        core_ext = _dark_core(comp, dark, blk, seed, holes, inside)
+        if core_ext is None:
             continue
-        keep = np.zeros(nd, bool)
-        keep[ids] = True
-        # (usually one dark region is kept: a comparison, not a gather)
-        sel = dlab == ids[0] if ids.size == 1 else keep[dlab]
-        # close small gaps inside the core (noise, specks of scattered light)
-        # and fill its holes, on the kept region's box grown by 2 pixels:
-        # beyond 1 pixel the closing is empty anyway, and the empty ring
-        # round it connects to the ROI's edge as before (see _seed_in_box)
-        bs = _box(sel, margin=2)
-        core_ext = np.zeros(comp.shape, bool)
-        core_ext[bs] = _fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,
-                                                    _K3).astype(bool)) & ~comp[bs]
         core = core_ext & ~blk
         core_area = np.count_nonzero(core)
         hidden = np.count_nonzero(core_ext & blk)
         if core_area + hidden < min_core_px or core_area < 0.25 * min_core_px:
             continue
-        # a core is a blob, not a sliver: thin dark strips (a tool's edge
-        # blended with liver on the coarse grid, a gap between two ducts)
-        # vanish when opened by a disk of ~0.6 mm
-        if core_open_px > 0:
-            bc = _box(core, margin=1)
-            dcore = cv2.distanceTransform(core[bc].view(np.uint8), cv2.DIST_L2, 3)
-            if np.count_nonzero(dcore > core_open_px) < 0.1 * min_core_px:
-                continue
+        if core_open_px > 0 and not _is_blob(core, core_open_px, min_core_px):
+            continue
         # a dark region much larger than the arc's reach is not this lesion's core
         if not holes.any() and core_area > 8 * area and core_area > 0.9 * np.count_nonzero(_hull(comp | core)):
             continue
-        # distance of every pixel to the visible core: the rim hugs the core
-        # (not to the hidden part: fluorescence next to the tool, such as a
-        # gallbladder it reaches into, is not this rim)
-        bx = _box(core, comp)
-        d_core = cv2.distanceTransform((~core[bx]).astype(np.uint8), cv2.DIST_L2, 3)
-        # the core's outline away from tools, on the core's box grown by 1
-        # (its outline and the 3 x 3 neighbourhoods it reads lie inside)
-        bc = _box(core, margin=1)
-        cb = np.zeros(core.shape, bool)
-        cb[bc] = boundary(core[bc]) & ~(cv2.dilate(blk[bc].view(np.uint8), _K3) > 0)
-        near = np.zeros(comp.shape, bool)
-        near[bx] = comp[bx] & (d_core <= max_width_px)
-        # between the dark core and the fluorescent rim lies a blurred
-        # transition that is neither: allow a gap of gap_px.  Usually the
-        # band touches the outline (an 8-neighbour is at most 1.37 away, within
-        # any gap_px >= 1.5), which a 3 x 3 dilation shows at a fraction of the
-        # distance transform's cost; cov_px is only counted when it is needed.
-        cov_px = None
-        if gap_px < 1.5 or not (cb & (cv2.dilate(near.view(np.uint8), _K3) > 0)).any():
-            cov_px = _covered(cb, near, gap_px)
-            if cov_px == 0:
-                continue
-        # rim width: twice the median distance-to-edge along the ridge of the
-        # band hugging the core (a gallbladder or duct touching the rim has a
-        # short ridge, so it barely moves the median)
-        bn = _box(near, margin=1)
-        near_b = np.ascontiguousarray(near[bn])
-        dt = cv2.distanceTransform(near_b.view(np.uint8), cv2.DIST_L2, 3)
-        # (ridge = near & (dt >= dilate3x3(dt) - 0.5) and its median in one numba pass)
-        med, n_ridge = ridge_median(near_b, dt)
-        if not n_ridge and cov_px is None:
-            cov_px = _covered(cb, near, gap_px)
-        width = 2.0 * med if n_ridge else float(np.count_nonzero(near)) / cov_px
+
+        bx, d_core, near = _band_near_core(comp, core, max_width_px)
+        cb = _visible_outline(core, blk)
+        cov_px = _gap_coverage(cb, near, gap_px)
+        if cov_px == 0:
+            continue
+        width = _rim_width(near, cb, gap_px, cov_px)
+        # the rim: the component within the rim's width (and the gap) of the
+        # core; a duct running into it is cut off there
         rim = np.zeros(comp.shape, bool)
         rim[bx] = comp[bx] & (d_core <= width + gap_px + 1.0)
-        br = _box(rim, cb)
-        d_rim = cv2.distanceTransform((~rim[br]).astype(np.uint8), cv2.DIST_L2, 3)
-        completeness = float(np.count_nonzero(cb[br] & (d_rim <= gap_px))) / max(1, np.count_nonzero(cb))
-        need = min_completeness
-        if relax is not None and relax[y0:y1, x0:x1][rim].any():
-            need = 0.6 * min_completeness
+        completeness = _completeness(rim, cb, gap_px)
         # a piece of a rim cut by a tool shares its core with the other
         # pieces: its completeness is judged after they are merged
-        if completeness < need and not hidden:
+        if (completeness < _completeness_needed(relax, (x0, y0, x1, y1), rim, min_completeness)
+                and not hidden):
             continue
         if np.count_nonzero(rim) < min_rim_px:
             continue
@@ -664,14 +597,224 @@ def _find_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_c
     return out
 
 
+def _candidate_roi(x: int, y: int, bw: int, bh: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """ROI (x0, y0, x1, y1), exclusive ends, round a component's box (x, y, bw, bh).
+
+    The box is grown by half its longer side (+3 px) on every side, clipped
+    to the (h, w) grid: room for the part of a core that lies beyond a
+    partial arc's box.
+    """
+    pad = max(bw, bh) // 2 + 3
+    return max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+
+
+def _arc_circle(comp: np.ndarray, dark: np.ndarray, seed: np.ndarray, cbox: tuple[slice, slice],
+                extent: int, max_width_px: float, gap_px: float) -> Optional[np.ndarray]:
+    """Disk the core must lie in: inside the circle the arc runs along.
+
+    The circle is fitted to the part of the arc within ``0.4 * max_width_px
+    + gap_px`` (~3 mm + the gap) of the dark seed, so a gallbladder or duct
+    merged with the rim, which lies further out, does not bend it.  The
+    seed and the arc both lie in the component's box ``cbox``, so the
+    distance transform runs on that box only (exact, see :func:`_box`).
+
+    Parameters
+    ----------
+    comp, dark, seed : (rh, rw) bool ROI masks (component, may-be-core, core seed)
+    cbox : (rows, cols) slices of the component's box in the ROI
+    extent : longer side of the component's box, px; a circle of radius
+        2 x this or more is no arc's circle (a nearly straight duct)
+    max_width_px, gap_px : widest rim and core-rim gap, analysis-grid px
+
+    Returns
+    -------
+    (rh, rw) bool disk of radius ``1.15 r + gap_px + 1`` round the fitted
+    circle, or None when there is no usable circle (no constraint).
+    """
+    ry, rx = cbox
+    d_seed = cv2.distanceTransform((~(dark[cbox] & seed[cbox])).astype(np.uint8), cv2.DIST_L2, 3)
+    cys, cxs = _nonzero(comp[cbox] & (d_seed <= 0.4 * max_width_px + gap_px))
+    circ = _circle_fit(cys + ry.start, cxs + rx.start)
+    if circ is None or circ[2] >= 2.0 * extent:
+        return None
+    cx, cy, rad = circ
+    inside = np.zeros(comp.shape, np.uint8)
+    cv2.circle(inside, (int(round(cx)), int(round(cy))), int(round(1.15 * rad + gap_px + 1)), 1, -1)
+    return inside.astype(bool)
+
+
+def _dark_core(comp: np.ndarray, dark: np.ndarray, blk: np.ndarray, seed: np.ndarray,
+               holes: np.ndarray, inside: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The dark region(s) reached from the seed, closed and hole-filled.
+
+    Instrument pixels count as "could be core" for connectivity (they may
+    join the visible pieces of a core), and outside the arc's holes the
+    region is kept within ``inside``.  A 4-connected dark region is kept
+    when the seed covers at least 2 px and 5 % of it.  Small gaps in the
+    kept region (noise, specks of scattered light) are closed and its holes
+    filled, on its box grown by 2 px: beyond 1 px the closing is empty
+    anyway, and the empty ring round it connects to the ROI's edge as on
+    the whole ROI (see :func:`_seed_in_box`).
+
+    Parameters
+    ----------
+    comp, dark, blk, seed, holes : (rh, rw) bool ROI masks (component,
+        may-be-core, instrument/invalid, core seed, the component's holes)
+    inside : (rh, rw) bool from :func:`_arc_circle`, or None
+
+    Returns
+    -------
+    (rh, rw) bool core including its parts hidden by ``blk`` (never on
+    ``comp``), or None when no dark region is reached from the seed.
+    """
+    dark_ext = dark | blk
+    if inside is not None:
+        dark_ext &= inside | holes
+    nd, dlab = cv2.connectedComponents(dark_ext.astype(np.uint8), connectivity=4)
+    overlap = np.bincount(dlab[seed & dark], minlength=nd)
+    overlap[0] = 0
+    dark_area = np.bincount(dlab[dark], minlength=nd)
+    ids = np.nonzero(overlap >= np.maximum(2, 0.05 * dark_area))[0]
+    if ids.size == 0:
+        return None
+    # (usually one dark region is kept: a comparison, not a gather)
+    if ids.size == 1:
+        sel = dlab == ids[0]
+    else:
+        keep = np.zeros(nd, bool)
+        keep[ids] = True
+        sel = keep[dlab]
+    bs = _box(sel, margin=2)
+    core_ext = np.zeros(comp.shape, bool)
+    core_ext[bs] = _fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,
+                                                _K3).astype(bool)) & ~comp[bs]
+    return core_ext
+
+
+def _is_blob(core: np.ndarray, core_open_px: float, min_core_px: float) -> bool:
+    """Whether a core is a blob, not a sliver.
+
+    Thin dark strips (a tool's edge blended with liver on the coarse grid,
+    a gap between two ducts) have (almost) no pixels deeper than
+    ``core_open_px`` (~0.6 mm) inside them, i.e. they vanish when eroded
+    by a disk of that radius; a blob keeps at least ``0.1 * min_core_px``.
+
+    ``core`` : (rh, rw) bool, C-contiguous; the distance transform runs on
+    its box grown by 1 px (exact, see :func:`_box`).
+    """
+    bc = _box(core, margin=1)
+    dcore = cv2.distanceTransform(core[bc].view(np.uint8), cv2.DIST_L2, 3)
+    return np.count_nonzero(dcore > core_open_px) >= 0.1 * min_core_px
+
+
+def _band_near_core(comp: np.ndarray, core: np.ndarray, max_width_px: float):
+    """The part of the component within ``max_width_px`` of the visible core.
+
+    The distance is to the visible core only, not to its hidden part:
+    fluorescence next to a tool (such as a gallbladder it reaches into) is
+    not this rim.
+
+    Parameters
+    ----------
+    comp, core : (rh, rw) bool ROI masks, C-contiguous
+
+    Returns
+    -------
+    bx : (rows, cols) slices of the box holding ``core`` and ``comp``
+    d_core : float32 distance to the core (3 x 3 chamfer, px) on ``bx``;
+        kept to cut the rim from the component once its width is known
+    near : (rh, rw) bool band, zero outside ``bx``
+    """
+    bx = _box(core, comp)
+    d_core = cv2.distanceTransform((~core[bx]).astype(np.uint8), cv2.DIST_L2, 3)
+    near = np.zeros(comp.shape, bool)
+    near[bx] = comp[bx] & (d_core <= max_width_px)
+    return bx, d_core, near
+
+
+def _visible_outline(core: np.ndarray, blk: np.ndarray) -> np.ndarray:
+    """(rh, rw) bool: the core's inner boundary away from tools (not next to ``blk``).
+
+    Computed on the core's box grown by 1 px, which holds the outline and
+    every 3 x 3 neighbourhood it reads; zero elsewhere.
+    """
+    bc = _box(core, margin=1)
+    cb = np.zeros(core.shape, bool)
+    cb[bc] = boundary(core[bc]) & ~(cv2.dilate(blk[bc].view(np.uint8), _K3) > 0)
+    return cb
+
+
+def _gap_coverage(cb: np.ndarray, near: np.ndarray, gap_px: float) -> Optional[int]:
+    """Outline pixels within ``gap_px`` of the band, when not obviously > 0.
+
+    Between the dark core and the fluorescent rim lies a blurred transition
+    that is neither: a gap of ``gap_px`` is allowed.  Usually the band
+    touches the outline (an 8-neighbour is at most 1.37 px away, within any
+    ``gap_px >= 1.5``), which a 3 x 3 dilation shows at a fraction of the
+    distance transform's cost.
+
+    Returns None when the band touches the outline (coverage > 0, counted
+    only if needed, see :func:`_rim_width`), else the count (0: no rim).
+    """
+    if gap_px < 1.5 or not (cb & (cv2.dilate(near.view(np.uint8), _K3) > 0)).any():
+        return _covered(cb, near, gap_px)
+    return None
+
+
+def _rim_width(near: np.ndarray, cb: np.ndarray, gap_px: float, cov_px: Optional[int]) -> float:
+    """Coarse rim width, analysis-grid px.
+
+    Twice the median distance-to-edge along the ridge of the band ``near``
+    hugging the core: a gallbladder or duct touching the rim has a short
+    ridge, so it barely moves the median.  Without a ridge, the band's area
+    per covered outline pixel (``cov_px`` from :func:`_gap_coverage`,
+    counted here when it was None).  The transform runs on the band's box
+    grown by 1 px (exact, see :func:`_box`).
+    """
+    bn = _box(near, margin=1)
+    near_b = np.ascontiguousarray(near[bn])
+    dt = cv2.distanceTransform(near_b.view(np.uint8), cv2.DIST_L2, 3)
+    # (ridge = near & (dt >= dilate3x3(dt) - 0.5) and its median in one numba pass)
+    med, n_ridge = ridge_median(near_b, dt)
+    if n_ridge:
+        return 2.0 * med
+    if cov_px is None:
+        cov_px = _covered(cb, near, gap_px)
+    return float(np.count_nonzero(near)) / cov_px
+
+
+def _completeness(rim: np.ndarray, cb: np.ndarray, gap_px: float) -> float:
+    """Fraction (0..1) of the visible core outline ``cb`` within ``gap_px`` of ``rim``.
+
+    On the box holding both (exact, see :func:`_box`); 0 without an outline.
+    """
+    br = _box(rim, cb)
+    d_rim = cv2.distanceTransform((~rim[br]).astype(np.uint8), cv2.DIST_L2, 3)
+    return float(np.count_nonzero(cb[br] & (d_rim <= gap_px))) / max(1, np.count_nonzero(cb))
+
+
+def _completeness_needed(relax: Optional[np.ndarray], roi: tuple[int, int, int, int],
+                         rim: np.ndarray, min_completeness: float) -> float:
+    """``min_completeness``, relaxed to 60 % where the rim touches ``relax``.
+
+    ``relax`` : (h, w) bool grid mask of last frame's rims (or None), so a
+    tracked rim does not flicker in and out of the rim class; ``rim`` is
+    (rh, rw) bool in ``roi`` = (x0, y0, x1, y1).
+    """
+    x0, y0, x1, y1 = roi
+    if relax is not None and relax[y0:y1, x0:x1][rim].any():
+        return 0.6 * min_completeness
+    return min_completeness
+
+
 def _attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.ndarray,
                         blocked: np.ndarray, gap_px: float, min_rim_px: float) -> list[Candidate]:
     """Add fluorescent pieces cut off a rim by an instrument to that rim.
 
-    A piece that touches the instrument, found no core of its own (the core
-    is behind the tool) and lies on the circle of a found rim (within the
-    rim's width plus a tenth of the radius: cores are not perfect circles)
-    is the same rim.
+    A piece that touches the instrument, is no candidate of its own (its
+    core is behind the tool) and lies on the circle of a found rim (90 % of
+    its pixels within half the rim's width plus the gap and 6 % of the
+    radius: cores are not perfect circles) is the same rim.
     """
     if not cands or not blocked.any():
         return cands
