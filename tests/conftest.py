@@ -69,3 +69,14 @@ def _no_leftover_widgets(request):
             w.deleteLater()
         leftover_top_level_widgets([])
         pytest.fail(f"test left {len(left)} top-level widget(s) behind: {names}", pytrace=False)
+
+
+def write_image_sequence(folder, frames, ext):
+    """Write ``frames`` as ``folder/0000.ext, 0001.ext, ...``; returns the
+    ``folder/%04d.ext`` pattern the image-sequence source reads."""
+    import cv2
+
+    os.makedirs(folder, exist_ok=True)
+    for i, f in enumerate(frames):
+        assert cv2.imwrite(os.path.join(folder, f"{i:04d}.{ext}"), f)
+    return os.path.join(folder, f"%04d.{ext}")

@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 
 from nirf_overlay.calibration.profile import load_profile
+from conftest import write_image_sequence
 from nirf_overlay.calibration.synthetic import (
     apply_homography, dark_frames, flat_frames, pose_homography, render_pair, vignetting,
 )
@@ -28,13 +28,6 @@ def _run(*args):
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
 
 
-def _write(folder, frames, ext):
-    os.makedirs(folder, exist_ok=True)
-    for i, f in enumerate(frames):
-        assert cv2.imwrite(os.path.join(folder, f"{i:04d}.{ext}"), f)
-    return os.path.join(folder, f"%04d.{ext}")
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("calib")
@@ -42,12 +35,12 @@ def data(tmp_path_factory):
     darks, dark_truth = dark_frames(SIZE, 8, rng=rng, hot=HOT)
     vig = vignetting(SIZE, strength=0.4)
     out = {"dir": d, "vig": vig, "dark_truth": dark_truth}
-    out["dark"] = _write(str(d / "dark"), darks, "tiff")
-    out["flat"] = _write(str(d / "flat"), flat_frames(SIZE, 8, rng=rng, level=1400,
+    out["dark"] = write_image_sequence(str(d / "dark"), darks, "tiff")
+    out["flat"] = write_image_sequence(str(d / "flat"), flat_frames(SIZE, 8, rng=rng, level=1400,
                                                       dark_truth=dark_truth, vignette=vig), "png")
-    out["saturated"] = _write(str(d / "sat"), flat_frames(SIZE, 3, rng=rng, level=4500,
+    out["saturated"] = write_image_sequence(str(d / "sat"), flat_frames(SIZE, 3, rng=rng, level=4500,
                                                           dark_truth=dark_truth, vignette=vig), "tiff")
-    out["dim"] = _write(str(d / "dim"), flat_frames(SIZE, 3, rng=rng, level=80,
+    out["dim"] = write_image_sequence(str(d / "dim"), flat_frames(SIZE, 3, rng=rng, level=80,
                                                     dark_truth=dark_truth, vignette=vig), "tiff")
     poses = [pose_homography((240, 180), 7.0, square_mm=SQUARE_MM, angle_deg=2),
              pose_homography((140, 110), 5.0, square_mm=SQUARE_MM, angle_deg=10, tilt_deg=15),
@@ -55,17 +48,17 @@ def data(tmp_path_factory):
              pose_homography((140, 250), 5.0, square_mm=SQUARE_MM, angle_deg=5, perspective=(0.002, -0.003))]
     pairs = [render_pair(p, H_TRUE, wl_size=REG_SIZE, nir_size=REG_SIZE, square_mm=SQUARE_MM, rng=rng)
              for p in poses]
-    out["wl"] = _write(str(d / "wl"), [p[0] for p in pairs], "png")
-    out["nir"] = _write(str(d / "nir"), [p[1] for p in pairs], "tiff")
+    out["wl"] = write_image_sequence(str(d / "wl"), [p[0] for p in pairs], "png")
+    out["nir"] = write_image_sequence(str(d / "nir"), [p[1] for p in pairs], "tiff")
     # the same poses, but every other NIR frame seen through a shifted map: no single homography
     shift = np.array([[1, 0, 5.0], [0, 1, -4.0], [0, 0, 1]]) @ H_TRUE
     bad = [render_pair(p, H_TRUE if i % 2 == 0 else shift, wl_size=REG_SIZE, nir_size=REG_SIZE,
                        square_mm=SQUARE_MM, rng=rng)[1] for i, p in enumerate(poses)]
-    out["nir_bad"] = _write(str(d / "nir_bad"), bad, "tiff")
+    out["nir_bad"] = write_image_sequence(str(d / "nir_bad"), bad, "tiff")
     blank_wl = [np.full((REG_SIZE[1], REG_SIZE[0], 3), 120, np.uint8)] * 3
     blank_nir = [np.full((REG_SIZE[1], REG_SIZE[0]), 500, np.uint16)] * 3
-    out["blank_wl"] = _write(str(d / "blank_wl"), blank_wl, "png")
-    out["blank_nir"] = _write(str(d / "blank_nir"), blank_nir, "tiff")
+    out["blank_wl"] = write_image_sequence(str(d / "blank_wl"), blank_wl, "png")
+    out["blank_nir"] = write_image_sequence(str(d / "blank_nir"), blank_nir, "tiff")
     return out
 
 
@@ -185,8 +178,8 @@ def test_register_charuco(tmp_path):
     rng = np.random.default_rng(22)
     pairs = [render_pair(p, H_TRUE, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0, rng=rng,
                          charuco=ch) for p in poses]
-    wl = _write(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
-    nir = _write(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+    wl = write_image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
+    nir = write_image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
     out = str(tmp_path / "ch.json")
     r = _run("register", "--wl", wl, "--nir", nir, "--charuco", "--board", "7x5",
              "--dictionary", "DICT_4X4_50", "--square-mm", "6", "--out", out)

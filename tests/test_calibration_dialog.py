@@ -8,7 +8,6 @@ leaves a window behind, and every test checks the worker thread has ended.
 
 import os
 
-import cv2
 import numpy as np
 import pytest
 
@@ -19,17 +18,11 @@ from nirf_overlay.calibration.synthetic import (  # noqa: E402
     dark_frames, flat_frames, pose_homography, render_pair, vignetting,
 )
 from nirf_overlay.sources import SourceSpec  # noqa: E402
+from conftest import write_image_sequence  # noqa: E402
 
 SIZE = (160, 120)
 HOT = [(20, 30, 700)]
 WAIT_MS = 20000
-
-
-def _write(folder, frames, ext):
-    os.makedirs(folder, exist_ok=True)
-    for i, f in enumerate(frames):
-        assert cv2.imwrite(os.path.join(folder, f"{i:04d}.{ext}"), f)
-    return os.path.join(folder, f"%04d.{ext}")
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +32,8 @@ def sequences(tmp_path_factory):
     darks, dark_truth = dark_frames(SIZE, 6, rng=rng, hot=HOT)
     vig = vignetting(SIZE, strength=0.35)
     flats = flat_frames(SIZE, 6, rng=rng, level=1500, dark_truth=dark_truth, vignette=vig)
-    return {"dark": _write(str(d / "dark"), darks, "tiff"),
-            "flat": _write(str(d / "flat"), flats, "tiff"),
+    return {"dark": write_image_sequence(str(d / "dark"), darks, "tiff"),
+            "flat": write_image_sequence(str(d / "flat"), flats, "tiff"),
             "vig": vig}
 
 
@@ -126,8 +119,8 @@ def test_register_readouts_and_result(qtbot, make_dialog, tmp_path):
              pose_homography((110, 90), 3.6, square_mm=3.0, angle_deg=10, tilt_deg=15),
              pose_homography((210, 150), 3.6, square_mm=3.0, angle_deg=-8, tilt_deg=-12)]
     pairs = [render_pair(p, h_true, wl_size=size, nir_size=size, square_mm=3.0, rng=rng) for p in poses]
-    wl = _write(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
-    nir = _write(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+    wl = write_image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
+    nir = write_image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
     profile = str(tmp_path / "reg.json")
     dlg = make_dialog(SourceSpec(wl=wl, nir=nir, nir_bits=12), profile_path=profile)
     dlg.set_step("register")
@@ -172,8 +165,8 @@ def test_register_charuco_in_dialog(qtbot, make_dialog, tmp_path):
     rng = np.random.default_rng(33)
     pairs = [render_pair(p, h_true, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0, rng=rng,
                          charuco=ch) for p in poses]
-    wl = _write(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
-    nir = _write(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+    wl = write_image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
+    nir = write_image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
     dlg = make_dialog(SourceSpec(wl=wl, nir=nir, nir_bits=12), profile_path=str(tmp_path / "c.json"))
     dlg.set_step("register")
     dlg.board_cols.setValue(7)

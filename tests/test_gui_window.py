@@ -24,21 +24,9 @@ from nirf_overlay.engine import Engine  # noqa: E402
 from nirf_overlay.gui.main_window import MainWindow  # noqa: E402
 from nirf_overlay.settings import MODES, Settings  # noqa: E402
 
-from test_engine import FPS, N_FRAMES, SIZE, ControlledSource  # noqa: E402
+from test_engine import SIZE, ControlledSource, frames, phantom  # noqa: E402,F401 (fixtures)
 
 WAIT_MS = 20000
-
-
-@pytest.fixture(scope="module")
-def phantom():
-    from nirf_overlay.phantom import Phantom, PhantomParams
-
-    return Phantom(PhantomParams(seed=3, size=SIZE, fps=FPS))
-
-
-@pytest.fixture(scope="module")
-def frames(phantom):
-    return [phantom.frame(i) for i in range(N_FRAMES)]
 
 
 @pytest.fixture
