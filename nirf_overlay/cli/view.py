@@ -109,7 +109,20 @@ def run(args) -> int:
         from ..processing.pipeline import Pipeline
 
         factory = Pipeline  # Pipeline(settings, calibration): analysis on the worker thread
-    engine = open_engine(spec, settings, calibration, pipeline_factory=factory)
+    # the first start after installing compiles the numba kernels (about a
+    # minute on 2 cores, cached afterwards) before any window can show: say so
+    import sys
+    import threading
+
+    notice = threading.Timer(3.0, lambda: print(
+        "nirf-overlay: preparing the processing kernels (the first start after installing "
+        "compiles them, about a minute; later starts take a second) ...", file=sys.stderr, flush=True))
+    notice.daemon = True
+    notice.start()
+    try:
+        engine = open_engine(spec, settings, calibration, pipeline_factory=factory)
+    finally:
+        notice.cancel()
 
     from ..gui.app import install_error_hook, make_app
     from ..gui.main_window import MainWindow, ViewerStats
