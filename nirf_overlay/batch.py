@@ -90,22 +90,6 @@ def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int) 
     return chunks
 
 
-def _load_calibration(source, calibration_path):
-    """A calibration given on the command line wins; else the session's own,
-    exactly as ``process`` chooses."""
-    from .cli.common import default_calibration
-
-    if calibration_path:
-        from .calibration.profile import load_profile
-
-        cal = load_profile(calibration_path)
-    else:
-        cal = default_calibration(source)
-    if cal is not None:
-        cal.check_size(source.info.size)
-    return cal
-
-
 def state_digest(pipeline) -> str:
     """A hash of everything a pipeline carries from one frame to the next.
 
@@ -143,6 +127,7 @@ def state_digest(pipeline) -> str:
 
 def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[str]) -> ChunkResult:
     """Worker: run the pipeline over one chunk of one session (warm-up included)."""
+    from .calibration import CalibrationRequest, resolve_calibration
     from .processing.pipeline import Pipeline
     from .recording.session import SessionSource, read_session
     from .settings import Settings
@@ -152,7 +137,8 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
     try:
         settings = Settings.from_dict(settings_dict)
         with SessionSource(chunk.session) as source:
-            pipeline = Pipeline(settings, _load_calibration(source, calibration_path))
+            request = CalibrationRequest(profile=calibration_path)
+            pipeline = Pipeline(settings, resolve_calibration(request, source).calibration)
             _pin_references(pipeline, read_session(chunk.session))
             source.seek(chunk.warm_start)
             for index in range(chunk.warm_start, chunk.stop):

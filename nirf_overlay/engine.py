@@ -326,6 +326,8 @@ class Engine:
         self.source = source
         self.settings = settings.copy() if settings is not None else Settings()
         self.calibration = calibration
+        #: a remark on the calibration for the user ("" when none), see open_engine
+        self.calibration_note = ""
         self._factory = pipeline_factory or _default_pipeline_factory
         self.pipeline = pipeline if pipeline is not None else self._factory(self.settings, calibration)
         info = source.info
@@ -896,27 +898,29 @@ def viewer_spec(spec):
     return spec
 
 
-def open_engine(spec, settings=None, calibration=None, *, loop: Optional[bool] = None,
+def open_engine(spec, settings=None, request=None, *, loop: Optional[bool] = None,
                 pipeline_factory: Optional[Callable] = None) -> Engine:
     """Open ``spec`` for viewing and build an (unstarted) :class:`Engine`.
 
-    A calibration made for another frame size is refused
-    (:class:`~nirf_overlay.errors.CalibrationError`) and the source closed.
-    With no calibration, a source that knows its own (the phantom) supplies it.
+    ``request`` (a :class:`~nirf_overlay.calibration.CalibrationRequest`)
+    says what calibration the user asked for;
+    :func:`~nirf_overlay.calibration.resolve_calibration` decides what
+    applies.  A calibration the user chose for another frame size is refused
+    (:class:`~nirf_overlay.errors.CalibrationError`) and the source closed;
+    ``Engine.calibration_note`` carries any remark for the user.
     """
+    from .calibration import resolve_calibration
     from .sources import open_source
 
     spec = viewer_spec(spec)
     source = open_source(spec)
     try:
-        if calibration is None:  # a session's recorded one, or the phantom's own
-            from .calibration import default_calibration
-
-            calibration = default_calibration(source)
-        if calibration is not None:
-            calibration.check_size(tuple(source.info.size))
-        return Engine(source, settings, calibration, loop=spec.loop if loop is None else loop,
-                      pipeline_factory=pipeline_factory)
+        resolved = resolve_calibration(request, source)
+        engine = Engine(source, settings, resolved.calibration,
+                        loop=spec.loop if loop is None else loop,
+                        pipeline_factory=pipeline_factory)
+        engine.calibration_note = resolved.note
+        return engine
     except BaseException:
         source.close()
         raise

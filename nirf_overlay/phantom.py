@@ -451,7 +451,7 @@ class Phantom:
 
     def calibration(self):
         """The :class:`~nirf_overlay.calibration.Calibration` that undoes the camera."""
-        from .calibration import Calibration
+        from .calibration.model import Calibration
 
         p = self.params
         return Calibration(

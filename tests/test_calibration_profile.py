@@ -1,6 +1,5 @@
 """Calibration profiles: round trip, and every malformed entry refused in one line naming it."""
 
-import argparse
 import json
 import os
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from nirf_overlay.calibration import Calibration, calibration_from_args
+from nirf_overlay.calibration import Calibration, CalibrationRequest, resolve_calibration
 from nirf_overlay.calibration.profile import SCHEMA_VERSION, load_profile, save_profile
 from nirf_overlay.errors import CalibrationError, NirfError
 
@@ -80,13 +79,13 @@ def test_round_trip_then_apply_recovers_uniform_signal(profile, tmp_path):
         "copy.json", "copy_dark.tiff", "copy_flat.tiff", "copy_hot_pixels.png"]
 
 
-def test_calibration_from_args_loads_profile_and_checks_size(profile):
+def test_a_requested_profile_is_loaded_and_checked_against_the_size(profile):
     path, _ = profile
-    args = argparse.Namespace(calibration=path, dark=None, flat=None, mm_per_px=None)
-    cal = calibration_from_args(args, size=(W, H))
+    request = CalibrationRequest(profile=path)
+    cal = resolve_calibration(request, size=(W, H)).calibration
     assert cal.mm_per_px == 0.125
     with pytest.raises(CalibrationError, match=r"dark is 64x48 but the source is 32x24"):
-        calibration_from_args(args, size=(32, 24))
+        resolve_calibration(request, size=(32, 24))
 
 
 def _edit(path, **changes):

@@ -271,7 +271,7 @@ def test_phantom_source_as_fast_as_possible():
         assert {p.gain for p in pairs} == {1.0, 2.0}
         src.seek(20)
         assert src.read().index == 20
-        cal = src.calibration()
+        cal = src.own_calibration()
         assert cal.mm_per_px == pytest.approx(75.0 / 160)
 
 

@@ -140,7 +140,7 @@ def test_phantom_session_nir_reads_back_bit_identical(tmp_path):
             for p in src
         ]
         info = src.info
-        cal = src.calibration()
+        cal = src.own_calibration()
     settings = Settings()
     settings.set("segment.threshold", 2.5)
     rec, st = record(tmp_path / "s", pairs, info=info, settings=settings, calibration=cal)

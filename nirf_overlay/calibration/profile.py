@@ -30,7 +30,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CalibrationError
-from . import Calibration
+from .model import Calibration
 
 __all__ = ["SCHEMA_VERSION", "load_profile", "save_profile", "profile_file_names"]
 

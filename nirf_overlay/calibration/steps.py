@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from . import Calibration
+from .model import Calibration
 from .builders import DarkResult, FlatResult, Registration
 
 __all__ = ["start_profile", "add_dark", "add_flat", "add_registration"]

@@ -8,7 +8,7 @@ from .common import positive_count, positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from ..sources import add_source_arguments
+    from .source_args import add_source_arguments
     from .common import add_pipeline_arguments
 
     add_source_arguments(parser)
@@ -30,13 +30,18 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="last line: one JSON object of the results")
 
 
+def _reads_a_stream(args) -> bool:
+    """A source on the command line other than the phantom (which bench defaults to)."""
+    return bool(args.source or args.wl or args.nir or args.combined)
+
+
 def _live_rate(args, info, size) -> float:
     """Frames per second to feed the live run: --rate, else the source's own
     rate, else the issue's targets (1080p60, 4K30)."""
     if args.rate:
         return float(args.rate)
     fps = getattr(info, "fps", None)
-    if fps and fps > 0 and (_has_source(args) or args.fps):
+    if fps and fps > 0 and (_reads_a_stream(args) or args.fps):
         return float(fps)
     w, h = size
     return 60.0 if w * h <= 1920 * 1080 else 30.0
@@ -46,23 +51,20 @@ def _stages(stages: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
 
 
-def _has_source(args) -> bool:
-    return bool(args.source or args.wl or args.nir or args.combined)
-
-
 def run(args) -> int:
     import json
     import os
     import sys
 
     from ..bench import run_bench
-    from ..calibration import calibration_from_args
+    from ..calibration import resolve_calibration
     from ..errors import NirfError
-    from ..settings import Settings
-    from ..sources import open_source, spec_from_args
+    from ..sources import open_source
+    from .common import calibration_request, settings_from_args
+    from .source_args import spec_from_args
 
-    settings = Settings.load(args.settings) if args.settings else Settings()
-    if _has_source(args):
+    settings = settings_from_args(args)
+    if _reads_a_stream(args):
         spec = spec_from_args(args)
     else:
         # no source: the phantom, 1080p unless --size says otherwise
@@ -82,11 +84,7 @@ def run(args) -> int:
             pairs.append(pair)
             if len(pairs) >= n:
                 break
-        calibration = calibration_from_args(args, size=source.info.size)
-        if calibration is None:
-            from .common import default_calibration
-
-            calibration = default_calibration(source)
+        calibration = resolve_calibration(calibration_request(args), source).calibration
     if not pairs:
         raise NirfError(f"{spec.describe()}: no frames to time")
     w, h = pairs[0].wl.shape[1], pairs[0].wl.shape[0]

@@ -41,7 +41,7 @@ def _count(text: str) -> int:
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from ..sources import add_source_arguments
+    from .source_args import add_source_arguments
 
     steps = parser.add_subparsers(dest="step", metavar="STEP", required=True)
     specs = {
@@ -92,7 +92,7 @@ def run(args) -> int:
     from ..calibration.capture import iter_captures, open_calibration_input
     from ..calibration.profile import save_profile
     from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
-    from ..sources import spec_from_args
+    from .source_args import spec_from_args
 
     what = f"calibrate {args.step}"
     charuco = None

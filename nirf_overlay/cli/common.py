@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..calibration import default_calibration  # noqa: F401  (re-exported for the commands)
+from ..calibration import CalibrationRequest
+from ..calibration.resolve import MAX_MM_PER_PX
+from ..errors import NirfError
 from ..settings import Settings
 
 
@@ -39,11 +41,17 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mm-per-px", type=float, metavar="X", help="millimetres per WL pixel")
 
 
-def pipeline_inputs(args: argparse.Namespace, size=None):
-    """Settings and calibration from the command line (validated; NirfError if not)."""
-    from ..calibration import calibration_from_args
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """``--settings F`` loaded and validated, else the defaults."""
+    return Settings.load(args.settings) if args.settings else Settings()
 
-    settings = Settings.load(args.settings) if args.settings else Settings()
-    calibration = calibration_from_args(args, size=size)
-    return settings, calibration
+
+def calibration_request(args: argparse.Namespace) -> CalibrationRequest:
+    """What ``--calibration``, ``--dark``, ``--flat`` and ``--mm-per-px`` ask for;
+    :func:`nirf_overlay.calibration.resolve_calibration` decides what applies."""
+    mm = args.mm_per_px
+    if mm is not None and not (0 < mm < MAX_MM_PER_PX):  # named by its flag here, not in the core
+        raise NirfError(f"--mm-per-px: {mm} is outside 0..{MAX_MM_PER_PX:g} mm")
+    return CalibrationRequest(profile=args.calibration, dark=args.dark, flat=args.flat,
+                              mm_per_px=args.mm_per_px)
 

@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import argparse
 
+from .source_args import size_arg
+
 # seed 4: two lesions with incomplete rims (TBR about 13 and 5), a curved bile duct
 DEFAULTS = dict(size=(640, 360), seconds=3.0, fps=30.0, seed=4, name="sample", crf=16)
-
-
-def _size(text):
-    from ..sources import _size as parse
-
-    return parse(text)
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output directory (default: sample_videos/)")
     parser.add_argument("--name", default=DEFAULTS["name"], help="file name prefix (default: sample)")
-    parser.add_argument("--size", type=_size, default=DEFAULTS["size"], metavar="WxH",
+    parser.add_argument("--size", type=size_arg, default=DEFAULTS["size"], metavar="WxH",
                         help="frame size, even sides (default 640x360)")
     parser.add_argument("--seconds", type=float, default=DEFAULTS["seconds"], help="length (default 3)")
     parser.add_argument("--fps", type=float, default=DEFAULTS["fps"], help="frame rate (default 30)")

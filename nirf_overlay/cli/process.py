@@ -23,7 +23,7 @@ def _range(text: str):
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from ..sources import add_source_arguments
+    from .source_args import add_source_arguments
     from .common import add_pipeline_arguments
 
     add_source_arguments(parser)
@@ -37,33 +37,23 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _no_source(args) -> bool:
-    return not (args.source or args.wl or args.nir or args.combined or args.phantom)
-
-
 def run(args) -> int:
     import math
-    import os
 
-    from ..calibration import calibration_from_args
+    from ..calibration import resolve_calibration
     from ..export import run_process
-    from .common import default_calibration
     from ..processing.pipeline import Pipeline
-    from ..settings import Settings
-    from ..sources import SAMPLE_PROFILE, default_sample, open_source, spec_from_args
+    from ..sources import default_sample, open_source
+    from .common import calibration_request, settings_from_args
+    from .source_args import has_source, spec_from_args
 
-    settings = Settings.load(args.settings) if args.settings else Settings()
+    settings = settings_from_args(args)
     start, end = args.range if args.range else (None, None)
-    if _no_source(args):
+    if not has_source(args):
         spec = default_sample()
+        # (as before the restructuring: process reads the sample with the bit
+        # depth the command line gives, None = from the data)
         spec.nir_bits = args.nir_bits
-        if not args.calibration and os.path.exists(SAMPLE_PROFILE):
-            try:
-                from ..calibration import profile  # noqa: F401  (written by the calibration part)
-
-                args.calibration = str(SAMPLE_PROFILE)
-            except ImportError:
-                pass
     else:
         spec = spec_from_args(args)
         spec.realtime = False  # process reads files as fast as it can
@@ -71,9 +61,7 @@ def run(args) -> int:
             # render only what the range needs
             spec.options["frames"] = int(math.ceil(end * (spec.fps or 30.0))) + 1
     with open_source(spec) as source:
-        calibration = calibration_from_args(args, size=source.info.size)
-        if calibration is None:
-            calibration = default_calibration(source)
+        calibration = resolve_calibration(calibration_request(args), source).calibration
         pipeline = Pipeline(settings, calibration)
         summary = run_process(source, pipeline, args.out, masks=args.masks,
                               video=not args.no_video, frame_range=args.range,

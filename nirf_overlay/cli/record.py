@@ -11,7 +11,7 @@ import argparse
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from ..sources import add_source_arguments
+    from .source_args import add_source_arguments
     from .common import add_pipeline_arguments
 
     parser.add_argument("--out", metavar="DIR",
@@ -50,8 +50,10 @@ def run(args) -> int:
 
     from ..errors import NirfError
     from ..recording import Recorder
-    from ..sources import SAMPLE_PROFILE, open_source, spec_from_args
-    from .common import pipeline_inputs
+    from ..calibration import resolve_calibration
+    from ..sources import open_source
+    from .common import calibration_request, settings_from_args
+    from .source_args import spec_from_args
 
     if args.compact:
         if not os.path.isfile(os.path.join(args.compact, "session.json")):
@@ -72,11 +74,10 @@ def run(args) -> int:
     source = open_source(spec)
     try:
         info = source.info
-        settings, calibration = pipeline_inputs(args, size=info.size)
+        settings = settings_from_args(args)
         if args.settings is None and getattr(source, "recorded_settings", None) is not None:
             settings = source.recorded_settings
-        if calibration is None:
-            calibration = _source_calibration(source, spec, SAMPLE_PROFILE)
+        calibration = resolve_calibration(calibration_request(args), source).calibration
         recorder = Recorder(
             out, info, settings, calibration, label=args.label, wl_codec=args.wl_codec,
             segment_seconds=args.segment_seconds, compact=args.ffv1,
@@ -176,27 +177,6 @@ def _compact(out: str, *, quiet: bool) -> None:
     except KeyboardInterrupt:
         print("compaction interrupted: the remaining NIR segments stay FFVHuff (lossless); "
               f"run `nirf-overlay record --compact {out}` later", file=sys.stderr)
-
-
-def _source_calibration(source, spec, sample_profile):
-    """The calibration that belongs to the source when none was given."""
-    cal = getattr(source, "recorded_calibration", None)
-    if cal is not None:
-        return cal
-    cal = getattr(source, "calibration", None)
-    if callable(cal):
-        try:
-            cal = cal()
-        except Exception:
-            cal = None
-    if cal is not None and hasattr(cal, "mm_per_px"):
-        return cal
-    default = not (spec.session or spec.wl or spec.nir or spec.combined or spec.phantom)
-    if (default or getattr(spec, "is_default_sample", False)) and sample_profile.exists():
-        from ..calibration.profile import load_profile
-
-        return load_profile(str(sample_profile))
-    return None
 
 
 def _raise_interrupt(signum, frame):

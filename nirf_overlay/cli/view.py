@@ -13,7 +13,7 @@ from .common import positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from ..sources import add_source_arguments
+    from .source_args import add_source_arguments
     from .common import add_pipeline_arguments
 
     add_source_arguments(parser)
@@ -73,10 +73,11 @@ def _raise_gui_priority(base, step: int = 10) -> bool:
 
 
 def _viewer_spec(args):
-    from ..sources import default_sample, spec_from_args
+    from ..sources import default_sample
+    from .source_args import has_source, spec_from_args
 
     spec = spec_from_args(args)
-    if not (spec.session or spec.wl or spec.nir or spec.combined or spec.phantom):
+    if not has_source(args):
         sample = default_sample()
         sample.loop = True  # the viewer shows the sample round and round
         return sample
@@ -89,21 +90,14 @@ def run(args) -> int:
 
     from ..engine import open_engine
     from ..errors import NirfError
-    from ..settings import Settings
-    from ..sources import SAMPLE_PROFILE
+    from .common import calibration_request, settings_from_args
 
     if args.stats_json and not args.exit_after:
         raise NirfError("--stats-json: needs --exit-after S (the seconds to measure)")
     spec = _viewer_spec(args)
-    if spec.is_default_sample and not args.calibration and SAMPLE_PROFILE.exists():
-        args.calibration = str(SAMPLE_PROFILE)
-    settings = Settings.load(args.settings) if args.settings else Settings()
+    settings = settings_from_args(args)
     if args.mode:
         settings.set("display.mode", args.mode)
-    # the calibration is checked against the source's size once the source is open
-    from ..calibration import calibration_from_args
-
-    calibration = calibration_from_args(args)
     factory = None
     if args.sync_analysis:
         from ..processing.pipeline import Pipeline
@@ -120,7 +114,7 @@ def run(args) -> int:
     notice.daemon = True
     notice.start()
     try:
-        engine = open_engine(spec, settings, calibration, pipeline_factory=factory)
+        engine = open_engine(spec, settings, calibration_request(args), pipeline_factory=factory)
     finally:
         notice.cancel()
 

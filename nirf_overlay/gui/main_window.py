@@ -141,8 +141,8 @@ class MainWindow(QMainWindow):
     engine : an :class:`Engine` (started here if not yet running); the window owns it
     spec : the :class:`~nirf_overlay.sources.SourceSpec` it was opened from
     snapshot_dir, recording_dir : where S and R write
-    engine_factory : ``f(spec, settings, calibration) -> Engine`` used by the Open
-        dialog; default :func:`nirf_overlay.engine.open_engine`
+    engine_factory : ``f(spec, settings, calibration_request) -> Engine`` used by the
+        Open dialog; default :func:`nirf_overlay.engine.open_engine`
     presets_dir : passed to the settings panel
     stats : a :class:`ViewerStats` to fill (``--stats-json``)
     """
@@ -160,8 +160,10 @@ class MainWindow(QMainWindow):
         base = Path.home() / "nirf-overlay"
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else base / "snapshots"
         self.recording_dir = Path(recording_dir) if recording_dir else base / "recordings"
-        self._engine_factory = engine_factory or (
-            lambda s, st, cal: open_engine(s, st, cal))
+        self._engine_factory = engine_factory or open_engine
+        #: a calibration the user loaded or built here; carried to the next source
+        #: when that has none of its own
+        self._chosen_calibration = None
         self.stats = stats or ViewerStats()
         self.frozen = False
         self._view_dropped = 0
@@ -754,58 +756,32 @@ class MainWindow(QMainWindow):
         """Open ``spec`` on a helper thread and switch to it when it is ready.
 
         ``calibration_path``: a profile to load (on the same helper thread) and use.
+        Which calibration applies is decided by
+        :func:`~nirf_overlay.calibration.resolve_calibration`: that profile, else
+        the source's own, else the one the user chose before.
         """
+        from ..calibration import CalibrationRequest
+
         if self._opening:
             self.notify("still opening the previous source", error=True)
             return
         self._opening = True
         self.notify(f"opening {spec.describe()} ...", seconds=30)
         settings = self.settings.copy()
-        calibration = self._calibration_for(spec)
+        request = CalibrationRequest(profile=calibration_path, carried=self._chosen_calibration)
 
         def done(engine, error):
             self._opening = False
             if error is not None:
                 self.notify(f"could not open: {error}", error=True, seconds=8)
                 return
-            self._switch_engine(engine, spec)
-            note, self._open_note = getattr(self, "_open_note", ""), ""
-            if note:
-                self.notify(note, error=True, seconds=8)
-
-        def open_():
-            from ..errors import CalibrationError
-
-            cal = calibration
             if calibration_path:
-                from ..calibration.profile import load_profile
+                self._chosen_calibration = engine.calibration
+            self._switch_engine(engine, spec)
+            if engine.calibration_note:
+                self.notify(engine.calibration_note, error=True, seconds=8)
 
-                cal = load_profile(calibration_path)
-            try:
-                return self._engine_factory(spec, settings, cal)
-            except CalibrationError as e:
-                if cal is None or calibration_path:
-                    raise
-                # the profile in use belongs to another camera or size: open without it
-                engine = self._engine_factory(spec, settings, None)
-                self._open_note = f"calibration not used ({e}); measuring in pixels"
-                return engine
-
-        self._run_in_background("open", open_, done)
-
-    def _calibration_for(self, spec):
-        if getattr(spec, "is_default_sample", False):
-            from ..sources import SAMPLE_PROFILE
-
-            if SAMPLE_PROFILE.exists():
-                try:
-                    from ..calibration.profile import load_profile
-
-                    return load_profile(str(SAMPLE_PROFILE))
-                except Exception as e:
-                    self.notify(f"sample calibration not used: {e}", error=True)
-            return None
-        return self.calibration
+        self._run_in_background("open", lambda: self._engine_factory(spec, settings, request), done)
 
     def _switch_engine(self, engine: Engine, spec) -> None:
         old, self.engine = self.engine, engine
@@ -884,7 +860,7 @@ class MainWindow(QMainWindow):
             except NirfError as e:
                 self.notify(str(e), error=True)
                 return
-            self.calibration = cal
+            self.calibration = self._chosen_calibration = cal
             self.notify(f"calibration {Path(path).name} in use")
 
         self._run_in_background("calibration", load, done)

@@ -341,6 +341,10 @@ class SessionSource(FrameSource):
         if s.frame_count == 0:
             self.stats.status = "ended"
 
+    def own_calibration(self):
+        """The calibration recorded with the session (None if it had none)."""
+        return self.recorded_calibration
+
     @classmethod
     def from_spec(cls, spec, path) -> "SessionSource":
         """Open ``path`` for :func:`~nirf_overlay.sources.open_source`; SourceError if unusable."""

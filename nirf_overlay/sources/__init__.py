@@ -1,14 +1,12 @@
 """Frame sources: every input behind one interface, chosen by one set of options.
 
 ``open_source(spec)`` picks the implementation lazily, so a missing backend
-fails only when it is chosen.  ``add_source_arguments`` gives every command
-that reads video the same options (``--wl/--nir``, ``--combined``,
-``--phantom``, a session directory, ...).
+fails only when it is chosen.  The command-line options that fill a
+:class:`SourceSpec` live in :mod:`nirf_overlay.cli.source_args`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +19,6 @@ __all__ = [
     "FrameSource",
     "SourceSpec",
     "open_source",
-    "add_source_arguments",
-    "spec_from_args",
     "default_sample",
 ]
 
@@ -37,7 +33,8 @@ def default_sample() -> "SourceSpec":
     """The bundled sample recording, used when a command is given no source."""
     # The sample's NIR is 12-bit counts in a 16-bit container; the data cannot
     # say so themselves (a dark 16-bit frame looks the same), so say it here.
-    spec = SourceSpec(wl=str(SAMPLE_WL), nir=str(SAMPLE_NIR), nir_bits=12, is_default_sample=True)
+    spec = SourceSpec(wl=str(SAMPLE_WL), nir=str(SAMPLE_NIR), nir_bits=12, is_default_sample=True,
+                      profile=str(SAMPLE_PROFILE) if SAMPLE_PROFILE.is_file() else None)
     # per-frame gain/exposure (the sample has an auto-gain step) for the pipeline
     frames_csv = SAMPLE_DIR / "sample_truth_frames.csv"
     if frames_csv.is_file():
@@ -63,7 +60,8 @@ class SourceSpec:
     realtime: bool = False  # pace files at their native rate
     loop: bool = False
     pair_tolerance: Optional[float] = None  # seconds; default half a period
-    is_default_sample: bool = False  # commands then use calibration/sample/profile.json
+    is_default_sample: bool = False
+    profile: Optional[str] = None  # a calibration profile that comes with this input
     options: dict = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -82,6 +80,17 @@ def _is_session_dir(path: str) -> bool:
 
 def open_source(spec: SourceSpec) -> FrameSource:
     """Open the source ``spec`` names; raise :class:`SourceError` if it cannot."""
+    if not (spec.session or spec.wl or spec.nir or spec.combined or spec.phantom):
+        sample = default_sample()
+        sample.realtime, sample.loop, sample.nir_bits = spec.realtime, spec.loop, (
+            spec.nir_bits or sample.nir_bits)
+        spec = sample
+    source = _open(spec)
+    source.profile = spec.profile
+    return source
+
+
+def _open(spec: SourceSpec) -> FrameSource:
     chosen = sum(bool(x) for x in (spec.session, spec.combined, spec.phantom)) + bool(
         spec.wl or spec.nir
     )
@@ -104,10 +113,6 @@ def open_source(spec: SourceSpec) -> FrameSource:
         from .video import open_pair
 
         return open_pair(spec)
-    if not spec.session:
-        sample = default_sample()
-        sample.realtime, sample.loop = spec.realtime, spec.loop
-        return open_source(sample)
     path = spec.session
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such file or directory")
@@ -121,62 +126,3 @@ def open_source(spec: SourceSpec) -> FrameSource:
         f"{path}: a single file is not a source; use --combined FILE for a dual-view "
         "stream or --wl FILE --nir FILE for two streams"
     )
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = text.lower().split("x")
-        w, h = int(w), int(h)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH, e.g. 1920x1080")
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"size {text!r}: each side must be 16..8192 pixels")
-    return w, h
-
-
-def add_source_arguments(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
-    """Add the source options every command that reads video shares."""
-    g = parser.add_argument_group("source (one of; default: the bundled sample)")
-    if positional:
-        g.add_argument("source", nargs="?", help="recorded session directory")
-    g.add_argument("--wl", metavar="X", help="white-light stream: file, image pattern, device, URL")
-    g.add_argument("--nir", metavar="Y", help="NIR stream: file, image pattern, device, URL")
-    g.add_argument("--combined", metavar="X", help="one stream carrying both views")
-    g.add_argument("--layout", choices=("side-by-side", "top-bottom"), default="side-by-side")
-    g.add_argument(
-        "--nir-half", choices=("left", "right", "top", "bottom"),
-        help="which half of --combined is NIR (default: right or bottom)",
-    )
-    g.add_argument("--nir-bits", type=int, choices=range(8, 17), metavar="{8..16}",
-                   help="significant NIR bits if the stream does not say (default: from dtype)")
-    g.add_argument("--phantom", action="store_true", help="the synthetic phantom procedure")
-    g.add_argument("--seed", type=int, default=0, help="phantom seed")
-    g.add_argument("--size", type=_size, help="phantom size WxH (default 1280x720)")
-    g.add_argument("--fps", type=float, help="phantom or image-sequence frame rate (default 30)")
-    g.add_argument("--realtime", action="store_true", help="pace files at their native frame rate")
-    g.add_argument("--loop", action="store_true", help="loop files and sessions")
-    g.add_argument("--pair-tolerance", type=float, metavar="S",
-                   help="live --wl/--nir: largest WL-NIR capture-time difference to pair, "
-                        "seconds (default: half a frame period)")
-
-
-def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:
-    spec = SourceSpec(
-        session=getattr(args, "source", None),
-        wl=args.wl,
-        nir=args.nir,
-        combined=args.combined,
-        layout=args.layout,
-        nir_half=args.nir_half,
-        nir_bits=args.nir_bits,
-        phantom=args.phantom,
-        seed=args.seed,
-        size=args.size,
-        fps=args.fps,
-        realtime=args.realtime,
-        loop=args.loop,
-        pair_tolerance=getattr(args, "pair_tolerance", None),
-    )
-    for k, v in overrides.items():
-        setattr(spec, k, v)
-    return spec

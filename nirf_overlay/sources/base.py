@@ -24,6 +24,9 @@ class FrameSource(abc.ABC):
 
     info: SourceInfo
     stats: SourceStats
+    #: a calibration profile that comes with this input (the bundled sample's),
+    #: set by :func:`~nirf_overlay.sources.open_source` from ``SourceSpec.profile``
+    profile: Optional[str] = None
 
     @abc.abstractmethod
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
@@ -41,6 +44,18 @@ class FrameSource(abc.ABC):
     def seek(self, index: int) -> None:
         """Make the next :meth:`read` return frame ``index`` (seekable sources)."""
         raise NotImplementedError(f"{self.info.description}: this source cannot seek")
+
+    def own_calibration(self):
+        """The :class:`~nirf_overlay.calibration.Calibration` that belongs to this
+        input, or None: a session's recorded one, the phantom's camera, the
+        profile that comes with the bundled sample.  Which calibration is used
+        in the end is decided by :func:`nirf_overlay.calibration.resolve_calibration`.
+        """
+        if not self.profile:
+            return None
+        from ..calibration.profile import load_profile
+
+        return load_profile(self.profile)
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -254,8 +254,8 @@ class PhantomSource(FrameSource):
             raise NotImplementedError(f"{self.info.description}: a live source cannot seek")
         self._next = max(0, min(int(index), self.frames))
 
-    def calibration(self):
-        """The :class:`~nirf_overlay.calibration.Calibration` matching these frames."""
+    def own_calibration(self):
+        """The phantom camera's :class:`~nirf_overlay.calibration.Calibration`."""
         return self.phantom.calibration()
 
     def close(self) -> None:

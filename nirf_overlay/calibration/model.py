@@ -1,0 +1,75 @@
+"""The calibration the pipeline consumes, and reading its image files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..errors import CalibrationError
+
+
+@dataclass
+class Calibration:
+    """Everything the pipeline needs to turn raw counts into comparable numbers.
+
+    Attributes
+    ----------
+    dark : (H, W) float32 counts or None
+        Mean frame with the light off; subtracted from NIR.
+    flat : (H, W) float32, mean 1, or None
+        Relative sensitivity (vignetting); NIR is divided by it.
+    homography_wl_to_nir : (3, 3) float64 or None
+        Maps WL pixel coordinates to NIR pixel coordinates. None = identity.
+    mm_per_px : float or None
+        Millimetres per WL pixel at the working distance. None = report pixels.
+    frame_size : (W, H) or None
+    exposure_ref_ms, gain_ref : the exposure and gain the flat was taken at.
+    """
+
+    dark: Optional[np.ndarray] = None
+    flat: Optional[np.ndarray] = None
+    homography_wl_to_nir: Optional[np.ndarray] = None
+    mm_per_px: Optional[float] = None
+    frame_size: Optional[tuple[int, int]] = None
+    exposure_ref_ms: Optional[float] = None
+    gain_ref: Optional[float] = None
+    hot_pixels: Optional[np.ndarray] = None
+    system: str = ""
+    notes: str = ""
+    source_path: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+    def check_size(self, size: tuple[int, int], what: str = "source") -> None:
+        """Refuse a calibration made for another frame size."""
+        w, h = size
+        for name, arr in (("dark", self.dark), ("flat", self.flat)):
+            if arr is not None and arr.shape[:2] != (h, w):
+                where = self.source_path or "calibration"
+                raise CalibrationError(
+                    f"{where}: {name} is {arr.shape[1]}x{arr.shape[0]} but the {what} is {w}x{h}"
+                )
+        if self.frame_size is not None and tuple(self.frame_size) != (w, h):
+            where = self.source_path or "calibration"
+            fw, fh = self.frame_size
+            raise CalibrationError(f"{where}: frame_size is {fw}x{fh} but the {what} is {w}x{h}")
+
+
+def read_tiff(path: str, what: str, *, dtype=None) -> np.ndarray:
+    """Read a single-plane TIFF or raise a one-line CalibrationError."""
+    import tifffile
+
+    if not os.path.exists(path):
+        raise CalibrationError(f"{path}: no such {what} file")
+    try:
+        arr = tifffile.imread(path)
+    except Exception as e:  # tifffile raises many types for corrupt files
+        raise CalibrationError(f"{path}: not a readable TIFF {what} ({e.__class__.__name__})") from None
+    arr = np.squeeze(arr)
+    if arr.ndim != 2:
+        raise CalibrationError(f"{path}: {what} must be a single-channel image, got shape {arr.shape}")
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return arr

@@ -1,0 +1,77 @@
+"""The source options every command that reads video shares, and the spec they make.
+
+Argument parsing belongs to the command line, not to the core: this module
+turns ``argparse`` options into a :class:`~nirf_overlay.sources.SourceSpec`,
+which is all the core sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..sources import SourceSpec
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        w, h = int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH, e.g. 1920x1080")
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"size {text!r}: each side must be 16..8192 pixels")
+    return w, h
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """Add the source options every command that reads video shares."""
+    g = parser.add_argument_group("source (one of; default: the bundled sample)")
+    if positional:
+        g.add_argument("source", nargs="?", help="recorded session directory")
+    g.add_argument("--wl", metavar="X", help="white-light stream: file, image pattern, device, URL")
+    g.add_argument("--nir", metavar="Y", help="NIR stream: file, image pattern, device, URL")
+    g.add_argument("--combined", metavar="X", help="one stream carrying both views")
+    g.add_argument("--layout", choices=("side-by-side", "top-bottom"), default="side-by-side")
+    g.add_argument(
+        "--nir-half", choices=("left", "right", "top", "bottom"),
+        help="which half of --combined is NIR (default: right or bottom)",
+    )
+    g.add_argument("--nir-bits", type=int, choices=range(8, 17), metavar="{8..16}",
+                   help="significant NIR bits if the stream does not say (default: from dtype)")
+    g.add_argument("--phantom", action="store_true", help="the synthetic phantom procedure")
+    g.add_argument("--seed", type=int, default=0, help="phantom seed")
+    g.add_argument("--size", type=size_arg, help="phantom size WxH (default 1280x720)")
+    g.add_argument("--fps", type=float, help="phantom or image-sequence frame rate (default 30)")
+    g.add_argument("--realtime", action="store_true", help="pace files at their native frame rate")
+    g.add_argument("--loop", action="store_true", help="loop files and sessions")
+    g.add_argument("--pair-tolerance", type=float, metavar="S",
+                   help="live --wl/--nir: largest WL-NIR capture-time difference to pair, "
+                        "seconds (default: half a frame period)")
+
+
+def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:
+    spec = SourceSpec(
+        session=getattr(args, "source", None),
+        wl=args.wl,
+        nir=args.nir,
+        combined=args.combined,
+        layout=args.layout,
+        nir_half=args.nir_half,
+        nir_bits=args.nir_bits,
+        phantom=args.phantom,
+        seed=args.seed,
+        size=args.size,
+        fps=args.fps,
+        realtime=args.realtime,
+        loop=args.loop,
+        pair_tolerance=getattr(args, "pair_tolerance", None),
+    )
+    for k, v in overrides.items():
+        setattr(spec, k, v)
+    return spec
+
+
+def has_source(args: argparse.Namespace) -> bool:
+    """True when the command line names a source (else the command's default applies)."""
+    return bool(getattr(args, "source", None) or args.wl or args.nir or args.combined
+                or args.phantom)
