@@ -36,8 +36,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .errors import NirfError
-from .frame import FramePair
+from ..errors import NirfError
+from ..frame import FramePair
+from .state import RecordingState, RunState
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class EngineStatus:
 
     Attributes
     ----------
-    state : "starting" | "running" | "paused" | "ended" | "error" | "stopped"
+    state : :class:`~nirf_overlay.engine.state.RunState`
     fps_in : pairs captured per second (last ~1 s)
     fps_out : results produced per second (last ~1 s)
     last_frame_time : ``time.monotonic()`` of the newest captured pair, or None
@@ -142,7 +143,7 @@ class EngineStatus:
     recording : recorder state, see :meth:`Engine.recording_status`
     """
 
-    state: str = "starting"
+    state: RunState = RunState.STARTING
     fps_in: float = 0.0
     fps_out: float = 0.0
     last_frame_time: Optional[float] = None
@@ -321,7 +322,7 @@ class Engine:
     def __init__(self, source, settings=None, calibration=None, *, pipeline=None,
                  pace: Optional[bool] = None, loop: bool = False,
                  pipeline_factory: Optional[Callable] = None):
-        from .settings import Settings
+        from ..settings import Settings
 
         self.source = source
         self.settings = settings.copy() if settings is not None else Settings()
@@ -356,7 +357,7 @@ class Engine:
         self.markers: list = list(getattr(source, "markers", None) or [])
 
         # status (written by the worker, read by anyone)
-        self._state = "starting"
+        self._state = RunState.STARTING
         self._error = ""
         self._last_frame_time: Optional[float] = None
         self._nir_lost = False
@@ -368,7 +369,7 @@ class Engine:
 
         # recording
         self.recorder = None
-        self._rec_state = "off"  # off | starting | on | stopping
+        self._rec_state = RecordingState.OFF  # off | starting | on | stopping
         self._rec_error = ""
         self._rec_dir: Optional[str] = None
         self._rec_started: Optional[float] = None
@@ -401,7 +402,7 @@ class Engine:
             self.source.close()
         except Exception as e:  # a source that fails to close must not stop shutdown
             log.warning("closing %s: %s", self.info.description, e)
-        self._state = "stopped"
+        self._state = RunState.STOPPED
 
     @property
     def running(self) -> bool:
@@ -551,27 +552,27 @@ class Engine:
         The recorder is created on a helper thread (it touches the disk), so
         this returns at once; :meth:`recording_status` tells how it went.
         """
-        if self._rec_state in ("starting", "on"):
+        if self._rec_state in (RecordingState.STARTING, RecordingState.ON):
             return
-        self._rec_state, self._rec_error, self._rec_dir = "starting", "", str(out_dir)
+        self._rec_state, self._rec_error, self._rec_dir = RecordingState.STARTING, "", str(out_dir)
         self._rec_refused = 0
 
         def create():
             try:
-                from .recording import Recorder
+                from ..recording import Recorder
 
                 rec = Recorder(str(out_dir), self.info, self.settings.copy(), self.calibration)
             except Exception as e:
                 log.warning("recording could not start", exc_info=not isinstance(e, NirfError))
                 self._rec_error = f"recording did not start: {_plain(e)}"
-                self._rec_state = "off"
+                self._rec_state = RecordingState.OFF
                 return
-            if self._rec_state != "starting":  # stopped meanwhile
+            if self._rec_state != RecordingState.STARTING:  # stopped meanwhile
                 spawn(rec.stop, "nirf-rec-stop")
                 return
             self._rec_started = time.monotonic()
             self.recorder = rec
-            self._rec_state = "on"
+            self._rec_state = RecordingState.ON
 
         spawn(create, "nirf-rec-start")
 
@@ -579,11 +580,11 @@ class Engine:
         """Detach the recorder at once and let it finish writing on a helper thread."""
         rec, self.recorder = self.recorder, None
         events = self._events
-        if self._rec_state == "starting":
-            self._rec_state = "off"
+        if self._rec_state == RunState.STARTING:
+            self._rec_state = RecordingState.OFF
         if rec is None:
             return
-        self._rec_state = "stopping"
+        self._rec_state = RecordingState.STOPPING
 
         def finish():
             if events is not None:
@@ -596,7 +597,7 @@ class Engine:
             except Exception as e:
                 self._rec_error = f"recording did not finish cleanly: {_plain(e)}"
             self._last_rec_status = _recorder_status(rec)
-            self._rec_state = "off"
+            self._rec_state = RecordingState.OFF
 
         t = spawn(finish, "nirf-rec-stop")
         if wait:
@@ -604,7 +605,7 @@ class Engine:
 
     @property
     def recording(self) -> bool:
-        return self._rec_state in ("starting", "on")
+        return self._rec_state in (RecordingState.STARTING, RecordingState.ON)
 
     def recording_status(self) -> dict:
         """State, directory, seconds, frames written / not written, error."""
@@ -652,8 +653,8 @@ class Engine:
         except Exception:
             src = {}
         state = self._state
-        if state == "running" and self._paused:
-            state = "paused"
+        if state == RunState.RUNNING and self._paused:
+            state = RunState.PAUSED
         return EngineStatus(
             state=state,
             fps_in=self._fps_in.rate(now),
@@ -677,7 +678,7 @@ class Engine:
 
     # -- worker ----------------------------------------------------------------------
     def _run(self) -> None:
-        self._state = "running"
+        self._state = RunState.RUNNING
         if not self.info.live:
             self._ahead = _ReadAhead(self.source, self._stop)
         due: Optional[float] = None  # when the next paced frame is to be released
@@ -740,11 +741,11 @@ class Engine:
             if pair is None:
                 self._ended = True
                 if not (self._loop and self.seekable):
-                    self._state = "ended"
+                    self._state = RunState.ENDED
                 continue
             self._ended = False
-            if self._state != "running":
-                self._state = "running"
+            if self._state != RunState.RUNNING:
+                self._state = RunState.RUNNING
 
             if self.pace and not stepping:
                 due, prev_time = self._wait_until_due(pair, due, prev_time)
@@ -862,7 +863,7 @@ def _recorder_status(rec) -> dict:
 
 
 def _default_pipeline_factory(settings, calibration):
-    from .processing.pipeline import Pipeline
+    from ..processing.pipeline import Pipeline
 
     # the live display never waits for the rim analysis: it runs on its own thread
     return Pipeline(settings, calibration, async_analysis=True)
@@ -909,8 +910,8 @@ def open_engine(spec, settings=None, request=None, *, loop: Optional[bool] = Non
     (:class:`~nirf_overlay.errors.CalibrationError`) and the source closed;
     ``Engine.calibration_note`` carries any remark for the user.
     """
-    from .calibration import resolve_calibration
-    from .sources import open_source
+    from ..calibration import resolve_calibration
+    from ..sources import open_source
 
     spec = viewer_spec(spec)
     source = open_source(spec)
