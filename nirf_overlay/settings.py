@@ -26,7 +26,53 @@ from .errors import SettingsError
 SCHEMA_VERSION = 2
 
 COLORMAPS = ("green", "viridis", "inferno", "cividis", "magenta")
-MODES = ("wl", "nir", "overlay", "intensity", "side-by-side", "pip")
+
+
+@dataclass(frozen=True)
+class DisplayMode:
+    """One thing the OR monitor can show.
+
+    Attributes
+    ----------
+    name : the value of ``display.mode``
+    key : the viewer's keyboard shortcut
+    label : the button's text
+    help : one sentence for tooltips and the help overlay
+    split : the picture holds two views side by side, so rim outlines and
+        labels in the picture's coordinates are not drawn on it
+    """
+
+    name: str
+    key: str
+    label: str
+    help: str
+    split: bool = False
+
+
+#: The display modes, in button order.  A new mode is a row here and its
+#: renderer in :mod:`nirf_overlay.processing.composite`.
+DISPLAY_MODES = (
+    DisplayMode("wl", "1", "White light", "The laparoscopic view alone."),
+    DisplayMode("nir", "2", "NIR", "The near-infrared fluorescence in grey."),
+    DisplayMode("overlay", "3", "Overlay",
+                "Fluorescence in colour over the white light, more opaque where it is stronger."),
+    DisplayMode("intensity", "4", "Intensity map", "The fluorescence as an opaque heat map."),
+    DisplayMode("side-by-side", "5", "Side by side",
+                "White light on the left, the overlay or NIR on the right.", split=True),
+    DisplayMode("pip", "6", "Picture in picture",
+                "The overlay with the monochrome NIR in a corner inset."),
+)
+MODES = tuple(m.name for m in DISPLAY_MODES)
+
+
+def display_mode(name: str) -> DisplayMode:
+    """The :class:`DisplayMode` called ``name`` (KeyError if there is none)."""
+    for m in DISPLAY_MODES:
+        if m.name == name:
+            return m
+    raise KeyError(name)
+
+
 COMPRESSIONS = ("linear", "gamma", "log")
 
 
