@@ -54,3 +54,109 @@ def test_gui_is_the_only_package_naming_qt():
                  and any(line.lstrip().startswith(("import PyQt5", "from PyQt5"))
                          for line in p.read_text().splitlines())]
     assert offenders == []
+
+
+# -- layers and cycles ---------------------------------------------------------------------------
+#: Each unit (a top-level module or package of nirf_overlay) may import units of
+#: lower layers only; units in one layer are independent of each other.  Every
+#: import statement counts, also those inside functions.
+LAYERS = (
+    ("errors", "frame"),
+    ("settings",),
+    ("calibration", "processing"),
+    ("phantom",),
+    ("sources",),
+    ("recording",),
+    ("engine", "export", "snapshot"),
+    ("batch", "bench", "evaluate", "report"),
+    ("gui",),
+    ("cli",),
+)
+
+
+def _imports():
+    """{module: {imported nirf_overlay module, ...}} from every import statement."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "nirf_overlay"
+    modules = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = list(rel.parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        name = ".".join(parts)
+        package = parts if is_pkg else parts[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("nirf_overlay"))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package[: len(package) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if not target.startswith("nirf_overlay"):
+                    continue
+                found.add(target)
+                # `from . import x` may name a submodule
+                found.update(f"{target}.{a.name}" for a in node.names)
+        modules[name] = found
+    return {m: {t for t in ts if t in modules and t != m} for m, ts in modules.items()}
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_units_import_only_lower_layers():
+    layer_of = {u: i for i, layer in enumerate(LAYERS) for u in layer}
+    graph = _imports()
+    units = {_unit(m) for m in graph} - {"", "__main__"}
+    assert units <= set(layer_of), f"units missing from LAYERS: {sorted(units - set(layer_of))}"
+    bad = sorted(
+        f"{m} imports {t}"
+        for m, ts in graph.items() for t in ts
+        if _unit(m) in layer_of and _unit(t) in layer_of and _unit(m) != _unit(t)
+        and layer_of[_unit(t)] >= layer_of[_unit(m)]
+    )
+    assert bad == []
+
+
+def test_no_import_cycles_between_modules():
+    graph = _imports()
+    # a package's __init__ re-exporting its own modules is not a cycle of ideas
+    edges = {m: {t for t in ts if not (m.startswith(t + ".") or t.startswith(m + "."))}
+             for m, ts in graph.items()}
+    index, low, stack, on, cycles, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in list(edges):
+        if v not in index:
+            visit(v)
+    assert cycles == []
