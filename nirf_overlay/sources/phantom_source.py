@@ -264,7 +264,7 @@ class PhantomSource(FrameSource):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for f in getattr(self, "_futures", ()):
+        for f in self._futures:
             f.cancel()
         if self._pacer is not None and self._pacer is not threading.current_thread():
             self._pacer.join(timeout=2.0)

@@ -28,8 +28,9 @@ from typing import Optional
 
 from ..errors import SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
-from ._cv import classify, nir_from_frame, nir_mode, wl_from_frame
+from ._cv import nir_from_frame, nir_mode, wl_from_frame
 from .base import FrameSource
+from .inputs import classify
 from .readers import first_frame, load_frame_meta, open_reader, sidecar_path
 
 log = logging.getLogger(__name__)
