@@ -14,14 +14,12 @@ from ..sources import SourceSpec, kind_of
 
 
 def size_arg(text: str) -> tuple[int, int]:
+    """argparse type: ``WxH`` as ``(W, H)``; the phantom says which sizes it renders."""
     try:
         w, h = text.lower().split("x")
-        w, h = int(w), int(h)
+        return int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH, e.g. 1920x1080")
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"size {text!r}: each side must be 16..8192 pixels")
-    return w, h
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
