@@ -233,3 +233,11 @@ def test_has_source_and_spec_from_args(argv, named):
     spec = spec_from_args(args, realtime=True)
     assert spec.realtime and (kind_of(spec).name != "sample") is named
     assert spec.describe() == kind_of(spec).describe(spec)
+
+
+@pytest.mark.parametrize("spec", [spec for spec, _, _ in CASES]
+                         + [SourceSpec(phantom=True, size=(640, 360), fps=60.0, options={"frames": 3})])
+def test_a_spec_survives_json(spec):
+    back = SourceSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert back == spec and back.describe() == spec.describe()
+    assert SourceSpec.from_dict({**spec.to_dict(), "no_such_field": 1}) == spec  # older/newer keys

@@ -19,7 +19,6 @@ touch the user's settings.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Optional
@@ -52,7 +51,7 @@ from ..errors import SourceError
 from ..sources import SourceSpec, check_present, check_spec, classify, kind_of
 from .settings_panel import CONFIG_DIR_ENV
 
-__all__ = ["OpenSourceDialog", "spec_to_dict", "spec_from_dict", "MAX_RECENT"]
+__all__ = ["OpenSourceDialog", "MAX_RECENT"]
 
 MAX_RECENT = 10
 RECENT_KEY = "open/recent"
@@ -64,22 +63,6 @@ _VIDEO_FILTER = ("Video and image files (*.mp4 *.mkv *.avi *.mov *.m4v *.webm *.
 
 class InputRefused(Exception):
     """What the user typed cannot be opened; the message is shown in the dialog."""
-
-
-# -- spec <-> JSON (recent list) ------------------------------------------------------
-def spec_to_dict(spec: SourceSpec) -> dict:
-    d = dataclasses.asdict(spec)
-    if d.get("size") is not None:
-        d["size"] = list(d["size"])
-    return d
-
-
-def spec_from_dict(data: dict) -> SourceSpec:
-    names = {f.name for f in dataclasses.fields(SourceSpec)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if kwargs.get("size") is not None:
-        kwargs["size"] = tuple(int(v) for v in kwargs["size"])
-    return SourceSpec(**kwargs)
 
 
 # -- checks -------------------------------------------------------------------------
@@ -456,13 +439,13 @@ class OpenSourceDialog(QDialog):
         raw = self.store.value(RECENT_KEY, "[]")
         try:
             items = json.loads(raw if isinstance(raw, str) else "[]")
-            return [spec_from_dict(d) for d in items if isinstance(d, dict)]
+            return [SourceSpec.from_dict(d) for d in items if isinstance(d, dict)]
         except (ValueError, TypeError):
             return []  # a damaged entry must not stop the dialog from opening
 
     def remember(self, spec: SourceSpec) -> None:
-        entry = spec_to_dict(spec)
-        items = [spec_to_dict(s) for s in self.recent()]
+        entry = spec.to_dict()
+        items = [s.to_dict() for s in self.recent()]
         items = [entry] + [d for d in items if d != entry]
         self.store.setValue(RECENT_KEY, json.dumps(items[:MAX_RECENT]))
         self.store.sync()

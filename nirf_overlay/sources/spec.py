@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from .registry import kind_of
@@ -41,6 +41,22 @@ class SourceSpec:
     def describe(self) -> str:
         """One line naming the input (``phantom(seed=3)``, ``WL a.mp4 + NIR b.mkv`` ...)."""
         return kind_of(self).describe(self)
+
+    def to_dict(self) -> dict:
+        """The spec as JSON-ready values (``size`` a list)."""
+        data = asdict(self)
+        if data["size"] is not None:
+            data["size"] = list(data["size"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SourceSpec":
+        """The inverse of :meth:`to_dict`; keys that are not fields are ignored."""
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if kwargs.get("size") is not None:
+            kwargs["size"] = tuple(int(v) for v in kwargs["size"])
+        return cls(**kwargs)
 
 
 def default_sample() -> SourceSpec:
