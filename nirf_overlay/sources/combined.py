@@ -23,7 +23,9 @@ from ..frame import SourceInfo
 from ._cv import nir_from_frame, nir_mode, wl_from_frame
 from .base import FrameSource
 from .inputs import classify
+from .live import LiveSingleSource, open_live
 from .readers import first_frame, open_reader
+from .video import FilePairSource
 
 _HALVES = {"side-by-side": ("left", "right"), "top-bottom": ("top", "bottom")}
 
@@ -108,8 +110,6 @@ def open_combined(spec) -> FrameSource:
     name = spec.combined
     if kind.live:
         return _open_live(spec, kind, name, layout, nir_half)
-    from .video import FilePairSource
-
     reader = open_reader(kind, name, raw=False, fps=spec.fps)
     try:
         _check_colour(reader.props, name)
@@ -152,8 +152,6 @@ def _validate(frame, name, layout, nir_half, nir_bits):
 
 
 def _open_live(spec, kind, name, layout, nir_half) -> FrameSource:
-    from .live import LiveSingleSource, open_live
-
     cap, frame0, props = open_live(kind, name, raw=False, spec=spec)
     try:
         _check_colour(props, name)

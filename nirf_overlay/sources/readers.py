@@ -6,6 +6,7 @@ can seek.  It knows nothing about WL or NIR; the pair sources decide that.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from typing import Optional
@@ -169,8 +170,6 @@ def load_frame_meta(path: str) -> dict:
     that logs camera settings per frame, or the phantom's truth CSV, gives the
     pipeline what it needs to undo auto-gain and exposure steps in files.
     """
-    import csv
-
     def num(text):
         try:
             v = float(text)
