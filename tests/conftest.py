@@ -80,3 +80,9 @@ def write_image_sequence(folder, frames, ext):
     for i, f in enumerate(frames):
         assert cv2.imwrite(os.path.join(folder, f"{i:04d}.{ext}"), f)
     return os.path.join(folder, f"%04d.{ext}")
+
+
+@pytest.fixture
+def image_sequence():
+    """:func:`write_image_sequence`, for tests that write image-sequence sources."""
+    return write_image_sequence

@@ -287,7 +287,7 @@ def test_calibration_core_imports_without_qt():
         "            raise ImportError('PyQt5 blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
         "import nirf_overlay.calibration, nirf_overlay.calibration.builders\n"
-        "import nirf_overlay.calibration.profile, nirf_overlay.calibration.capture\n"
+        "import nirf_overlay.calibration.profile, nirf_overlay.sources.nir_only\n"
         "import nirf_overlay.calibration.live, nirf_overlay.calibration.steps\n"
         "import nirf_overlay.calibration.synthetic, nirf_overlay.cli.calibrate\n"
         "assert not any(m.startswith('PyQt5') for m in sys.modules)\n"

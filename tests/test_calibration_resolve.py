@@ -11,8 +11,6 @@ from nirf_overlay.calibration.profile import save_profile
 from nirf_overlay.errors import CalibrationError
 from nirf_overlay.sources import SourceSpec, default_sample, open_source
 
-from conftest import write_image_sequence
-
 W, H = 64, 48
 
 
@@ -23,11 +21,11 @@ def phantom():
 
 
 @pytest.fixture
-def plain(tmp_path):
+def plain(tmp_path, image_sequence):
     """A source with no calibration of its own: two image sequences."""
     rng = np.random.default_rng(1)
-    wl = write_image_sequence(tmp_path / "wl", [rng.integers(0, 255, (H, W, 3), np.uint8)] * 2, "png")
-    nir = write_image_sequence(tmp_path / "nir", [rng.integers(0, 4095, (H, W), np.uint16)] * 2, "tiff")
+    wl = image_sequence(tmp_path / "wl", [rng.integers(0, 255, (H, W, 3), np.uint8)] * 2, "png")
+    nir = image_sequence(tmp_path / "nir", [rng.integers(0, 4095, (H, W), np.uint16)] * 2, "tiff")
     with open_source(SourceSpec(wl=wl, nir=nir)) as src:
         yield src
 

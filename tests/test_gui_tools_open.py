@@ -7,7 +7,7 @@ pytest.importorskip("pytestqt")
 from PyQt5.QtCore import QSettings, Qt  # noqa: E402
 from PyQt5.QtWidgets import QDialog  # noqa: E402
 
-from nirf_overlay.gui.open_dialog import OpenSourceDialog, describe_spec  # noqa: E402
+from nirf_overlay.gui.open_dialog import OpenSourceDialog  # noqa: E402
 from nirf_overlay.sources import SourceSpec  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def test_missing_file_is_refused_in_the_dialog(make_dialog, qtbot, videos):
     _open(qtbot, dlg)  # must not raise
     assert dlg.isVisible() and dlg.result() != QDialog.Accepted
     assert dlg.spec() is None
-    assert dlg.error_text() == f"NIR: {missing} does not exist"
+    assert dlg.error_text() == f"NIR: {missing}: no such file"
     dlg.files_page.nir.setText(videos["wl"])
     _open(qtbot, dlg)
     assert "same input" in dlg.error_text()
@@ -88,6 +88,22 @@ def test_missing_file_is_refused_in_the_dialog(make_dialog, qtbot, videos):
     dlg.files_page.nir.setText(videos["nir"])
     _open(qtbot, dlg)
     assert dlg.spec() == SourceSpec(wl=videos["wl"], nir=videos["nir"])
+
+
+def test_a_folder_or_a_missing_sequence_folder_is_refused_as_open_source_would(make_dialog, qtbot,
+                                                                            videos):
+    dlg = make_dialog()
+    dlg.tabs.setCurrentWidget(dlg.files_page)
+    dlg.files_page.wl.setText(str(videos["tmp"]))
+    dlg.files_page.nir.setText(videos["nir"])
+    _open(qtbot, dlg)
+    assert dlg.error_text() == f"White light: {videos['tmp']}: is a directory, not a video file"
+    pattern = str(videos["tmp"] / "nope" / "%06d.tiff")
+    dlg.files_page.wl.setText(videos["wl"])
+    dlg.files_page.nir.setText(pattern)
+    _open(qtbot, dlg)
+    assert dlg.error_text() == f"NIR: {pattern}: no such folder {videos['tmp'] / 'nope'}"
+    assert dlg.spec() is None
 
 
 def test_devices(make_dialog, qtbot):
@@ -139,6 +155,9 @@ def test_session_folder(make_dialog, qtbot, videos):
     dlg.session_page.folder.setText(str(videos["tmp"]))
     _open(qtbot, dlg)
     assert "not a recorded session (no session.json)" in dlg.error_text()
+    dlg.session_page.folder.setText(videos["wl"])
+    _open(qtbot, dlg)
+    assert "a single file is not a source" in dlg.error_text()
     dlg.session_page.folder.setText(videos["session"])
     dlg.session_page.loop_box.setChecked(True)
     _open(qtbot, dlg)
@@ -178,8 +197,8 @@ def test_recent_sources_are_remembered_newest_first(make_dialog, qtbot, videos, 
     third = make_dialog()
     assert third.tabs.currentWidget() is third.recent_list
     texts = [third.recent_list.item(i).text() for i in range(third.recent_list.count())]
-    assert texts == [describe_spec(SourceSpec(session=videos["session"])),
-                     describe_spec(SourceSpec(phantom=True, seed=0, size=(1280, 720), fps=30.0))]
+    # the one description of a spec, SourceSpec.describe
+    assert texts == [videos["session"], "phantom(seed=0)"]
     third.recent_list.setCurrentRow(1)
     _open(qtbot, third)
     assert third.spec() == SourceSpec(phantom=True, seed=0, size=(1280, 720), fps=30.0)
@@ -191,11 +210,23 @@ def test_recent_sources_are_remembered_newest_first(make_dialog, qtbot, videos, 
     fourth = make_dialog()
     fourth.recent_list.setCurrentRow(1)
     _open(qtbot, fourth)
-    assert fourth.spec() is None and "does not exist" in fourth.error_text()
+    assert fourth.spec() is None and "no such file or directory" in fourth.error_text()
+    # A remembered pair whose file has gone is refused naming the file.
+    fourth.remember(SourceSpec(wl=videos["wl"], nir=str(videos["tmp"] / "gone.mkv")))
+    fifth = make_dialog()
+    fifth.recent_list.setCurrentRow(0)
+    _open(qtbot, fifth)
+    assert fifth.error_text() == (f"NIR: {videos['tmp'] / 'gone.mkv'}: no such file "
+                                  "(it was there when last opened)")
     # Prefilling puts a spec back into its tab for editing.
     fourth.prefill(SourceSpec(wl="0", nir="1"))
     assert fourth.tabs.currentWidget() is fourth.device_page
     assert fourth.device_page.nir.text() == "1"
+    for spec, page in [(SourceSpec(combined="rtsp://h/both"), fourth.network_page),
+                       (SourceSpec(wl=videos["wl"], nir=videos["nir"]), fourth.files_page),
+                       (SourceSpec(phantom=True, seed=4), fourth.phantom_page),
+                       (SourceSpec(session=videos["session"]), fourth.session_page)]:
+        assert fourth.page_for(spec) is page
 
 
 def test_damaged_recent_entry_does_not_break_the_dialog(make_dialog, store):

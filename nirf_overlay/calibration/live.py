@@ -152,7 +152,7 @@ class CalibrationGrabber:
                 setattr(self._state, k, v)
 
     def _run(self) -> None:
-        from .capture import open_calibration_input
+        from ..sources.nir_only import open_calibration_input
 
         try:
             self._input = open_calibration_input(self._spec, need_wl=False, what="calibration")

@@ -89,7 +89,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..calibration.builders import Charuco, build_dark, build_flat, build_registration
-    from ..calibration.capture import iter_captures, open_calibration_input
+    from ..sources.nir_only import iter_captures, open_calibration_input
     from ..calibration.profile import save_profile
     from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
     from .source_args import spec_from_args

@@ -8,26 +8,24 @@ which is all the core sees.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
-from ..sources import SourceSpec
+from ..sources import SourceSpec, kind_of
 
 
 def size_arg(text: str) -> tuple[int, int]:
+    """argparse type: ``WxH`` as ``(W, H)``; the phantom says which sizes it renders."""
     try:
         w, h = text.lower().split("x")
-        w, h = int(w), int(h)
+        return int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH, e.g. 1920x1080")
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"size {text!r}: each side must be 16..8192 pixels")
-    return w, h
 
 
-def add_source_arguments(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the source options every command that reads video shares."""
     g = parser.add_argument_group("source (one of; default: the bundled sample)")
-    if positional:
-        g.add_argument("source", nargs="?", help="recorded session directory")
+    g.add_argument("source", nargs="?", help="recorded session directory")
     g.add_argument("--wl", metavar="X", help="white-light stream: file, image pattern, device, URL")
     g.add_argument("--nir", metavar="Y", help="NIR stream: file, image pattern, device, URL")
     g.add_argument("--combined", metavar="X", help="one stream carrying both views")
@@ -49,29 +47,18 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, positional: bool = 
                         "seconds (default: half a frame period)")
 
 
+#: the options whose dest is the SourceSpec field of the same name
+_SPEC_OPTIONS = ("wl", "nir", "combined", "layout", "nir_half", "nir_bits", "phantom", "seed",
+                 "size", "fps", "realtime", "loop", "pair_tolerance")
+
+
 def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:
-    spec = SourceSpec(
-        session=getattr(args, "source", None),
-        wl=args.wl,
-        nir=args.nir,
-        combined=args.combined,
-        layout=args.layout,
-        nir_half=args.nir_half,
-        nir_bits=args.nir_bits,
-        phantom=args.phantom,
-        seed=args.seed,
-        size=args.size,
-        fps=args.fps,
-        realtime=args.realtime,
-        loop=args.loop,
-        pair_tolerance=getattr(args, "pair_tolerance", None),
-    )
-    for k, v in overrides.items():
-        setattr(spec, k, v)
-    return spec
+    """The :class:`SourceSpec` the source options name, with ``overrides`` set on it."""
+    given = vars(args)
+    spec = SourceSpec(session=args.source, **{name: given[name] for name in _SPEC_OPTIONS})
+    return replace(spec, **overrides)
 
 
 def has_source(args: argparse.Namespace) -> bool:
     """True when the command line names a source (else the command's default applies)."""
-    return bool(getattr(args, "source", None) or args.wl or args.nir or args.combined
-                or args.phantom)
+    return kind_of(spec_from_args(args)).name != "sample"

@@ -19,10 +19,8 @@ touch the user's settings.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import re
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -49,18 +47,16 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..sources import SourceSpec
+from ..errors import SourceError
+from ..sources import SourceSpec, check_present, check_spec, classify, kind_of
 from .settings_panel import CONFIG_DIR_ENV
 
-__all__ = ["OpenSourceDialog", "spec_to_dict", "spec_from_dict", "describe_spec", "MAX_RECENT"]
+__all__ = ["OpenSourceDialog", "MAX_RECENT"]
 
 MAX_RECENT = 10
 RECENT_KEY = "open/recent"
 LAST_DIR_KEY = "open/last_dir"
 
-_DEVICE_PATH = re.compile(r"^/dev/video\d+$")
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_SEQUENCE = re.compile(r"%0?\d*d")
 _VIDEO_FILTER = ("Video and image files (*.mp4 *.mkv *.avi *.mov *.m4v *.webm *.tif *.tiff "
                  "*.png);;All files (*)")
 
@@ -69,55 +65,30 @@ class InputRefused(Exception):
     """What the user typed cannot be opened; the message is shown in the dialog."""
 
 
-# -- spec <-> JSON (recent list) ------------------------------------------------------
-def spec_to_dict(spec: SourceSpec) -> dict:
-    d = dataclasses.asdict(spec)
-    if d.get("size") is not None:
-        d["size"] = list(d["size"])
-    return d
-
-
-def spec_from_dict(data: dict) -> SourceSpec:
-    names = {f.name for f in dataclasses.fields(SourceSpec)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if kwargs.get("size") is not None:
-        kwargs["size"] = tuple(int(v) for v in kwargs["size"])
-    return SourceSpec(**kwargs)
-
-
-def describe_spec(spec: SourceSpec) -> str:
-    """One line for the recent list."""
-    if spec.phantom:
-        w, h = spec.size or (1280, 720)
-        return f"Phantom, seed {spec.seed}, {w}x{h} at {spec.fps or 30:g} fps"
-    if spec.combined:
-        half = f", NIR {spec.nir_half}" if spec.nir_half else ""
-        return f"Combined {spec.combined} ({spec.layout}{half})"
-    if spec.wl or spec.nir:
-        return f"WL {spec.wl}  +  NIR {spec.nir}"
-    if spec.session:
-        return f"Session {spec.session}"
-    return "Bundled sample"
-
-
 # -- checks -------------------------------------------------------------------------
+# The dialog refuses before it closes what it can tell is wrong, so that the
+# user fixes it in place: the source is opened afterwards, on a helper thread,
+# and a failure there means starting the dialog again.  The rules that
+# open_source applies anyway (one input, --wl with --nir, a session folder, a
+# file that is there) are the sources' own (check_spec, check_present); the
+# dialog adds only what a tab means (a file on the Files tab, a device on the
+# Device tab) and what opening would find out only after a timeout (a device
+# node that does not exist, a URL without a host).
+def _refused(what: str, error: SourceError) -> InputRefused:
+    return InputRefused(f"{what}: {error}")
+
+
 def _check_file(text: str, what: str) -> str:
     text = text.strip()
     if not text:
         raise InputRefused(f"{what}: choose a file")
-    if _URL.match(text) or text.isdigit() or _DEVICE_PATH.match(text):
+    kind = classify(text)
+    if kind.live:
         raise InputRefused(f"{what}: {text} is not a file (use the Device or Network tab)")
-    if _SEQUENCE.search(os.path.basename(text)):
-        folder = os.path.dirname(text) or "."
-        if not os.path.isdir(folder):
-            raise InputRefused(f"{what}: folder {folder} of the image sequence does not exist")
-        return text
-    if os.path.isdir(text):
-        raise InputRefused(f"{what}: {text} is a folder, not a file")
-    if not os.path.isfile(text):
-        raise InputRefused(f"{what}: {text} does not exist")
-    if not os.access(text, os.R_OK):
-        raise InputRefused(f"{what}: {text} cannot be read (permissions)")
+    try:
+        check_present(kind, text)
+    except SourceError as e:
+        raise _refused(what, e) from None
     return text
 
 
@@ -125,20 +96,19 @@ def _check_device(text: str, what: str) -> str:
     text = text.strip()
     if not text:
         raise InputRefused(f"{what}: give a device number (0, 1, ...) or /dev/videoN")
-    if text.isdigit():
-        return text
-    if _DEVICE_PATH.match(text):
-        if not os.path.exists(text):
-            raise InputRefused(f"{what}: {text} does not exist (is the camera plugged in?)")
-        return text
-    raise InputRefused(f"{what}: {text!r} is not a device; give a number or /dev/videoN")
+    kind = classify(text)
+    if kind.kind != "device":
+        raise InputRefused(f"{what}: {text!r} is not a device; give a number or /dev/videoN")
+    if isinstance(kind.target, str) and not os.path.exists(kind.target):
+        raise InputRefused(f"{what}: {text} does not exist (is the camera plugged in?)")
+    return text
 
 
 def _check_url(text: str, what: str) -> str:
     text = text.strip()
     if not text:
         raise InputRefused(f"{what}: give a stream URL, e.g. rtsp://host:8554/nir")
-    if not _URL.match(text) or text.lower().startswith("file://"):
+    if classify(text).kind != "url":
         raise InputRefused(f"{what}: {text!r} is not a URL (rtsp://, udp://, http://, ...)")
     parsed = urlparse(text)
     if not (parsed.hostname or parsed.netloc.startswith("@")):
@@ -146,36 +116,32 @@ def _check_url(text: str, what: str) -> str:
     return text
 
 
+_CHECK_INPUT = {"file": _check_file, "sequence": _check_file, "device": _check_device,
+                "url": _check_url}
+
+
 def _check_session(text: str) -> str:
     text = text.strip()
     if not text:
         raise InputRefused("Session: choose a recorded session folder")
-    if not os.path.exists(text):
-        raise InputRefused(f"Session: {text} does not exist")
-    if not os.path.isdir(text):
-        raise InputRefused(f"Session: {text} is a file; choose the session folder")
-    if not os.path.isfile(os.path.join(text, "session.json")):
-        raise InputRefused(f"Session: {text} is not a recorded session (no session.json)")
+    try:
+        check_spec(SourceSpec(session=text))
+    except SourceError as e:
+        raise _refused("Session", e) from None
     return text
 
 
-def check_spec(spec: SourceSpec) -> None:
-    """Raise :class:`InputRefused` if ``spec`` names something that cannot be there."""
-    if spec.phantom:
-        return
-    if spec.session:
-        _check_session(spec.session)
-        return
+def _check_recent(spec: SourceSpec) -> None:
+    """Raise :class:`InputRefused` if a remembered ``spec`` names what is not there now."""
+    try:
+        check_spec(spec)
+    except SourceError as e:
+        raise InputRefused(str(e)) from None
     names = [("Combined", spec.combined)] if spec.combined else [("WL", spec.wl),
                                                                    ("NIR", spec.nir)]
     for what, text in names:
-        text = text or ""
-        if text.isdigit() or _DEVICE_PATH.match(text):
-            _check_device(text, what)
-        elif _URL.match(text):
-            _check_url(text, what)
-        else:
-            _check_file(text, what)
+        if text:
+            _CHECK_INPUT[classify(text).kind](text, what)
 
 
 # -- pages ----------------------------------------------------------------------------
@@ -454,16 +420,13 @@ class OpenSourceDialog(QDialog):
 
     def page_for(self, spec: SourceSpec) -> QWidget:
         """The tab that edits ``spec`` (used to prefill from a recent entry)."""
-        if spec.phantom:
-            return self.phantom_page
-        if spec.session:
-            return self.session_page
+        own_tab = {"phantom": self.phantom_page,
+                   "session": self.session_page}.get(kind_of(spec).name)
+        if own_tab is not None:
+            return own_tab
         text = spec.combined or spec.wl or ""
-        if text.isdigit() or _DEVICE_PATH.match(text):
-            return self.device_page
-        if _URL.match(text):
-            return self.network_page
-        return self.files_page
+        return {"device": self.device_page,
+                "url": self.network_page}.get(classify(text).kind, self.files_page)
 
     def prefill(self, spec: SourceSpec) -> None:
         """Show ``spec`` in its tab (e.g. the source that is open now)."""
@@ -476,13 +439,13 @@ class OpenSourceDialog(QDialog):
         raw = self.store.value(RECENT_KEY, "[]")
         try:
             items = json.loads(raw if isinstance(raw, str) else "[]")
-            return [spec_from_dict(d) for d in items if isinstance(d, dict)]
+            return [SourceSpec.from_dict(d) for d in items if isinstance(d, dict)]
         except (ValueError, TypeError):
             return []  # a damaged entry must not stop the dialog from opening
 
     def remember(self, spec: SourceSpec) -> None:
-        entry = spec_to_dict(spec)
-        items = [spec_to_dict(s) for s in self.recent()]
+        entry = spec.to_dict()
+        items = [s.to_dict() for s in self.recent()]
         items = [entry] + [d for d in items if d != entry]
         self.store.setValue(RECENT_KEY, json.dumps(items[:MAX_RECENT]))
         self.store.sync()
@@ -495,9 +458,9 @@ class OpenSourceDialog(QDialog):
     def _load_recent(self) -> None:
         self.recent_list.clear()
         for spec in self.recent():
-            item = QListWidgetItem(describe_spec(spec))
+            item = QListWidgetItem(spec.describe())
             item.setData(Qt.UserRole, spec)
-            item.setToolTip(describe_spec(spec))
+            item.setToolTip(spec.describe())
             self.recent_list.addItem(item)
 
     # -- browsing ----------------------------------------------------------------------
@@ -528,7 +491,7 @@ class OpenSourceDialog(QDialog):
                 raise InputRefused("Recent: choose a source, or use another tab")
             spec = item.data(Qt.UserRole)
             try:
-                check_spec(spec)
+                _check_recent(spec)
             except InputRefused as e:
                 raise InputRefused(f"{e} (it was there when last opened)") from None
             return spec

@@ -2,15 +2,14 @@
 
 Everything that knows about ``cv2.VideoCapture`` quirks lives here: keeping
 OpenCV's and FFmpeg's own warnings off the terminal (the user should see our
-one line, not five lines of ``[ WARN:0@0.07] global cap.cpp ...``), telling
-what kind of input a string names, opening captures with timeouts, and
-turning decoded frames into the frame model's WL / NIR arrays.
+one line, not five lines of ``[ WARN:0@0.07] global cap.cpp ...``), opening
+captures with timeouts, and turning decoded frames into the frame model's
+WL / NIR arrays.  What kind of input a string names is :mod:`.inputs`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import struct
 from dataclasses import dataclass
 from typing import Optional
@@ -23,6 +22,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..errors import SourceError  # noqa: E402
+from .inputs import InputKind  # noqa: E402
 
 if "OPENCV_LOG_LEVEL" not in os.environ:
     # OpenCV's own WARN lines ("can't open camera by index", "Stream timeout
@@ -40,42 +40,6 @@ READ_TIMEOUT = 2.0
 # A decoded BGR frame counts as gray when 99 % of its pixels have all three
 # channels within this many counts (lossy codecs smear chroma a little).
 GRAY_SPREAD = 4
-
-
-@dataclass(frozen=True)
-class InputKind:
-    """What an input string names."""
-
-    kind: str  # file | sequence | device | url
-    target: object  # what to hand to VideoCapture (int for device indices)
-    live: bool
-
-
-_DEVICE_PATH = re.compile(r"^/dev/video(\d+)$")
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_SEQUENCE = re.compile(r"%0?\d*d")
-
-
-def classify(text: str) -> InputKind:
-    """Tell a file, an image-sequence pattern, a device and a URL apart.
-
-    Parameters
-    ----------
-    text : str
-        ``"3"`` or ``"/dev/video3"`` (V4L2 device), ``"rtsp://..."``,
-        ``"udp://..."``, ``"http://..."`` (network stream, live),
-        ``"nir/%06d.tiff"`` (image sequence), anything else a file.
-    """
-    text = str(text)
-    if text.isdigit():
-        return InputKind("device", int(text), True)
-    if _DEVICE_PATH.match(text):
-        return InputKind("device", text, True)
-    if _URL.match(text) and not text.startswith("file://"):
-        return InputKind("url", text, True)
-    if _SEQUENCE.search(os.path.basename(text)):
-        return InputKind("sequence", text, False)
-    return InputKind("file", text, False)
 
 
 def pixel_format(cap: "cv2.VideoCapture") -> bytes:
@@ -116,10 +80,6 @@ def open_capture(kind: InputKind, *, name: str, raw: bool = False,
     colour stream still decodes to BGR (with conversion off FFmpeg would hand
     out only the luma plane of a colour stream and warn about it).
     """
-    if kind.kind == "file" and not os.path.exists(kind.target):
-        raise SourceError(f"{name}: no such file")
-    if kind.kind == "file" and os.path.isdir(kind.target):
-        raise SourceError(f"{name}: is a directory, not a video file")
     if kind.kind == "device":
         cap = cv2.VideoCapture(kind.target, cv2.CAP_V4L2)
         if not cap.isOpened():

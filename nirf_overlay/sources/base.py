@@ -9,9 +9,10 @@ drop; file sources hand out every pair in order.
 from __future__ import annotations
 
 import abc
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from ..frame import FramePair, SourceInfo, SourceStats
+from ..settings import Settings
 
 
 class FrameSource(abc.ABC):
@@ -27,6 +28,9 @@ class FrameSource(abc.ABC):
     #: a calibration profile that comes with this input (the bundled sample's),
     #: set by :func:`~nirf_overlay.sources.open_source` from ``SourceSpec.profile``
     profile: Optional[str] = None
+    #: ``(frame, label)`` items (:class:`~nirf_overlay.recording.session.Marker`)
+    #: the user set while recording, in recording order; only sessions have any
+    markers: Sequence = ()
 
     @abc.abstractmethod
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
@@ -56,6 +60,21 @@ class FrameSource(abc.ABC):
         from ..calibration.profile import load_profile
 
         return load_profile(self.profile)
+
+    def own_settings(self) -> Optional[Settings]:
+        """The :class:`~nirf_overlay.settings.Settings` that belong to this input,
+        or None: a session's recorded ones.  Whether they are used is the
+        caller's decision (a replay offers them; ``--settings`` wins)."""
+        return None
+
+    def wait_ready(self, timeout: Optional[float] = None) -> bool:
+        """Block until the source delivers at its own pace; False if ``timeout`` (s) passed.
+
+        A source that prepares its frames first (the live phantom pre-renders
+        its loop) would otherwise hand out its warm-up; the others are ready
+        once opened.
+        """
+        return True
 
     @abc.abstractmethod
     def close(self) -> None:

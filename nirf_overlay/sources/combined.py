@@ -20,9 +20,12 @@ import numpy as np
 
 from ..errors import SourceError
 from ..frame import SourceInfo
-from ._cv import classify, nir_from_frame, nir_mode, wl_from_frame
+from ._cv import nir_from_frame, nir_mode, wl_from_frame
 from .base import FrameSource
+from .inputs import classify
+from .live import LiveSingleSource, open_live
 from .readers import first_frame, open_reader
+from .video import FilePairSource
 
 _HALVES = {"side-by-side": ("left", "right"), "top-bottom": ("top", "bottom")}
 
@@ -100,37 +103,36 @@ class _SharedSplit:
         return got
 
 
-class CombinedSource:
-    """Factory for ``--combined`` (a file pair-like source or a live one)."""
+def open_combined(spec) -> FrameSource:
+    """The source for ``--combined spec.combined`` (a file pair-like source or a live one)."""
+    layout, nir_half = _layout(spec)
+    kind = classify(spec.combined)
+    name = spec.combined
+    if kind.live:
+        return _open_live(spec, kind, name, layout, nir_half)
+    reader = open_reader(kind, name, raw=False, fps=spec.fps)
+    try:
+        _check_colour(reader.props, name)
+        frame0 = first_frame(reader)
+        wl0, nir0, mode = _validate(frame0, name, layout, nir_half, spec.nir_bits)
+    except Exception:
+        reader.close()
+        raise
+    shared = _SharedSplit(reader, layout, nir_half)
+    info = SourceInfo(
+        description=f"combined {name} ({layout}, NIR {nir_half})",
+        size=(int(wl0.shape[1]), int(wl0.shape[0])), fps=float(reader.fps),
+        nir_bits=mode.bits, live=False, frame_count=reader.frame_count, seekable=True,
+        extra={"format": reader.props["pixel_format"], "layout": layout,
+               "nir_half": nir_half, "nir_mode": mode.mode},
+    )
+    return FilePairSource(_HalfReader(shared, 0), _HalfReader(shared, 1), mode, info, spec)
 
-    @staticmethod
-    def from_spec(spec) -> FrameSource:
-        layout, nir_half = _layout(spec)
-        kind = classify(spec.combined)
-        name = spec.combined
-        if kind.live:
-            return _open_live(spec, kind, name, layout, nir_half)
-        from .video import FilePairSource
 
-        reader = open_reader(kind, name, raw=False, fps=spec.fps)
-        try:
-            if reader.props.get("gray"):
-                raise SourceError(f"{name}: the combined stream is single-channel "
-                                  f"({reader.props['pixel_format']}); its WL half must be colour")
-            frame0 = first_frame(reader)
-            wl0, nir0, mode = _validate(frame0, name, layout, nir_half, spec.nir_bits)
-        except Exception:
-            reader.close()
-            raise
-        shared = _SharedSplit(reader, layout, nir_half)
-        info = SourceInfo(
-            description=f"combined {name} ({layout}, NIR {nir_half})",
-            size=(int(wl0.shape[1]), int(wl0.shape[0])), fps=float(reader.fps),
-            nir_bits=mode.bits, live=False, frame_count=reader.frame_count, seekable=True,
-            extra={"format": reader.props["pixel_format"], "layout": layout,
-                   "nir_half": nir_half, "nir_mode": mode.mode},
-        )
-        return FilePairSource(_HalfReader(shared, 0), _HalfReader(shared, 1), mode, info, spec)
+def _check_colour(props: dict, name: str) -> None:
+    if props.get("gray"):
+        raise SourceError(f"{name}: the combined stream is single-channel "
+                          f"({props['pixel_format']}); its WL half must be colour")
 
 
 def _validate(frame, name, layout, nir_half, nir_bits):
@@ -138,7 +140,7 @@ def _validate(frame, name, layout, nir_half, nir_bits):
     if (layout == "side-by-side" and w < 2) or (layout == "top-bottom" and h < 2):
         raise SourceError(f"{name}: frame {w}x{h} is too small to split {layout}")
     wl_raw, nir_raw = split_halves(frame, layout, nir_half)
-    wl = wl_from_frame(wl_raw, f"{name} ({'WL half'})")
+    wl = wl_from_frame(wl_raw, f"{name} (WL half)")
     try:
         mode = nir_mode(nir_raw, name, nir_bits)
     except SourceError as e:
@@ -150,13 +152,9 @@ def _validate(frame, name, layout, nir_half, nir_bits):
 
 
 def _open_live(spec, kind, name, layout, nir_half) -> FrameSource:
-    from .live import LiveSingleSource, open_live
-
     cap, frame0, props = open_live(kind, name, raw=False, spec=spec)
     try:
-        if props.get("gray"):
-            raise SourceError(f"{name}: the combined stream is single-channel "
-                              f"({props['pixel_format']}); its WL half must be colour")
+        _check_colour(props, name)
         wl0, _, mode = _validate(frame0, name, layout, nir_half, spec.nir_bits)
     except Exception:
         cap.release()

@@ -17,8 +17,9 @@ from typing import Callable, Optional
 
 from ..errors import SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
-from ._cv import READ_TIMEOUT, OPEN_TIMEOUT, InputKind, capture_props, open_capture
+from ._cv import READ_TIMEOUT, OPEN_TIMEOUT, capture_props, open_capture
 from .base import FrameSource
+from .inputs import InputKind
 from .pairing import TimedFrame, TimestampPairer
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,27 @@ def open_live(kind: InputKind, name: str, *, raw: bool, spec):
     return cap, frame, capture_props(cap, kind)
 
 
-class LivePairSource(FrameSource):
+class _LiveSource(FrameSource):
+    """What both live sources share: capture threads behind one condition.
+
+    Subclasses set ``_cond``, ``_closed`` and ``captures`` (role ->
+    :class:`CaptureThread`) before starting the threads.
+    """
+
+    captures: dict
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        for capture in self.captures.values():
+            capture.stop()
+        self.stats.status = "ended"
+
+
+class LivePairSource(_LiveSource):
     """Two live streams (WL and NIR) paired by capture time; newest pair wins.
 
     Built by :func:`nirf_overlay.sources.video.open_pair`; see
@@ -195,7 +216,7 @@ class LivePairSource(FrameSource):
         self._nir = CaptureThread(nir_kind, nir_name, "NIR", raw=True, cap=nir_cap,
                                   check=check_nir, on_frame=self._on_nir,
                                   on_state=self._on_state, **opts)
-        self.captures = {"WL": self._wl, "NIR": self._nir}  # for diagnostics and tests
+        self.captures = {"WL": self._wl, "NIR": self._nir}
         self._wl.start()
         self._nir.start()
 
@@ -274,18 +295,7 @@ class LivePairSource(FrameSource):
         self._index += 1
         return fp
 
-    def close(self) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._cond.notify_all()
-        self._wl.stop()
-        self._nir.stop()
-        self.stats.status = "ended"
-
-
-class LiveSingleSource(FrameSource):
+class LiveSingleSource(_LiveSource):
     """One live stream whose every frame yields a pair (a live ``--combined`` stream).
 
     ``split(frame) -> (wl, nir)``; only the newest frame is kept, so a frame
@@ -342,12 +352,3 @@ class LiveSingleSource(FrameSource):
                              "dropped_before": dropped_before})
         self._index += 1
         return fp
-
-    def close(self) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.stop()
-        self.stats.status = "ended"

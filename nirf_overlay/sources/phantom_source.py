@@ -27,6 +27,7 @@ from typing import Optional
 
 from ..errors import SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
+from ..phantom import Phantom, PhantomParams
 from .base import FrameSource
 
 DEFAULT_SIZE = (1280, 720)
@@ -67,8 +68,6 @@ class PhantomSource(FrameSource):
     def __init__(self, params=None, *, realtime: bool = False, frames: int = 300,
                  loop_frames: Optional[int] = None, loop_seconds: float = 2.0,
                  memory_mb: float = 768.0, threads: int = 2):
-        from ..phantom import Phantom, PhantomParams
-
         params = params or PhantomParams()
         if frames < 1:
             raise SourceError(f"phantom frames {frames}: must be at least 1")
@@ -113,8 +112,6 @@ class PhantomSource(FrameSource):
 
     @classmethod
     def from_spec(cls, spec) -> "PhantomSource":
-        from ..phantom import PhantomParams
-
         opts = dict(spec.options or {})
         overrides = dict(opts.pop("params", {}) or {})
         try:
@@ -264,7 +261,7 @@ class PhantomSource(FrameSource):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for f in getattr(self, "_futures", ()):
+        for f in self._futures:
             f.cancel()
         if self._pacer is not None and self._pacer is not threading.current_thread():
             self._pacer.join(timeout=2.0)

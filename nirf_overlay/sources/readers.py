@@ -6,6 +6,7 @@ can seek.  It knows nothing about WL or NIR; the pair sources decide that.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from typing import Optional
@@ -14,7 +15,8 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError
-from ._cv import InputKind, capture_props, open_capture
+from ._cv import capture_props, open_capture
+from .inputs import InputKind, check_present
 
 DEFAULT_SEQUENCE_FPS = 30.0
 
@@ -98,8 +100,6 @@ class ImageSequenceReader:
         head, tail = re.escape(base[: m.start()]), re.escape(base[m.end():])
         digits = r"\d+" if not m.group(2) else (r"\d{%s}" % m.group(2) if m.group(1) else r"\s*\d+")
         rx = re.compile(f"^{head}({digits}){tail}$")
-        if not os.path.isdir(folder):
-            raise SourceError(f"{name}: no such folder {folder}")
         numbers = sorted(int(mm.group(1)) for f in os.listdir(folder) if (mm := rx.match(f)))
         if not numbers:
             raise SourceError(f"{name}: no files match the pattern")
@@ -135,6 +135,7 @@ class ImageSequenceReader:
 
 def open_reader(kind: InputKind, name: str, *, raw: bool = False, fps: Optional[float] = None):
     """The reader for a finite input (file or image sequence)."""
+    check_present(kind, name)
     if kind.kind == "sequence":
         return ImageSequenceReader(kind.target, name, fps=fps)
     return VideoFileReader(kind, name, raw=raw)
@@ -169,8 +170,6 @@ def load_frame_meta(path: str) -> dict:
     that logs camera settings per frame, or the phantom's truth CSV, gives the
     pipeline what it needs to undo auto-gain and exposure steps in files.
     """
-    import csv
-
     def num(text):
         try:
             v = float(text)

@@ -28,8 +28,10 @@ from typing import Optional
 
 from ..errors import SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
-from ._cv import classify, nir_from_frame, nir_mode, wl_from_frame
+from ._cv import nir_from_frame, nir_mode, wl_from_frame
 from .base import FrameSource
+from .inputs import classify
+from .live import LivePairSource, open_live
 from .readers import first_frame, load_frame_meta, open_reader, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -219,8 +221,6 @@ class FilePairSource(FrameSource):
 
 
 def _open_live_pair(spec, wl_kind, nir_kind) -> FrameSource:
-    from .live import LivePairSource, open_live
-
     # Open both at once: probing a network stream or waking a camera takes
     # seconds, and the two do not depend on each other.
     with ThreadPoolExecutor(2, thread_name_prefix="open") as pool:

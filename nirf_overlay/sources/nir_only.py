@@ -2,21 +2,26 @@
 
 Dark and flat need only the NIR camera, so ``--nir X`` on its own is a valid
 calibration input here (the pair sources insist on both channels).  It is read
-with the sources package's own readers, so a NIR stream means exactly the same
-thing here as everywhere else: 16-bit stays 16-bit, 8-bit is widened without
+with this package's own readers, so a NIR stream means exactly the same thing
+here as everywhere else: 16-bit stays 16-bit, 8-bit is widened without
 scaling, a colour stream is refused.  Any other source (``--wl/--nir``,
 ``--combined``, a session, ``--phantom``) is opened with
-:func:`nirf_overlay.sources.open_source` and its pairs are used.
+:func:`~nirf_overlay.sources.open_source` and its pairs are used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
 
 from ..errors import CalibrationError, SourceError
+from ._cv import nir_from_frame, nir_mode
+from .inputs import classify
+from .live import open_live
+from .readers import first_frame, open_reader
+from .registry import kind_of, open_source
 
 __all__ = ["Capture", "CalibrationInput", "open_calibration_input", "collect", "iter_captures"]
 
@@ -89,7 +94,7 @@ class _PairInput(CalibrationInput):
         self.nir_bits = int(info.nir_bits)
         self.has_wl = True
         self.live = bool(info.live)
-        self._seekable = bool(getattr(info, "seekable", False))
+        self._seekable = bool(info.seekable)
 
     def read(self, timeout=None):
         while True:
@@ -114,32 +119,24 @@ class _PairInput(CalibrationInput):
 class _NirInput(CalibrationInput):
     """One NIR stream on its own: a file, an image sequence, a device or a URL."""
 
-    def __init__(self, text: str, nir_bits: Optional[int], fps: Optional[float] = None):
-        from ..sources._cv import capture_props, classify, nir_from_frame, nir_mode, open_capture
-        from ..sources.readers import first_frame, open_reader
-
-        self._nir_from_frame = nir_from_frame
+    def __init__(self, spec):
+        text = spec.nir
         self._name = text
         kind = classify(text)
         self.live = kind.live
         self._reader = self._cap = None
         if kind.live:
-            cap = open_capture(kind, name=text, raw=True)
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                cap.release()
-                raise SourceError(f"{text}: opened, but no frame arrived")
-            self._cap, self._pending = cap, frame
-            props = capture_props(cap, kind)
+            self._cap, frame, props = open_live(kind, text, raw=True, spec=spec)
+            self._pending = frame
         else:
-            self._reader = open_reader(kind, text, raw=True, fps=fps)
+            self._reader = open_reader(kind, text, raw=True, fps=spec.fps)
             try:
                 frame = first_frame(self._reader)
             except Exception:
                 self._reader.close()
                 raise
             props = self._reader.props
-        self._mode = nir_mode(frame, text, nir_bits)
+        self._mode = nir_mode(frame, text, spec.nir_bits)
         nir = nir_from_frame(frame, self._mode, text)
         self.size = (int(nir.shape[1]), int(nir.shape[0]))
         self.nir_bits = self._mode.bits
@@ -160,7 +157,7 @@ class _NirInput(CalibrationInput):
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
                     raise SourceError(f"{self._name}: the NIR stream stopped delivering frames")
-        nir = self._nir_from_frame(frame, self._mode, self._name)
+        nir = nir_from_frame(frame, self._mode, self._name)
         if (nir.shape[1], nir.shape[0]) != self.size:
             raise SourceError(f"{self._name}: frame {self._index} is {nir.shape[1]}x{nir.shape[0]}, "
                               f"the first was {self.size[0]}x{self.size[1]}")
@@ -202,17 +199,14 @@ def open_calibration_input(spec, *, need_wl: bool, what: str = "calibrate") -> C
         One line: no source given, WL missing for registration, or the
         source's own error.
     """
-    given = bool(spec.session or spec.wl or spec.nir or spec.combined or spec.phantom)
-    if not given:
+    if kind_of(spec).name == "sample":
         need = "--wl and --nir (or --combined)" if need_wl else "--nir"
         raise CalibrationError(f"{what}: no source given; this step needs {need} "
                                "(the bundled sample is a scene, not a calibration target)")
-    if spec.nir and not spec.wl and not (spec.session or spec.combined or spec.phantom):
+    if spec.nir and kind_of(replace(spec, nir=None)).name == "sample":  # --nir and nothing else
         if need_wl:
             raise CalibrationError(f"{what}: --wl: missing; registration needs both channels")
-        return _NirInput(spec.nir, spec.nir_bits, spec.fps)
-    from ..sources import open_source
-
+        return _NirInput(spec)
     return _PairInput(open_source(spec))
 
 

@@ -1,0 +1,64 @@
+"""What the user asked to read, independent of how it is read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from .registry import kind_of
+from .sample import as_sample
+
+__all__ = ["SourceSpec", "default_sample"]
+
+
+@dataclass
+class SourceSpec:
+    """What the user asked to read; :func:`~nirf_overlay.sources.open_source` opens it.
+
+    At most one input is named: ``session``, ``wl`` with ``nir``, ``combined``
+    or ``phantom``; none means the bundled sample.  Which kind of source that
+    is, and how it is described, the registry (:mod:`.registry`) decides.
+    """
+
+    session: Optional[str] = None  # recorded-session directory (positional)
+    wl: Optional[str] = None
+    nir: Optional[str] = None
+    combined: Optional[str] = None
+    layout: str = "side-by-side"  # or top-bottom
+    nir_half: Optional[str] = None  # left|right|top|bottom; default right/bottom
+    phantom: bool = False
+    seed: int = 0
+    size: Optional[tuple[int, int]] = None  # (W, H)
+    fps: Optional[float] = None
+    nir_bits: Optional[int] = None  # override the bit depth a stream reports
+    realtime: bool = False  # pace files at their native rate
+    loop: bool = False
+    pair_tolerance: Optional[float] = None  # seconds; default half a period
+    is_default_sample: bool = False
+    profile: Optional[str] = None  # a calibration profile that comes with this input
+    options: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line naming the input (``phantom(seed=3)``, ``WL a.mp4 + NIR b.mkv`` ...)."""
+        return kind_of(self).describe(self)
+
+    def to_dict(self) -> dict:
+        """The spec as JSON-ready values (``size`` a list)."""
+        data = asdict(self)
+        if data["size"] is not None:
+            data["size"] = list(data["size"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SourceSpec":
+        """The inverse of :meth:`to_dict`; keys that are not fields are ignored."""
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if kwargs.get("size") is not None:
+            kwargs["size"] = tuple(int(v) for v in kwargs["size"])
+        return cls(**kwargs)
+
+
+def default_sample() -> SourceSpec:
+    """The bundled sample recording, used when a command is given no source."""
+    return as_sample(SourceSpec())
