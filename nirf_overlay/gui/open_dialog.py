@@ -50,7 +50,7 @@ from PyQt5.QtWidgets import (
 )
 
 from ..sources import SourceSpec
-from .settings_panel import CONFIG_DIR_ENV
+from .presets import CONFIG_DIR_ENV
 
 __all__ = ["OpenSourceDialog", "spec_to_dict", "spec_from_dict", "describe_spec", "MAX_RECENT"]
 
