@@ -1,4 +1,4 @@
-"""Settings panel over the settings model, presets and the histogram widget (pytest-qt, offscreen)."""
+"""Settings panel over the settings model, presets, the histogram widget (offscreen)."""
 
 import json
 

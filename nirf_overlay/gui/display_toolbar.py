@@ -1,9 +1,10 @@
 """The display toolbar (a view of the :class:`SettingsModel`): mode, colour map, opacity, outline.
 
-The mode buttons (keys 1-6), the colour-map box, the opacity slider and the
-rim-outline toggle each set one ``display.*`` setting on the model and show
-the model's value, whoever changed it (the settings panel, the replay bar, a
-preset).  The window's tool commands follow on the same bar.
+The mode buttons (their keys come from ``DISPLAY_MODES``), the colour-map
+box, the opacity slider and the rim-outline toggle each set one
+``display.*`` setting on the model and show the model's value, whoever
+changed it (the settings panel, the replay bar, a preset).  The window's
+tool commands follow on the same bar.
 """
 
 from __future__ import annotations
