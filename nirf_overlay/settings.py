@@ -19,7 +19,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator
 
 from .errors import SettingsError
 
@@ -71,6 +71,12 @@ def display_mode(name: str) -> DisplayMode:
         if m.name == name:
             return m
     raise KeyError(name)
+
+
+def _modes_in_words() -> str:
+    """``white light, NIR, ..., or picture in picture`` from the table."""
+    words = [m.label if m.label.isupper() else m.label.lower() for m in DISPLAY_MODES]
+    return ", ".join(words[:-1]) + ", or " + words[-1]
 
 
 COMPRESSIONS = ("linear", "gamma", "log")
@@ -160,8 +166,7 @@ class SegmentSettings:
 @dataclass
 class DisplaySettings:
     mode: str = _f("overlay", choices=MODES, label="Display mode",
-                   help="What the monitor shows: white light, NIR, overlay, intensity map, "
-                        "side by side, or picture in picture.")
+                   help=f"What the monitor shows: {_modes_in_words()}.")
     colormap: str = _f("green", choices=COLORMAPS, label="Colour map",
                        help="Colour of the fluorescence. 'cividis' is safe for colour-blind viewers.")
     alpha: float = _f(0.8, 0.0, 1.0, label="Overlay opacity",
@@ -210,11 +215,19 @@ class Settings:
             raise SettingsError(f"{name}: no such setting")
         setattr(sec, key, validate_field(name, _field_map(sec)[key], value))
 
-    def fields(self):
-        """Yield ``(dotted_name, dataclasses.Field)`` for every setting."""
+    def fields(self) -> Iterator[tuple[str, dataclasses.Field]]:
+        """Yield ``(dotted_name, dataclasses.Field)`` for every setting, in model order."""
         for sec in dataclasses.fields(self):
             for f in dataclasses.fields(getattr(self, sec.name)):
                 yield f"{sec.name}.{f.name}", f
+
+    def differences(self, other: "Settings") -> list[str]:
+        """Dotted names of the settings whose value in ``other`` differs from this one's.
+
+        In model order, so whoever applies them one by one (the viewer's evented
+        model) does it in the same order every time.
+        """
+        return [name for name, _f in self.fields() if self.get(name) != other.get(name)]
 
     def copy(self) -> "Settings":
         return copy.deepcopy(self)
@@ -338,7 +351,3 @@ def _migrate(data: dict, where: str) -> dict:
             data["segment"] = {k: v for k, v in seg.items() if k != "max_tubularity"}
         data["schema_version"] = version = 2
     return data
-
-
-def load_settings(path: Optional[str]) -> Settings:
-    return Settings.load(path) if path else Settings()

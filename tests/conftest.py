@@ -86,3 +86,139 @@ def write_image_sequence(folder, frames, ext):
 def image_sequence():
     """:func:`write_image_sequence`, for tests that write image-sequence sources."""
     return write_image_sequence
+
+
+# -- phantom frames and a source the test controls (engine and viewer tests) -------------------
+PHANTOM_SIZE = (320, 180)
+PHANTOM_FPS = 30.0
+PHANTOM_FRAMES = 12
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    """A seeded 320x180, 30 fps phantom: frames with known truth, and its camera's calibration."""
+    from nirf_overlay.phantom import Phantom, PhantomParams
+
+    return Phantom(PhantomParams(seed=3, size=PHANTOM_SIZE, fps=PHANTOM_FPS))
+
+
+@pytest.fixture(scope="session")
+def frames(phantom):
+    """The phantom's first 12 frame pairs (FramePair, with ``truth``)."""
+    return [phantom.frame(i) for i in range(PHANTOM_FRAMES)]
+
+
+@pytest.fixture
+def controlled_source(frames):
+    """``make(*, live=True, fps=30.0, markers=()) -> ControlledSource`` over :func:`frames`.
+
+    A real FrameSource whose behaviour the test switches: ``stalled`` (an
+    Event: reads time out), ``nir_lost`` (pairs without NIR), ``fail`` (reads
+    raise that message); ``live=False`` makes it seekable, every frame in
+    order and None at the end.  ``reads``, ``seeks`` and ``closed`` tell what
+    was done to it.
+    """
+    import dataclasses
+    import threading
+    import time
+
+    from nirf_overlay.errors import SourceError
+    from nirf_overlay.frame import SourceInfo, SourceStats
+    from nirf_overlay.sources.base import FrameSource
+
+    class ControlledSource(FrameSource):
+        def __init__(self, *, live=True, fps=PHANTOM_FPS, markers=()):
+            self.frames = frames
+            w, h = frames[0].size
+            self.info = SourceInfo(description="controlled phantom", size=(w, h), fps=fps,
+                                   nir_bits=frames[0].nir_bits, live=live,
+                                   frame_count=None if live else len(frames),
+                                   seekable=not live)
+            self.stats = SourceStats()
+            self.markers = list(markers)
+            self.live = live
+            self.stalled = threading.Event()
+            self.nir_lost = False
+            self.fail = ""
+            self.reads = 0
+            self.seeks: list = []
+            self.closed = False
+            self._i = 0
+            self._next = time.monotonic()
+
+        def read(self, timeout=None):
+            if self.fail:
+                raise SourceError(self.fail)
+            if self.live:
+                if self.stalled.is_set():
+                    time.sleep(timeout or 0.05)
+                    self.stats.status = "reconnecting"
+                    raise TimeoutError("no frame")
+                self.stats.status = "nir_lost" if self.nir_lost else "ok"
+                delay = self._next - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                self._next = max(self._next + 1.0 / self.info.fps, time.monotonic() - 0.1)
+                src = self.frames[self._i % len(self.frames)]
+            else:
+                if self._i >= len(self.frames):
+                    return None
+                src = self.frames[self._i]
+            pair = dataclasses.replace(src, index=self._i, arrival=time.monotonic(), meta={},
+                                       nir=None if self.nir_lost else src.nir,
+                                       wl_time=self._i / self.info.fps)
+            self._i += 1
+            self.reads += 1
+            self.stats.delivered += 1
+            return pair
+
+        def seek(self, index):
+            if self.live:
+                return super().seek(index)
+            self.seeks.append(int(index))
+            self._i = int(index)
+
+        def close(self):
+            self.closed = True
+
+    def make(**kwargs):
+        return ControlledSource(**kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def replay_session(tmp_path_factory):
+    """A 20-frame phantom session recorded with its own settings and one marker.
+
+    Returns ``(path, nir frames that went in, the recorded Settings)``; the
+    settings differ from the defaults in ``display.mode`` ("nir") and
+    ``segment.threshold`` (2.5), and the marker sits at frame 12.
+    """
+    from nirf_overlay.phantom import PhantomParams
+    from nirf_overlay.recording import Recorder
+    from nirf_overlay.settings import Settings
+    from nirf_overlay.sources.phantom_source import PhantomSource
+
+    recorded = Settings()
+    recorded.display.mode = "nir"
+    recorded.segment.threshold = 2.5
+    out = tmp_path_factory.mktemp("replay") / "case"
+    nir = []
+    with PhantomSource(PhantomParams(seed=5, size=PHANTOM_SIZE, fps=PHANTOM_FPS),
+                       frames=20) as src:
+        rec = Recorder(out, src.info, recorded)
+        for pair in src:
+            assert rec.submit(pair, block=True, timeout=30)
+            nir.append(pair.nir.copy())
+            if pair.index == 12:
+                rec.log_event("marker", frame=12, label="close to the rim")
+        status = rec.stop()
+    assert status.frames_written == 20
+    return out, nir, recorded
+
+
+@pytest.fixture
+def leftover_widgets():
+    """:func:`leftover_top_level_widgets`, for the test that checks the check itself."""
+    return leftover_top_level_widgets

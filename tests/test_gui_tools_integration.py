@@ -1,9 +1,10 @@
 """The tools inside the real main window, replaying a recorded session.
 
-Checks the seams between the widgets and the window: the replay bar switches
-settings through the window (so the panel shows what runs), panel edits reach
-the engine and turn "recorded" back to "current", replay keys work from the
-video view, and presets saved in the panel are offered as A/B side B.
+Checks the seams between the widgets and the window: the replay bar's
+"Recorded" choice replaces the settings model, which the panel, the toolbar
+and the engine follow; panel edits reach the engine and turn "recorded" back
+to "current"; replay keys work from the video view; presets saved in the
+panel are offered as A/B side B.
 """
 
 import pytest
@@ -15,19 +16,17 @@ from PyQt5.QtTest import QTest  # noqa: E402
 
 from nirf_overlay.settings import Settings  # noqa: E402
 
-from test_gui_tools_replay_engine import session  # noqa: E402,F401  (module fixture)
-
 WAIT_MS = 60_000
 
 
 @pytest.fixture
-def window(qtbot, session, tmp_path, monkeypatch):  # noqa: F811
+def window(qtbot, replay_session, tmp_path, monkeypatch):
     monkeypatch.setenv("NIRF_OVERLAY_CONFIG_DIR", str(tmp_path / "config"))
     from nirf_overlay.engine import Engine
     from nirf_overlay.gui.main_window import MainWindow
     from nirf_overlay.recording import SessionSource
 
-    path, frames, recorded = session
+    path, frames, recorded = replay_session
     engine = Engine(SessionSource(path), Settings())
     win = MainWindow(engine, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
                      presets_dir=tmp_path / "presets")
@@ -40,25 +39,21 @@ def window(qtbot, session, tmp_path, monkeypatch):  # noqa: F811
 
 
 def test_tools_work_inside_the_main_window(qtbot, window):
-    from nirf_overlay.gui.replay_bar import ReplayBar
-    from nirf_overlay.gui.settings_panel import SettingsPanel
-
     win, frames, recorded = window
-    bar = win.findChild(ReplayBar)
-    panel = win.findChild(SettingsPanel)
-    assert bar is not None and panel is not None
-    engine = win.engine
+    bar, panel, engine = win.replay_bar, win.panel, win.engine
+    choice = bar.choice
 
-    # Recorded settings go through the window: engine, window and panel agree.
-    bar.settings_box.setCurrentIndex(bar.settings_box.findData("recorded"))
-    assert engine.settings == recorded and win.settings == recorded
-    assert panel.settings == recorded
+    # "Recorded" replaces the model: engine, panel and toolbar follow it.
+    choice.settings_box.setCurrentIndex(choice.settings_box.findData("recorded"))
+    assert win.model.settings == recorded and engine.settings == recorded
     assert panel.editor("display.mode").currentData() == "nir"
+    assert panel.editor("segment.threshold").value() == pytest.approx(2.5)
+    assert win.acts.modes["nir"].isChecked()
 
     # Tuning in the panel reaches the engine; the bar then says "current".
     panel.editor("segment.threshold").setValue(3.5)
     assert engine.settings.segment.threshold == pytest.approx(3.5)
-    qtbot.waitUntil(lambda: bar.settings_box.currentData() == "current", timeout=WAIT_MS)
+    assert choice.settings_box.currentData() == "current"
 
     # Replay keys from the video view.
     bar.toggle_play()
@@ -75,8 +70,10 @@ def test_tools_work_inside_the_main_window(qtbot, window):
 
     # A preset saved in the panel is offered as side B and runs there.
     assert panel.save_preset("strict") is not None
-    qtbot.mouseClick(bar.ab_button, Qt.LeftButton)
-    bar.b_box.setCurrentIndex(bar.b_box.findData("preset:strict"))
-    assert engine.ab and engine._ab_settings.segment.threshold == pytest.approx(3.5)
-    qtbot.mouseClick(bar.ab_button, Qt.LeftButton)
+    qtbot.mouseClick(choice.ab_button, Qt.LeftButton)
+    choice.b_box.setCurrentIndex(choice.b_box.findData("preset:strict"))
+    assert engine.ab and choice.settings_b().segment.threshold == pytest.approx(3.5)
+    qtbot.waitUntil(lambda: win.view.frame is not None and win.view.frame.result_b is not None,
+                    timeout=WAIT_MS)
+    qtbot.mouseClick(choice.ab_button, Qt.LeftButton)
     assert not engine.ab

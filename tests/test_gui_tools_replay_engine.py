@@ -2,8 +2,9 @@
 
 Real parts throughout: the phantom renders frames, the Recorder writes a
 session (FFV1 NIR), SessionSource reads it back, the Engine runs the real
-Pipeline on its worker thread, and the bar drives it as a user would.  Waits
-have generous deadlines and only bound how long a failure takes to show.
+Pipeline on its worker thread, the settings model drives the engine through
+its EngineLink, and the bar drives both as a user would.  Waits have
+generous deadlines and only bound how long a failure takes to show.
 """
 
 import numpy as np
@@ -17,50 +18,27 @@ from PyQt5.QtWidgets import QLabel, QMainWindow  # noqa: E402
 
 from nirf_overlay.settings import Settings  # noqa: E402
 
-SIZE = (320, 180)
-FPS = 30.0
 N_FRAMES = 20
 MARKER_FRAME = 12
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    """A 20-frame phantom session with a marker, and the frames that went in."""
-    from nirf_overlay.phantom import PhantomParams
-    from nirf_overlay.recording import Recorder
-    from nirf_overlay.sources.phantom_source import PhantomSource
-
-    recorded = Settings()
-    recorded.display.mode = "nir"
-    recorded.segment.threshold = 2.5
-    out = tmp_path_factory.mktemp("replay") / "case"
-    frames = []
-    with PhantomSource(PhantomParams(seed=5, size=SIZE, fps=FPS), frames=N_FRAMES) as src:
-        rec = Recorder(out, src.info, recorded)
-        for pair in src:
-            assert rec.submit(pair, block=True, timeout=30)
-            frames.append(pair.nir.copy())
-            if pair.index == MARKER_FRAME:
-                rec.log_event("marker", frame=MARKER_FRAME, label="close to the rim")
-        status = rec.stop()
-    assert status.frames_written == N_FRAMES
-    return out, frames, recorded
-
-
 @pytest.fixture
-def running(qtbot, session, tmp_path):
+def running(qtbot, replay_session, tmp_path):
     from nirf_overlay.engine import Engine
     from nirf_overlay.gui.replay_bar import ReplayBar
+    from nirf_overlay.gui.settings_model import EngineLink, SettingsModel
     from nirf_overlay.recording import SessionSource
 
-    path, frames, recorded = session
+    path, frames, recorded = replay_session
     engine = Engine(SessionSource(path), Settings())
     win = QMainWindow()
     view = QLabel("video")
     view.setFocusPolicy(Qt.StrongFocus)
     win.setCentralWidget(view)
     qtbot.addWidget(win)
-    bar = ReplayBar(engine, win, presets_dir=tmp_path / "presets")
+    model = SettingsModel(engine.settings, win)
+    EngineLink(model, engine, parent=win)
+    bar = ReplayBar(engine, model, win, presets_dir=tmp_path / "presets")
     win.setMenuWidget(bar)
     win.show()
     win.activateWindow()
@@ -111,28 +89,48 @@ def test_seek_step_and_markers_show_frame_n_of_the_recording(qtbot, running):
     assert np.array_equal(_frame_at(qtbot, engine, MARKER_FRAME).pair.nir, frames[MARKER_FRAME])
 
 
-def test_recorded_settings_and_ab_on_the_real_engine(qtbot, running):
+def test_recorded_and_current_settings_go_through_the_model(qtbot, running):
+    engine, bar, win, frames, recorded = running
+    choice, model = bar.choice, bar.model
+    tuned = Settings()
+    tuned.segment.threshold = 3.0
+    model.replace(tuned)
+    assert choice.settings_box.isEnabled()
+    choice.settings_box.setCurrentIndex(choice.settings_box.findData("recorded"))
+    assert model.settings == recorded and engine.settings == recorded
+    choice.settings_box.setCurrentIndex(choice.settings_box.findData("current"))
+    assert model.settings == tuned and engine.settings == tuned
+    # Tuning while "recorded" is chosen turns the choice back to "current" ...
+    choice.settings_box.setCurrentIndex(choice.settings_box.findData("recorded"))
+    model.set("segment.threshold", 4.0)
+    assert choice.settings_box.currentData() == "current"
+    retuned = recorded.copy()
+    retuned.segment.threshold = 4.0
+    # ... and "current" then means the settings just tuned.
+    choice.settings_box.setCurrentIndex(choice.settings_box.findData("recorded"))
+    choice.settings_box.setCurrentIndex(choice.settings_box.findData("current"))
+    assert model.settings == retuned and engine.settings == retuned
+
+
+def test_ab_with_the_recorded_settings_on_the_real_engine(qtbot, running):
     engine, bar, win, frames, recorded = running
     bar.toggle_play()
     assert engine.paused
     bar.seek(4)
     _frame_at(qtbot, engine, 4)
 
-    assert bar.settings_box.isEnabled()
-    bar.settings_box.setCurrentIndex(bar.settings_box.findData("recorded"))
-    assert engine.settings == recorded
-    bar.settings_box.setCurrentIndex(bar.settings_box.findData("current"))
-    assert engine.settings == Settings()
-
     # A/B: A overlay (current), B the recorded "nir" mode, on the same frame.
-    qtbot.mouseClick(bar.ab_button, Qt.LeftButton)
+    assert [bar.choice.b_box.itemText(i) for i in range(bar.choice.b_box.count())] == [
+        "B: recorded", "B: defaults"]
+    qtbot.mouseClick(bar.choice.ab_button, Qt.LeftButton)
     assert engine.ab
     bar.seek(5)
     shown = _frame_at(qtbot, engine, 5, need_b=True)
     a, b = shown.composite, shown.composite_b
-    assert a.shape == b.shape == (SIZE[1], SIZE[0], 3)
+    w, h = shown.pair.size
+    assert a.shape == b.shape == (h, w, 3)
     # B shows monochrome NIR (equal channels), A the coloured overlay on white light.
     assert np.array_equal(b[..., 0], b[..., 1]) and np.array_equal(b[..., 1], b[..., 2])
     assert not np.array_equal(a, b)
-    qtbot.mouseClick(bar.ab_button, Qt.LeftButton)
-    assert not engine.ab
+    qtbot.keyClick(win.centralWidget(), Qt.Key_B)
+    assert not engine.ab and not bar.choice.ab_button.isChecked()

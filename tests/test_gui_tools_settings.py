@@ -1,4 +1,4 @@
-"""Settings panel, presets and the histogram widget (pytest-qt, offscreen)."""
+"""Settings panel over the settings model, presets, the histogram widget (offscreen)."""
 
 import json
 
@@ -11,7 +11,9 @@ from PyQt5.QtCore import Qt  # noqa: E402
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel  # noqa: E402
 
 from nirf_overlay.settings import SCHEMA_VERSION, Settings  # noqa: E402
-from nirf_overlay.gui.settings_panel import SettingsPanel, default_presets_dir  # noqa: E402
+from nirf_overlay.gui.presets import default_presets_dir  # noqa: E402
+from nirf_overlay.gui.settings_model import SettingsModel  # noqa: E402
+from nirf_overlay.gui.settings_panel import SettingsPanel  # noqa: E402
 from nirf_overlay.gui.widgets import (  # noqa: E402
     CheckedDoubleSpinBox,
     CheckedSpinBox,
@@ -28,10 +30,17 @@ def isolated_config(tmp_path, monkeypatch):
 
 @pytest.fixture
 def panel(qtbot, tmp_path):
-    p = SettingsPanel(Settings(), presets_dir=tmp_path / "presets")
+    p = SettingsPanel(SettingsModel(Settings()), presets_dir=tmp_path / "presets")
     qtbot.addWidget(p)
     p.show()
     return p
+
+
+def updates(panel):
+    """Every Settings the panel's model announces, in order."""
+    seen = []
+    panel.model.updated.connect(seen.append)
+    return seen
 
 
 def _type_into(qtbot, box, text):
@@ -75,13 +84,16 @@ def test_every_field_has_a_control_with_its_range_and_help(panel):
     ("display.alpha", 0.35),
     ("segment.min_core_area_mm2", 120.0),
 ])
-def test_spin_box_change_emits_settings_with_that_value(panel, qtbot, name, value):
-    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as blocker:
+def test_spin_box_change_sets_that_one_setting_once(panel, qtbot, name, value):
+    changed = []
+    panel.model.changed.connect(lambda n, v: changed.append((n, v)))
+    with qtbot.waitSignal(panel.model.updated, timeout=1000) as blocker:
         panel.editor(name).setValue(value)
+    assert changed == [(name, pytest.approx(value))]  # once, and nothing else
     emitted = blocker.args[0]
     assert isinstance(emitted, Settings)
     assert emitted.get(name) == pytest.approx(value)
-    assert panel.settings.get(name) == pytest.approx(value)
+    assert panel.model.get(name) == pytest.approx(value)
     # Everything else is untouched.
     for other, _ in Settings().fields():
         if other != name:
@@ -89,8 +101,7 @@ def test_spin_box_change_emits_settings_with_that_value(panel, qtbot, name, valu
 
 
 def test_typed_value_choice_and_checkbox_reach_the_model(panel, qtbot):
-    seen = []
-    panel.settings_changed.connect(seen.append)
+    seen = updates(panel)
     _type_into(qtbot, panel.editor("segment.threshold"), "3.25")
     assert seen[-1].segment.threshold == pytest.approx(3.25)
     panel.editor("display.mode").setCurrentIndex(panel.editor("display.mode").findData("pip"))
@@ -99,18 +110,17 @@ def test_typed_value_choice_and_checkbox_reach_the_model(panel, qtbot):
     assert seen[-1].display.show_contours is False
     assert seen[-1].segment.threshold == pytest.approx(3.25)  # earlier change kept
     assert len(seen) == 3
-    # The emitted object is a copy: changing it does not change the panel.
+    # The emitted object is a copy: changing it does not change the model.
     seen[-1].segment.threshold = 9.0
-    assert panel.settings.segment.threshold == pytest.approx(3.25)
+    assert panel.model.get("segment.threshold") == pytest.approx(3.25)
 
 
 def test_out_of_range_typed_input_is_refused_in_place(panel, qtbot):
-    seen = []
-    panel.settings_changed.connect(seen.append)
+    seen = updates(panel)
     box = panel.editor("segment.threshold")
     _type_into(qtbot, box, "25")
     assert seen == []
-    assert panel.settings.segment.threshold == pytest.approx(1.6)
+    assert panel.model.get("segment.threshold") == pytest.approx(1.6)
     assert box.value() == pytest.approx(1.6)
     assert "25 is outside 1.05..20" in box.reason
     assert "Refused" in box.toolTip() and "#d22" in box.styleSheet()
@@ -124,8 +134,7 @@ def test_out_of_range_typed_input_is_refused_in_place(panel, qtbot):
 
 
 def test_rect_field_accepts_a_rectangle_and_refuses_a_bad_one(panel, qtbot):
-    seen = []
-    panel.settings_changed.connect(seen.append)
+    seen = updates(panel)
     roi = panel.editor("levels.roi")
     roi.setFocus()
     qtbot.keyClicks(roi, "10, 20, 300, 200")
@@ -134,7 +143,7 @@ def test_rect_field_accepts_a_rectangle_and_refuses_a_bad_one(panel, qtbot):
     roi.selectAll()
     qtbot.keyClicks(roi, "10, 20, 0, 200")  # zero width: the model refuses it
     qtbot.keyClick(roi, Qt.Key_Return)
-    assert len(seen) == 1 and panel.settings.levels.roi == [10, 20, 300, 200]
+    assert len(seen) == 1 and panel.model.get("levels.roi") == [10, 20, 300, 200]
     assert "w, h >= 1" in roi.reason and "#d22" in roi.styleSheet()
     assert "Levels region" in panel.status_text()
     roi.selectAll()
@@ -147,38 +156,36 @@ def test_rect_field_accepts_a_rectangle_and_refuses_a_bad_one(panel, qtbot):
     assert seen[-1].levels.roi == [] and roi.reason == ""
 
 
-def test_set_settings_updates_controls_without_emitting(panel, qtbot):
-    seen = []
-    panel.settings_changed.connect(seen.append)
+def test_controls_follow_the_model_without_echoing_back(panel, qtbot):
     s = Settings()
     s.segment.threshold = 4.5
     s.display.mode = "nir"
     s.display.show_saturation = False
     s.plane.polygon = [[10, 10], [200, 10], [100, 150]]
-    panel.set_settings(s)
-    assert seen == []
+    changed = []
+    panel.model.changed.connect(lambda n, v: changed.append(n))
+    panel.model.replace(s)
+    # one announcement per field that differs, none echoed back by the controls
+    assert changed == ["segment.threshold", "display.mode", "display.show_saturation",
+                       "plane.polygon"]
     assert panel.editor("segment.threshold").value() == pytest.approx(4.5)
     assert panel.editor("display.mode").currentData() == "nir"
     assert not panel.editor("display.show_saturation").isChecked()
     assert panel.editor("plane.polygon").text().startswith("3 points")
-    assert panel.settings.to_dict() == s.to_dict()
+    assert panel.model.settings.to_dict() == s.to_dict()
 
 
 def test_values_with_more_decimals_are_shown_not_rounded(panel):
-    s = Settings()
-    s.segment.threshold = 2.345
-    panel.set_settings(s)
+    panel.model.set("segment.threshold", 2.345)
     box = panel.editor("segment.threshold")
     assert box.value() == pytest.approx(2.345) and box.text() == "2.345"
-    assert panel.settings.segment.threshold == 2.345
+    assert panel.model.get("segment.threshold") == 2.345
 
 
-def test_clear_polygon_emits_empty_polygon(panel, qtbot):
-    s = Settings()
-    s.plane.polygon = [[10, 10], [200, 10], [100, 150]]
-    panel.set_settings(s)
+def test_clear_polygon_sets_an_empty_polygon(panel, qtbot):
+    panel.model.set("plane.polygon", [[10, 10], [200, 10], [100, 150]])
     assert panel.clear_polygon_button.isEnabled()
-    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as blocker:
+    with qtbot.waitSignal(panel.model.updated, timeout=1000) as blocker:
         qtbot.mouseClick(panel.clear_polygon_button, Qt.LeftButton)
     assert blocker.args[0].plane.polygon == []
     assert panel.editor("plane.polygon").text() == "none drawn"
@@ -194,7 +201,7 @@ def test_presets_round_trip(panel, qtbot, tmp_path):
     tuned.display.colormap = "cividis"
     tuned.normalise.gain_normalise = False
     tuned.plane.polygon = polygon
-    panel.set_settings(tuned)
+    panel.model.replace(tuned)
 
     path = panel.save_preset("after chemo")
     assert path == tmp_path / "presets" / "after chemo.json"
@@ -203,16 +210,16 @@ def test_presets_round_trip(panel, qtbot, tmp_path):
     assert Settings.load(path).segment.threshold == pytest.approx(2.75)  # CLI-loadable
     assert panel.preset_names() == ["after chemo"]
 
-    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as reset:
+    with qtbot.waitSignal(panel.model.updated, timeout=1000) as reset:
         panel.reset_to_defaults()
     expected_default = Settings()
     expected_default.plane.polygon = polygon  # the scene's polygon stays
     assert reset.args[0].to_dict() == expected_default.to_dict()
 
-    with qtbot.waitSignal(panel.settings_changed, timeout=1000) as loaded:
+    with qtbot.waitSignal(panel.model.updated, timeout=1000) as loaded:
         assert panel.load_preset("after chemo")
     assert loaded.args[0] == tuned
-    assert panel.settings == tuned
+    assert panel.model.settings == tuned
     assert panel.editor("levels.compression").currentData() == "gamma"
 
 
@@ -222,10 +229,10 @@ def test_preset_buttons_and_bad_names(panel, qtbot, tmp_path):
     qtbot.mouseClick(panel.findChild(object, "preset_save"), Qt.LeftButton)
     assert (tmp_path / "presets" / "strong.json").is_file()
     qtbot.mouseClick(panel.findChild(object, "preset_defaults"), Qt.LeftButton)
-    assert panel.settings.segment.threshold == pytest.approx(1.6)
+    assert panel.model.get("segment.threshold") == pytest.approx(1.6)
     panel.preset_box.setEditText("strong")
     qtbot.mouseClick(panel.findChild(object, "preset_load"), Qt.LeftButton)
-    assert panel.settings.segment.threshold == pytest.approx(5.0)
+    assert panel.model.get("segment.threshold") == pytest.approx(5.0)
 
     assert panel.save_preset("../escape") is None
     assert "refused" in panel.status_text()
@@ -233,10 +240,10 @@ def test_preset_buttons_and_bad_names(panel, qtbot, tmp_path):
 
     # A damaged preset file is reported in the panel and changes nothing.
     (tmp_path / "presets" / "broken.json").write_text('{"segment": {"threshold": 99}}')
-    before = panel.settings
+    before = panel.model.settings
     assert not panel.load_preset("broken")
     assert "99 is outside" in panel.status_text()
-    assert panel.settings == before
+    assert panel.model.settings == before
 
     panel.preset_box.setEditText("strong")
     qtbot.mouseClick(panel.findChild(object, "preset_delete"), Qt.LeftButton)
@@ -324,7 +331,7 @@ def test_typing_in_the_panel_is_not_taken_by_window_shortcuts(qtbot, tmp_path):
         action.setShortcut(key)
         action.triggered.connect(lambda _=False, k=key: fired.append(k))
         win.addAction(action)
-    dock = SettingsPanel(Settings(), win, presets_dir=tmp_path / "presets")
+    dock = SettingsPanel(SettingsModel(Settings(), win), win, presets_dir=tmp_path / "presets")
     win.addDockWidget(Qt.RightDockWidgetArea, dock)
     win.show()
     win.activateWindow()
@@ -336,7 +343,7 @@ def test_typing_in_the_panel_is_not_taken_by_window_shortcuts(qtbot, tmp_path):
     qtbot.keyClick(box.lineEdit(), Qt.Key_Left)
     qtbot.keyClick(box.lineEdit(), Qt.Key_Right)
     qtbot.keyClick(box, Qt.Key_Return)
-    assert dock.settings.segment.threshold == pytest.approx(2.1)
+    assert dock.model.get("segment.threshold") == pytest.approx(2.1)
     name = dock.preset_box.lineEdit()
     name.setFocus()
     qtbot.keyClicks(name, "S 12")

@@ -21,10 +21,9 @@ from PyQt5.QtCore import QPoint, Qt  # noqa: E402
 from PyQt5.QtGui import QImage  # noqa: E402
 
 from nirf_overlay.engine import Engine  # noqa: E402
+from nirf_overlay.engine.state import RecordingState  # noqa: E402
 from nirf_overlay.gui.main_window import MainWindow  # noqa: E402
-from nirf_overlay.settings import MODES, Settings  # noqa: E402
-
-from test_engine import SIZE, ControlledSource, frames, phantom  # noqa: E402,F401 (fixtures)
+from nirf_overlay.settings import DISPLAY_MODES, Settings  # noqa: E402
 
 WAIT_MS = 20000
 
@@ -47,7 +46,7 @@ def next_painted(qtbot, win, after_seq=0):
     """Wait until a frame newer than ``after_seq`` has been painted; return it."""
     v = win.view
     qtbot.waitUntil(lambda: v.frame is not None and v.frame.seq > after_seq
-                    and v._painted_seq == v.frame.seq, timeout=WAIT_MS)
+                    and v.frame_painted, timeout=WAIT_MS)
     return v.frame
 
 
@@ -103,8 +102,8 @@ def rim_and_background(win, frame):
 
 
 # -- opening on the phantom ---------------------------------------------------------------------
-def test_window_shows_overlay_where_the_rim_is(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames))
+def test_window_shows_overlay_where_the_rim_is(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source())
     frame = next_analysed(qtbot, win)
     frame = next_painted(qtbot, win, frame.seq)
     rim, bg, _ = rim_and_background(win, frame)
@@ -114,20 +113,23 @@ def test_window_shows_overlay_where_the_rim_is(qtbot, make_window, frames):
     assert win.view.hud.rims, "the rim's numbers are in the HUD"
     # the picture keeps the source's aspect ratio
     r = win.view.image_rects()[0]
-    assert abs(r.width() / r.height() - SIZE[0] / SIZE[1]) < 0.02
+    w, h = frame.pair.size
+    assert abs(r.width() / r.height() - w / h) < 0.02
 
 
-def test_every_mode_switch_reaches_the_screen(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames))
+def test_every_mode_switch_reaches_the_screen(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source())
     next_painted(qtbot, win)
-    keys = {m: getattr(Qt, f"Key_{i + 1}") for i, m in enumerate(MODES)}
-    for mode in MODES:
-        qtbot.keyClick(win, keys[mode])
-        assert win.settings.display.mode == mode
+    for m in DISPLAY_MODES:  # each mode's key, from the one table
+        mode = m.name
+        qtbot.keyClick(win, getattr(Qt, f"Key_{m.key}"))
+        assert win.model.get("display.mode") == mode
         assert win.engine.settings.display.mode == mode
-        assert win.mode_actions[mode].isChecked()
+        assert win.acts.modes[mode].isChecked()
+        assert win.acts.modes[mode].text() == m.label and m.help in win.acts.modes[mode].toolTip()
         frame = after_change(qtbot, win)
-        assert win.view._arrays[0] is frame.composite  # shown as composed, no copy
+        assert win.view.picture is frame.composite  # shown as composed, no copy
+        assert win.view.hud.rims_drawable is not m.split  # no rim labels on a split picture
         rim, bg, pic = rim_and_background(win, frame)
         if mode == "wl":
             wl = frame.pair.wl[frame.pair.truth.rim_mask][:, ::-1].astype(int)
@@ -137,23 +139,23 @@ def test_every_mode_switch_reaches_the_screen(qtbot, make_window, frames):
         elif mode == "overlay":
             assert greenness(rim) > greenness(bg) + 50
     # the toolbar does the same as the keys
-    win.mode_actions["wl"].trigger()
+    win.acts.modes["wl"].trigger()
     assert win.engine.settings.display.mode == "wl"
 
 
-def test_settings_change_reaches_the_next_frame(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames))
+def test_settings_change_reaches_the_next_frame(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source())
     next_painted(qtbot, win)
-    i = win.colormap_box.findText("magenta")
-    win.colormap_box.setCurrentIndex(i)
-    win.colormap_box.activated.emit(i)
+    box = win.toolbar.colormap_box
+    i = box.findText("magenta")
+    box.setCurrentIndex(i)
+    box.activated.emit(i)
     assert win.engine.settings.display.colormap == "magenta"
     frame = after_change(qtbot, win)
     rim, _, _ = rim_and_background(win, frame)
     r, g, b = np.median(rim, axis=0)
     assert r > g + 30 and b > g + 30, "the rim turned magenta"
-    if win.panel is not None:  # the panel shows what is in force
-        assert win.panel.settings.display.colormap == "magenta"
+    assert win.panel.editor("display.colormap").currentData() == "magenta"  # shows what is in force
 
 
 # -- safety -------------------------------------------------------------------------------------
@@ -164,8 +166,8 @@ def amber_border(win, pic) -> bool:
     return px[0] > 200 and 120 < px[1] < 210 and px[2] < 80
 
 
-def test_stale_mark_appears_when_source_stalls_and_clears(qtbot, make_window, frames):
-    src = ControlledSource(frames)
+def test_stale_mark_appears_when_source_stalls_and_clears(qtbot, make_window, controlled_source):
+    src = controlled_source()
     win = make_window(src)
     frame = next_painted(qtbot, win)
     rim_live, _, pic = rim_and_background(win, frame)
@@ -184,8 +186,8 @@ def test_stale_mark_appears_when_source_stalls_and_clears(qtbot, make_window, fr
     assert greenness(rim) > 60
 
 
-def test_nir_lost_removes_overlay_and_banner_clears(qtbot, make_window, frames):
-    src = ControlledSource(frames)
+def test_nir_lost_removes_overlay_and_banner_clears(qtbot, make_window, controlled_source):
+    src = controlled_source()
     win = make_window(src)
     next_painted(qtbot, win)
     src.nir_lost = True
@@ -195,7 +197,7 @@ def test_nir_lost_removes_overlay_and_banner_clears(qtbot, make_window, frames):
     rim, _, pic = rim_and_background(win, frame)
     wl = frame.pair.wl[frame.pair.truth.rim_mask][:, ::-1].astype(int)
     assert abs(greenness(rim) - greenness(wl)) < 15, "overlay gone: white light at the rim"
-    assert win.view._arrays[0] is frame.pair.wl
+    assert win.view.picture is frame.pair.wl
     r = win.view.image_rects()[0]
     top = pic[int(r.top()) + 3, int(r.left()) + 3]  # the banner's edge, clear of its text
     assert top[0] > 180 and top[1] < 80, "red NIR LOST banner"
@@ -207,8 +209,8 @@ def test_nir_lost_removes_overlay_and_banner_clears(qtbot, make_window, frames):
     assert greenness(rim) > 60
 
 
-def test_source_error_shown_in_plain_words(qtbot, make_window, frames):
-    src = ControlledSource(frames)
+def test_source_error_shown_in_plain_words(qtbot, make_window, controlled_source):
+    src = controlled_source()
     win = make_window(src)
     next_painted(qtbot, win)
     src.fail = "camera 0: cable unplugged"
@@ -221,24 +223,24 @@ def test_source_error_shown_in_plain_words(qtbot, make_window, frames):
 
 
 # -- freeze, snapshot, plane, chrome --------------------------------------------------------------
-def test_freeze_and_snapshot(qtbot, make_window, frames, tmp_path):
+def test_freeze_and_snapshot(qtbot, make_window, controlled_source, tmp_path):
     import cv2
     import tifffile
 
-    win = make_window(ControlledSource(frames))
+    win = make_window(controlled_source())
     next_painted(qtbot, win)
     qtbot.keyClick(win, Qt.Key_Space)
     assert win.frozen and "frozen" in win.marks
     held = win.view.frame
-    held_pixels = win.view._arrays[0].copy()
+    held_pixels = win.view.picture.copy()
     seq = win.engine.status().processed
     qtbot.waitUntil(lambda: win.engine.status().processed > seq + 4, timeout=WAIT_MS)
     assert win.view.frame is held, "freeze holds the picture"
     # more frames than the pipeline's output ring went by: the held pixels must not change
-    assert np.array_equal(win.view._arrays[0], held_pixels)
+    assert np.array_equal(win.view.picture, held_pixels)
     qtbot.keyClick(win, Qt.Key_S)
-    qtbot.waitUntil(lambda: getattr(win, "last_snapshot", None) is not None, timeout=WAIT_MS)
-    paths = win.last_snapshot
+    qtbot.waitUntil(lambda: win.capture.last_snapshot is not None, timeout=WAIT_MS)
+    paths = win.capture.last_snapshot
     assert all(os.path.getsize(p) > 0 for p in paths.values())
     assert np.array_equal(tifffile.imread(paths["nir"]), held.pair.nir)
     assert np.array_equal(cv2.imread(paths["wl"]), held.pair.wl)
@@ -252,8 +254,8 @@ def test_freeze_and_snapshot(qtbot, make_window, frames, tmp_path):
     assert "frozen" not in win.marks
 
 
-def test_plane_polygon_drawn_on_view_maps_to_wl_pixels(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames))
+def test_plane_polygon_drawn_on_view_maps_to_wl_pixels(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source())
     next_painted(qtbot, win)
     qtbot.keyClick(win, Qt.Key_T)
     assert win.view.drawing
@@ -263,19 +265,19 @@ def test_plane_polygon_drawn_on_view_maps_to_wl_pixels(qtbot, make_window, frame
         qtbot.mouseClick(win.view, Qt.LeftButton, pos=QPoint(round(p.x()), round(p.y())))
     qtbot.keyClick(win.view, Qt.Key_Return)
     poly = win.engine.settings.plane.polygon
-    assert len(poly) == 3
-    scale = SIZE[0] / win.view.image_rects()[0].width()
+    assert len(poly) == 3 and win.model.get("plane.polygon") == poly == win.view.plane
+    scale = win.view.frame.pair.size[0] / win.view.image_rects()[0].width()
     for (x, y), (px, py) in zip(wl_pts, poly):
         assert abs(px - x) <= scale + 0.5 and abs(py - y) <= scale + 0.5
     frame = after_change(qtbot, win)
     qtbot.waitUntil(lambda: win.view.hud.plane_set, timeout=WAIT_MS)
     assert frame.result is not None
     qtbot.keyClick(win, Qt.Key_Delete)
-    assert win.engine.settings.plane.polygon == []
+    assert win.engine.settings.plane.polygon == [] and not win.view.hud.plane_set
 
 
-def test_fullscreen_hides_chrome_and_help_lists_shortcuts(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames))
+def test_fullscreen_hides_chrome_and_help_lists_shortcuts(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source())
     next_painted(qtbot, win)
     qtbot.keyClick(win, Qt.Key_F11)
     qtbot.waitUntil(win.isFullScreen, timeout=WAIT_MS)
@@ -283,18 +285,19 @@ def test_fullscreen_hides_chrome_and_help_lists_shortcuts(qtbot, make_window, fr
     qtbot.keyClick(win, Qt.Key_F11)
     qtbot.waitUntil(lambda: not win.isFullScreen(), timeout=WAIT_MS)
     assert win.toolbar.isVisible()
-    keys = [k for k, _ in win.shortcuts()]
-    for k in ("1", "6", "Space", "S", "R", "Ctrl+O", "F11", "F1 / ?"):
-        assert k in keys
+    rows = dict(win.shortcuts())
+    for k in ("Space", "S", "R", "Ctrl+O", "F11", "F1 / ?"):
+        assert k in rows
+    for m in DISPLAY_MODES:  # the help's mode rows are the table's
+        assert rows[m.key] == f"{m.label}: {m.help}"
     qtbot.keyClick(win, Qt.Key_F1)
-    if win.help is not None:
-        assert win.help.isVisible()
-        qtbot.keyClick(win, Qt.Key_F1)
-        assert not win.help.isVisible()
+    assert win.help.isVisible()
+    qtbot.keyClick(win, Qt.Key_F1)
+    assert not win.help.isVisible()
 
 
-def test_replay_controls_on_a_seekable_source(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames, live=False))
+def test_replay_controls_on_a_seekable_source(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source(live=False))
     next_painted(qtbot, win)
     qtbot.keyClick(win, Qt.Key_P)
     qtbot.waitUntil(lambda: "paused" in win.marks, timeout=WAIT_MS)
@@ -350,11 +353,10 @@ def test_view_command_refuses_bad_screen_in_one_line(tmp_path):
 
 
 # -- the leftover-widget fixture ---------------------------------------------------------------
-def test_leftover_widget_check_finds_a_forgotten_window(qapp):
+def test_leftover_widget_check_finds_a_forgotten_window(qapp, leftover_widgets):
     from PyQt5.QtWidgets import QWidget
 
-    from conftest import leftover_top_level_widgets
-
+    leftover_top_level_widgets = leftover_widgets
     before = list(qapp.topLevelWidgets())
     forgotten = QWidget()
     try:
@@ -364,34 +366,36 @@ def test_leftover_widget_check_finds_a_forgotten_window(qapp):
     assert leftover_top_level_widgets(before) == []
 
 
-def test_open_switches_source_without_blocking(qtbot, make_window, frames):
+def test_open_switches_source_without_blocking(qtbot, make_window, controlled_source):
     from nirf_overlay.sources import SourceSpec
 
-    first = ControlledSource(frames)
+    first = controlled_source()
     win = make_window(first)
     next_painted(qtbot, win)
     old = win.engine
-    win.open_spec(SourceSpec(phantom=True, seed=1, size=(160, 96), fps=20.0))
+    win.model.set("display.mode", "pip")
+    win.sources.open_spec(SourceSpec(phantom=True, seed=1, size=(160, 96), fps=20.0))
     qtbot.waitUntil(lambda: win.engine is not old, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: win.view.frame is not None and win.view.frame.pair.size == (160, 96)
-                    and win.view._painted_seq == win.view.frame.seq, timeout=WAIT_MS)
+                    and win.view.frame_painted, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: first.closed, timeout=WAIT_MS)  # the old source is released
-    assert win.engine.settings.display.mode == win.settings.display.mode
+    assert win.engine.settings == win.model.settings  # the new engine runs the model's settings
     # a source that cannot be opened is reported in the window; the picture goes on
-    win.open_spec(SourceSpec(session="/nonexistent/case"))
+    win.sources.open_spec(SourceSpec(session="/nonexistent/case"))
     qtbot.waitUntil(lambda: "could not open" in win.view.hud.message, timeout=WAIT_MS)
     assert "nonexistent" in win.view.hud.message
     assert win.engine.running
 
 
-def test_replay_bar_shown_for_seekable_sources_only(qtbot, make_window, frames):
-    win = make_window(ControlledSource(frames, live=False))
+def test_replay_bar_shown_for_seekable_sources_only(qtbot, make_window, controlled_source):
+    win = make_window(controlled_source(live=False))
     next_painted(qtbot, win)
     assert win.replay_bar is not None and win.replay_bar.isVisible()
     keys = [k for k, _ in win.shortcuts()]
     assert "K" in keys  # the replay bar's own keys are listed in the help
+    assert "P" in keys and keys.count("P") == 1  # the window keeps its own P
     win.close()
-    live = make_window(ControlledSource(frames))
+    live = make_window(controlled_source())
     assert live.replay_bar is None
 
 
@@ -414,30 +418,35 @@ def test_error_hook_keeps_viewer_alive_with_one_plain_line():
     assert "internal error" in shown[0] and "\n" not in shown[0] and "Traceback" not in shown[0]
 
 
-def test_record_key_starts_and_stops_a_session(qtbot, make_window, frames, tmp_path):
-    win = make_window(ControlledSource(frames))
+def test_record_key_starts_and_stops_a_session(qtbot, make_window, controlled_source, tmp_path):
+    win = make_window(controlled_source())
     next_painted(qtbot, win)
     qtbot.keyClick(win, Qt.Key_R)
-    qtbot.waitUntil(lambda: win.engine.recording_status()["state"] == "on", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.engine.recording_status()["state"] == RecordingState.ON,
+                    timeout=WAIT_MS)
     qtbot.waitUntil(lambda: (win.engine.recording_status().get("frames_written") or 0) >= 3,
                     timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: win.view.hud.recording.get("state") == "on", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.view.hud.recording.get("state") == RecordingState.ON,
+                    timeout=WAIT_MS)
+    assert win.acts.record.isChecked()
     folder = win.engine.recording_status()["dir"]
     qtbot.keyClick(win, Qt.Key_R)
-    qtbot.waitUntil(lambda: win.engine.recording_status()["state"] == "off", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.engine.recording_status()["state"] == RecordingState.OFF,
+                    timeout=WAIT_MS)
     assert os.path.dirname(folder) == str(tmp_path / "rec")
     assert os.path.isfile(os.path.join(folder, "session.json"))
     assert not win.engine.recording_status()["error"]
 
 
-def test_calibration_dialog_opens_from_the_menu_and_viewer_continues(qtbot, make_window, frames):
+def test_calibration_dialog_opens_from_the_menu_and_viewer_continues(qtbot, make_window,
+                                                                     controlled_source, frames):
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
     from nirf_overlay.sources import SourceSpec
 
-    win = make_window(ControlledSource(frames))
-    win.spec = SourceSpec(phantom=True, size=SIZE)
+    win = make_window(controlled_source())
+    win.sources.spec = SourceSpec(phantom=True, size=frames[0].size)
     first = next_painted(qtbot, win)
     seen = []
 
@@ -450,7 +459,7 @@ def test_calibration_dialog_opens_from_the_menu_and_viewer_continues(qtbot, make
         dlg.reject()
 
     QTimer.singleShot(1500, close_dialog)
-    win.act_calibrate.trigger()  # modal: returns when the dialog closes
+    win.acts.calibrate.trigger()  # modal: returns when the dialog closes
     assert seen and seen[0][0] == "CalibrationDialog"
     assert seen[0][1] > first.seq, "the picture went on behind the dialog"
     next_painted(qtbot, win, seen[0][1])

@@ -119,7 +119,8 @@ def run(args) -> int:
         notice.cancel()
 
     from ..gui.app import install_error_hook, make_app
-    from ..gui.main_window import MainWindow, ViewerStats
+    from ..gui.main_window import MainWindow
+    from ..gui.viewer_stats import ViewerStats
 
     app = make_app()
     # The worker holds the GIL while the pipeline runs Python code; a 1 ms switch

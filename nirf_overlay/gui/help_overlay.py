@@ -11,8 +11,10 @@ import html
 from typing import Iterable, Optional
 
 from PyQt5.QtCore import QEvent, QObject, Qt
-from PyQt5.QtGui import QColor, QKeySequence, QPainter
-from PyQt5.QtWidgets import QAction, QLabel, QShortcut, QVBoxLayout, QWidget
+from PyQt5.QtGui import QColor, QPainter
+from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .shortcuts import install_free_shortcuts
 
 __all__ = ["HelpOverlay", "TOGGLE_KEYS"]
 
@@ -53,15 +55,8 @@ class HelpOverlay(QWidget):
         layout.addWidget(self.label)
         self._shortcuts: list[tuple[str, str]] = []
         self.set_shortcuts(shortcuts)
-        self.toggle_shortcuts = []
-        taken = _bound_keys(parent.window())
-        for key in toggle_keys:
-            if QKeySequence(key).toString() in taken:
-                continue
-            sc = QShortcut(QKeySequence(key), parent)
-            sc.setContext(Qt.WindowShortcut)
-            sc.activated.connect(self.toggle)
-            self.toggle_shortcuts.append(sc)
+        self.toggle_shortcuts = install_free_shortcuts(
+            parent, [(key, self.toggle) for key in toggle_keys], owner=self)
         parent.installEventFilter(self)
         self.hide()
 
@@ -198,15 +193,3 @@ class HelpOverlay(QWidget):
         self.close_overlay()
         event.accept()
 
-
-def _bound_keys(window: QWidget) -> set[str]:
-    """Key sequences (as text) already used by actions and shortcuts of ``window``."""
-    keys = set()
-    for action in window.findChildren(QAction):
-        keys.update(k.toString() for k in action.shortcuts())
-    for action in window.actions():
-        keys.update(k.toString() for k in action.shortcuts())
-    for shortcut in window.findChildren(QShortcut):
-        keys.add(shortcut.key().toString())
-    keys.discard("")
-    return keys

@@ -19,11 +19,14 @@ them clear by themselves when frames flow again.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen
+
+from ..engine.state import RecordingState
 
 STALE_MIN_S = 0.100
 
@@ -81,7 +84,7 @@ class HudState:
     plane_set: bool = False
     plane_flagged: bool = False
     plane_tbr: Optional[float] = None
-    recording: dict = field(default_factory=dict)
+    recording: dict = field(default_factory=dict)  # Engine.recording_status()
     marks: list = field(default_factory=list)
     stale_for: float = 0.0
     message: str = ""  # an error or notice in plain words
@@ -97,7 +100,7 @@ def _font(px: float, bold: bool = True) -> QFont:
     return f
 
 
-def _text_box(p: QPainter, x: float, y: float, text: str, px: float, color=WHITE,
+def text_box(p: QPainter, x: float, y: float, text: str, px: float, color=WHITE,
               bg=BOX, align_right: bool = False) -> QRectF:
     """Draw ``text`` (may hold newlines) on a dark box with its top-left (or top-right) at x, y."""
     font = _font(px)
@@ -142,7 +145,7 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
             p.setPen(pen)
             p.setBrush(Qt.NoBrush)
             p.drawRect(image_rect.adjusted(2, 2, -2, -2))
-            _text_box(p, image_rect.center().x() - px * 4, image_rect.top() + px * 3, text,
+            text_box(p, image_rect.center().x() - px * 4, image_rect.top() + px * 3, text,
                       px * 1.6, color=QColor(0, 0, 0), bg=color)
     if NIR_LOST in state.marks:
         band = QRectF(image_rect.left(), image_rect.top(), image_rect.width(), px * 2.4)
@@ -163,19 +166,20 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
         info += f"\n{state.source_status}"
     if state.position:
         info += f"\n{state.position}"
-    _text_box(p, left, top, info, px)
+    text_box(p, left, top, info, px)
 
     rec = state.recording or {}
-    rstate = rec.get("state", "off")
-    if rstate in ("on", "starting", "stopping"):
+    rstate = rec.get("state", RecordingState.OFF)
+    if rstate != RecordingState.OFF:
         secs = rec.get("seconds") or 0.0
-        text = {"on": f"REC {int(secs) // 60:02d}:{int(secs) % 60:02d}",
-                "starting": "REC starting", "stopping": "REC saving"}[rstate]
+        text = {RecordingState.ON: f"REC {int(secs) // 60:02d}:{int(secs) % 60:02d}",
+                RecordingState.STARTING: "REC starting",
+                RecordingState.STOPPING: "REC saving"}[rstate]
         notw = rec.get("frames_not_written") or 0
         if notw:
             text += f"\n{notw} frames not written"
         right = image_rect.right() - px * 0.4
-        box = _text_box(p, right, top, "    " + text, px, align_right=True)
+        box = text_box(p, right, top, "    " + text, px, align_right=True)
         p.setPen(Qt.NoPen)
         p.setBrush(RED)
         r = px * 0.4
@@ -194,18 +198,16 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
             p.setPen(WHITE)
             p.drawText(band, Qt.AlignCenter, f"FLUORESCENCE IN TRANSECTION PLANE{tbr}")
         elif live:
-            _text_box(p, left, image_rect.bottom() - px * 2.0, "plane clear", px * 0.9, color=GREEN)
+            text_box(p, left, image_rect.bottom() - px * 2.0, "plane clear", px * 0.9, color=GREEN)
 
     if state.message:
         color = QColor(255, 120, 120) if state.message_is_error else WHITE
         font_px = px * 0.9
         y = image_rect.bottom() - px * (5.0 if state.plane_set else 2.2)
-        _text_box(p, left, y, _wrap(state.message, 90), font_px, color=color)
+        text_box(p, left, y, _wrap(state.message, 90), font_px, color=color)
 
 
 def _wrap(text: str, width: int) -> str:
-    import textwrap
-
     return "\n".join(textwrap.wrap(text, width)[:3]) or text
 
 
@@ -224,7 +226,7 @@ def _paint_rims(p: QPainter, rims, to_view, px: float) -> None:
     for r in rims:
         x, y, w, h = r.bbox
         anchor = to_view(x + w, r.centroid[1])
-        _text_box(p, anchor.x() + px * 0.3, anchor.y() - px, rim_label(r), px)
+        text_box(p, anchor.x() + px * 0.3, anchor.y() - px, rim_label(r), px)
 
 
 def _paint_stale(p: QPainter, rect: QRectF, px: float, age: float) -> None:

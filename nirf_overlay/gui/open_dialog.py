@@ -49,7 +49,7 @@ from PyQt5.QtWidgets import (
 
 from ..errors import SourceError
 from ..sources import SourceSpec, check_present, check_spec, classify, kind_of
-from .settings_panel import CONFIG_DIR_ENV
+from .presets import CONFIG_DIR_ENV
 
 __all__ = ["OpenSourceDialog", "MAX_RECENT"]
 

@@ -12,9 +12,12 @@ replaces the previous one, so a slow paint can never make frames pile up.
 After each paint that put a new frame on screen, ``on_painted(frame, t)`` is
 called with ``t = time.monotonic()``, so latency is measured after the paint.
 
-The view also edits the transection-plane polygon: with drawing on, clicks
-add points (in WL pixel coordinates), double-click or Enter closes the
-polygon and :attr:`plane_changed` is emitted; Esc cancels.
+The committed transection-plane polygon and the display mode come from the
+:class:`~nirf_overlay.gui.settings_model.SettingsModel` (the view follows its
+``changed`` signal).  With drawing on, clicks add points (in WL pixel
+coordinates), double-click or Enter closes the polygon and
+:attr:`VideoView.plane_drawn` hands it to the owner, which sets the model;
+Esc cancels.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QImage, QPainter, QPen, QPolygonF
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from .hud import HudState, paint_hud
+from ..settings import display_mode
+from .hud import HudState, paint_hud, text_box
+from .settings_model import SettingsModel
 
 __all__ = ["VideoView", "fit_rect"]
 
@@ -56,11 +61,21 @@ def _wrap_bgr(arr: np.ndarray) -> tuple[np.ndarray, QImage]:
 
 
 class VideoView(QWidget):
-    """Paints one frame (or an A/B pair side by side) with the HUD and the plane polygon."""
+    """Paints one frame (or an A/B pair side by side) with the HUD and the plane polygon.
 
-    plane_changed = pyqtSignal(list)  # [[x, y], ...] WL pixels, or [] when cleared
+    Parameters
+    ----------
+    model : the viewer's settings; the view follows ``plane.polygon`` and ``display.mode``
+    parent : the main window
 
-    def __init__(self, parent=None):
+    Signals
+    -------
+    plane_drawn(list) : ``[[x, y], ...]`` WL pixels of a polygon the user closed
+    """
+
+    plane_drawn = pyqtSignal(list)
+
+    def __init__(self, model: SettingsModel, parent=None):
         super().__init__(parent)
         self.setAttribute(Qt.WA_OpaquePaintEvent, True)
         self.setAttribute(Qt.WA_NoSystemBackground, True)
@@ -75,9 +90,21 @@ class VideoView(QWidget):
         self.on_painted: Optional[Callable] = None
         self.hud = HudState()
         self.ab_labels = ("A", "B")
-        self.plane: list = []  # committed polygon, WL pixels
+        self.plane: list = []  # committed polygon, WL pixels (the model's)
+        self._split = False  # the display mode puts two views in one picture
         self._draft: Optional[list] = None  # polygon being drawn
         self._hover: Optional[QPointF] = None
+        for name in ("plane.polygon", "display.mode"):
+            self._on_setting_changed(name, model.get(name))
+        model.changed.connect(self._on_setting_changed)
+
+    def _on_setting_changed(self, name: str, value) -> None:
+        if name == "plane.polygon":
+            self.plane = value
+            self.hud.plane_set = len(value) >= 3
+            self.update()
+        elif name == "display.mode":
+            self._split = display_mode(value).split
 
     # -- frames -------------------------------------------------------------------
     def show_frame(self, frame, image: np.ndarray, image_b: Optional[np.ndarray] = None, *,
@@ -99,10 +126,23 @@ class VideoView(QWidget):
         self.frame = frame
         self._arrays, self._qimages = arrays, qimages
         self._wl_size = frame.pair.size
+        # rim labels sit at WL coordinates: only on a single picture in WL geometry
+        self.hud.rims_drawable = (image_b is None and not self._split
+                                  and image.shape[:2] == frame.pair.wl.shape[:2])
         if now and self.isVisible():
             self.repaint()
         else:
             self.update()
+
+    @property
+    def frame_painted(self) -> bool:
+        """The frame handed over last has been painted (False: none, or not yet)."""
+        return self.frame is not None and self._painted_seq == self.frame.seq
+
+    @property
+    def picture(self) -> Optional[np.ndarray]:
+        """The (first) picture on screen as handed over, ``(h, w, 3) uint8`` BGR, or None."""
+        return self._arrays[0] if self._arrays else None
 
     def hold(self) -> None:
         """Copy the pictures on screen so they can be held (freeze).
@@ -156,11 +196,9 @@ class VideoView(QWidget):
         for r, q in zip(rects, self._qimages):
             p.drawImage(r, q)
         if len(rects) == 2:  # A/B: say which is which
-            from .hud import _text_box
-
             for r, label in zip(rects, self.ab_labels):
                 px = max(14.0, r.height() / 28.0)
-                _text_box(p, r.left() + px * 0.4, r.bottom() - px * 2.2, label, px)
+                text_box(p, r.left() + px * 0.4, r.bottom() - px * 2.2, label, px)
         if rects:
             self._paint_plane(p)
             paint_hud(p, rects[0] if len(rects) == 1 else rects[0].united(rects[-1]),
@@ -213,21 +251,13 @@ class VideoView(QWidget):
         self.update()
 
     def finish_drawing(self) -> bool:
-        """Close the polygon; True if it had at least 3 points and was emitted."""
+        """Close the polygon; True if it had at least 3 points and was handed over."""
         pts = self._draft or []
         self.cancel_drawing()
         if len(pts) < 3:
             return False
-        self.plane = [[round(x, 1), round(y, 1)] for x, y in pts]
-        self.plane_changed.emit(list(self.plane))
+        self.plane_drawn.emit([[round(x, 1), round(y, 1)] for x, y in pts])
         return True
-
-    def clear_plane(self) -> None:
-        self.cancel_drawing()
-        if self.plane:
-            self.plane = []
-            self.plane_changed.emit([])
-        self.update()
 
     def add_point(self, pos: QPointF) -> bool:
         wl = self.view_to_wl(pos)

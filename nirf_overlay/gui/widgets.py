@@ -167,6 +167,18 @@ class CheckedDoubleSpinBox(_RefusingMixin, QDoubleSpinBox):
         self._init_refusing(unit)
         self.setToolTip(help)
 
+    def show_value(self, value: float) -> None:
+        """Show a model value as it is, clearing any refusal.
+
+        A preset may hold more decimals than the box shows; they are shown
+        rather than the number rounded on screen.
+        """
+        needed = decimals_for(value, at_least=self.decimals(), at_most=6)
+        if needed > self.decimals():
+            self.setDecimals(needed)
+        self.setValue(value)
+        self.clear_refusal()
+
     def _parse(self, text: str):
         try:
             v = float(text)
@@ -192,6 +204,11 @@ class CheckedSpinBox(_RefusingMixin, QSpinBox):
         self.setValue(int(value))
         self._init_refusing(unit)
         self.setToolTip(help)
+
+    def show_value(self, value: int) -> None:
+        """Show a model value, clearing any refusal."""
+        self.setValue(int(value))
+        self.clear_refusal()
 
     def _parse(self, text: str):
         try:
@@ -241,6 +258,11 @@ class NumberListEdit(QLineEdit):
 
     def value(self) -> list:
         return list(self._shown)
+
+    def show_value(self, value) -> None:
+        """Show a model value, clearing any refusal."""
+        self.set_value(value)
+        self.clear_refusal()
 
     def refuse(self, reason: str) -> None:
         """Mark the box refused with ``reason`` (its text stays so the user can fix it)."""
