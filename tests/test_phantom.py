@@ -140,7 +140,7 @@ def test_lesion_geometry_matches_truth():
     for lt in t.lesions:
         if lt.rim_area_px == 0:
             continue
-        ids = ph._ids_world  # world label of this lesion's rim, warped like the truth
+        ids = ph.scene.ids  # world label of this lesion's rim, warped like the truth
         world = ((ids & 15) == lt.id).astype(np.uint8)
         M = ph.transform(0)
         rim = cv2.warpAffine(world, M, SIZE, flags=cv2.INTER_NEAREST) & t.rim_mask
