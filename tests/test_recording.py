@@ -153,8 +153,8 @@ def test_phantom_session_nir_reads_back_bit_identical(tmp_path):
             assert b.exposure_ms == a.exposure_ms and b.gain == a.gain
             n += 1
         assert n == 40
-        assert replay.recorded_settings.segment.threshold == 2.5
-        rc = replay.recorded_calibration
+        assert replay.own_settings().segment.threshold == 2.5
+        rc = replay.own_calibration()
         assert rc is not None and rc.mm_per_px == pytest.approx(cal.mm_per_px)
         if cal.dark is not None:
             assert np.array_equal(np.round(cal.dark), rc.dark)
@@ -219,8 +219,8 @@ def test_markers_and_events_round_trip(tmp_path):
         setting = next(e for e in src.events if e["kind"] == "setting")
         assert setting["value"] == 2.0 and setting["name"] == "segment.threshold"
         assert src.info.extra["label"] == "case 17"
-        assert src.recorded_calibration is None
-        assert src.recorded_settings.to_dict() == Settings().to_dict()
+        assert src.own_calibration() is None
+        assert src.own_settings().to_dict() == Settings().to_dict()
     meta = json.loads((tmp_path / "s" / "session.json").read_text())
     assert meta["schema_version"] == fmt.SCHEMA_VERSION and meta["label"] == "case 17"
     assert meta["interrupted"] is False and meta["stop_reason"] == "stopped"
@@ -250,7 +250,7 @@ def test_full_queue_refuses_and_counts_never_blocks(tmp_path):
         for a, b in zip(kept, src):
             assert np.array_equal(a.nir, b.nir)
     assert rec.submit(pairs[0]) is False  # after stop: refused, not counted
-    assert rec.status.frames_not_written == refused
+    assert rec.status().frames_not_written == refused
 
 
 def test_refuses_nonempty_dir_and_low_free_space(tmp_path):
@@ -295,7 +295,7 @@ def test_full_disk_stops_cleanly_and_keeps_earlier_frames(tmp_path, small_disk, 
     else:  # no tmpfs: the frame table starts failing with ENOSPC after 70 frames
         out = tmp_path / "s"
         real_open = open
-        import nirf_overlay.recording.recorder as recorder_mod
+        import nirf_overlay.recording.session_writer as writer_mod
 
         class FullAfter:
             def __init__(self, f, n):
@@ -314,7 +314,7 @@ def test_full_disk_stops_cleanly_and_keeps_earlier_frames(tmp_path, small_disk, 
             f = real_open(path, mode, *a, **k)
             return FullAfter(f, 71) if str(path).endswith("frames.csv") and "w" in mode else f
 
-        monkeypatch.setattr(recorder_mod, "open", fake_open, raising=False)
+        monkeypatch.setattr(writer_mod, "open", fake_open, raising=False)
     pair_bytes = pairs[0].wl.nbytes + pairs[0].nir.nbytes
     rec = Recorder(out, info_for(size=size), min_free_bytes=0, stop_free_bytes=0,
                    segment_seconds=0.5, max_queue_bytes=8 * pair_bytes)
@@ -454,7 +454,7 @@ def test_record_command_imports_a_source_and_refuses_existing_dir(tmp_path, caps
     assert line.startswith("recorded 30 frames (0 not written, 0 dropped by the source)")
     with SessionSource(out) as src:
         assert src.info.frame_count == 30 and not src.interrupted
-        assert src.recorded_calibration is not None  # the phantom's, recorded with it
+        assert src.own_calibration() is not None  # the phantom's, recorded with it
     assert all(fmt.is_ffv1(str(p)) for p in out.glob("nir_*.mkv"))
     rc = main(["record", "--phantom", "--out", str(out)])
     err = capsys.readouterr().err.strip()

@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -28,13 +28,16 @@ from . import format as fmt
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Marker:
-    """A marker the user set while recording (an ``events.jsonl`` line of kind "marker")."""
+class Marker(NamedTuple):
+    """A marker the user set while recording (an ``events.jsonl`` line of kind "marker").
 
-    frame: int
-    t: float  # seconds since the recording started
+    A ``(frame, label, ...)`` tuple, so that it reads like the ``(index, label)``
+    markers of :attr:`FrameSource.markers <nirf_overlay.sources.base.FrameSource.markers>`.
+    """
+
+    frame: int  # recording index
     label: str = ""
+    t: float = 0.0  # seconds since the recording started
     time: str = ""  # ISO-8601 UTC wall time
 
 
@@ -86,7 +89,7 @@ class Session:
         return float(self.meta["fps"])
 
     @property
-    def markers(self) -> list:
+    def markers(self) -> list[Marker]:
         out = []
         for e in self.events:
             if e.get("kind") == "marker":
@@ -285,8 +288,6 @@ class SessionSource(FrameSource):
     info : SourceInfo (``seekable=True``, ``frame_count``, size, fps, nir_bits)
     session : :class:`Session` (session.json, tables, events)
     markers : list of :class:`Marker`, in recording order
-    recorded_settings : Settings in force when recording started
-    recorded_calibration : Calibration in force at the start, or None
     interrupted : True when the recording was not stopped cleanly; then
         ``stats.message`` says so and a warning is logged on opening
     speed : replay speed for realtime pacing (1.0 = as recorded)
@@ -325,8 +326,10 @@ class SessionSource(FrameSource):
             for w_ in s.warnings:
                 log.warning("%s", w_)
         self.markers = s.markers
-        self.recorded_settings = s.recorded_settings()
-        self.recorded_calibration = s.recorded_calibration()
+        # read now, so that a broken settings or calibration file fails the opening
+        self._settings = s.recorded_settings()
+        self._calibration = s.recorded_calibration()
+        self._time_list: Optional[list] = None
         self._starts = [seg.first_frame for seg in s.segments]
         # presentation times count from frame 0 (the frame model's rule for sessions);
         # the source's own clock values stay in meta["recorded_wl_time"/"recorded_nir_time"]
@@ -341,9 +344,13 @@ class SessionSource(FrameSource):
         if s.frame_count == 0:
             self.stats.status = "ended"
 
+    def own_settings(self):
+        """A copy of the :class:`~nirf_overlay.settings.Settings` in force when recording started."""
+        return self._settings.copy()
+
     def own_calibration(self):
         """The calibration recorded with the session (None if it had none)."""
-        return self.recorded_calibration
+        return self._calibration
 
     @classmethod
     def from_spec(cls, spec, path) -> "SessionSource":
@@ -384,7 +391,7 @@ class SessionSource(FrameSource):
         return min(bisect.bisect_left(times, float(t) - 1e-9), max(len(times) - 1, 0))
 
     def _times(self) -> list:
-        if getattr(self, "_time_list", None) is None:
+        if self._time_list is None:
             self._time_list = [float(r["wl_time"]) - self._t0 for r in self.session.frames]
         return self._time_list
 
@@ -505,7 +512,3 @@ class SessionSource(FrameSource):
                 d.close()
             self._next = None
 
-
-def open_session(path, **kwargs) -> SessionSource:
-    """Open a session directory as a :class:`SessionSource` (RecordingError if unusable)."""
-    return SessionSource(path, **kwargs)

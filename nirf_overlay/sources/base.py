@@ -27,6 +27,8 @@ class FrameSource(abc.ABC):
     #: a calibration profile that comes with this input (the bundled sample's),
     #: set by :func:`~nirf_overlay.sources.open_source` from ``SourceSpec.profile``
     profile: Optional[str] = None
+    #: markers that come with this input (a session's), ``(frame, label)`` items
+    markers: list = []
 
     @abc.abstractmethod
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
@@ -56,6 +58,16 @@ class FrameSource(abc.ABC):
         from ..calibration.profile import load_profile
 
         return load_profile(self.profile)
+
+    def own_settings(self):
+        """The :class:`~nirf_overlay.settings.Settings` that belong to this input (a
+        session's recorded ones), or None."""
+        return None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until the source delivers at its rate (the live
+        phantom pre-renders its loop); True when ready."""
+        return True
 
     @abc.abstractmethod
     def close(self) -> None:
