@@ -10,13 +10,15 @@ Modules: ``format`` (file names, tables, FFmpeg commands), ``recorder`` (the
 queue, its threads, failure and stop), ``encoders`` (the FFmpeg encoder
 processes of each segment), ``session_writer`` (the session directory's files
 as a recording writes them), ``status`` (RecorderStatus), ``compact`` (NIR to
-FFV1, bit-exactly), ``session`` (reading a session; SessionSource).
+FFV1, bit-exactly), ``session_reader`` (a session's tables: read_session,
+Session, Marker) and ``session`` (SessionSource, which decodes the frames).
 """
 
 from .format import SCHEMA_VERSION, WL_CODECS
 from .compact import compact_session
 from .recorder import Recorder
-from .session import Marker, Session, SessionSource, read_session
+from .session import SessionSource
+from .session_reader import Marker, Session, read_session
 from .status import RecorderStatus
 
 __all__ = [

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 from ..errors import RecordingError
 from . import format as fmt
+from .session_reader import read_session
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -154,8 +155,6 @@ def compact_session(path, *, progress=None) -> int:
     and to interrupt (the remaining segments stay FFVHuff, still lossless).
     ``progress(done, total)`` is called after each segment.
     """
-    from .session import read_session
-
     session = read_session(path)
     todo = []
     for seg in session.segments:
