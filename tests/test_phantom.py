@@ -355,6 +355,15 @@ def test_make_sample_round_trip(tmp_path):
     for f in ("t_wl.mp4", "t_nir.mkv", "t_truth.npz", "t_truth_frames.csv", "calibration/dark.tiff",
               "calibration/flat.tiff"):
         assert (out / f).read_bytes() == (again / f).read_bytes(), f
+    # into the same directory, even the profile keeps its bytes (an unchanged profile keeps
+    # its date, here one long past)
+    path = out / "calibration" / "profile.json"
+    old = json.loads(path.read_text())
+    path.write_text(path.read_text().replace(old["created"], "2000-01-01T00:00:00+00:00"))
+    profile = path.read_bytes()
+    assert main(["make-sample", "--out", str(out), "--name", "t", "--size", "160x96", "--seconds", "1",
+                 "--fps", "8", "--seed", "6", "--set", "n_lesions=2", "--no-progress"]) == 0
+    assert path.read_bytes() == profile
 
 
 @pytest.mark.parametrize("argv, msg", [

@@ -6,7 +6,8 @@ segment being written; after ``segment_frames`` frames it finishes that
 segment and opens the next one.  Encoding in subprocesses keeps the viewer's
 interpreter free of encoder stalls and uses both cores.
 
-A segment is written under ``<file>.part``; :meth:`Segment.finish` waits until
+:class:`PipeEncoder` is one such process (``make-sample`` writes its files
+with it too).  A segment is written under ``<file>.part``; :meth:`Segment.finish` waits until
 both encoders have exited cleanly, :meth:`Segment.commit` makes the files
 durable (fsync) and gives them their names.  Only one segment is ever being
 written, so a disk that fills can cost only the newest segment; every earlier
@@ -85,6 +86,80 @@ class SegmentEncoders:
         return os.path.join(self.out_dir, name + fmt.PART_SUFFIX)
 
 
+class PipeEncoder:
+    """One FFmpeg process that reads raw frames on its stdin.
+
+    Parameters
+    ----------
+    cmd : list of str
+        The FFmpeg command (its input ``pipe:0`` or ``-``).
+
+    It runs in its own session, so that a Ctrl-C meant for the recording
+    stops the recorder, which then closes its encoders cleanly.
+
+    Raises
+    ------
+    EncoderError
+        FFmpeg cannot start.
+    """
+
+    def __init__(self, cmd: list):
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as e:
+            raise EncoderError(f"cannot start the encoder ({e.strerror or e})") from None
+        _grow_pipe(self._proc.stdin)
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self._proc.returncode
+
+    def write(self, arr: np.ndarray) -> bool:
+        """Pipe one frame (its bytes in C order); False when the encoder no longer reads."""
+        try:
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def close_input(self) -> bool:
+        """End of the frames; False when the pipe was already broken."""
+        try:
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """The exit code once FFmpeg has finished its file (subprocess.TimeoutExpired)."""
+        return self._proc.wait(timeout)
+
+    def error_text(self) -> str:
+        """What FFmpeg wrote to stderr, once it has exited (killed after 5 s)."""
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+        return _read_stderr(self._proc)
+
+    def last_error(self) -> str:
+        """The last line FFmpeg wrote to stderr, or its exit code."""
+        return _last_line(self.error_text()) or f"exit code {self._proc.returncode}"
+
+    def kill(self) -> None:
+        """Stop at once (the file it was writing is left incomplete)."""
+        p = self._proc
+        if p.poll() is None:
+            p.kill()
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+        p.wait()
+        _read_stderr(p)
+
+
 class Segment:
     """One segment being written: the NIR and WL encoder processes and their files.
 
@@ -102,24 +177,19 @@ class Segment:
         self.first_frame = first_frame
         self.frames = 0
         self.nir_file, self.wl_file = fmt.segment_names(number)
-        self._procs: list[subprocess.Popen] = []
+        self._encoders: list[PipeEncoder] = []
         for cmd in cmds:
             try:
-                p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-            except OSError as e:
+                self._encoders.append(PipeEncoder(cmd))
+            except EncoderError:
                 self.discard()
-                raise EncoderError(f"cannot start the encoder ({e.strerror or e})") from None
-            _grow_pipe(p.stdin)
-            self._procs.append(p)
+                raise
 
     def write(self, nir: np.ndarray, wl: np.ndarray) -> None:
-        """Pipe one pair: NIR (H, W) uint16 and WL (H, W, 3) uint8, C-contiguous."""
-        for proc, arr, name in zip(self._procs, (nir, wl), self._names()):
-            try:
-                proc.stdin.write(memoryview(arr).cast("B"))
-            except (BrokenPipeError, OSError, ValueError):
-                raise EncoderError(self._problem(proc, name)) from None
+        """Pipe one pair: NIR (H, W) uint16 and WL (H, W, 3) uint8."""
+        for enc, arr, name in zip(self._encoders, (nir, wl), self._names()):
+            if not enc.write(arr):
+                raise EncoderError(self._problem(enc, name))
 
     def finish(self) -> None:
         """Close the pipes and wait until both encoders have written their files.
@@ -128,18 +198,16 @@ class Segment:
         fails or does not finish within two minutes.
         """
         problem = None
-        for p, name in zip(self._procs, self._names()):
+        for enc, name in zip(self._encoders, self._names()):
+            if not enc.close_input():
+                problem = problem or (enc, name)
+        for enc, name in zip(self._encoders, self._names()):
             try:
-                p.stdin.close()
-            except (BrokenPipeError, OSError):
-                problem = problem or (p, name)
-        for p, name in zip(self._procs, self._names()):
-            try:
-                rc = p.wait(120)
+                rc = enc.wait(120)
             except subprocess.TimeoutExpired:
                 raise EncoderError(f"{name}: the encoder did not finish; recording stopped") from None
             if rc != 0:
-                problem = problem or (p, name)
+                problem = problem or (enc, name)
         if problem is not None:
             raise EncoderError(self._problem(*problem))
 
@@ -159,15 +227,8 @@ class Segment:
 
     def discard(self) -> None:
         """Stop the encoders and delete the segment's files (frees space)."""
-        for p in self._procs:
-            if p.poll() is None:
-                p.kill()
-            try:
-                p.stdin.close()
-            except OSError:
-                pass
-            p.wait()
-            _read_stderr(p)
+        for enc in self._encoders:
+            enc.kill()
         for name in self._names():
             for suffix in (fmt.PART_SUFFIX, ""):
                 try:
@@ -178,17 +239,13 @@ class Segment:
     def _names(self) -> tuple[str, str]:
         return self.nir_file, self.wl_file
 
-    def _problem(self, proc: subprocess.Popen, name: str) -> str:
-        """What went wrong with ``proc``, in plain words: a full disk or its last error line."""
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        text = _read_stderr(proc)
+    def _problem(self, enc: PipeEncoder, name: str) -> str:
+        """What went wrong with ``enc``, in plain words: a full disk or its last error line."""
+        text = enc.error_text()
         free = fmt.free_bytes(self.out_dir)
         if "No space left" in text or (free is not None and free < 1 * fmt.MB):
             return f"disk full: {self.out_dir} has no space left; recording stopped"
-        last = text.strip().splitlines()[-1] if text.strip() else f"exit code {proc.returncode}"
+        last = _last_line(text) or f"exit code {enc.returncode}"
         return f"{name}: the encoder failed ({last}); recording stopped"
 
 
@@ -200,6 +257,11 @@ def _grow_pipe(f) -> None:
         fcntl.fcntl(f.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
     except (ImportError, AttributeError, OSError):  # not Linux: the default pipe size
         pass
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _read_stderr(proc: subprocess.Popen) -> str:
