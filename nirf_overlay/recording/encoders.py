@@ -110,6 +110,7 @@ class PipeEncoder:
         except OSError as e:
             raise EncoderError(f"cannot start the encoder ({e.strerror or e})") from None
         _grow_pipe(self._proc.stdin)
+        self._stderr: Optional[str] = None  # read once the process has exited
 
     @property
     def returncode(self) -> Optional[int]:
@@ -137,11 +138,13 @@ class PipeEncoder:
 
     def error_text(self) -> str:
         """What FFmpeg wrote to stderr, once it has exited (killed after 5 s)."""
-        try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-        return _read_stderr(self._proc)
+        if self._stderr is None:
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+            self._stderr = _read_stderr(self._proc)
+        return self._stderr
 
     def last_error(self) -> str:
         """The last line FFmpeg wrote to stderr, or its exit code."""
@@ -157,7 +160,7 @@ class PipeEncoder:
         except OSError:
             pass
         p.wait()
-        _read_stderr(p)
+        self.error_text()  # drains and closes the pipe
 
 
 class Segment:
