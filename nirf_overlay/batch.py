@@ -129,7 +129,7 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
     """Worker: run the pipeline over one chunk of one session (warm-up included)."""
     from .calibration import CalibrationRequest, resolve_calibration
     from .processing.pipeline import Pipeline
-    from .recording.session import SessionSource, read_session
+    from .recording import SessionSource, read_session
     from .settings import Settings
 
     t0 = time.perf_counter()
@@ -269,7 +269,7 @@ def _write_csv(path: str, columns, rows) -> None:
 
 def _session_facts(path: str) -> dict:
     """Frame count, frames dropped at capture, and a readable name, or an error."""
-    from .recording.session import read_session
+    from .recording import read_session
 
     session = read_session(path)
     dropped = 0

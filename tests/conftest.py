@@ -222,3 +222,38 @@ def replay_session(tmp_path_factory):
 def leftover_widgets():
     """:func:`leftover_top_level_widgets`, for the test that checks the check itself."""
     return leftover_top_level_widgets
+
+
+# -- recorded phantom sessions (recording, replay, batch) ----------------------------
+@pytest.fixture(scope="session")
+def record_phantom_session():
+    """Record a phantom into a new session directory through the real Recorder.
+
+    ``record_phantom_session(out, *, seed=5, size=(320, 180), frames=20, fps=30.0,
+    settings=None, calibrated=True, markers=None, **recorder_options) -> pairs``:
+    every frame is submitted (waiting for room, none refused), with the
+    phantom's own calibration unless ``calibrated`` is False and a marker event
+    at each ``{frame: label}`` of ``markers``; returns the recorded FramePairs
+    (read-only phantom buffers, the known truth of the session).
+    """
+    def record(out, *, seed=5, size=(320, 180), frames=20, fps=30.0, settings=None,
+               calibrated=True, markers=None, **recorder_options):
+        from nirf_overlay.phantom import PhantomParams
+        from nirf_overlay.recording import Recorder
+        from nirf_overlay.sources.phantom_source import PhantomSource
+
+        recorder_options = {"min_free_bytes": 0, "stop_free_bytes": 0, **recorder_options}
+        pairs = []
+        with PhantomSource(PhantomParams(seed=seed, size=size, fps=fps), frames=frames) as src:
+            calibration = src.own_calibration() if calibrated else None
+            rec = Recorder(out, src.info, settings, calibration, **recorder_options)
+            for pair in src:
+                assert rec.submit(pair, block=True, timeout=30)
+                pairs.append(pair)
+                if markers and pair.index in markers:
+                    rec.log_event("marker", frame=pair.index, label=markers[pair.index])
+            status = rec.stop(wait_compaction=True)
+        assert status.error == "" and status.frames_safe == frames, status
+        return pairs
+
+    return record

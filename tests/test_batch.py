@@ -65,7 +65,7 @@ def _fast_settings():
 
 def _sequential(session, out):
     with SessionSource(session) as src:
-        pipeline = Pipeline(_fast_settings(), src.recorded_calibration)
+        pipeline = Pipeline(_fast_settings(), src.own_calibration())
         run_process(src, pipeline, out, video=False, progress=False)
     return out
 

@@ -140,7 +140,7 @@ def test_lesion_geometry_matches_truth():
     for lt in t.lesions:
         if lt.rim_area_px == 0:
             continue
-        ids = ph._ids_world  # world label of this lesion's rim, warped like the truth
+        ids = ph.scene.ids  # world label of this lesion's rim, warped like the truth
         world = ((ids & 15) == lt.id).astype(np.uint8)
         M = ph.transform(0)
         rim = cv2.warpAffine(world, M, SIZE, flags=cv2.INTER_NEAREST) & t.rim_mask
@@ -172,6 +172,7 @@ def test_tbr_spans_the_published_range():
     assert np.median(rel) < 0.01 and rel.max() < 0.12
 
 
+# -- camera (gain, noise, speculars) ---------------------------------------------
 def test_gain_step_in_raw_counts_and_pair(ph):
     before, after = ph.frame(28), ph.frame(31)  # step at 1.0 s, 30 fps
     assert before.gain == 1.0 and after.gain == 2.0
@@ -182,16 +183,6 @@ def test_gain_step_in_raw_counts_and_pair(ph):
     assert raw_ratio == pytest.approx(2.0, rel=0.1)
     # the truth is in normalised counts: unchanged by the step
     assert after.truth.target_intensity == pytest.approx(before.truth.target_intensity, rel=0.05)
-
-
-def test_motion_moves_scene_and_truth_together(ph):
-    a, b = ph.frame(0), ph.frame(60)
-    ca = np.argwhere(a.truth.core_mask).mean(0)
-    cb = np.argwhere(b.truth.core_mask).mean(0)
-    assert np.hypot(*(ca - cb)) > 2  # pixels: breathing and drift
-    static = Phantom(PhantomParams(seed=4, size=SIZE, n_lesions=3, motion=0.0, instrument=False))
-    sa, sb = static.frame(0).truth, static.frame(60).truth
-    assert np.array_equal(sa.rim_mask, sb.rim_mask)
 
 
 def test_noise_is_shot_plus_read_noise():
@@ -229,6 +220,52 @@ def test_specular_only_in_white_light():
     assert np.median(sig[spec]) < 3 * B  # nothing special in NIR
 
 
+# -- motion and instrument -------------------------------------------------------
+def test_motion_moves_scene_and_truth_together(ph):
+    a, b = ph.frame(0), ph.frame(60)
+    ca = np.argwhere(a.truth.core_mask).mean(0)
+    cb = np.argwhere(b.truth.core_mask).mean(0)
+    assert np.hypot(*(ca - cb)) > 2  # pixels: breathing and drift
+    static = Phantom(PhantomParams(seed=4, size=SIZE, n_lesions=3, motion=0.0, instrument=False))
+    sa, sb = static.frame(0).truth, static.frame(60).truth
+    assert np.array_equal(sa.rim_mask, sb.rim_mask)
+
+
+@pytest.mark.parametrize("motion", [0.0, 1.0, 2.0])
+def test_what_is_placed_in_view_stays_in_view(motion):
+    """Lesions and distractors are placed inside ``Motion.always_in_view``: breathing,
+    drift, rotation and zoom never carry that rectangle out of the frame."""
+    from nirf_overlay.phantom.motion import Motion
+
+    w, h = SIZE
+    for seed in range(6):
+        p = PhantomParams(seed=seed, size=SIZE, motion=motion).validate()
+        m = Motion(p, np.random.default_rng([seed, 2]))
+        x0, x1, y0, y1 = m.always_in_view(0.0)
+        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], float)
+        for i in range(0, 20 * int(p.fps), 5):  # 20 s: several breaths and drift periods
+            M, scale = m.affine(i / p.fps)
+            v = corners @ M.T
+            assert v[:, 0].min() >= -1e-6 and v[:, 0].max() <= w + 1e-6, (seed, i)
+            assert v[:, 1].min() >= -1e-6 and v[:, 1].max() <= h + 1e-6, (seed, i)
+            assert abs(scale - 1) <= p.scale_amplitude * motion + 1e-12
+
+
+def test_instrument_comes_in_from_an_edge_and_hides_the_truth():
+    ph = Phantom(PhantomParams(seed=6, size=SIZE))
+    for i in (0, 40, 80):
+        mask, pose = ph.instrument.at(i / ph.fps)
+        x0, y0, x1, y1 = pose.box
+        assert mask.any() and mask[y0:y1, x0:x1].sum() == mask.sum()  # all inside its box
+        assert mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        t = ph.frame(i).truth
+        assert np.array_equal(t.instrument_mask, mask)  # nothing else is drawn over it
+        assert not (t.instrument_mask & (t.rim_mask | t.core_mask | t.ring_mask)).any()
+    bare = Phantom(PhantomParams(seed=6, size=SIZE, instrument=False))
+    assert bare.instrument is None and not bare.frame(0).truth.instrument_mask.any()
+
+
+# -- the truth sidecar ------------------------------------------------------------
 def test_truth_sidecar_round_trip(tmp_path, ph):
     truths = [ph.frame(i).truth for i in (0, 1)]
     save_truth(tmp_path / "t.npz", truths, params=ph.params)
@@ -355,6 +392,15 @@ def test_make_sample_round_trip(tmp_path):
     for f in ("t_wl.mp4", "t_nir.mkv", "t_truth.npz", "t_truth_frames.csv", "calibration/dark.tiff",
               "calibration/flat.tiff"):
         assert (out / f).read_bytes() == (again / f).read_bytes(), f
+    # into the same directory, even the profile keeps its bytes (an unchanged profile keeps
+    # its date, here one long past)
+    path = out / "calibration" / "profile.json"
+    old = json.loads(path.read_text())
+    path.write_text(path.read_text().replace(old["created"], "2000-01-01T00:00:00+00:00"))
+    profile = path.read_bytes()
+    assert main(["make-sample", "--out", str(out), "--name", "t", "--size", "160x96", "--seconds", "1",
+                 "--fps", "8", "--seed", "6", "--set", "n_lesions=2", "--no-progress"]) == 0
+    assert path.read_bytes() == profile
 
 
 @pytest.mark.parametrize("argv, msg", [

@@ -20,8 +20,12 @@ import pytest
 
 from nirf_overlay.errors import NirfError, RecordingError, SourceError
 from nirf_overlay.frame import FramePair, SourceInfo
-from nirf_overlay.recording import Recorder, SessionSource, compact_session, read_session
+from nirf_overlay.phantom import Phantom, PhantomParams
+from nirf_overlay.recording import (
+    Marker, Recorder, RecorderStatus, SessionSource, compact_session, read_session,
+)
 from nirf_overlay.recording import format as fmt
+from nirf_overlay.recording.encoders import EncoderError, PipeEncoder
 from nirf_overlay.settings import Settings
 from nirf_overlay.sources import SourceSpec, open_source
 
@@ -74,6 +78,7 @@ def record(out, pairs, *, info=None, **kwargs):
 def test_roundtrip_is_bit_identical(tmp_path, wl_codec, compact, nir_bits):
     pairs = synthetic_pairs(70, seed=nir_bits, nir_bits=nir_bits, lost={5})
     rec, st = record(tmp_path / "s", pairs, wl_codec=wl_codec, compact=compact)
+    assert isinstance(st, RecorderStatus) and not st.recording and st.stop_reason == "stopped"
     assert st.error == "" and st.frames_safe == 70 and st.frames_not_written == 0
     assert st.segments == 3 and st.segments_compacted == (3 if compact else 0)
 
@@ -131,35 +136,31 @@ def test_near_lossless_wl_within_tolerance_and_nir_exact(tmp_path):
             assert psnr > 40 and err.max() <= 16, (psnr, err.max())
 
 
-def test_phantom_session_nir_reads_back_bit_identical(tmp_path):
-    spec = SourceSpec(phantom=True, size=(128, 96), seed=2, options={"frames": 40})
-    with open_source(spec) as src:
-        pairs = [
-            FramePair(p.wl.copy(), p.nir.copy(), p.nir_bits, p.index, p.wl_time, p.nir_time,
-                      exposure_ms=p.exposure_ms, gain=p.gain)
-            for p in src
-        ]
-        info = src.info
-        cal = src.own_calibration()
+def test_phantom_session_reads_back_bit_identical(tmp_path, record_phantom_session):
     settings = Settings()
     settings.set("segment.threshold", 2.5)
-    rec, st = record(tmp_path / "s", pairs, info=info, settings=settings, calibration=cal)
-    assert st.frames_safe == 40 and st.error == ""
+    pairs = record_phantom_session(tmp_path / "s", seed=2, size=(128, 96), frames=40,
+                                   settings=settings, markers={12: "rim appears"})
+    cal = Phantom(PhantomParams(seed=2, size=(128, 96))).calibration()
     with SessionSource(tmp_path / "s") as replay:
-        assert replay.info.nir_bits == info.nir_bits
+        assert replay.info.nir_bits == pairs[0].nir_bits == 12
         n = 0
         for a, b in zip(pairs, replay):
             assert np.array_equal(a.nir, b.nir) and np.array_equal(a.wl, b.wl)
             assert b.exposure_ms == a.exposure_ms and b.gain == a.gain
             n += 1
         assert n == 40
-        assert replay.recorded_settings.segment.threshold == 2.5
-        rc = replay.recorded_calibration
-        assert rc is not None and rc.mm_per_px == pytest.approx(cal.mm_per_px)
-        if cal.dark is not None:
-            assert np.array_equal(np.round(cal.dark), rc.dark)
-        if cal.flat is not None:
-            assert np.allclose(cal.flat, rc.flat, rtol=1e-5)
+        # the FrameSource interface gives what came with the recording
+        assert replay.own_settings().segment.threshold == 2.5
+        assert replay.own_settings() is not replay.own_settings()  # a copy each time
+        rc = replay.own_calibration()
+        assert rc.mm_per_px == pytest.approx(cal.mm_per_px)
+        assert np.array_equal(np.round(cal.dark), rc.dark)
+        assert np.allclose(cal.flat, rc.flat, rtol=1e-5)
+        assert replay.markers == [Marker(12, "rim appears", replay.markers[0].t,
+                                         replay.markers[0].time)]
+        index, label, *_ = replay.markers[0]  # reads like an (index, label) marker
+        assert (index, label) == (12, "rim appears")
 
 
 # -- seeking --------------------------------------------------------------------------------
@@ -219,8 +220,8 @@ def test_markers_and_events_round_trip(tmp_path):
         setting = next(e for e in src.events if e["kind"] == "setting")
         assert setting["value"] == 2.0 and setting["name"] == "segment.threshold"
         assert src.info.extra["label"] == "case 17"
-        assert src.recorded_calibration is None
-        assert src.recorded_settings.to_dict() == Settings().to_dict()
+        assert src.own_calibration() is None
+        assert src.own_settings().to_dict() == Settings().to_dict()
     meta = json.loads((tmp_path / "s" / "session.json").read_text())
     assert meta["schema_version"] == fmt.SCHEMA_VERSION and meta["label"] == "case 17"
     assert meta["interrupted"] is False and meta["stop_reason"] == "stopped"
@@ -250,7 +251,7 @@ def test_full_queue_refuses_and_counts_never_blocks(tmp_path):
         for a, b in zip(kept, src):
             assert np.array_equal(a.nir, b.nir)
     assert rec.submit(pairs[0]) is False  # after stop: refused, not counted
-    assert rec.status.frames_not_written == refused
+    assert rec.status().frames_not_written == refused
 
 
 def test_refuses_nonempty_dir_and_low_free_space(tmp_path):
@@ -258,6 +259,8 @@ def test_refuses_nonempty_dir_and_low_free_space(tmp_path):
     (tmp_path / "used" / "x").write_text("x")
     with pytest.raises(RecordingError, match="not empty"):
         Recorder(tmp_path / "used", info_for(), min_free_bytes=0)
+    with pytest.raises(RecordingError, match="not a directory"):
+        Recorder(tmp_path / "used" / "x", info_for(), min_free_bytes=0)
     with pytest.raises(RecordingError, match="MB free; recording needs at least"):
         Recorder(tmp_path / "new", info_for(), min_free_bytes=1 << 62)
 
@@ -272,6 +275,39 @@ def test_free_space_watermark_stops_cleanly(tmp_path):
     assert meta["interrupted"] is False and "disk nearly full" in meta["stop_reason"]
     with SessionSource(tmp_path / "s") as src:
         assert src.info.frame_count == 0 and "stopped early" in src.stats.message
+
+
+def test_status_while_recording(tmp_path):
+    rec = Recorder(tmp_path / "s", info_for(), min_free_bytes=0, max_queue_bytes=1 << 30)
+    for p in synthetic_pairs(10, seed=7):
+        assert rec.submit(p)
+    st = rec.status()
+    assert isinstance(st, RecorderStatus) and st.recording and st.error == ""
+    assert st.frames_submitted == 10 and st.queue_capacity_bytes == 1 << 30
+    assert st.queue_frames + st.frames_written <= 10
+    final = rec.stop()
+    assert not final.recording and final.frames_safe == 10 and final.queue_frames == 0
+    assert rec.status() == final  # nothing changes after the stop
+
+
+def test_a_failing_encoder_reports_ffmpeg_own_words(tmp_path):
+    """A real FFmpeg that refuses its codec: the pipe breaks or the exit code says so,
+    and the message is FFmpeg's last line, not a traceback."""
+    out = tmp_path / "x.mkv"
+    cmd = [fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
+           "-pix_fmt", "gray16le", "-s", f"{W}x{H}", "-i", "pipe:0", "-c:v", "no_such_codec",
+           str(out)]
+    enc = PipeEncoder(cmd)
+    frame = np.zeros((H, W), np.uint16)
+    for _ in range(50):  # True until FFmpeg has given up; then False, never an exception
+        if not enc.write(frame):
+            break
+    enc.close_input()
+    assert enc.wait(30) != 0
+    assert "Encoder not found" in enc.last_error()
+    assert enc.last_error() == enc.last_error()  # read once, kept
+    with pytest.raises(EncoderError, match="cannot start"):
+        PipeEncoder([str(tmp_path / "no-such-ffmpeg")])
 
 
 # -- full disk ----------------------------------------------------------------------------
@@ -295,7 +331,7 @@ def test_full_disk_stops_cleanly_and_keeps_earlier_frames(tmp_path, small_disk, 
     else:  # no tmpfs: the frame table starts failing with ENOSPC after 70 frames
         out = tmp_path / "s"
         real_open = open
-        import nirf_overlay.recording.recorder as recorder_mod
+        import nirf_overlay.recording.session_writer as writer_mod
 
         class FullAfter:
             def __init__(self, f, n):
@@ -314,7 +350,7 @@ def test_full_disk_stops_cleanly_and_keeps_earlier_frames(tmp_path, small_disk, 
             f = real_open(path, mode, *a, **k)
             return FullAfter(f, 71) if str(path).endswith("frames.csv") and "w" in mode else f
 
-        monkeypatch.setattr(recorder_mod, "open", fake_open, raising=False)
+        monkeypatch.setattr(writer_mod, "open", fake_open, raising=False)
     pair_bytes = pairs[0].wl.nbytes + pairs[0].nir.nbytes
     rec = Recorder(out, info_for(size=size), min_free_bytes=0, stop_free_bytes=0,
                    segment_seconds=0.5, max_queue_bytes=8 * pair_bytes)
@@ -454,7 +490,7 @@ def test_record_command_imports_a_source_and_refuses_existing_dir(tmp_path, caps
     assert line.startswith("recorded 30 frames (0 not written, 0 dropped by the source)")
     with SessionSource(out) as src:
         assert src.info.frame_count == 30 and not src.interrupted
-        assert src.recorded_calibration is not None  # the phantom's, recorded with it
+        assert src.own_calibration() is not None  # the phantom's, recorded with it
     assert all(fmt.is_ffv1(str(p)) for p in out.glob("nir_*.mkv"))
     rc = main(["record", "--phantom", "--out", str(out)])
     err = capsys.readouterr().err.strip()

@@ -97,76 +97,70 @@ def _parse_set(items, fields):
 
 
 def write_profile(phantom, cal_dir) -> str:
-    """Write the phantom's calibration profile (JSON + dark/flat TIFFs); return the JSON path."""
-    import datetime
-    import json
+    """Write the phantom's calibration profile (JSON + dark/flat TIFFs); return the JSON path.
+
+    An unchanged profile keeps its date, so that regenerating changes no file.
+    """
+    import dataclasses
     import os
 
-    import tifffile
+    from ..calibration import save_profile
 
-    os.makedirs(cal_dir, exist_ok=True)
     p = phantom.params
-    tifffile.imwrite(os.path.join(cal_dir, "dark.tiff"), phantom.dark_frame())
-    tifffile.imwrite(os.path.join(cal_dir, "flat.tiff"), phantom.flat_field().astype("float32"))
-    profile = {
-        "schema_version": 1,
-        "system": "nirf-overlay phantom",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "notes": f"made by nirf-overlay make-sample: seed {p.seed}, field of view {p.fov_mm:g} mm "
-                 f"across {p.size[0]} px",
-        "frame_size": [int(p.size[0]), int(p.size[1])],
-        "dark": "dark.tiff",
-        "flat": "flat.tiff",
-        "hot_pixels": None,
-        "homography_wl_to_nir": None,
-        "mm_per_px": phantom.mm_per_px,
-        "working_distance_mm": 45.0,
-        "exposure_ref_ms": p.exposure_ref_ms,
-        "gain_ref": p.gain_ref,
-        "intrinsics": None,
-        "distortion": None,
-    }
+    cal = dataclasses.replace(
+        phantom.calibration(), system="nirf-overlay phantom",
+        notes=f"made by nirf-overlay make-sample: seed {p.seed}, field of view {p.fov_mm:g} mm "
+              f"across {p.size[0]} px",
+        extra={"working_distance_mm": 45.0})  # a laparoscope 4-5 cm from the liver
     path = os.path.join(cal_dir, "profile.json")
-    try:  # an unchanged profile keeps its date, so regenerating changes no file
-        with open(path) as f:
-            old = json.load(f)
-        if {k: v for k, v in old.items() if k != "created"} == {
-                k: v for k, v in profile.items() if k != "created"}:
-            profile["created"] = old.get("created", profile["created"])
-    except (OSError, ValueError):
-        pass
-    with open(path, "w") as f:
-        json.dump(profile, f, indent=2)
-        f.write("\n")
+    before = _read_json(path)
+    save_profile(cal, path, created=before.get("created"))
+    if before and _undated(_read_json(path)) != _undated(before):
+        save_profile(cal, path)  # something changed: today's date
     return path
 
 
-class _FFmpegWriter:
-    """Raw frames piped into the imageio-ffmpeg binary (libx264 or FFV1)."""
+def _read_json(path) -> dict:
+    import json
 
-    def __init__(self, path, size, fps, *, pix_in, codec_args):
-        import subprocess
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
-        import imageio_ffmpeg
 
-        w, h = size
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-               *codec_args, "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-               path]  # bitexact: the same frames give the same file (no random ids or dates)
-        self.path = path
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+def _undated(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k != "created"}
 
-    def write(self, frame) -> None:
-        self.proc.stdin.write(frame.tobytes())
 
-    def close(self) -> None:
-        from ..errors import NirfError
+def _encoder(path, size, fps, *, pix_in, codec_args):
+    """Raw frames piped into FFmpeg (libx264 or FFV1), muxed bit-exactly: the same frames
+    give the same file (no random ids or dates)."""
+    from ..recording.encoders import PipeEncoder
+    from ..recording.format import ffmpeg_exe
 
-        self.proc.stdin.close()
-        err = self.proc.stderr.read().decode(errors="replace").strip()
-        if self.proc.wait() != 0:
-            raise NirfError(f"{self.path}: ffmpeg failed: {err.splitlines()[-1] if err else 'unknown'}")
+    w, h = size
+    return PipeEncoder([
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
+        *codec_args, "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+        path])
+
+
+def _write(encoder, frame, path) -> None:
+    from ..errors import NirfError
+
+    if not encoder.write(frame):
+        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
+
+
+def _finish(encoder, path) -> None:
+    from ..errors import NirfError
+
+    encoder.close_input()
+    if encoder.wait() != 0:
+        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
 
 
 def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True,
@@ -175,13 +169,11 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
 
     Returns a summary dict with the written paths, frame count and sizes.
     """
-    import csv
-    import math
     import os
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..phantom import Phantom, TruthWriter
+    from ..phantom import Phantom
 
     ph = Phantom(params)
     w, h = ph.size
@@ -189,11 +181,11 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     wl_path = os.path.join(out_dir, f"{name}_wl.mp4")
     nir_path = os.path.join(out_dir, f"{name}_nir.mkv")
     fps = params.fps
-    wl_w = _FFmpegWriter(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
+    wl_w = _encoder(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
         "-c:v", "libx264", "-preset", "slow", "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart"])
     # FFV1 version 3 with the large context model: lossless, the best it does on noise
-    nir_w = _FFmpegWriter(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
+    nir_w = _encoder(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
         "-c:v", "ffv1", "-level", "3", "-coder", "1", "-context", "1", "-g", "1",
         "-slicecrc", "1", "-pix_fmt", "gray16le"])
     bar = None
@@ -201,68 +193,95 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
         from tqdm import tqdm
 
         bar = tqdm(total=frames, unit="frame", desc=f"make-sample {w}x{h}", leave=False)
-
-    def num(x):
-        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
-
-    paths = {}
-    files = []
-    if truth:
-        paths = {"truth": os.path.join(out_dir, f"{name}_truth.npz"),
-                 "truth_frames": os.path.join(out_dir, f"{name}_truth_frames.csv"),
-                 "truth_lesions": os.path.join(out_dir, f"{name}_truth_lesions.csv")}
-        tw = TruthWriter(paths["truth"], frames, (w, h), params=ph.params)
-        files = [open(paths["truth_frames"], "w", newline=""), open(paths["truth_lesions"], "w", newline="")]
-        fw, lw = csv.writer(files[0]), csv.writer(files[1])
-        fw.writerow(["frame", "time_s", "gain", "exposure_ms", "scale", "lesions_visible",
-                     "target_intensity", "background_intensity", "tbr", "rim_area_px",
-                     "duct_px", "gallbladder_px", "instrument_px", "specular_px"])
-        lw.writerow(["frame", "time_s", "lesion_id", "center_x", "center_y", "rim_width_mm",
-                     "completeness", "target_intensity", "background_intensity", "tbr",
-                     "rim_area_px", "core_radius_mm", "blur_sigma_mm", "depth_mm", "target_tbr"])
+    tables = _TruthFiles(out_dir, name, frames, ph.size, ph.params) if truth else None
     t0 = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
             for i, pair in enumerate(pool.map(ph.frame, range(frames))):
-                wl_w.write(pair.wl)
-                nir_w.write(pair.nir.astype("<u2", copy=False))
-                if truth:
-                    t = pair.truth
-                    tw.add(t)
-                    vis = [lt for lt in t.lesions if lt.rim_area_px > 0]
-                    fw.writerow([i, num(i / fps), num(t.gain), num(t.exposure_ms), num(t.scale), len(vis),
-                                 num(t.target_intensity), num(t.background_intensity), num(t.tbr),
-                                 sum(lt.rim_area_px for lt in vis), int(t.duct_mask.sum()),
-                                 int(t.gallbladder_mask.sum()), int(t.instrument_mask.sum()),
-                                 int(t.specular_mask.sum())])
-                    for lt in t.lesions:
-                        lw.writerow([i, num(i / fps), lt.id, num(lt.center_xy[0]), num(lt.center_xy[1]),
-                                     num(lt.rim_width_mm), num(lt.completeness), num(lt.target_intensity),
-                                     num(lt.background_intensity), num(lt.tbr), lt.rim_area_px,
-                                     num(lt.core_radius_mm), num(lt.blur_sigma_mm), num(lt.depth_mm),
-                                     num(lt.target_tbr)])
+                _write(wl_w, pair.wl, wl_path)
+                _write(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
+                if tables is not None:
+                    tables.add(i, i / fps, pair.truth)
                 if bar is not None:
                     bar.update(1)
-        if truth:
-            tw.close()
+        if tables is not None:
+            tables.finish()
     finally:
         if bar is not None:
             bar.close()
-        for f in files:
-            f.close()
-        wl_w.close()
-        nir_w.close()
+        if tables is not None:
+            tables.close()
+        _finish(wl_w, wl_path)
+        _finish(nir_w, nir_path)
     elapsed = time.perf_counter() - t0
     summary = {"wl": wl_path, "nir": nir_path, "frames": frames, "size": [w, h], "fps": fps,
-               "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px, **paths}
+               "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px,
+               **(tables.paths if tables is not None else {})}
     if cal_dir is not None:
         summary["profile"] = write_profile(ph, cal_dir)
     return summary
 
 
+class _TruthFiles:
+    """The truth sidecar (``NAME_truth.npz``) and its two readable tables, frame by frame."""
+
+    FRAME_COLUMNS = ("frame", "time_s", "gain", "exposure_ms", "scale", "lesions_visible",
+                     "target_intensity", "background_intensity", "tbr", "rim_area_px",
+                     "duct_px", "gallbladder_px", "instrument_px", "specular_px")
+    LESION_COLUMNS = ("frame", "time_s", "lesion_id", "center_x", "center_y", "rim_width_mm",
+                      "completeness", "target_intensity", "background_intensity", "tbr",
+                      "rim_area_px", "core_radius_mm", "blur_sigma_mm", "depth_mm", "target_tbr")
+
+    def __init__(self, out_dir, name, frames, size, params):
+        import csv
+        import os
+
+        from ..phantom import TruthWriter
+
+        self.paths = {"truth": os.path.join(out_dir, f"{name}_truth.npz"),
+                      "truth_frames": os.path.join(out_dir, f"{name}_truth_frames.csv"),
+                      "truth_lesions": os.path.join(out_dir, f"{name}_truth_lesions.csv")}
+        self._sidecar = TruthWriter(self.paths["truth"], frames, size, params=params)
+        self._files = [open(self.paths["truth_frames"], "w", newline=""),
+                       open(self.paths["truth_lesions"], "w", newline="")]
+        self._frames, self._lesions = (csv.writer(f) for f in self._files)
+        self._frames.writerow(self.FRAME_COLUMNS)
+        self._lesions.writerow(self.LESION_COLUMNS)
+
+    def add(self, i: int, t_s: float, truth) -> None:
+        self._sidecar.add(truth)
+        vis = [lt for lt in truth.lesions if lt.rim_area_px > 0]
+        self._frames.writerow([
+            i, _num(t_s), _num(truth.gain), _num(truth.exposure_ms), _num(truth.scale), len(vis),
+            _num(truth.target_intensity), _num(truth.background_intensity), _num(truth.tbr),
+            sum(lt.rim_area_px for lt in vis), int(truth.duct_mask.sum()),
+            int(truth.gallbladder_mask.sum()), int(truth.instrument_mask.sum()),
+            int(truth.specular_mask.sum())])
+        for lt in truth.lesions:
+            self._lesions.writerow([
+                i, _num(t_s), lt.id, _num(lt.center_xy[0]), _num(lt.center_xy[1]),
+                _num(lt.rim_width_mm), _num(lt.completeness), _num(lt.target_intensity),
+                _num(lt.background_intensity), _num(lt.tbr), lt.rim_area_px,
+                _num(lt.core_radius_mm), _num(lt.blur_sigma_mm), _num(lt.depth_mm),
+                _num(lt.target_tbr)])
+
+    def finish(self) -> None:
+        """All frames added: complete the sidecar."""
+        self._sidecar.close()
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
+def _num(x) -> str:
+    import math
+
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+
 def run(args) -> int:
     import dataclasses
-    import math
     import os
 
     from ..errors import NirfError
@@ -285,10 +304,8 @@ def run(args) -> int:
         overrides["gain_step_s"] = None if args.gain_step < 0 else args.gain_step
     elif "gain_step_s" not in overrides:
         overrides["gain_step_s"] = 0.5 * frames / args.fps
-    try:
-        params = PhantomParams(seed=args.seed, size=(w, h), fps=float(args.fps), **overrides).validate()
-    except TypeError as e:
-        raise NirfError(f"--set: {e}") from None
+    # _parse_set admits only PhantomParams fields, each converted to its field's type
+    params = PhantomParams(seed=args.seed, size=(w, h), fps=float(args.fps), **overrides).validate()
     out = args.out or str(SAMPLE_DIR)
     bundled = os.path.abspath(out) == os.path.abspath(str(SAMPLE_DIR)) and args.name == "sample"
     cal_dir = args.calibration_dir or (
@@ -302,6 +319,4 @@ def run(args) -> int:
     for k in ("wl", "nir", "truth", "truth_frames", "truth_lesions", "profile"):
         if k in summary:
             print(f"  {k:14s} {summary[k]}")
-    if not math.isfinite(total):
-        return 1
     return 0

@@ -11,8 +11,9 @@ import argparse
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from .source_args import add_source_arguments
+    from ..recording.format import DEFAULT_WL_CODEC, WL_CODECS
     from .common import add_pipeline_arguments
+    from .source_args import add_source_arguments
 
     parser.add_argument("--out", metavar="DIR",
                         help="new session directory (refused if it exists and is not empty)")
@@ -24,8 +25,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", metavar="TEXT",
                         help="free text stored in session.json (e.g. a case number); nothing "
                              "else identifying is written")
-    parser.add_argument("--wl-codec", choices=("ffvhuff", "x264", "x264rgb", "ffv1"),
-                        default="ffvhuff",
+    parser.add_argument("--wl-codec", choices=tuple(WL_CODECS), default=DEFAULT_WL_CODEC,
                         help="white-light codec: ffvhuff = lossless, fastest (default); x264 = "
                              "near-lossless H.264 4:4:4 crf 10, 4-7x smaller; x264rgb, ffv1 = "
                              "lossless, slower")
@@ -46,25 +46,25 @@ def run(args) -> int:
     import os
     import signal
     import sys
-    import time
 
+    from ..calibration import resolve_calibration
     from ..errors import NirfError
     from ..recording import Recorder
-    from ..calibration import resolve_calibration
+    from ..recording.format import SESSION_JSON
+    from ..recording.session_writer import check_new_session_dir
     from ..sources import open_source
     from .common import calibration_request, settings_from_args
     from .source_args import spec_from_args
 
     if args.compact:
-        if not os.path.isfile(os.path.join(args.compact, "session.json")):
-            raise NirfError(f"{args.compact}: not a recorded session (no session.json)")
+        if not os.path.isfile(os.path.join(args.compact, SESSION_JSON)):
+            raise NirfError(f"{args.compact}: not a recorded session (no {SESSION_JSON})")
         _compact(args.compact, quiet=args.quiet)
         return 0
     out = args.out
     if not out:
         raise NirfError("--out: missing (the new session directory)")
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise NirfError(f"{out}: exists and is not empty; choose a new directory")
+    check_new_session_dir(out)  # before the source opens: a phantom renders for seconds
     if args.seconds is not None and not args.seconds > 0:
         raise NirfError(f"--seconds: {args.seconds:g} is not positive")
     if not 0.1 <= args.segment_seconds <= 60:
@@ -74,22 +74,21 @@ def run(args) -> int:
     source = open_source(spec)
     try:
         info = source.info
-        settings = settings_from_args(args)
-        if args.settings is None and getattr(source, "recorded_settings", None) is not None:
-            settings = source.recorded_settings
+        # a session being re-recorded keeps its settings unless --settings says otherwise
+        recorded = source.own_settings() if args.settings is None else None
+        settings = recorded if recorded is not None else settings_from_args(args)
         calibration = resolve_calibration(calibration_request(args), source).calibration
         recorder = Recorder(
             out, info, settings, calibration, label=args.label, wl_codec=args.wl_codec,
             segment_seconds=args.segment_seconds, compact=args.ffv1,
             min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 2**20),
         )
-        ready = getattr(source, "wait_ready", None)
-        if callable(ready) and info.live:
+        if info.live and not source.wait_ready(0.0):
             # a source that pre-renders (the phantom) would otherwise record its warm-up
             if not args.quiet:
                 print("waiting for the source to get ready...", file=sys.stderr, flush=True)
-            ready(120.0)
-        dropped_before = getattr(source.stats, "dropped", 0)  # not ours: the warm-up's
+            source.wait_ready(120.0)
+        dropped_before = source.stats.dropped  # not ours: the warm-up's
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             elapsed, interrupted = _record(source, recorder, args, info, quiet=args.quiet)
@@ -103,7 +102,7 @@ def run(args) -> int:
 
     size = _dir_size(out)
     fps = st.frames_safe / elapsed if elapsed > 0 else 0.0
-    dropped = getattr(source.stats, "dropped", 0) - dropped_before
+    dropped = source.stats.dropped - dropped_before
     print(f"recorded {st.frames_safe} frames ({st.frames_not_written} not written, {dropped} "
           f"dropped by the source) in {elapsed:.1f} s = {fps:.1f} fps; {size / 1e6:.1f} MB on "
           f"disk -> {out}" + (" (stopped by the user)" if interrupted else ""))
@@ -142,7 +141,7 @@ def _record(source, recorder, args, info, *, quiet: bool):
                 break
             recorder.submit(pair, block=not live)
             n += 1
-            st = recorder.status
+            st = recorder.status()
             if not st.recording:
                 break
             if not quiet and now >= next_report:

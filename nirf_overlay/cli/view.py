@@ -158,7 +158,7 @@ def run(args) -> int:
         from ..gui.app import call_later
 
         def finish():
-            result.update(window.stats.summary(window.engine, window._view_dropped))
+            result.update(window.stats.summary(window.engine))
             window.close()
             app.quit()
 

@@ -1,20 +1,28 @@
 """Re-encoding NIR segments to FFV1 (the archival codec), bit-exactly and crash-safely.
 
 Sessions are written with FFVHuff (see :mod:`.format` for why); FFV1 is
-optional.  :func:`compact_session` converts a finished session,
-:class:`~.recorder.Recorder` (``compact=True``) converts segments in idle time
-while recording.  Each conversion runs FFmpeg at idle CPU priority, compares
+optional.  :func:`compact_session` converts a finished session; a
+:class:`Compactor` converts a recording's closed segments in idle time while
+it records (:class:`~.recorder.Recorder` with ``compact=True``).  Each conversion runs FFmpeg at idle CPU priority, compares
 the MD5 of the decoded frames before and after, fsyncs the new file and
 renames it over the old one, so an interruption leaves the FFVHuff file.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import subprocess
+import threading
+from typing import Callable, Optional
 
 from ..errors import RecordingError
 from . import format as fmt
+from .session_reader import read_session
+
+log = logging.getLogger(__name__)
+_STOP = object()
 
 
 def compact_segment(session_dir: str, nir_file: str, *, on_start=None) -> bool:
@@ -79,6 +87,67 @@ def _make_idle(pid: int) -> None:
         pass
 
 
+class Compactor:
+    """Re-encodes the closed NIR segments of a recording to FFV1 on its own thread.
+
+    Compaction is an optimisation: a failure is logged, never stops the
+    recording, and leaves the FFVHuff segment (lossless all the same).
+
+    Parameters
+    ----------
+    session_dir : str
+    on_compacted : callable
+        ``on_compacted(size_change)`` after each segment re-encoded (bytes; negative
+        when the file shrank), on the compactor's thread.
+    """
+
+    def __init__(self, session_dir: str, on_compacted: Callable[[int], None]):
+        self.session_dir = session_dir
+        self._on_compacted = on_compacted
+        self._queue: "queue.Queue" = queue.Queue()
+        self._abort = threading.Event()
+        self._running: Optional[subprocess.Popen] = None
+        self._thread = threading.Thread(target=self._main, name="nirf-rec-compactor", daemon=True)
+        self._thread.start()
+
+    def submit(self, nir_file: str) -> None:
+        """Queue a closed segment's NIR file for re-encoding."""
+        self._queue.put(nir_file)
+
+    def stop(self, *, wait: bool, timeout: float) -> None:
+        """Stop after the queued segments (``wait``) or at once, killing the running FFmpeg."""
+        if not wait:
+            self._abort.set()
+            p = self._running
+            if p is not None and p.poll() is None:
+                p.kill()
+        self._queue.put(_STOP)
+        self._thread.join(None if wait else timeout)
+
+    def _main(self) -> None:
+        while True:
+            name = self._queue.get()
+            if name is _STOP:
+                return
+            if self._abort.is_set():
+                continue
+            path = os.path.join(self.session_dir, name)
+            try:
+                before = os.path.getsize(path)
+                if compact_segment(self.session_dir, name, on_start=self._started):
+                    self._on_compacted(os.path.getsize(path) - before)
+            except Exception as e:  # compaction is an optimisation: never stop recording
+                if not self._abort.is_set():
+                    log.warning("recording %s: %s not compacted (%s)", self.session_dir, name, e)
+            finally:
+                self._running = None
+
+    def _started(self, proc: subprocess.Popen) -> None:
+        self._running = proc
+        if self._abort.is_set():
+            proc.kill()
+
+
 def compact_session(path, *, progress=None) -> int:
     """Compact every NIR segment of a session that is not FFV1 yet; return how many.
 
@@ -86,8 +155,6 @@ def compact_session(path, *, progress=None) -> int:
     and to interrupt (the remaining segments stay FFVHuff, still lossless).
     ``progress(done, total)`` is called after each segment.
     """
-    from .session import read_session
-
     session = read_session(path)
     todo = []
     for seg in session.segments:

@@ -39,6 +39,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 from typing import Optional
 
@@ -253,6 +254,17 @@ def fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+MB = 1024 * 1024  # bytes
+
+
+def free_bytes(path: str) -> Optional[int]:
+    """Free bytes on the file system of ``path`` (None when it cannot be asked)."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def read_json(path: str, what: str) -> dict:

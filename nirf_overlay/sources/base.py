@@ -28,7 +28,7 @@ class FrameSource(abc.ABC):
     #: a calibration profile that comes with this input (the bundled sample's),
     #: set by :func:`~nirf_overlay.sources.open_source` from ``SourceSpec.profile``
     profile: Optional[str] = None
-    #: ``(frame, label)`` items (:class:`~nirf_overlay.recording.session.Marker`)
+    #: ``(frame, label)`` items (:class:`~nirf_overlay.recording.Marker`)
     #: the user set while recording, in recording order; only sessions have any
     markers: Sequence = ()
 

@@ -36,10 +36,6 @@ def _as_given(spec: "SourceSpec") -> "SourceSpec":
     return spec
 
 
-def _loader_gets_the_spec(spec: "SourceSpec") -> tuple:
-    return (spec,)
-
-
 @dataclass(frozen=True)
 class SourceKind:
     """One kind of source.
@@ -53,7 +49,6 @@ class SourceKind:
     loader : ``"module:callable"``; ``callable(spec)`` opens the source
     prepare : ``spec -> spec``: refuses, without opening anything, what can be
         refused (:class:`SourceError`), and returns the spec the loader gets
-    arguments : ``spec -> tuple`` the loader is called with
     """
 
     name: str
@@ -62,7 +57,6 @@ class SourceKind:
     describe: Callable[["SourceSpec"], str]
     loader: str
     prepare: Callable[["SourceSpec"], "SourceSpec"] = _as_given
-    arguments: Callable[["SourceSpec"], tuple] = _loader_gets_the_spec
 
     def load(self) -> Callable[..., FrameSource]:
         """Import the loader (only now), or raise a one-line :class:`SourceError`."""
@@ -73,7 +67,7 @@ class SourceKind:
             raise SourceError(f"{self.title}: cannot load its reader {self.loader} ({e})") from e
 
     def open(self, spec: "SourceSpec") -> FrameSource:
-        return self.load()(*self.arguments(spec))
+        return self.load()(spec)
 
 
 def _inputs_named(spec: "SourceSpec") -> int:
@@ -120,7 +114,7 @@ KINDS: tuple[SourceKind, ...] = (
                recognises=lambda spec: bool(spec.session),
                describe=lambda spec: str(spec.session),
                loader="nirf_overlay.recording.session:SessionSource.from_spec",
-               prepare=_session_dir, arguments=lambda spec: (spec, spec.session)),
+               prepare=_session_dir),
     SourceKind("sample", "bundled sample",
                recognises=lambda spec: _inputs_named(spec) == 0,
                describe=lambda spec: "bundled sample",
