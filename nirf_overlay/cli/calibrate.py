@@ -95,7 +95,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 #: the flag that sets each builder option a refusal can name
-#: (:class:`~nirf_overlay.calibration.CalibrationOptionError.option`)
+#: (:attr:`~nirf_overlay.calibration.CalibrationOptionError.option`)
 OPTION_FLAGS = {
     "board": "--board", "square_mm": "--square-mm", "max_rms_px": "--max-rms",
     "min_poses": "--min-poses", "dictionary": "--dictionary", "marker_ratio": "--marker-ratio",
@@ -106,11 +106,8 @@ def run(args) -> int:
     """Build the step's entry and write the profile; a refusal an option fixes names its flag."""
     try:
         return _run(args)
-    except CalibrationOptionError as e:
-        flag = OPTION_FLAGS.get(e.option)
-        if flag is None:
-            raise
-        raise CalibrationError(f"{e}; see {flag}") from None
+    except CalibrationOptionError as e:  # every option a refusal names has a flag (tested)
+        raise CalibrationError(f"{e}; see {OPTION_FLAGS[e.option]}") from None
 
 
 def _run(args) -> int:
