@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import CalibrationError
 from .model import MAX_MM_PER_PX, Calibration
 
-__all__ = ["SCHEMA_VERSION", "load_profile", "save_profile", "profile_file_names"]
+__all__ = ["SCHEMA_VERSION", "load_profile", "save_profile"]
 
 SCHEMA_VERSION = 1
 
@@ -287,7 +287,7 @@ def _positive(doc, key, bad, *, hi) -> Optional[float]:
 
 
 # -- saving ------------------------------------------------------------------
-def profile_file_names(path: str) -> dict:
+def _file_names(path: str) -> dict:
     """File names (relative) :func:`save_profile` uses beside ``path``.
 
     ``profile.json`` gets ``dark.tiff``, ``flat.tiff``, ``hot_pixels.png``; any
@@ -326,7 +326,7 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
     base = os.path.dirname(os.path.abspath(path))
     os.makedirs(base, exist_ok=True)
     size = _frame_size(cal)
-    names = profile_file_names(path)
+    names = _file_names(path)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "system": cal.system or "",

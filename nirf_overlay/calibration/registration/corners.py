@@ -182,6 +182,7 @@ class Charuco:
         return cv2.aruco.CharucoBoard((cols + 1, rows + 1), square, square * self.marker_ratio, d)
 
     def detector(self):
+        """An OpenCV ``CharucoDetector`` for this board (refusals as :meth:`cv_board`)."""
         import cv2
 
         return cv2.aruco.CharucoDetector(self.cv_board())
