@@ -82,12 +82,6 @@ def write_image_sequence(folder, frames, ext):
     return os.path.join(folder, f"%04d.{ext}")
 
 
-@pytest.fixture
-def image_sequence():
-    """:func:`write_image_sequence`, for tests that write image-sequence sources."""
-    return write_image_sequence
-
-
 # -- phantom frames and a source the test controls (engine and viewer tests) -------------------
 PHANTOM_SIZE = (320, 180)
 PHANTOM_FPS = 30.0
@@ -257,3 +251,41 @@ def record_phantom_session():
         return pairs
 
     return record
+
+
+@pytest.fixture(scope="session")
+def image_sequence():
+    """:func:`write_image_sequence`, for tests that write image-sequence sources
+    (session scope, so module- and session-scoped fixtures can use it too)."""
+    return write_image_sequence
+
+
+@pytest.fixture(scope="session")
+def charuco_sequences(tmp_path_factory):
+    """A 7x5 ChArUco board (DICT_4X4_50, 6 mm squares) in three poses, written as
+    a WL PNG and a NIR TIFF sequence (640x480, 12-bit NIR) through a known
+    WL-to-NIR homography; the first pose is fronto-parallel at 6 px per mm.
+
+    Returns a dict: ``wl``, ``nir`` (sequence patterns), ``charuco`` (the
+    :class:`~nirf_overlay.calibration.registration.Charuco`), ``h_true``,
+    ``square_mm``, ``px_per_mm``, ``size``.
+    """
+    import numpy as np
+
+    from nirf_overlay.calibration.registration import Charuco
+    from nirf_overlay.calibration.synthetic import pose_homography, render_pair
+
+    ch = Charuco(board=(7, 5), dictionary="DICT_4X4_50")
+    h_true = np.array([[0.9, 0.02, 20.0], [-0.015, 0.92, 12.0], [3e-5, -2e-5, 1.0]])
+    kw = dict(board=ch.board, square_mm=6.0)
+    poses = [pose_homography((320, 240), 6.0, **kw),
+             pose_homography((170, 140), 5.0, angle_deg=12, tilt_deg=20, **kw),
+             pose_homography((470, 330), 5.0, angle_deg=-9, tilt_deg=-15, **kw)]
+    rng = np.random.default_rng(22)
+    pairs = [render_pair(p, h_true, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0,
+                         rng=rng, charuco=ch) for p in poses]
+    d = tmp_path_factory.mktemp("charuco")
+    return {"wl": write_image_sequence(str(d / "wl"), [p[0] for p in pairs], "png"),
+            "nir": write_image_sequence(str(d / "nir"), [p[1] for p in pairs], "tiff"),
+            "charuco": ch, "h_true": h_true, "square_mm": 6.0, "px_per_mm": 6.0,
+            "size": (640, 480)}

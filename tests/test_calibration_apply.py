@@ -10,9 +10,9 @@ coordinates must come out where WL says it is.
 import numpy as np
 import pytest
 
-from nirf_overlay.calibration import Calibration
-from nirf_overlay.calibration.builders import build_dark, build_flat, build_registration
-from nirf_overlay.calibration.profile import load_profile, save_profile
+from nirf_overlay.calibration import (
+    Calibration, build_dark, build_flat, build_registration, load_profile, save_profile,
+)
 from nirf_overlay.calibration.synthetic import (
     dark_frames, flat_frames, pose_homography, render_pair, vignetting,
 )

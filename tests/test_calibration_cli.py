@@ -1,4 +1,8 @@
-"""`nirf-overlay calibrate` end to end: real subprocesses on image sequences the test writes."""
+"""`nirf-overlay calibrate` end to end: real subprocesses on image sequences the test writes.
+
+The library's refusals name their input in words (test_calibration_refusals.py);
+here, where an option fixes one, the command adds the flag that sets it.
+"""
 
 import json
 import os
@@ -9,9 +13,9 @@ import numpy as np
 import pytest
 
 from nirf_overlay.calibration.profile import load_profile
-from conftest import write_image_sequence
+from nirf_overlay.calibration.registration import apply_homography
 from nirf_overlay.calibration.synthetic import (
-    apply_homography, dark_frames, flat_frames, pose_homography, render_pair, vignetting,
+    dark_frames, flat_frames, pose_homography, render_pair, vignetting,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,18 +33,18 @@ def _run(*args):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, image_sequence):
     d = tmp_path_factory.mktemp("calib")
     rng = np.random.default_rng(21)
     darks, dark_truth = dark_frames(SIZE, 8, rng=rng, hot=HOT)
     vig = vignetting(SIZE, strength=0.4)
     out = {"dir": d, "vig": vig, "dark_truth": dark_truth}
-    out["dark"] = write_image_sequence(str(d / "dark"), darks, "tiff")
-    out["flat"] = write_image_sequence(str(d / "flat"), flat_frames(SIZE, 8, rng=rng, level=1400,
+    out["dark"] = image_sequence(str(d / "dark"), darks, "tiff")
+    out["flat"] = image_sequence(str(d / "flat"), flat_frames(SIZE, 8, rng=rng, level=1400,
                                                       dark_truth=dark_truth, vignette=vig), "png")
-    out["saturated"] = write_image_sequence(str(d / "sat"), flat_frames(SIZE, 3, rng=rng, level=4500,
+    out["saturated"] = image_sequence(str(d / "sat"), flat_frames(SIZE, 3, rng=rng, level=4500,
                                                           dark_truth=dark_truth, vignette=vig), "tiff")
-    out["dim"] = write_image_sequence(str(d / "dim"), flat_frames(SIZE, 3, rng=rng, level=80,
+    out["dim"] = image_sequence(str(d / "dim"), flat_frames(SIZE, 3, rng=rng, level=80,
                                                     dark_truth=dark_truth, vignette=vig), "tiff")
     poses = [pose_homography((240, 180), 7.0, square_mm=SQUARE_MM, angle_deg=2),
              pose_homography((140, 110), 5.0, square_mm=SQUARE_MM, angle_deg=10, tilt_deg=15),
@@ -48,17 +52,17 @@ def data(tmp_path_factory):
              pose_homography((140, 250), 5.0, square_mm=SQUARE_MM, angle_deg=5, perspective=(0.002, -0.003))]
     pairs = [render_pair(p, H_TRUE, wl_size=REG_SIZE, nir_size=REG_SIZE, square_mm=SQUARE_MM, rng=rng)
              for p in poses]
-    out["wl"] = write_image_sequence(str(d / "wl"), [p[0] for p in pairs], "png")
-    out["nir"] = write_image_sequence(str(d / "nir"), [p[1] for p in pairs], "tiff")
+    out["wl"] = image_sequence(str(d / "wl"), [p[0] for p in pairs], "png")
+    out["nir"] = image_sequence(str(d / "nir"), [p[1] for p in pairs], "tiff")
     # the same poses, but every other NIR frame seen through a shifted map: no single homography
     shift = np.array([[1, 0, 5.0], [0, 1, -4.0], [0, 0, 1]]) @ H_TRUE
     bad = [render_pair(p, H_TRUE if i % 2 == 0 else shift, wl_size=REG_SIZE, nir_size=REG_SIZE,
                        square_mm=SQUARE_MM, rng=rng)[1] for i, p in enumerate(poses)]
-    out["nir_bad"] = write_image_sequence(str(d / "nir_bad"), bad, "tiff")
+    out["nir_bad"] = image_sequence(str(d / "nir_bad"), bad, "tiff")
     blank_wl = [np.full((REG_SIZE[1], REG_SIZE[0], 3), 120, np.uint8)] * 3
     blank_nir = [np.full((REG_SIZE[1], REG_SIZE[0]), 500, np.uint16)] * 3
-    out["blank_wl"] = write_image_sequence(str(d / "blank_wl"), blank_wl, "png")
-    out["blank_nir"] = write_image_sequence(str(d / "blank_nir"), blank_nir, "tiff")
+    out["blank_wl"] = image_sequence(str(d / "blank_wl"), blank_wl, "png")
+    out["blank_nir"] = image_sequence(str(d / "blank_nir"), blank_nir, "tiff")
     return out
 
 
@@ -126,24 +130,24 @@ def test_flat_too_dim_refused(data):
     assert load_profile(profile).flat is None  # the profile is left as it was
 
 
-def test_register_no_corners_refused(data):
-    r = _run("register", "--wl", data["blank_wl"], "--nir", data["blank_nir"],
-             "--out", str(data["dir"] / "x" / "none.json"))
-    _one_line_error(r, r"register: no corners found: no 9x6 checkerboard in the white light \(3 frames\)")
-
-
-def test_register_rms_too_high_refused(data):
-    r = _run("register", "--wl", data["wl"], "--nir", data["nir_bad"], "--square-mm", "4",
-             "--out", str(data["dir"] / "x" / "bad.json"))
-    _one_line_error(r, r"register: RMS reprojection error \d+\.\d+ px exceeds the limit 1 px")
-
-
-def test_register_wrong_board_and_needs_wl(data):
-    r = _run("register", "--wl", data["wl"], "--nir", data["nir"], "--board", "7x5",
-             "--out", str(data["dir"] / "x" / "b.json"))
-    _one_line_error(r, r"no corners found: no 7x5 checkerboard")
-    r = _run("register", "--nir", data["nir"], "--out", str(data["dir"] / "x" / "b.json"))
-    _one_line_error(r, r"calibrate register: --wl: missing")
+@pytest.mark.parametrize("args,pattern", [
+    (("--wl", "blank_wl", "--nir", "blank_nir"),
+     r"register: no corners found: no 9x6 checkerboard in the white light \(3 frames\); check the "
+     r"board's inner-corner count \(9x6\) and focus/lighting; see --board$"),
+    (("--wl", "wl", "--nir", "nir", "--board", "7x5"),
+     r"register: no corners found: no 7x5 checkerboard .*; see --board$"),
+    (("--wl", "wl", "--nir", "nir_bad", "--square-mm", "4"),
+     r"register: RMS reprojection error \d+\.\d+ px exceeds the limit 1 px .*; see --max-rms$"),
+    (("--wl", "wl", "--nir", "nir", "--min-poses", "5"),
+     r"register: only 4 distinct pose\(s\) with the board in both channels, need 5; move or tilt "
+     r"the board between captures; see --min-poses$"),
+    (("--nir", "nir"), r"calibrate register: --wl: missing"),
+], ids=["no-board", "wrong-board", "rms", "poses", "no-wl"])
+def test_register_refused_naming_the_flag_that_fixes_it(data, args, pattern):
+    args = [data.get(a, a) for a in args]  # data names stand for the sequences written
+    r = _run("register", *args, "--out", str(data["dir"] / "x" / "r.json"))
+    _one_line_error(r, pattern)
+    assert not os.path.exists(data["dir"] / "x" / "r.json")
 
 
 def test_update_refuses_profile_of_another_size(data):
@@ -167,29 +171,20 @@ def test_bad_inputs_one_line(data):
     assert r.returncode == 2 and "COLSxROWS" in r.stderr
 
 
-def test_register_charuco(tmp_path):
-    from nirf_overlay.calibration.builders import Charuco
-
-    ch = Charuco(board=(7, 5), dictionary="DICT_4X4_50")
-    kw = dict(board=(7, 5), square_mm=6.0)
-    poses = [pose_homography((320, 240), 6.0, **kw),
-             pose_homography((170, 140), 5.0, angle_deg=12, tilt_deg=20, **kw),
-             pose_homography((470, 330), 5.0, angle_deg=-9, tilt_deg=-15, **kw)]
-    rng = np.random.default_rng(22)
-    pairs = [render_pair(p, H_TRUE, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0, rng=rng,
-                         charuco=ch) for p in poses]
-    wl = write_image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
-    nir = write_image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+def test_register_charuco(charuco_sequences, tmp_path):
+    ch = charuco_sequences
     out = str(tmp_path / "ch.json")
-    r = _run("register", "--wl", wl, "--nir", nir, "--charuco", "--board", "7x5",
-             "--dictionary", "DICT_4X4_50", "--square-mm", "6", "--out", out)
+    r = _run("register", "--wl", ch["wl"], "--nir", ch["nir"], "--charuco", "--board", "7x5",
+             "--dictionary", ch["charuco"].dictionary, "--square-mm", str(ch["square_mm"]),
+             "--out", out)
     assert r.returncode == 0, r.stderr
     cal = load_profile(out)
     ys, xs = np.mgrid[0:480:10, 0:640:10]
     grid = np.c_[xs.ravel(), ys.ravel()].astype(float)
     err = np.linalg.norm(apply_homography(cal.homography_wl_to_nir, grid)
-                         - apply_homography(H_TRUE, grid), axis=1)
-    assert err.max() < 0.5 and abs(cal.mm_per_px * 6.0 - 1) < 0.01
-    r = _run("register", "--wl", wl, "--nir", nir, "--charuco", "--dictionary", "DICT_7X7_0",
-             "--out", out)
-    _one_line_error(r, r"--dictionary: 'DICT_7X7_0' is not an OpenCV ArUco dictionary")
+                         - apply_homography(ch["h_true"], grid), axis=1)
+    assert err.max() < 0.5 and abs(cal.mm_per_px * ch["px_per_mm"] - 1) < 0.01
+    r = _run("register", "--wl", ch["wl"], "--nir", ch["nir"], "--charuco", "--dictionary",
+             "DICT_7X7_0", "--out", out)
+    _one_line_error(r, r"ChArUco dictionary 'DICT_7X7_0': not an OpenCV ArUco dictionary .*; "
+                       r"see --dictionary$")

@@ -18,7 +18,6 @@ from nirf_overlay.calibration.synthetic import (  # noqa: E402
     dark_frames, flat_frames, pose_homography, render_pair, vignetting,
 )
 from nirf_overlay.sources import SourceSpec  # noqa: E402
-from conftest import write_image_sequence  # noqa: E402
 
 SIZE = (160, 120)
 HOT = [(20, 30, 700)]
@@ -26,14 +25,14 @@ WAIT_MS = 20000
 
 
 @pytest.fixture(scope="module")
-def sequences(tmp_path_factory):
+def sequences(tmp_path_factory, image_sequence):
     d = tmp_path_factory.mktemp("dlg")
     rng = np.random.default_rng(31)
     darks, dark_truth = dark_frames(SIZE, 6, rng=rng, hot=HOT)
     vig = vignetting(SIZE, strength=0.35)
     flats = flat_frames(SIZE, 6, rng=rng, level=1500, dark_truth=dark_truth, vignette=vig)
-    return {"dark": write_image_sequence(str(d / "dark"), darks, "tiff"),
-            "flat": write_image_sequence(str(d / "flat"), flats, "tiff"),
+    return {"dark": image_sequence(str(d / "dark"), darks, "tiff"),
+            "flat": image_sequence(str(d / "flat"), flats, "tiff"),
             "vig": vig}
 
 
@@ -111,7 +110,7 @@ def test_refusal_is_shown_not_raised(qtbot, make_dialog, sequences, tmp_path):
     assert not os.path.exists(tmp_path / "p.json")
 
 
-def test_register_readouts_and_result(qtbot, make_dialog, tmp_path):
+def test_register_readouts_and_result(qtbot, make_dialog, image_sequence, tmp_path):
     size = (320, 240)
     h_true = np.array([[0.92, 0.02, 10.0], [-0.015, 0.93, 8.0], [2e-5, -1e-5, 1.0]])
     rng = np.random.default_rng(32)
@@ -119,8 +118,8 @@ def test_register_readouts_and_result(qtbot, make_dialog, tmp_path):
              pose_homography((110, 90), 3.6, square_mm=3.0, angle_deg=10, tilt_deg=15),
              pose_homography((210, 150), 3.6, square_mm=3.0, angle_deg=-8, tilt_deg=-12)]
     pairs = [render_pair(p, h_true, wl_size=size, nir_size=size, square_mm=3.0, rng=rng) for p in poses]
-    wl = write_image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
-    nir = write_image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
+    wl = image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
+    nir = image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
     profile = str(tmp_path / "reg.json")
     dlg = make_dialog(SourceSpec(wl=wl, nir=nir, nir_bits=12), profile_path=profile)
     dlg.set_step("register")
@@ -153,29 +152,32 @@ def test_bad_source_reported_in_dialog(qtbot, make_dialog, tmp_path):
     assert not dlg.capture_button.isEnabled()
 
 
-def test_register_charuco_in_dialog(qtbot, make_dialog, tmp_path):
-    from nirf_overlay.calibration.builders import Charuco
-
-    ch = Charuco(board=(7, 5))
-    h_true = np.array([[0.92, 0.02, 10.0], [-0.015, 0.93, 8.0], [2e-5, -1e-5, 1.0]])
-    kw = dict(board=(7, 5), square_mm=6.0)
-    poses = [pose_homography((320, 240), 6.0, **kw),
-             pose_homography((170, 140), 5.0, angle_deg=12, tilt_deg=20, **kw),
-             pose_homography((470, 330), 5.0, angle_deg=-9, tilt_deg=-15, **kw)]
-    rng = np.random.default_rng(33)
-    pairs = [render_pair(p, h_true, wl_size=(640, 480), nir_size=(640, 480), square_mm=6.0, rng=rng,
-                         charuco=ch) for p in poses]
-    wl = write_image_sequence(str(tmp_path / "wl"), [p[0] for p in pairs], "png")
-    nir = write_image_sequence(str(tmp_path / "nir"), [p[1] for p in pairs], "tiff")
-    dlg = make_dialog(SourceSpec(wl=wl, nir=nir, nir_bits=12), profile_path=str(tmp_path / "c.json"))
+def test_register_without_white_light_refused_in_words(qtbot, make_dialog, sequences, tmp_path):
+    """A NIR-only source cannot register: the status line says so, naming no command-line flag."""
+    dlg = make_dialog(SourceSpec(nir=sequences["dark"], nir_bits=12),
+                      profile_path=str(tmp_path / "p.json"))
     dlg.set_step("register")
-    dlg.board_cols.setValue(7)
-    dlg.board_rows.setValue(5)
+    qtbot.waitUntil(lambda: dlg.capture_button.isEnabled(), timeout=WAIT_MS)
+    dlg.capture_button.click()
+    text = dlg.status.text()
+    assert text.startswith("register: this source has no white-light channel"), text
+    assert "--" not in text
+    assert not dlg.save_button.isEnabled()
+
+
+def test_register_charuco_in_dialog(qtbot, make_dialog, charuco_sequences, tmp_path):
+    ch = charuco_sequences
+    dlg = make_dialog(SourceSpec(wl=ch["wl"], nir=ch["nir"], nir_bits=12),
+                      profile_path=str(tmp_path / "c.json"))
+    dlg.set_step("register")
+    dlg.board_cols.setValue(ch["charuco"].board[0])
+    dlg.board_rows.setValue(ch["charuco"].board[1])
+    dlg.dictionary.setCurrentText(ch["charuco"].dictionary)
     dlg.charuco.setChecked(True)
     qtbot.waitUntil(lambda: dlg.read_corners.text().startswith("WL 35/35"), timeout=WAIT_MS)
-    dlg.square_mm.setValue(6.0)
+    dlg.square_mm.setValue(ch["square_mm"])
     _capture(qtbot, dlg, "register", 3)
     assert dlg._state.status == "done", dlg.status.text()
     dlg.save_button.click()
     cal = load_profile(str(tmp_path / "c.json"))
-    assert abs(cal.mm_per_px * 6.0 - 1) < 0.01
+    assert abs(cal.mm_per_px * ch["px_per_mm"] - 1) < 0.01

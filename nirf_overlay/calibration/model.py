@@ -1,4 +1,5 @@
-"""The calibration the pipeline consumes, and reading its image files."""
+"""The calibration the pipeline consumes, reading its image files, and the
+refusal a caller's option can fix."""
 
 from __future__ import annotations
 
@@ -9,6 +10,23 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CalibrationError
+
+#: largest ``mm_per_px`` accepted (a 10 mm pixel is no laparoscope)
+MAX_MM_PER_PX = 10.0
+
+
+class CalibrationOptionError(CalibrationError):
+    """A refusal whose fix is one of the call's options.
+
+    The message names the input in the user's words; ``option`` is the
+    keyword of the builder call that sets it (``"board"``, ``"min_poses"``,
+    ...), so a front end can add how its user sets that option (the CLI
+    adds its flag, the dialog already shows the control).
+    """
+
+    def __init__(self, message: str, *, option: str):
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass

@@ -30,9 +30,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CalibrationError
-from .model import Calibration
+from .model import MAX_MM_PER_PX, Calibration
 
-__all__ = ["SCHEMA_VERSION", "load_profile", "save_profile", "profile_file_names"]
+__all__ = ["SCHEMA_VERSION", "load_profile", "save_profile"]
 
 SCHEMA_VERSION = 1
 
@@ -47,6 +47,21 @@ _REQUIRED = ("schema_version", "frame_size")
 # A flat field saved by something else may be normalised in float64 then
 # rounded to float32; beyond this it was not normalised at all.
 _FLAT_MEAN_TOLERANCE = 0.01
+# pixels: the sides a frame_size may have (a 16 px or 16k px side is no camera)
+_FRAME_SIDE_PX = (16, 16384)
+# upper limits of the scalar entries; beyond them the entry is in another
+# unit or a typo: ms (100 s), sensor gain, mm (10 m)
+_MAX_EXPOSURE_MS = 1e5
+_MAX_GAIN = 1e6
+_MAX_WORKING_DISTANCE_MM = 1e4
+# what each image entry must be: (dtype, in words)
+_IMAGE_DTYPES = {
+    "dark": (np.uint16, "uint16 (16-bit TIFF)"),
+    "flat": (np.float32, "float32 (float TIFF)"),
+    "hot_pixels": (np.uint8, "an 8-bit mask (nonzero = hot)"),
+}
+# coefficient counts OpenCV's distortion models take
+_DISTORTION_LENGTHS = (4, 5, 8, 12, 14)
 
 
 # -- loading -----------------------------------------------------------------
@@ -94,92 +109,106 @@ def _from_document(doc: dict, path: str) -> Calibration:
     def bad(key, problem):
         return CalibrationError(f"{path}: {key}: {problem}")
 
+    frame_size = _header(doc, bad)
+    cal = Calibration(frame_size=frame_size, source_path=path)
+    cal.system, cal.notes = _string(doc, "system", bad), _string(doc, "notes", bad)
+    cal.extra["created"] = _string(doc, "created", bad)
+
+    base = os.path.dirname(os.path.abspath(path))
+    shape = None if frame_size is None else (frame_size[1], frame_size[0])
+    dark = _image(doc, "dark", base, shape, bad)
+    if dark is not None:
+        cal.dark = dark.astype(np.float32)
+    flat = _image(doc, "flat", base, shape, bad)
+    if flat is not None:
+        cal.flat = _normalised_flat(flat, doc["flat"], bad)
+    hot = _image(doc, "hot_pixels", base, shape, bad)
+    if hot is not None:
+        cal.hot_pixels = hot > 0
+
+    h = doc.get("homography_wl_to_nir")
+    if h is not None:
+        cal.homography_wl_to_nir = _homography(h, bad)
+    cal.mm_per_px = _positive(doc, "mm_per_px", bad, hi=MAX_MM_PER_PX)
+    cal.exposure_ref_ms = _positive(doc, "exposure_ref_ms", bad, hi=_MAX_EXPOSURE_MS)
+    cal.gain_ref = _positive(doc, "gain_ref", bad, hi=_MAX_GAIN)
+    cal.extra["working_distance_mm"] = _positive(doc, "working_distance_mm", bad,
+                                                 hi=_MAX_WORKING_DISTANCE_MM)
+    cal.extra["intrinsics"] = _intrinsics(doc.get("intrinsics"), bad)
+    cal.extra["distortion"] = _distortion(doc.get("distortion"), bad)
+    for key, value in doc.items():
+        if key not in _KEYS:
+            cal.extra[key] = value  # newer writers may add keys; keep them on re-save
+    return cal
+
+
+def _header(doc, bad) -> Optional[tuple[int, int]]:
+    """The schema version checked; the frame size (W, H) or None."""
     for key in _REQUIRED:
         if key not in doc:
             raise bad(key, "missing")
     version = doc["schema_version"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise bad("schema_version", f"{version!r} is not supported (this version reads {SCHEMA_VERSION})")
-
     frame_size = doc["frame_size"]
-    if frame_size is not None:
-        if (not isinstance(frame_size, list) or len(frame_size) != 2
-                or not all(_is_int(v) and 16 <= v <= 16384 for v in frame_size)):
-            raise bad("frame_size", f"{frame_size!r} is not [width, height] in pixels")
-        frame_size = (int(frame_size[0]), int(frame_size[1]))
+    if frame_size is None:
+        return None
+    lo, hi = _FRAME_SIDE_PX
+    if (not isinstance(frame_size, list) or len(frame_size) != 2
+            or not all(_is_int(v) and lo <= v <= hi for v in frame_size)):
+        raise bad("frame_size", f"{frame_size!r} is not [width, height] in pixels")
+    return int(frame_size[0]), int(frame_size[1])
 
-    cal = Calibration(frame_size=frame_size, source_path=path)
-    for key in ("system", "notes", "created"):
-        value = doc.get(key, "")
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise bad(key, f"expected a string, got {type(value).__name__}")
-        if key == "created":
-            cal.extra["created"] = value
-        else:
-            setattr(cal, key, value)
 
-    base = os.path.dirname(os.path.abspath(path))
-    expected_shape = None if frame_size is None else (frame_size[1], frame_size[0])
+def _string(doc, key, bad) -> str:
+    value = doc.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise bad(key, f"expected a string, got {type(value).__name__}")
+    return value
 
-    name = _file_entry(doc, "dark", bad)
-    if name is not None:
-        dark = _read_image(os.path.join(base, name), "dark", name, bad)
-        if dark.dtype != np.uint16:
-            raise bad("dark", f"{name} is {dark.dtype}, expected uint16 (16-bit TIFF)")
-        _check_shape(dark, expected_shape, "dark", name, bad)
-        cal.dark = dark.astype(np.float32)
 
-    name = _file_entry(doc, "flat", bad)
-    if name is not None:
-        flat = _read_image(os.path.join(base, name), "flat", name, bad)
-        if flat.dtype != np.float32:
-            raise bad("flat", f"{name} is {flat.dtype}, expected float32 (float TIFF)")
-        _check_shape(flat, expected_shape, "flat", name, bad)
-        if not np.all(np.isfinite(flat)) or float(flat.min()) <= 0:
-            raise bad("flat", f"{name} must be finite and positive everywhere")
-        mean = float(flat.mean(dtype=np.float64))
-        if abs(mean - 1.0) > _FLAT_MEAN_TOLERANCE:
-            raise bad("flat", f"{name} has mean {mean:.4g}, expected 1 (normalised)")
-        cal.flat = (flat / np.float32(mean)).astype(np.float32)
+def _image(doc, key, base, shape, bad) -> Optional[np.ndarray]:
+    """The image file an entry names, of its dtype and the profile's (H, W) shape; None if null."""
+    name = _file_entry(doc, key, bad)
+    if name is None:
+        return None
+    arr = _read_image(os.path.join(base, name), key, name, bad)
+    dtype, expected = _IMAGE_DTYPES[key]
+    if arr.dtype != dtype:
+        raise bad(key, f"{name} is {arr.dtype}, expected {expected}")
+    if shape is not None and arr.shape != shape:
+        raise bad(key, f"{name} is {arr.shape[1]}x{arr.shape[0]} but frame_size is "
+                       f"{shape[1]}x{shape[0]}")
+    return arr
 
-    name = _file_entry(doc, "hot_pixels", bad)
-    if name is not None:
-        hot = _read_image(os.path.join(base, name), "hot_pixels", name, bad)
-        if hot.dtype != np.uint8:
-            raise bad("hot_pixels", f"{name} is {hot.dtype}, expected an 8-bit mask (nonzero = hot)")
-        _check_shape(hot, expected_shape, "hot_pixels", name, bad)
-        cal.hot_pixels = hot > 0
 
-    h = doc.get("homography_wl_to_nir")
-    if h is not None:
-        cal.homography_wl_to_nir = _homography(h, bad)
+def _normalised_flat(flat: np.ndarray, name: str, bad) -> np.ndarray:
+    if not np.all(np.isfinite(flat)) or float(flat.min()) <= 0:
+        raise bad("flat", f"{name} must be finite and positive everywhere")
+    mean = float(flat.mean(dtype=np.float64))
+    if abs(mean - 1.0) > _FLAT_MEAN_TOLERANCE:
+        raise bad("flat", f"{name} has mean {mean:.4g}, expected 1 (normalised)")
+    return (flat / np.float32(mean)).astype(np.float32)
 
-    cal.mm_per_px = _positive(doc, "mm_per_px", bad, hi=10.0)
-    cal.exposure_ref_ms = _positive(doc, "exposure_ref_ms", bad, hi=1e5)
-    cal.gain_ref = _positive(doc, "gain_ref", bad, hi=1e6)
-    wd = _positive(doc, "working_distance_mm", bad, hi=1e4)
-    cal.extra["working_distance_mm"] = wd
 
-    intrinsics = doc.get("intrinsics")
-    if intrinsics is not None:
-        k = _matrix(intrinsics, (3, 3), "intrinsics", bad)
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise bad("intrinsics", "focal lengths must be positive")
-        intrinsics = k
-    cal.extra["intrinsics"] = intrinsics
-    distortion = doc.get("distortion")
-    if distortion is not None:
-        if (not isinstance(distortion, list) or len(distortion) not in (4, 5, 8, 12, 14)
-                or not all(_is_number(v) for v in distortion)):
-            raise bad("distortion", "expected a list of 4, 5, 8, 12 or 14 numbers (OpenCV order)")
-        distortion = np.asarray(distortion, dtype=np.float64)
-    cal.extra["distortion"] = distortion
-    for key, value in doc.items():
-        if key not in _KEYS:
-            cal.extra[key] = value  # newer writers may add keys; keep them on re-save
-    return cal
+def _intrinsics(value, bad) -> Optional[np.ndarray]:
+    if value is None:
+        return None
+    k = _matrix(value, (3, 3), "intrinsics", bad)
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise bad("intrinsics", "focal lengths must be positive")
+    return k
+
+
+def _distortion(value, bad) -> Optional[np.ndarray]:
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) not in _DISTORTION_LENGTHS
+            or not all(_is_number(v) for v in value)):
+        raise bad("distortion", "expected a list of 4, 5, 8, 12 or 14 numbers (OpenCV order)")
+    return np.asarray(value, dtype=np.float64)
 
 
 def _is_int(v) -> bool:
@@ -223,12 +252,6 @@ def _read_image(full: str, key: str, name: str, bad) -> np.ndarray:
     return arr
 
 
-def _check_shape(arr, expected_shape, key, name, bad) -> None:
-    if expected_shape is not None and arr.shape != expected_shape:
-        raise bad(key, f"{name} is {arr.shape[1]}x{arr.shape[0]} but frame_size is "
-                       f"{expected_shape[1]}x{expected_shape[0]}")
-
-
 def _matrix(value, shape, key, bad) -> np.ndarray:
     ok = (isinstance(value, list) and len(value) == shape[0]
           and all(isinstance(r, list) and len(r) == shape[1] for r in value)
@@ -264,7 +287,7 @@ def _positive(doc, key, bad, *, hi) -> Optional[float]:
 
 
 # -- saving ------------------------------------------------------------------
-def profile_file_names(path: str) -> dict:
+def _file_names(path: str) -> dict:
     """File names (relative) :func:`save_profile` uses beside ``path``.
 
     ``profile.json`` gets ``dark.tiff``, ``flat.tiff``, ``hot_pixels.png``; any
@@ -303,7 +326,7 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
     base = os.path.dirname(os.path.abspath(path))
     os.makedirs(base, exist_ok=True)
     size = _frame_size(cal)
-    names = profile_file_names(path)
+    names = _file_names(path)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "system": cal.system or "",
@@ -326,7 +349,8 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
         doc["flat"] = names["flat"]
     if cal.hot_pixels is not None:
         hot = np.where(np.asarray(cal.hot_pixels, dtype=bool), 255, 0).astype(np.uint8)
-        written.append((names["hot_pixels"], lambda p, a=hot: _imwrite_png(cv2, p, a)))
+        final = os.path.join(base, names["hot_pixels"])
+        written.append((names["hot_pixels"], lambda p, a=hot: _imwrite_png(cv2, p, a, final)))
         doc["hot_pixels"] = names["hot_pixels"]
     h = cal.homography_wl_to_nir
     doc["homography_wl_to_nir"] = None if h is None else (np.asarray(h, float) / h[2, 2]).tolist()
@@ -367,9 +391,10 @@ def _tmp_name(full: str) -> str:
     return f"{root}.tmp-{os.getpid()}{ext}"
 
 
-def _imwrite_png(cv2, path, arr) -> None:
-    if not cv2.imwrite(path, arr):
-        raise CalibrationError(f"{path}: could not write the hot-pixel map")
+def _imwrite_png(cv2, tmp, arr, final) -> None:
+    """Write ``arr`` to ``tmp``; a failure names the file the user will look for."""
+    if not cv2.imwrite(tmp, arr):
+        raise CalibrationError(f"{final}: could not write the hot-pixel map")
 
 
 def _opt_float(v) -> Optional[float]:
@@ -379,8 +404,7 @@ def _opt_float(v) -> Optional[float]:
 def _frame_size(cal: Calibration) -> Optional[tuple[int, int]]:
     """(W, H) the profile is for; every image in it must agree."""
     size = tuple(cal.frame_size) if cal.frame_size is not None else None
-    for name in ("dark", "flat", "hot_pixels"):
-        arr = getattr(cal, name)
+    for name, arr in (("dark", cal.dark), ("flat", cal.flat), ("hot_pixels", cal.hot_pixels)):
         if arr is None:
             continue
         shape = np.shape(arr)

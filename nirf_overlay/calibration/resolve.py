@@ -28,10 +28,8 @@ from typing import Optional, Protocol
 import numpy as np
 
 from ..errors import CalibrationError
-from .model import Calibration, read_tiff
-
-#: largest ``mm_per_px`` accepted (a 10 mm pixel is no laparoscope)
-MAX_MM_PER_PX = 10.0
+from .model import MAX_MM_PER_PX, Calibration, read_tiff
+from .profile import load_profile
 
 
 class _CalibratedSource(Protocol):
@@ -102,8 +100,6 @@ def resolve_calibration(request: Optional[CalibrationRequest] = None,
         size = tuple(source.info.size)
     note = ""
     if request.profile:
-        from .profile import load_profile
-
         cal, origin = load_profile(request.profile), f"profile {request.profile}"
     else:
         cal = source.own_calibration() if source is not None else None

@@ -1,9 +1,9 @@
 """Adding a builder's result to a profile (shared by the CLI and the dialog).
 
-Every step creates or updates a profile: it starts from an existing one (the
-``--calibration`` profile, else the ``--out`` file if it exists), refuses it
-when it was made for another frame size, replaces only its own entries, and
-saves.
+Every step creates or updates a profile: it starts from an existing one (a
+profile the user names, else the profile being written if it exists),
+refuses it when it was made for another frame size, replaces only its own
+entries, and saves.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import os
 from typing import Optional
 
 from .model import Calibration
-from .builders import DarkResult, FlatResult, Registration
+from .photometric import DarkResult, FlatResult
+from .profile import load_profile
+from .registration import Registration
 
 __all__ = ["start_profile", "add_dark", "add_flat", "add_registration"]
 
@@ -25,14 +27,12 @@ def start_profile(out: str, base: Optional[str] = None, *, size=None) -> Calibra
     out : str
         The profile to write; read first when it exists and ``base`` is None.
     base : str, optional
-        Another profile to start from (``--calibration``).
+        Another profile to start from.
     size : (W, H), optional
         The calibration frames' size; a profile made for another size is
         refused with a :class:`~nirf_overlay.errors.CalibrationError` naming
         its ``frame_size``.
     """
-    from .profile import load_profile
-
     path = base or (out if os.path.exists(out) else None)
     cal = load_profile(path) if path else Calibration()
     if size is not None:
@@ -42,6 +42,7 @@ def start_profile(out: str, base: Optional[str] = None, *, size=None) -> Calibra
 
 
 def add_dark(cal: Calibration, res: DarkResult) -> Calibration:
+    """The dark frame and its hot pixels."""
     cal.dark = res.dark
     cal.hot_pixels = res.hot_pixels
     return cal
@@ -58,6 +59,7 @@ def add_flat(cal: Calibration, res: FlatResult, *, exposure_ms=None, gain=None) 
 
 
 def add_registration(cal: Calibration, reg: Registration, *, working_distance_mm=None) -> Calibration:
+    """The homography, mm per pixel (when measured) and the distance it holds at."""
     cal.homography_wl_to_nir = reg.homography_wl_to_nir
     if reg.mm_per_px is not None:
         cal.mm_per_px = float(reg.mm_per_px)

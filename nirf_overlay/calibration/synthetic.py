@@ -13,17 +13,12 @@ from typing import Optional
 
 import numpy as np
 
+from .registration import Charuco
+
 __all__ = [
     "pose_homography", "render_checkerboard", "render_charuco", "render_pair", "vignetting",
-    "dark_frames", "flat_frames", "apply_homography",
+    "dark_frames", "flat_frames",
 ]
-
-
-def apply_homography(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Map (N, 2) points through a 3x3 homography."""
-    pts = np.asarray(pts, np.float64)
-    p = np.c_[pts, np.ones(len(pts))] @ np.asarray(h, np.float64).T
-    return p[:, :2] / p[:, 2:3]
 
 
 def pose_homography(center_px, px_per_mm: float, *, board=(9, 6), square_mm: float = 5.0,
@@ -111,8 +106,6 @@ def render_charuco(h_board_to_img: np.ndarray, size, *, charuco=None, square_mm:
     resolution and area-averaged down.
     """
     import cv2
-
-    from .builders import Charuco
 
     charuco = charuco or Charuco()
     cols, rows = charuco.board

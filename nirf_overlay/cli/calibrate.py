@@ -17,7 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..sources.nir_only import iter_captures, open_calibration_input
+from ..calibration.model import CalibrationOptionError
+from ..calibration.photometric import build_dark, build_flat
+from ..calibration.profile import save_profile
+from ..calibration.registration import MAX_RMS_PX, Charuco, build_registration
+from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
+from ..errors import CalibrationError
 from .common import positive_number
+from .source_args import add_source_arguments, spec_from_args
 
 
 def _board(text: str) -> tuple[int, int]:
@@ -41,8 +49,6 @@ def _count(text: str) -> int:
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from .source_args import add_source_arguments
-
     steps = parser.add_subparsers(dest="step", metavar="STEP", required=True)
     specs = {
         "dark": ("mean of N light-off NIR frames plus a hot-pixel map", 32),
@@ -79,28 +85,38 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                            help="ChArUco marker side over square side (default 0.75)")
             g.add_argument("--square-mm", type=positive_number, metavar="S",
                            help="side of one square in mm; gives mm per pixel from the first pose")
-            g.add_argument("--max-rms", type=positive_number, default=1.0, metavar="PX",
-                           help="refuse above this RMS reprojection error (default 1.0 NIR px)")
+            g.add_argument("--max-rms", type=positive_number, default=MAX_RMS_PX, metavar="PX",
+                           help="refuse above this RMS reprojection error "
+                                f"(default {MAX_RMS_PX} NIR px)")
             g.add_argument("--min-poses", type=_count, default=3, metavar="K",
                            help="distinct board poses required (default 3)")
             g.add_argument("--working-distance-mm", type=positive_number, metavar="D",
                            help="scope-to-board distance of the first pose, stored with mm per pixel")
 
 
-def run(args) -> int:
-    from ..calibration.builders import Charuco, build_dark, build_flat, build_registration
-    from ..sources.nir_only import iter_captures, open_calibration_input
-    from ..calibration.profile import save_profile
-    from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
-    from .source_args import spec_from_args
+#: the flag that sets each builder option a refusal can name
+#: (:attr:`~nirf_overlay.calibration.CalibrationOptionError.option`)
+OPTION_FLAGS = {
+    "board": "--board", "square_mm": "--square-mm", "max_rms_px": "--max-rms",
+    "min_poses": "--min-poses", "dictionary": "--dictionary", "marker_ratio": "--marker-ratio",
+}
 
+
+def run(args) -> int:
+    """Build the step's entry and write the profile; a refusal an option fixes names its flag."""
+    try:
+        return _run(args)
+    except CalibrationOptionError as e:  # every option a refusal names has a flag (tested)
+        raise CalibrationError(f"{e}; see {OPTION_FLAGS[e.option]}") from None
+
+
+def _run(args) -> int:
     what = f"calibrate {args.step}"
     charuco = None
     if args.step == "register" and args.charuco:
         charuco = Charuco(board=args.board, marker_ratio=args.marker_ratio, dictionary=args.dictionary)
         charuco.cv_board()  # a bad dictionary or ratio is refused before the source opens
-    spec = spec_from_args(args)
-    inp = open_calibration_input(spec, need_wl=args.step == "register", what=what)
+    inp = open_calibration_input(spec_from_args(args), need_wl=args.step == "register", what=what)
     with inp:
         cal = start_profile(args.out, args.calibration, size=inp.size)
         if args.system is not None:
@@ -109,30 +125,46 @@ def run(args) -> int:
             cal.notes = args.notes
         frames = iter_captures(inp, args.frames, what=what)
         if args.step == "dark":
-            res = build_dark((c.nir for c in frames), nir_bits=inp.nir_bits)
-            add_dark(cal, res)
+            res = _dark(cal, frames, inp.nir_bits)
         elif args.step == "flat":
-            first = {}
-
-            def nir_frames():
-                for c in frames:
-                    first.setdefault("exposure_ms", c.exposure_ms)
-                    first.setdefault("gain", c.gain)
-                    yield c.nir
-
-            res = build_flat(nir_frames(), nir_bits=inp.nir_bits, dark=cal.dark,
-                             hot_pixels=cal.hot_pixels, smooth_sigma_px=args.smooth_px)
-            exposure = args.exposure_ms if args.exposure_ms is not None else first.get("exposure_ms")
-            gain = args.gain if args.gain is not None else first.get("gain")
-            add_flat(cal, res, exposure_ms=exposure, gain=gain)
+            res = _flat(cal, frames, inp.nir_bits, args)
         else:
-            res = build_registration(((c.wl, c.nir) for c in frames), board=args.board,
-                                     square_mm=args.square_mm, max_rms_px=args.max_rms,
-                                     min_poses=args.min_poses, charuco=charuco)
-            add_registration(cal, res, working_distance_mm=args.working_distance_mm)
-    for w in getattr(res, "warnings", []):
+            res = _register(cal, frames, args, charuco)
+    for w in res.warnings:
         print(f"nirf-overlay: warning: {w}", file=sys.stderr)
     save_profile(cal, args.out)
     print(res.summary())
     print(f"wrote {args.out}")
     return 0
+
+
+def _dark(cal, frames, nir_bits):
+    res = build_dark((c.nir for c in frames), nir_bits=nir_bits)
+    add_dark(cal, res)
+    return res
+
+
+def _flat(cal, frames, nir_bits, args):
+    """The flat, taken at the exposure and gain given, else those of its first frame."""
+    first = {}
+
+    def nir_frames():
+        for c in frames:
+            first.setdefault("exposure_ms", c.exposure_ms)
+            first.setdefault("gain", c.gain)
+            yield c.nir
+
+    res = build_flat(nir_frames(), nir_bits=nir_bits, dark=cal.dark, hot_pixels=cal.hot_pixels,
+                     smooth_sigma_px=args.smooth_px)
+    exposure = args.exposure_ms if args.exposure_ms is not None else first.get("exposure_ms")
+    gain = args.gain if args.gain is not None else first.get("gain")
+    add_flat(cal, res, exposure_ms=exposure, gain=gain)
+    return res
+
+
+def _register(cal, frames, args, charuco):
+    res = build_registration(((c.wl, c.nir) for c in frames), board=args.board,
+                             square_mm=args.square_mm, max_rms_px=args.max_rms,
+                             min_poses=args.min_poses, charuco=charuco)
+    add_registration(cal, res, working_distance_mm=args.working_distance_mm)
+    return res

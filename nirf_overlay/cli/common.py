@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..calibration import CalibrationRequest
-from ..calibration.resolve import MAX_MM_PER_PX
+from ..calibration.model import MAX_MM_PER_PX
 from ..errors import NirfError
 from ..settings import Settings
 

@@ -1,4 +1,4 @@
-"""The guided calibration dialog (a view over :class:`~nirf_overlay.calibration.live.CalibrationGrabber`).
+"""The guided calibration dialog (a view over :class:`~nirf_overlay.engine.calibration_grabber.CalibrationGrabber`).
 
 Pick a step (dark, flat, register), watch the live preview and its quality
 readouts (saturated fraction, signal level, checkerboard corners found in
@@ -39,8 +39,10 @@ from PyQt5.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..calibration.builders import MAX_RMS_PX
-from ..calibration.live import STEPS, CalibrationGrabber, quality_flags
+from ..calibration.profile import load_profile, save_profile
+from ..calibration.registration import MAX_RMS_PX, Charuco
+from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
+from ..engine.calibration_grabber import STEPS, CalibrationGrabber, GrabberStatus, quality_flags
 from ..errors import NirfError
 
 __all__ = ["CalibrationDialog"]
@@ -60,7 +62,7 @@ class CalibrationDialog(QDialog):
     Parameters
     ----------
     source_spec : SourceSpec
-        What to read (``--nir`` alone is enough for dark and flat).
+        What to read (a NIR stream alone is enough for dark and flat).
     parent : QWidget, optional
     profile_path : str, optional
         Initial profile file (created or updated on save).
@@ -225,8 +227,6 @@ class CalibrationDialog(QDialog):
     def _charuco_spec(self):
         if not self.charuco.isChecked():
             return None
-        from ..calibration.builders import Charuco
-
         return Charuco(board=self._board(), dictionary=self.dictionary.currentText().strip())
 
     def _on_browse(self):
@@ -239,8 +239,8 @@ class CalibrationDialog(QDialog):
         step = self.current_step()
         state = self._state
         if state is not None and step == "register" and not state.has_wl:
-            self._say("register: this source has no white-light channel (give --wl and --nir)",
-                      error=True)
+            self._say("register: this source has no white-light channel (open one with both "
+                      "white light and NIR)", error=True)
             return
         try:
             options = self._options(step)
@@ -273,14 +273,9 @@ class CalibrationDialog(QDialog):
         path = self.path.text().strip()
         if not path or not os.path.exists(path):
             return None
-        from ..calibration.profile import load_profile
-
         return load_profile(path)
 
     def _on_save(self):
-        from ..calibration.profile import save_profile
-        from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
-
         state = self._state
         if state is None or state.result is None:
             return
@@ -319,18 +314,19 @@ class CalibrationDialog(QDialog):
         if state.preview is not None and (self._image is None or self._image[0] is not state.preview):
             self._show_preview(state.preview)
         self._show_readouts(state)
-        busy = state.status in ("capturing", "building", "opening")
+        busy = state.status in (GrabberStatus.CAPTURING, GrabberStatus.BUILDING,
+                                GrabberStatus.OPENING)
         self.capture_button.setEnabled(state.size is not None and not busy and self._grabber.running)
         self.progress.setRange(0, max(1, state.target))
         self.progress.setValue(state.captured)
-        if state.status == "error":
+        if state.status == GrabberStatus.ERROR:
             self._say(state.message, error=True)
-        elif state.status in ("capturing", "building", "opening", "ended"):
+        elif busy or state.status == GrabberStatus.ENDED:
             self._say(state.message)
         if state.result is not None and state.result is not self._shown_result:
             self._shown_result = state.result
             self.result_label.setText(state.result.summary())
-            for w in getattr(state.result, "warnings", []):
+            for w in state.result.warnings:
                 self.result_label.setText(self.result_label.text() + "\nwarning: " + w)
             if state.result_step == "register":
                 self.read_error.setText(f"{state.result.rms_px:.3f} px RMS (limit {MAX_RMS_PX:g})")

@@ -5,10 +5,21 @@ frame with its quality readouts and a ready-to-show preview, captures N frames
 on request and builds the entry from them, all off the GUI thread.  The view
 polls :meth:`CalibrationGrabber.snapshot` from a timer (the newest state
 wins, like the viewer's display mailbox) and never waits on the source.
+
+::
+
+    OPENING --> LIVE --capture()--> CAPTURING --> BUILDING --> DONE | ERROR
+    OPENING --> ERROR             (the source cannot be opened)
+    any     --> ENDED             (the source stopped for good; a capture under
+                                   way is built from the frames it has)
+
+``capture()`` starts again from any state but CAPTURING and BUILDING.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,25 +27,42 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import NirfError
-from .builders import (
-    FLAT_MAX_SATURATED, FLAT_MIN_SIGNAL, build_dark, build_flat, build_registration,
-    find_charuco, find_corners, nir_quality, to_gray8,
+from ..sources.nir_only import open_calibration_input
+from ..calibration.photometric import (
+    DARK_MAX_LEVEL, FLAT_MAX_SATURATED, FLAT_MIN_SIGNAL, build_dark, build_flat, nir_quality,
 )
+from ..calibration.registration import Charuco, build_registration, find_charuco, find_corners, to_gray8
+from ..errors import CalibrationError, NirfError
 
-__all__ = ["CalibrationGrabber", "GrabberState", "STEPS"]
+__all__ = ["CalibrationGrabber", "GrabberState", "GrabberStatus", "STEPS", "quality_flags"]
 
 STEPS = ("dark", "flat", "register")
 CORNER_INTERVAL_S = 0.3  # corner search costs tens of ms: a few times a second is enough
 
 
-@dataclass
+class GrabberStatus(str, enum.Enum):
+    """Where the grabber is (see the module's diagram); a ``str`` enum, so it compares to its value."""
+
+    OPENING = "opening"
+    LIVE = "live"
+    ENDED = "ended"
+    CAPTURING = "capturing"
+    BUILDING = "building"
+    DONE = "done"
+    ERROR = "error"
+
+
+#: the grabber is busy with a capture: another is not started
+_BUSY = (GrabberStatus.CAPTURING, GrabberStatus.BUILDING)
+
+
+@dataclass(frozen=True)
 class GrabberState:
-    """What the view shows; a copy, safe to read on any thread.
+    """What the view shows; frozen (the grabber swaps in a new one), safe on any thread.
 
     Attributes
     ----------
-    status : "opening" | "live" | "ended" | "capturing" | "building" | "done" | "error"
+    status : GrabberStatus
     message : plain-language line for the status bar
     preview : (H, W, 3) uint8 BGR or None; NIR stretched to 8 bits, saturated
         pixels red, with WL beside it and detected corners drawn in register mode
@@ -48,7 +76,7 @@ class GrabberState:
     size, nir_bits, has_wl : what the source is
     """
 
-    status: str = "opening"
+    status: GrabberStatus = GrabberStatus.OPENING
     message: str = ""
     preview: Optional[np.ndarray] = None
     readouts: dict = field(default_factory=dict)
@@ -87,7 +115,6 @@ class CalibrationGrabber:
         self._frames: list = []
         self._last_corners = 0.0
         self._corner_cache = (None, None)
-        self._input = None
         self._rewind = False
         self._thread = threading.Thread(target=self._run, name="nirf-calibration", daemon=True)
 
@@ -106,11 +133,10 @@ class CalibrationGrabber:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def set_mode(self, step: str, board=(9, 6), charuco=None) -> None:
+    def set_mode(self, step: str, board=(9, 6), charuco: Optional[Charuco] = None) -> None:
         """What the readouts should measure (corners only in register mode).
 
-        ``charuco`` (a :class:`~nirf_overlay.calibration.builders.Charuco`)
-        switches the corner readout to ChArUco detection.
+        ``charuco`` switches the corner readout to ChArUco detection.
         """
         with self._lock:
             self._step, self._board = step, tuple(board)
@@ -123,52 +149,47 @@ class CalibrationGrabber:
 
         A file input is rewound first, so a capture from a recording starts at
         its first frame (the fronto-parallel pose for registration) whatever
-        the looping preview was showing.
+        the looping preview was showing.  Ignored while a capture is under way.
         """
         if step not in STEPS:
             raise ValueError(step)
         with self._lock:
-            if self._state.status in ("capturing", "building"):
+            if self._state.status in _BUSY:
                 return
             self._frames = []
             self._request = (step, int(n), dict(options))
             self._rewind = True
-            self._state.status = "capturing"
-            self._state.captured, self._state.target = 0, int(n)
-            self._state.result, self._state.result_step = None, ""
-            self._state.message = f"capturing {n} frames for {step}"
+            self._state = dataclasses.replace(
+                self._state, status=GrabberStatus.CAPTURING, captured=0, target=int(n),
+                result=None, result_step="", message=f"capturing {n} frames for {step}")
 
     def snapshot(self) -> GrabberState:
         with self._lock:
-            s = self._state
-            return GrabberState(s.status, s.message, s.preview, dict(s.readouts), s.captured,
-                                s.target, s.result, s.result_step, s.frames_seen, s.size,
-                                s.nir_bits, s.has_wl)
+            return self._state
 
     # -- worker thread ------------------------------------------------------------------
-    def _set(self, **kw) -> None:
+    def _set(self, **changes) -> None:
         with self._lock:
-            for k, v in kw.items():
-                setattr(self._state, k, v)
+            self._state = dataclasses.replace(self._state, **changes)
+
+    def _fail(self, message: str) -> None:
+        self._set(status=GrabberStatus.ERROR, message=message)
 
     def _run(self) -> None:
-        from ..sources.nir_only import open_calibration_input
-
         try:
-            self._input = open_calibration_input(self._spec, need_wl=False, what="calibration")
+            inp = open_calibration_input(self._spec, need_wl=False, what="calibration")
         except NirfError as e:
-            self._set(status="error", message=str(e))
+            self._fail(str(e))
             return
         except Exception as e:  # a bug, but the dialog must still say something
-            self._set(status="error", message=f"calibration: cannot open the source ({e})")
+            self._fail(f"calibration: cannot open the source ({e})")
             return
-        inp = self._input
-        self._set(status="live", size=inp.size, nir_bits=inp.nir_bits, has_wl=inp.has_wl,
-                  message=f"showing {inp.description}")
+        self._set(status=GrabberStatus.LIVE, size=inp.size, nir_bits=inp.nir_bits,
+                  has_wl=inp.has_wl, message=f"showing {inp.description}")
         try:
             self._loop(inp)
         except NirfError as e:
-            self._set(status="error", message=str(e))
+            self._fail(str(e))
         finally:
             inp.close()
 
@@ -188,10 +209,7 @@ class CalibrationGrabber:
             if cap is None:
                 if inp.rewind():
                     continue
-                self._set(status="ended", message=f"{inp.description}: the source ended")
-                self._finish_capture()  # build with what was captured
-                while not self._stop.wait(0.1):
-                    self._finish_capture()
+                self._on_ended(inp)
                 return
             self._on_frame(cap, request)
             if not inp.live and self._pace:
@@ -202,12 +220,18 @@ class CalibrationGrabber:
                 else:
                     next_time = time.monotonic()
 
+    def _on_ended(self, inp) -> None:
+        """The source ended: build what was captured, and any capture asked for until stopped."""
+        self._set(status=GrabberStatus.ENDED, message=f"{inp.description}: the source ended")
+        self._finish_capture()
+        while not self._stop.wait(0.1):
+            self._finish_capture()
+
     def _on_frame(self, cap, request) -> None:
         with self._lock:
             step, board, charuco = self._step, self._board, self._charuco
             seen = self._state.frames_seen + 1
-        q = nir_quality(cap.nir, cap.nir_bits)
-        readouts = dict(q)
+        readouts = nir_quality(cap.nir, cap.nir_bits)
         corners = (None, None)
         if step == "register" and cap.wl is not None:
             now = time.monotonic()
@@ -247,15 +271,16 @@ class CalibrationGrabber:
         frames, self._frames = self._frames, []
         step, _, options = request
         if not frames:
-            self._set(status="error", message=f"{step}: no frames captured")
+            self._fail(f"{step}: no frames captured")
             return
-        self._set(status="building", message=f"building {step} from {len(frames)} frames")
+        self._set(status=GrabberStatus.BUILDING, message=f"building {step} from {len(frames)} frames")
         try:
             result = _build(step, frames, options)
         except NirfError as e:
-            self._set(status="error", message=str(e))
+            self._fail(str(e))
             return
-        self._set(status="done", result=result, result_step=step, message=result.summary())
+        self._set(status=GrabberStatus.DONE, result=result, result_step=step,
+                  message=result.summary())
 
 
 def _build(step, frames, options):
@@ -265,7 +290,7 @@ def _build(step, frames, options):
     if step == "flat":
         return build_flat((c.nir for c in frames), nir_bits=bits, **options)
     if frames[0].wl is None:
-        raise NirfError("register: this source has no white-light channel")
+        raise CalibrationError("register: this source has no white-light channel")
     return build_registration(((c.wl, c.nir) for c in frames), **options)
 
 
@@ -299,7 +324,7 @@ def quality_flags(readouts: dict, step: str) -> list[str]:
     frac = readouts.get("signal_fraction")
     if frac is not None and step == "flat" and frac < FLAT_MIN_SIGNAL:
         out.append("too dim for a flat")
-    if step == "dark" and frac is not None and frac > 0.125:
+    if step == "dark" and frac is not None and frac > DARK_MAX_LEVEL:
         out.append("bright for a dark frame: light off?")
     if step == "register" and readouts.get("corners_expected"):
         if not readouts.get("corners_wl") or not readouts.get("corners_nir"):
