@@ -80,3 +80,105 @@ def write_image_sequence(folder, frames, ext):
     for i, f in enumerate(frames):
         assert cv2.imwrite(os.path.join(folder, f"{i:04d}.{ext}"), f)
     return os.path.join(folder, f"%04d.{ext}")
+
+
+# -- engine (eng): a small phantom, its frames, and a source whose behaviour a test controls ------
+import dataclasses  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from nirf_overlay.errors import SourceError  # noqa: E402
+from nirf_overlay.frame import SourceInfo, SourceStats  # noqa: E402
+from nirf_overlay.sources.base import FrameSource  # noqa: E402
+
+
+_ENGINE_SIZE = (320, 180)
+_ENGINE_FPS = 30.0
+
+
+@pytest.fixture(scope="module")
+def phantom_size():
+    """``(width, height)`` of the :func:`phantom` fixture's frames."""
+    return _ENGINE_SIZE
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """A small phantom procedure (seed 3, 320x180, 30 fps): frames, truth and calibration."""
+    from nirf_overlay.phantom import Phantom, PhantomParams
+
+    return Phantom(PhantomParams(seed=3, size=_ENGINE_SIZE, fps=_ENGINE_FPS))
+
+
+@pytest.fixture(scope="module")
+def frames(phantom):
+    """The phantom's first 12 FramePairs, rendered once per test module."""
+    return [phantom.frame(i) for i in range(12)]
+
+
+@pytest.fixture
+def controlled_source():
+    """The class of a real FrameSource over frames in memory whose behaviour a test switches.
+
+    ``controlled_source(frames, live=True, fps=30.0)``: ``live=True`` is paced
+    at ``fps`` and ``read(timeout)`` raises TimeoutError while ``stalled`` is
+    set; ``live=False`` is seekable and hands out every frame in order, then
+    ``None``.  ``nir_lost = True`` hands out pairs without NIR, ``fail = "..."``
+    makes ``read`` raise a SourceError with that text; ``reads`` counts reads,
+    ``closed`` tells whether it was closed.
+    """
+    return _ControlledSource
+
+
+class _ControlledSource(FrameSource):
+    """See the ``controlled_source`` fixture."""
+
+    def __init__(self, frames, *, live=True, fps=_ENGINE_FPS):
+        self.frames = frames
+        w, h = frames[0].size
+        self.info = SourceInfo(description="controlled phantom", size=(w, h), fps=fps,
+                               nir_bits=frames[0].nir_bits, live=live,
+                               frame_count=None if live else len(frames), seekable=not live)
+        self.stats = SourceStats()
+        self.live = live
+        self.stalled = threading.Event()
+        self.nir_lost = False
+        self.fail: str = ""
+        self.reads = 0
+        self._i = 0
+        self._next = time.monotonic()
+        self.closed = False
+
+    def read(self, timeout=None):
+        if self.fail:
+            raise SourceError(self.fail)
+        if self.live:
+            if self.stalled.is_set():
+                time.sleep(timeout or 0.05)
+                self.stats.status = "reconnecting"
+                raise TimeoutError("no frame")
+            self.stats.status = "nir_lost" if self.nir_lost else "ok"
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._next = max(self._next + 1.0 / self.info.fps, time.monotonic() - 0.1)
+            src = self.frames[self._i % len(self.frames)]
+        else:
+            if self._i >= len(self.frames):
+                return None
+            src = self.frames[self._i]
+        pair = dataclasses.replace(src, index=self._i, arrival=time.monotonic(), meta={},
+                                   nir=None if self.nir_lost else src.nir,
+                                   wl_time=self._i / self.info.fps)
+        self._i += 1
+        self.reads += 1
+        self.stats.delivered += 1
+        return pair
+
+    def seek(self, index):
+        if self.live:
+            return super().seek(index)
+        self._i = int(index)
+
+    def close(self):
+        self.closed = True
