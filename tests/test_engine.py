@@ -432,3 +432,27 @@ def test_blocked_listener_does_not_hold_capture_up(tmp_path):
     finally:
         release.set()
         eng.stop()
+
+
+def test_metrics_sink_is_a_listener_of_the_engine_too(frames, controlled_source, phantom,
+                                                     tmp_path):
+    """The sink ``process`` writes through gives the same rows attached to the viewer's engine."""
+    from nirf_overlay.engine import run_frames
+    from nirf_overlay.export import MetricsSink
+    from nirf_overlay.processing.pipeline import Pipeline
+
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "loop").mkdir()
+    with MetricsSink(str(tmp_path / "loop")) as sink:
+        run_frames(frames, Pipeline(Settings(), phantom.calibration()), [sink])
+    eng = Engine(controlled_source(frames, live=False), Settings(), phantom.calibration(),
+                 pace=False, pipeline_factory=Pipeline)  # every frame analysed, as process does
+    with MetricsSink(str(tmp_path / "engine")) as sink:
+        eng.add_listener(sink, depth=4 * len(frames))
+        eng.start()
+        wait_for(lambda: eng.state == RunState.ENDED, what="the end of the source")
+        eng.stop()  # delivers what the relay holds
+    for table in ("metrics.csv", "rims.csv"):
+        want = (tmp_path / "loop" / table).read_text()
+        assert (tmp_path / "engine" / table).read_text() == want
+    assert want.count("\n") > len(frames) / 2
