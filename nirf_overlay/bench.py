@@ -6,7 +6,10 @@ every preloaded frame, and :class:`PlainPipeline` -- the straightforward
 version: float64 numpy arithmetic, ``np.percentile``/``np.median`` over the
 whole frame, ``cv2.applyColorMap``/``cv2.LUT``, a float per-pixel alpha blend,
 a global threshold + morphology + ``connectedComponentsWithStats`` analysis
-and ``cv2.drawContours`` -- on the same frames.
+and ``cv2.drawContours`` -- on the same frames.  Every timed run goes through
+the one frame loop, :func:`nirf_overlay.engine.run_frames`, with a listener
+that keeps each frame's time; the live way feeds it through a pacing
+generator.
 """
 
 from __future__ import annotations

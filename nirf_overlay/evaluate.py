@@ -2,8 +2,10 @@
 
 ``evaluate(frames, pipeline)`` runs any object with ``process(pair) ->
 FrameResult`` (normally :class:`~nirf_overlay.processing.pipeline.Pipeline`)
-over frame pairs that carry :class:`~nirf_overlay.phantom.Truth` and returns
-the figures the project's accuracy targets are stated in:
+over frame pairs that carry :class:`~nirf_overlay.phantom.Truth`, through the
+one frame loop (:func:`nirf_overlay.engine.run_frames`) with a
+:class:`TruthScorer` listening, and returns the figures the project's
+accuracy targets are stated in:
 
 - ``mean_dice``: mean over frames (with a visible rim) of the Dice overlap of
   ``FrameResult.rim_mask`` and ``truth.rim_mask``;

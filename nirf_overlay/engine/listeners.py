@@ -9,9 +9,9 @@ for every pair::
     on_pair(pair)     a FramePair was captured, before it is processed
     on_result(frame)  its DisplayFrame (pair, FrameResult, ...) was produced
 
-:func:`~.loop.run_frames` calls each listener in turn on its own thread; a
-listener that raises ends the run (an output that cannot be written must not
-go missing).  The :class:`~.runner.Engine` never lets a listener near its
+:func:`~.loop.run_frames` calls each listener in turn on the thread that
+runs it; a listener that raises ends the run (an output that cannot be
+written must not go missing quietly).  The :class:`~.runner.Engine` never lets a listener near its
 worker thread: :meth:`~.runner.Engine.add_listener` puts each one behind a
 :class:`ListenerRelay`, its own thread and queue.
 

@@ -179,6 +179,9 @@ class Engine:
         relay = ListenerRelay(listener, depth=depth, on_error=self._on_listener_error)
         with self._state_lock:
             relay.on_state(self.state)
+            if self._state == RunState.STOPPED:  # nothing more will come
+                relay.close()
+                return relay
             self._relays = self._relays + (relay,)
         return relay
 
