@@ -6,7 +6,10 @@ every preloaded frame, and :class:`PlainPipeline` -- the straightforward
 version: float64 numpy arithmetic, ``np.percentile``/``np.median`` over the
 whole frame, ``cv2.applyColorMap``/``cv2.LUT``, a float per-pixel alpha blend,
 a global threshold + morphology + ``connectedComponentsWithStats`` analysis
-and ``cv2.drawContours`` -- on the same frames.
+and ``cv2.drawContours`` -- on the same frames.  Every timed run goes through
+the one frame loop, :func:`nirf_overlay.engine.run_frames`, with a listener
+that keeps each frame's time; the live way feeds it through a pacing
+generator.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .engine import Listener, run_frames
 from .processing.colormaps import colormap, palette
 from .processing.result import FrameResult, PlaneCheck, RimMeasurement
 
@@ -39,9 +43,9 @@ class PlainPipeline:
         cal = calibration
         self.dark = None if cal is None or cal.dark is None else cal.dark.astype(np.float64)
         self.flat = None if cal is None or cal.flat is None else cal.flat.astype(np.float64)
-        self.gain_ref = getattr(cal, "gain_ref", None)
-        self.exp_ref = getattr(cal, "exposure_ref_ms", None)
-        self.mm = getattr(cal, "mm_per_px", None)
+        self.gain_ref = None if cal is None else cal.gain_ref
+        self.exp_ref = None if cal is None else cal.exposure_ref_ms
+        self.mm = None if cal is None else cal.mm_per_px
         self.prev = None
         self.levels = None
         self.noise_a = 0.0
@@ -225,14 +229,8 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     plain = PlainPipeline(settings.copy(), calibration)
     sub = timed if plain_frames is None else timed[:max(1, plain_frames)]
     plain.process(sub[0])  # first call allocates; not timed
-    ptimes = []
-    cpu0 = _cpu_seconds()
-    for p in sub:
-        t = time.perf_counter()
-        plain.process(p)
-        ptimes.append((time.perf_counter() - t) * 1e3)
-    plain_cpu_ms = (_cpu_seconds() - cpu0) * 1e3 / len(sub)
-    pmed, pp99 = _stats(ptimes)
+    plain_run = _time_frames(plain, sub)
+    pmed, pp99, plain_cpu_ms = plain_run["median"], plain_run["p99"], plain_run["cpu"]
 
     h, w = pairs[0].wl.shape[:2]
     res = {"mode": "live" if (headline == "live" and live) else "every-frame"}
@@ -272,49 +270,28 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
 
 
 def _time_frames(pipe, pairs: list, *, rate: Optional[float] = None, progress=None) -> dict:
-    """Run ``pipe`` over ``pairs``, back to back or (``rate``) paced; time each call.
+    """Run ``pipe`` over ``pairs`` through the one frame loop, back to back or
+    (``rate``) paced (:func:`_paced`), and time each ``process`` call.
 
-    Paced, a frame that is due while the previous one is still processing is
-    fed as soon as that one is done, and the schedule does not try to catch
-    up afterwards; no frame is skipped (a live source would drop it instead:
-    ``late_fraction`` says how often that would happen).  Analysis times
-    (live) include the analysis thread's copy of the NIR.
+    Analysis times (live) include the analysis thread's copy of the NIR.
     """
     if not pairs:
         return {}
     period = 1.0 / rate if rate else 0.0
-    analyses0 = len(pipe.analysis_durations_ms() or ())
-    times, stages, lags = [], {}, []
-    late = 0
+    analyses0 = len(pipe.analysis_durations_ms()) if period else 0
+    timer = _FrameTimer(period, progress)
     cpu0 = _cpu_seconds()
-    due = time.perf_counter()
-    for p in pairs:
-        if period:
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-        t = time.perf_counter()
-        r = pipe.process(p)
-        dt = time.perf_counter() - t
-        times.append(dt * 1e3)
-        for k, v in r.stage_ms.items():
-            stages.setdefault(k, []).append(v)
-        if r.analysis_index is not None:
-            lags.append(p.index - r.analysis_index)
-        if period:
-            late += dt > period
-            due = max(due + period, time.perf_counter())
-        if progress:
-            progress()
+    run_frames(_paced(pairs, period) if period else pairs, pipe, [timer])
     cpu = (_cpu_seconds() - cpu0) * 1e3 / len(pairs)
-    med, p99 = _stats(times)
+    med, p99 = _stats(timer.times)
     out = {"median": round(med, 3), "p99": round(p99, 3), "cpu": round(cpu, 3),
-           "stages": {k: round(float(np.median(v)), 3) for k, v in stages.items()}}
+           "stages": {k: round(float(np.median(v)), 3) for k, v in timer.stages.items()}}
     if period:
-        durations = (pipe.analysis_durations_ms() or [])[analyses0:]
+        durations = pipe.analysis_durations_ms()[analyses0:]
         amed, ap99 = _stats(durations) if durations else (None, None)
+        lags = timer.lags
         out.update({
-            "late_fraction": round(late / len(pairs), 4),
+            "late_fraction": round(timer.late / len(pairs), 4),
             "analysed_fraction": round(len(durations) / len(pairs), 4),
             "analysis_ms_median": None if amed is None else round(amed, 3),
             "analysis_ms_p99": None if ap99 is None else round(ap99, 3),
@@ -322,6 +299,49 @@ def _time_frames(pipe, pairs: list, *, rate: Optional[float] = None, progress=No
             "lag_max": int(max(lags)) if lags else None,
         })
     return out
+
+
+def _paced(pairs: list, period: float):
+    """``pairs`` at most one per ``period`` seconds, as a stream would feed them.
+
+    A pair that is due while the previous one is still processing goes as
+    soon as that one is done, and the schedule does not try to catch up
+    afterwards; none is skipped (a live source would drop it instead:
+    ``late_fraction`` says how often that would happen).  Unlike the
+    viewer's :class:`~nirf_overlay.engine.replay.Pacer`, which follows the
+    source's timestamps and may catch up within a period.
+    """
+    due = time.perf_counter()
+    for pair in pairs:
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        yield pair
+        due = max(due + period, time.perf_counter())
+
+
+class _FrameTimer(Listener):
+    """What :func:`_time_frames` keeps of each result: process time, stage times, analysis lag."""
+
+    def __init__(self, period: float, progress=None):
+        self.period = period
+        self.progress = progress
+        self.times: list = []  # ms
+        self.stages: dict = {}  # stage -> [ms]
+        self.lags: list = []  # frames between a result and the analysis its rims come from
+        self.late = 0  # results that took longer than the period
+
+    def on_result(self, frame) -> None:
+        r = frame.result
+        self.times.append(frame.process_ms)
+        for k, v in r.stage_ms.items():
+            self.stages.setdefault(k, []).append(v)
+        if r.analysis_index is not None:
+            self.lags.append(frame.pair.index - r.analysis_index)
+        if self.period:
+            self.late += frame.process_ms > self.period * 1e3
+        if self.progress:
+            self.progress()
 
 
 def _cpu_seconds() -> float:

@@ -2,8 +2,10 @@
 
 ``evaluate(frames, pipeline)`` runs any object with ``process(pair) ->
 FrameResult`` (normally :class:`~nirf_overlay.processing.pipeline.Pipeline`)
-over frame pairs that carry :class:`~nirf_overlay.phantom.Truth` and returns
-the figures the project's accuracy targets are stated in:
+over frame pairs that carry :class:`~nirf_overlay.phantom.Truth`, through the
+one frame loop (:func:`nirf_overlay.engine.run_frames`) with a
+:class:`TruthScorer` listening, and returns the figures the project's
+accuracy targets are stated in:
 
 - ``mean_dice``: mean over frames (with a visible rim) of the Dice overlap of
   ``FrameResult.rim_mask`` and ``truth.rim_mask``;
@@ -35,6 +37,8 @@ from collections import deque
 from typing import Iterable, Optional
 
 import numpy as np
+
+from .engine import Listener, run_frames
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,6 +82,7 @@ def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False
         earlier, as the live viewer shows rims from the newest finished
         analysis (``bench`` reports how late that is); the first ``lag``
         frames are not scored.  0 = every frame against its own result.
+    progress : print each frame's Dice as it goes
 
     Returns
     -------
@@ -86,140 +91,164 @@ def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False
     """
     if lag < 0:
         raise ValueError(f"lag must be 0 or more, got {lag}")
-    dices, dice_gain = [], {}
-    duct_hit = duct_all = dis_hit = dis_all = 0
-    per_lesion: dict = {}
-    visible = matched = 0
-    gain0 = None
-    n = 0
-    held: deque = deque()  # (rim mask, rims) of the last lag + 1 frames
-    for pair in frames:
-        truth = pair.truth
-        if truth is None:
+    scorer = TruthScorer(lag=lag, progress=progress)
+    run_frames(frames, pipeline, [scorer])
+    if progress:
+        print()
+    return scorer.figures()
+
+
+class TruthScorer(Listener):
+    """Scores every result against its pair's phantom truth: :func:`evaluate`'s listener.
+
+    Parameters
+    ----------
+    lag : score each truth against the result ``lag`` frames older
+    progress : print each frame's Dice
+    """
+
+    def __init__(self, *, lag: int = 0, progress: bool = False):
+        self.lag = lag
+        self.progress = progress
+        self.frames = 0
+        self._held: deque = deque()  # (rim mask, rims) of the last lag + 1 frames
+        self._dices: list = []
+        self._dice_gain: dict = {}  # "before" / "after" the gain step -> [dice]
+        self._gain0 = None
+        self._duct = [0, 0]  # rim pixels on a duct, duct pixels
+        self._distractor = [0, 0]
+        self._per_lesion: dict = {}
+        self._visible = self._matched = 0
+
+    def on_pair(self, pair) -> None:
+        if pair.truth is None:
             raise ValueError(f"frame {pair.index}: no truth (evaluate needs phantom frames)")
-        res = pipeline.process(pair)
-        n += 1
+
+    def on_result(self, frame) -> None:
+        res = frame.result
+        self.frames += 1
         # a copy: the pipeline reuses its mask buffers a few frames on
-        held.append(((res.rim_mask > 0) if res.rim_mask is not None else None, list(res.rims)))
-        if len(held) <= lag:
-            continue
-        rim, rims = held.popleft()
+        self._held.append(((res.rim_mask > 0) if res.rim_mask is not None else None, list(res.rims)))
+        if len(self._held) <= self.lag:
+            return
+        rim, rims = self._held.popleft()
+        truth = frame.pair.truth
         if rim is None:
             rim = np.zeros(truth.labels.shape, bool)
-        true_rim = truth.rim_mask
-        if gain0 is None:
-            gain0 = truth.gain
-        if true_rim.any():
-            d = dice(rim, true_rim)
-            dices.append(d)
-            dice_gain.setdefault("before" if truth.gain == gain0 else "after", []).append(d)
-        duct = truth.duct_mask
-        duct_hit += int((rim & duct).sum())
-        duct_all += int(duct.sum())
-        dis = truth.distractor_mask
-        dis_hit += int((rim & dis).sum())
-        dis_all += int(dis.sum())
+        self._score_masks(rim, truth)
+        self._score_lesions(rims, truth)
+        if self.progress:
+            last = self._dices[-1] if self._dices else float("nan")
+            print(f"\rframe {frame.pair.index}: dice {last:.3f}", end="", flush=True)
+
+    def _score_masks(self, rim: np.ndarray, truth) -> None:
+        if self._gain0 is None:
+            self._gain0 = truth.gain
+        if truth.rim_mask.any():
+            d = dice(rim, truth.rim_mask)
+            self._dices.append(d)
+            self._dice_gain.setdefault("before" if truth.gain == self._gain0 else "after", []).append(d)
+        for tally, mask in ((self._duct, truth.duct_mask), (self._distractor, truth.distractor_mask)):
+            tally[0] += int((rim & mask).sum())
+            tally[1] += int(mask.sum())
+
+    def _score_lesions(self, rims: list, truth) -> None:
         m = _match(rims, truth.lesions, truth.mm_per_px)
         for lt in truth.lesions:
             if lt.rim_area_px <= 0:
                 continue
-            visible += 1
-            rec = per_lesion.setdefault(lt.id, {"rim_width_mm": lt.rim_width_mm, "thickness_mm": [],
-                                                "tbr_true": [], "tbr": [], "completeness_true":
-                                                lt.completeness, "completeness": [],
-                                                "blur_sigma_mm": lt.blur_sigma_mm})
+            self._visible += 1
+            rec = self._per_lesion.setdefault(lt.id, {
+                "rim_width_mm": lt.rim_width_mm, "thickness_mm": [], "tbr_true": [], "tbr": [],
+                "completeness_true": lt.completeness, "completeness": [],
+                "blur_sigma_mm": lt.blur_sigma_mm})
             r = m.get(lt.id)
             if r is None:
                 continue
-            matched += 1
+            self._matched += 1
             if r.rim_thickness_mm is not None:
                 rec["thickness_mm"].append(r.rim_thickness_mm)
             rec["tbr"].append(r.tbr)
             rec["tbr_true"].append(lt.tbr)
             rec["completeness"].append(r.rim_completeness)
-        if progress:
-            print(f"\rframe {pair.index}: dice {dices[-1] if dices else float('nan'):.3f}", end="", flush=True)
-    if progress:
-        print()
 
-    thick_err, tbr_err, summary = [], [], {}
-    for lid, rec in per_lesion.items():
-        s = {"rim_width_mm": rec["rim_width_mm"], "blur_sigma_mm": rec["blur_sigma_mm"],
-             "completeness_true": rec["completeness_true"], "frames_matched": len(rec["tbr"])}
-        if rec["thickness_mm"]:
-            s["thickness_mm"] = float(np.median(rec["thickness_mm"]))
-            s["thickness_error_mm"] = s["thickness_mm"] - rec["rim_width_mm"]
-            thick_err.append(s["thickness_error_mm"])
-        if rec["tbr"]:
-            rel = np.asarray(rec["tbr"]) / np.asarray(rec["tbr_true"]) - 1.0
-            s["tbr_true"] = float(np.median(rec["tbr_true"]))
-            s["tbr"] = float(np.median(rec["tbr"]))
-            s["tbr_error"] = float(np.median(rel))
-            tbr_err.append(s["tbr_error"])
-            s["completeness"] = float(np.median(rec["completeness"]))
-        summary[lid] = s
+    def figures(self) -> dict:
+        """The accuracy figures of everything scored (see the module docstring)."""
+        thick_err, tbr_err, summary = [], [], {}
+        for lid, rec in self._per_lesion.items():
+            s = {"rim_width_mm": rec["rim_width_mm"], "blur_sigma_mm": rec["blur_sigma_mm"],
+                 "completeness_true": rec["completeness_true"], "frames_matched": len(rec["tbr"])}
+            if rec["thickness_mm"]:
+                s["thickness_mm"] = float(np.median(rec["thickness_mm"]))
+                s["thickness_error_mm"] = s["thickness_mm"] - rec["rim_width_mm"]
+                thick_err.append(s["thickness_error_mm"])
+            if rec["tbr"]:
+                rel = np.asarray(rec["tbr"]) / np.asarray(rec["tbr_true"]) - 1.0
+                s["tbr_true"] = float(np.median(rec["tbr_true"]))
+                s["tbr"] = float(np.median(rec["tbr"]))
+                s["tbr_error"] = float(np.median(rel))
+                tbr_err.append(s["tbr_error"])
+                s["completeness"] = float(np.median(rec["completeness"]))
+            summary[lid] = s
 
-    def worst(v):
-        return float(max(v, key=abs)) if v else None
+        def worst(v):
+            return float(max(v, key=abs)) if v else None
 
-    def med_abs(v):
-        return float(np.median(np.abs(v))) if v else None
+        def med_abs(v):
+            return float(np.median(np.abs(v))) if v else None
 
-    return {
-        "frames": n,
-        "mean_dice": float(np.mean(dices)) if dices else None,
-        "min_dice": float(np.min(dices)) if dices else None,
-        "duct_fraction": duct_hit / duct_all if duct_all else 0.0,
-        "distractor_fraction": dis_hit / dis_all if dis_all else 0.0,
-        "thickness_error_mm_max": worst(thick_err),
-        "thickness_error_mm_median": med_abs(thick_err),
-        "tbr_error_max": worst(tbr_err),
-        "tbr_error_median": med_abs(tbr_err),
-        "dice_before_gain_step": float(np.mean(dice_gain["before"])) if dice_gain.get("before") else None,
-        "dice_after_gain_step": float(np.mean(dice_gain["after"])) if dice_gain.get("after") else None,
-        "detected": matched / visible if visible else None,
-        "per_lesion": summary,
-    }
+        dices, gain = self._dices, self._dice_gain
+        (duct_hit, duct_all), (dis_hit, dis_all) = self._duct, self._distractor
+        return {
+            "frames": self.frames,
+            "mean_dice": float(np.mean(dices)) if dices else None,
+            "min_dice": float(np.min(dices)) if dices else None,
+            "duct_fraction": duct_hit / duct_all if duct_all else 0.0,
+            "distractor_fraction": dis_hit / dis_all if dis_all else 0.0,
+            "thickness_error_mm_max": worst(thick_err),
+            "thickness_error_mm_median": med_abs(thick_err),
+            "tbr_error_max": worst(tbr_err),
+            "tbr_error_median": med_abs(tbr_err),
+            "dice_before_gain_step": float(np.mean(gain["before"])) if gain.get("before") else None,
+            "dice_after_gain_step": float(np.mean(gain["after"])) if gain.get("after") else None,
+            "detected": self._matched / self._visible if self._visible else None,
+            "per_lesion": summary,
+        }
 
 
 class AnalysisOnly:
     """The analysis stage alone behind a ``process(pair) -> FrameResult`` face.
 
-    Normalises raw NIR the plain way -- ``(raw - dark) / flat / (gain /
-    gain_ref) / (exposure / exposure_ref)``, no temporal filter -- and runs
+    Normalises raw NIR with the pipeline's own
+    :class:`~nirf_overlay.processing.normalise.Normaliser` -- dark, flat,
+    gain and exposure, the temporal filter off -- and runs
     :class:`~nirf_overlay.processing.analysis.RimAnalyzer`.  It measures the
-    analysis independently of the pixel path (compare with the full
-    :class:`~nirf_overlay.processing.pipeline.Pipeline` to see what the
-    temporal filter adds).
+    analysis independently of the temporal filter and the display levels
+    (compare with the full :class:`~nirf_overlay.processing.pipeline.Pipeline`
+    to see what they add).
     """
 
     def __init__(self, settings=None, calibration=None):
         from .processing.analysis import RimAnalyzer
+        from .processing.normalise import Normaliser
         from .settings import Settings
 
-        self.calibration = calibration
-        mm = getattr(calibration, "mm_per_px", None)
-        self.analyzer = RimAnalyzer(settings or Settings(), mm_per_px=mm)
+        self.settings = (settings or Settings()).copy()
+        self.settings.set("normalise.temporal_alpha", 0.0)  # every frame on its own
+        self.mm_per_px = None if calibration is None else calibration.mm_per_px
+        self.normaliser = Normaliser(calibration)
+        self.analyzer = RimAnalyzer(self.settings, mm_per_px=self.mm_per_px)
 
     def process(self, pair):
         from .processing.result import FrameResult
 
-        cal = self.calibration
-        nir = pair.nir.astype(np.float32)
-        if cal is not None and cal.dark is not None:
-            nir -= cal.dark
-        if cal is not None and cal.flat is not None:
-            nir /= cal.flat
-        scale = 1.0
-        if pair.gain is not None and cal is not None and cal.gain_ref:
-            scale *= pair.gain / cal.gain_ref
-        if pair.exposure_ms is not None and cal is not None and cal.exposure_ref_ms:
-            scale *= pair.exposure_ms / cal.exposure_ref_ms
-        nir /= np.float32(scale)
-        a = self.analyzer.analyze(nir, pair.wl)
+        norm = self.normaliser.process(pair.nir, pair.wl.shape, nir_bits=pair.nir_bits,
+                                       gain=pair.gain, exposure_ms=pair.exposure_ms,
+                                       settings=self.settings)
+        a = self.analyzer.analyze(norm.nir, pair.wl, norm.valid)
         return FrameResult(index=pair.index, time_s=pair.wl_time, composite=pair.wl,
                            rim_mask=a.rim_mask, rims=a.rims, fluorescence_mask=a.fluorescence_mask,
-                           plane=a.plane, mm_per_px=getattr(cal, "mm_per_px", None))
+                           plane=a.plane, mm_per_px=self.mm_per_px)
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:
@@ -241,15 +270,6 @@ def format_table(rows: list[tuple[str, dict]]) -> str:
             cells.append(f"{fmt.format(v) if v is not None else '-':>12}")
         lines.append(f"{name:<28}" + "".join(cells))
     return "\n".join(lines)
-
-
-def phantom_frames(params, frames: Iterable[int]):
-    """Yield the phantom's FramePairs for the given indices."""
-    from .phantom import Phantom
-
-    ph = Phantom(params)
-    for i in frames:
-        yield ph.frame(i)
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -1,4 +1,4 @@
-"""Run a pipeline over a whole source and write what it finds to a directory.
+"""The files a run writes: metrics and rim tables, rim masks, the overlay video.
 
 ``DIR/metrics.csv``
     one row per frame, columns :data:`~nirf_overlay.processing.result.FRAME_COLUMNS`
@@ -13,15 +13,21 @@
     with ``masks=True``: the rim mask of each processed frame, 0/255, WL size,
     numbered from 000000 in processing order (an all-zero mask while NIR is lost).
 
-``process`` and ``batch`` both call :func:`run_process`.
+Each file is written by a *sink*: a listener in the sense of
+:class:`nirf_overlay.engine.Listener` (``on_state``, ``on_pair``,
+``on_result(frame)`` with ``frame.pair`` and ``frame.result``), so the same
+sink serves :func:`nirf_overlay.engine.run_frames` (``process``) and the
+viewer's engine.  :class:`OutputDir` opens the ones a command asks for.
+``batch`` writes the rows it stitched from its chunks through the same
+:class:`MetricsSink`, and its study tables through :class:`CsvTable`: one
+writer, one cell format (:func:`~nirf_overlay.processing.result.row_cells`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import sys
-import time
+from contextlib import contextmanager
 from typing import Optional
 
 import cv2
@@ -29,6 +35,207 @@ import numpy as np
 
 from .errors import NirfError
 from .processing.result import FRAME_COLUMNS, RIM_COLUMNS, row_cells
+
+
+class CsvTable:
+    """A CSV file: a header, then one line per row dict, cells as ``row_cells`` formats them.
+
+    Parameters
+    ----------
+    path : the file (created or overwritten)
+    columns : column names, the keys read from each row
+    """
+
+    def __init__(self, path: str, columns):
+        self.path = path
+        self.columns = tuple(columns)
+        self._file = open(path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(self.columns)
+
+    def add(self, row: dict) -> None:
+        self._writer.writerow(row_cells(row, self.columns))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def write_table(path: str, columns, rows) -> None:
+    """``rows`` (dicts) as one :class:`CsvTable`."""
+    with CsvTable(path, columns) as table:
+        for row in rows:
+            table.add(row)
+
+
+class _Sink:
+    """The listener methods a sink leaves alone, and closing as a context manager.
+
+    (The protocol is :class:`nirf_overlay.engine.Listener`; this module sits
+    beside the engine in the layers and does not import it.)
+    """
+
+    def on_state(self, state) -> None:
+        pass
+
+    def on_pair(self, pair) -> None:
+        pass
+
+    def on_result(self, frame) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class MetricsSink(_Sink):
+    """``metrics.csv`` and ``rims.csv`` in ``out_dir`` (an existing directory).
+
+    Attributes
+    ----------
+    frames, rim_frames, nir_lost : rows written, frames with a rim, frames without NIR
+    rim_ids : distinct rim ids written
+    """
+
+    def __init__(self, out_dir: str):
+        self.frames = self.rim_frames = self.nir_lost = 0
+        self.rim_ids: set = set()
+        self._metrics = CsvTable(os.path.join(out_dir, "metrics.csv"), FRAME_COLUMNS)
+        self._rims = CsvTable(os.path.join(out_dir, "rims.csv"), RIM_COLUMNS)
+
+    def on_result(self, frame) -> None:
+        result = frame.result
+        self.add(result.frame_row(), result.rim_rows())
+        self.nir_lost += bool(result.nir_lost)
+
+    def add(self, frame_row: dict, rim_rows: list) -> None:
+        """One frame's row and its rims' rows (``FrameResult.frame_row`` / ``rim_rows``)."""
+        self._metrics.add(frame_row)
+        for row in rim_rows:
+            self._rims.add(row)
+        self.frames += 1
+        self.rim_ids.update(row["rim_id"] for row in rim_rows)
+        self.rim_frames += bool(rim_rows)
+
+    def close(self) -> None:
+        self._metrics.close()
+        self._rims.close()
+
+
+class MaskSink(_Sink):
+    """``masks/NNNNNN.png`` in ``out_dir``: each frame's rim mask, 0/255, numbered in order."""
+
+    def __init__(self, out_dir: str):
+        self.folder = os.path.join(out_dir, "masks")
+        os.makedirs(self.folder, exist_ok=True)
+        self.written = 0
+
+    def on_result(self, frame) -> None:
+        mask = frame.result.rim_mask
+        if mask is None:  # NIR lost
+            mask = np.zeros(frame.pair.wl.shape[:2], np.uint8)
+        path = os.path.join(self.folder, f"{self.written:06d}.png")
+        if not cv2.imwrite(path, mask):
+            raise NirfError(f"{path}: cannot write mask")
+        self.written += 1
+
+
+class VideoSink(_Sink):
+    """``overlay.mp4`` in ``out_dir``: the composites, at ``fps`` frames per second."""
+
+    def __init__(self, out_dir: str, fps: float):
+        self.path = os.path.join(out_dir, "overlay.mp4")
+        self.fps = fps
+        self._writer: Optional[VideoWriter] = None
+
+    @property
+    def codec(self) -> Optional[str]:
+        """What the video was written with, None before the first frame."""
+        return self._writer.codec if self._writer is not None else None
+
+    def on_result(self, frame) -> None:
+        composite = frame.result.composite
+        if self._writer is None:  # the size is known from the first frame
+            h, w = composite.shape[:2]
+            self._writer = VideoWriter(self.path, (w, h), self.fps)
+        self._writer.write(composite)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class OutputDir(_Sink):
+    """The files ``process`` writes into ``out_dir``, as one sink.
+
+    Parameters
+    ----------
+    out_dir : directory to create or reuse
+    masks : write ``masks/NNNNNN.png``
+    video : write ``overlay.mp4`` at ``fps`` frames per second
+    """
+
+    def __init__(self, out_dir, *, masks: bool = False, video: bool = True, fps: float = 30.0):
+        self.out_dir = str(out_dir)
+        try:
+            os.makedirs(self.out_dir, exist_ok=True)
+        except OSError as e:
+            raise NirfError(f"{self.out_dir}: cannot create output directory "
+                            f"({e.strerror})") from None
+        self._sinks: list = []
+        self.video: Optional[VideoSink] = None
+        try:
+            with self._writing():
+                self.metrics = self._add(MetricsSink(self.out_dir))
+                if video:
+                    self.video = self._add(VideoSink(self.out_dir, fps))
+                if masks:
+                    self._add(MaskSink(self.out_dir))
+        except BaseException:
+            self.close()
+            raise
+
+    def on_result(self, frame) -> None:
+        with self._writing():
+            for sink in self._sinks:
+                sink.on_result(frame)
+
+    def close(self) -> None:
+        with self._writing():
+            for sink in self._sinks:
+                sink.close()
+
+    def summary(self) -> dict:
+        """frames, rims (distinct ids), rim_frames, nir_lost, video (codec or None), out_dir."""
+        m = self.metrics
+        return {"frames": m.frames, "rims": len(m.rim_ids), "rim_frames": m.rim_frames,
+                "nir_lost": m.nir_lost, "video": self.video.codec if self.video else None,
+                "out_dir": self.out_dir}
+
+    def _add(self, sink):
+        self._sinks.append(sink)
+        return sink
+
+    @contextmanager
+    def _writing(self):
+        """A disk problem as one line that names the directory."""
+        try:
+            yield
+        except OSError as e:
+            raise NirfError(f"{self.out_dir}: cannot write results ({e.strerror or e})") from None
 
 
 class VideoWriter:
@@ -80,119 +287,3 @@ class VideoWriter:
         if self._cv is not None:
             self._cv.release()
             self._cv = None
-
-
-def _progress(total, enabled):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False)
-
-
-def run_process(source, pipeline, out_dir, *, masks: bool = False, video: bool = True,
-                frame_range: Optional[tuple] = None, progress: bool = True) -> dict:
-    """Process every pair of ``source`` and write the results to ``out_dir``.
-
-    Parameters
-    ----------
-    source : :class:`~nirf_overlay.sources.base.FrameSource` (read in order)
-    pipeline : :class:`~nirf_overlay.processing.pipeline.Pipeline`
-    out_dir : directory to create or reuse
-    masks : write ``masks/NNNNNN.png``
-    video : write ``overlay.mp4``
-    frame_range : ``(start_s, end_s)`` in seconds of source time (either may
-        be None); frames with ``start_s <= time < end_s`` are processed.  A
-        seekable source with a known frame rate seeks to the start.
-    progress : show a tqdm bar when stderr is a terminal
-
-    Returns
-    -------
-    dict with frames, rims (distinct rim ids), rim_frames (frames with a rim),
-    nir_lost (frames), seconds, fps, video codec (or None), out_dir
-    """
-    out_dir = str(out_dir)
-    start_s, end_s = frame_range if frame_range is not None else (None, None)
-    info = source.info
-    if start_s and info.frame_count and info.fps and start_s >= info.frame_count / info.fps:
-        raise NirfError(f"--range: starts at {start_s:g} s but the source ends at "
-                        f"{info.frame_count / info.fps:.3g} s")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        if masks:
-            os.makedirs(os.path.join(out_dir, "masks"), exist_ok=True)
-    except OSError as e:
-        raise NirfError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
-    first_index = 0
-    if start_s and info.seekable and info.fps:
-        first_index = int(np.floor(start_s * info.fps + 1e-6))
-        source.seek(first_index)
-        pipeline.reset()
-    total = info.frame_count
-    if total is not None:
-        total = max(0, total - first_index)
-        if end_s is not None and info.fps:
-            total = min(total, max(0, int(np.ceil(end_s * info.fps - 1e-6)) - first_index))
-
-    metrics_path = os.path.join(out_dir, "metrics.csv")
-    rims_path = os.path.join(out_dir, "rims.csv")
-    writer = None
-    bar = _progress(total, progress)
-    n = 0
-    lost = 0
-    rim_frames = 0
-    ids = set()
-    t0 = time.perf_counter()
-    t_first = None
-    try:
-        with open(metrics_path, "w", newline="") as fm, open(rims_path, "w", newline="") as fr:
-            mw = csv.writer(fm)
-            rw = csv.writer(fr)
-            mw.writerow(FRAME_COLUMNS)
-            rw.writerow(RIM_COLUMNS)
-            for pair in source:
-                t = pair.wl_time
-                if info.live:  # monotonic clock: report seconds from the first pair
-                    t_first = t if t_first is None else t_first
-                    t = t - t_first
-                if start_s is not None and t < start_s - 1e-9:
-                    continue
-                if end_s is not None and t >= end_s - 1e-9:
-                    break
-                result = pipeline.process(pair)
-                result.time_s = t
-                mw.writerow(row_cells(result.frame_row(), FRAME_COLUMNS))
-                for row in result.rim_rows():
-                    rw.writerow(row_cells(row, RIM_COLUMNS))
-                ids.update(r.rim_id for r in result.rims)
-                rim_frames += bool(result.rims)
-                lost += bool(result.nir_lost)
-                if video:
-                    if writer is None:
-                        h, w = result.composite.shape[:2]
-                        writer = VideoWriter(os.path.join(out_dir, "overlay.mp4"), (w, h),
-                                             info.fps or 30.0)
-                    writer.write(result.composite)
-                if masks:
-                    mask = result.rim_mask
-                    if mask is None:
-                        mask = np.zeros(pair.wl.shape[:2], np.uint8)
-                    path = os.path.join(out_dir, "masks", f"{n:06d}.png")
-                    if not cv2.imwrite(path, mask):
-                        raise NirfError(f"{path}: cannot write mask")
-                n += 1
-                if bar is not None:
-                    bar.update(1)
-    except OSError as e:
-        raise NirfError(f"{out_dir}: cannot write results ({e.strerror or e})") from None
-    finally:
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.close()
-    seconds = time.perf_counter() - t0
-    return {
-        "frames": n, "rims": len(ids), "rim_frames": rim_frames, "nir_lost": lost,
-        "seconds": seconds, "fps": n / seconds if seconds > 0 else 0.0,
-        "video": writer.codec if writer is not None else None, "out_dir": out_dir,
-    }

@@ -139,9 +139,9 @@ def write_snapshot(out_dir, pair, result, *, settings=None, source_info=None,
                 "device": source_info.device,
             } if source_info is not None else None,
             "calibration": {
-                "path": getattr(calibration, "source_path", None),
-                "system": getattr(calibration, "system", ""),
-                "mm_per_px": getattr(calibration, "mm_per_px", None),
+                "path": calibration.source_path,
+                "system": calibration.system,
+                "mm_per_px": calibration.mm_per_px,
             } if calibration is not None else None,
             "files": {k: (v.name if v is not None else None) for k, v in paths.items()},
         }

@@ -97,6 +97,12 @@ def phantom():
 
 
 @pytest.fixture(scope="session")
+def phantom_size():
+    """``(width, height)`` of the :func:`phantom` fixture's frames."""
+    return PHANTOM_SIZE
+
+
+@pytest.fixture(scope="session")
 def frames(phantom):
     """The phantom's first 12 frame pairs (FramePair, with ``truth``)."""
     return [phantom.frame(i) for i in range(PHANTOM_FRAMES)]

@@ -68,7 +68,7 @@ LAYERS = (
     ("sources",),
     ("recording",),
     ("engine", "export", "snapshot"),
-    ("batch", "bench", "evaluate", "report"),
+    ("batch", "bench", "evaluate"),
     ("gui",),
     ("cli",),
 )

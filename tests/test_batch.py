@@ -1,4 +1,8 @@
-"""Batch analysis on a real Dask LocalCluster equals sequential `process`."""
+"""Batch analysis on a real Dask LocalCluster equals sequential `process`.
+
+Both run the one frame loop (``engine.run_frames``) and write through the one
+``export.MetricsSink``; the comparison is with the ``process`` command itself.
+"""
 
 import csv
 import json
@@ -7,11 +11,9 @@ import os
 import pytest
 
 from nirf_overlay.batch import plan_chunks, run_batch, warmup_frames
-from nirf_overlay.export import run_process
+from nirf_overlay.cli import main
 from nirf_overlay.phantom import PhantomParams
-from nirf_overlay.processing.pipeline import Pipeline
 from nirf_overlay.recording import Recorder
-from nirf_overlay.recording.session import SessionSource
 from nirf_overlay.settings import Settings
 from nirf_overlay.sources.phantom_source import PhantomSource
 
@@ -63,10 +65,10 @@ def _fast_settings():
     return s
 
 
-def _sequential(session, out):
-    with SessionSource(session) as src:
-        pipeline = Pipeline(_fast_settings(), src.own_calibration())
-        run_process(src, pipeline, out, video=False, progress=False)
+def _sequential(session, out, settings_file):
+    """`nirf-overlay process SESSION` (the session's own calibration, as batch uses)."""
+    assert main(["process", session, "--out", out, "--settings", settings_file, "--no-video",
+                 "--no-progress"]) == 0
     return out
 
 
@@ -82,6 +84,8 @@ def test_plan_chunks_cover_every_frame_once():
 def test_batch_equals_sequential_process(sessions, client, tmp_path):
     out = tmp_path / "batch"
     settings = _fast_settings()
+    settings_file = str(tmp_path / "fast.json")
+    settings.save(settings_file)
     assert warmup_frames(settings) < 70
     # chunks of 50 frames: every session is cut in three, so ids and state cross chunks
     result = run_batch(sessions, str(out), settings=settings, client=client, chunk_frames=50,
@@ -89,7 +93,7 @@ def test_batch_equals_sequential_process(sessions, client, tmp_path):
     assert result["frames"] == 3 * FRAMES
     for session in sessions:
         name = os.path.basename(session)
-        seq = _sequential(session, str(tmp_path / f"seq-{name}"))
+        seq = _sequential(session, str(tmp_path / f"seq-{name}"), settings_file)
         for table in ("metrics.csv", "rims.csv"):
             got = _read(out / name / table)
             want = _read(os.path.join(seq, table))

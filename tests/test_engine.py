@@ -2,8 +2,8 @@
 
 Every test drives real phantom frames through the real Pipeline; the sources
 are real FrameSource subclasses whose behaviour (stall, lose NIR, fail) the
-test controls.  No timed asserts: waits have generous deadlines and only
-bound how long a failure takes to show.
+test controls (the ``controlled_source`` fixture).  No timed asserts: waits
+have generous deadlines and only bound how long a failure takes to show.
 """
 
 from __future__ import annotations
@@ -18,87 +18,10 @@ import time
 import numpy as np
 import pytest
 
-from nirf_overlay.engine import Engine, LatestMailbox
-from nirf_overlay.errors import NirfError, SourceError
-from nirf_overlay.frame import SourceInfo, SourceStats
+from nirf_overlay.engine import Engine, LatestMailbox, Listener, RunState
+from nirf_overlay.errors import NirfError
+from nirf_overlay.frame import SourceInfo
 from nirf_overlay.settings import Settings
-from nirf_overlay.sources.base import FrameSource
-
-SIZE = (320, 180)
-FPS = 30.0
-N_FRAMES = 12
-
-
-@pytest.fixture(scope="module")
-def phantom():
-    from nirf_overlay.phantom import Phantom, PhantomParams
-
-    return Phantom(PhantomParams(seed=3, size=SIZE, fps=FPS))
-
-
-@pytest.fixture(scope="module")
-def frames(phantom):
-    return [phantom.frame(i) for i in range(N_FRAMES)]
-
-
-class ControlledSource(FrameSource):
-    """Phantom frames from memory, with switches a test flips.
-
-    ``live=True``: paced at ``fps``, ``read(timeout)`` raises TimeoutError while
-    stalled; ``live=False``: seekable, every frame in order, ``None`` at the end.
-    ``nir_lost`` hands out pairs without NIR; ``fail`` makes ``read`` raise.
-    """
-
-    def __init__(self, frames, *, live=True, fps=FPS):
-        self.frames = frames
-        w, h = frames[0].size
-        self.info = SourceInfo(description="controlled phantom", size=(w, h), fps=fps,
-                               nir_bits=frames[0].nir_bits, live=live,
-                               frame_count=None if live else len(frames), seekable=not live)
-        self.stats = SourceStats()
-        self.live = live
-        self.stalled = threading.Event()
-        self.nir_lost = False
-        self.fail: str = ""
-        self.reads = 0
-        self._i = 0
-        self._next = time.monotonic()
-        self.closed = False
-
-    def read(self, timeout=None):
-        if self.fail:
-            raise SourceError(self.fail)
-        if self.live:
-            if self.stalled.is_set():
-                time.sleep(timeout or 0.05)
-                self.stats.status = "reconnecting"
-                raise TimeoutError("no frame")
-            self.stats.status = "nir_lost" if self.nir_lost else "ok"
-            delay = self._next - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._next = max(self._next + 1.0 / self.info.fps, time.monotonic() - 0.1)
-            src = self.frames[self._i % len(self.frames)]
-        else:
-            if self._i >= len(self.frames):
-                return None
-            src = self.frames[self._i]
-        pair = dataclasses.replace(src, index=self._i, arrival=time.monotonic(), meta={},
-                                   nir=None if self.nir_lost else src.nir,
-                                   wl_time=self._i / self.info.fps)
-        self._i += 1
-        self.reads += 1
-        self.stats.delivered += 1
-        return pair
-
-    def seek(self, index):
-        if self.live:
-            return super().seek(index)
-        self._i = int(index)
-
-    def close(self):
-        self.closed = True
-
 
 def wait_for(cond, timeout=20.0, what="condition"):
     end = time.monotonic() + timeout
@@ -122,10 +45,10 @@ def take_next(engine, after_seq=0, timeout=20.0):
 def make_engine(phantom):
     engines = []
 
-    def make(source, settings=None, **kw):
+    def make(source, settings=None, *, start=True, **kw):
         eng = Engine(source, settings or Settings(), phantom.calibration(), **kw)
         engines.append(eng)
-        return eng.start()
+        return eng.start() if start else eng
 
     yield make
     for e in engines:
@@ -152,8 +75,9 @@ def test_core_imports_without_qt():
 
 
 # -- worker ----------------------------------------------------------------------------------
-def test_every_frame_is_shown_or_counted_as_dropped(frames, make_engine):
-    src = ControlledSource(frames, live=False)
+def test_every_frame_is_shown_or_counted_as_dropped(frames, controlled_source, make_engine,
+                                                    phantom_size):
+    src = controlled_source(live=False)
     eng = make_engine(src, pace=False)  # as fast as it goes: the slow reader below drops some
     shown = []
     while True:
@@ -161,7 +85,7 @@ def test_every_frame_is_shown_or_counted_as_dropped(frames, make_engine):
         if item is not None:
             shown.append(item)
             assert item.result.index == item.pair.index
-            assert item.composite.shape == (SIZE[1], SIZE[0], 3)
+            assert item.composite.shape == (phantom_size[1], phantom_size[0], 3)
             assert item.composite.dtype == np.uint8
             assert item.processed >= item.arrival > 0
         if eng.status().state == "ended" and eng.mailbox.put_count == eng.status().processed:
@@ -171,15 +95,16 @@ def test_every_frame_is_shown_or_counted_as_dropped(frames, make_engine):
             break
         time.sleep(0.02)
     st = eng.status()
-    assert st.captured == st.processed == N_FRAMES
-    assert len(shown) + eng.dropped == N_FRAMES
+    assert st.captured == st.processed == len(frames)
+    assert len(shown) + eng.dropped == len(frames)
     assert [i.index for i in shown] == sorted(i.index for i in shown)
-    assert shown[-1].index == N_FRAMES - 1  # the newest always wins
+    assert shown[-1].index == len(frames) - 1  # the newest always wins
 
 
 @pytest.mark.parametrize("live", [True, False])  # False: read through the read-ahead thread
-def test_source_error_is_reported_in_words_and_engine_recovers(frames, make_engine, live):
-    src = ControlledSource(frames, live=live)
+def test_source_error_is_reported_in_words_and_engine_recovers(frames, controlled_source,
+                                                               make_engine, live):
+    src = controlled_source(live=live)
     eng = make_engine(src, loop=True)
     first = take_next(eng)
     src.fail = "camera 0: unplugged"
@@ -193,8 +118,8 @@ def test_source_error_is_reported_in_words_and_engine_recovers(frames, make_engi
     assert later.index > first.index
 
 
-def test_nir_lost_is_flagged_and_clears(frames, make_engine):
-    src = ControlledSource(frames, live=True)
+def test_nir_lost_is_flagged_and_clears(frames, controlled_source, make_engine):
+    src = controlled_source(live=True)
     eng = make_engine(src)
     src.nir_lost = True
     item = wait_for(lambda: (lambda i: i if i is not None and i.pair.nir is None else None)(
@@ -206,8 +131,8 @@ def test_nir_lost_is_flagged_and_clears(frames, make_engine):
     wait_for(lambda: not eng.status().nir_lost, what="nir_lost to clear")
 
 
-def test_stalled_live_source_keeps_engine_responsive(frames, make_engine):
-    src = ControlledSource(frames, live=True)
+def test_stalled_live_source_keeps_engine_responsive(frames, controlled_source, make_engine):
+    src = controlled_source(live=True)
     eng = make_engine(src)
     take_next(eng)
     src.stalled.set()
@@ -232,8 +157,8 @@ def take_analysed(engine, after_seq=0, min_index=-1):
     return item
 
 
-def test_settings_change_reaches_the_next_frame(frames, make_engine):
-    src = ControlledSource(frames, live=True)
+def test_settings_change_reaches_the_next_frame(frames, controlled_source, make_engine):
+    src = controlled_source(live=True)
     eng = make_engine(src)
     first = take_analysed(eng)
     assert first.result.rims, "the phantom's rim is found with default settings"
@@ -250,10 +175,10 @@ def test_settings_change_reaches_the_next_frame(frames, make_engine):
     assert item.result.rims == []
 
 
-def test_live_display_does_not_wait_for_the_analysis(frames, make_engine):
+def test_live_display_does_not_wait_for_the_analysis(frames, controlled_source, make_engine):
     """The overlay of a frame is drawn from that frame; its rims from the newest
     finished analysis, never from a later frame."""
-    src = ControlledSource(frames, live=True)
+    src = controlled_source(live=True)
     eng = make_engine(src)
     item = take_analysed(eng)
     for _ in range(10):
@@ -264,10 +189,10 @@ def test_live_display_does_not_wait_for_the_analysis(frames, make_engine):
 
 
 # -- replay ----------------------------------------------------------------------------------
-def test_seek_step_pause_and_loop(frames, make_engine):
-    src = ControlledSource(frames, live=False)
+def test_seek_step_pause_and_loop(frames, controlled_source, make_engine):
+    src = controlled_source(live=False)
     eng = make_engine(src, pace=True, loop=False)
-    assert eng.seekable and eng.frame_count == N_FRAMES
+    assert eng.seekable and eng.frame_count == len(frames)
     eng.pause()
     eng.seek(7)
     item = take_next(eng)
@@ -293,11 +218,11 @@ def test_seek_step_pause_and_loop(frames, make_engine):
             wrapped = bool(seen) and it.index < seen[-1]
             seen.append(it.index)
         time.sleep(0.002)
-    assert wrapped and max(seen) >= N_FRAMES - 3  # it ran to the end and wrapped round
+    assert wrapped and max(seen) >= len(frames) - 3  # it ran to the end and wrapped round
 
 
-def test_paced_replay_keeps_native_rate_order(frames, make_engine):
-    src = ControlledSource(frames, live=False, fps=100.0)
+def test_paced_replay_keeps_native_rate_order(frames, controlled_source, make_engine):
+    src = controlled_source(live=False, fps=100.0)
     eng = make_engine(src, pace=True)
     items = []
     while len(items) < 5:
@@ -311,8 +236,8 @@ def test_paced_replay_keeps_native_rate_order(frames, make_engine):
     assert all(i.processed >= i.arrival for i in items)
 
 
-def test_ab_runs_second_settings_on_the_same_pair(frames, make_engine):
-    src = ControlledSource(frames, live=False)
+def test_ab_runs_second_settings_on_the_same_pair(frames, controlled_source, make_engine):
+    src = controlled_source(live=False)
     eng = make_engine(src, pace=True, loop=True)
     b = eng.settings.copy()
     b.display.colormap = "magenta"
@@ -330,8 +255,8 @@ def test_ab_runs_second_settings_on_the_same_pair(frames, make_engine):
              what="A/B off")
 
 
-def test_stop_closes_source(frames, phantom):
-    src = ControlledSource(frames, live=True)
+def test_stop_closes_source(frames, controlled_source, phantom):
+    src = controlled_source(live=True)
     eng = Engine(src, Settings(), phantom.calibration()).start()
     take_next(eng)
     eng.stop()
@@ -339,7 +264,7 @@ def test_stop_closes_source(frames, phantom):
 
 
 # -- snapshot -------------------------------------------------------------------------------
-def test_snapshot_files_complete_and_nir_bit_identical(frames, phantom, tmp_path):
+def test_snapshot_files_complete_and_nir_bit_identical(frames, phantom, tmp_path, phantom_size):
     import cv2
     import tifffile
 
@@ -352,7 +277,7 @@ def test_snapshot_files_complete_and_nir_bit_identical(frames, phantom, tmp_path
     settings = Settings()
     result = Pipeline(settings, phantom.calibration()).process(pair)
     paths = write_snapshot(tmp_path / "snaps", pair, result, settings=settings,
-                           source_info=SourceInfo("phantom", SIZE, FPS), stem="snapshot_test")
+                           source_info=SourceInfo("phantom", phantom_size, 30.0), stem="snapshot_test")
     nir = tifffile.imread(paths["nir"])
     assert nir.dtype == np.uint16 and np.array_equal(nir, pair.nir)
     assert np.array_equal(cv2.imread(paths["wl"], cv2.IMREAD_UNCHANGED), pair.wl)
@@ -376,10 +301,11 @@ def test_snapshot_while_nir_lost_has_no_tiff(frames, phantom, tmp_path):
 
 
 # -- recording hook ---------------------------------------------------------------------------
-def test_recording_hook_writes_every_captured_pair(frames, make_engine, tmp_path):
+def test_recording_hook_writes_every_captured_pair(frames, controlled_source, make_engine,
+                                                   tmp_path):
     from nirf_overlay.sources import SourceSpec, open_source
 
-    src = ControlledSource(frames, live=True)
+    src = controlled_source(live=True)
     eng = make_engine(src)
     take_next(eng)
     out = tmp_path / "session"
@@ -399,13 +325,14 @@ def test_recording_hook_writes_every_captured_pair(frames, make_engine, tmp_path
     assert len(got) == session.info.frame_count
     # NIR bit-identical, in capture order (the source cycles through ``frames``)
     order = [known[p.nir.tobytes()] for p in got]
-    assert all((b - a) % N_FRAMES in (1,) for a, b in zip(order, order[1:])), order
+    assert all((b - a) % len(frames) in (1,) for a, b in zip(order, order[1:])), order
     events = (out / "events.jsonl").read_text()
     assert '"marker"' in events
 
 
-def test_recording_that_cannot_start_is_reported(frames, make_engine, tmp_path):
-    src = ControlledSource(frames, live=True)
+def test_recording_that_cannot_start_is_reported(frames, controlled_source, make_engine,
+                                                 tmp_path):
+    src = controlled_source(live=True)
     eng = make_engine(src)
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -414,3 +341,118 @@ def test_recording_that_cannot_start_is_reported(frames, make_engine, tmp_path):
     assert eng.recording_status()["state"] == "off"
     assert "\n" not in eng.recording_status()["error"]
     assert eng.running
+
+
+# -- listeners ---------------------------------------------------------------------------------
+class Collector(Listener):
+    """Keeps what it is told, in order."""
+
+    def __init__(self):
+        self.states, self.pairs, self.results = [], [], []
+
+    def on_state(self, state):
+        self.states.append(state)
+
+    def on_pair(self, pair):
+        self.pairs.append(pair.index)
+
+    def on_result(self, frame):
+        self.results.append((frame.seq, frame.index))
+
+
+def test_listener_sees_every_state_pair_and_result_in_order(frames, controlled_source,
+                                                             make_engine):
+    src = controlled_source(live=False)
+    eng = make_engine(src, pace=True, start=False)  # 30 fps: the relay has time to keep up
+    seen = Collector()
+    relay = eng.add_listener(seen)
+    eng.start()
+    wait_for(lambda: len(seen.results) == len(frames) and eng.state == RunState.ENDED,
+             what="every result and the end")
+    eng.stop()
+    n = len(frames)
+    assert seen.results == [(k + 1, k) for k in range(n)]
+    assert seen.pairs == list(range(n))
+    # where the run is when it is added, then every change
+    assert seen.states == [RunState.STARTING, RunState.RUNNING, RunState.ENDED, RunState.STOPPED]
+    assert relay.dropped == 0
+    assert eng.status().listener_dropped == 0
+
+
+def test_listener_that_raises_is_reported_and_detached(frames, controlled_source, make_engine):
+    class Broken(Collector):
+        def on_result(self, frame):
+            super().on_result(frame)
+            if len(self.results) == 3:
+                raise RuntimeError("disk full")
+
+    src = controlled_source(live=False)
+    eng = make_engine(src, pace=False, start=False)
+    broken, fine = Broken(), Collector()
+    eng.add_listener(broken, depth=4 * len(frames))
+    eng.add_listener(fine, depth=4 * len(frames))
+    eng.start()
+    wait_for(lambda: eng.state == RunState.ENDED and len(fine.results) == len(frames),
+             what="the end of the source")
+    st = eng.status()
+    assert st.processed == len(frames), "the run went on"
+    assert "Broken" in st.error and "disk full" in st.error and "\n" not in st.error
+    assert len(broken.results) == 3, "not called again once it failed"
+    assert [seq for seq, _ in fine.results] == list(range(1, len(frames) + 1))
+
+
+def test_blocked_listener_does_not_hold_capture_up(tmp_path):
+    """A real phantom source, a listener that blocks on its first call: every
+    pair is still captured and processed, and what the listener misses is counted."""
+    from nirf_overlay.sources import SourceSpec, open_source
+
+    n = 30
+    release = threading.Event()
+
+    class Blocked(Collector):
+        def on_state(self, state):
+            release.wait(60)
+            super().on_state(state)
+
+    source = open_source(SourceSpec(phantom=True, size=(160, 96), seed=4, options={"frames": n}))
+    eng = Engine(source, Settings(), pace=False)
+    blocked = Blocked()
+    relay = eng.add_listener(blocked, depth=4)
+    eng.start()
+    try:
+        wait_for(lambda: eng.state == RunState.ENDED, what="the end of the source")
+        st = eng.status()
+        assert st.captured == st.processed == n
+        assert blocked.results == [], "still blocked"
+        release.set()
+        wait_for(lambda: len(blocked.pairs) + len(blocked.results) + relay.dropped == 2 * n,
+                 what="the relay to hand over what it held")
+        assert relay.dropped == 2 * n - 4  # it held its depth; the rest passed it by
+        assert eng.status().listener_dropped == relay.dropped
+    finally:
+        release.set()
+        eng.stop()
+
+
+def test_metrics_sink_is_a_listener_of_the_engine_too(frames, controlled_source, phantom,
+                                                     tmp_path):
+    """The sink ``process`` writes through gives the same rows attached to the viewer's engine."""
+    from nirf_overlay.engine import run_frames
+    from nirf_overlay.export import MetricsSink
+    from nirf_overlay.processing.pipeline import Pipeline
+
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "loop").mkdir()
+    with MetricsSink(str(tmp_path / "loop")) as sink:
+        run_frames(frames, Pipeline(Settings(), phantom.calibration()), [sink])
+    eng = Engine(controlled_source(live=False), Settings(), phantom.calibration(),
+                 pace=False, pipeline_factory=Pipeline)  # every frame analysed, as process does
+    with MetricsSink(str(tmp_path / "engine")) as sink:
+        eng.add_listener(sink, depth=4 * len(frames))
+        eng.start()
+        wait_for(lambda: eng.state == RunState.ENDED, what="the end of the source")
+        eng.stop()  # delivers what the relay holds
+    for table in ("metrics.csv", "rims.csv"):
+        want = (tmp_path / "loop" / table).read_text()
+        assert (tmp_path / "engine" / table).read_text() == want
+    assert want.count("\n") > len(frames) / 2

@@ -181,7 +181,7 @@ def test_markers_jump(make_bar, qtbot, window):
     qtbot.keyClick(view, Qt.Key_PageDown)
     at(qtbot, engine, 6)
     # A marker set during replay shows up at the next poll.
-    engine.markers.append(Marker(frame=10, t=10 / 30, label="new"))
+    engine.source.markers.append(Marker(frame=10, t=10 / 30, label="new"))
     qtbot.waitUntil(lambda: len(bar.marker_menu.actions()) == 4, timeout=WAIT_MS)
     assert bar.marker_button.text() == "Markers (4)"
 

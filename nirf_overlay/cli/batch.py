@@ -26,7 +26,7 @@ def run(args) -> int:
 
     from ..batch import DEFAULT_CHUNK_FRAMES, run_batch
     from ..errors import NirfError
-    from ..settings import Settings
+    from .common import settings_from_args
 
     if args.workers < 1:
         raise NirfError(f"--workers: {args.workers} must be at least 1")
@@ -36,7 +36,7 @@ def run(args) -> int:
         if not os.path.exists(s):
             # reported in the summary like any unreadable session, but say it now too
             print(f"nirf-overlay: warning: {s}: no such directory", file=sys.stderr)
-    settings = Settings.load(args.settings) if args.settings else Settings()
+    settings = settings_from_args(args)
     out = run_batch(args.sessions, args.out, settings=settings, calibration=args.calibration,
                     workers=args.workers, scheduler=args.scheduler,
                     chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,

@@ -40,7 +40,7 @@ def _live_rate(args, info, size) -> float:
     rate, else the issue's targets (1080p60, 4K30)."""
     if args.rate:
         return float(args.rate)
-    fps = getattr(info, "fps", None)
+    fps = None if info is None else info.fps
     if fps and fps > 0 and (_reads_a_stream(args) or args.fps):
         return float(fps)
     w, h = size

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Optional
 
 from ..calibration import CalibrationRequest
 from ..calibration.model import MAX_MM_PER_PX
+from ..engine import Listener, RunState
 from ..errors import NirfError
 from ..settings import Settings
 
@@ -55,3 +58,28 @@ def calibration_request(args: argparse.Namespace) -> CalibrationRequest:
     return CalibrationRequest(profile=args.calibration, dark=args.dark, flat=args.flat,
                               mm_per_px=args.mm_per_px)
 
+
+class ProgressBar(Listener):
+    """A tqdm bar on stderr counting results.
+
+    Parameters
+    ----------
+    total : results expected, None when unknown
+    """
+
+    def __init__(self, total: Optional[int]):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False)
+
+    def on_state(self, state) -> None:
+        if state == RunState.STOPPED:
+            self._bar.close()
+
+    def on_result(self, frame) -> None:
+        self._bar.update(1)
+
+
+def progress_bars(total: Optional[int], enabled: bool) -> list:
+    """``[ProgressBar(total)]`` when asked for and stderr is a terminal, else ``[]``."""
+    return [ProgressBar(total)] if enabled and sys.stderr.isatty() else []

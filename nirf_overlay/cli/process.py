@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import time
 
 
 def _range(text: str):
@@ -37,39 +39,51 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
-    import math
-
-    from ..calibration import resolve_calibration
-    from ..export import run_process
-    from ..processing.pipeline import Pipeline
-    from ..sources import default_sample, open_source
-    from .common import calibration_request, settings_from_args
+def _spec(args, end_s):
+    from ..sources import default_sample
     from .source_args import has_source, spec_from_args
 
-    settings = settings_from_args(args)
-    start, end = args.range if args.range else (None, None)
     if not has_source(args):
         spec = default_sample()
         # (as before the restructuring: process reads the sample with the bit
         # depth the command line gives, None = from the data)
         spec.nir_bits = args.nir_bits
-    else:
-        spec = spec_from_args(args)
-        spec.realtime = False  # process reads files as fast as it can
-        if spec.phantom and end is not None:
-            # render only what the range needs
-            spec.options["frames"] = int(math.ceil(end * (spec.fps or 30.0))) + 1
-    with open_source(spec) as source:
+        return spec
+    spec = spec_from_args(args)
+    spec.realtime = False  # process reads files as fast as it can
+    if spec.phantom and end_s is not None:
+        # render only what the range needs
+        spec.options["frames"] = int(math.ceil(end_s * (spec.fps or 30.0))) + 1
+    return spec
+
+
+def run(args) -> int:
+    from ..calibration import resolve_calibration
+    from ..engine import Span, run_frames
+    from ..export import OutputDir
+    from ..processing.pipeline import Pipeline
+    from ..sources import open_source
+    from .common import calibration_request, progress_bars, settings_from_args
+
+    settings = settings_from_args(args)
+    span = Span(*args.range) if args.range else Span()
+    with open_source(_spec(args, span.end_s)) as source:
+        info = source.info
         calibration = resolve_calibration(calibration_request(args), source).calibration
         pipeline = Pipeline(settings, calibration)
-        summary = run_process(source, pipeline, args.out, masks=args.masks,
-                              video=not args.no_video, frame_range=args.range,
-                              progress=not args.no_progress)
+        span.check(info, label="--range")  # before anything is written
+        t0 = time.perf_counter()
+        with OutputDir(args.out, masks=args.masks, video=not args.no_video,
+                       fps=info.fps or 30.0) as out:
+            listeners = [out, *progress_bars(span.total(info), not args.no_progress)]
+            run_frames(source, pipeline, listeners, span=span)
+        seconds = time.perf_counter() - t0
+    s = out.summary()
     mm = "mm" if pipeline.mm_per_px else "px (no mm-per-pixel calibration)"
-    video = f"; video {summary['video']}" if summary["video"] else ""
-    lost = f" ({summary['nir_lost']} with NIR lost)" if summary["nir_lost"] else ""
-    print(f"process: {summary['frames']} frames{lost}, {summary['rims']} rims found "
-          f"(in {summary['rim_frames']} frames), {summary['seconds']:.1f} s, "
-          f"{summary['fps']:.1f} fps, sizes in {mm}{video} -> {summary['out_dir']}")
+    video = f"; video {s['video']}" if s["video"] else ""
+    lost = f" ({s['nir_lost']} with NIR lost)" if s["nir_lost"] else ""
+    fps = s["frames"] / seconds if seconds > 0 else 0.0
+    print(f"process: {s['frames']} frames{lost}, {s['rims']} rims found "
+          f"(in {s['rim_frames']} frames), {seconds:.1f} s, "
+          f"{fps:.1f} fps, sizes in {mm}{video} -> {s['out_dir']}")
     return 0

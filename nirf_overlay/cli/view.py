@@ -86,9 +86,11 @@ def _viewer_spec(args):
 
 def run(args) -> int:
     import json
+    import sys
+    import threading
     from pathlib import Path
 
-    from ..engine import open_engine
+    from ..engine import open_engine, set_worker_nice
     from ..errors import NirfError
     from .common import calibration_request, settings_from_args
 
@@ -105,9 +107,6 @@ def run(args) -> int:
         factory = Pipeline  # Pipeline(settings, calibration): analysis on the worker thread
     # the first start after installing compiles the numba kernels (about a
     # minute on 2 cores, cached afterwards) before any window can show: say so
-    import sys
-    import threading
-
     notice = threading.Timer(3.0, lambda: print(
         "nirf-overlay: preparing the processing kernels (the first start after installing "
         "compiles them, about a minute; later starts take a second) ...", file=sys.stderr, flush=True))
@@ -125,23 +124,20 @@ def run(args) -> int:
     app = make_app()
     # The worker holds the GIL while the pipeline runs Python code; a 1 ms switch
     # interval (default 5 ms) bounds how long the GUI thread waits to paint.
-    import sys
-
     sys.setswitchinterval(0.001)
     warmup = args.warmup
     if warmup is None:
         warmup = min(1.0, args.exit_after / 4) if args.exit_after else 0.0
     stats = ViewerStats(warmup_s=warmup)
-    from .. import engine as engine_mod
-
-    engine_mod.WORKER_NICE = _own_nice()  # threads started later keep the normal priority
+    base_nice = _own_nice()
+    set_worker_nice(base_nice)  # threads started later keep the normal priority
     try:
         window = MainWindow(engine, spec=spec, snapshot_dir=args.snapshots,
                             recording_dir=args.recordings, stats=stats)
     except BaseException:
         engine.stop()
         raise
-    _raise_gui_priority(engine_mod.WORKER_NICE)  # after the worker started: it keeps its own
+    _raise_gui_priority(base_nice)  # after the worker started: it keeps its own
     install_error_hook(lambda text: window.notify(text, error=True, seconds=8))
     try:
         if args.fullscreen or args.screen is not None:

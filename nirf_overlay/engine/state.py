@@ -8,15 +8,11 @@ import enum
 class RunState(str, enum.Enum):
     """Where a run is.  A ``str`` enum, so it is written to JSON stats as its value.
 
-    ::
-
-        STARTING --> RUNNING <--> PAUSED
-                        |  \\
-                        |   --> ENDED (a file or session ran out; a seek or
-                        |             resume starts it again)
-                        --> ERROR (the last read or process failed; cleared
-                                   when a frame comes through again)
-        any --> STOPPED (stop(): the source is closed)
+    STARTING (made, not started), RUNNING (frames come through), PAUSED
+    (replay paused), ENDED (a file or session ran out), ERROR (the last read
+    or process failed), STOPPED (``stop()``: the source is closed).  Which
+    leads to which: the diagram in :mod:`nirf_overlay.engine.runner`;
+    :func:`~nirf_overlay.engine.loop.run_frames` goes RUNNING -> ENDED -> STOPPED.
     """
 
     STARTING = "starting"

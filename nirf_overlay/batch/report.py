@@ -1,13 +1,13 @@
-"""A self-contained HTML report of a batch run (plots embedded as PNG data)."""
+"""``OUT/report.html``: a self-contained report of a batch run (plots embedded as PNG data)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from typing import Optional
 
-from .processing.result import format_cell
+from ..processing.result import format_cell
+from .study import SUMMARY_COLUMNS
 
 
 def _png(fig) -> str:
@@ -60,10 +60,10 @@ def _figures(summary: list, study: list) -> list[tuple[str, str]]:
     return figs
 
 
-def write_report(path: str, out_dir: str, summary: list, study: list,
-                 title: Optional[str] = "nirf-overlay batch report") -> None:
-    from .batch import SUMMARY_COLUMNS
-
+def write_report(path: str, summary: list, study: list,
+                 title: str = "nirf-overlay batch report") -> None:
+    """Write the report to ``path``: the summary table (``summary`` rows, see
+    :func:`~.study.summarise`) and plots over the ``study`` frame rows."""
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(format_cell(s[c]))}</td>" for c in SUMMARY_COLUMNS) + "</tr>"
         for s in summary)

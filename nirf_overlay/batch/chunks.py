@@ -1,0 +1,169 @@
+"""One chunk of one session: planning it, and processing it on a Dask worker.
+
+A chunk starts ``warmup`` frames before its first reported frame so that the
+temporal state of the pipeline is the one a sequential run would have there
+(:func:`warmup_frames`); the worker (:func:`process_chunk`) runs the one
+frame loop, :func:`nirf_overlay.engine.run_frames`, over that span and keeps
+every frame's rows and the pipeline's state digest at the two ends, which
+:func:`~.stitch.verify` compares with the neighbouring chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..engine import Listener, Span, run_frames
+from ..errors import NirfError
+
+#: frames per chunk (one minute at 30 fps): long enough that the warm-up
+#: (about 270 frames with the default settings) costs little, short enough
+#: that a lost worker costs little and several workers share one recording.
+DEFAULT_CHUNK_FRAMES = 1800
+
+
+@dataclass
+class Chunk:
+    session: str  # directory
+    start: int  # first frame reported
+    stop: int  # one past the last frame reported
+    warm_start: int  # first frame processed (<= start)
+
+
+@dataclass
+class ChunkResult:
+    session: str
+    start: int
+    stop: int
+    warm_start: int
+    #: one entry per processed frame (warm-up included):
+    #: (index, frame_row dict, [rim_row dict, ...])
+    frames: list = field(default_factory=list)
+    error: Optional[str] = None
+    seconds: float = 0.0
+    warm_digest: Optional[str] = None  # pipeline state after frame start - 1
+    end_digest: Optional[str] = None  # pipeline state after frame stop - 1
+
+
+def warmup_frames(settings) -> int:
+    """Frames after which the pipeline's temporal state no longer remembers its start.
+
+    Two recursive filters carry state from frame to frame: the per-pixel
+    noise filter (weight ``temporal_alpha**n`` on a value ``n`` frames old)
+    and the display levels (``levels.smoothing**n``), whose median sets the
+    noise floor of the filter's motion test.  After ``n`` frames with the
+    weight below 1e-12 the two runs differ by less than a float32 step, and a
+    recursive filter fed the same input then falls onto the same value; the
+    frame-to-frame rim hysteresis and the rim tracks (which forget a rim
+    after ``max_missed`` frames) follow.  The longest of these, plus a margin.
+    """
+    from ..processing.track import RimTracker
+
+    def memory(a: float) -> int:
+        a = float(a)
+        return 0 if a <= 0 else math.ceil(math.log(1e-12) / math.log(a))
+
+    n = max(memory(settings.normalise.temporal_alpha), memory(settings.levels.smoothing),
+            RimTracker(1.0).max_missed + 1)
+    return int(n + 10)
+
+
+def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int) -> list[Chunk]:
+    """Split ``frame_count`` frames into chunks of ``chunk_frames`` with warm-up."""
+    chunks = []
+    for start in range(0, frame_count, chunk_frames):
+        stop = min(frame_count, start + chunk_frames)
+        chunks.append(Chunk(session, start, stop, max(0, start - warmup)))
+    return chunks
+
+
+def state_digest(pipeline) -> str:
+    """A hash of everything a pipeline carries from one frame to the next.
+
+    Two pipelines with the same digest give the same output for the same
+    input from then on.  Rim ids and track ages are left out: ids are
+    renumbered by :func:`~.stitch.stitch`, and ages do not change any output.
+    """
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha1()
+
+    def add(obj, skip=()):
+        for name, v in sorted(vars(obj).items()):
+            if name in skip:
+                continue
+            if isinstance(v, np.ndarray):
+                h.update(name.encode())
+                h.update(str(v.dtype).encode() + str(v.shape).encode())
+                h.update(np.ascontiguousarray(v).tobytes())
+            elif v is None or isinstance(v, (bool, int, float, str, tuple)):
+                h.update(f"{name}={v!r};".encode())
+            elif hasattr(v, "__dataclass_fields__"):
+                h.update(f"{name}={v!r};".encode())
+
+    add(pipeline.normaliser, skip=("calibration",))
+    add(pipeline.display_levels)
+    add(pipeline.analyzer, skip=("settings", "mm_per_px"))
+    for t in pipeline.analyzer.tracker.tracks:
+        h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
+    h.update(f"{pipeline.levels!r} {pipeline.threshold!r} {pipeline.noise_sigma!r}".encode())
+    return h.hexdigest()
+
+
+class _ChunkRows(Listener):
+    """Keeps every frame's rows of a chunk, and the state digest where its warm-up ends."""
+
+    def __init__(self, out: ChunkResult, pipeline):
+        self.out = out
+        self.pipeline = pipeline
+
+    def on_result(self, frame) -> None:
+        index, result = frame.pair.index, frame.result
+        self.out.frames.append((index, result.frame_row(), result.rim_rows()))
+        if index == self.out.start - 1:
+            self.out.warm_digest = state_digest(self.pipeline)
+
+
+def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[str]) -> ChunkResult:
+    """Worker: run the pipeline over one chunk of one session (warm-up included)."""
+    from ..calibration import CalibrationRequest, resolve_calibration
+    from ..processing.pipeline import Pipeline
+    from ..recording import SessionSource, read_session
+    from ..settings import Settings
+
+    t0 = time.perf_counter()
+    out = ChunkResult(chunk.session, chunk.start, chunk.stop, chunk.warm_start)
+    try:
+        settings = Settings.from_dict(settings_dict)
+        with SessionSource(chunk.session) as source:
+            request = CalibrationRequest(profile=calibration_path)
+            pipeline = Pipeline(settings, resolve_calibration(request, source).calibration)
+            _pin_references(pipeline, read_session(chunk.session))
+            run_frames(source, pipeline, [_ChunkRows(out, pipeline)],
+                       span=Span(first=chunk.warm_start, stop=chunk.stop))
+            out.end_digest = state_digest(pipeline)
+    except NirfError as e:
+        out.error = str(e)
+    except Exception as e:  # a broken recording must not stop the study
+        out.error = f"{chunk.session}: {e.__class__.__name__}: {e}"
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _pin_references(pipeline, session) -> None:
+    """Without calibrated references, a pipeline takes the first frame's gain and
+    exposure as its own; a chunk must take the session's first frame's too."""
+    from ..recording.format import opt_float
+
+    norm = pipeline.normaliser
+    if not session.frames:
+        return
+    first = session.frames[0]
+    if norm.gain_ref is None:
+        norm.gain_ref = opt_float(first.get("gain", ""))
+    if norm.exposure_ref is None:
+        norm.exposure_ref = opt_float(first.get("exposure_ms", ""))

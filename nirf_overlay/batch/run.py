@@ -1,0 +1,167 @@
+"""``run_batch``: sessions cut into chunks, processed on a Dask cluster, written as a study."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from typing import Optional
+
+from ..errors import NirfError
+from .chunks import DEFAULT_CHUNK_FRAMES, ChunkResult, plan_chunks, process_chunk, warmup_frames
+from .report import write_report
+from .stitch import stitch, verify
+from .study import session_facts, summarise, unique_names, write_session, write_study
+
+log = logging.getLogger(__name__)
+
+
+def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: Optional[str] = None,
+              workers: int = 2, scheduler: Optional[str] = None,
+              chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: bool = True,
+              client=None) -> dict:
+    """Process ``sessions`` on Dask and write per-session CSVs, the study table and report.
+
+    Parameters
+    ----------
+    sessions : session directories
+    out_dir : output directory (created)
+    settings : :class:`~nirf_overlay.settings.Settings` for every session (defaults if None)
+    calibration : profile path applied to every session (else each session's own)
+    workers : worker processes of the LocalCluster (ignored with ``scheduler``/``client``)
+    scheduler : address of an existing Dask scheduler (``tcp://host:8786``)
+    client : an existing :class:`distributed.Client` (tests)
+
+    Returns
+    -------
+    dict with ``summary`` (one dict per session), ``frames`` (total), ``seconds``,
+    ``fps``, ``workers``, ``fps_per_worker``, ``out_dir``.
+    """
+    from ..settings import Settings
+
+    settings = settings or Settings()
+    if calibration:  # refuse a bad profile before any worker starts
+        from ..calibration.profile import load_profile
+
+        load_profile(calibration)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise NirfError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
+    names = unique_names(sessions)
+    facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings))
+    t0 = time.perf_counter()
+    with _cluster(client, scheduler, workers) as client:
+        n_workers = len(client.scheduler_info().get("workers", {})) or workers
+        results = _run_chunks(client, chunks, settings.to_dict(), calibration, facts, progress)
+    seconds = time.perf_counter() - t0
+
+    summary, study = [], []
+    total_frames = 0
+    for name in names:
+        error = facts[name].get("error")
+        frames = []
+        if not error:
+            frames, error = stitch(results[name])
+        if error:
+            frames = []
+        else:
+            write_session(os.path.join(out_dir, name), frames)
+        frame_rows = [row for row, _ in frames]
+        rim_rows = [row for _, rows in frames for row in rows]
+        total_frames += len(frame_rows)
+        summary.append(summarise(name, frame_rows, rim_rows, facts[name], error))
+        study.extend(dict(row, session=name) for row in frame_rows)
+    write_study(out_dir, study, summary)
+    write_report(os.path.join(out_dir, "report.html"), summary, study)
+    fps = total_frames / seconds if seconds > 0 else 0.0
+    return {"summary": summary, "frames": total_frames, "seconds": seconds, "fps": fps,
+            "workers": n_workers, "fps_per_worker": fps / max(1, n_workers), "out_dir": out_dir}
+
+
+def _plan(sessions, names, chunk_frames, warmup) -> tuple[dict, dict]:
+    """Per session name: its facts (or ``{"error": ...}``) and its chunks (readable ones only)."""
+    facts, chunks = {}, {}
+    for path, name in zip(sessions, names):
+        try:
+            facts[name] = session_facts(path)
+        except NirfError as e:
+            facts[name] = {"error": str(e)}
+            continue
+        except Exception as e:
+            facts[name] = {"error": f"{path}: unreadable session ({e.__class__.__name__}: {e})"}
+            continue
+        chunks[name] = plan_chunks(path, facts[name]["frame_count"], chunk_frames, warmup)
+    return facts, chunks
+
+
+@contextmanager
+def _cluster(client, scheduler: Optional[str], workers: int):
+    """``client`` itself, or a client of ``scheduler``, or of a LocalCluster closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as e:
+            raise NirfError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+        yield client
+        return
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _run_chunks(client, chunks: dict, settings_dict: dict, calibration, facts: dict,
+                progress: bool) -> dict:
+    """Every chunk's result, verified (re-run where a warm-up fell short), per session name."""
+    from distributed import as_completed
+
+    results: dict = {name: [] for name in facts}
+
+    def submit(name, ch):
+        # retries: a chunk whose worker died is run again elsewhere
+        return client.submit(process_chunk, ch, settings_dict, calibration, pure=False,
+                             retries=2, key=f"chunk-{name}-{ch.start}-{ch.warm_start}-{time.time_ns()}")
+
+    futures = {submit(name, ch): name for name, chs in chunks.items() for ch in chs}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        total = sum(ch.stop - ch.start for chs in chunks.values() for ch in chs)
+        bar = tqdm(total=total, unit="frame", desc="batch", dynamic_ncols=True, leave=False)
+    try:
+        for fut in as_completed(list(futures)):
+            res = _result_of(fut, futures[fut])
+            results[futures[fut]].append(res)
+            if bar is not None:
+                bar.update(res.stop - res.start)
+        for name in chunks:
+            results[name], reruns = verify(results[name], lambda ch: _result_of(submit(name, ch), name))
+            facts[name]["reruns"] = reruns
+            if reruns:
+                log.info("%s: %d chunk(s) re-run with a longer warm-up", name, reruns)
+    except KeyboardInterrupt:
+        client.cancel(list(futures))
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _result_of(fut, name) -> ChunkResult:
+    try:
+        return fut.result()
+    except Exception as e:  # the task failed even after its retries
+        return ChunkResult("", 0, 0, 0, error=f"{name}: chunk failed ({e.__class__.__name__}: {e})")

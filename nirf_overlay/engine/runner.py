@@ -1,0 +1,484 @@
+"""The viewer's runner: capture -> process on a worker thread, results to a mailbox and listeners.
+
+Threading design
+----------------
+One worker thread runs ``source.read(timeout) -> pipeline.process(pair)`` in a
+loop and puts each result into a :class:`~.mailbox.LatestMailbox`, a one-slot
+box where the newest result replaces an unread older one (the replaced one is
+counted as *dropped*).  The display (the GUI's timer, or anything else) calls
+:meth:`Engine.latest` whenever it is ready to paint and gets the newest frame
+or ``None``; it never waits on capture, processing, disk or network.
+
+Every captured pair and every result also go to the run's listeners
+(:mod:`.listeners`).  The engine's own two are called on the worker because
+neither can block: :class:`~.stats.RunStats` counts, and
+:class:`~.recording.RecordingControl` offers each pair to an attached
+recorder (``Recorder.submit``: non-blocking, its own bounded lossless queue),
+so a slow disk never slows the display and the display never slows
+recording.  Every listener added with :meth:`Engine.add_listener` gets its
+own relay thread and bounded queue (:class:`~.listeners.ListenerRelay`): the
+worker only appends to that queue, so a slow listener cannot stall capture,
+and one that raises is detached and reported in :attr:`EngineStatus.error`.
+
+Files and sessions are paced here at their native rate (times ``speed``), so
+replay controls (pause, step, seek, speed, loop) act in one place
+(:mod:`.replay`); live sources pace themselves and hand out their newest pair.
+
+States
+------
+:class:`~.state.RunState`, told to listeners through ``on_state``::
+
+    STARTING --start()--> RUNNING <--pause() / resume()--> PAUSED
+    RUNNING --a file or session ran out, not looping--> ENDED
+    ENDED --seek() / resume() / step back: a frame is processed--> RUNNING
+    RUNNING --a read or process failed--> ERROR --a frame is processed--> RUNNING
+    any --stop()--> STOPPED (worker ended, recording finished, source closed)
+
+Latency
+-------
+``FramePair.arrival`` is stamped by the source when it hands the pair out;
+for paced replay it is re-stamped when the pair is released on schedule, so
+``painted - arrival`` is the latency the viewer adds (processing, mailbox,
+paint) and is measured by the view after it paints.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Optional
+
+from ..errors import NirfError
+from ..frame import FramePair
+from ..settings import Settings
+from .listeners import RELAY_DEPTH, Listener, ListenerRelay
+from .mailbox import DisplayFrame, LatestMailbox
+from .recording import RecordingControl
+from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl
+from .state import RunState
+from .stats import EngineStatus, RunStats, plain
+from .threads import spawn
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Capture -> process on a worker thread; the display takes the newest result.
+
+    Parameters
+    ----------
+    source : an open :class:`~nirf_overlay.sources.base.FrameSource`; the
+        engine owns it and closes it in :meth:`stop`.
+    settings : :class:`~nirf_overlay.settings.Settings` for the pipeline.
+    calibration : :class:`~nirf_overlay.calibration.Calibration` or None.
+    pipeline : an existing pipeline to use instead of building one.
+    pace : pace non-live sources at their native rate (the viewer does;
+        ``None`` = pace when the source is not live).
+    loop : start over at the end of a seekable source.
+    pipeline_factory : ``f(settings, calibration) -> pipeline``; default
+        :class:`nirf_overlay.processing.pipeline.Pipeline` with the rim
+        analysis on its own thread.
+    """
+
+    def __init__(self, source, settings=None, calibration=None, *, pipeline=None,
+                 pace: Optional[bool] = None, loop: bool = False,
+                 pipeline_factory: Optional[Callable] = None):
+        self.source = source
+        self.settings = settings.copy() if settings is not None else Settings()
+        self.calibration = calibration
+        #: a remark on the calibration for the user ("" when none), see open_engine
+        self.calibration_note = ""
+        self._factory = pipeline_factory or _default_pipeline_factory
+        self.pipeline = (pipeline if pipeline is not None
+                         else self._factory(self.settings, calibration))
+        self.info = source.info
+        self.seekable = bool(self.info.seekable)
+        self.pace = (not self.info.live) if pace is None else bool(pace)
+        self.mailbox = LatestMailbox()
+
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._replay = ReplayControl(seekable=self.seekable, loop=loop)
+        self._pacer = Pacer(self.fps)
+        self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
+
+        # pipeline changes asked for on other threads, carried out by the worker
+        self._lock = threading.Lock()
+        self._ab_settings = None
+        self._ab_changed = False
+        self._calibration_changed = False
+        self._pipeline_b = None
+
+        # state, status and listeners
+        self._state = RunState.STARTING
+        self._told: Optional[RunState] = None  # the state listeners last heard
+        self._state_lock = threading.Lock()
+        self._error = ""
+        self._seq = 0
+        self._stats = RunStats()
+        self._recording = RecordingControl()
+        self._own = (self._stats, self._recording)  # never block: called on the worker
+        self._relays: tuple = ()  # replaced, never changed in place: the worker reads it unlocked
+
+    # -- life cycle -----------------------------------------------------------
+    def start(self) -> "Engine":
+        if self._thread is None:
+            self._thread = spawn(self._run, "nirf-engine")
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the worker, the recorder, and close the source (safe twice)."""
+        self._stop.set()
+        self._replay.wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._ahead is not None:
+            self._ahead.join(timeout)  # it may be inside source.read()
+        self._recording.close()
+        for p in (self.pipeline, self._pipeline_b):
+            if p is not None:
+                p.close()
+        try:
+            self.source.close()
+        except Exception as e:  # a source that fails to close must not stop shutdown
+            log.warning("closing %s: %s", self.info.description, e)
+        self._set_state(RunState.STOPPED)
+        relays, self._relays = self._relays, ()
+        for relay in relays:
+            relay.close(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def state(self) -> RunState:
+        """Where the run is (see the module docstring for the diagram)."""
+        state = self._state
+        if state == RunState.RUNNING and self._replay.paused:
+            return RunState.PAUSED
+        return state
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # -- listeners ------------------------------------------------------------------
+    def add_listener(self, listener: Listener, *, depth: int = RELAY_DEPTH) -> ListenerRelay:
+        """Tell ``listener`` every state change, captured pair and result, on its own thread.
+
+        It hears the current state first.  It never stalls capture: when it is
+        more than ``depth`` pairs and results behind, newer ones pass it by and
+        are counted (``relay.dropped``, :attr:`EngineStatus.listener_dropped`);
+        if it raises, it is detached and the error shows in :meth:`status`.
+        """
+        relay = ListenerRelay(listener, depth=depth, on_error=self._on_listener_error)
+        with self._state_lock:
+            relay.on_state(self.state)
+            if self._state == RunState.STOPPED:  # nothing more will come
+                relay.close()
+                return relay
+            self._relays = self._relays + (relay,)
+        return relay
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop telling ``listener``; what it was already told is still delivered."""
+        with self._state_lock:
+            gone = [r for r in self._relays if r.listener is listener]
+            self._relays = tuple(r for r in self._relays if r.listener is not listener)
+        for relay in gone:
+            relay.close()
+
+    def _on_listener_error(self, relay: ListenerRelay, e: Exception) -> None:
+        with self._state_lock:
+            self._relays = tuple(r for r in self._relays if r is not relay)
+        self._error = f"{relay.name} stopped: {plain(e)}"
+
+    # -- display side ----------------------------------------------------------
+    def latest(self) -> Optional[DisplayFrame]:
+        """The newest result not yet taken, or ``None``; never blocks."""
+        return self.mailbox.take()
+
+    @property
+    def dropped(self) -> int:
+        """Results replaced in the mailbox before the display took them."""
+        return self.mailbox.dropped
+
+    # -- settings ----------------------------------------------------------------
+    def update_settings(self, settings) -> None:
+        """Use ``settings`` from the next frame on (thread-safe)."""
+        self.settings = settings.copy()
+        self.pipeline.update_settings(self.settings)
+        self.log_event("settings", settings=self.settings.to_dict())
+
+    def set_calibration(self, calibration) -> None:
+        """Use ``calibration`` from the next frame on (a new pipeline is built on the worker)."""
+        if calibration is not None:
+            calibration.check_size(tuple(self.info.size))
+        with self._lock:
+            self.calibration = calibration
+            self._calibration_changed = True
+            self._ab_changed = self._ab_settings is not None
+        self._replay.wake()
+
+    def set_ab(self, settings_b) -> None:
+        """Run a second pipeline with ``settings_b`` on the same pairs (None = off)."""
+        with self._lock:
+            self._ab_settings = None if settings_b is None else settings_b.copy()
+            self._ab_changed = True
+        self._replay.redisplay()  # paused: show the frame on screen with both settings
+
+    @property
+    def ab(self) -> bool:
+        return self._ab_settings is not None
+
+    # -- replay --------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._replay.paused
+
+    def pause(self) -> None:
+        self._replay.pause()
+        self._tell_state()
+
+    def resume(self) -> None:
+        self._replay.resume()
+        self._tell_state()
+
+    def toggle_pause(self) -> None:
+        (self.resume if self.paused else self.pause)()
+
+    def step(self, delta: int = 1) -> None:
+        """Pause and show the next (``+1``) or previous (``-1``) frame."""
+        self._replay.step(delta)
+        self._tell_state()
+
+    def seek(self, index: int) -> None:
+        """Show frame ``index`` next (clamped to the source's length)."""
+        if not self.seekable:
+            raise NirfError(f"{self.info.description}: this source cannot seek")
+        n = self.frame_count
+        index = max(0, int(index))
+        if n:
+            index = min(index, n - 1)
+        self._replay.seek(index)
+
+    def set_speed(self, speed: float) -> None:
+        self._pacer.set_speed(speed)
+
+    @property
+    def speed(self) -> float:
+        return self._pacer.speed
+
+    def set_loop(self, loop: bool) -> None:
+        self._replay.set_loop(loop)
+
+    @property
+    def loop(self) -> bool:
+        return self._replay.loop
+
+    @property
+    def position(self) -> Optional[int]:
+        """Index of the newest processed frame (frame N of the recording)."""
+        return self._replay.position
+
+    @property
+    def frame_count(self) -> Optional[int]:
+        return self.info.frame_count
+
+    @property
+    def fps(self) -> float:
+        return float(self.info.fps or 30.0)
+
+    @property
+    def markers(self) -> list:
+        """The source's markers, ``(frame, label)`` items (a session's; ``[]`` for others)."""
+        return list(self.source.markers)
+
+    # -- recording -------------------------------------------------------------------
+    def start_recording(self, out_dir) -> None:
+        """Start a :class:`~nirf_overlay.recording.Recorder` in ``out_dir``.
+
+        The recorder is created on a helper thread (it touches the disk), so
+        this returns at once; :meth:`recording_status` tells how it went.
+        """
+        self._recording.start(out_dir, self.info, self.settings.copy(), self.calibration)
+
+    def stop_recording(self, wait: bool = False) -> None:
+        """Detach the recorder at once and let it finish writing on a helper thread."""
+        self._recording.stop(wait)
+
+    @property
+    def recording(self) -> bool:
+        return self._recording.active
+
+    def recording_status(self) -> dict:
+        """State, directory, seconds, frames written / not written, error."""
+        return self._recording.status()
+
+    def log_event(self, kind: str, **data) -> None:
+        """Write an event (snapshot, marker, setting change) into the recording."""
+        self._recording.log_event(kind, self._replay.position, **data)
+
+    # -- status ------------------------------------------------------------------
+    def status(self) -> EngineStatus:
+        now = time.monotonic()
+        stats = self._stats
+        return EngineStatus(
+            state=self.state,
+            fps_in=stats.fps_in.rate(now),
+            fps_out=stats.fps_out.rate(now),
+            last_frame_time=stats.last_frame_time,
+            nir_lost=stats.nir_lost,
+            error=self._error,
+            source=self.source.stats.as_dict(),
+            captured=stats.captured,
+            processed=stats.processed,
+            dropped_display=self.mailbox.dropped,
+            position=self.position,
+            frame_count=self.frame_count,
+            paused=self.paused,
+            speed=self.speed,
+            loop=self.loop,
+            ab=self.ab,
+            recording=self.recording_status(),
+            process_ms=stats.process_ms,
+            listener_dropped=sum(r.dropped for r in self._relays),
+        )
+
+    # -- worker ----------------------------------------------------------------------
+    def _run(self) -> None:
+        self._set_state(RunState.RUNNING)
+        if not self.info.live:
+            self._ahead = ReadAhead(self.source, self._stop)
+        errors_in_row = 0
+        while True:
+            turn = self._replay.next_turn(self._stop)
+            if turn is None:
+                break
+            self._apply_pipeline_changes()
+            if turn.seek_to is not None and not self._seek(turn.seek_to):
+                continue
+            try:
+                pair = (self._ahead or self.source).read(READ_TIMEOUT_S)
+            except TimeoutError:
+                if turn.stepping and self.seekable:
+                    self._replay.owe_step()
+                continue  # a live source with nothing new: the display marks it stale
+            except Exception as e:
+                errors_in_row += 1
+                self._report(e, "reading")
+                self._set_state(RunState.ERROR)
+                self._stop.wait(min(RETRY_DELAY_S * errors_in_row, 2.0))
+                continue
+            if errors_in_row:
+                errors_in_row = 0
+                self._error = ""
+            if pair is None:
+                if self._replay.at_end():
+                    self._set_state(RunState.ENDED)
+                continue
+            self._replay.ended = False
+            if self.pace and not turn.stepping:
+                self._pacer.wait(pair, self._stop)
+                if self._stop.is_set():
+                    break
+                pair.arrival = time.monotonic()
+            elif not pair.arrival:
+                pair.arrival = time.monotonic()
+            for listener in self._own + self._relays:
+                listener.on_pair(pair)
+            self._process(pair)
+
+    def _apply_pipeline_changes(self) -> None:
+        with self._lock:
+            rebuild, rebuild_b, ab = self._calibration_changed, self._ab_changed, self._ab_settings
+            self._calibration_changed = self._ab_changed = False
+        # pipelines are built outside the lock: the GUI never waits on them
+        try:
+            if rebuild:
+                old, self.pipeline = self.pipeline, self._factory(self.settings.copy(),
+                                                                  self.calibration)
+                old.close()
+            if rebuild_b:
+                old, self._pipeline_b = self._pipeline_b, (
+                    None if ab is None else self._factory(ab, self.calibration))
+                if old is not None:
+                    old.close()
+        except Exception as e:
+            self._report(e, "preparing the pipeline")
+
+    def _seek(self, index: int) -> bool:
+        try:
+            if self._ahead is not None:
+                self._ahead.seek(index)  # carried out on the read-ahead thread
+            else:
+                self.source.seek(index)
+        except Exception as e:
+            self._report(e, f"seeking to frame {index}")
+            return False
+        self._replay.ended = False
+        self._pacer.restart()
+        self.mailbox.clear()
+        for p in (self.pipeline, self._pipeline_b):
+            if p is not None:
+                p.reset()
+        self.log_event("seek", index=int(index))
+        return True
+
+    def _process(self, pair: FramePair) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = self.pipeline.process(pair)
+            pb = self._pipeline_b
+            result_b = pb.process(pair) if pb is not None else None
+        except Exception as e:
+            self._report(e, f"processing frame {pair.index}")
+            self._set_state(RunState.ERROR)
+            return
+        if self._error.startswith("processing"):
+            self._error = ""
+        process_ms = (time.perf_counter() - t0) * 1000.0
+        if not result.arrival:
+            result.arrival = pair.arrival
+        self._seq += 1
+        self._replay.position = int(pair.index)
+        frame = DisplayFrame(pair, result, result_b, time.monotonic(), self._seq, process_ms)
+        self._set_state(RunState.RUNNING)
+        for listener in self._own:  # counted before the display can see it
+            listener.on_result(frame)
+        self.mailbox.put(frame)
+        for relay in self._relays:
+            relay.on_result(frame)
+
+    def _set_state(self, state: RunState) -> None:
+        if self._state != state:
+            self._state = state
+            self._tell_state()
+
+    def _tell_state(self) -> None:
+        with self._state_lock:
+            state = self.state
+            if state == self._told:
+                return
+            self._told = state
+            for listener in self._own + self._relays:
+                listener.on_state(state)
+
+    def _report(self, e: BaseException, doing: str) -> None:
+        if isinstance(e, NirfError):
+            log.warning("%s: %s", doing, e)
+        else:
+            log.exception("%s failed", doing)
+        self._error = f"{doing}: {plain(e)}"
+
+
+def _default_pipeline_factory(settings, calibration):
+    from ..processing.pipeline import Pipeline
+
+    # the live display never waits for the rim analysis: it runs on its own thread
+    return Pipeline(settings, calibration, async_analysis=True)
