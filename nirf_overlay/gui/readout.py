@@ -134,8 +134,8 @@ class Readout:
         parts = []
         if status not in ("ok", "", None):
             parts.append(status.replace("_", " "))
-        if st.state == RunState.ERROR:
-            parts.append("source error")
+        if st.state == RunState.ERROR:  # a read or a frame's processing failed (st.error says which)
+            parts.append("error")
         hud.source_status = ", ".join(parts)
         if st.frame_count:
             pos = st.position if st.position is not None else 0
