@@ -51,7 +51,9 @@ FILES = ("metrics.csv", "rims.csv")
 
 def _nirf(name: str, *args: str) -> None:
     cmd = [sys.executable, "-m", "nirf_overlay", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    # a crash in a kernel then says where it happened
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{name}: {args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
 
