@@ -310,7 +310,8 @@ def _random_masks(seed, shape=(41, 57)):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_refine_kernels_match_numpy(seed):
-    from nirf_overlay.processing.analysis_kernels import outline_touching, refine_zones, ridge_sections
+    from nirf_overlay.processing._kernels.refine import outline_touching, refine_zones
+    from nirf_overlay.processing._kernels.width import ridge_sections
     from nirf_overlay.processing.measure import _keep_touching
     from nirf_overlay.processing.segment import boundary
 
@@ -377,7 +378,7 @@ def test_refine_kernels_match_numpy(seed):
         assert np.array_equal(pk, peak[y0[g], x0[g]].astype(np.float64))
     assert n_r > 300  # the subsampled branch was exercised
 
-    from nirf_overlay.processing.analysis_kernels import width_median
+    from nirf_overlay.processing._kernels.width import width_median
     t = rng.random((2, 51)) * 5
     t[0, ::7] = np.nan
     wsum = t[0] + t[1]
@@ -389,7 +390,8 @@ def test_refine_kernels_match_numpy(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_candidate_and_ring_medians_match_numpy(seed):
-    from nirf_overlay.processing.analysis_kernels import ridge_median, ring_median
+    from nirf_overlay.processing._kernels.background import ring_median
+    from nirf_overlay.processing._kernels.segment import ridge_median
 
     mask, ref, rng = _random_masks(seed)
     dt = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)

@@ -200,7 +200,7 @@ def test_pixel_pass_matches_the_blend_formula(mode):
 
 
 def test_pixel_pass_refuses_short_scratch():
-    from nirf_overlay.processing.kernels import composite_pass, row_scratch_bytes
+    from nirf_overlay.processing._kernels.pixel import composite_pass, row_scratch_bytes
 
     wl = np.zeros((4, 40, 3), np.uint8)
     args = (wl, np.zeros((4, 40), np.float32), np.zeros((4, 40), np.uint8), np.float32(0),

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nirf_overlay.processing.analysis_kernels import outline_near_blocked, ring_median
+from nirf_overlay.processing._kernels.background import outline_near_blocked, ring_median
 from nirf_overlay.processing.segment import boundary
 
 
@@ -77,7 +77,7 @@ def test_screened_rim_fit_is_the_exact_grid_search():
     # points near the best with libm's: the same result as evaluating them all
     from math import erf, sqrt
 
-    from nirf_overlay.processing.analysis_kernels import fit_rim_profile, fit_rim_profile_exact
+    from nirf_overlay.processing._kernels.fit import fit_rim_profile, fit_rim_profile_exact
 
     rng = np.random.default_rng(7)
     for _ in range(300):
@@ -94,7 +94,7 @@ def test_screened_rim_fit_is_the_exact_grid_search():
 
 
 def test_scale_contour_matches_numpy():
-    from nirf_overlay.processing.analysis_kernels import scale_contour
+    from nirf_overlay.processing._kernels.refine import scale_contour
 
     rng = np.random.default_rng(3)
     c = rng.integers(0, 400, (257, 2)).astype(np.int32)
@@ -114,7 +114,7 @@ def test_scale_contour_matches_numpy():
 def test_core_distance_and_blocked_distance_on_crops(seed):
     # refine_rim's distance inside the core and to blocked pixels are taken
     # on crops round the core: the zones and counts they give are the same
-    from nirf_overlay.processing.analysis_kernels import outline_touching, refine_zones
+    from nirf_overlay.processing._kernels.refine import outline_touching, refine_zones
     from nirf_overlay.processing.measure import _aligned_crop, _core_distance
 
     rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """The processing pipeline: FramePair -> normalised NIR -> rims, metrics -> composite.
 
 Public entry point: :class:`Pipeline` (``pipeline.py``).  Per-pixel work is
-in numba kernels (``kernels.py``); state (EMA buffers, display levels, rim
+in private numba kernels (``_kernels/``, one module per consumer); state (EMA buffers, display levels, rim
 tracks) lives in the Pipeline object, never in module globals.
 """
 

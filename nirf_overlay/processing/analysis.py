@@ -48,11 +48,14 @@ import cv2
 import numpy as np
 
 from ..settings import Settings
-from .analysis_kernels import circle_fit_sums, edge_field, pyramid2, ring_median, upscale_fluo
+from ._kernels.background import ring_median
+from ._kernels.grid import pyramid2, sample_every, upscale_fluo
+from ._kernels.refine import edge_field
+from ._kernels.segment import circle_fit_sums
 from .measure import refine_rim, ring_background
 from .result import PlaneCheck, RimMeasurement
 from .segment import (background_map, find_candidates, global_background, hysteresis_components,
-                      instrument_mask, sample_every)
+                      instrument_mask)
 from .track import RimTracker
 
 # Without a calibration the size limits in mm are applied as if the field of

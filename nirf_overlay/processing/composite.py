@@ -39,7 +39,7 @@ import numba
 import numpy as np
 
 from .colormaps import colormap, gray_map, palette
-from .kernels import composite_pass, pack_lut, row_scratch_bytes
+from ._kernels.pixel import composite_pass, pack_lut, row_scratch_bytes
 from .levels import compress
 
 LUT_SIZE = 1024

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from .kernels import percentile_from_hist
+from ._kernels.pixel import percentile_from_hist
 
 
 def compress(x: np.ndarray, compression: str, *, gamma: float = 0.6,

@@ -16,11 +16,13 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 
-from .analysis_kernels import (edge_ratio, fit_rim_profile, mean_cross_section, profile_crossings,
-                               edge_field, fill_unsupported, masked_median_or_max, normalised_ratio,
-                               peak_seed, positive_f32, refine_zones, rim_from_levels, rim_model,
-                               core_candidates, outline_touching, ridge_sections, select_touching,
-                               width_median, ring_median, outline_near_blocked, scale_contour)
+from ._kernels.background import outline_near_blocked, ring_median
+from ._kernels.fit import fit_rim_profile, rim_model
+from ._kernels.refine import (core_candidates, edge_field, edge_ratio, fill_unsupported,
+                              masked_median_or_max, normalised_ratio, outline_touching, peak_seed,
+                              positive_f32, refine_zones, rim_from_levels, scale_contour,
+                              select_touching)
+from ._kernels.width import mean_cross_section, profile_crossings, ridge_sections, width_median
 from .segment import DT_COLUMN_BLOCK, Candidate
 
 _NO_BLOCK = np.zeros((0, 0), np.uint8)  # edge_ratio's 'no blocked mask'
@@ -641,7 +643,7 @@ def _width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: 
     distance to the core), which is across the rim for any core shape; the
     half-maximum crossings are interpolated to sub-pixel.  With
     ``blur_correction`` the blurred rim model
-    (:func:`~.analysis_kernels.fit_rim_profile`) is fitted to the mean cross
+    (:func:`~._kernels.fit.fit_rim_profile`) is fitted to the mean cross
     section: when the blur is not small against the width the half-maximum
     width overstates the true width, and the fit gives both the true width
     and the levels at which the true edges lie.

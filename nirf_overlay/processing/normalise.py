@@ -45,7 +45,7 @@ import numba
 import numpy as np
 
 from ..errors import CalibrationError
-from .kernels import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
+from ._kernels.pixel import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
                       sample_pass)
 
 # kernel arguments that switch the display sweep off (types match the real ones)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import cv2
-import numba
 import numpy as np
 
-from .analysis_kernels import circle_fit_sums, ridge_median
+from ._kernels.segment import (circle_fit_sums, grey_and_dark, hysteresis_masks, label_stats, relabel,
+                               ridge_median)
 
 #: column block of cv2.distanceTransform's float sums: a transform on a crop
 #: equals the transform on the whole array to the bit only when both ends of
@@ -31,24 +31,6 @@ DT_COLUMN_BLOCK = 16
 # tumour cores and instruments without having to know where they are.
 _BG_BAND_FIRST = (0.4, 2.0)
 _BG_BAND = (0.7, 1.4)
-
-
-@numba.njit(cache=True, nogil=True)
-def sample_every(img, fy, fx, out):
-    """``out[:] = img[::fy, ::fx]`` for a 2-D or (h, w, 3) image.
-
-    numpy's strided copy of a colour frame walks it element by element
-    (~150 us for 1080p -> 240 x 135); this reads only the sampled pixels.
-    """
-    if img.ndim == 2:
-        for y in range(out.shape[0]):
-            for x in range(out.shape[1]):
-                out[y, x] = img[y * fy, x * fx]
-    else:
-        for y in range(out.shape[0]):
-            for x in range(out.shape[1]):
-                for c in range(out.shape[2]):
-                    out[y, x, c] = img[y * fy, x * fx, c]
 
 
 def global_background(nir_small: np.ndarray, usable: np.ndarray) -> float:
@@ -127,7 +109,7 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
         # grey (HSV S < 50, V > 25) and NIR-dark in one pass, with OpenCV's
         # own 8-bit S arithmetic (no HSV image, no strided channel views)
         instr = np.empty(ratio.shape, np.bool_)
-        _grey_and_dark(wl_small, ratio, ratio.dtype.type(0.6), _SDIV, instr)
+        grey_and_dark(wl_small, ratio, ratio.dtype.type(0.6), _SDIV, instr)
     else:
         hsv = cv2.cvtColor(wl_small, cv2.COLOR_BGR2HSV)
         s = hsv[..., 1]
@@ -149,21 +131,6 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
 # all 2**24 colours)
 _SDIV = np.zeros(256, np.int32)
 _SDIV[1:] = np.round((255 << 12) / np.arange(1, 256)).astype(np.int32)
-
-
-@numba.njit(cache=True, nogil=True)
-def _grey_and_dark(bgr, ratio, dark, sdiv, out):
-    """``out = (S < 50) & (V > 25) & (ratio < dark)``, S and V of ``bgr``'s HSV."""
-    h, w = ratio.shape
-    for y in range(h):
-        for x in range(w):
-            b = np.int32(bgr[y, x, 0])
-            g = np.int32(bgr[y, x, 1])
-            r = np.int32(bgr[y, x, 2])
-            v = max(b, g, r)
-            mn = min(b, g, r)
-            s = ((v - mn) * sdiv[v] + 2048) >> 12
-            out[y, x] = s < 50 and v > 25 and ratio[y, x] < dark
 
 
 def hysteresis_mask(ratio: np.ndarray, high: float, low: float,
@@ -196,20 +163,20 @@ def hysteresis_components(ratio: np.ndarray, high: float, low: float,
     use_prev = prev is not None and prev.shape == ratio.shape
     weak = np.empty((h, w), np.uint8)
     seeds = np.empty((h, w), np.bool_)
-    _hysteresis_masks(ratio, lo, hi, valid if valid is not None else _NO_MASK,
+    hysteresis_masks(ratio, lo, hi, valid if valid is not None else _NO_MASK,
                       prev if use_prev else _NO_MASK_U8, valid is not None, use_prev, weak, seeds)
     # the labels alone (OpenCV's statistics pass costs ~3x the labelling on
     # this grid); boxes and areas come with the seed test in one numba pass
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     stats = np.empty((n, 5), np.int32)
     hit = np.zeros(n, np.bool_)
-    _label_stats(labels, seeds, stats, hit)
+    label_stats(labels, seeds, stats, hit)
     if n <= 1:
         return np.zeros(ratio.shape, np.uint8), labels, stats
     hit &= stats[:, cv2.CC_STAT_AREA] >= min_px
     keep_label = np.where(hit, np.arange(n, dtype=np.int32), 0).astype(np.int32)
     mask = np.empty((h, w), np.uint8)
-    _relabel(labels, keep_label, mask)
+    relabel(labels, keep_label, mask)
     stats[~hit, cv2.CC_STAT_AREA] = 0  # dropped components: never candidates
     return mask, labels, stats
 
@@ -217,100 +184,6 @@ def hysteresis_components(ratio: np.ndarray, high: float, low: float,
 # placeholders for absent optional masks (numba needs an array of the right type)
 _NO_MASK = np.zeros((1, 1), np.bool_)
 _NO_MASK_U8 = np.zeros((1, 1), np.uint8)
-
-
-@numba.njit(cache=True, nogil=True)
-def _hysteresis_masks(ratio, lo, hi, valid, prev, use_valid, use_prev, weak, seeds):
-    """``weak`` = ratio > lo (and valid), uint8; ``seeds`` = ratio > hi, or prev & weak.
-
-    One pass instead of four full-grid boolean temporaries; the comparisons
-    are in float32 like numpy's.
-    """
-    h, w = ratio.shape
-    for y in range(h):
-        for x in range(w):
-            r = ratio[y, x]
-            wk = r > lo
-            if use_valid and not valid[y, x]:
-                wk = False
-            weak[y, x] = 1 if wk else 0
-            sd = r > hi
-            if use_prev and wk and prev[y, x] != 0:
-                sd = True
-            seeds[y, x] = sd
-
-
-@numba.njit(cache=True, nogil=True)
-def _label_stats(labels, seeds, stats, hit):
-    """``cv2.connectedComponentsWithStats``' stats of ``labels``, and which hold a seed.
-
-    stats : (n, 5) int32 out, x, y, width, height, area per label (an empty
-        label 0 gets OpenCV's ``[-1, INT_MAX, 0, 0, 0]``)
-    hit : (n,) bool out, labels with a ``seeds`` pixel (label 0 never)
-    """
-    n = stats.shape[0]
-    h, w = labels.shape
-    x0 = np.full(n, w, np.int64)
-    y0 = np.full(n, h, np.int64)
-    x1 = np.full(n, -1, np.int64)
-    y1 = np.full(n, -1, np.int64)
-    area = np.zeros(n, np.int64)
-    for y in range(h):
-        # the background (label 0, most of the grid) in registers, per row
-        first0 = -1
-        last0 = -1
-        n0 = 0
-        for x in range(w):
-            l = labels[y, x]
-            if l == 0:
-                if first0 < 0:
-                    first0 = x
-                last0 = x
-                n0 += 1
-                continue
-            if x < x0[l]:
-                x0[l] = x
-            if x > x1[l]:
-                x1[l] = x
-            if y < y0[l]:
-                y0[l] = y
-            y1[l] = y
-            area[l] += 1
-            if seeds[y, x]:
-                hit[l] = True
-        if n0:
-            if first0 < x0[0]:
-                x0[0] = first0
-            if last0 > x1[0]:
-                x1[0] = last0
-            if y < y0[0]:
-                y0[0] = y
-            y1[0] = y
-            area[0] += n0
-    for l in range(n):
-        if area[l] == 0:
-            stats[l, 0] = -1
-            stats[l, 1] = 2147483647
-            stats[l, 2] = 0
-            stats[l, 3] = 0
-            stats[l, 4] = 0
-        else:
-            stats[l, 0] = x0[l]
-            stats[l, 1] = y0[l]
-            stats[l, 2] = x1[l] - x0[l] + 1
-            stats[l, 3] = y1[l] - y0[l] + 1
-            stats[l, 4] = area[l]
-
-
-@numba.njit(cache=True, nogil=True)
-def _relabel(labels, keep_label, mask):
-    """In place ``labels = keep_label[labels]``; ``mask`` = (labels > 0) as uint8."""
-    h, w = labels.shape
-    for y in range(h):
-        for x in range(w):
-            v = keep_label[labels[y, x]]
-            labels[y, x] = v
-            mask[y, x] = 1 if v > 0 else 0
 
 
 @dataclass

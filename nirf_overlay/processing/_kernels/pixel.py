@@ -15,7 +15,10 @@ histograms avoid write races and are summed by the caller.  Arrays are
 preallocated by :class:`~nirf_overlay.processing.normalise.Normaliser` and
 :class:`~nirf_overlay.processing.composite.Compositor`; nothing here
 allocates per frame.  ``cache=True`` keeps the compiled code on disk
-(``NUMBA_CACHE_DIR``) so the next start only loads it.
+(``NUMBA_CACHE_DIR``) so the next start only loads it.  Called by
+:mod:`~nirf_overlay.processing.normalise`, :mod:`~nirf_overlay.processing.levels`
+and :mod:`~nirf_overlay.processing.composite`; self-contained (see
+:mod:`nirf_overlay.processing._kernels`).
 """
 
 from __future__ import annotations
