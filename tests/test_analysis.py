@@ -312,8 +312,8 @@ def _random_masks(seed, shape=(41, 57)):
 def test_refine_kernels_match_numpy(seed):
     from nirf_overlay.processing._kernels.refine import outline_touching, refine_zones
     from nirf_overlay.processing._kernels.width import ridge_sections
-    from nirf_overlay.processing.measure import _keep_touching
-    from nirf_overlay.processing.segment import boundary
+    from nirf_overlay.processing.masks import boundary
+    from nirf_overlay.processing.refine import _keep_touching
 
     mask, ref, rng = _random_masks(seed)
     h, w = mask.shape

@@ -1,4 +1,4 @@
-"""Per-lesion kernels and shortcuts of :mod:`nirf_overlay.processing.measure`
+"""Per-lesion kernels and shortcuts of :mod:`nirf_overlay.processing.refine` and friends
 against the numpy / OpenCV expressions they replace (bit-identical)."""
 
 import cv2
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nirf_overlay.processing._kernels.background import outline_near_blocked, ring_median
-from nirf_overlay.processing.segment import boundary
+from nirf_overlay.processing.masks import boundary
 
 
 def _blobs(seed, shape, q):
@@ -45,7 +45,7 @@ def test_ring_on_a_crop_round_the_core_is_the_ring_of_the_whole_box(seed):
     # ring_background takes the distance transform only on the core's box
     # grown by hi / 0.955 + 2 (ends on a 16-column grid): the ring's pixels
     # and values are the same
-    from nirf_overlay.processing.measure import _ring_crop
+    from nirf_overlay.processing.background import _ring_crop
 
     rng = np.random.default_rng(seed)
     H, W = rng.integers(40, 300, 2)
@@ -115,7 +115,8 @@ def test_core_distance_and_blocked_distance_on_crops(seed):
     # refine_rim's distance inside the core and to blocked pixels are taken
     # on crops round the core: the zones and counts they give are the same
     from nirf_overlay.processing._kernels.refine import outline_touching, refine_zones
-    from nirf_overlay.processing.measure import _aligned_crop, _core_distance
+    from nirf_overlay.processing.masks import aligned_crop
+    from nirf_overlay.processing.refine import _core_distance
 
     rng = np.random.default_rng(seed)
     H, W = rng.integers(30, 260, 2)
@@ -155,7 +156,7 @@ def test_core_distance_and_blocked_distance_on_crops(seed):
         kx, ky, kw, kh = cv2.boundingRect(core.view(np.uint8))
         if kw == 0:
             continue
-        bx0, by0, bx1, by1 = _aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
+        bx0, by0, bx1, by1 = aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
         d_crop = cv2.distanceTransform(1 - blocked[by0:by1, bx0:bx1], cv2.DIST_L2, 3)
         assert outline_touching(core, rim, d_crop, np.float32(2.0 * f), by0, bx0) == want
 
@@ -188,15 +189,15 @@ def _ring_scene(seed, size=(360, 480)):
 def test_peak_fill_skipped_only_where_it_changes_nothing(seed, monkeypatch):
     # refine_rim skips the max-fill of unsupported peak pixels when no pixel
     # it reads is unsupported: forcing the fill must give the same analysis
-    from nirf_overlay.processing import measure
+    from nirf_overlay.processing import refine
     from nirf_overlay.processing.analysis import RimAnalyzer
     from nirf_overlay.settings import Settings
 
     nir, wl = _ring_scene(seed)
     a = RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
     a = (a.rim_mask.copy(), a.fluorescence_mask.copy(), [vars(m) for m in a.rims])
-    real = measure.peak_seed
-    monkeypatch.setattr(measure, "peak_seed", lambda *args: real(*args) + 1)
+    real = refine.peak_seed
+    monkeypatch.setattr(refine, "peak_seed", lambda *args: real(*args) + 1)
     b = RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
     assert np.array_equal(a[0], b.rim_mask) and np.array_equal(a[1], b.fluorescence_mask)
     assert len(a[2]) == len(b.rims)

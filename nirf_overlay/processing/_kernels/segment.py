@@ -14,8 +14,12 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def grey_and_dark(bgr, ratio, dark, sdiv, out):
-    """``out = (S < 50) & (V > 25) & (ratio < dark)``, S and V of ``bgr``'s HSV."""
+def grey_and_dark(bgr, ratio, max_s, min_v, dark, sdiv, out):
+    """``out = (S < max_s) & (V > min_v) & (ratio < dark)``, S and V of ``bgr``'s HSV.
+
+    ``sdiv`` is OpenCV's 8-bit saturation divisor table (see
+    :mod:`~nirf_overlay.processing.instruments`), so S is ``cv2.cvtColor``'s.
+    """
     h, w = ratio.shape
     for y in range(h):
         for x in range(w):
@@ -25,7 +29,7 @@ def grey_and_dark(bgr, ratio, dark, sdiv, out):
             v = max(b, g, r)
             mn = min(b, g, r)
             s = ((v - mn) * sdiv[v] + 2048) >> 12
-            out[y, x] = s < 50 and v > 25 and ratio[y, x] < dark
+            out[y, x] = s < max_s and v > min_v and ratio[y, x] < dark
 
 
 @numba.njit(cache=True, nogil=True)
