@@ -342,9 +342,8 @@ def test_refine_kernels_match_numpy(seed):
     not_out = np.empty(mask.shape, np.uint8)
     for f, width in ((1.0, 3.3), (1.7, 0.4)):
         rz, rc = int(np.ceil(f)), int(np.ceil(0.5 * width))
-        med, n_out = refine_zones(img, d_rim, d_core, mask, valid, np.float32(2.0 * f), rz, rc,
-                                  np.float32(0.5 * width + 2.0 * f), zone, reach, not_out,
-                                  np.empty(2 * h * w, np.float32))
+        med, n_out = refine_zones(img, d_rim, mask, valid, (d_core, 0, 0), f, width, zone, reach,
+                                  not_out, np.empty(2 * h * w, np.float32))
         assert np.array_equal(zone, (d_rim <= 2.0 * f) & ~(d_core > rz) & valid)
         ref_reach = (d_rim <= 0.5 * width + 2.0 * f) & valid
         assert np.array_equal(reach, ref_reach)

@@ -140,10 +140,12 @@ def test_core_distance_and_blocked_distance_on_crops(seed):
     img = rng.random((H, W)).astype(np.float32)
     out_a = [np.empty((H, W), bool), np.empty((H, W), bool), np.empty((H, W), np.uint8)]
     out_b = [np.empty((H, W), bool), np.empty((H, W), bool), np.empty((H, W), np.uint8)]
-    args = (np.float32(4.0), 2, 6, np.float32(9.5))
-    ra = refine_zones(img, d_rim, full, core, np.zeros((0, 0), bool), *args, *out_a, np.empty(2 * H * W, np.float32))
-    rb = refine_zones(img, d_rim, d, core, np.zeros((0, 0), bool), *args, *out_b, np.empty(2 * H * W, np.float32),
-                      y0, x0)
+    f, width = 2.0, 11.0  # zone within 4 px, 2 px deep; core median 6 px deep; reach 9.5 px
+    none = np.zeros((0, 0), bool)
+    ra = refine_zones(img, d_rim, core, none, (full, 0, 0), f, width, *out_a,
+                      np.empty(2 * H * W, np.float32))
+    rb = refine_zones(img, d_rim, core, none, (d, y0, x0), f, width, *out_b,
+                      np.empty(2 * H * W, np.float32))
     assert (ra == rb or (ra[0] != ra[0] and rb[0] != rb[0] and ra[1] == rb[1]))
     assert all(np.array_equal(a, b) for a, b in zip(out_a, out_b))
     # visible outline: distance to blocked pixels on the core's box grown by 2 f / 0.955 + 2

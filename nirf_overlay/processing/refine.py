@@ -183,9 +183,8 @@ def _rim_zones(img: np.ndarray, rim_up: np.ndarray, core_up: np.ndarray,
     not_outside = np.empty(img.shape, np.uint8)
     vals = np.empty(2 * g.qh * g.qw, np.float32)
     core_level, n_outside = refine_zones(
-        img, d_rim_up, d_in_core, core_up, valid_q if valid_q is not None else _NO_VALID,
-        np.float32(2.0 * f), int(np.ceil(f)), int(np.ceil(0.5 * width)),
-        np.float32(0.5 * width + 2.0 * f), zone, reach, not_outside, vals, dc_y0, dc_x0)
+        img, d_rim_up, core_up, valid_q if valid_q is not None else _NO_VALID,
+        (d_in_core, dc_y0, dc_x0), float(f), float(width), zone, reach, not_outside, vals)
     return zone, reach, not_outside, n_outside, core_level, vals
 
 

@@ -98,28 +98,30 @@ def _median_f32(buf, n):
 
 
 @numba.njit(nogil=True, cache=True)
-def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad, core_rad,
-                 reach_thr, zone, reach, not_outside, vals, dc_y0=0, dc_x0=0):
-    """The masks of :func:`.measure.refine_rim` around the coarse rim, in one pass.
+def refine_zones(img, d_rim_up, core_up, valid_q, core_dist, f, width, zone, reach, not_outside,
+                 vals):
+    """The masks of :func:`~nirf_overlay.processing.refine.refine_rim` round the coarse rim, in one pass.
 
     With ``erode(rad) = d_in_core > rad`` (``core_up`` when ``rad`` <= 0)::
 
-        zone        = (d_rim_up <= zone_thr) & ~erode(zone_rad) [& valid_q]
-        reach       = (d_rim_up <= reach_thr) [& valid_q]
+        zone        = (d_rim_up <= 2 f) & ~erode(ceil(f)) [& valid_q]
+        reach       = (d_rim_up <= width / 2 + 2 f) [& valid_q]
         not_outside = reach | core_up               (uint8 0/1)
 
-    and the median of ``img`` over ``erode(core_rad)`` when it has at least
-    4 pixels, else over ``core_up``.
+    and the median of ``img`` over ``erode(ceil(width / 2))`` when it has
+    at least 4 pixels, else over ``core_up``.
 
     Parameters
     ----------
     img : (h, w) float32, blurred refine-grid NIR
-    d_rim_up, d_in_core : (h, w) float32 distance maps (to the coarse rim;
-        inside the coarse core).  ``d_in_core`` may be a crop at (dc_y0,
-        dc_x0) holding every core pixel: outside it the distance is 0.
+    d_rim_up : (h, w) float32 distance to the coarse rim
     core_up : (h, w) bool; valid_q : (h, w) bool or empty for all valid
-    zone_thr, reach_thr : float32 thresholds (numpy compares float32 arrays
-        with float32 scalars, so they are passed as float32)
+    core_dist : ``(d_in_core, y0, x0)``: float32 distance inside the coarse
+        core, possibly a crop at (y0, x0) holding every core pixel (outside
+        it the distance is 0)
+    f, width : float, refine px per analysis px and the coarse rim width
+        (refine px); the thresholds are float32, as numpy compares float32
+        arrays with float32 scalars
     zone, reach : (h, w) bool outputs; not_outside : (h, w) uint8 output
     vals : (2 * h * w,) float32 scratch
 
@@ -128,6 +130,11 @@ def refine_zones(img, d_rim_up, d_in_core, core_up, valid_q, zone_thr, zone_rad,
     core_median : float (NaN when the core is empty)
     n_outside : int, pixels outside (``not_outside == 0``)
     """
+    d_in_core, dc_y0, dc_x0 = core_dist
+    zone_thr = np.float32(2.0 * f)
+    zone_rad = int(np.ceil(f))
+    core_rad = int(np.ceil(0.5 * width))
+    reach_thr = np.float32(0.5 * width + 2.0 * f)
     h, w = img.shape
     has_v = valid_q.shape[0] == h
     zt = np.float32(zone_thr)
