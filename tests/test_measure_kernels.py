@@ -210,3 +210,35 @@ def test_peak_fill_skipped_only_where_it_changes_nothing(seed, monkeypatch):
                 assert np.array_equal(ma[k], mb[k])
             else:
                 assert ma[k] == mb[k] or (ma[k] != ma[k] and mb[k] != mb[k]), k
+
+
+# -- the kernel modules: one numba cache unit each ---------------------------------------
+
+KERNEL_MODULES = ("pixel", "grid", "segment", "background", "refine", "width", "fit")
+
+
+@pytest.mark.parametrize("name", KERNEL_MODULES)
+def test_kernel_module_is_self_contained(name):
+    """numba re-validates a cached kernel only against its own file, so a kernel
+    module may use nothing from another one (a change there would be ignored)."""
+    import ast
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(f"nirf_overlay.processing._kernels.{name}")
+    for node in ast.walk(ast.parse(inspect.getsource(mod))):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module in ("__future__", "numba", "typing"), node.module
+        elif isinstance(node, ast.Import):
+            assert {a.name for a in node.names} <= {"math", "numba", "numpy"}
+
+
+def test_copies_shared_by_kernel_modules_are_the_same():
+    import inspect
+
+    from nirf_overlay.processing._kernels import background, refine, segment, width
+
+    sources = {m.__name__: inspect.getsource(m._median_f32.py_func)
+               for m in (segment, background, refine, width)}
+    assert len(set(sources.values())) == 1, sources.keys()
+    assert refine.NO_SIGNAL == width.NO_SIGNAL < width.NO_SIGNAL_TEST

@@ -38,18 +38,6 @@ def compress(x: np.ndarray, compression: str, *, gamma: float = 0.6,
     raise ValueError(f"unknown compression {compression!r}")
 
 
-def uncompress(t: float, compression: str, *, gamma: float = 0.6,
-               log_strength: float = 100.0) -> float:
-    """Inverse of :func:`compress` for one display level (0..1)."""
-    t = min(max(float(t), 0.0), 1.0)
-    if compression == "linear":
-        return t
-    if compression == "gamma":
-        return t ** (1.0 / float(gamma))
-    k = float(log_strength)
-    return float(np.expm1(t * np.log1p(k)) / k)
-
-
 @dataclass
 class Levels:
     """Current display levels in normalised counts."""
