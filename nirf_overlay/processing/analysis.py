@@ -106,6 +106,7 @@ class _Grid(NamedTuple):
 
 
 def _grid_for(W: int, H: int, analysis_scale: float, mm_per_px: Optional[float]) -> _Grid:
+    """The analysis grid of a W x H frame (at least 8 x 8), and its pixels per mm."""
     s = analysis_grid_scale(W, analysis_scale)
     w, h = max(8, int(round(W * s))), max(8, int(round(H * s)))
     sx, sy = w / W, h / H
@@ -115,8 +116,6 @@ def _grid_for(W: int, H: int, analysis_scale: float, mm_per_px: Optional[float])
 
 
 _CV_LOCK = threading.Lock()
-
-
 _CV_USERS = [0, 0]  # analyses running, OpenCV's thread count before the first
 
 

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from .candidates import Candidate, union
-from .masks import box, boundary, circle_fit, nonzero
+from .masks import boundary, box, circle_fit, nonzero
 from .rules import RIM_RULES
+
 
 def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.ndarray,
                        blocked: np.ndarray, gap_px: float, min_rim_px: float) -> list[Candidate]:

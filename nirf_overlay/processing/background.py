@@ -210,7 +210,6 @@ def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs
     cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
 
 
-
 def ring_exclusion(fluo: np.ndarray, instr: np.ndarray, ratio: np.ndarray,
                    valid: Optional[np.ndarray], *, px_per_mm: float, core_ratio: float) -> np.ndarray:
     """(h, w) bool: grid pixels that are not liver for the ring's B.

@@ -16,6 +16,7 @@ import numpy as np
 from .masks import boundary, mask_centroid
 from .rules import RIM_RULES
 
+
 @dataclass
 class Candidate:
     """A fluorescent component that surrounds (part of) a dark core, coarse grid."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._kernels.segment import ridge_median
 from .candidates import Candidate, completeness_needed
-from .masks import box, boundary, circle_fit, fill_holes, hull, mask_centroid, nonzero
+from .masks import boundary, box, circle_fit, fill_holes, hull, mask_centroid, nonzero
 from .rules import RIM_RULES
 
 _K3 = np.ones((3, 3), np.uint8)

@@ -149,7 +149,6 @@ class MaskRing:
         return np.zeros((H, W), np.uint8), upscale_mask(fluo * np.uint8(255), W, H)
 
 
-
 def paste_max(full: np.ndarray, part: np.ndarray, x0: int, y0: int) -> None:
     """``full[y0:, x0:]`` = max(itself, ``part``) over ``part``'s size, in place.
 

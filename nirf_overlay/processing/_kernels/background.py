@@ -54,7 +54,7 @@ def outline_near_blocked(core, blocked, r):
     """The core's outline where it meets a blocked view, in one pass.
 
     The outline is the inner 8-connected boundary (what
-    :func:`.segment.boundary` gives: a core pixel with a 3 x 3 neighbour
+    :func:`nirf_overlay.processing.masks.boundary` gives: a core pixel with a 3 x 3 neighbour
     outside the core or the array); an outline pixel is *hidden* when a
     ``blocked`` pixel lies in its (2 r + 1)^2 window (clipped to the array:
     ``cv2.dilate`` with a square of ones and its default border).
