@@ -28,10 +28,13 @@ class RimRules:
     #: still mean roughly what they say.
     nominal_field_mm: float = 80.0
     #: px.  The coarse analysis grid is never narrower (1080p runs on
-    #: 240 x 135): on a coarser grid a 2 mm rim is under a pixel wide.
+    #: 240 x 135): about 3 px per mm of an 80 mm view, enough to find a rim,
+    #: its core and the gap between them; the edges are placed per lesion on
+    #: a finer grid.
     grid_min_px_across: float = 240.0
-    #: px.  Least rim width on the per-lesion refine grid: ten pixels across
-    #: put the half-maximum edges to a tenth of the width.
+    #: px.  Least rim width on the per-lesion refine grid: with ten pixels
+    #: across, the blurred edges and the cross-sections are well sampled;
+    #: finer only costs time.
     refine_px_across: float = 10.0
 
     # -- background B (background.py) -----------------------------------------
@@ -70,10 +73,11 @@ class RimRules:
     #: HSV saturation, 0-255.  Steel and plastic are grey in white light;
     #: tissue, a tumour core included, is red.
     instrument_max_saturation: int = 50
-    #: HSV value, 0-255.  Darker than this is shadow, not a tool.
+    #: HSV value, 0-255.  Near-black pixels have no reliable saturation
+    #: (and a shadow is not a tool).
     instrument_min_value: int = 25
-    #: x B.  A tool blocks the fluorescence.  (Specular highlights are grey
-    #: too, but normal in NIR.)
+    #: x the global liver level.  A tool blocks the fluorescence.  (Specular
+    #: highlights are grey too, but normal in NIR.)
     instrument_nir_dark: float = 0.6
 
     # -- cores and rims (cores.py) ---------------------------------------------

@@ -187,6 +187,9 @@ def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, 
     transparent entry gives back WL exactly).  On the phantom about a quarter
     of the pixels are visible; the old per-pixel test-and-branch over every
     pixel cost more than the blending itself.
+
+    (Its 13 arguments stay apart: an inline helper, called per row inside the
+    parallel loops with the locals its callers unpacked from their groups.)
     """
     ii, vis, vis64, eb = _row_scratch(scratch, W)
     N1 = np.float32(tab.shape[0] - 2)
