@@ -37,13 +37,13 @@ def require(name: str, a, dtype, dims: Dims, *, contiguous: bool = True) -> None
         another number of axes, another size where one is fixed, or (with
         ``contiguous``) not C-contiguous
     """
-    want = f"{_dims_text(dims)} {np.dtype(dtype).name}"
+    # (the checks run every frame: the message is only made for a refusal)
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a {want} array, got {type(a).__name__}")
+        raise TypeError(f"{name} must be a {_want(dtype, dims)} array, got {type(a).__name__}")
     if a.dtype != dtype:
-        raise TypeError(f"{name} must be a {want} array, got {a.dtype.name} {_shape_text(a)}")
+        raise TypeError(f"{name} must be a {_want(dtype, dims)} array, got {a.dtype.name} {_shape_text(a)}")
     if a.ndim != len(dims) or any(isinstance(d, int) and s != d for s, d in zip(a.shape, dims)):
-        raise ValueError(f"{name} must be a {want} array, got shape {_shape_text(a)}")
+        raise ValueError(f"{name} must be a {_want(dtype, dims)} array, got shape {_shape_text(a)}")
     if contiguous and not a.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (a strided view was given: "
                          f"pass np.ascontiguousarray({name}))")
@@ -61,8 +61,8 @@ def frame_dims(shape: tuple, channels: Optional[int] = None) -> Dims:
     return dims if channels is None else dims + (channels,)
 
 
-def _dims_text(dims: Dims) -> str:
-    return "(" + ", ".join(str(d) for d in dims) + ")"
+def _want(dtype, dims: Dims) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + f") {np.dtype(dtype).name}"
 
 
 def _shape_text(a: np.ndarray) -> str:
