@@ -200,11 +200,11 @@ def test_pixel_pass_matches_the_blend_formula(mode):
 
 
 def test_pixel_pass_refuses_short_scratch():
-    from nirf_overlay.processing._kernels.pixel import DisplayTable, composite_pass, row_scratch_bytes
+    from nirf_overlay.processing._kernels.pixel import composite_pass, row_scratch_bytes
 
     wl = np.zeros((4, 40, 3), np.uint8)
-    table = DisplayTable(np.float32(0), np.float32(1), np.zeros(1025, np.uint64), 5, True, True)
-    args = (wl, np.zeros((4, 40), np.float32), np.zeros((4, 40), np.uint8), table)
+    args = (wl, np.zeros((4, 40), np.float32), np.zeros((4, 40), np.uint8), np.float32(0),
+            np.float32(1), np.zeros(1025, np.uint64), 5, True, True)
     with pytest.raises(ValueError, match="row_scratch_bytes"):
         composite_pass(*args, np.zeros((2, 40), np.uint8), np.zeros_like(wl))
     composite_pass(*args, np.zeros((2, row_scratch_bytes(40)), np.uint8), np.zeros_like(wl))

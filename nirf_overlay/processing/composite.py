@@ -40,7 +40,7 @@ import numba
 import numpy as np
 
 from ..settings import Settings
-from ._kernels.pixel import DisplayTable, FusedSweep, composite_pass, pack_lut, row_scratch_bytes
+from ._kernels.pixel import composite_pass, pack_lut, row_scratch_bytes
 from ._validate import frame_dims, require, require_optional
 from .colormaps import Palette, colormap, gray_map, palette
 from .levels import compress
@@ -53,7 +53,7 @@ class FusedDisplay:
     """Display arguments handed to the normalisation kernel (see :meth:`Compositor.prepare_fused`)."""
 
     out: np.ndarray
-    sweep: FusedSweep
+    args: tuple
     lo: float
     hi: float
     threshold: Optional[float]
@@ -145,10 +145,9 @@ class Compositor:
         out = self._next_out(wl.shape)
         tab, i_on, blend = self._packed(ds.mode, palette(ds.colormap))
         idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
-        table = DisplayTable(np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
-                             bool(ds.show_saturation))
-        return FusedDisplay(out=out, sweep=FusedSweep(True, wl, table, out), lo=lo, hi=hi,
-                            threshold=threshold)
+        args = (True, wl, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+                bool(ds.show_saturation), out)
+        return FusedDisplay(out=out, args=args, lo=lo, hi=hi, threshold=threshold)
 
     def finish_fused(self, fused: "FusedDisplay", *, settings, contours=(), plane=None) -> np.ndarray:
         """Outlines, plane polygon and colour bar on a frame written by the fused sweep."""
@@ -215,8 +214,8 @@ class Compositor:
         if sat is None:  # any uint8 (H, W) array will do: it is not read
             sat, show_sat = self._zero_sat(v.nir.shape), False
         tab, i_on, blend = self._packed(mode, v.palette)
-        table = DisplayTable(np.float32(lo), np.float32(idx_scale), tab, i_on, blend, bool(show_sat))
-        composite_pass(v.wl, v.nir, sat, table, self._rowbuf, out)
+        composite_pass(v.wl, v.nir, sat, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+                       bool(show_sat), self._rowbuf, out)
 
     def _decorate(self, img: np.ndarray, v: "_View") -> None:
         """Rim outlines and the transection plane of ``v`` on ``img``."""

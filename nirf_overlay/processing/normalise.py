@@ -45,15 +45,13 @@ import numba
 import numpy as np
 
 from ..errors import CalibrationError
-from ._kernels.pixel import (CHI2_1_MEDIAN, DisplayTable, FusedSweep, Normalisation, TemporalFilter,
-                             normalise_pass, percentile_from_hist, row_scratch_bytes, sample_pass)
+from ._kernels.pixel import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
+                             sample_pass)
 from ._validate import require
 
-# the display sweep switched off (types match the real ones: one compiled kernel)
-_NO_DISPLAY = FusedSweep(False, np.zeros((1, 1, 3), np.uint8),
-                         DisplayTable(np.float32(0), np.float32(1), np.zeros(2, np.uint64), 0, False,
-                                      False),
-                         np.zeros((1, 1, 3), np.uint8))
+# kernel arguments that switch the display sweep off (types match the real ones)
+_NO_DISPLAY = (False, np.zeros((1, 1, 3), np.uint8), np.float32(0), np.float32(1),
+               np.zeros(2, np.uint64), 0, False, False, np.zeros((1, 1, 3), np.uint8))
 
 HIST_BINS = 4096
 Q_LO, Q_SCALE, Q_BINS = -40.0, 4.0, 320  # log2 range of the noise statistic histogram
@@ -264,15 +262,14 @@ class Normaliser:
         vmax = full * self._inv_flat_max * gscale
         hist_scale = HIST_BINS / max(vmax, 1e-6)
         self._noise_c = max(0.25 * float(median_level), 1e-3)
-        norm = Normalisation(self._dark, self._inv_flat, np.float32(gscale))
-        temporal = TemporalFilter(bool(self._have_prev and ns.temporal_alpha > 0),
-                                  np.float32(ns.temporal_alpha), np.float32(ns.motion_threshold),
-                                  np.float32(self.noise_a), np.float32(self._noise_c))
-        normalise_pass(raw, norm, self.filt, temporal, sat_level, self.sat, self._sat_count,
-                       self._rowbuf, display.sweep if display is not None else _NO_DISPLAY)
-        sample_pass(raw, norm, self.filt, np.float32(self._noise_c), int(self._step), self._roi,
-                    np.float32(hist_scale), np.float32(Q_LO), np.float32(Q_SCALE), self._hist,
-                    self._qhist)
+        normalise_pass(raw, self._dark, self._inv_flat, np.float32(gscale), sat_level, self.filt,
+                       bool(self._have_prev and ns.temporal_alpha > 0), np.float32(ns.temporal_alpha),
+                       np.float32(ns.motion_threshold), np.float32(self.noise_a),
+                       np.float32(self._noise_c), self.sat, self._sat_count, self._rowbuf,
+                       *(display.args if display is not None else _NO_DISPLAY))
+        sample_pass(raw, self._dark, self._inv_flat, np.float32(gscale), self.filt,
+                    np.float32(self._noise_c), int(self._step), self._roi, np.float32(hist_scale),
+                    np.float32(Q_LO), np.float32(Q_SCALE), self._hist, self._qhist)
         self._have_prev = True
         self._hist.sum(axis=0, dtype=np.int64, out=self._hist_sum)
         self._qhist.sum(axis=0, dtype=np.int64, out=self._qhist_sum)

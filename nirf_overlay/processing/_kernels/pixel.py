@@ -19,12 +19,21 @@ allocates per frame.  ``cache=True`` keeps the compiled code on disk
 :mod:`~nirf_overlay.processing.normalise`, :mod:`~nirf_overlay.processing.levels`
 and :mod:`~nirf_overlay.processing.composite`; self-contained (see
 :mod:`nirf_overlay.processing._kernels`).
+
+Why :func:`normalise_pass` keeps 23 positional arguments: grouped into
+named tuples (calibration, temporal filter, display table, fused sweep)
+unpacked into the same locals before the parallel loop, it gave the same
+results to the bit but cost 6 % of the normalisation at 1080p
+(``Normaliser.process`` median 1.52 -> 1.61 ms, 5 of 5 alternating runs of
+cached kernels, 2 cores; composite_pass grouped the same way measured
+equal).  A kernel on the per-frame path keeps its arguments flat; the
+callers build them in one place each (``Normaliser.process``,
+``Compositor.prepare_fused`` / ``_pixels``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -39,48 +48,6 @@ CHI2_1_MEDIAN = 0.454936423119572
 
 #: pixels per block of the overlay's visibility test and blend
 _BLOCK = 16
-
-
-# The kernels' parameters come in groups, as numba (named) tuples: fewer
-# positional arguments, the same types and arithmetic (unpacked into locals
-# before the parallel loops, so the loop bodies are the ones they were).
-
-class Normalisation(NamedTuple):
-    """Raw counts to normalised: ``v = (raw - dark) * inv_flat * gscale``."""
-
-    dark: np.ndarray  # (H, W) float32 dark counts, or (1, W) used for every row (zeros: no dark)
-    inv_flat: np.ndarray  # (H, W) float32 1 / flat field, or (1, W) (ones: no flat)
-    gscale: np.float32  # exposure/gain normalisation factor (ref / current)
-
-
-class TemporalFilter(NamedTuple):
-    """The motion-aware temporal filter of :func:`normalise_pass`."""
-
-    have_prev: bool  # False on the first frame after a reset (no filtering)
-    alpha: np.float32  # weight of the previous frame where nothing moved (0..0.95)
-    k: np.float32  # motion threshold in noise standard deviations
-    noise_a: np.float32  # noise model var(v) = noise_a * (max(v, 0) + noise_c)
-    noise_c: np.float32
-
-
-class DisplayTable(NamedTuple):
-    """How normalised NIR becomes display pixels (see :func:`composite_pass`)."""
-
-    lo: np.float32  # LUT index = (nir - lo) * idx_scale, clipped to the LUT
-    idx_scale: np.float32
-    tab: np.ndarray  # (N + 1,) uint64 packed table from :func:`pack_lut`
-    i_on: int  # the lowest index drawn over WL (what :func:`pack_lut` returns)
-    blend: bool  # True = alpha-blend over WL (overlay); False = colour only
-    show_sat: bool  # saturated pixels in the table's entry N
-
-
-class FusedSweep(NamedTuple):
-    """The display pixels :func:`normalise_pass` writes in its sweep (``enabled``)."""
-
-    enabled: bool
-    wl: np.ndarray  # (H, W, 3) uint8 BGR
-    table: DisplayTable
-    out: np.ndarray  # (H, W, 3) uint8 BGR, written
 
 
 def row_scratch_bytes(width: int) -> int:
@@ -188,8 +155,7 @@ def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, 
     of the pixels are visible; the old per-pixel test-and-branch over every
     pixel cost more than the blending itself.
 
-    (Its 13 arguments stay apart: an inline helper, called per row inside the
-    parallel loops with the locals its callers unpacked from their groups.)
+    (Its 13 arguments stay apart for the reason in the module docstring.)
     """
     ii, vis, vis64, eb = _row_scratch(scratch, W)
     N1 = np.float32(tab.shape[0] - 2)
@@ -246,24 +212,31 @@ def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, 
 
 
 @njit(**_JIT)
-def normalise_pass(raw, norm, filt, temporal, sat_level, sat, sat_count, rowbuf, display):
+def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alpha, k,
+                   noise_a, noise_c, sat, sat_count,
+                   rowbuf, do_composite, wl, lo, idx_scale, tab, i_on, blend, show_sat, out):
     """Fused normalisation, temporal filter and saturation -- and, with
-    ``display.enabled``, the display pixels in the same sweep.
+    ``do_composite``, the display pixels in the same sweep.
 
     Parameters
     ----------
     raw : (H, W) uint16, raw NIR counts in WL pixel coordinates
-    norm : :class:`Normalisation` (dark, 1 / flat, gain scale)
-    filt : (H, W) float32, in: previous filtered frame; out: this one
-    temporal : :class:`TemporalFilter`
+    dark : (H, W) float32 dark counts, or (1, W) used for every row (zeros: no dark)
+    inv_flat : (H, W) float32 1 / flat field, or (1, W) used for every row (ones: no flat)
+    gscale : float, exposure/gain normalisation factor (ref / current)
     sat_level : int, raw count at and above which a pixel is saturated
+    filt : (H, W) float32, in: previous filtered frame; out: this one
+    have_prev : bool, False on the first frame after a reset (no filtering)
+    alpha : float, weight of the previous frame where nothing moved (0..0.95)
+    k : float, motion threshold in noise standard deviations
+    noise_a, noise_c : noise model var(v) = noise_a * (max(v, 0) + noise_c)
     sat : (H, W) uint8 out, 1 where saturated
     sat_count : (C,) int64 out, saturated pixels per chunk of rows (C chunks)
     rowbuf : (C, :func:`row_scratch_bytes` (W)) uint8 scratch, one row per chunk
-        (used only with ``display.enabled``)
-    display : :class:`FusedSweep`: also write ``display.out`` through
-        ``display.table`` (as :func:`composite_pass`; the display levels are
-        the previous frame's, so the frame is read once)
+        (used only with ``do_composite``)
+    do_composite : bool, also write ``out`` (see :func:`composite_pass` for
+        ``wl, lo, idx_scale, tab, i_on, blend, show_sat, out``; the
+        display levels are the previous frame's, so the frame is read once)
 
     Notes
     -----
@@ -275,10 +248,6 @@ def normalise_pass(raw, norm, filt, temporal, sat_level, sat, sat_count, rowbuf,
     The histograms are made by :func:`sample_pass`: in this kernel they kept
     LLVM from vectorising the row loop (2x slower).
     """
-    dark, inv_flat, gscale = norm
-    have_prev, alpha, k, noise_a, noise_c = temporal
-    do_composite, wl, table, out = display
-    lo, idx_scale, tab, i_on, blend, show_sat = table
     H, W = raw.shape
     nchunks = sat_count.shape[0]
     # a (1, W) dark or flat is one row used for every row: always a valid
@@ -326,13 +295,13 @@ def normalise_pass(raw, norm, filt, temporal, sat_level, sat, sat_count, rowbuf,
 
 
 @njit(**_JIT)
-def sample_pass(raw, norm, filt, noise_c, step, roi, hist_scale, q_lo, q_scale, hist, qhist):
+def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scale, q_lo, q_scale,
+                hist, qhist):
     """Histograms of the filtered NIR and of the noise statistic on a subsampled grid.
 
     Parameters
     ----------
-    raw, norm, filt : as for :func:`normalise_pass`
-    noise_c : float32, the noise model's read-noise floor
+    raw, dark, inv_flat, gscale, filt, noise_c : as for :func:`normalise_pass`
     step : int, sampling step in both directions
     roi : (4,) int64, y0, y1, x0, x1 of the region that is sampled
     hist_scale : float, histogram bins per normalised count (bin 0 starts at 0)
@@ -342,7 +311,6 @@ def sample_pass(raw, norm, filt, noise_c, step, roi, hist_scale, q_lo, q_scale, 
         ``d`` and ``m`` the difference and mean of horizontal neighbours of the
         unfiltered frame (the median of this is robust to edges)
     """
-    dark, inv_flat, gscale = norm
     H, W = raw.shape
     nchunks = hist.shape[0]
     nbins = hist.shape[1]
@@ -380,24 +348,24 @@ def sample_pass(raw, norm, filt, noise_c, step, roi, hist_scale, q_lo, q_scale, 
 
 
 @njit(**_JIT)
-def composite_pass(wl, nir, sat, table, rowbuf, out):
+def composite_pass(wl, nir, sat, lo, idx_scale, tab, i_on, blend, show_sat, rowbuf, out):
     """One pass WL + filtered NIR -> BGR display frame.
 
     Parameters
     ----------
-    wl : (H, W, 3) uint8 BGR (not read unless ``table.blend``)
+    wl : (H, W, 3) uint8 BGR (not read unless ``blend``)
     nir : (H, W) float32 normalised counts (0 outside the NIR field of view)
-    sat : (H, W) uint8, 1 where saturated (ignored unless ``table.show_sat``)
-    table : :class:`DisplayTable`: LUT index = (nir - lo) * idx_scale,
-        clipped to the packed table ``tab`` from :func:`pack_lut` (colour
-        map, compression and opacity folded in; entry N = saturation colour);
-        ``i_on`` the lowest index drawn over WL; ``blend`` over WL or colour
-        only; ``show_sat``
+    sat : (H, W) uint8, 1 where saturated (ignored unless ``show_sat``)
+    lo, idx_scale : LUT index = (nir - lo) * idx_scale, clipped to the LUT
+    tab : (N + 1,) uint64 packed table from :func:`pack_lut` (colour map,
+        compression and opacity folded in; entry N = saturation colour)
+    i_on : int, the lowest index drawn over WL (what :func:`pack_lut` returns)
+    blend : bool, True = alpha-blend over WL (overlay); False = colour only
+    show_sat : bool
     rowbuf : (C, :func:`row_scratch_bytes` (W)) uint8 scratch: the rows are
         cut into C chunks, one scratch row each
     out : (H, W, 3) uint8 BGR, written
     """
-    lo, idx_scale, tab, i_on, blend, show_sat = table
     H, W = nir.shape
     wl2 = wl.reshape(wl.shape[0], wl.shape[1] * 3)
     out2 = out.reshape(H, W * 3)
