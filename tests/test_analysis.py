@@ -310,9 +310,10 @@ def _random_masks(seed, shape=(41, 57)):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_refine_kernels_match_numpy(seed):
-    from nirf_overlay.processing.analysis_kernels import outline_touching, refine_zones, ridge_sections
-    from nirf_overlay.processing.measure import _keep_touching
-    from nirf_overlay.processing.segment import boundary
+    from nirf_overlay.processing._kernels.refine import outline_touching, refine_zones
+    from nirf_overlay.processing._kernels.width import ridge_sections
+    from nirf_overlay.processing.masks import boundary
+    from nirf_overlay.processing.refine import _keep_touching
 
     mask, ref, rng = _random_masks(seed)
     h, w = mask.shape
@@ -341,9 +342,8 @@ def test_refine_kernels_match_numpy(seed):
     not_out = np.empty(mask.shape, np.uint8)
     for f, width in ((1.0, 3.3), (1.7, 0.4)):
         rz, rc = int(np.ceil(f)), int(np.ceil(0.5 * width))
-        med, n_out = refine_zones(img, d_rim, d_core, mask, valid, np.float32(2.0 * f), rz, rc,
-                                  np.float32(0.5 * width + 2.0 * f), zone, reach, not_out,
-                                  np.empty(2 * h * w, np.float32))
+        med, n_out = refine_zones(img, d_rim, mask, valid, (d_core, 0, 0), f, width, zone, reach,
+                                  not_out, np.empty(2 * h * w, np.float32))
         assert np.array_equal(zone, (d_rim <= 2.0 * f) & ~(d_core > rz) & valid)
         ref_reach = (d_rim <= 0.5 * width + 2.0 * f) & valid
         assert np.array_equal(reach, ref_reach)
@@ -377,7 +377,7 @@ def test_refine_kernels_match_numpy(seed):
         assert np.array_equal(pk, peak[y0[g], x0[g]].astype(np.float64))
     assert n_r > 300  # the subsampled branch was exercised
 
-    from nirf_overlay.processing.analysis_kernels import width_median
+    from nirf_overlay.processing._kernels.width import width_median
     t = rng.random((2, 51)) * 5
     t[0, ::7] = np.nan
     wsum = t[0] + t[1]
@@ -389,7 +389,8 @@ def test_refine_kernels_match_numpy(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_candidate_and_ring_medians_match_numpy(seed):
-    from nirf_overlay.processing.analysis_kernels import ridge_median, ring_median
+    from nirf_overlay.processing._kernels.background import ring_median
+    from nirf_overlay.processing._kernels.segment import ridge_median
 
     mask, ref, rng = _random_masks(seed)
     dt = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)
@@ -405,3 +406,138 @@ def test_candidate_and_ring_medians_match_numpy(seed):
         ring = (d > lo) & (d <= lo + ring_px) & ~excl[sl]
         med, n = ring_median(d, np.float32(lo), np.float32(lo + ring_px), excl[sl], img[sl])
         assert n == ring.sum() and med == float(np.median(img[sl][ring]))
+
+
+# -- the rules: one frozen set, every rule in use ---------------------------------------
+
+def test_rim_rules_are_frozen_and_every_rule_is_used():
+    import dataclasses
+    from pathlib import Path
+
+    import nirf_overlay.processing as processing
+    from nirf_overlay.processing.rules import RIM_RULES, RimRules
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RIM_RULES.glow_mm = 1.0
+    here = Path(processing.__file__).parent
+    src = "".join(p.read_text() for p in here.glob("*.py") if p.name != "rules.py")
+    unused = [f.name for f in dataclasses.fields(RimRules) if f"RIM_RULES.{f.name}" not in src]
+    assert not unused, f"rules nothing reads: {unused}"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_instrument_test_uses_opencvs_hsv(seed):
+    """The one-pass grey-and-dark kernel is cv2.cvtColor's S and V against the rules."""
+    from nirf_overlay.processing._kernels.segment import grey_and_dark
+    from nirf_overlay.processing.instruments import _SDIV
+    from nirf_overlay.processing.rules import RIM_RULES as R
+
+    rng = np.random.default_rng(seed)
+    h, w = 64, 96
+    bgr = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    grey = rng.integers(0, 256, (h, w, 1)) + rng.integers(-12, 13, (h, w, 3))
+    bgr[h // 2:] = np.clip(grey, 0, 255).astype(np.uint8)[h // 2:]  # near-grey half: S near 50
+    ratio = rng.uniform(0.0, 1.2, (h, w)).astype(np.float32)
+    out = np.empty((h, w), bool)
+    grey_and_dark(bgr, ratio, R.instrument_max_saturation, R.instrument_min_value,
+                  np.float32(R.instrument_nir_dark), _SDIV, out)
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    ref = ((hsv[..., 1] < R.instrument_max_saturation) & (hsv[..., 2] > R.instrument_min_value)
+           & (ratio < np.float32(R.instrument_nir_dark)))
+    assert out.any() and np.array_equal(out, ref)
+
+
+# -- the stages' entries check their input once (the kernels check nothing) ------------
+
+@pytest.mark.parametrize("shape", [(120, 200), (97, 131)])
+@pytest.mark.parametrize("arg,value,error,message", [
+    ("nir", lambda n: n.astype(np.float64), TypeError,
+     r"nir_norm must be a \(H, W\) float32 array, got float64"),
+    ("nir", lambda n: n.astype(np.uint16), TypeError, r"nir_norm must be a \(H, W\) float32"),
+    ("nir", lambda n: n[..., None], ValueError, r"nir_norm must be a \(H, W\) float32 array, got shape"),
+    ("nir", lambda n: np.repeat(n, 2, axis=1)[:, ::2], ValueError, r"nir_norm must be C-contiguous"),
+    ("wl", lambda n: np.zeros(n.shape + (3,), np.float32), TypeError,
+     r"wl must be a \(\d+, \d+, 3\) uint8 array, got float32"),
+    ("wl", lambda n: np.zeros(n.shape, np.uint8), ValueError, r"wl must be a \(\d+, \d+, 3\) uint8"),
+    ("wl", lambda n: np.zeros((n.shape[0] + 1, n.shape[1], 3), np.uint8), ValueError,
+     r"wl must be a .* got shape"),
+    ("valid", lambda n: np.ones(n.shape, np.uint8), TypeError,
+     r"valid must be a \(\d+, \d+\) bool array, got uint8"),
+    ("valid", lambda n: np.ones((n.shape[0], n.shape[1] - 1), bool), ValueError, r"valid must be a"),
+])
+def test_analyzer_refuses_wrong_input_with_a_clear_message(shape, arg, value, error, message):
+    rng = np.random.default_rng(23)
+    nir = rng.uniform(40, 80, shape).astype(np.float32)
+    args = {"nir": nir, "wl": np.zeros(shape + (3,), np.uint8), "valid": np.ones(shape, bool)}
+    args[arg] = value(nir)
+    with pytest.raises(error, match=message):
+        RimAnalyzer(Settings(), mm_per_px=MM).analyze(args["nir"], args["wl"], args["valid"])
+
+
+def test_analyzer_reads_strided_wl_and_valid_as_their_copies():
+    sc = scene(instrument=True, center=(200, 240), core_mm=7.0)
+    valid = np.ones(sc["nir"].shape, bool)
+    valid[:, :40] = False
+    wide_wl, wide_valid = np.repeat(sc["wl"], 2, axis=1), np.repeat(valid, 2, axis=1)
+    a = RimAnalyzer(Settings(), mm_per_px=MM).analyze(sc["nir"], wide_wl[:, ::2], wide_valid[:, ::2])
+    b = RimAnalyzer(Settings(), mm_per_px=MM).analyze(sc["nir"], sc["wl"], valid)
+    assert a.rims and np.array_equal(a.rim_mask, b.rim_mask)
+    assert [r.tbr for r in a.rims] == [r.tbr for r in b.rims]
+
+
+def _grid_inputs(seed=0, shape=(48, 64)):
+    from nirf_overlay.processing.fluorescence import hysteresis_components
+
+    rng = np.random.default_rng(seed)
+    ratio = cv2.GaussianBlur(rng.uniform(0.5, 3.0, shape).astype(np.float32), (0, 0), 2.0)
+    fluo, labels, stats = hysteresis_components(ratio, 1.6, 1.3)
+    return dict(ratio=ratio, fluo=fluo, labels=labels, stats=stats, instr=np.zeros(shape, bool),
+                valid=np.ones(shape, bool))
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (35, 51)])
+@pytest.mark.parametrize("arg,value,error,message", [
+    ("ratio", lambda a: a.astype(np.float64), TypeError, r"ratio must be a \(h, w\) float32 array"),
+    ("ratio", lambda a: np.repeat(a, 2, axis=0)[::2], ValueError, r"ratio must be C-contiguous"),
+    ("fluo", lambda a: a.astype(bool), TypeError, r"fluo must be a \(\d+, \d+\) uint8 array, got bool"),
+    ("labels", lambda a: a.astype(np.int64), TypeError, r"labels must be a \(\d+, \d+\) int32 array"),
+    ("labels", lambda a: a[1:], ValueError, r"labels must be a \(\d+, \d+\) int32 array, got shape"),
+    ("stats", lambda a: a[:, :4].copy(), ValueError, r"stats must be a \(n, 5\) int32 array"),
+    ("instr", lambda a: a.astype(np.uint8), TypeError, r"instr must be a \(\d+, \d+\) bool array"),
+    ("valid", lambda a: a.T.copy(), ValueError, r"valid must be a \(\d+, \d+\) bool array, got shape"),
+])
+def test_find_candidates_refuses_wrong_input_with_a_clear_message(shape, arg, value, error, message):
+    from nirf_overlay.processing.segment import find_candidates
+
+    args = _grid_inputs(seed=len(arg), shape=shape)
+    args[arg] = value(args[arg])
+    with pytest.raises(error, match=message):
+        find_candidates(args["ratio"], args["fluo"], args["labels"], args["stats"], args["instr"],
+                        args["valid"], min_rim_px=4, min_core_px=4, core_ratio=0.7,
+                        min_completeness=0.3, max_width_px=6.0)
+
+
+def test_hysteresis_refuses_a_previous_mask_of_another_type():
+    from nirf_overlay.processing.fluorescence import hysteresis_components
+
+    ratio = np.full((8, 8), 2.0, np.float32)
+    with pytest.raises(TypeError, match=r"prev must be a \(h, w\) uint8 array, got bool"):
+        hysteresis_components(ratio, 1.6, 1.3, np.ones((8, 8), bool))
+    with pytest.raises(TypeError, match=r"ratio must be a \(h, w\) float32 array, got float64"):
+        hysteresis_components(ratio.astype(np.float64), 1.6, 1.3)
+
+
+def test_refine_rim_refuses_wrong_input_with_a_clear_message():
+    from nirf_overlay.processing.candidates import Candidate
+    from nirf_overlay.processing.refine import refine_rim
+
+    rim = np.zeros((20, 20), bool)
+    rim[5:15, 5:15] = True
+    cand = Candidate(1, (10, 10, 30, 30), rim, np.zeros_like(rim), rim, 3.0, 1.0, (20.0, 20.0))
+    nir = np.full((80, 80), 60.0, np.float32)
+    with pytest.raises(TypeError, match=r"nir must be a \(H, W\) float32 array, got float64"):
+        refine_rim(nir.astype(np.float64), cand, 0.5, 60.0)
+    with pytest.raises(ValueError, match=r"valid must be a \(80, 80\) bool array, got shape \(80, 81\)"):
+        refine_rim(nir, cand, 0.5, 60.0, valid=np.ones((80, 81), bool))
+    with pytest.raises(ValueError, match=r"blocked must be a \(20, 20\) bool array, got shape \(21, 20\)"):
+        refine_rim(nir, cand, 0.5, 60.0, blocked=np.zeros((21, 20), bool))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from nirf_overlay.processing.colormaps import PALETTES, colormap
-from nirf_overlay.processing.composite import Compositor, composite
+from nirf_overlay.processing.composite import PIXEL_PASSES, RENDERERS, Compositor, composite
 from nirf_overlay.processing.result import PlaneCheck
-from nirf_overlay.settings import COLORMAPS, MODES, Settings
+from nirf_overlay.settings import COLORMAPS, DISPLAY_MODES, MODES, Settings
 
 H, W = 60, 80
 
@@ -200,7 +200,7 @@ def test_pixel_pass_matches_the_blend_formula(mode):
 
 
 def test_pixel_pass_refuses_short_scratch():
-    from nirf_overlay.processing.kernels import composite_pass, row_scratch_bytes
+    from nirf_overlay.processing._kernels.pixel import composite_pass, row_scratch_bytes
 
     wl = np.zeros((4, 40, 3), np.uint8)
     args = (wl, np.zeros((4, 40), np.float32), np.zeros((4, 40), np.uint8), np.float32(0),
@@ -230,3 +230,71 @@ def test_nan_and_inf_in_nir_are_drawn_not_crashed_on(mode):
     finite_rows = np.isfinite(nir).all(axis=1)
     if mode == "overlay":  # pixel for pixel: every finite pixel as without the bad ones
         assert np.array_equal(out[finite_rows], ref[finite_rows])
+
+
+# -- display modes: one table of names, one renderer each -----------------------------
+
+def test_every_display_mode_has_one_renderer():
+    assert list(RENDERERS) == [m.name for m in DISPLAY_MODES]
+    # the modes drawn by one pixel pass (the ones the normalisation sweep can write)
+    assert set(PIXEL_PASSES) <= set(RENDERERS)
+    assert not RENDERERS["wl"].colour_bar  # white light alone shows no NIR levels
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_renderers_write_every_pixel_of_the_ring_buffer(mode):
+    """Each renderer fills the whole frame: nothing of an older frame is left in the ring."""
+    wl, nir = _scene(3)
+    c = Compositor(ring=1)
+    s = _settings(**{"display.mode": mode})
+    first = c.render(wl, nir, lo=0.0, hi=1000.0, threshold=160.0, settings=s).copy()
+    c.render(255 - wl, nir * 3, lo=0.0, hi=1000.0, threshold=160.0, settings=s)
+    again = c.render(wl, nir, lo=0.0, hi=1000.0, threshold=160.0, settings=s)
+    assert again.dtype == np.uint8 and again.shape == (H, W, 3)
+    assert np.array_equal(first, again)
+
+
+# -- the stage's entry checks its input once (the kernels check nothing) -------------
+
+def _bad_inputs(shape, rng):
+    h, w = shape
+    wl = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    nir = rng.uniform(0, 1000, (h, w)).astype(np.float32)
+    sat = np.zeros((h, w), np.uint8)
+    wide_wl = rng.integers(0, 256, (h, 2 * w, 3)).astype(np.uint8)
+    wide_nir = rng.uniform(0, 1000, (h, 2 * w)).astype(np.float32)
+    return {
+        "wl float": (dict(wl=wl.astype(np.float32)), TypeError,
+                     rf"wl must be a \(H, W, 3\) uint8 array, got float32 \({h}, {w}, 3\)"),
+        "wl grey": (dict(wl=wl[..., 0].copy()), ValueError,
+                    rf"wl must be a \(H, W, 3\) uint8 array, got shape \({h}, {w}\)"),
+        "wl RGBA": (dict(wl=np.dstack([wl, wl[..., :1]])), ValueError, r"wl must be a \(H, W, 3\)"),
+        "wl strided": (dict(wl=wide_wl[:, ::2]), ValueError, r"wl must be C-contiguous"),
+        "nir float64": (dict(nir=nir.astype(np.float64)), TypeError,
+                        rf"nir must be a \({h}, {w}\) float32 array, got float64"),
+        "nir uint16": (dict(nir=nir.astype(np.uint16)), TypeError, r"nir must be a .* float32 array"),
+        "nir other size": (dict(nir=nir[:, 1:].copy()), ValueError,
+                           rf"nir must be a \({h}, {w}\) float32 array, got shape \({h}, {w - 1}\)"),
+        "nir strided": (dict(nir=wide_nir[:, ::2]), ValueError, r"nir must be C-contiguous"),
+        "saturated bool": (dict(saturated=sat.astype(bool)), TypeError,
+                           rf"saturated must be a \({h}, {w}\) uint8 array, got bool"),
+        "saturated 3-D": (dict(saturated=sat[..., None]), ValueError, r"saturated must be a"),
+    }, dict(wl=wl, nir=nir, saturated=sat)
+
+
+CASES = list(_bad_inputs((4, 4), np.random.default_rng(0))[0])
+
+
+@pytest.mark.parametrize("shape", [(H, W), (37, 53)])
+@pytest.mark.parametrize("case", CASES)
+def test_render_refuses_wrong_input_with_a_clear_message(shape, case):
+    bad, good = _bad_inputs(shape, np.random.default_rng(21))
+    change, error, message = bad[case]
+    args = dict(good, **change)
+    with pytest.raises(error, match=message):
+        Compositor(ring=1).render(args["wl"], args["nir"], lo=0.0, hi=1000.0, settings=Settings(),
+                                  saturated=args["saturated"])
+    # the good inputs of that shape render
+    out = Compositor(ring=1).render(good["wl"], good["nir"], lo=0.0, hi=1000.0, settings=Settings(),
+                                    saturated=good["saturated"])
+    assert out.shape == shape + (3,) and out.dtype == np.uint8

@@ -1,12 +1,12 @@
-"""Per-lesion kernels and shortcuts of :mod:`nirf_overlay.processing.measure`
+"""Per-lesion kernels and shortcuts of :mod:`nirf_overlay.processing.refine` and friends
 against the numpy / OpenCV expressions they replace (bit-identical)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from nirf_overlay.processing.analysis_kernels import outline_near_blocked, ring_median
-from nirf_overlay.processing.segment import boundary
+from nirf_overlay.processing._kernels.background import outline_near_blocked, ring_median
+from nirf_overlay.processing.masks import boundary
 
 
 def _blobs(seed, shape, q):
@@ -45,7 +45,7 @@ def test_ring_on_a_crop_round_the_core_is_the_ring_of_the_whole_box(seed):
     # ring_background takes the distance transform only on the core's box
     # grown by hi / 0.955 + 2 (ends on a 16-column grid): the ring's pixels
     # and values are the same
-    from nirf_overlay.processing.measure import _ring_crop
+    from nirf_overlay.processing.background import _ring_crop
 
     rng = np.random.default_rng(seed)
     H, W = rng.integers(40, 300, 2)
@@ -77,7 +77,7 @@ def test_screened_rim_fit_is_the_exact_grid_search():
     # points near the best with libm's: the same result as evaluating them all
     from math import erf, sqrt
 
-    from nirf_overlay.processing.analysis_kernels import fit_rim_profile, fit_rim_profile_exact
+    from nirf_overlay.processing._kernels.fit import fit_rim_profile, fit_rim_profile_exact
 
     rng = np.random.default_rng(7)
     for _ in range(300):
@@ -94,7 +94,7 @@ def test_screened_rim_fit_is_the_exact_grid_search():
 
 
 def test_scale_contour_matches_numpy():
-    from nirf_overlay.processing.analysis_kernels import scale_contour
+    from nirf_overlay.processing._kernels.refine import scale_contour
 
     rng = np.random.default_rng(3)
     c = rng.integers(0, 400, (257, 2)).astype(np.int32)
@@ -114,8 +114,9 @@ def test_scale_contour_matches_numpy():
 def test_core_distance_and_blocked_distance_on_crops(seed):
     # refine_rim's distance inside the core and to blocked pixels are taken
     # on crops round the core: the zones and counts they give are the same
-    from nirf_overlay.processing.analysis_kernels import outline_touching, refine_zones
-    from nirf_overlay.processing.measure import _aligned_crop, _core_distance
+    from nirf_overlay.processing._kernels.refine import outline_touching, refine_zones
+    from nirf_overlay.processing.masks import aligned_crop
+    from nirf_overlay.processing.refine import _core_distance
 
     rng = np.random.default_rng(seed)
     H, W = rng.integers(30, 260, 2)
@@ -139,10 +140,12 @@ def test_core_distance_and_blocked_distance_on_crops(seed):
     img = rng.random((H, W)).astype(np.float32)
     out_a = [np.empty((H, W), bool), np.empty((H, W), bool), np.empty((H, W), np.uint8)]
     out_b = [np.empty((H, W), bool), np.empty((H, W), bool), np.empty((H, W), np.uint8)]
-    args = (np.float32(4.0), 2, 6, np.float32(9.5))
-    ra = refine_zones(img, d_rim, full, core, np.zeros((0, 0), bool), *args, *out_a, np.empty(2 * H * W, np.float32))
-    rb = refine_zones(img, d_rim, d, core, np.zeros((0, 0), bool), *args, *out_b, np.empty(2 * H * W, np.float32),
-                      y0, x0)
+    f, width = 2.0, 11.0  # zone within 4 px, 2 px deep; core median 6 px deep; reach 9.5 px
+    none = np.zeros((0, 0), bool)
+    ra = refine_zones(img, d_rim, core, none, (full, 0, 0), f, width, *out_a,
+                      np.empty(2 * H * W, np.float32))
+    rb = refine_zones(img, d_rim, core, none, (d, y0, x0), f, width, *out_b,
+                      np.empty(2 * H * W, np.float32))
     assert (ra == rb or (ra[0] != ra[0] and rb[0] != rb[0] and ra[1] == rb[1]))
     assert all(np.array_equal(a, b) for a, b in zip(out_a, out_b))
     # visible outline: distance to blocked pixels on the core's box grown by 2 f / 0.955 + 2
@@ -155,7 +158,7 @@ def test_core_distance_and_blocked_distance_on_crops(seed):
         kx, ky, kw, kh = cv2.boundingRect(core.view(np.uint8))
         if kw == 0:
             continue
-        bx0, by0, bx1, by1 = _aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
+        bx0, by0, bx1, by1 = aligned_crop(kx, ky, kw, kh, core.shape, int(np.ceil(2.0 * f / 0.955)) + 2)
         d_crop = cv2.distanceTransform(1 - blocked[by0:by1, bx0:bx1], cv2.DIST_L2, 3)
         assert outline_touching(core, rim, d_crop, np.float32(2.0 * f), by0, bx0) == want
 
@@ -188,15 +191,15 @@ def _ring_scene(seed, size=(360, 480)):
 def test_peak_fill_skipped_only_where_it_changes_nothing(seed, monkeypatch):
     # refine_rim skips the max-fill of unsupported peak pixels when no pixel
     # it reads is unsupported: forcing the fill must give the same analysis
-    from nirf_overlay.processing import measure
+    from nirf_overlay.processing import refine
     from nirf_overlay.processing.analysis import RimAnalyzer
     from nirf_overlay.settings import Settings
 
     nir, wl = _ring_scene(seed)
     a = RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
     a = (a.rim_mask.copy(), a.fluorescence_mask.copy(), [vars(m) for m in a.rims])
-    real = measure.peak_seed
-    monkeypatch.setattr(measure, "peak_seed", lambda *args: real(*args) + 1)
+    real = refine.peak_seed
+    monkeypatch.setattr(refine, "peak_seed", lambda *args: real(*args) + 1)
     b = RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
     assert np.array_equal(a[0], b.rim_mask) and np.array_equal(a[1], b.fluorescence_mask)
     assert len(a[2]) == len(b.rims)
@@ -207,3 +210,35 @@ def test_peak_fill_skipped_only_where_it_changes_nothing(seed, monkeypatch):
                 assert np.array_equal(ma[k], mb[k])
             else:
                 assert ma[k] == mb[k] or (ma[k] != ma[k] and mb[k] != mb[k]), k
+
+
+# -- the kernel modules: one numba cache unit each ---------------------------------------
+
+KERNEL_MODULES = ("pixel", "grid", "segment", "background", "refine", "width", "fit")
+
+
+@pytest.mark.parametrize("name", KERNEL_MODULES)
+def test_kernel_module_is_self_contained(name):
+    """numba re-validates a cached kernel only against its own file, so a kernel
+    module may use nothing from another one (a change there would be ignored)."""
+    import ast
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(f"nirf_overlay.processing._kernels.{name}")
+    for node in ast.walk(ast.parse(inspect.getsource(mod))):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module in ("__future__", "numba", "typing"), node.module
+        elif isinstance(node, ast.Import):
+            assert {a.name for a in node.names} <= {"math", "numba", "numpy"}
+
+
+def test_copies_shared_by_kernel_modules_are_the_same():
+    import inspect
+
+    from nirf_overlay.processing._kernels import background, refine, segment, width
+
+    sources = {m.__name__: inspect.getsource(m._median_f32.py_func)
+               for m in (segment, background, refine, width)}
+    assert len(set(sources.values())) == 1, sources.keys()
+    assert refine.NO_SIGNAL == width.NO_SIGNAL < width.NO_SIGNAL_TEST

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nirf_overlay.calibration import Calibration
-from nirf_overlay.processing.levels import DisplayLevels, compress, uncompress
+from nirf_overlay.processing.levels import DisplayLevels, compress
 from nirf_overlay.processing.normalise import Normaliser
 from nirf_overlay.settings import Settings
 
@@ -184,14 +184,54 @@ def test_levels_roi_limits_the_histogram():
     assert hi < 200  # the bright half is outside the ROI
 
 
-@pytest.mark.parametrize("comp", ["linear", "gamma", "log"])
-def test_compression_monotone_and_inverse(comp):
+@pytest.mark.parametrize("comp,formula", [
+    ("linear", lambda x: x),
+    ("gamma", lambda x: x ** 0.5),
+    ("log", lambda x: np.log(1 + 50 * x) / np.log(1 + 50)),
+])
+def test_compression_is_the_documented_curve(comp, formula):
     x = np.linspace(0, 1, 101)
     t = compress(x, comp, gamma=0.5, log_strength=50)
+    assert t.dtype == np.float64 and t.shape == x.shape
     assert t[0] == pytest.approx(0) and t[-1] == pytest.approx(1)
     assert np.all(np.diff(t) > 0)
-    for xi in (0.01, 0.3, 0.9):
-        ti = float(compress(np.array([xi]), comp, gamma=0.5, log_strength=50)[0])
-        assert uncompress(ti, comp, gamma=0.5, log_strength=50) == pytest.approx(xi)
+    np.testing.assert_allclose(t, formula(x), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(compress(np.array([-0.5, 1.5]), comp, gamma=0.5, log_strength=50),
+                                  [0.0, 1.0])  # clipped to 0..1
     if comp != "linear":  # weak signal is lifted
         assert t[10] > 0.1
+
+
+# -- the stage's entry checks its input once (the kernels check nothing) -------------
+
+@pytest.mark.parametrize("shape", [(48, 64), (31, 57)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32, np.float64])
+def test_normaliser_refuses_nir_of_another_dtype(shape, dtype):
+    rng = np.random.default_rng(17)
+    raw = rng.integers(0, 200, shape).astype(dtype)
+    with pytest.raises(TypeError, match=rf"raw must be a \(Hn, Wn\) uint16 array, got "
+                                        rf"{np.dtype(dtype).name} \({shape[0]}, {shape[1]}\)"):
+        Normaliser().process(raw, shape, settings=_settings())
+
+
+@pytest.mark.parametrize("shape", [(48,), (48, 64, 3), (2, 48, 64)])
+def test_normaliser_refuses_nir_of_another_shape(shape):
+    raw = np.random.default_rng(18).integers(0, 4000, shape).astype(np.uint16)
+    with pytest.raises(ValueError, match=r"raw must be a \(Hn, Wn\) uint16 array, got shape"):
+        Normaliser().process(raw, (48, 64), settings=_settings())
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (31, 57)])
+@pytest.mark.parametrize("view", ["half of a side-by-side frame", "every other column", "flipped"])
+def test_normaliser_takes_strided_nir_as_its_contiguous_copy(shape, view):
+    """Sources hand out views (a combined frame's half): the normaliser copies them once."""
+    h, w = shape
+    rng = np.random.default_rng(19)
+    big = rng.integers(0, 4000, (h, 2 * w)).astype(np.uint16)
+    raw = {"half of a side-by-side frame": big[:, w:], "every other column": big[:, ::2],
+           "flipped": big[::-1, :w]}[view]
+    assert not raw.flags.c_contiguous
+    out = Normaliser().process(raw, shape, nir_bits=12, settings=_settings())
+    ref = Normaliser().process(np.ascontiguousarray(raw), shape, nir_bits=12, settings=_settings())
+    assert out.nir.dtype == np.float32 and out.nir.shape == shape
+    assert np.array_equal(out.nir, ref.nir) and np.array_equal(out.saturated, ref.saturated)

@@ -1,10 +1,40 @@
 """The processing pipeline: FramePair -> normalised NIR -> rims, metrics -> composite.
 
-Public entry point: :class:`Pipeline` (``pipeline.py``).  Per-pixel work is
-in numba kernels (``kernels.py``); state (EMA buffers, display levels, rim
-tracks) lives in the Pipeline object, never in module globals.
-"""
+Public entry point: :class:`~.pipeline.Pipeline`.  State (filter buffers,
+display levels, rim tracks) lives in the Pipeline object, never in module
+globals.  One module per idea:
 
+=====================  =============================================================
+``pipeline``           the four stages per frame, per-stream state, ``state_digest``
+``result``             FrameResult, RimMeasurement, PlaneCheck, the CSV columns
+``normalise``          dark, flat, gain, temporal filter, saturation (Normaliser)
+``levels``             display levels from the subsampled histogram, compression
+``composite``          the display frame: one renderer per display mode (Compositor)
+``colormaps``          colour maps and the drawing colours of each
+``analysis``           RimAnalyzer: the rim analysis of one frame, end to end
+``async_analysis``     the analysis on its own thread (live display)
+``rules``              RimRules: the fixed numbers of the analysis, each with its reason
+``background``         every background level B (global, map, the lesion's ring)
+``grid``               the coarse analysis grid: scale, pyramid, frame-size masks
+``fluorescence``       the fluorescence mask, hysteresis in space and time
+``instruments``        grey in white light and dark in NIR
+``segment``            rim candidates: the segmentation's entry
+``candidates``         the Candidate record; joining candidates
+``cores``              per fluorescent component, its dark core and rim
+``arcs``               a rim cut by a tool: hidden arcs joined, shared cores merged
+``masks``              exact boxes and crops, outlines, centroids, circle fits
+``refine_grid``        a lesion's refine grid and its rim back in WL pixels
+``refine``             the half-maximum rim edge, T, completeness, outline (refine_rim)
+``width``              the rim width: cross-sections and the blurred-rim fit
+``plane``              the transection-plane check
+``track``              stable rim ids from frame to frame
+``_validate``          the stages' input checks
+``_kernels/``          the private numba kernels, one module (cache unit) per consumer
+=====================  =============================================================
+
+Importing the package stays light (the result types only); the stages are
+imported from their modules.
+"""
 import os as _os
 
 # numba's OpenMP threads spin while they wait by default; on a shared 2-core

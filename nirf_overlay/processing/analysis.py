@@ -5,28 +5,28 @@ calls once per frame with the normalised NIR (already in WL pixel
 coordinates).  It works in two passes:
 
 1. **Coarse grid** (``segment.analysis_scale`` of the frame, never coarser
-   than ~240 px across; :mod:`.segment`): a robust liver-background map,
-   the fluorescence mask (threshold relative to background, spatial and
-   temporal hysteresis), instruments from white light + NIR, and rim
+   than ~240 px across; :mod:`.grid`): a robust liver-background map
+   (:mod:`.background`), the fluorescence mask (threshold relative to
+   background, spatial and temporal hysteresis; :mod:`.fluorescence`),
+   instruments from white light + NIR (:mod:`.instruments`), and rim
    candidates -- fluorescence that surrounds, fully or in part, a
-   hypofluorescent core.
-2. **Per lesion ROI, on a grid fine enough for the rim** (:mod:`.measure`):
+   hypofluorescent core (:mod:`.segment`).
+2. **Per lesion ROI, on a grid fine enough for the rim** (:mod:`.refine`):
    the rim edge where tissue-scattering blur puts the physical edge (half
-   maximum, corrected by a fit of a blurred-rim model), sub-pixel
-   thickness, completeness, T, B and ratios; the rim mask is interpolated
-   to WL pixels with sub-pixel edges.
+   maximum, corrected by a fit of a blurred-rim model; :mod:`.width`),
+   sub-pixel thickness, completeness, T, B and ratios; the rim mask is
+   interpolated to WL pixels with sub-pixel edges.
+
+Then rims are tracked (:mod:`.track`) and the transection plane is checked
+(:mod:`.plane`).  The fixed numbers are :data:`~.rules.RIM_RULES`.
 
 Definitions (also in the README)
 --------------------------------
 T
     mean normalised NIR over the rim mask.
 B
-    median normalised NIR over a ring of liver around the lesion: from
-    ``segment.background_gap_mm`` to ``gap + segment.background_radius_mm``
-    outside the lesion's closed outline (the core grown by the measured rim
-    width, also where a partial rim leaves the core bare; completed by an
-    ellipse where a tool hides the core), excluding fluorescence (grown by
-    0.7 mm for its glow) and instruments.
+    median normalised NIR over a ring of liver around the lesion
+    (:mod:`.background`, whose docstring is the definition).
 tbr = T / B, contrast = (T - B) / B.
 rim_thickness
     true width of the rim: the median half-maximum width across the rim
@@ -42,22 +42,28 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
 
 from ..settings import Settings
-from .analysis_kernels import circle_fit_sums, edge_field, pyramid2, ring_median, upscale_fluo
-from .measure import refine_rim, ring_background
+from ._kernels.background import ring_median
+from ._kernels.grid import pyramid2, sample_every, upscale_fluo
+from ._kernels.refine import edge_field
+from ._kernels.segment import circle_fit_sums
+from ._validate import frame_dims, require, require_optional
+from .background import (background_map, global_background, map_level, ring_background,
+                         ring_exclusion)
+from .fluorescence import hysteresis_components
+from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
+from .instruments import instrument_mask
+from .plane import PlaneChecker
+from .refine import RimGeometry, refine_rim
 from .result import PlaneCheck, RimMeasurement
-from .segment import (background_map, find_candidates, global_background, hysteresis_components,
-                      instrument_mask, sample_every)
+from .rules import RIM_RULES
+from .segment import find_candidates
 from .track import RimTracker
-
-# Without a calibration the size limits in mm are applied as if the field of
-# view were this wide (a laparoscope at 4-5 cm sees about 8 cm of liver).
-NOMINAL_FIELD_MM = 80.0
 
 
 @dataclass
@@ -66,85 +72,47 @@ class Analysis:
 
     Attributes
     ----------
-    rim_mask : (H, W) uint8 0/255, tumour rims only
+    rim_mask : (H, W) uint8 0/255, tumour rims only (None: no analysis yet)
     fluorescence_mask : (H, W) uint8 0/255, every fluorescent pixel (rims,
-        ducts, gallbladder, bile), for display
+        ducts, gallbladder, bile), for display (None: no analysis yet)
     rims : list of :class:`RimMeasurement` with tracked ids
     plane : transection-plane check
-    background : global liver level, normalised counts
-    threshold : absolute fluorescence threshold used (threshold x background)
+    background : global liver level, normalised counts (0: none)
+    threshold : absolute fluorescence threshold used (threshold x
+        background; 0: none)
     """
 
-    rim_mask: np.ndarray
-    fluorescence_mask: np.ndarray
+    rim_mask: Optional[np.ndarray]
+    fluorescence_mask: Optional[np.ndarray]
     rims: list = field(default_factory=list)
     plane: PlaneCheck = field(default_factory=PlaneCheck)
     background: float = 0.0
     threshold: float = 0.0
 
 
-def analysis_grid_scale(width: int, analysis_scale: float) -> float:
-    """Scale of the coarse analysis grid for a frame ``width`` pixels wide.
-
-    ``segment.analysis_scale``, but never coarser than the power-of-two
-    fraction that keeps 240 pixels across: a 1080p frame is analysed on
-    240 x 135 at the default 0.125, 1280 x 720 on 320 x 180, 640 x 360 on
-    320 x 180.  Boundaries and measurements are refined per lesion at finer
-    resolution (:mod:`.measure`), so the grid only has to find them.
-    """
-    s = 1.0
-    while width * s / 2.0 >= 240.0 and s / 2.0 >= analysis_scale - 1e-9:
-        s /= 2.0
-    return float(max(s, analysis_scale)) if analysis_scale > s else s
+#: what a pipeline shows before any analysis has finished (a live
+#: pipeline's first frames): no masks, no rims
+NO_ANALYSIS = Analysis(rim_mask=None, fluorescence_mask=None)
 
 
-def _downscale(img: np.ndarray, w: int, h: int, scratch: Optional["_Scratch"] = None
-               ) -> tuple[np.ndarray, dict]:
-    """Area-average ``img`` to (h, w), by halving where it fits (OpenCV's fast path).
+class _Grid(NamedTuple):
+    """The coarse analysis grid of one frame size."""
 
-    Returns the result and the pyramid ``{scale: image}`` of the halving
-    steps (scale 1.0 is ``img`` itself), which the per-lesion refinement
-    crops instead of resizing again.  With ``scratch`` the first two
-    halvings are made by one parallel numba pass into reused buffers
-    (bit-identical to OpenCV's; they are only valid until the next frame).
-    """
-    H0, W0 = img.shape[:2]
-    pyr = {1.0: img}
-    H, W = H0, W0
-    if (scratch is not None and img.ndim == 2 and img.dtype == np.float32 and img.flags.c_contiguous
-            and H % 4 == 0 and W % 4 == 0 and W // 4 >= w and H // 4 >= h):
-        half = scratch.get("half", (H // 2, W // 2), np.float32)
-        quarter = scratch.get("quarter", (H // 4, W // 4), np.float32)
-        pyramid2(img, half, quarter)
-        pyr[(W // 2) / W0] = half
-        pyr[(W // 4) / W0] = quarter
-        img, H, W = quarter, H // 4, W // 4
-    while W % 2 == 0 and H % 2 == 0 and W // 2 >= w and H // 2 >= h:
-        img = cv2.resize(img, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
-        H, W = img.shape[:2]
-        pyr[W / W0] = img
-    if (W, H) == (w, h):
-        return img, pyr
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), pyr
+    w: int  # grid size, px
+    h: int
+    s: float  # grid px per WL px
+    mm_eff: float  # mm per WL px (nominal without calibration)
+    px_per_mm: float  # grid px per mm
 
 
-def _nearest_small(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Nearest-neighbour downscale to (h, w): a strided view for whole factors.
-
-    For a whole factor ``cv2.resize(..., INTER_NEAREST)`` samples source
-    pixel ``k * factor``, which is exactly ``img[::fy, ::fx]`` (and ~20x
-    cheaper than resizing a 1080p colour frame); a numba gather of those
-    pixels is ~10x cheaper again than numpy's strided copy.
-    """
-    H, W = img.shape[:2]
-    if W % w == 0 and H % h == 0:
-        if (img.dtype == np.uint8 and img.flags.c_contiguous
-                and (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3))):
-            out = np.empty((h, w) + img.shape[2:], img.dtype)
-            sample_every(img, H // h, W // w, out)
-            return out
-        return np.ascontiguousarray(img[::H // h, ::W // w])
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
+def _grid_for(W: int, H: int, analysis_scale: float, mm_per_px: Optional[float]) -> _Grid:
+    """The analysis grid of a W x H frame (at least 8 x 8), and its pixels per mm."""
+    s = analysis_grid_scale(W, analysis_scale)
+    w, h = max(8, int(round(W * s))), max(8, int(round(H * s)))
+    sx, sy = w / W, h / H
+    s = 0.5 * (sx + sy)
+    mm_eff = mm_per_px if mm_per_px else RIM_RULES.nominal_field_mm / W
+    return _Grid(w, h, s, mm_eff, s / mm_eff)
 
 
 _CV_LOCK = threading.Lock()
@@ -177,62 +145,6 @@ class _single_threaded_opencv:
         return False
 
 
-class _Scratch:
-    """Per-frame work buffers kept between frames (allocating a 4K pyramid
-    level costs page faults every frame).  Their contents never carry over
-    into an output, so this is a plain object that ``batch.state_digest``
-    does not hash."""
-
-    def __init__(self):
-        self.bufs: dict = {}
-
-    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
-        b = self.bufs.get(name)
-        if b is None or b.shape != shape or b.dtype != dtype:
-            b = self.bufs[name] = np.empty(shape, dtype)
-        return b
-
-
-class _MaskRing:
-    """Full-size mask buffers used in turn (as the Compositor's output ring).
-
-    ``Analysis.rim_mask`` / ``fluorescence_mask`` of a frame stay valid for
-    ``n - 1`` further frames; a consumer that keeps them longer copies them
-    (the recorder, export and evaluate use them at once).  Holds no state
-    that changes any output, so it is a plain object that
-    ``batch.state_digest`` does not hash.
-    """
-
-    def __init__(self, n: int = 3):
-        self.n = int(n)
-        self.bufs: list = []
-        self.i = 0
-
-    def next(self, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
-        """Two (H, W) uint8 buffers (rim, fluorescence), contents undefined."""
-        if not self.bufs or self.bufs[0][0].shape != (H, W):
-            self.bufs = [(np.empty((H, W), np.uint8), np.empty((H, W), np.uint8)) for _ in range(self.n)]
-            self.i = 0
-        pair = self.bufs[self.i]
-        self.i = (self.i + 1) % self.n
-        return pair
-
-
-def _upscale_mask(mask: np.ndarray, W: int, H: int) -> np.ndarray:
-    """Nearest-neighbour upscale of a uint8 mask; row replication for integer factors.
-
-    (cv2.resize's nearest path costs ~0.75 ms at 1080p; repeating rows is ~0.1 ms.)
-    """
-    h, w = mask.shape
-    if W % w == 0 and H % h == 0:
-        fx, fy = W // w, H // h
-        rows = np.repeat(mask, fx, axis=1) if fx > 1 else mask
-        out = np.empty((h, fy, W), np.uint8)
-        out[:] = rows[:, None, :]
-        return out.reshape(H, W)
-    return cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
-
-
 class RimAnalyzer:
     """Segments and measures ICG rims frame by frame, keeping tracks and temporal state.
 
@@ -241,7 +153,7 @@ class RimAnalyzer:
     settings : Settings (uses the ``segment`` and ``plane`` sections)
     mm_per_px : float or None
         Millimetres per WL pixel; without it mm fields are None and size
-        limits use a nominal 80 mm field of view.
+        limits use a nominal field of view (``RIM_RULES.nominal_field_mm``).
     """
 
     def __init__(self, settings: Optional[Settings] = None, mm_per_px: Optional[float] = None):
@@ -251,11 +163,11 @@ class RimAnalyzer:
         self.tracker = RimTracker(1.0)
         self._prev_fluo: Optional[np.ndarray] = None
         self._prev_rim: Optional[np.ndarray] = None
-        self._poly_cache: tuple = (None, None, None)
+        self._plane = PlaneChecker()
         self._count = 0
         self._last: Optional[Analysis] = None
-        self._masks = _MaskRing(3)
-        self._scratch = _Scratch()
+        self._masks = MaskRing(3)
+        self._scratch = Scratch()
 
     # -- state -----------------------------------------------------------------
     def update_settings(self, settings: Settings) -> None:
@@ -280,49 +192,47 @@ class RimAnalyzer:
 
         Parameters
         ----------
-        nir_norm : (H, W) float32, normalised NIR in WL pixel coordinates
-        wl : (H, W, 3) uint8 BGR or None (used to recognise instruments)
-        valid : (H, W) bool or None, usable pixels
+        nir_norm : (H, W) float32, C-contiguous: normalised NIR in WL pixel coordinates
+        wl : (H, W, 3) uint8 BGR or None (used to recognise instruments);
+            any layout (only point samples are read)
+        valid : (H, W) bool or None, usable pixels; any layout
 
         Returns
         -------
         Analysis
             With ``segment.analysis_every`` = n > 1 only every n-th call
             analyses; the calls in between return the last Analysis.
+
+        Raises
+        ------
+        TypeError, ValueError
+            for another dtype, shape or (``nir_norm``) layout
         """
+        require("nir_norm", nir_norm, np.float32, ("H", "W"))
+        require_optional("wl", wl, np.uint8, frame_dims(nir_norm.shape, 3), contiguous=False)
+        require_optional("valid", valid, np.bool_, frame_dims(nir_norm.shape), contiguous=False)
         with self._lock:
             settings = self.settings
-        seg = settings.segment
-        nir = np.asarray(nir_norm, dtype=np.float32)
-        if nir.ndim != 2:
-            raise ValueError(f"nir_norm must be (H, W), got shape {nir.shape}")
         self._count += 1
-        every = int(seg.analysis_every)
+        every = int(settings.segment.analysis_every)
         last = self._last
-        if every > 1 and last is not None and self._count % every and last.rim_mask.shape == nir.shape:
+        if (every > 1 and last is not None and self._count % every
+                and last.rim_mask.shape == nir_norm.shape):
             return last
         with _single_threaded_opencv():
-            self._last = result = self._analyze(nir, wl, valid, settings)
+            self._last = result = self._analyze(nir_norm, wl, valid, settings)
         return result
 
     def _analyze(self, nir, wl, valid, settings) -> Analysis:
         seg = settings.segment
         H, W = nir.shape
-        s = analysis_grid_scale(W, seg.analysis_scale)
-        w, h = max(8, int(round(W * s))), max(8, int(round(H * s)))
-        sx, sy = w / W, h / H
-        s = 0.5 * (sx + sy)
-        mm = self.mm_per_px
-        mm_eff = mm if mm else NOMINAL_FIELD_MM / W
-        px_per_mm_small = s / mm_eff
+        grid = _grid_for(W, H, seg.analysis_scale, self.mm_per_px)
+        w, h, px = grid.w, grid.h, grid.px_per_mm
 
-        small, pyramid = _downscale(nir, w, h, self._scratch)
-        valid_s = None
-        if valid is not None:
-            valid_s = _nearest_small(valid.view(np.uint8) if valid.dtype == bool else
-                                     valid.astype(np.uint8), w, h) > 0
+        small, pyramid = downscale(nir, w, h, self._scratch)
+        valid_s = None if valid is None else nearest_small(valid.view(np.uint8), w, h) > 0
         # instruments are large: point samples of WL are enough (and 5x cheaper)
-        wl_s = _nearest_small(wl, w, h) if wl is not None else None
+        wl_s = nearest_small(wl, w, h) if wl is not None else None
 
         usable = valid_s.copy() if valid_s is not None else np.ones((h, w), bool)
         b0 = global_background(small, usable)
@@ -330,78 +240,46 @@ class RimAnalyzer:
             return self._empty(H, W, b0, seg.threshold)
         instr = instrument_mask(wl_s, small / np.float32(b0))
         usable &= ~instr
-        bg, b0 = background_map(small, usable, tile_px=max(8, int(round(12 * px_per_mm_small))), b0=b0)
+        bg, b0 = background_map(small, usable, px_per_mm=px, b0=b0)
         ratio = small / bg
 
         thr = float(seg.threshold)
-        prev = self._prev_fluo if (self._prev_fluo is not None and self._prev_fluo.shape == (h, w)) else None
         fluo, labels, stats = hysteresis_components(
-            ratio, thr, max(1.01, thr * seg.hysteresis), prev,
-            min_px=max(2, int(0.2 * px_per_mm_small ** 2)), valid=valid_s)
-
-        relax = self._prev_rim if (self._prev_rim is not None and self._prev_rim.shape == (h, w)) else None
+            ratio, thr, max(RIM_RULES.weak_threshold_floor, thr * seg.hysteresis),
+            self._previous(self._prev_fluo, h, w),
+            min_px=max(RIM_RULES.min_fluorescence_px, int(RIM_RULES.min_fluorescence_mm2 * px ** 2)),
+            valid=valid_s)
         cands = find_candidates(
             ratio, fluo, labels, stats, instr, valid_s,
-            min_rim_px=seg.min_rim_area_mm2 * px_per_mm_small ** 2,
-            min_core_px=seg.min_core_area_mm2 * px_per_mm_small ** 2,
+            min_rim_px=seg.min_rim_area_mm2 * px ** 2,
+            min_core_px=seg.min_core_area_mm2 * px ** 2,
             core_ratio=seg.core_ratio, min_completeness=seg.min_completeness,
-            max_width_px=max(3.0, 8.0 * px_per_mm_small),
-            gap_px=max(1.5, 1.5 * px_per_mm_small), core_open_px=0.6 * px_per_mm_small,
-            relax=relax,
+            max_width_px=max(RIM_RULES.max_rim_width_min_px, RIM_RULES.max_rim_width_mm * px),
+            gap_px=max(RIM_RULES.core_gap_min_px, RIM_RULES.core_gap_mm * px),
+            core_open_px=RIM_RULES.core_open_mm * px,
+            relax=self._previous(self._prev_rim, h, w),
         )
 
-        # B excludes fluorescence with a margin for its blurred glow, and instruments
-        glow = max(1, int(round(0.7 * px_per_mm_small)))
-        exclude = cv2.dilate(fluo, np.ones((2 * glow + 1, 2 * glow + 1), np.uint8)).astype(bool) | instr
-        # and core-dark pixels: a part of a core the outline missed (behind a
-        # tool, beyond a partial rim) is not liver; vessels (~0.85) stay in
-        exclude |= ratio < seg.core_ratio
-        if valid_s is not None:
-            exclude |= ~valid_s
+        exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
         # fluorescence (upscaled) and a cleared rim mask in one pass, into
         # ring buffers; the rims are pasted into both below
-        if W % w == 0 and H % h == 0:
-            rim_mask, fluo_full = self._masks.next(H, W)
-            upscale_fluo(fluo, H // h, W // w, fluo_full, rim_mask)
-        else:
-            rim_mask = np.zeros((H, W), np.uint8)
-            fluo_full = _upscale_mask(fluo * np.uint8(255), W, H)
+        rim_mask, fluo_full = self._masks.from_grid(fluo, H, W)
         geoms = []
         for c in cands:
-            x0, y0, x1, y1 = c.roi
-            # the rim edge is placed against the background map here; B for
-            # the ratios comes from the ring once the rim width is measured
-            cx, cy = c.centroid
-            B_map = float(bg[int(min(h - 1, max(0, cy))), int(min(w - 1, max(0, cx)))])
-            g = refine_rim(nir, c, s, B_map, valid=valid, blocked=blocked[y0:y1, x0:x1],
-                           pyramid=pyramid)
+            g = self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg)
             if g is None:
                 continue
-            B = ring_background(small, c, exclude, seg.background_radius_mm * px_per_mm_small,
-                                seg.background_gap_mm * px_per_mm_small, blocked[y0:y1, x0:x1],
-                                width_px=g.thickness_px * s)
-            if B is not None:
-                g.background = B
             geoms.append(g)
-            rh, rw = g.rim.shape
-            # (cv2.max writes the strided frame views in place, ~5x faster
-            # than numpy's strided maximum)
-            for full in (rim_mask, fluo_full):
-                view = full[g.y0:g.y0 + rh, g.x0:g.x0 + rw]
-                if g.rim.dtype == np.uint8:
-                    out = cv2.max(view, g.rim, dst=view)
-                    if out is not view:  # (OpenCV could not write the view in place)
-                        view[...] = out
-                else:
-                    np.maximum(view, g.rim, out=view)
+            paste_max(rim_mask, g.rim, g.x0, g.y0)
+            paste_max(fluo_full, g.rim, g.x0, g.y0)
 
-        self.tracker.max_shift_px = seg.track_max_shift_mm / mm_eff
+        self.tracker.max_shift_px = seg.track_max_shift_mm / grid.mm_eff
         ids = self.tracker.assign([g.centroid for g in geoms], [g.rim_area_px for g in geoms])
         rims = [self._measurement(rid, g) for rid, g in zip(ids, geoms)]
-
-        plane = self._plane_check(settings, small, bg, fluo, ratio, thr, s, (H, W))
+        plane = self._plane.check(settings, small, bg, fluo, ratio, grid.s, self.mm_per_px,
+                                  grid.mm_eff)
 
         self._prev_fluo = fluo
         prev_rim = np.zeros((h, w), bool)
@@ -412,6 +290,29 @@ class RimAnalyzer:
         return Analysis(rim_mask, fluo_full, rims, plane, float(b0), float(thr * b0))
 
     # -- helpers ---------------------------------------------------------------
+    @staticmethod
+    def _previous(mask: Optional[np.ndarray], h: int, w: int) -> Optional[np.ndarray]:
+        """Last frame's grid mask, if it was made on this grid."""
+        return mask if (mask is not None and mask.shape == (h, w)) else None
+
+    @staticmethod
+    def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid,
+                 seg) -> Optional[RimGeometry]:
+        """One candidate refined and measured, its B from the liver ring; None if no rim."""
+        x0, y0, x1, y1 = c.roi
+        # the rim edge is placed against the background map here; B for
+        # the ratios comes from the ring once the rim width is measured
+        g = refine_rim(nir, c, grid.s, map_level(bg, c.centroid), valid=valid,
+                       blocked=blocked[y0:y1, x0:x1], pyramid=pyramid)
+        if g is None:
+            return None
+        B = ring_background(small, c, exclude, seg.background_radius_mm * grid.px_per_mm,
+                            seg.background_gap_mm * grid.px_per_mm, blocked[y0:y1, x0:x1],
+                            width_px=g.thickness_px * grid.s)
+        if B is not None:
+            g.background = B
+        return g
+
     def _empty(self, H, W, b0, thr) -> Analysis:
         z = np.zeros((H, W), np.uint8)
         self.tracker.assign([], [])
@@ -438,28 +339,6 @@ class RimAnalyzer:
             bbox=g.bbox,
             contour=g.contour,
         )
-
-    def _plane_check(self, settings, small, bg, fluo, ratio, thr, s, shape) -> PlaneCheck:
-        poly = settings.plane.polygon
-        if not poly:
-            return PlaneCheck()
-        h, w = small.shape
-        key = (tuple(map(tuple, poly)), (h, w), s)
-        if self._poly_cache[0] != key:
-            m = np.zeros((h, w), np.uint8)
-            pts = np.round(np.asarray(poly, np.float64) * s).astype(np.int32)
-            cv2.fillPoly(m, [pts], 1)
-            self._poly_cache = (key, m.astype(bool), None)
-        pmask = self._poly_cache[1]
-        hot = pmask & fluo.astype(bool) & (ratio > thr * settings.segment.hysteresis)
-        count = int(hot.sum())
-        area_px = count / (s * s)
-        mm = self.mm_per_px
-        area_mm2 = area_px * mm * mm if mm else None
-        mm_eff = mm if mm else NOMINAL_FIELD_MM / shape[1]
-        flagged = count > 0 and area_px * mm_eff * mm_eff >= settings.plane.min_area_mm2
-        tbr = float(small[hot].mean() / bg[hot].mean()) if count else None
-        return PlaneCheck(flagged=bool(flagged), tbr=tbr, area_px=float(area_px), area_mm2=area_mm2)
 
 
 def warm_up() -> None:

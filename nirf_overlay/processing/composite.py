@@ -32,14 +32,17 @@ pass is a table look-up and an integer blend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from functools import partial
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import cv2
 import numba
 import numpy as np
 
-from .colormaps import colormap, gray_map, palette
-from .kernels import composite_pass, pack_lut, row_scratch_bytes
+from ..settings import Settings
+from ._kernels.pixel import composite_pass, pack_lut, row_scratch_bytes
+from ._validate import frame_dims, require, require_optional
+from .colormaps import Palette, colormap, gray_map, palette
 from .levels import compress
 
 LUT_SIZE = 1024
@@ -78,10 +81,10 @@ class Compositor:
         self._alut = np.zeros(LUT_SIZE, np.int32)
         self._gray_lut = np.zeros((LUT_SIZE, 3), np.uint8)
         # colour, opacity and saturation colour packed for the pixel pass
-        # (kernels.pack_lut); refilled by every pass from the tables above
+        # (_kernels.pixel.pack_lut); refilled by every pass from the tables above
         self._tab = np.zeros(LUT_SIZE + 1, np.uint64)
         self._rowbuf = np.zeros((1, row_scratch_bytes(1)), np.uint8)
-        self.t0 = 0.0
+        self._zsat: Optional[np.ndarray] = None
 
     # -- buffers -------------------------------------------------------------
     def _next_out(self, shape) -> np.ndarray:
@@ -96,7 +99,7 @@ class Compositor:
         return out
 
     # -- look-up tables -------------------------------------------------------
-    def build_luts(self, *, lo: float, hi: float, threshold: Optional[float], settings) -> None:
+    def _build_luts(self, *, lo: float, hi: float, threshold: Optional[float], settings) -> None:
         """Fold colour map, compression and the alpha ramp into the LUTs."""
         lv, ds = settings.levels, settings.display
         key = (lv.compression, lv.gamma, lv.log_strength, ds.colormap)
@@ -112,7 +115,6 @@ class Compositor:
             t_thr = float(compress(np.array([x_thr]), lv.compression, gamma=lv.gamma,
                                    log_strength=lv.log_strength)[0])
             t0 = max(t0, t_thr)
-        self.t0 = t0
         ramp = np.sqrt(np.clip((self._t - t0) / max(0.5 * (1.0 - t0), 0.01), 0.0, 1.0))
         if t0 >= 1.0:
             ramp[:] = 0.0
@@ -120,13 +122,9 @@ class Compositor:
         self._alut[:] = ramp.astype(np.int32)
 
     def _packed(self, mode: str, pal):
-        """``(tab, i_on, blend)`` for a pixel pass in ``mode`` (overlay, nir or intensity)."""
-        if mode == "overlay":
-            lut, blend = self._lut, True
-        elif mode == "intensity":
-            lut, blend = self._lut, False
-        else:  # nir
-            lut, blend = self._gray_lut, False
+        """``(tab, i_on, blend)`` for a pixel pass in ``mode`` (a key of :data:`PIXEL_PASSES`)."""
+        table, blend = PIXEL_PASSES[mode]
+        lut = self._lut if table == "colour" else self._gray_lut
         i_on = pack_lut(lut, self._alut, np.asarray(pal.saturation, np.uint8), blend, self._tab)
         return self._tab, i_on, blend
 
@@ -135,14 +133,15 @@ class Compositor:
                       threshold: Optional[float], settings) -> Optional["FusedDisplay"]:
         """Kernel arguments to write the display pixels inside the normalisation sweep.
 
-        Only for the single-view modes (overlay, nir, intensity); returns None
-        otherwise.  ``lo``/``hi``/``threshold`` are the previous frame's
-        (levels are smoothed over many frames, so one frame of lag is invisible).
+        Only for the modes whose picture is one pixel pass (:data:`PIXEL_PASSES`:
+        overlay, nir, intensity); returns None otherwise.  ``lo``/``hi``/``threshold``
+        are the previous frame's (levels are smoothed over many frames, so one
+        frame of lag is invisible).
         """
         ds = settings.display
-        if ds.mode not in ("overlay", "nir", "intensity"):
+        if ds.mode not in PIXEL_PASSES:
             return None
-        self.build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
+        self._build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
         out = self._next_out(wl.shape)
         tab, i_on, blend = self._packed(ds.mode, palette(ds.colormap))
         idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
@@ -160,79 +159,73 @@ class Compositor:
         return out
 
     # -- rendering -------------------------------------------------------------
-    def _pixels(self, mode, wl, nir, sat, valid, lo, hi, show_sat, pal, out) -> None:
-        idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
-        if sat is None:  # any uint8 (H, W) array will do: it is not read
-            sat, show_sat = self._zero_sat(nir.shape), False
-        tab, i_on, blend = self._packed(mode, pal)
-        # outside the NIR field of view the normalised NIR is 0 (the warped
-        # flat field is 0 there), so ``valid`` needs no work per pixel
-        composite_pass(wl, nir, sat, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
-                       bool(show_sat), self._rowbuf, out)
-
-    def _zero_sat(self, shape) -> np.ndarray:
-        if getattr(self, "_zsat", None) is None or self._zsat.shape != shape:
-            self._zsat = np.zeros(shape, np.uint8)
-        return self._zsat
-
     def render(self, wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float = 0.0,
                hi: float = 1.0, threshold: Optional[float] = None, settings,
-               saturated: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
+               saturated: Optional[np.ndarray] = None,
                contours: Sequence[np.ndarray] = (), plane=None) -> np.ndarray:
-        """Compose one display frame.
+        """Compose one display frame in ``settings.display.mode``.
 
         Parameters
         ----------
-        wl : (H, W, 3) uint8 BGR
-        nir : (H, W) float32 normalised NIR in WL coordinates, or None (NIR lost)
+        wl : (H, W, 3) uint8 BGR, C-contiguous
+        nir : (H, W) float32 normalised NIR in WL coordinates, C-contiguous,
+            or None (NIR lost).  Outside the NIR field of view it is 0 (the
+            warped flat field is 0 there), so that needs no work here.
         lo, hi : display levels, normalised counts (black and white)
         threshold : fluorescence threshold, normalised counts, or None
         settings : :class:`~nirf_overlay.settings.Settings`
-        saturated : (H, W) uint8, 1 where saturated, or None
-        valid : (H, W) bool or None: False outside the NIR field of view (there the
-            normalised NIR is already 0, so it needs no work here)
+        saturated : (H, W) uint8, 1 where saturated, C-contiguous, or None
         contours : rim outlines, each (N, 2) or (N, 1, 2) int, WL pixels
         plane : :class:`~nirf_overlay.processing.result.PlaneCheck` or None
 
         Returns
         -------
         (H, W, 3) uint8 BGR, one of the compositor's ring buffers
+
+        Raises
+        ------
+        TypeError, ValueError
+            for another dtype, shape or layout
         """
+        require("wl", wl, np.uint8, ("H", "W", 3))
+        require_optional("nir", nir, np.float32, frame_dims(wl.shape))
+        require_optional("saturated", saturated, np.uint8, frame_dims(wl.shape))
         ds = settings.display
         out = self._next_out(wl.shape)
         if nir is None:
             np.copyto(out, wl)
             _label(out, "NIR signal lost", (0, 0, 255))
             return out
-        self.build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
-        pal = palette(ds.colormap)
-        mode = ds.mode
-        show_sat = ds.show_saturation
-        polygon = settings.plane.polygon
-        if mode in ("wl", "nir", "overlay", "intensity"):
-            if mode == "wl":
-                np.copyto(out, wl)
-            else:
-                self._pixels(mode, wl, nir, saturated, valid, lo, hi, show_sat, pal, out)
-            self._annotate(out, contours, polygon, plane, pal, ds)
-        elif mode == "side-by-side":
-            right = self._scratch
-            self._pixels("nir" if ds.side_by_side_right == "nir" else "overlay", wl, nir,
-                         saturated, valid, lo, hi, show_sat, pal, right)
-            self._annotate(right, contours, polygon, plane, pal, ds)
-            _side_by_side(wl, right, out)
-        elif mode == "pip":
-            self._pixels("overlay", wl, nir, saturated, valid, lo, hi, show_sat, pal, out)
-            self._annotate(out, contours, polygon, plane, pal, ds)
-            self._pixels("nir", wl, nir, saturated, valid, lo, hi, show_sat, pal, self._scratch)
-            # the monochrome view is grey unless saturated pixels are shown in colour
-            grey = not (show_sat and saturated is not None and saturated.max() > 0)
-            _inset(out, self._scratch, ds.pip_scale, grey=grey)
-        else:
-            raise ValueError(f"unknown display mode {mode!r}")
-        if ds.show_colorbar and mode != "wl":
+        renderer = RENDERERS.get(ds.mode)
+        if renderer is None:
+            raise ValueError(f"unknown display mode {ds.mode!r}")
+        self._build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
+        view = _View(wl, nir, saturated, lo, hi, contours, plane, palette(ds.colormap), settings)
+        renderer.draw(self, view, out)
+        if ds.show_colorbar and renderer.colour_bar:
             self._colorbar(out, lo, hi, threshold)
         return out
+
+    def _pixels(self, mode: str, v: "_View", out: np.ndarray) -> None:
+        """One pixel pass of ``v`` in ``mode`` (a key of :data:`PIXEL_PASSES`) into ``out``."""
+        lo, hi = v.lo, v.hi
+        idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
+        sat, show_sat = v.saturated, v.settings.display.show_saturation
+        if sat is None:  # any uint8 (H, W) array will do: it is not read
+            sat, show_sat = self._zero_sat(v.nir.shape), False
+        tab, i_on, blend = self._packed(mode, v.palette)
+        composite_pass(v.wl, v.nir, sat, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+                       bool(show_sat), self._rowbuf, out)
+
+    def _decorate(self, img: np.ndarray, v: "_View") -> None:
+        """Rim outlines and the transection plane of ``v`` on ``img``."""
+        self._annotate(img, v.contours, v.settings.plane.polygon, v.plane, v.palette,
+                       v.settings.display)
+
+    def _zero_sat(self, shape) -> np.ndarray:
+        if self._zsat is None or self._zsat.shape != shape:
+            self._zsat = np.zeros(shape, np.uint8)
+        return self._zsat
 
     def _annotate(self, img, contours, polygon, plane, pal, ds) -> None:
         h = img.shape[0]
@@ -270,6 +263,78 @@ class Compositor:
         if threshold is not None and lo < threshold < hi:
             yt = y0 + int(round((1 - (threshold - lo) / (hi - lo)) * (bh - 1)))
             cv2.line(out, (x0 - bw // 2, yt), (x0, yt), (255, 255, 255), 1)
+
+
+class _View(NamedTuple):
+    """One frame's inputs to a renderer."""
+
+    wl: np.ndarray
+    nir: np.ndarray
+    saturated: Optional[np.ndarray]
+    lo: float
+    hi: float
+    contours: Sequence[np.ndarray]
+    plane: object
+    palette: Palette
+    settings: Settings
+
+
+def _draw_wl(c: Compositor, v: _View, out: np.ndarray) -> None:
+    np.copyto(out, v.wl)
+    c._decorate(out, v)
+
+
+def _draw_pass(mode: str, c: Compositor, v: _View, out: np.ndarray) -> None:
+    c._pixels(mode, v, out)
+    c._decorate(out, v)
+
+
+def _draw_side_by_side(c: Compositor, v: _View, out: np.ndarray) -> None:
+    right = c._scratch
+    c._pixels("nir" if v.settings.display.side_by_side_right == "nir" else "overlay", v, right)
+    c._decorate(right, v)
+    _side_by_side(v.wl, right, out)
+
+
+def _draw_pip(c: Compositor, v: _View, out: np.ndarray) -> None:
+    c._pixels("overlay", v, out)
+    c._decorate(out, v)
+    c._pixels("nir", v, c._scratch)
+    # the monochrome view is grey unless saturated pixels are shown in colour
+    sat = v.saturated
+    grey = not (v.settings.display.show_saturation and sat is not None and sat.max() > 0)
+    _inset(out, c._scratch, v.settings.display.pip_scale, grey=grey)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """How one display mode is drawn."""
+
+    draw: Callable[[Compositor, _View, np.ndarray], None]
+    #: the picture shows NIR levels, so the colour bar (``display.show_colorbar``) goes on it
+    colour_bar: bool = True
+
+
+#: The pixel passes: ``mode -> (table, blend over WL)``.  A mode whose whole
+#: picture is one of these can also be written inside the normalisation
+#: sweep (:meth:`Compositor.prepare_fused`).
+PIXEL_PASSES = {
+    "overlay": ("colour", True),
+    "intensity": ("colour", False),
+    "nir": ("grey", False),
+}
+
+#: How each display mode of :data:`nirf_overlay.settings.DISPLAY_MODES` is
+#: drawn, keyed by its name (a test checks the two agree).  A new mode is a
+#: row there and a renderer here.
+RENDERERS = {
+    "wl": Renderer(_draw_wl, colour_bar=False),
+    "nir": Renderer(partial(_draw_pass, "nir")),
+    "overlay": Renderer(partial(_draw_pass, "overlay")),
+    "intensity": Renderer(partial(_draw_pass, "intensity")),
+    "side-by-side": Renderer(_draw_side_by_side),
+    "pip": Renderer(_draw_pip),
+}
 
 
 def _side_by_side(left_src, right_src, out) -> None:

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from .kernels import percentile_from_hist
+from ._kernels.pixel import percentile_from_hist
 
 
 def compress(x: np.ndarray, compression: str, *, gamma: float = 0.6,
@@ -36,18 +36,6 @@ def compress(x: np.ndarray, compression: str, *, gamma: float = 0.6,
         k = float(log_strength)
         return np.log1p(k * x) / np.log1p(k)
     raise ValueError(f"unknown compression {compression!r}")
-
-
-def uncompress(t: float, compression: str, *, gamma: float = 0.6,
-               log_strength: float = 100.0) -> float:
-    """Inverse of :func:`compress` for one display level (0..1)."""
-    t = min(max(float(t), 0.0), 1.0)
-    if compression == "linear":
-        return t
-    if compression == "gamma":
-        return t ** (1.0 / float(gamma))
-    k = float(log_strength)
-    return float(np.expm1(t * np.log1p(k)) / k)
 
 
 @dataclass

@@ -45,8 +45,9 @@ import numba
 import numpy as np
 
 from ..errors import CalibrationError
-from .kernels import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
-                      sample_pass)
+from ._kernels.pixel import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
+                             sample_pass)
+from ._validate import require
 
 # kernel arguments that switch the display sweep off (types match the real ones)
 _NO_DISPLAY = (False, np.zeros((1, 1, 3), np.uint8), np.float32(0), np.float32(1),
@@ -120,8 +121,14 @@ class Normaliser:
         self._have_prev = False
         self.noise_a = 0.0
         self._noise_c = 0.0
-        self.gain_ref = getattr(calibration, "gain_ref", None)
-        self.exposure_ref = getattr(calibration, "exposure_ref_ms", None)
+        self.gain_ref: Optional[float] = calibration.gain_ref if calibration is not None else None
+        self.exposure_ref: Optional[float] = (calibration.exposure_ref_ms if calibration is not None
+                                              else None)
+        #: (H, W) float32 normalised, filtered NIR of the last frame (the
+        #: filter's state), None before the first frame
+        self.filt: Optional[np.ndarray] = None
+        #: (H, W) bool field of view in WL pixels, None without a warp
+        self.valid: Optional[np.ndarray] = None
 
     # -- set-up -----------------------------------------------------------
     def reset(self) -> None:
@@ -133,10 +140,10 @@ class Normaliser:
         cal = self.calibration
         hw, ww = wl_shape
         hn, wn = nir_shape
-        for name in ("dark", "flat"):
-            arr = getattr(cal, name, None) if cal is not None else None
+        planes = () if cal is None else (("dark", cal.dark), ("flat", cal.flat))
+        for name, arr in planes:
             if arr is not None and arr.shape[:2] != (hn, wn):
-                where = getattr(cal, "source_path", None) or "calibration"
+                where = cal.source_path or "calibration"
                 raise CalibrationError(
                     f"{where}: {name} is {arr.shape[1]}x{arr.shape[0]} but the NIR frames are {wn}x{hn}")
         self._H = _homography_for(cal, (hn, wn), (hw, ww))
@@ -229,11 +236,15 @@ class Normaliser:
         display : :class:`~nirf_overlay.processing.composite.FusedDisplay` or None
             When given, the display pixels are written in the same sweep (with
             the display levels it carries, i.e. the previous frame's).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``raw`` of another dtype or shape (any layout is fine: a strided
+            view is warped or copied once, as sources hand out views of
+            combined frames)
         """
-        if raw.dtype != np.uint16:
-            raw = raw.astype(np.uint16)
-        if raw.ndim != 2:
-            raise ValueError(f"NIR must be (H, W), got shape {raw.shape}")
+        require("raw", raw, np.uint16, ("Hn", "Wn"), contiguous=False)
         key = (raw.shape, tuple(wl_shape[:2]))
         if key != self._shape_key:
             self._prepare(raw.shape, wl_shape[:2])

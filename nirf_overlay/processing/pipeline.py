@@ -24,6 +24,8 @@ not wait for the compiler.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import threading
 import time
 from typing import Optional
@@ -32,18 +34,16 @@ import numba
 import numpy as np
 
 from ..settings import Settings
+from .analysis import NO_ANALYSIS, RimAnalyzer
+from .analysis import warm_up as _warm_analysis
+from .async_analysis import AsyncAnalysis
+from .background import display_background
 from .composite import Compositor
 from .composite import warm_up as _warm_composite
 from .levels import DisplayLevels, Levels
 from .normalise import Normaliser
 from .normalise import warm_up as _warm_normalise
 from .result import FrameResult, PlaneCheck
-
-
-def _make_analyzer(settings, mm_per_px):
-    from .analysis import RimAnalyzer
-
-    return RimAnalyzer(settings, mm_per_px=mm_per_px)
 
 
 class Pipeline:
@@ -82,11 +82,11 @@ class Pipeline:
         self._pending: Optional[Settings] = None
         self._reset_pending = False
         self.calibration = calibration
-        self.mm_per_px = getattr(calibration, "mm_per_px", None)
+        self.mm_per_px = calibration.mm_per_px if calibration is not None else None
         self.normaliser = Normaliser(calibration)
         self.display_levels = DisplayLevels()
         self.compositor = Compositor(ring=ring)
-        self.analyzer = _make_analyzer(self.settings, self.mm_per_px)
+        self.analyzer = RimAnalyzer(self.settings, mm_per_px=self.mm_per_px)
         self.levels: Optional[Levels] = None  # last display levels (normalised counts)
         self.threshold: Optional[float] = None  # last fluorescence threshold (normalised counts)
         self.noise_sigma: Optional[float] = None  # at the median level, normalised counts
@@ -96,12 +96,10 @@ class Pipeline:
         #: (3.7 vs 3.4 ms wall, 6.1 vs 5.4 ms CPU), the display sweep being
         #: compute-bound rather than memory-bound.
         self.fuse = False
-        self._async = None
+        self._async: Optional[AsyncAnalysis] = None
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
         self.display_threads: int = numba.config.NUMBA_NUM_THREADS
         if async_analysis:
-            from .async_analysis import AsyncAnalysis
-
             self._async = AsyncAnalysis(self.analyzer)
             self._live_threads = max(1, numba.config.NUMBA_NUM_THREADS - 1)
         if warm:
@@ -191,11 +189,10 @@ class Pipeline:
         t2 = time.perf_counter()
         analysis, analysis_index = self._analyse(pair.index, norm, wl)
         t3 = time.perf_counter()
-        threshold = getattr(analysis, "threshold", None)
+        threshold = analysis.threshold
         if not threshold:
-            bg = analysis.background if analysis.background else lv.median
-            threshold = settings.segment.threshold * bg
-        contours = [r.contour for r in analysis.rims if getattr(r, "contour", None) is not None]
+            threshold = settings.segment.threshold * display_background(analysis.background, lv.median)
+        contours = [r.contour for r in analysis.rims if r.contour is not None]
         if fused is not None:
             composite = self.compositor.finish_fused(fused, settings=settings, contours=contours,
                                                      plane=analysis.plane)
@@ -203,8 +200,7 @@ class Pipeline:
             composite = self.compositor.render(
                 wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
-                valid=norm.valid, contours=contours,
-                plane=analysis.plane)
+                contours=contours, plane=analysis.plane)
         if self._async is not None:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
@@ -254,7 +250,7 @@ class Pipeline:
             return self.analyzer.analyze(norm.nir, wl, norm.valid), index
         latest = self._async.latest()
         if latest is None:  # nothing finished yet: overlay only, no rims
-            return _NO_ANALYSIS, None
+            return NO_ANALYSIS, None
         return latest[1], latest[0]
 
     def analysis_durations_ms(self) -> Optional[list]:
@@ -265,32 +261,46 @@ class Pipeline:
     @property
     def nir_normalised(self) -> Optional[np.ndarray]:
         """(H, W) float32 normalised, filtered NIR of the last frame (a live buffer), or None."""
-        return getattr(self.normaliser, "filt", None)
+        return self.normaliser.filt
+
+    def state_digest(self) -> str:
+        """A hash of everything this pipeline carries from one frame to the next.
+
+        Two pipelines with the same digest give the same output for the same
+        input from then on (``batch`` checks with it that a chunk's warm-up
+        reached the state the previous chunk ended in).  Rim ids and track
+        ages are left out: ids are renumbered when chunks are stitched, and
+        ages change no output.  Buffers whose contents never carry over into
+        an output (the analyzer's scratch and mask ring, the plane mask
+        cache: plain objects) are not hashed.
+        """
+        h = hashlib.sha1()
+        _hash_state(h, self.normaliser, skip=("calibration",))
+        _hash_state(h, self.display_levels)
+        _hash_state(h, self.analyzer, skip=("settings", "mm_per_px"))
+        for t in self.analyzer.tracker.tracks:
+            h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
+        h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())
+        return h.hexdigest()
 
 
-class _NoAnalysis:
-    """Stands for an analysis not finished yet (async pipelines, first frames)."""
-
-    rim_mask = None
-    fluorescence_mask = None
-    rims: tuple = ()
-    plane = PlaneCheck()
-    background = 0.0
-    threshold = None
-
-
-_NO_ANALYSIS = _NoAnalysis()
+def _hash_state(h, obj, skip=()) -> None:
+    """Feed ``obj``'s arrays, plain values and dataclasses (by name, sorted) into ``h``."""
+    for name, v in sorted(vars(obj).items()):
+        if name in skip:
+            continue
+        if isinstance(v, np.ndarray):
+            h.update(name.encode())
+            h.update(str(v.dtype).encode() + str(v.shape).encode())
+            h.update(np.ascontiguousarray(v).tobytes())
+        elif v is None or isinstance(v, (bool, int, float, str, tuple)):
+            h.update(f"{name}={v!r};".encode())
+        elif dataclasses.is_dataclass(v):
+            h.update(f"{name}={v!r};".encode())
 
 
 def warm_up() -> None:
-    """Compile, or load from the numba cache, every kernel of the pixel path."""
+    """Compile, or load from the numba cache, every kernel of the pipeline."""
     _warm_normalise()
     _warm_composite()
-    try:
-        from . import analysis
-
-        fn = getattr(analysis, "warm_up", None)
-        if fn is not None:
-            fn()
-    except ImportError:  # analysis not importable: Pipeline() reports it itself
-        pass
+    _warm_analysis()

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .rules import RIM_RULES
+
 
 @dataclass
 class Track:
@@ -25,7 +27,7 @@ class RimTracker:
     track; a match must lie within ``max_shift_px`` (WL pixels).
     """
 
-    def __init__(self, max_shift_px: float, max_missed: int = 15):
+    def __init__(self, max_shift_px: float, max_missed: int = RIM_RULES.track_max_missed):
         self.max_shift_px = float(max_shift_px)
         self.max_missed = int(max_missed)
         self.tracks: list[Track] = []
@@ -44,7 +46,7 @@ class RimTracker:
             for ci, c in enumerate(centroids):
                 d = float(np.hypot(c[0] - t.centroid[0], c[1] - t.centroid[1]))
                 # allow more shift for a bigger lesion (its centroid wobbles more)
-                lim = self.max_shift_px + 0.25 * np.sqrt(max(t.area_px, 0.0))
+                lim = self.max_shift_px + RIM_RULES.track_shift_per_sqrt_area * np.sqrt(max(t.area_px, 0.0))
                 if d <= lim:
                     pairs.append((d, ti, ci))
         pairs.sort()

@@ -1,0 +1,244 @@
+"""numba kernels of the rim width: medial points and sub-pixel cross-sections.
+
+Called by :func:`~nirf_overlay.processing.width.width_and_edges` on the
+refine grid of one lesion.  Self-contained (see
+:mod:`nirf_overlay.processing._kernels`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Marker for pixels without signal in profile images (a NaN would not survive
+# fastmath, which assumes finite values); ``_kernels.refine.edge_ratio`` writes
+# it (its own copy of the value, see the package), anything interpolated from
+# it reads below NO_SIGNAL_TEST.
+NO_SIGNAL = -1e30
+NO_SIGNAL_TEST = -1e20
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _bilinear(img, y, x):
+    h, w = img.shape
+    if y < 0.0 or x < 0.0 or y > h - 1.0 or x > w - 1.0:
+        return -1.0
+    y0 = int(y)
+    x0 = int(x)
+    y1 = min(y0 + 1, h - 1)
+    x1 = min(x0 + 1, w - 1)
+    fy = y - y0
+    fx = x - x0
+    top = img[y0, x0] * (1.0 - fx) + img[y0, x1] * fx
+    bot = img[y1, x0] * (1.0 - fx) + img[y1, x1] * fx
+    return top * (1.0 - fy) + bot * fy
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def profile_crossings(img, ys, xs, ny, nx, base, peak, lev_in, lev_out, max_len, step):
+    """Sub-pixel distances from each medial point to the rim's two edges.
+
+    Parameters
+    ----------
+    img : (h, w) float32
+        Smoothed NIR (ROI); :data:`NO_SIGNAL` marks pixels without signal
+        (instrument), anything interpolated from them reads below
+        :data:`NO_SIGNAL_TEST`.
+    ys, xs : (n,) float64, medial points (ROI pixels)
+    ny, nx : (n,) float64, unit normal pointing away from the core
+    base : float, liver background B
+    peak : (n,) float64, rim peak at each medial point; each section is
+        normalised as ``q = (I - B) / (peak - B)`` (0 = liver, 1 = peak)
+    lev_in, lev_out : edge levels of ``q`` on the core side / the liver side
+    max_len, step : search length and step along the normal, pixels
+
+    Returns
+    -------
+    t_in, t_out : (n,) float64 distances to the core-side and liver-side
+        edges (NaN where not found).
+    """
+    n = ys.shape[0]
+    t_in = np.full(n, np.nan)
+    t_out = np.full(n, np.nan)
+    for i in range(n):
+        span = peak[i] - base
+        if not span > 0.0:
+            continue
+        y = ys[i]
+        x = xs[i]
+        c0 = _bilinear(img, y, x)
+        if c0 < NO_SIGNAL_TEST:
+            continue
+        c = (c0 - base) / span
+        for j in range(2):
+            sgn = -1.0 if j == 0 else 1.0
+            lev = lev_in if j == 0 else lev_out
+            if c < lev:
+                break
+            prev = c
+            t = 0.0
+            while t < max_len:
+                t2 = t + step
+                raw = _bilinear(img, y + sgn * t2 * ny[i], x + sgn * t2 * nx[i])
+                if raw == -1.0 or raw < NO_SIGNAL_TEST:
+                    break
+                v = (raw - base) / span
+                if v < lev:
+                    frac = (prev - lev) / (prev - v) if prev != v else 0.5
+                    if j == 0:
+                        t_in[i] = t + frac * step
+                    else:
+                        t_out[i] = t + frac * step
+                    break
+                prev = v
+                t = t2
+    return t_in, t_out
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx):
+    """Mean normalised rim cross-section, each section centred between its edges.
+
+    Samples ``q = (I - B) / (peak_i - B)`` at ``k * dx`` for k =
+    -half_n..half_n along the normal (negative = towards the core) around
+    each section's midpoint, and averages over sections with both edges found.
+
+    Returns (2 * half_n + 1,) float64 (zeros where nothing was sampled).
+    """
+    m = 2 * half_n + 1
+    acc = np.zeros(m)
+    cnt = np.zeros(m)
+    for i in range(ys.shape[0]):
+        if not (np.isfinite(t_in[i]) and np.isfinite(t_out[i])):
+            continue
+        span = peak[i] - base
+        mid = 0.5 * (t_out[i] - t_in[i])
+        cy = ys[i] + mid * ny[i]
+        cx = xs[i] + mid * nx[i]
+        for k in range(m):
+            t = (k - half_n) * dx
+            raw = _bilinear(img, cy + t * ny[i], cx + t * nx[i])
+            if raw != -1.0 and raw > NO_SIGNAL_TEST:
+                acc[k] += (raw - base) / span
+                cnt[k] += 1.0
+    for k in range(m):
+        if cnt[k] > 0:
+            acc[k] /= cnt[k]
+    return acc
+
+
+@numba.njit(nogil=True, cache=True)
+def _median_f32(buf, n):
+    """``np.median`` of ``buf[:n]`` (float32 or float64) with numpy's arithmetic.
+
+    numpy takes the middle element, or the mean of the two middle ones
+    ``(a + b) / 2`` computed in the array's dtype; so does this.
+    """
+    h = n // 2
+    s = np.partition(buf[:n], h)  # a selection, O(n): ~6x faster than sorting
+    if n % 2:
+        return s[h]
+    return (s[:h].max() + s[h]) / np.float32(2.0)
+
+
+@numba.njit(nogil=True, cache=True)
+def ridge_sections(rim, dt, gy, gx, peak, max_n):
+    """Medial points of the rim and their cross-section directions.
+
+    The ridge is ``rim & (dt >= dilate3x3(dt) - 0.5)`` (float32, ``dt`` the
+    rim's distance transform); at most ``max_n`` of its points (row-major
+    order, subsampled like ``np.linspace(0, n - 1, max_n).astype(intp)``)
+    get the unit normal ``(gy, gx) / hypot`` where that norm exceeds 1e-3.
+
+    Returns
+    -------
+    fallback : float, median of ``2 * dt`` over the ridge (``2 * dt.max()``
+        without ridge), float32 arithmetic as numpy's
+    n_ridge : int
+    ys, xs, ny, nx, pk : (n,) float64 points, unit normals and the peak
+        there, for the points with a usable normal
+    """
+    h, w = rim.shape
+    half = np.float32(0.5)
+    two = np.float32(2.0)
+    ry = np.empty(h * w, np.int64)
+    rx = np.empty(h * w, np.int64)
+    vals = np.empty(h * w, np.float32)
+    n = 0
+    dmax = dt[0, 0]
+    for y in range(h):
+        for x in range(w):
+            v = dt[y, x]
+            if v > dmax:
+                dmax = v
+            if not rim[y, x]:
+                continue
+            # v >= max(3x3) - 0.5  <=>  no neighbour nb with v < nb - 0.5
+            # (float subtraction is monotone): stop at the first such one
+            on_ridge = True
+            for yy in range(max(0, y - 1), min(h, y + 2)):
+                for xx in range(max(0, x - 1), min(w, x + 2)):
+                    if v < dt[yy, xx] - half:
+                        on_ridge = False
+                        break
+                if not on_ridge:
+                    break
+            if on_ridge:
+                ry[n] = y
+                rx[n] = x
+                vals[n] = two * v
+                n += 1
+    if n > 0:
+        fallback = np.float64(_median_f32(vals, n))
+    else:
+        fallback = np.float64(two * dmax)
+    if n > max_n:
+        sel = np.empty(max_n, np.int64)
+        step = (n - 1.0) / (max_n - 1)
+        for i in range(max_n - 1):
+            sel[i] = int(i * step + 0.0)
+        sel[max_n - 1] = n - 1
+    else:
+        sel = np.arange(n)
+    m_sel = sel.shape[0]
+    ys = np.empty(m_sel)
+    xs = np.empty(m_sel)
+    ny = np.empty(m_sel)
+    nx = np.empty(m_sel)
+    pk = np.empty(m_sel)
+    k = 0
+    for i in range(m_sel):
+        y = ry[sel[i]]
+        x = rx[sel[i]]
+        a = np.float64(gy[y, x])
+        b = np.float64(gx[y, x])
+        nrm = math.hypot(a, b)
+        if nrm > 1e-3:
+            ys[k] = y
+            xs[k] = x
+            ny[k] = a / nrm
+            nx[k] = b / nrm
+            pk[k] = np.float64(peak[y, x])
+            k += 1
+    return fallback, n, ys[:k], xs[:k], ny[:k], nx[:k], pk[:k]
+
+
+@numba.njit(nogil=True, cache=True)
+def width_median(t_in, t_out):
+    """Median of the finite ``t_in + t_out`` (float64) and how many there are.
+
+    Same value as ``np.median(w[np.isfinite(w)])``; NaN when there is none.
+    """
+    n = t_in.shape[0]
+    buf = np.empty(n)
+    k = 0
+    for i in range(n):
+        v = t_in[i] + t_out[i]
+        if np.isfinite(v):
+            buf[k] = v
+            k += 1
+    if k == 0:
+        return np.nan, 0
+    return _median_f32(buf, k), k

@@ -1,0 +1,269 @@
+"""The liver background B: every background level the analysis uses, and how.
+
+B is what every ratio is taken against (the fluorescence threshold, the
+core level, TBR and contrast), and T and B come from the same frame, so an
+auto-gain step changes nothing.  Three levels, all on the coarse analysis
+grid:
+
+- **global level** b0 (:func:`global_background`): the median of the
+  usable pixels (liver dominates the field); it starts the map, scales the
+  instrument test and, times ``segment.threshold``, is the overlay's
+  threshold (:func:`display_background` when no analysis has one).
+- **Background map** (:func:`background_map`): tiles of about 12 mm take
+  the mean of the pixels within 0.7-1.4x the current estimate, so rims,
+  cores, bile and instruments drop out; tiles covered by a lesion borrow
+  from their neighbours.  The fluorescence ratio, the rim edge's base
+  (:func:`map_level`) and the transection plane's TBR (:func:`map_tbr`)
+  are taken against it.
+- **B of a rim**, ``background_intensity`` (:func:`ring_background`):
+  median normalised NIR over a ring of liver from ``background_gap_mm``
+  (1.5 mm) to gap + ``background_radius_mm`` (4 mm) outside the lesion's
+  outline (the core grown by the measured rim width, completed by an
+  ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
+  its glow), instruments and core-dark pixels (:func:`ring_exclusion`).
+
+The fixed numbers (tile size, bands, glow, least ring size) are
+:data:`~.rules.RIM_RULES`; gap and ring width are settings.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ._kernels.background import outline_near_blocked, ring_median
+from .candidates import Candidate
+from .masks import aligned_crop
+from .rules import RIM_RULES
+
+
+def global_background(nir_small: np.ndarray, usable: np.ndarray) -> float:
+    """Median of usable pixels on a strided subsample (liver dominates the field).
+
+    Parameters
+    ----------
+    nir_small : (h, w) float32 normalised NIR on the analysis grid
+    usable : (h, w) bool, pixels that may be liver (valid, not instrument)
+    """
+    sub = nir_small[::2, ::2][usable[::2, ::2]]
+    if sub.size < 16:
+        sub = nir_small[usable] if usable.any() else nir_small.ravel()
+    sub = sub[sub > 0]
+    if sub.size == 0:
+        return 0.0
+    return float(np.median(sub))
+
+
+def background_map(nir_small: np.ndarray, usable: np.ndarray, *, px_per_mm: float,
+                   b0: Optional[float] = None) -> tuple[np.ndarray, float]:
+    """Smooth map of the liver parenchyma level on the analysis grid.
+
+    Tiles of ``RIM_RULES.background_tile_mm`` take the mean of pixels within
+    a band around the current estimate (``background_bands``: so rims,
+    cores, bile and instruments drop out), tiles with too few such pixels
+    are filled from their neighbours (normalised convolution), and the tile
+    grid is interpolated back.
+
+    Parameters
+    ----------
+    nir_small : (h, w) float32 normalised NIR on the analysis grid
+    usable : (h, w) bool, pixels that may be liver (valid, not instrument)
+    px_per_mm : analysis-grid pixels per mm
+    b0 : the global level (:func:`global_background`), or None to compute it
+
+    Returns
+    -------
+    bg : (h, w) float32, normalised counts
+    b0 : float, global median background
+    """
+    h, w = nir_small.shape
+    if b0 is None:
+        b0 = global_background(nir_small, usable)
+    if b0 <= 0:
+        return np.full((h, w), max(b0, 1e-6), np.float32), b0
+    tile_px = max(RIM_RULES.background_tile_min_px,
+                  int(round(RIM_RULES.background_tile_mm * px_per_mm)))
+    ty = max(1, int(round(h / tile_px)))
+    tx = max(1, int(round(w / tile_px)))
+    est_tiles = np.full((ty, tx), b0, np.float32)
+    usable_f = usable.astype(np.float32)
+    for lo, hi in RIM_RULES.background_bands:
+        est = cv2.resize(est_tiles, (w, h), interpolation=cv2.INTER_LINEAR)
+        band = (nir_small > lo * est) & (nir_small < hi * est)
+        weight = band.astype(np.float32) * usable_f
+        # numerator and weight as the two channels of one image: one resize
+        # and one blur instead of two each (same per-channel arithmetic)
+        nd = cv2.resize(cv2.merge([nir_small * weight, weight]), (tx, ty), interpolation=cv2.INTER_AREA)
+        # normalised convolution: tiles covered by a lesion borrow from neighbours
+        nd_s = cv2.GaussianBlur(nd, (3, 3), 0.8, borderType=cv2.BORDER_REPLICATE)
+        num, den = nd.reshape(ty, tx, 2)[..., 0], nd.reshape(ty, tx, 2)[..., 1]
+        num_s, den_s = nd_s.reshape(ty, tx, 2)[..., 0], nd_s.reshape(ty, tx, 2)[..., 1]
+        own = den > RIM_RULES.background_tile_own
+        borrow = den_s > RIM_RULES.background_tile_borrow
+        tiles = np.where(own, num / np.maximum(den, 1e-6),
+                         np.where(borrow, num_s / np.maximum(den_s, 1e-6), b0))
+        est_tiles = tiles.astype(np.float32)
+    bg = cv2.resize(est_tiles, (w, h), interpolation=cv2.INTER_LINEAR)
+    np.maximum(bg, 1e-6, out=bg)
+    return bg, b0
+
+
+def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
+                    ring_px: float, gap_px: float = 1.5,
+                    blocked: Optional[np.ndarray] = None,
+                    width_px: Optional[float] = None) -> Optional[float]:
+    """Median of the liver ring around a lesion on the analysis grid.
+
+    The ring runs from ``max(gap_px, 1)`` to that + ``ring_px`` outside the
+    lesion's closed outline -- the core grown by the rim width all round,
+    also where a partial rim leaves the core bare -- so B is taken at the
+    same distance all round the lesion.  Where an instrument hides part of
+    the core, the core's outline is completed by an ellipse fitted to its
+    visible boundary.  ``exclude`` (:func:`ring_exclusion`) removes
+    fluorescence (grown by a little, for its blurred glow), instruments and
+    core-dark pixels, so neither bile nor a tool biases B.
+
+    Parameters
+    ----------
+    nir_small : (h, w) float32 normalised NIR on the analysis grid
+    cand : the lesion
+    exclude : (h, w) bool, pixels that are not liver
+    ring_px, gap_px : ring width and gap to the outline, grid px
+        (``segment.background_radius_mm`` and ``background_gap_mm``)
+    blocked : bool, ROI-local to ``cand.roi``, or None: instrument, invalid
+        pixels, frame edge
+    width_px : rim width (analysis-grid px) for the outline; default the
+        candidate's coarse estimate (the fluorescent band, wider than the rim)
+
+    Returns
+    -------
+    B, normalised counts; None when fewer than ``RIM_RULES.ring_min_px``
+    ring pixels are liver (the caller keeps the map's level, :func:`map_level`)
+    """
+    h, w = nir_small.shape
+    x0, y0, x1, y1 = cand.roi
+    width = cand.width_px if width_px is None else float(width_px)
+    reach = int(np.ceil(max(width, cand.width_px) + gap_px + ring_px)) + 1
+    X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
+    core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+    oy, ox = y0 - Y0, x0 - X0
+    core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
+    if blocked is not None:
+        # the core's outline where no instrument / frame edge is within 2 px:
+        # if some of it is hidden, the hidden part is completed by an ellipse
+        hidden, n_core, ys, xs = outline_near_blocked(cand.core, blocked, 2)
+        if hidden:
+            _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
+    lo = width + max(1.0, gap_px)
+    hi = lo + ring_px
+    # the distance transform on a crop round the core (~1/2 of the box):
+    # the same values wherever the ring can be
+    crop = _ring_crop(core, hi)
+    if crop is None:
+        return None
+    ax0, ay0, ax1, ay1 = crop
+    # distance transform instead of large dilations: O(N) whatever the radius
+    d = cv2.distanceTransform(1 - core[ay0:ay1, ax0:ax1], cv2.DIST_L2, 3)
+    # median of the ring (lo < d <= hi, not excluded) in one numba pass
+    med, n = ring_median(d, np.float32(lo), np.float32(hi), exclude[Y0 + ay0:Y0 + ay1, X0 + ax0:X0 + ax1],
+                         nir_small[Y0 + ay0:Y0 + ay1, X0 + ax0:X0 + ax1])
+    if n < RIM_RULES.ring_min_px:
+        return None
+    return med
+
+
+def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int]]:
+    """Crop (x0, y0, x1, y1) of ``core`` (uint8) whose DIST_L2 3x3 transform is exact up to ``hi``.
+
+    Every step of the chamfer distance costs >= 0.955 while moving one
+    pixel in x and / or y, so a pixel within ``hi`` of the core, and every
+    pixel on a shortest path to it, is within hi / 0.955 pixels of the
+    core's bounding box: on the crop of that box grown by this (+ 2) the
+    transform gives those pixels the same paths and the same float sums.
+    OpenCV's (IPP's) float sums depend on a pixel's column modulo 16 counted
+    from either end of the row (observed: crops on other columns differ in
+    the last bit), so the crop's ends stay on that grid of the full array.
+    None when the core is empty.  (tests/test_measure_kernels.py)
+    """
+    cx, cy, cw, ch = cv2.boundingRect(core)
+    if cw == 0:
+        return None
+    return aligned_crop(cx, cy, cw, ch, core.shape, int(np.ceil(hi / 0.955)) + 2)
+
+
+def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
+                           oy: int, ox: int) -> None:
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``.
+
+    ``n_core`` is the core's pixel count (the fit is rejected when its axes
+    are far from the core's equivalent diameter).
+    """
+    if ys.size < 8:
+        return
+    pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
+    (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
+    eq = 2.0 * np.sqrt(n_core / np.pi)
+    if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
+        return
+    cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
+
+
+def ring_exclusion(fluo: np.ndarray, instr: np.ndarray, ratio: np.ndarray,
+                   valid: Optional[np.ndarray], *, px_per_mm: float, core_ratio: float) -> np.ndarray:
+    """(h, w) bool: grid pixels that are not liver for the ring's B.
+
+    Fluorescence grown by ``RIM_RULES.glow_mm`` (its blurred glow),
+    instruments, core-dark pixels (``ratio < core_ratio``: a part of a core
+    the outline missed, behind a tool or beyond a partial rim, is not liver;
+    vessels at ~0.85 stay in) and invalid pixels.
+
+    Parameters
+    ----------
+    fluo : (h, w) uint8 0/1 fluorescence mask
+    instr : (h, w) bool instruments
+    ratio : (h, w) float32, NIR / the background map
+    valid : (h, w) bool or None
+    px_per_mm : analysis-grid pixels per mm
+    core_ratio : ``segment.core_ratio``
+    """
+    glow = max(1, int(round(RIM_RULES.glow_mm * px_per_mm)))
+    exclude = cv2.dilate(fluo, np.ones((2 * glow + 1, 2 * glow + 1), np.uint8)).astype(bool) | instr
+    exclude |= ratio < core_ratio
+    if valid is not None:
+        exclude |= ~valid
+    return exclude
+
+
+def map_level(bg: np.ndarray, centroid: tuple[float, float]) -> float:
+    """The background map at a candidate's centroid (x, y grid px, clipped to the grid).
+
+    The rim edge is placed against this level (:func:`~.refine.refine_rim`);
+    the rim's own B comes from its ring once its width is measured.
+    """
+    h, w = bg.shape
+    cx, cy = centroid
+    return float(bg[int(min(h - 1, max(0, cy))), int(min(w - 1, max(0, cx)))])
+
+
+def map_tbr(nir_small: np.ndarray, bg: np.ndarray, mask: np.ndarray) -> Optional[float]:
+    """Mean NIR over ``mask`` / mean background map over ``mask``; None for an empty mask.
+
+    The transection plane's TBR: the fluorescence in the plane against the
+    liver level there.
+    """
+    if not mask.any():
+        return None
+    return float(nir_small[mask].mean() / bg[mask].mean())
+
+
+def display_background(analysis_background: float, median_level: float) -> float:
+    """The liver level the overlay's threshold is a multiple of.
+
+    The analysis's global level, or -- before an analysis has one (first
+    frames, a live pipeline's analysis still running, a frame without
+    liver) -- the median of the display-level histogram's samples: liver
+    fills most of the view.
+    """
+    return analysis_background if analysis_background else median_level

@@ -1,0 +1,172 @@
+"""The rim rules: what physics and design fix in finding and measuring rims.
+
+Settings (:class:`~nirf_overlay.settings.SegmentSettings`: threshold,
+hysteresis, core ratio, least completeness, background ring, ...) are what a
+user tunes.  Rules are not: each is a property of the tissue, the optics or
+the coarse grid, or part of what makes fluorescence a rim, and each field of
+:class:`RimRules` says its value, its unit and why.  Lengths are in mm and
+become analysis-grid pixels through the frame's mm per pixel; "x B" is a
+multiple of the local liver background, so a rule survives an auto-gain step.
+
+Adding a rule: a field here (value, unit, reason), read as
+``RIM_RULES.<name>`` where the number is used.  Changing a value changes
+results; ``python3 tests/frozen/freeze.py --check`` shows where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RimRules:
+    """The fixed rules of the rim analysis (see the module docstring)."""
+
+    # -- scale ------------------------------------------------------------------
+    #: mm.  Width of view assumed without a mm-per-pixel calibration: a
+    #: laparoscope 4-5 cm from the liver sees about 8 cm, so limits in mm
+    #: still mean roughly what they say.
+    nominal_field_mm: float = 80.0
+    #: px.  The coarse analysis grid is never narrower (1080p runs on
+    #: 240 x 135): about 3 px per mm of an 80 mm view, enough to find a rim,
+    #: its core and the gap between them; the edges are placed per lesion on
+    #: a finer grid.
+    grid_min_px_across: float = 240.0
+    #: px.  Least rim width on the per-lesion refine grid: with ten pixels
+    #: across, the blurred edges and the cross-sections are well sampled;
+    #: finer only costs time.
+    refine_px_across: float = 10.0
+
+    # -- background B (background.py) -----------------------------------------
+    #: mm.  Tile of the background map: larger than a lesion's rim and core
+    #: pieces, smaller than the smooth variation of liver fluorescence.
+    background_tile_mm: float = 12.0
+    #: px.  Least tile side on the analysis grid (enough pixels for a mean).
+    background_tile_min_px: int = 8
+    #: x the current estimate, one band per pass.  Pixels trusted as liver:
+    #: wide first (the first estimate is only the global median), then
+    #: 0.7-1.4, which leaves out fluorescence (rims, ducts, bile), dark cores
+    #: and instruments without having to know where they are.
+    background_bands: tuple = ((0.4, 2.0), (0.7, 1.4))
+    #: fraction of a tile.  With this share of its pixels in the band a tile
+    #: stands on its own; with less (a lesion covers it) it borrows from its
+    #: neighbours.
+    background_tile_own: float = 0.3
+    #: fraction of a tile.  Least band share round a tile to borrow from;
+    #: below it the tile takes the global median.
+    background_tile_borrow: float = 0.02
+    #: mm.  Fluorescence is left out of the ring with this margin: tissue
+    #: scattering spreads a rim's light about this far, and that is not liver.
+    glow_mm: float = 0.7
+    #: px.  Least ring pixels for a median; with fewer, B is the map's level.
+    ring_min_px: int = 8
+
+    # -- fluorescence (fluorescence.py) ----------------------------------------
+    #: x B.  The weak (hysteresis) threshold never goes lower: at 1.0 the
+    #: liver itself would join every rim.
+    weak_threshold_floor: float = 1.01
+    #: mm², and px on the grid.  Smaller fluorescent specks are noise.
+    min_fluorescence_mm2: float = 0.2
+    min_fluorescence_px: int = 2
+
+    # -- instruments (instruments.py) ------------------------------------------
+    #: HSV saturation, 0-255.  Steel and plastic are grey in white light;
+    #: tissue, a tumour core included, is red.
+    instrument_max_saturation: int = 50
+    #: HSV value, 0-255.  Near-black pixels have no reliable saturation
+    #: (and a shadow is not a tool).
+    instrument_min_value: int = 25
+    #: x the global liver level.  A tool blocks the fluorescence.  (Specular
+    #: highlights are grey too, but normal in NIR.)
+    instrument_nir_dark: float = 0.6
+
+    # -- cores and rims (cores.py) ---------------------------------------------
+    #: mm, and at least px on the grid.  The widest rim looked for (ICG rims
+    #: are 1-5 mm): fluorescence further from the core is a duct or the
+    #: gallbladder running into the rim.
+    max_rim_width_mm: float = 8.0
+    max_rim_width_min_px: float = 3.0
+    #: mm, and at least px on the grid.  Allowed gap between the dark core
+    #: and the rim (the blurred transition that is neither); never under
+    #: 1.5 px, beyond an 8-neighbour (1.37 px of chamfer distance).
+    core_gap_mm: float = 1.5
+    core_gap_min_px: float = 1.5
+    #: mm.  A core with no pixel this deep inside it is a sliver (a tool's
+    #: edge blended with liver on the coarse grid, the gap between two ducts).
+    core_open_mm: float = 0.6
+    #: x least core area.  Pixels deeper than ``core_open_mm`` that make a blob.
+    core_blob_fraction: float = 0.1
+    #: x least core area.  The part of a core not hidden by a tool is at
+    #: least this.
+    core_visible_fraction: float = 0.25
+    #: px, and fraction of the region.  A dark region is the arc's core when
+    #: the arc's seed covers at least this many of its pixels and this share.
+    core_seed_min_px: int = 2
+    core_seed_fraction: float = 0.05
+    #: x the arc's area, and fraction of the hull.  A dark region this much
+    #: larger than an open arc that fills their hull is dark liver beyond
+    #: the arc's reach, not its core.
+    core_max_area_per_rim: int = 8
+    core_max_hull_fill: float = 0.9
+    #: x the widest rim (~3 mm), plus the gap.  The arc's circle is fitted to
+    #: its pixels this near the core seed, so a gallbladder or duct merged
+    #: with the rim, further out, does not bend it.
+    arc_fit_reach: float = 0.4
+    #: x the longer side of the arc's box.  A circle this large is no arc's
+    #: circle (a nearly straight duct).
+    arc_max_radius: float = 2.0
+    #: x circle radius, plus the gap and 1 px.  The core lies within this
+    #: disk round the arc's circle (cores are not perfect circles).
+    arc_core_radius: float = 1.15
+    #: x ``segment.min_completeness``.  A rim tracked last frame needs only
+    #: this much, so it does not flicker in and out of the rim class.
+    tracked_completeness: float = 0.6
+
+    # -- hidden arcs and merging (arcs.py) -------------------------------------
+    #: x least rim area.  Smaller pieces cut off a rim by a tool are ignored.
+    arc_piece_min: float = 0.25
+    #: fraction of a piece's pixels.  On a found rim's circle, for the piece
+    #: to be part of that rim.
+    arc_on_ring: float = 0.9
+    #: x circle radius, plus half the rim width and the gap.  How far off its
+    #: circle a piece may lie (cores are not perfect circles).
+    arc_ring_tolerance: float = 0.06
+    #: x circle radius.  A piece longer than this is not on the circle.
+    arc_max_extent: float = 2.2
+    #: x (rim width + gap) per unit of the piece's diagonal.  A thicker piece
+    #: (a gallbladder or a duct's end next to the tool) is not this rim.
+    arc_max_thickness: float = 1.5
+    #: fraction of the smaller core.  Arcs whose cores overlap this much are
+    #: one rim cut in pieces by a tool.
+    shared_core: float = 0.2
+
+    # -- refinement and width (refine.py, width.py) ----------------------------
+    #: x B.  Where the local peak is less than this above B there is no rim
+    #: signal to place an edge in.
+    min_span: float = 0.15
+    #: count.  Cross-sections per rim (evenly spread medial points): plenty
+    #: for a median, cheap at any rim size.
+    width_max_sections: int = 300
+    #: count.  With fewer cross-sections that find both edges the mean
+    #: profile is not worth fitting: the half-maximum width is kept.
+    fit_min_sections: int = 8
+    #: profile units (1 = the rim's peak above liver).  The fitted rim must
+    #: stand this far above liver to be believed.
+    fit_min_rim: float = 0.2
+    #: profile units.  The fitted outer edge must lie this far above liver.
+    fit_min_edge: float = 0.05
+    #: x the half-maximum width.  Blur only ever widens a rim; a fit this
+    #: much wider is wrong.
+    fit_max_width: float = 1.6
+
+    # -- tracking (track.py) ---------------------------------------------------
+    #: frames.  A track outlives this many frames without its rim, so a rim
+    #: hidden for a moment by a tool gets its id back (0.25-0.5 s).
+    track_max_missed: int = 15
+    #: px per sqrt(px of area).  A larger lesion's centroid wobbles more:
+    #: the allowed shift grows by this times the root of its area.
+    track_shift_per_sqrt_area: float = 0.25
+
+
+#: The rules every analysis uses.
+RIM_RULES = RimRules()

@@ -1,0 +1,83 @@
+"""The rim's width: sub-pixel half-maximum cross-sections, blur-corrected by a model fit.
+
+Cross-sections are taken at the rim's medial points, across the rim
+(away from the core); their half-maximum crossings give the width, and a
+fit of *core step + blurred box* to the mean cross-section corrects it for
+tissue-scattering blur (which makes a thin rim look wider at half maximum)
+and gives the levels at which the true edges lie.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ._kernels.fit import fit_rim_profile, rim_model
+from ._kernels.width import mean_cross_section, profile_crossings, ridge_sections, width_median
+from .rules import RIM_RULES
+
+
+def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: np.ndarray,
+                    d_core: np.ndarray, width_guess: float, lev_in: float, lev_out: float,
+                    blur_correction: bool) -> tuple[float, float, float]:
+    """Rim width (refine px) and the ``q`` levels at its true inner and outer edges.
+
+    Cross-sections are taken at medial points (ridge of the rim's distance
+    transform) along the direction away from the core (gradient of the
+    distance to the core), which is across the rim for any core shape; the
+    half-maximum crossings are interpolated to sub-pixel.  With
+    ``blur_correction`` the blurred rim model
+    (:func:`~._kernels.fit.fit_rim_profile`) is fitted to the mean cross
+    section: when the blur is not small against the width the half-maximum
+    width overstates the true width, and the fit gives both the true width
+    and the levels at which the true edges lie.
+
+    Parameters
+    ----------
+    img : (qh, qw) float32 refine-grid NIR, NO_SIGNAL where blocked or invalid
+    peak : (qh, qw) float32 local rim peak
+    background : B, normalised counts
+    rim : (qh, qw) bool rim mask at the half-maximum levels
+    d_core : (qh, qw) float32 distance to the coarse core (its gradient
+        points across the rim)
+    width_guess : coarse rim width, refine px (sets the search length)
+    lev_in, lev_out : the half-maximum levels of ``q`` inside and outside
+    blur_correction : fit the model (else the half-maximum width is kept)
+
+    Returns
+    -------
+    width (refine px), lev_in, lev_out: the fitted width and edge levels
+    when the fit is believable (``RIM_RULES.fit_*``), else the
+    half-maximum width and the levels given
+    """
+    dt = cv2.distanceTransform(rim.view(np.uint8), cv2.DIST_L2, 5)
+    gy = cv2.Sobel(d_core, cv2.CV_32F, 0, 1, ksize=3)
+    gx = cv2.Sobel(d_core, cv2.CV_32F, 1, 0, ksize=3)
+    # medial points (ridge of dt, at most width_max_sections), their normals,
+    # and the peak there: one normalisation per section (the peak at its
+    # medial point), so the section's tails are not divided by a different
+    # local peak
+    fallback, n_ridge, ys, xs, ny, nx, pk = ridge_sections(rim, dt, gy, gx, peak,
+                                                           RIM_RULES.width_max_sections)
+    if n_ridge == 0 or ys.size == 0:
+        return fallback, lev_in, lev_out
+    B = float(background)
+    t_in, t_out = profile_crossings(img, ys, xs, ny, nx, B, pk, float(lev_in), float(lev_out),
+                                    float(3.0 * width_guess + 6.0), 0.25)
+    fwhm, n_fin = width_median(t_in, t_out)
+    if n_fin == 0:
+        return fallback, lev_in, lev_out
+    if not blur_correction or n_fin < RIM_RULES.fit_min_sections:
+        return fwhm, lev_in, lev_out
+    dx = max(0.25, fwhm / 12.0)
+    half_n = int(np.ceil(1.5 * fwhm / dx))
+    prof = mean_cross_section(img, ys, xs, ny, nx, B, pk, t_in, t_out, half_n, dx)
+    w, s, c0, c1, c2 = fit_rim_profile(prof, dx, half_n, fwhm)
+    e_in = rim_model(-0.5 * w, w, s, c0, c1, c2)
+    e_out = rim_model(0.5 * w, w, s, c0, c1, c2)
+    top = rim_model(0.0, w, s, c0, c1, c2)  # the model's level at the rim's middle
+    if not (c2 > RIM_RULES.fit_min_rim and RIM_RULES.fit_min_edge < e_out < top and e_in < top
+            and w < RIM_RULES.fit_max_width * fwhm):
+        return fwhm, lev_in, lev_out
+    return float(w), float(e_in), float(e_out)
+
