@@ -79,41 +79,6 @@ def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int) 
     return chunks
 
 
-def state_digest(pipeline) -> str:
-    """A hash of everything a pipeline carries from one frame to the next.
-
-    Two pipelines with the same digest give the same output for the same
-    input from then on.  Rim ids and track ages are left out: ids are
-    renumbered by :func:`~.stitch.stitch`, and ages do not change any output.
-    """
-    import hashlib
-
-    import numpy as np
-
-    h = hashlib.sha1()
-
-    def add(obj, skip=()):
-        for name, v in sorted(vars(obj).items()):
-            if name in skip:
-                continue
-            if isinstance(v, np.ndarray):
-                h.update(name.encode())
-                h.update(str(v.dtype).encode() + str(v.shape).encode())
-                h.update(np.ascontiguousarray(v).tobytes())
-            elif v is None or isinstance(v, (bool, int, float, str, tuple)):
-                h.update(f"{name}={v!r};".encode())
-            elif hasattr(v, "__dataclass_fields__"):
-                h.update(f"{name}={v!r};".encode())
-
-    add(pipeline.normaliser, skip=("calibration",))
-    add(pipeline.display_levels)
-    add(pipeline.analyzer, skip=("settings", "mm_per_px"))
-    for t in pipeline.analyzer.tracker.tracks:
-        h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
-    h.update(f"{pipeline.levels!r} {pipeline.threshold!r} {pipeline.noise_sigma!r}".encode())
-    return h.hexdigest()
-
-
 class _ChunkRows(Listener):
     """Keeps every frame's rows of a chunk, and the state digest where its warm-up ends."""
 
@@ -125,7 +90,7 @@ class _ChunkRows(Listener):
         index, result = frame.pair.index, frame.result
         self.out.frames.append((index, result.frame_row(), result.rim_rows()))
         if index == self.out.start - 1:
-            self.out.warm_digest = state_digest(self.pipeline)
+            self.out.warm_digest = self.pipeline.state_digest()
 
 
 def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[str]) -> ChunkResult:
@@ -145,7 +110,7 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
             _pin_references(pipeline, read_session(chunk.session))
             run_frames(source, pipeline, [_ChunkRows(out, pipeline)],
                        span=Span(first=chunk.warm_start, stop=chunk.stop))
-            out.end_digest = state_digest(pipeline)
+            out.end_digest = pipeline.state_digest()
     except NirfError as e:
         out.error = str(e)
     except Exception as e:  # a broken recording must not stop the study

@@ -18,7 +18,7 @@ def verify(results: list[ChunkResult], rerun: Callable) -> tuple[list, int]:
 
     A chunk is exact when the previous (exact) chunk ends in the state this
     chunk reached at the end of its warm-up (same
-    :func:`~.chunks.state_digest`).  A chunk whose warm-up was too short for
+    :meth:`~nirf_overlay.processing.pipeline.Pipeline.state_digest`).  A chunk whose warm-up was too short for
     that is run again (``rerun(chunk) -> ChunkResult``) with twice the
     warm-up, back to the start of the recording if need be, which is exact
     by construction.  Returns the exact results and the number of re-runs.
