@@ -130,6 +130,15 @@ def test_flat_too_dim_refused(data):
     assert load_profile(profile).flat is None  # the profile is left as it was
 
 
+def test_twelve_bit_flat_in_sixteen_bit_files_names_nir_bits(data):
+    # the 12-bit flat's TIFFs without --nir-bits: the fix is the bit depth, not more light
+    r = _run("flat", "--nir", data["flat"], "--out", str(data["dir"] / "x12" / "p.json"))
+    _one_line_error(r, r"flat: too dim for 16-bit data: .* fits in 12 bits .*; see --nir-bits$")
+    assert "raise the exposure" not in r.stderr
+    assert _run("flat", "--nir", data["flat"], "--nir-bits", "12", "--out",
+                str(data["dir"] / "x12" / "p.json")).returncode == 0
+
+
 @pytest.mark.parametrize("args,pattern", [
     (("--wl", "blank_wl", "--nir", "blank_nir"),
      r"register: no corners found: no 9x6 checkerboard in the white light \(3 frames\); check the "

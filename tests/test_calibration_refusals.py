@@ -121,6 +121,17 @@ def flat_too_dim(ctx):
     build_flat(frames, nir_bits=12, dark=build_dark(darks, nir_bits=12).dark)
 
 
+@case(r"flat: too dim for 16-bit data: mean signal \d+ counts is \d\.\d% of full scale \(65535\), "
+      r"but every value fits in 12 bits .*12-bit camera in a 16-bit container", option="nir_bits")
+def flat_twelve_bits_in_sixteen(ctx):
+    # a 12-bit camera's well-exposed flat (about 40 % of 4095) stored as 16-bit TIFFs
+    rng = np.random.default_rng(17)
+    darks, dark_truth = dark_frames((64, 48), 8, rng=rng)
+    frames = flat_frames((64, 48), 4, rng=rng, level=1600, dark_truth=dark_truth,
+                         vignette=vignetting((64, 48)))
+    build_flat(frames, nir_bits=16, dark=build_dark(darks, nir_bits=16).dark)
+
+
 @case(r"flat: the target covers too little of the field: \d+\.\d% of pixels are below 5% of the mean")
 def flat_target_too_small(ctx):
     rng = np.random.default_rng(19)

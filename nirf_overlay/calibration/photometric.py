@@ -30,9 +30,10 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..errors import CalibrationError
+from .model import CalibrationOptionError
 
 __all__ = [
-    "FrameStats", "DarkResult", "FlatResult", "build_dark", "build_flat", "nir_quality",
+    "FrameStats", "DarkResult", "container_bits", "CONTAINER_DEPTHS", "FlatResult", "build_dark", "build_flat", "nir_quality",
     "DARK_MAX_LEVEL", "DARK_MAX_STRUCTURE", "DARK_MAX_HOT", "HOT_SIGMA",
     "FLAT_MAX_SATURATED", "FLAT_MIN_SIGNAL", "FLAT_FLOOR", "FLAT_MAX_FLOORED",
 ]
@@ -83,6 +84,25 @@ def _smoothing_sigma(h: int, w: int) -> float:
 
 def _full_scale(nir_bits: int) -> int:
     return (1 << int(nir_bits)) - 1
+
+
+#: sensor depths a 16-bit container commonly holds (10-, 12- and 14-bit cameras)
+CONTAINER_DEPTHS = (10, 12, 14)
+
+
+def container_bits(largest: float, nir_bits: int):
+    """The smallest common sensor depth all values fit in, when narrower than ``nir_bits``.
+
+    A 12-bit camera's frames stored as 16-bit never exceed 4095; that alone cannot tell
+    it from dim 16-bit data, so this is a hint for a message, never a decision.  Only a
+    16-bit depth is questioned: a narrower one was given on purpose.
+    """
+    if int(nir_bits) != 16:
+        return None
+    for bits in CONTAINER_DEPTHS:
+        if largest <= _full_scale(bits):
+            return bits
+    return None
 
 
 # -- streaming statistics ----------------------------------------------------
@@ -362,6 +382,14 @@ def build_flat(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
     warnings = []
     signal, offset = _dark_subtracted(st.mean.astype(np.float32), dark, sigma, warnings)
     level = float(signal.mean(dtype=np.float64))
+    narrow = container_bits(float(st.max.max()), nir_bits)
+    if level < min_signal * full and narrow and level >= min_signal * _full_scale(narrow):
+        raise CalibrationOptionError(
+            f"flat: too dim for {nir_bits}-bit data: mean signal {level:.0f} counts is "
+            f"{100 * max(level, 0) / full:.1f}% of full scale ({full}), but every value fits in "
+            f"{narrow} bits (largest {st.max.max():.0f}): this looks like a {narrow}-bit camera in "
+            f"a {nir_bits}-bit container, where it is {100 * level / _full_scale(narrow):.0f}% of "
+            f"full scale; give the camera's bit depth ({narrow})", option="nir_bits")
     if level < min_signal * full:
         raise CalibrationError(
             f"flat: too dim: mean signal {level:.0f} counts is {100 * max(level, 0) / full:.1f}% of "
