@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "bench": ("bench", "time the processing pipeline against a plain OpenCV/numpy version"),
     "batch": ("batch", "analyse many recorded sessions on a Dask cluster"),
     "make-sample": ("make_sample", "render phantom recordings (the bundled sample and larger ones)"),
+    "info": ("info", "versions, numba cache, video backends, Qt screens: for a bug report"),
 }
 
 

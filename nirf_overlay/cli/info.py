@@ -1,0 +1,129 @@
+"""`nirf-overlay info`: what a bug report needs about this installation.
+
+Versions of nirf-overlay and what it runs on, numba's threading and kernel cache,
+OpenCV's video backends, Qt's platform and screens, the FFmpeg binary, the CPU and
+the configuration folders.  Qt is asked in a child process: on a machine with no
+screen a Qt application can abort its process, and this command must still print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+
+#: seconds the Qt probe may take (loading the platform plugin, listing screens)
+QT_PROBE_TIMEOUT_S = 20.0
+
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+
+
+def run(args) -> int:
+    facts = collect()
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        width = max(len(k) for k in facts)
+        for key, value in facts.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def collect() -> dict:
+    """Every fact as ``name -> text``, in the order a reader wants them."""
+    import cv2
+    import numba
+    import numpy as np
+
+    from .. import __version__
+
+    facts = {
+        "nirf-overlay": f"{__version__} ({os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})",
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "platform": platform.platform(),
+        "cpus": _cpus(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba threading layer": f"{numba.config.THREADING_LAYER} (configured), "
+                                 f"{numba.config.NUMBA_NUM_THREADS} threads",
+        "numba kernel cache": _kernel_cache(),
+        "opencv": cv2.__version__,
+    }
+    facts.update(_opencv_video())
+    facts["ffmpeg binary"] = _ffmpeg()
+    facts.update(_qt())
+    facts["config folder"] = os.environ.get("NIRF_OVERLAY_CONFIG_DIR") or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "nirf-overlay")
+    return facts
+
+
+def _cpus() -> str:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{os.cpu_count()} ({usable} usable by this process)"
+
+
+def _kernel_cache() -> str:
+    """Where numba caches the compiled kernels, and whether they are there (warm)."""
+    import numba
+
+    from ..processing import _kernels
+
+    kernels_dir = os.path.dirname(os.path.abspath(_kernels.__file__))
+    cache_root = numba.config.CACHE_DIR or os.path.join(kernels_dir, "__pycache__")
+    modules = sorted(os.path.splitext(os.path.basename(p))[0]
+                     for p in glob.glob(os.path.join(kernels_dir, "*.py"))
+                     if not os.path.basename(p).startswith("__"))
+    index = glob.glob(os.path.join(cache_root, "**", "*.nbi"), recursive=True)
+    cached = {os.path.basename(p).split(".")[0] for p in index}
+    warm = [m for m in modules if m in cached]
+    state = "warm" if len(warm) == len(modules) else ("cold" if not warm else "partly warm")
+    return f"{state}: {len(warm)} of {len(modules)} kernel modules cached in {cache_root}"
+
+
+def _opencv_video() -> dict:
+    """The lines of OpenCV's build information that say how it reads video."""
+    import cv2
+
+    wanted = ("FFMPEG", "V4L/V4L2", "GStreamer")
+    found = {}
+    for line in cv2.getBuildInformation().splitlines():
+        name, _, value = line.strip().partition(":")
+        if name.strip() in wanted and value.strip():
+            found[f"opencv {name.strip()}"] = value.strip()
+    for name in wanted:
+        found.setdefault(f"opencv {name}", "not listed in the build information")
+    return found
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    try:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        out = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
+                             timeout=10).stdout.splitlines()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        return f"not usable ({e})"
+    return f"{out[0] if out else 'no version printed'} ({exe})"
+
+
+def _qt() -> dict:
+    try:
+        r = subprocess.run([sys.executable, "-m", "nirf_overlay.gui.probe"], capture_output=True,
+                           text=True, timeout=QT_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"qt": f"no answer within {QT_PROBE_TIMEOUT_S:g} s"}
+    if r.returncode != 0:
+        reason = (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1]
+        return {"qt": f"cannot start a window here ({reason}); set QT_QPA_PLATFORM=offscreen "
+                      "to check the rest"}
+    q = json.loads(r.stdout)
+    return {"qt": f"{q['qt']} (bindings {q['pyqt']})", "qt platform plugin": q["platform"],
+            "screens": ", ".join(q["screens"]) or "none", "presets folder": q["presets"]}
