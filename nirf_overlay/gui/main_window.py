@@ -56,6 +56,12 @@ __all__ = ["MainWindow"]
 
 STATUS_EVERY_S = 0.1  # how often the HUD's numbers are refreshed
 HISTOGRAM_EVERY_S = 0.5
+#: share of the screen's work area a new window takes, centred
+SCREEN_FRACTION = 0.85
+#: px: smallest size a new window opens at (the six mode buttons and the dock fit)
+MIN_WINDOW = (1024, 640)
+#: px: work areas this wide or narrower (1280x720, 1366x768 laptops) get the whole area
+SMALL_SCREEN_WIDTH = 1440
 
 
 class MainWindow(QMainWindow):
@@ -119,7 +125,7 @@ class MainWindow(QMainWindow):
         self.help: Optional[HelpOverlay] = None
         self._build_replay_bar()
         self._connect_actions()
-        self.resize(1280, 800)
+        self._fit_to_screen()
 
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.PreciseTimer)
@@ -129,6 +135,23 @@ class MainWindow(QMainWindow):
             engine.start()
 
     # -- construction ------------------------------------------------------------------
+    def _fit_to_screen(self) -> None:
+        """Open sized for the screen: most of it, centred (a fixed size sat in the corner of a
+        1080p screen with its toolbar cut off); small screens get the whole work area."""
+        screen = QApplication.primaryScreen()
+        if screen is None:
+            self.resize(1280, 800)
+            return
+        area = screen.availableGeometry()
+        if area.width() <= SMALL_SCREEN_WIDTH:
+            self.setGeometry(area)
+            self.setWindowState(self.windowState() | Qt.WindowMaximized)
+            return
+        w = min(area.width(), max(MIN_WINDOW[0], int(area.width() * SCREEN_FRACTION)))
+        h = min(area.height(), max(MIN_WINDOW[1], int(area.height() * SCREEN_FRACTION)))
+        self.setGeometry(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2,
+                         w, h)
+
     def _connect_actions(self) -> None:
         a = self.acts
         a.freeze.triggered.connect(self._on_freeze)
