@@ -112,24 +112,25 @@ def flat_saturated(ctx):
                            vignette=vignetting((64, 48))), nir_bits=12)
 
 
+def _flat_with_dark(seed, level, nir_bits):
+    """A dark and a flat of a 12-bit camera (``level`` counts), built at ``nir_bits``."""
+    rng = np.random.default_rng(seed)
+    darks, dark_truth = dark_frames((64, 48), 8, rng=rng)
+    frames = flat_frames((64, 48), 4, rng=rng, level=level, dark_truth=dark_truth,
+                         vignette=vignetting((64, 48)))
+    build_flat(frames, nir_bits=nir_bits, dark=build_dark(darks, nir_bits=nir_bits).dark)
+
+
 @case(r"flat: too dim: mean signal 12\d counts is 2\.\d% of full scale \(4095\), need at least 5%")
 def flat_too_dim(ctx):
-    rng = np.random.default_rng(16)
-    darks, dark_truth = dark_frames((64, 48), 8, rng=rng)
-    frames = flat_frames((64, 48), 4, rng=rng, level=120, dark_truth=dark_truth,
-                         vignette=vignetting((64, 48)))
-    build_flat(frames, nir_bits=12, dark=build_dark(darks, nir_bits=12).dark)
+    _flat_with_dark(16, level=120, nir_bits=12)
 
 
 @case(r"flat: too dim for 16-bit data: mean signal \d+ counts is \d\.\d% of full scale \(65535\), "
       r"but every value fits in 12 bits .*12-bit camera in a 16-bit container", option="nir_bits")
 def flat_twelve_bits_in_sixteen(ctx):
     # a 12-bit camera's well-exposed flat (about 40 % of 4095) stored as 16-bit TIFFs
-    rng = np.random.default_rng(17)
-    darks, dark_truth = dark_frames((64, 48), 8, rng=rng)
-    frames = flat_frames((64, 48), 4, rng=rng, level=1600, dark_truth=dark_truth,
-                         vignette=vignetting((64, 48)))
-    build_flat(frames, nir_bits=16, dark=build_dark(darks, nir_bits=16).dark)
+    _flat_with_dark(17, level=1600, nir_bits=16)
 
 
 @case(r"flat: the target covers too little of the field: \d+\.\d% of pixels are below 5% of the mean")

@@ -33,7 +33,8 @@ from ..errors import CalibrationError
 from .model import CalibrationOptionError
 
 __all__ = [
-    "FrameStats", "DarkResult", "container_bits", "CONTAINER_DEPTHS", "FlatResult", "build_dark", "build_flat", "nir_quality",
+    "FrameStats", "DarkResult", "FlatResult", "build_dark", "build_flat", "nir_quality",
+    "container_bits", "CONTAINER_DEPTHS",
     "DARK_MAX_LEVEL", "DARK_MAX_STRUCTURE", "DARK_MAX_HOT", "HOT_SIGMA",
     "FLAT_MAX_SATURATED", "FLAT_MIN_SIGNAL", "FLAT_FLOOR", "FLAT_MAX_FLOORED",
 ]
@@ -382,15 +383,17 @@ def build_flat(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
     warnings = []
     signal, offset = _dark_subtracted(st.mean.astype(np.float32), dark, sigma, warnings)
     level = float(signal.mean(dtype=np.float64))
-    narrow = container_bits(float(st.max.max()), nir_bits)
-    if level < min_signal * full and narrow and level >= min_signal * _full_scale(narrow):
-        raise CalibrationOptionError(
-            f"flat: too dim for {nir_bits}-bit data: mean signal {level:.0f} counts is "
-            f"{100 * max(level, 0) / full:.1f}% of full scale ({full}), but every value fits in "
-            f"{narrow} bits (largest {st.max.max():.0f}): this looks like a {narrow}-bit camera in "
-            f"a {nir_bits}-bit container, where it is {100 * level / _full_scale(narrow):.0f}% of "
-            f"full scale; give the camera's bit depth ({narrow})", option="nir_bits")
     if level < min_signal * full:
+        largest = float(st.max.max())
+        narrow = container_bits(largest, nir_bits)
+        if narrow and level >= min_signal * _full_scale(narrow):
+            raise CalibrationOptionError(
+                f"flat: too dim for {nir_bits}-bit data: mean signal {level:.0f} counts is "
+                f"{100 * max(level, 0) / full:.1f}% of full scale ({full}), but every value fits "
+                f"in {narrow} bits (largest {largest:.0f}): this looks like a {narrow}-bit camera "
+                f"in a {nir_bits}-bit container, where it is "
+                f"{100 * level / _full_scale(narrow):.0f}% of full scale; give the camera's bit "
+                f"depth ({narrow})", option="nir_bits")
         raise CalibrationError(
             f"flat: too dim: mean signal {level:.0f} counts is {100 * max(level, 0) / full:.1f}% of "
             f"full scale ({full}), need at least {100 * min_signal:.0f}%; raise the exposure, "

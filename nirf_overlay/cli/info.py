@@ -1,9 +1,10 @@
 """`nirf-overlay info`: what a bug report needs about this installation.
 
 Versions of nirf-overlay and what it runs on, numba's threading and kernel cache,
-OpenCV's video backends, Qt's platform and screens, the FFmpeg binary, the CPU and
-the configuration folders.  Qt is asked in a child process: on a machine with no
-screen a Qt application can abort its process, and this command must still print.
+OpenCV's video backends, the FFmpeg binary, the CPU, and what Qt sees: its platform,
+screens and the config and presets folders (which Qt's standard paths decide).  Qt
+is asked in a child process: on a machine with no screen a Qt application can abort
+its process, and this command must still print the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import sys
 
 #: seconds the Qt probe may take (loading the platform plugin, listing screens)
 QT_PROBE_TIMEOUT_S = 20.0
-
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def collect() -> dict:
     from .. import __version__
 
     facts = {
-        "nirf-overlay": f"{__version__} ({os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})",
+        "nirf-overlay": f"{__version__} ({os.path.dirname(os.path.dirname(__file__))})",
         "python": f"{platform.python_version()} ({sys.executable})",
         "platform": platform.platform(),
         "cpus": _cpus(),
@@ -59,8 +59,6 @@ def collect() -> dict:
     facts.update(_opencv_video())
     facts["ffmpeg binary"] = _ffmpeg()
     facts.update(_qt())
-    facts["config folder"] = os.environ.get("NIRF_OVERLAY_CONFIG_DIR") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "nirf-overlay")
     return facts
 
 
@@ -126,4 +124,5 @@ def _qt() -> dict:
                       "to check the rest"}
     q = json.loads(r.stdout)
     return {"qt": f"{q['qt']} (bindings {q['pyqt']})", "qt platform plugin": q["platform"],
-            "screens": ", ".join(q["screens"]) or "none", "presets folder": q["presets"]}
+            "screens": ", ".join(q["screens"]) or "none", "config folder": q["config"],
+            "presets folder": q["presets"]}

@@ -1,4 +1,4 @@
-"""What Qt sees here (version, platform plugin, screens, presets folder), as one JSON line.
+"""What Qt sees here (version, platform plugin, screens, config and presets folders), as JSON.
 
 Run as ``python -m nirf_overlay.gui.probe`` by ``nirf-overlay info`` in a child
 process, because a Qt application that finds no screen can abort its process.
@@ -19,6 +19,7 @@ def main() -> None:
         "qt": QT_VERSION_STR, "pyqt": PYQT_VERSION_STR, "platform": app.platformName(),
         "screens": [f"{s.name() or 'screen'} {s.size().width()}x{s.size().height()} "
                     f"@{s.devicePixelRatio():g}" for s in app.screens()],
+        "config": str(default_presets_dir().parent),
         "presets": str(default_presets_dir()),
     }))
 
