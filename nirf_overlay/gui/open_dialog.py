@@ -15,6 +15,9 @@ default under organisation and application "nirf-overlay" (on Linux
 set they go to ``$NIRF_OVERLAY_CONFIG_DIR/nirf-overlay.ini`` instead; tests
 set it, or pass ``store=QSettings(path, QSettings.IniFormat)``, so they never
 touch the user's settings.
+
+One module past 500 lines on purpose: the pages are small classes that share the
+checks of what was typed and the recent list, which belong to this one dialog.
 """
 
 from __future__ import annotations

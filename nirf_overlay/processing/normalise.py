@@ -32,7 +32,9 @@ warped into WL coordinates once, when the first frame shows the sizes, and
 each raw frame is warped with ``cv2.warpPerspective(..., WARP_INVERSE_MAP)``
 (the homography maps WL pixels to NIR pixels).  An identity homography with
 equal sizes skips the warp.  Pixels outside the NIR field of view read 0.
-Hot-pixel maps in the calibration are not used (yet).
+The calibration's hot-pixel map is used where a flat is built (its pixels are left out of
+the flat's saturation check); here hot pixels get their dark offset subtracted like any
+other pixel and are not replaced.
 """
 
 from __future__ import annotations

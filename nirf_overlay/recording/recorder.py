@@ -16,6 +16,10 @@ failed table write stops the recording, keeps every closed segment valid,
 marks ``session.json`` stopped with the reason, and leaves the plain message in
 ``RecorderStatus.error``.  Free space is checked before starting and at every
 segment.
+
+Past 500 lines on purpose: the queue, the two threads, failure and stop share one lock
+and one state machine; the encoders, the session files and the status are already
+modules of their own.
 """
 
 from __future__ import annotations
