@@ -242,3 +242,32 @@ def test_copies_shared_by_kernel_modules_are_the_same():
                for m in (segment, background, refine, width)}
     assert len(set(sources.values())) == 1, sources.keys()
     assert refine.NO_SIGNAL == width.NO_SIGNAL < width.NO_SIGNAL_TEST
+
+
+_NAN_TESTS = ("isfinite", "isnan", "isinf")
+
+
+@pytest.mark.parametrize("name", KERNEL_MODULES)
+def test_kernels_that_test_for_nan_keep_ieee_nan_semantics(name):
+    """Full fastmath assumes no NaN and no inf, and LLVM then folds
+    ``np.isfinite(x)`` to True: mean_cross_section's skip of the sections not
+    found (NaN) vanished from the compiled code, a NaN section indexed the image
+    at int(NaN) and a process died of SIGSEGV now and then.  A kernel whose
+    source tests for NaN/inf must keep those assumptions off."""
+    import importlib
+    import inspect
+
+    from numba.core.registry import CPUDispatcher
+
+    mod = importlib.import_module(f"nirf_overlay.processing._kernels.{name}")
+    for attr, kernel in vars(mod).items():
+        if not isinstance(kernel, CPUDispatcher):
+            continue
+        src = inspect.getsource(kernel.py_func)
+        if not any(t in src for t in _NAN_TESTS):
+            continue
+        flags = kernel.targetoptions.get("fastmath", False)
+        unsafe = flags is True or (isinstance(flags, (set, frozenset)) and
+                                   ({"fast", "nnan", "ninf"} & set(flags)))
+        assert not unsafe, f"{name}.{attr} tests for NaN/inf under fastmath {flags}"
+

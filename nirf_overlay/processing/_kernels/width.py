@@ -19,8 +19,17 @@ import numpy as np
 NO_SIGNAL = -1e30
 NO_SIGNAL_TEST = -1e20
 
+# fastmath without its "no NaN" and "no inf" assumptions: the sections not
+# found are NaN (profile_crossings) and mean_cross_section skips them with
+# np.isfinite, a test that full fastmath folds to "always finite" (it did: the
+# compiled code had no such comparison left).  A NaN section then indexed the
+# image at int(NaN), undefined behaviour that read the ROI's corner or, rarely,
+# an unmapped page (a SIGSEGV seen under load).  The flags kept are the ones
+# that matter for speed here (reassociation, contraction, reciprocals).
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
 def _bilinear(img, y, x):
     h, w = img.shape
     if y < 0.0 or x < 0.0 or y > h - 1.0 or x > w - 1.0:
@@ -36,7 +45,7 @@ def _bilinear(img, y, x):
     return top * (1.0 - fy) + bot * fy
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
 def profile_crossings(img, ys, xs, ny, nx, base, peak, lev_in, lev_out, max_len, step):
     """Sub-pixel distances from each medial point to the rim's two edges.
 
@@ -97,7 +106,7 @@ def profile_crossings(img, ys, xs, ny, nx, base, peak, lev_in, lev_out, max_len,
     return t_in, t_out
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
 def mean_cross_section(img, ys, xs, ny, nx, base, peak, t_in, t_out, half_n, dx):
     """Mean normalised rim cross-section, each section centred between its edges.
 
