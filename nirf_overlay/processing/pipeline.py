@@ -44,6 +44,7 @@ from .levels import DisplayLevels, Levels
 from .normalise import Normaliser
 from .normalise import warm_up as _warm_normalise
 from .result import FrameResult, PlaneCheck
+from .transfer import NirEntry
 
 
 class Pipeline:
@@ -83,6 +84,8 @@ class Pipeline:
         self._reset_pending = False
         self.calibration = calibration
         self.mm_per_px = calibration.mm_per_px if calibration is not None else None
+        #: the calibration's NIR transfer curve, applied before normalising (.transfer)
+        self.nir_entry = NirEntry(calibration.nir_transfer if calibration is not None else None)
         self.normaliser = Normaliser(calibration)
         self.display_levels = DisplayLevels()
         self.compositor = Compositor(ring=ring)
@@ -168,7 +171,8 @@ class Pipeline:
             return FrameResult(index=pair.index, time_s=pair.wl_time, composite=composite,
                                rim_mask=None, rims=[], fluorescence_mask=None,
                                saturated_fraction=0.0, plane=PlaneCheck(), nir_lost=True,
-                               mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival)
+                               mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
+                               nir_signal=self.nir_entry.signal(pair.nir_bits))
 
         median = self.levels.median if self.levels is not None else 0.0
         fused = None
@@ -181,7 +185,8 @@ class Pipeline:
             # the analysis thread copies the last frame's NIR as it takes it
             # (off this path); the normaliser filters into that same buffer
             self._async.wait_returned()
-        norm = self.normaliser.process(pair.nir, wl.shape, nir_bits=pair.nir_bits, gain=pair.gain,
+        nir, nir_bits, nir_signal = self.nir_entry(pair.nir, pair.nir_bits)
+        norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
                                        median_level=median, display=fused)
         t1 = time.perf_counter()
@@ -216,7 +221,7 @@ class Pipeline:
             fluorescence_mask=analysis.fluorescence_mask,
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
-            analysis_index=analysis_index,
+            analysis_index=analysis_index, nir_signal=nir_signal,
         )
 
     #: frames of at least this many WL pixels use every core in a live pipeline
