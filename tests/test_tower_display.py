@@ -83,3 +83,25 @@ def test_settings_schema_2_log_becomes_auto(tmp_path):
     assert again["schema_version"] == SCHEMA_VERSION == 3
     # a schema-3 file's explicit log stays log
     assert Settings.from_dict(again | {"levels": {"compression": "log"}}).levels.compression == "log"
+
+
+def test_ignore_rects_are_neither_fluorescence_nor_background_nor_levels():
+    from nirf_overlay.calibration import Calibration
+
+    rng = np.random.default_rng(3)
+    nir = np.clip(np.rint(60 + rng.normal(0, 2, (H, W))), 0, 255).astype(np.uint16)
+    nir[5:20, 100:150] = 250  # the tower's clock, burnt in bright
+    wl = np.full((H, W, 3), (40, 90, 160), np.uint8)
+    s = Settings()
+    s.set("levels.compression", "linear")  # percentile levels, so the white level shows it
+    runs = {}
+    for rects in ([], [(96, 2, 60, 22)]):
+        p = Pipeline(s, Calibration(ignore_rects=rects))
+        for i in range(4):
+            res = p.process(FramePair(wl=wl, nir=nir, nir_bits=8, index=i))
+        runs[bool(rects)] = (res, p.levels, p.normaliser.valid)
+    (plain, lv_plain, _), (ignored, lv_ign, valid) = runs[False], runs[True]
+    assert plain.fluorescence_mask[12, 120] > 0  # the clock counts as fluorescence
+    assert ignored.fluorescence_mask is None or not ignored.fluorescence_mask[2:24, 96:156].any()
+    assert not valid[2:24, 96:156].any() and valid.sum() == H * W - 60 * 22
+    assert lv_plain.hi > 200 and lv_ign.hi < 80  # the clock no longer sets the white level
