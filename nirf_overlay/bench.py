@@ -22,6 +22,7 @@ import numpy as np
 
 from .engine import Listener, run_frames
 from .processing.colormaps import colormap, palette
+from .processing.levels import display_compression
 from .processing.result import FrameResult, PlaneCheck, RimMeasurement
 
 _CV2_MAP = {"viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO,
@@ -91,9 +92,10 @@ class PlainPipeline:
             self.levels = tuple(a * o + (1 - a) * n for o, n in zip(self.levels, (lo, hi, med)))
         lo, hi, med = self.levels
         x = np.clip((f - lo) / max(hi - lo, 1e-9), 0, 1)
-        if lv.compression == "log":
+        compression = display_compression(lv.compression, "linear")  # raw counts
+        if compression == "log":
             t = np.log1p(lv.log_strength * x) / np.log1p(lv.log_strength)
-        elif lv.compression == "gamma":
+        elif compression == "gamma":
             t = x ** lv.gamma
         else:
             t = x
@@ -128,7 +130,7 @@ class PlainPipeline:
         # compositing: alpha ramp above the threshold, float blend over WL
         x_thr = np.clip((thr - lo) / max(hi - lo, 1e-9), 0, 1)
         t_thr = (np.log1p(lv.log_strength * x_thr) / np.log1p(lv.log_strength)
-                 if lv.compression == "log" else x_thr ** (lv.gamma if lv.compression == "gamma" else 1))
+                 if compression == "log" else x_thr ** (lv.gamma if compression == "gamma" else 1))
         t0 = max(ds.alpha_floor, float(t_thr))
         alpha = ds.alpha * np.sqrt(np.clip((t - t0) / max(0.5 * (1 - t0), 0.01), 0, 1))
         a3 = alpha[..., None]

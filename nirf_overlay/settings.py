@@ -6,7 +6,7 @@ JSON loader and the GUI settings panel validate and describe it the same way.
 
 JSON layout::
 
-    {"schema_version": 2, "normalise": {...}, "segment": {...}, ...}
+    {"schema_version": 3, "normalise": {...}, "segment": {...}, ...}
 
 Unknown keys and out-of-range values are refused with a message naming the
 field (``segment.threshold: 0.5 is outside 1.05..20``).
@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from .errors import SettingsError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 COLORMAPS = ("green", "viridis", "inferno", "cividis", "magenta")
 
@@ -79,7 +79,11 @@ def _modes_in_words() -> str:
     return ", ".join(words[:-1]) + ", or " + words[-1]
 
 
-COMPRESSIONS = ("linear", "gamma", "log")
+#: ``auto``: log for linear signal (raw counts, or NIR a transfer curve undid),
+#: linear for display-encoded NIR, which its tower compressed already
+#: (:func:`nirf_overlay.processing.levels.display_compression`)
+COMPRESSIONS = ("auto", "linear", "gamma", "log")
+OVERLAY_REFERENCES = ("background", "levels")
 
 
 def _f(default, lo=None, hi=None, *, choices=None, label="", help="", unit="", kind=None):
@@ -115,9 +119,11 @@ class LevelsSettings:
                                 help="Percentile of NIR shown at full brightness.")
     smoothing: float = _f(0.9, 0.0, 0.99, label="Level smoothing",
                           help="How slowly the display levels follow the scene (stops flicker).")
-    compression: str = _f("log", choices=COMPRESSIONS, label="Compression",
+    compression: str = _f("auto", choices=COMPRESSIONS, label="Compression",
                           help="How 12-16-bit NIR is squeezed into the 8-bit display; log keeps "
-                               "weak signal visible next to bright bile.")
+                               "weak signal visible next to bright bile. auto: log for a camera's "
+                               "linear NIR, linear for a tower's display-encoded 8-bit NIR (it is "
+                               "compressed already).")
     gamma: float = _f(0.6, 0.2, 3.0, label="Gamma", help="Exponent for gamma compression.")
     log_strength: float = _f(100.0, 1.0, 10000.0, label="Log strength",
                              help="How strongly log compression lifts weak signal "
@@ -174,6 +180,11 @@ class DisplaySettings:
                            "transparent so the anatomy stays visible.")
     alpha_floor: float = _f(0.25, 0.0, 1.0, label="Overlay start",
                             help="Display level below which the overlay is fully transparent.")
+    overlay_reference: str = _f("background", choices=OVERLAY_REFERENCES, label="Overlay follows",
+                                help="background: the overlay shows only what is brighter than "
+                                     "the fluorescence threshold over the surrounding liver (rims). "
+                                     "levels: its opacity follows the display levels, as towers "
+                                     "draw it, so a field that fluoresces everywhere is visible.")
     show_contours: bool = _f(True, label="Rim outline", help="Outline detected rims.")
     show_colorbar: bool = _f(False, label="Colour bar", help="Show the intensity colour bar.")
     show_saturation: bool = _f(True, label="Mark saturation",
@@ -350,4 +361,12 @@ def _migrate(data: dict, where: str) -> dict:
         if isinstance(seg, dict):
             data["segment"] = {k: v for k, v in seg.items() if k != "max_tubularity"}
         data["schema_version"] = version = 2
+    if version < 3:
+        # 2 -> 3: levels.compression gained "auto" (log for linear signal, linear
+        # for a tower's display-encoded NIR) as its default; "log" was the default
+        # every saved file carried, and would compress a tower's NIR a second time
+        lv = data.get("levels")
+        if isinstance(lv, dict) and lv.get("compression") == "log":
+            data["levels"] = dict(lv, compression="auto")
+        data["schema_version"] = version = 3
     return data

@@ -122,6 +122,7 @@ def write_snapshot(out_dir, pair, result, *, settings=None, source_info=None,
             "exposure_ms": pair.exposure_ms,
             "gain": pair.gain,
             "size": list(pair.size),
+            "nir_signal": result.nir_signal,  # "display": ratios of display values
             "metrics": result.frame_row(),
             "rims": result.rim_rows(),
             "plane": {

@@ -68,6 +68,13 @@ def write_report(path: str, summary: list, study: list,
         "<tr>" + "".join(f"<td>{html.escape(format_cell(s[c]))}</td>" for c in SUMMARY_COLUMNS) + "</tr>"
         for s in summary)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS)
+    display = [s["session"] for s in summary if s.get("nir_signal") == "display"]
+    note = ""
+    if display:
+        note = (f'<p><strong>Ratios of display values:</strong> {html.escape(", ".join(display))} '
+                f"{'has' if len(display) == 1 else 'have'} 8-bit display-encoded NIR measured "
+                f"without a transfer curve (<code>nir_signal</code> = display); their TBR, "
+                f"contrast and rim edges are of display values, not of signal.</p>")
     figs = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{b}">'
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, b in _figures(summary, study))
     doc = f"""<!DOCTYPE html>
@@ -80,6 +87,7 @@ figure{{margin:1em 0}}img{{max-width:100%}}</style></head><body>
 over the median of the surrounding liver. Per-frame tables: <code>study_frames.parquet</code>,
 <code>study_frames.csv</code>; per recording: <code>&lt;session&gt;/metrics.csv</code>,
 <code>rims.csv</code>.</p>
+{note}
 <h2>Summary</h2><table><tr>{head}</tr>{rows}</table>
 <h2>Plots</h2>{figs}
 </body></html>

@@ -20,7 +20,7 @@ from ..processing.result import FRAME_COLUMNS
 SUMMARY_COLUMNS = ("session", "frames", "frames_expected", "frames_with_rim", "rims",
                    "median_tbr", "median_rim_thickness_mm", "median_rim_completeness",
                    "plane_fluorescence_frames", "plane_fluorescence_events", "frames_dropped",
-                   "chunks_rerun", "error")
+                   "chunks_rerun", "error", "nir_signal")
 
 
 def session_facts(path: str) -> dict:
@@ -82,6 +82,9 @@ def summarise(name: str, frame_rows: list, rim_rows: list, facts: dict, error) -
         "frames_dropped": facts.get("dropped"),
         "chunks_rerun": facts.get("reruns", 0),
         "error": error or "",
+        # "display" if any frame's ratios are of display values (8-bit NIR, no transfer)
+        "nir_signal": ("display" if any(r.get("nir_signal") == "display" for r in frame_rows)
+                       else "linear" if frame_rows else ""),
     }
 
 

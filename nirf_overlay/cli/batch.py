@@ -44,6 +44,12 @@ def run(args) -> int:
     failed = [s for s in out["summary"] if s["error"]]
     for s in failed:
         print(f"nirf-overlay: warning: {s['error']}", file=sys.stderr)
+    display = [s["session"] for s in out["summary"] if s.get("nir_signal") == "display"]
+    if display:
+        print(f"nirf-overlay: warning: batch: {len(display)} recording(s) with 8-bit display-encoded "
+              f"NIR measured as display values ({', '.join(display)}); give the --calibration "
+              f"profile an nir_transfer (as --nir-transfer takes: gamma:G, srgb, lut:FILE.csv)",
+              file=sys.stderr)
     print(f"batch: {len(out['summary']) - len(failed)}/{len(out['summary'])} recordings, "
           f"{out['frames']} frames in {out['seconds']:.1f} s on {out['workers']} workers "
           f"({out['fps_per_worker']:.1f} frames/s per worker) -> {out['out_dir']}/report.html")

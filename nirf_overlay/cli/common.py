@@ -8,8 +8,10 @@ from typing import Optional
 
 from ..calibration import CalibrationRequest
 from ..calibration.model import MAX_MM_PER_PX
+from ..calibration.transfer import parse_transfer
 from ..engine import Listener, RunState
 from ..errors import NirfError
+from ..processing.transfer import DISPLAY, nir_signal
 from ..settings import Settings
 
 
@@ -42,6 +44,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dark", metavar="F", help="dark frame, 16-bit TIFF (overrides the profile's)")
     g.add_argument("--flat", metavar="F", help="flat field, float TIFF (overrides the profile's)")
     g.add_argument("--mm-per-px", type=float, metavar="X", help="millimetres per WL pixel")
+    g.add_argument("--nir-transfer", metavar="CURVE",
+                   help="how the NIR is encoded: linear, gamma:G, srgb or lut:FILE.csv; undone "
+                        "before measuring (overrides the profile's; default: raw >8-bit NIR is "
+                        "linear, 8-bit NIR is measured as display values)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -55,8 +61,23 @@ def calibration_request(args: argparse.Namespace) -> CalibrationRequest:
     mm = args.mm_per_px
     if mm is not None and not (0 < mm < MAX_MM_PER_PX):  # named by its flag here, not in the core
         raise NirfError(f"--mm-per-px: {mm} is outside 0..{MAX_MM_PER_PX:g} mm")
+    transfer = None
+    if args.nir_transfer:
+        transfer = parse_transfer(args.nir_transfer, what="--nir-transfer")
     return CalibrationRequest(profile=args.calibration, dark=args.dark, flat=args.flat,
-                              mm_per_px=args.mm_per_px)
+                              mm_per_px=args.mm_per_px, nir_transfer=transfer)
+
+
+def warn_display_values(info, calibration, command: str) -> bool:
+    """Print the one warning line when the NIR will be measured as display values; True if so."""
+    transfer = calibration.nir_transfer if calibration is not None else None
+    if nir_signal(transfer, info.nir_bits) != DISPLAY:
+        return False
+    print(f"nirf-overlay: warning: {command}: the NIR is {info.nir_bits}-bit display-encoded "
+          f"video; TBR, contrast and rim edges are ratios of display values, not of signal "
+          f"(give --nir-transfer gamma:G, srgb or lut:FILE.csv to measure signal)",
+          file=sys.stderr)
+    return True
 
 
 class ProgressBar(Listener):

@@ -93,6 +93,7 @@ def run(args) -> int:
     from ..engine import open_engine, set_worker_nice
     from ..errors import NirfError
     from .common import calibration_request, settings_from_args
+    from .common import warn_display_values
 
     if args.stats_json and not args.exit_after:
         raise NirfError("--stats-json: needs --exit-after S (the seconds to measure)")
@@ -116,6 +117,7 @@ def run(args) -> int:
         engine = open_engine(spec, settings, calibration_request(args), pipeline_factory=factory)
     finally:
         notice.cancel()
+    warn_display_values(engine.info, engine.calibration, "view")
 
     from ..gui.app import install_error_hook, make_app
     from ..gui.main_window import MainWindow

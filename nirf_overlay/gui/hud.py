@@ -84,6 +84,7 @@ class HudState:
     plane_set: bool = False
     plane_flagged: bool = False
     plane_tbr: Optional[float] = None
+    nir_signal: str = "linear"  # "display": ratios of display values (FrameResult.nir_signal)
     recording: dict = field(default_factory=dict)  # Engine.recording_status()
     marks: list = field(default_factory=list)
     stale_for: float = 0.0
@@ -134,7 +135,7 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
     live = STALE not in state.marks and NIR_LOST not in state.marks
 
     if state.visible and live and state.rims_drawable:
-        _paint_rims(p, state.rims, to_view, px * 0.8)
+        _paint_rims(p, state.rims, to_view, px * 0.8, state.nir_signal)
 
     if STALE in state.marks:
         _paint_stale(p, image_rect, px, state.stale_for)
@@ -188,7 +189,7 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
 
     if state.plane_set:
         if state.plane_flagged and live:
-            tbr = "" if state.plane_tbr is None else f"  (TBR {state.plane_tbr:.1f})"
+            tbr = "" if state.plane_tbr is None else f"  (TBR {state.plane_tbr:.1f}{_of(state)})"
             band = QRectF(image_rect.left(), image_rect.bottom() - px * 2.4,
                           image_rect.width(), px * 2.4)
             p.setPen(Qt.NoPen)
@@ -211,9 +212,20 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width)[:3]) or text
 
 
-def rim_label(r) -> str:
-    """``TBR 2.4`` / ``1.3 mm  78%`` for one rim (pixels when no mm calibration)."""
+#: after a ratio of display-encoded values (8-bit NIR without --nir-transfer)
+DISPLAY_MARK = " (display values)"
+
+
+def _of(state: HudState) -> str:
+    return DISPLAY_MARK if state.nir_signal == "display" else ""
+
+
+def rim_label(r, nir_signal: str = "linear") -> str:
+    """``TBR 2.4`` / ``1.3 mm  78%`` for one rim (pixels when no mm calibration);
+    ``TBR 2.4 (display values)`` when the ratio is of display values."""
     tbr = "TBR --" if r.tbr is None else f"TBR {r.tbr:.1f}"
+    if nir_signal == "display":
+        tbr += DISPLAY_MARK
     if r.rim_thickness_mm is not None:
         thick = f"{r.rim_thickness_mm:.1f} mm"
     else:
@@ -222,11 +234,11 @@ def rim_label(r) -> str:
     return f"{tbr}\n{thick}  {comp}"
 
 
-def _paint_rims(p: QPainter, rims, to_view, px: float) -> None:
+def _paint_rims(p: QPainter, rims, to_view, px: float, nir_signal: str = "linear") -> None:
     for r in rims:
         x, y, w, h = r.bbox
         anchor = to_view(x + w, r.centroid[1])
-        text_box(p, anchor.x() + px * 0.3, anchor.y() - px, rim_label(r), px)
+        text_box(p, anchor.x() + px * 0.3, anchor.y() - px, rim_label(r, nir_signal), px)
 
 
 def _paint_stale(p: QPainter, rect: QRectF, px: float, age: float) -> None:

@@ -80,6 +80,7 @@ class Readout:
         plane = res.plane
         hud.plane_flagged = bool(plane is not None and plane.flagged and not lost)
         hud.plane_tbr = None if plane is None else plane.tbr
+        hud.nir_signal = res.nir_signal
         self._last_new_frame = now
         self._nir_lost = lost
         view.show_frame(item, image, image_b, now=True)

@@ -12,6 +12,11 @@ Compression maps the linear position ``x = (v - lo) / (hi - lo)`` (clipped to
 * ``linear``: ``t = x``
 * ``gamma``:  ``t = x ** gamma``
 * ``log``:    ``t = log(1 + k x) / log(1 + k)`` with ``k = levels.log_strength``
+
+``auto`` (the default) is ``log`` for linear signal and, for display-encoded
+NIR, ``linear`` between black and full scale (:func:`shown_as_encoded`):
+its tower has compressed and gained it for the eye already; compressing it
+again moved a real tower frame's median grey from 136 to 215.
 """
 
 from __future__ import annotations
@@ -24,9 +29,29 @@ import numpy as np
 from ._kernels.pixel import percentile_from_hist
 
 
+def shown_as_encoded(compression: str, nir_signal: str) -> bool:
+    """True when display-encoded NIR is shown as its tower encoded it (``auto``):
+    no second compression, and levels from black to the full scale instead of
+    percentiles (the tower auto-gained it already; a field that fluoresces
+    everywhere then stays bright instead of being stretched to its own noise)."""
+    return compression == "auto" and nir_signal == "display"
+
+
+def display_compression(compression: str, nir_signal: str) -> str:
+    """The compression ``levels.compression`` means for NIR whose values are ``nir_signal``."""
+    if compression != "auto":
+        return compression  # the user's explicit choice wins
+    return "linear" if shown_as_encoded(compression, nir_signal) else "log"
+
+
 def compress(x: np.ndarray, compression: str, *, gamma: float = 0.6,
              log_strength: float = 100.0) -> np.ndarray:
-    """Display level ``t`` (0..1) for linear positions ``x`` (any shape, clipped to 0..1)."""
+    """Display level ``t`` (0..1) for linear positions ``x`` (any shape, clipped to 0..1).
+
+    ``auto`` here is its meaning for linear signal (log); the pipeline resolves
+    it for display-encoded NIR first (:func:`display_compression`).
+    """
+    compression = display_compression(compression, "linear")
     x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
     if compression == "linear":
         return x

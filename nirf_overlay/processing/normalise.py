@@ -76,7 +76,9 @@ class NormaliseOutput:
     hist_scale : float, bins per normalised count
     noise_a : float, shot-noise gain of the model var = a (v + c)
     gain_scale : float, the exposure/gain factor applied
-    valid : (H, W) bool or None, False outside the NIR field of view (warped only)
+    valid : (H, W) bool or None, False outside the NIR field of view (warped only) and
+        inside the calibration's ``ignore_rects``: pixels that are neither fluorescence
+        nor background
     """
 
     nir: np.ndarray
@@ -129,7 +131,7 @@ class Normaliser:
         #: (H, W) float32 normalised, filtered NIR of the last frame (the
         #: filter's state), None before the first frame
         self.filt: Optional[np.ndarray] = None
-        #: (H, W) bool field of view in WL pixels, None without a warp
+        #: (H, W) bool usable pixels in WL pixels (field of view, not ignored), None = all
         self.valid: Optional[np.ndarray] = None
 
     # -- set-up -----------------------------------------------------------
@@ -163,6 +165,14 @@ class Normaliser:
                                        self._H, size, flags=flags)
             flat[~self.valid] = 0.0
             self._raw_warped = np.zeros((hw, ww), np.uint16)
+        ignored = _ignored(cal, (hw, ww))
+        if ignored is not None:
+            # the profile's ignore_rects (on-screen text, logos): like pixels outside
+            # the field of view, neither fluorescence nor background (valid False)
+            # and read as 0, so they never set the display's white level
+            self.valid = ~ignored if self.valid is None else self.valid & ~ignored
+            flat = np.ones((hw, ww), np.float32) if flat is None else flat.copy()
+            flat[ignored] = 0.0
         if flat is not None:
             with np.errstate(divide="ignore"):
                 inv = np.where(flat > 0, 1.0 / np.maximum(flat, 1e-6), 0.0)
@@ -299,6 +309,17 @@ class Normaliser:
     def noise_sigma(self, level: float) -> float:
         """Estimated noise standard deviation (normalised counts) at ``level``."""
         return float(np.sqrt(self.noise_a * (max(level, 0.0) + self._noise_c)))
+
+
+def _ignored(cal, shape) -> Optional[np.ndarray]:
+    """(H, W) bool, True inside the calibration's ``ignore_rects`` (WL pixels), or None."""
+    rects = cal.ignore_rects if cal is not None else None
+    if not rects:
+        return None
+    mask = np.zeros(shape, bool)
+    for x, y, w, h in rects:
+        mask[y:y + h, x:x + w] = True
+    return mask
 
 
 def warm_up() -> None:

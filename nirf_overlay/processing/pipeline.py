@@ -40,10 +40,11 @@ from .async_analysis import AsyncAnalysis
 from .background import display_background
 from .composite import Compositor
 from .composite import warm_up as _warm_composite
-from .levels import DisplayLevels, Levels
+from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
 from .normalise import Normaliser
 from .normalise import warm_up as _warm_normalise
 from .result import FrameResult, PlaneCheck
+from .transfer import NirEntry
 
 
 class Pipeline:
@@ -83,6 +84,8 @@ class Pipeline:
         self._reset_pending = False
         self.calibration = calibration
         self.mm_per_px = calibration.mm_per_px if calibration is not None else None
+        #: the calibration's NIR transfer curve, applied before normalising (.transfer)
+        self.nir_entry = NirEntry(calibration.nir_transfer if calibration is not None else None)
         self.normaliser = Normaliser(calibration)
         self.display_levels = DisplayLevels()
         self.compositor = Compositor(ring=ring)
@@ -97,6 +100,7 @@ class Pipeline:
         #: compute-bound rather than memory-bound.
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
+        self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
         self.display_threads: int = numba.config.NUMBA_NUM_THREADS
         if async_analysis:
@@ -168,24 +172,31 @@ class Pipeline:
             return FrameResult(index=pair.index, time_s=pair.wl_time, composite=composite,
                                rim_mask=None, rims=[], fluorescence_mask=None,
                                saturated_fraction=0.0, plane=PlaneCheck(), nir_lost=True,
-                               mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival)
+                               mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
+                               nir_signal=self.nir_entry.signal(pair.nir_bits))
 
+        nir, nir_bits, nir_signal = self.nir_entry(pair.nir, pair.nir_bits)
+        shown = self._display_settings(settings, nir_signal)
         median = self.levels.median if self.levels is not None else 0.0
         fused = None
         if self.levels is not None and self.fuse and self.normaliser.ready_for(pair.nir, wl):
             # single-view modes: write the display in the normalisation sweep,
             # with the previous frame's (smoothed) levels and threshold
             fused = self.compositor.prepare_fused(wl, lo=self.levels.lo, hi=self.levels.hi,
-                                                  threshold=self.threshold, settings=settings)
+                                                  threshold=_reference(self.threshold, shown),
+                                                  settings=shown)
         if self._async is not None:
             # the analysis thread copies the last frame's NIR as it takes it
             # (off this path); the normaliser filters into that same buffer
             self._async.wait_returned()
-        norm = self.normaliser.process(pair.nir, wl.shape, nir_bits=pair.nir_bits, gain=pair.gain,
+        norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
                                        median_level=median, display=fused)
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
+        if shown_as_encoded(settings.levels.compression, nir_signal):
+            # as the tower encoded it: black to full scale, not the frame's percentiles
+            lv = Levels(0.0, float(((1 << nir_bits) - 1) * norm.gain_scale), lv.median)
         t2 = time.perf_counter()
         analysis, analysis_index = self._analyse(pair.index, norm, wl)
         t3 = time.perf_counter()
@@ -194,11 +205,12 @@ class Pipeline:
             threshold = settings.segment.threshold * display_background(analysis.background, lv.median)
         contours = [r.contour for r in analysis.rims if r.contour is not None]
         if fused is not None:
-            composite = self.compositor.finish_fused(fused, settings=settings, contours=contours,
+            composite = self.compositor.finish_fused(fused, settings=shown, contours=contours,
                                                      plane=analysis.plane)
         else:
             composite = self.compositor.render(
-                wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
+                wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=_reference(threshold, shown),
+                settings=shown,
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
                 contours=contours, plane=analysis.plane)
         if self._async is not None:
@@ -216,8 +228,24 @@ class Pipeline:
             fluorescence_mask=analysis.fluorescence_mask,
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
-            analysis_index=analysis_index,
+            analysis_index=analysis_index, nir_signal=nir_signal,
         )
+
+    def _display_settings(self, settings: Settings, nir_signal: str) -> Settings:
+        """``settings`` with ``levels.compression`` as it applies to this NIR
+        (:func:`~.levels.display_compression`: ``auto`` does not compress a
+        tower's display-encoded NIR a second time); the same object while
+        neither changes."""
+        s, signal, shown = self._shown
+        if s is settings and signal == nir_signal:
+            return shown
+        compression = display_compression(settings.levels.compression, nir_signal)
+        shown = settings
+        if compression != settings.levels.compression:
+            shown = settings.copy()
+            shown.levels.compression = compression
+        self._shown = (settings, nir_signal, shown)
+        return shown
 
     #: frames of at least this many WL pixels use every core in a live pipeline
     LIVE_PARALLEL_PIXELS = 4_000_000
@@ -282,6 +310,13 @@ class Pipeline:
             h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
         h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())
         return h.hexdigest()
+
+
+def _reference(threshold, settings):
+    """The threshold the overlay's opacity starts at: the fluorescence threshold over the
+    background (``display.overlay_reference`` = background), or none, so that opacity
+    follows the display levels alone (``levels``, as towers draw it)."""
+    return threshold if settings.display.overlay_reference == "background" else None
 
 
 def _hash_state(h, obj, skip=()) -> None:

@@ -16,12 +16,13 @@ import numpy as np
 FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
-    "saturated_fraction", "plane_fluorescence",
+    "saturated_fraction", "plane_fluorescence", "nir_signal",
 )
 RIM_COLUMNS = (
     "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_thickness_px", "rim_completeness",
     "rim_area_mm2", "rim_area_px", "core_area_mm2", "core_area_px", "centroid_x", "centroid_y",
+    "nir_signal",
 )
 
 
@@ -72,6 +73,9 @@ class FrameResult:
     fluorescence_mask : (H, W) uint8 0/255 or None: every fluorescent pixel
         (rims, ducts, gallbladder), for display only
     rims : per-rim measurements, tracked ids
+    nir_signal : ``"linear"``, or ``"display"`` when the ratios are of
+        display-encoded values (8-bit NIR without a transfer curve;
+        :func:`~nirf_overlay.processing.transfer.nir_signal`)
     """
 
     index: int
@@ -89,6 +93,7 @@ class FrameResult:
     #: frame whose analysis the rims, masks and plane check come from: ``index``
     #: itself, except in a live display's async pipeline (None: none finished yet)
     analysis_index: Optional[int] = None
+    nir_signal: str = "linear"
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
@@ -117,6 +122,7 @@ class FrameResult:
             "rim_area_mm2": area,
             "saturated_fraction": float(self.saturated_fraction),
             "plane_fluorescence": int(bool(self.plane.flagged)),
+            "nir_signal": self.nir_signal,
         }
 
     def rim_rows(self) -> list[dict]:
@@ -139,6 +145,7 @@ class FrameResult:
                 "core_area_px": r.core_area_px,
                 "centroid_x": r.centroid[0],
                 "centroid_y": r.centroid[1],
+                "nir_signal": self.nir_signal,
             })
         return rows
 
