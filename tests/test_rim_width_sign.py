@@ -85,3 +85,4 @@ def test_fit_recovers_width_of_a_noise_free_blurred_rim(w, s, core):
     fw, fs, *_ = fit_rim_profile(prof, dx, half_n, fwhm)
     assert fw == pytest.approx(w, rel=0.01)
     assert fs == pytest.approx(s, rel=0.03)
+

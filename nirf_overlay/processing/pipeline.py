@@ -217,6 +217,7 @@ class Pipeline:
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
             analysis_index=analysis_index,
+            dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
         )
 
     #: frames of at least this many WL pixels use every core in a live pipeline
