@@ -263,7 +263,11 @@ class Scene:
         dang = np.abs((ang - a0 + np.pi) % (2 * np.pi) - np.pi)  # 0..pi from the arc centre
         half = les.completeness * np.pi
         in_arc = dang <= half if les.completeness < 1.0 else np.ones_like(dang, bool)
-        ring_full = (dist > 0) & (dist <= w_px)
+        # (dist is to the nearest core pixel's *centre*, which lies on average a
+        # quarter pixel inside the core's pixel edge, over all edge directions:
+        # dist <= w + 0.25 gives a rim whose area is that of width w, within
+        # 0.1 px; dist <= w drew every rim about a quarter pixel thinner than w)
+        ring_full = (dist > 0) & (dist <= w_px + 0.25)
         rim = ring_full & in_arc
         # patchy intensity along the arc (mean 1) with soft fading at the arc ends
         patch_th = 1.0 + _fourier_loop(rng, 6, 1.0)

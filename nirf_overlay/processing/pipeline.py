@@ -229,6 +229,7 @@ class Pipeline:
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
             analysis_index=analysis_index, nir_signal=nir_signal,
+            dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
         )
 
     def _display_settings(self, settings: Settings, nir_signal: str) -> Settings:

@@ -16,7 +16,7 @@ import numpy as np
 FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
-    "saturated_fraction", "plane_fluorescence", "nir_signal",
+    "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame",
 )
 RIM_COLUMNS = (
     "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
@@ -94,6 +94,11 @@ class FrameResult:
     #: itself, except in a live display's async pipeline (None: none finished yet)
     analysis_index: Optional[int] = None
     nir_signal: str = "linear"
+    #: whether a dark frame was subtracted: False (``dark_frame`` 0 in metrics.csv)
+    #: means the sensor's dark offset sits in T and B alike, so TBR reads low and
+    #: changes with the gain (the offset is not scaled by the gain correction);
+    #: None when not known (an empty cell)
+    dark_subtracted: Optional[bool] = None
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
@@ -123,6 +128,7 @@ class FrameResult:
             "saturated_fraction": float(self.saturated_fraction),
             "plane_fluorescence": int(bool(self.plane.flagged)),
             "nir_signal": self.nir_signal,
+            "dark_frame": None if self.dark_subtracted is None else int(self.dark_subtracted),
         }
 
     def rim_rows(self) -> list[dict]:

@@ -51,8 +51,7 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     half-maximum width and the levels given
     """
     dt = cv2.distanceTransform(rim.view(np.uint8), cv2.DIST_L2, 5)
-    gy = cv2.Sobel(d_core, cv2.CV_32F, 0, 1, ksize=3)
-    gx = cv2.Sobel(d_core, cv2.CV_32F, 1, 0, ksize=3)
+    gy, gx = _across(rim, d_core, width_guess)
     # medial points (ridge of dt, at most width_max_sections), their normals,
     # and the peak there: one normalisation per section (the peak at its
     # medial point), so the section's tails are not divided by a different
@@ -72,12 +71,37 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     dx = max(0.25, fwhm / 12.0)
     half_n = int(np.ceil(1.5 * fwhm / dx))
     prof = mean_cross_section(img, ys, xs, ny, nx, B, pk, t_in, t_out, half_n, dx)
-    w, s, c0, c1, c2 = fit_rim_profile(prof, dx, half_n, fwhm)
-    e_in = rim_model(-0.5 * w, w, s, c0, c1, c2)
-    e_out = rim_model(0.5 * w, w, s, c0, c1, c2)
-    top = rim_model(0.0, w, s, c0, c1, c2)  # the model's level at the rim's middle
+    w, s, c0, c1, c2, d = fit_rim_profile(prof, dx, half_n, fwhm)
+    e_in = rim_model(d - 0.5 * w, w, s, c0, c1, c2, d)
+    e_out = rim_model(d + 0.5 * w, w, s, c0, c1, c2, d)
+    top = rim_model(d, w, s, c0, c1, c2, d)  # the model's level at the rim's middle
     if not (c2 > RIM_RULES.fit_min_rim and RIM_RULES.fit_min_edge < e_out < top and e_in < top
             and w < RIM_RULES.fit_max_width * fwhm):
         return fwhm, lev_in, lev_out
     return float(w), float(e_in), float(e_out)
 
+
+
+def _across(rim: np.ndarray, d_core: np.ndarray, width_guess: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit direction across the rim, away from the core, per pixel: (ny, nx) float32.
+
+    The direction is the Hessian's eigenvector of most negative curvature of
+    the rim mask smoothed by half its width: across the band at its ridge,
+    whatever the core's shape.  The gradient of the distance to the coarse
+    core only orients it (away from the core): taken as the direction
+    itself, that gradient of a blocky up-sampled core is off by several
+    degrees, and a section at an angle reads the width too large by
+    1 / cos(angle) -- never too small -- which made thickness biased wide.
+    """
+    sm = cv2.GaussianBlur(rim.view(np.uint8).astype(np.float32), (0, 0), max(1.0, 0.5 * width_guess))
+    hxx = cv2.Sobel(sm, cv2.CV_32F, 2, 0, ksize=3)
+    hyy = cv2.Sobel(sm, cv2.CV_32F, 0, 2, ksize=3)
+    hxy = cv2.Sobel(sm, cv2.CV_32F, 1, 1, ksize=3)
+    th = 0.5 * np.arctan2(2.0 * hxy, hxx - hyy) + np.float32(0.5 * np.pi)
+    nx, ny = np.cos(th), np.sin(th)
+    oy = cv2.Sobel(d_core, cv2.CV_32F, 0, 1, ksize=3)
+    ox = cv2.Sobel(d_core, cv2.CV_32F, 1, 0, ksize=3)
+    sign = np.where(nx * ox + ny * oy < 0, np.float32(-1.0), np.float32(1.0))
+    # where the core's distance has no gradient the section has no side: left out
+    sign[(ox == 0) & (oy == 0)] = 0.0
+    return (ny * sign).astype(np.float32), (nx * sign).astype(np.float32)
