@@ -182,7 +182,7 @@ class Phantom:
                 blur_sigma_mm=float(les.sigma_mm), depth_mm=float(les.depth_mm),
                 rim_area_px=area if ring_vals.size else 0, target_tbr=float(les.tbr),
             ))
-        return Truth(labels, self.mm_per_px, lesions, self.gain_at(i), p.exposure_ms, scale)
+        return Truth(labels, self.mm_per_px, lesions, self.gain_at(i), p.exposure_ms, scale, M.copy())
 
     def _wl(self, i, M, inst, pose, labels):
         w, h = self.size

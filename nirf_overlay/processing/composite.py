@@ -153,7 +153,7 @@ class Compositor:
         """Outlines, plane polygon and colour bar on a frame written by the fused sweep."""
         ds = settings.display
         out = fused.out
-        self._annotate(out, contours, settings.plane.polygon, plane, palette(ds.colormap), ds)
+        self._annotate(out, contours, _plane_polygon(settings, plane), plane, palette(ds.colormap), ds)
         if ds.show_colorbar:
             self._colorbar(out, fused.lo, fused.hi, fused.threshold)
         return out
@@ -219,7 +219,7 @@ class Compositor:
 
     def _decorate(self, img: np.ndarray, v: "_View") -> None:
         """Rim outlines and the transection plane of ``v`` on ``img``."""
-        self._annotate(img, v.contours, v.settings.plane.polygon, v.plane, v.palette,
+        self._annotate(img, v.contours, _plane_polygon(v.settings, v.plane), v.plane, v.palette,
                        v.settings.display)
 
     def _zero_sat(self, shape) -> np.ndarray:
@@ -235,8 +235,14 @@ class Compositor:
                   and len(c) >= 2]
             if cs:
                 cv2.drawContours(img, cs, -1, pal.rim, thick, cv2.LINE_8)
-        if polygon:
+        if polygon is not None and len(polygon):
             pts = np.round(np.asarray(polygon, np.float64)).astype(np.int32).reshape(-1, 1, 2)
+            if plane is not None and plane.lost:  # drawn as lost: grey, thin, and told
+                cv2.polylines(img, [pts], True, PLANE_LOST_BGR, thick, cv2.LINE_4)
+                x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
+                _label(img, PLANE_LOST_TEXT, PLANE_LOST_BGR,
+                       org=(int(max(x, 0)), int(max(y - 6 * thick, 12 * thick))))
+                return
             flagged = plane is not None and plane.flagged
             colour = pal.plane_flagged if flagged else pal.plane
             cv2.polylines(img, [pts], True, colour, thick * (3 if flagged else 1), cv2.LINE_8)
@@ -414,3 +420,15 @@ def warm_up() -> None:
         wl.setflags(write=not ro)
         nir = np.zeros((8, 8), np.float32)
         composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))
+
+
+#: how a lost transection plane is drawn and labelled (the viewer's HUD says the same)
+PLANE_LOST_TEXT = "PLANE LOST - redraw"
+PLANE_LOST_BGR = (150, 150, 150)
+
+
+def _plane_polygon(settings, plane):
+    """The plane where it is in this frame (the anchored plane), else the settings' polygon."""
+    if plane is not None and plane.polygon is not None:
+        return plane.polygon
+    return settings.plane.polygon or None
