@@ -46,6 +46,11 @@ class LesionTruth:
     depth_mm: float = 0.0
     rim_area_px: int = 0  # visible rim pixels in this frame
     target_tbr: float = 0.0  # the drawn TBR the rim amplitude was solved for
+    #: the rim's true gap in this frame: its middle, degrees round the lesion
+    #: centre in image coordinates (0 = +x, 90 = +y), and its extent (0: a
+    #: complete rim); the gap is where the drawn arc is not
+    gap_center_deg: float = 0.0
+    gap_deg: float = 0.0
 
 
 class Truth:
@@ -117,7 +122,7 @@ class Truth:
 #: per-lesion columns of the sidecar (``lesion_<field>``, (N, L) float64)
 _LESION_FIELDS = ("id", "center_x", "center_y", "rim_width_mm", "completeness", "target_intensity",
                   "background_intensity", "tbr", "core_radius_mm", "blur_sigma_mm", "depth_mm",
-                  "rim_area_px", "target_tbr")
+                  "rim_area_px", "target_tbr", "gap_center_deg", "gap_deg")
 
 
 class TruthWriter:
@@ -242,7 +247,7 @@ def load_truth(path) -> list[Truth]:
         for j in range(per["lesion_id"].shape[1]):
             if np.isnan(per["lesion_id"][i, j]):
                 continue
-            g = {f: per[f"lesion_{f}"][i, j] for f in _LESION_FIELDS}
+            g = {f: per[f"lesion_{f}"][i, j] for f in _LESION_FIELDS if f"lesion_{f}" in per}
             lesions.append(LesionTruth(
                 id=int(g["id"]), center_xy=(float(g["center_x"]), float(g["center_y"])),
                 rim_width_mm=float(g["rim_width_mm"]), completeness=float(g["completeness"]),
@@ -251,6 +256,8 @@ def load_truth(path) -> list[Truth]:
                 core_radius_mm=float(g["core_radius_mm"]), blur_sigma_mm=float(g["blur_sigma_mm"]),
                 depth_mm=float(g["depth_mm"]), rim_area_px=int(g["rim_area_px"]),
                 target_tbr=float(g["target_tbr"]),
+                gap_center_deg=float(g.get("gap_center_deg", 0.0)),
+                gap_deg=float(g.get("gap_deg", 0.0)),
             ))
         tf = per["transform"][i] if "transform" in per else None  # (older sidecars have none)
         if tf is not None and np.isnan(tf).any():

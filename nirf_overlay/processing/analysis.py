@@ -342,6 +342,7 @@ class RimAnalyzer:
             centroid=g.centroid,
             bbox=g.bbox,
             contour=g.contour,
+            gaps=list(g.gaps),
         )
 
 

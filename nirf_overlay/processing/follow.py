@@ -35,6 +35,8 @@ class MotionHistory:
     def reset(self) -> None:
         self._acc: "OrderedDict[int, tuple[int, np.ndarray]]" = OrderedDict()
         self._chain = 0
+        #: id of the current unbroken chain (changes at every break)
+        self.chain = 0
         self._last: Optional[np.ndarray] = None
         self.current: Optional[int] = None
 
@@ -48,6 +50,7 @@ class MotionHistory:
         self._last = acc
         self._acc[int(index)] = (self._chain, acc)
         self.current = int(index)
+        self.chain = self._chain
         while len(self._acc) > self.frames:
             self._acc.popitem(last=False)
 
@@ -78,8 +81,14 @@ def move_rims(rims: list, h3: np.ndarray) -> list:
         corners = transform_points(h3, [[x, y], [x + w, y], [x, y + h], [x + w, y + h]])
         x0, y0 = np.floor(corners.min(0)).astype(int)
         x1, y1 = np.ceil(corners.max(0)).astype(int)
+        # a similarity turns every angle by the same amount
+        turn = float(np.degrees(np.arctan2(h3[1, 0], h3[0, 0])))
+        gaps = [replace(g, start_deg=(g.start_deg + turn) % 360.0,
+                        end_deg=(g.start_deg + turn) % 360.0 + g.extent_deg,
+                        points=np.round(transform_points(h3, g.points)).astype(np.int32))
+                for g in r.gaps]
         out.append(replace(r, centroid=(float(c[0]), float(c[1])), contour=contour,
-                           bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0))))
+                           bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)), gaps=gaps))
     return out
 
 

@@ -73,6 +73,8 @@ class MotionRules:
     min_texture: float = 1.5
     #: near-white: specular highlights (any channel at least this)
     specular_level: int = 235
+    #: above this fraction of grey the picture is hazed, not full of instruments
+    max_grey_fraction: float = 0.5
 
 
 MOTION_RULES = MotionRules()
@@ -202,8 +204,12 @@ class MotionEstimator:
         mx = wl_small.max(axis=2).astype(np.int16)
         mn = wl_small.min(axis=2).astype(np.int16)
         sat = np.where(mx > 0, (mx - mn) * 255 // np.maximum(mx, 1), 0)
-        bad = (mx >= r.specular_level) | ((sat <= RIM_RULES.instrument_max_saturation)
-                                          & (mx >= RIM_RULES.instrument_min_value))
+        grey = (sat <= RIM_RULES.instrument_max_saturation) & (mx >= RIM_RULES.instrument_min_value)
+        if grey.mean() > r.max_grey_fraction:
+            # most of the picture grey: a smoke veil has washed the colour out,
+            # not an instrument; RANSAC still drops a tool's points
+            grey[:] = False
+        bad = (mx >= r.specular_level) | grey
         bad = cv2.dilate(bad.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         usable &= ~bad
         nx = r.grid_x

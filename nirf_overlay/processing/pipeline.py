@@ -219,14 +219,15 @@ class Pipeline:
         if not threshold:
             threshold = settings.segment.threshold * display_background(analysis.background, lv.median)
         contours = [r.contour for r in rims if r.contour is not None]
+        gaps = [g.points for r in rims for g in r.gaps]
         if fused is not None:
             composite = self.compositor.finish_fused(fused, settings=settings, contours=contours,
-                                                     plane=plane)
+                                                     plane=plane, gaps=gaps)
         else:
             composite = self.compositor.render(
                 wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
-                contours=contours, plane=plane)
+                contours=contours, plane=plane, gaps=gaps)
         if self._async is not None:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite

@@ -31,6 +31,10 @@ from .motion import transform_points
 #: least fraction of the polygon's area inside the picture for a usable check
 PLANE_MIN_INSIDE = 0.9
 
+#: why a plane is lost for good (the user must redraw it); other reasons for an
+#: unknown check ("not anchored yet", "NIR lost", "waiting for the analysis") pass
+LOST_REASONS = ("tracking lost", "left the picture", "anchor frame not seen")
+
 
 @dataclass(frozen=True)
 class PlanePlacement:
@@ -63,6 +67,7 @@ class PlaneAnchor:
         self._drawn: Optional[np.ndarray] = None
         self._anchor: Optional[int] = None
         self._where: Optional[np.ndarray] = None  # where it was last followed to
+        self._chain = -1  # the motion chain it was anchored in
         self._lost = ""
 
     def reset(self) -> None:
@@ -97,11 +102,11 @@ class PlaneAnchor:
                 # drawn on a frame this stream never saw (or too long ago)
                 self._anchor, self._lost = want, "anchor frame not seen"
             else:
-                self._anchor = want
+                self._anchor, self._chain = want, history.chain
         if self._lost:
             return PlanePlacement(self._last_polygon(), True, self._lost, self._anchor)
         h3 = history.since(self._anchor)
-        if h3 is None:
+        if h3 is None or history.chain != self._chain:  # (a frame index may come again)
             self._lost = "tracking lost"
             return PlanePlacement(self._last_polygon(), True, self._lost, self._anchor)
         poly = transform_points(h3, self._drawn)

@@ -51,8 +51,8 @@ class RimMeasurement:
     bbox: tuple[int, int, int, int]  # x, y, w, h WL pixels
     contour: Optional[np.ndarray] = None  # (N, 2) int32 outer contour, WL pixels
     #: arcs of the core's outline no rim covers (not hidden by a tool or the
-    #: frame edge): ``(start_deg, end_deg)`` counter-clockwise round the
-    #: centroid in image coordinates (0 = +x, 90 = +y: down the picture)
+    #: frame edge): :class:`~.gaps.RimGap` (degrees round the core's centre,
+    #: image coordinates, and the uncovered outline's points)
     gaps: list = field(default_factory=list)
 
     @property
@@ -62,7 +62,7 @@ class RimMeasurement:
     @property
     def largest_gap_deg(self) -> float:
         """Degrees of the longest gap (0 without gaps)."""
-        return max(((e - s) % 360.0 for s, e in self.gaps), default=0.0)
+        return max((g.extent_deg for g in self.gaps), default=0.0)
 
 
 @dataclass
