@@ -306,7 +306,7 @@ class MainWindow(QMainWindow):
         # anchored to the tissue of the frame it was drawn on (both at once:
         # the pipeline never sees the new polygon with the old frame)
         frame = self.view.frame
-        s = self.model.settings()
+        s = self.model.settings  # (a copy)
         s.set("plane.polygon", polygon)
         s.set("plane.frame", int(frame.pair.index) if frame is not None else -1)
         self.model.replace(s)
