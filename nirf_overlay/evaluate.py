@@ -39,6 +39,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .engine import Listener, run_frames
+from .processing.follow import MotionHistory, move_mask, move_rims
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -111,7 +112,10 @@ class TruthScorer(Listener):
         self.lag = lag
         self.progress = progress
         self.frames = 0
-        self._held: deque = deque()  # (rim mask, rims) of the last lag + 1 frames
+        self._held: deque = deque()  # (index, rim mask, rims) of the last lag + 1 frames
+        #: the results' motion, so a lagged mask is moved to the frame it is scored
+        #: on, as the viewer moves its lagged outlines (:mod:`.processing.follow`)
+        self._motion = MotionHistory()
         self._dices: list = []
         self._dice_gain: dict = {}  # "before" / "after" the gain step -> [dice]
         self._gain0 = None
@@ -128,13 +132,19 @@ class TruthScorer(Listener):
         res = frame.result
         self.frames += 1
         # a copy: the pipeline reuses its mask buffers a few frames on
-        self._held.append(((res.rim_mask > 0) if res.rim_mask is not None else None, list(res.rims)))
+        self._held.append((res.index, (res.rim_mask > 0) if res.rim_mask is not None else None,
+                           list(res.rims)))
+        if res.motion is not None:
+            self._motion.add(res.index, res.motion)
         if len(self._held) <= self.lag:
             return
-        rim, rims = self._held.popleft()
+        held_index, rim, rims = self._held.popleft()
         truth = frame.pair.truth
         if rim is None:
             rim = np.zeros(truth.labels.shape, bool)
+        since = self._motion.since(held_index) if self.lag else None
+        if since is not None:
+            rim, rims = move_mask(rim, since), move_rims(rims, since)
         self._score_masks(rim, truth)
         self._score_lesions(rims, truth)
         if self.progress:

@@ -203,6 +203,9 @@ class PlaneSettings:
                             "fluorescence inside it is flagged.")
     min_area_mm2: float = _f(0.5, 0.0, 100.0, unit="mm²", label="Smallest plane signal",
                              help="Fluorescence inside the plane smaller than this is ignored.")
+    frame: int = _f(-1, -1, 100_000_000, unit="frame", label="Plane drawn on frame",
+                    help="Frame the polygon was drawn on: it is anchored to the tissue there and "
+                         "follows its motion; -1 = the first frame processed with it.")
 
 
 @dataclass

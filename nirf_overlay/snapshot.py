@@ -130,7 +130,14 @@ def write_snapshot(out_dir, pair, result, *, settings=None, source_info=None,
                 "tbr": result.plane.tbr,
                 "area_px": result.plane.area_px,
                 "area_mm2": result.plane.area_mm2,
+                "known": bool(result.plane.known),
+                "lost_reason": result.plane.lost_reason,
+                "polygon": (None if result.plane.polygon is None
+                            else [[float(x), float(y)] for x, y in result.plane.polygon]),
             },
+            # where each rim is missing (degrees round its core's centre, image coordinates)
+            "rim_gaps": {str(r.rim_id): [[g.start_deg, g.end_deg] for g in r.gaps]
+                         for r in result.rims},
             "mm_per_px": result.mm_per_px,
             "settings": settings.to_dict() if settings is not None else None,
             "source": {

@@ -263,9 +263,12 @@ def test_plane_polygon_drawn_on_view_maps_to_wl_pixels(qtbot, make_window, contr
     for x, y in wl_pts:
         p = win.view.wl_to_view(x, y)
         qtbot.mouseClick(win.view, Qt.LeftButton, pos=QPoint(round(p.x()), round(p.y())))
+    drawn_on = win.view.frame.pair.index
     qtbot.keyClick(win.view, Qt.Key_Return)
     poly = win.engine.settings.plane.polygon
     assert len(poly) == 3 and win.model.get("plane.polygon") == poly == win.view.plane
+    # anchored to the tissue of the frame it was drawn on, set with the polygon
+    assert win.engine.settings.plane.frame == drawn_on
     scale = win.view.frame.pair.size[0] / win.view.image_rects()[0].width()
     for (x, y), (px, py) in zip(wl_pts, poly):
         assert abs(px - x) <= scale + 0.5 and abs(py - y) <= scale + 0.5

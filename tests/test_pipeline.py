@@ -169,7 +169,7 @@ def test_fused_display_sweep_equals_separate_compositing(phantom, pairs, mode):
     ref = Compositor(ring=1).render(
         pairs[3].wl, pipe.nir_normalised, lo=prev_levels.lo, hi=prev_levels.hi, threshold=prev_thr,
         settings=s, saturated=pipe.normaliser.sat, contours=[m.contour for m in r.rims],
-        plane=r.plane)
+        plane=r.plane, gaps=[g.points for m in r.rims for g in m.gaps])
     np.testing.assert_array_equal(r.composite, ref)
 
 

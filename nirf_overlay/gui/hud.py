@@ -27,6 +27,7 @@ from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen
 
 from ..engine.state import RecordingState
+from ..processing.composite import PLANE_LOST_TEXT
 
 STALE_MIN_S = 0.100
 
@@ -85,6 +86,11 @@ class HudState:
     plane_flagged: bool = False
     plane_tbr: Optional[float] = None
     nir_signal: str = "linear"  # "display": ratios of display values (FrameResult.nir_signal)
+    #: the plane check cannot answer: "" (it can), "lost" (tracking lost, a
+    #: cut, left the picture: redraw) or another reason (NIR lost, waiting)
+    plane_unknown: str = ""
+    #: where the anchored plane is in the frame shown (WL px), None: the drawn one
+    plane_polygon: Optional[list] = None
     recording: dict = field(default_factory=dict)  # Engine.recording_status()
     marks: list = field(default_factory=list)
     stale_for: float = 0.0
@@ -188,7 +194,12 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
                               else box.top() + px * 0.75), r, r)
 
     if state.plane_set:
-        if state.plane_flagged and live:
+        if state.plane_unknown and live:  # never "clear" when the check cannot answer
+            lost = state.plane_unknown == "lost"
+            text_box(p, left, image_rect.bottom() - px * 2.0,
+                     PLANE_LOST_TEXT if lost else f"plane unknown ({state.plane_unknown})",
+                     px * (1.1 if lost else 0.9), color=AMBER)
+        elif state.plane_flagged and live:
             tbr = "" if state.plane_tbr is None else f"  (TBR {state.plane_tbr:.1f}{_of(state)})"
             band = QRectF(image_rect.left(), image_rect.bottom() - px * 2.4,
                           image_rect.width(), px * 2.4)
@@ -231,6 +242,8 @@ def rim_label(r, nir_signal: str = "linear") -> str:
     else:
         thick = f"{r.rim_thickness_px:.0f} px"
     comp = f"{100.0 * r.rim_completeness:.0f}%"
+    if r.largest_gap_deg > 0:  # where the rim is missing: its longest uncovered arc
+        comp += f"  gap {r.largest_gap_deg:.0f}\u00b0"
     return f"{tbr}\n{thick}  {comp}"
 
 

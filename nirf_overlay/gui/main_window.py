@@ -303,8 +303,14 @@ class MainWindow(QMainWindow):
         self.notify("click the plane's corners; double-click or Enter closes it, Esc cancels")
 
     def _on_plane_drawn(self, polygon: list) -> None:
-        self.model.set("plane.polygon", polygon)
-        self.notify("transection plane set")
+        # anchored to the tissue of the frame it was drawn on (both at once:
+        # the pipeline never sees the new polygon with the old frame)
+        frame = self.view.frame
+        s = self.model.settings  # (a copy)
+        s.set("plane.polygon", polygon)
+        s.set("plane.frame", int(frame.pair.index) if frame is not None else -1)
+        self.model.replace(s)
+        self.notify("transection plane set: it follows the tissue")
 
     def _on_clear_plane(self) -> None:
         self.view.cancel_drawing()

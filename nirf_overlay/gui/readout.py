@@ -18,6 +18,7 @@ from PyQt5.QtWidgets import QLabel
 
 from ..engine import DisplayFrame, Engine, EngineStatus
 from ..engine.state import RunState
+from ..processing.plane_anchor import LOST_REASONS
 from .hud import STALE, safety_banners
 from .video_view import VideoView
 from .viewer_stats import ViewerStats
@@ -81,6 +82,11 @@ class Readout:
         hud.plane_flagged = bool(plane is not None and plane.flagged and not lost)
         hud.plane_tbr = None if plane is None else plane.tbr
         hud.nir_signal = res.nir_signal
+        known = plane is None or (plane.known and not lost)
+        hud.plane_unknown = "" if known else ("lost" if plane.lost_reason in LOST_REASONS
+                                              else (plane.lost_reason or "NIR lost"))
+        hud.plane_polygon = (None if plane is None or plane.polygon is None
+                             else [(float(x), float(y)) for x, y in plane.polygon])
         self._last_new_frame = now
         self._nir_lost = lost
         view.show_frame(item, image, image_b, now=True)

@@ -216,8 +216,12 @@ class VideoView(QWidget):
     def _paint_plane(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.Antialiasing, True)
         if len(self.plane) >= 3 and self._draft is None:
-            poly = QPolygonF([self.wl_to_view(x, y) for x, y in self.plane])
-            pen = QPen(QColor(0, 220, 255), 3, Qt.DashLine)
+            # where the plane is in this frame (it follows the tissue); grey when lost
+            where = self.hud.plane_polygon if self.hud.plane_polygon is not None else self.plane
+            poly = QPolygonF([self.wl_to_view(x, y) for x, y in where])
+            lost = self.hud.plane_unknown == "lost"
+            pen = QPen(QColor(150, 150, 150) if lost else QColor(0, 220, 255), 2 if lost else 3,
+                       Qt.DotLine if lost else Qt.DashLine)
             p.setPen(pen)
             p.setBrush(Qt.NoBrush)
             p.drawPolygon(poly)

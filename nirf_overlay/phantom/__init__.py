@@ -89,7 +89,8 @@ sensors), ``truth`` (Truth, LesionTruth, the sidecar file) and ``render``
 
 from .params import PhantomParams, params_from_dict
 from .render import Phantom
-from .truth import LABEL_BITS, LesionTruth, Truth, TruthWriter, load_params, load_truth, save_truth
+from .truth import (LABEL_BITS, LesionTruth, Truth, TruthWriter, load_params, load_truth,
+                    motion_between, save_truth)
 
 __all__ = [
     "PhantomParams",
@@ -102,4 +103,5 @@ __all__ = [
     "load_truth",
     "load_params",
     "params_from_dict",
+    "motion_between",
 ]

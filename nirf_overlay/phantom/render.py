@@ -167,6 +167,7 @@ class Phantom:
         cnt = np.bincount(rim_id, minlength=n + 1)
         tot = np.bincount(rim_id, weights=sigv, minlength=n + 1)
         lesions = []
+        turn = np.arctan2(M[1, 0], M[0, 0])  # the view's rotation of world angles
         for les in self.scene.lesions:
             k = les.id
             c = M @ np.array([les.center[0], les.center[1], 1.0])
@@ -181,8 +182,10 @@ class Phantom:
                 core_radius_mm=float(les.radius_px * self.mm_per_px),
                 blur_sigma_mm=float(les.sigma_mm), depth_mm=float(les.depth_mm),
                 rim_area_px=area if ring_vals.size else 0, target_tbr=float(les.tbr),
+                gap_center_deg=float(np.degrees(les.arc_center_rad + np.pi + turn)) % 360.0,
+                gap_deg=0.0 if les.completeness >= 1.0 else 360.0 * (1.0 - float(les.completeness)),
             ))
-        return Truth(labels, self.mm_per_px, lesions, self.gain_at(i), p.exposure_ms, scale)
+        return Truth(labels, self.mm_per_px, lesions, self.gain_at(i), p.exposure_ms, scale, M.copy())
 
     def _wl(self, i, M, inst, pose, labels):
         w, h = self.size

@@ -38,7 +38,8 @@ class Lesion:
     depth_mm: float
     sigma_mm: float
     wl_visibility: float
-    bbox: tuple = ()  # world y0, y1, x0, x1 of its patch
+    bbox: tuple = ()
+    arc_center_rad: float = 0.0  # world angle of the rim arc's middle (set while drawing)  # world y0, y1, x0, x1 of its patch
     # in its patch, set while drawing
     rim: Optional[np.ndarray] = None  # (h, w) bool, the rim
     dist: Optional[np.ndarray] = None  # (h, w) float32, px from the core
@@ -260,6 +261,7 @@ class Scene:
         yy, xx = np.mgrid[y0:y1, x0:x1]
         ang = np.arctan2(yy - cy, xx - cx)
         a0 = rng.uniform(-np.pi, np.pi)
+        les.arc_center_rad = float(a0)
         dang = np.abs((ang - a0 + np.pi) % (2 * np.pi) - np.pi)  # 0..pi from the arc centre
         half = les.completeness * np.pi
         in_arc = dang <= half if les.completeness < 1.0 else np.ones_like(dang, bool)

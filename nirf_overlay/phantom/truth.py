@@ -46,6 +46,11 @@ class LesionTruth:
     depth_mm: float = 0.0
     rim_area_px: int = 0  # visible rim pixels in this frame
     target_tbr: float = 0.0  # the drawn TBR the rim amplitude was solved for
+    #: the rim's true gap in this frame: its middle, degrees round the lesion
+    #: centre in image coordinates (0 = +x, 90 = +y), and its extent (0: a
+    #: complete rim); the gap is where the drawn arc is not
+    gap_center_deg: float = 0.0
+    gap_deg: float = 0.0
 
 
 class Truth:
@@ -68,15 +73,20 @@ class Truth:
         visible lesions, NaN when none is visible
     gain, exposure_ms : what the camera used for this frame
     scale : the frame's breathing/zoom scale (true mm per px = mm_per_px / scale)
+    transform : (2, 3) float64, the frame's image-from-world affine (world px ->
+        view px; a similarity), or None when unknown.  The motion between
+        frames i and j is ``transform_j @ inverse(transform_i)``
+        (:func:`motion_between`).
     """
 
-    def __init__(self, labels, mm_per_px, lesions, gain, exposure_ms, scale=1.0):
+    def __init__(self, labels, mm_per_px, lesions, gain, exposure_ms, scale=1.0, transform=None):
         self.labels = labels
         self.mm_per_px = float(mm_per_px)
         self.lesions = list(lesions)
         self.gain = float(gain)
         self.exposure_ms = float(exposure_ms)
         self.scale = float(scale)
+        self.transform = None if transform is None else np.asarray(transform, np.float64).reshape(2, 3)
         vis = [lt for lt in self.lesions if lt.rim_area_px > 0]
         area = float(sum(lt.rim_area_px for lt in vis))
         if area > 0:
@@ -112,7 +122,7 @@ class Truth:
 #: per-lesion columns of the sidecar (``lesion_<field>``, (N, L) float64)
 _LESION_FIELDS = ("id", "center_x", "center_y", "rim_width_mm", "completeness", "target_intensity",
                   "background_intensity", "tbr", "core_radius_mm", "blur_sigma_mm", "depth_mm",
-                  "rim_area_px", "target_tbr")
+                  "rim_area_px", "target_tbr", "gap_center_deg", "gap_deg")
 
 
 class TruthWriter:
@@ -151,7 +161,7 @@ class TruthWriter:
         self._member.write(np.ascontiguousarray(truth.labels, np.uint8).tobytes())
         # keep the numbers, drop the masks
         self._truths.append(Truth(None, truth.mm_per_px, truth.lesions, truth.gain,
-                                  truth.exposure_ms, truth.scale))
+                                  truth.exposure_ms, truth.scale, truth.transform))
 
     def close(self) -> None:
         if self._zip is None:
@@ -169,6 +179,8 @@ class TruthWriter:
         }
         for name in ("target_intensity", "background_intensity", "tbr", "gain", "exposure_ms", "scale"):
             out[name] = np.array([getattr(t, name) for t in truths], np.float64)
+        out["transform"] = np.array([np.full((2, 3), np.nan) if t.transform is None else t.transform
+                                     for t in truths], np.float64).reshape(n, 2, 3)
         for f in _LESION_FIELDS:
             arr = np.full((n, L), np.nan)
             for i, t in enumerate(truths):
@@ -204,7 +216,8 @@ def save_truth(path, truths, *, params: Optional[PhantomParams] = None) -> None:
 
     Arrays: ``labels (N, H, W) uint8`` (bits in ``label_bits``), per frame
     ``target_intensity``, ``background_intensity``, ``tbr``, ``gain``,
-    ``exposure_ms``, ``scale`` (N,), per lesion ``lesion_<field> (N, L)`` (NaN
+    ``exposure_ms``, ``scale`` (N,), ``transform`` (N, 2, 3) image-from-world
+    affines (NaN where unknown), per lesion ``lesion_<field> (N, L)`` (NaN
     where a frame has fewer lesions), and ``mm_per_px``; ``params`` as JSON.
     """
     truths = list(truths)
@@ -234,7 +247,7 @@ def load_truth(path) -> list[Truth]:
         for j in range(per["lesion_id"].shape[1]):
             if np.isnan(per["lesion_id"][i, j]):
                 continue
-            g = {f: per[f"lesion_{f}"][i, j] for f in _LESION_FIELDS}
+            g = {f: per[f"lesion_{f}"][i, j] for f in _LESION_FIELDS if f"lesion_{f}" in per}
             lesions.append(LesionTruth(
                 id=int(g["id"]), center_xy=(float(g["center_x"]), float(g["center_y"])),
                 rim_width_mm=float(g["rim_width_mm"]), completeness=float(g["completeness"]),
@@ -243,6 +256,25 @@ def load_truth(path) -> list[Truth]:
                 core_radius_mm=float(g["core_radius_mm"]), blur_sigma_mm=float(g["blur_sigma_mm"]),
                 depth_mm=float(g["depth_mm"]), rim_area_px=int(g["rim_area_px"]),
                 target_tbr=float(g["target_tbr"]),
+                gap_center_deg=float(g.get("gap_center_deg", 0.0)),
+                gap_deg=float(g.get("gap_deg", 0.0)),
             ))
-        truths.append(Truth(labels[i], mm, lesions, per["gain"][i], per["exposure_ms"][i], per["scale"][i]))
+        tf = per["transform"][i] if "transform" in per else None  # (older sidecars have none)
+        if tf is not None and np.isnan(tf).any():
+            tf = None
+        truths.append(Truth(labels[i], mm, lesions, per["gain"][i], per["exposure_ms"][i],
+                            per["scale"][i], tf))
     return truths
+
+
+def motion_between(a: Truth, b: Truth) -> np.ndarray:
+    """(3, 3) float64: the true view-to-view motion from frame ``a`` to frame ``b``
+    (a point at ``p`` in ``a``'s picture is at ``M @ p`` in ``b``'s)."""
+    if a.transform is None or b.transform is None:
+        raise ValueError("motion_between: a truth without its transform")
+    return _h(b.transform) @ np.linalg.inv(_h(a.transform))
+
+
+def _h(m: np.ndarray) -> np.ndarray:
+    """A (2, 3) affine as a (3, 3) matrix."""
+    return np.vstack([m, [0.0, 0.0, 1.0]])

@@ -187,7 +187,8 @@ class RimAnalyzer:
 
     # -- main ------------------------------------------------------------------
     def analyze(self, nir_norm: np.ndarray, wl: Optional[np.ndarray] = None,
-                valid: Optional[np.ndarray] = None) -> Analysis:
+                valid: Optional[np.ndarray] = None, *,
+                plane_polygon: Optional[list] = None) -> Analysis:
         """Segment rims and measure them.
 
         Parameters
@@ -196,6 +197,9 @@ class RimAnalyzer:
         wl : (H, W, 3) uint8 BGR or None (used to recognise instruments);
             any layout (only point samples are read)
         valid : (H, W) bool or None, usable pixels; any layout
+        plane_polygon : the transection plane in this frame (WL px; the
+            pipeline's anchored plane, :mod:`.plane_anchor`), [] for none, or
+            None: ``settings.plane.polygon`` as it is
 
         Returns
         -------
@@ -220,10 +224,10 @@ class RimAnalyzer:
                 and last.rim_mask.shape == nir_norm.shape):
             return last
         with _single_threaded_opencv():
-            self._last = result = self._analyze(nir_norm, wl, valid, settings)
+            self._last = result = self._analyze(nir_norm, wl, valid, settings, plane_polygon)
         return result
 
-    def _analyze(self, nir, wl, valid, settings) -> Analysis:
+    def _analyze(self, nir, wl, valid, settings, plane_polygon=None) -> Analysis:
         seg = settings.segment
         H, W = nir.shape
         grid = _grid_for(W, H, seg.analysis_scale, self.mm_per_px)
@@ -279,7 +283,7 @@ class RimAnalyzer:
         ids = self.tracker.assign([g.centroid for g in geoms], [g.rim_area_px for g in geoms])
         rims = [self._measurement(rid, g) for rid, g in zip(ids, geoms)]
         plane = self._plane.check(settings, small, bg, fluo, ratio, grid.s, self.mm_per_px,
-                                  grid.mm_eff)
+                                  grid.mm_eff, polygon=plane_polygon)
 
         self._prev_fluo = fluo
         prev_rim = np.zeros((h, w), bool)
@@ -338,6 +342,7 @@ class RimAnalyzer:
             centroid=g.centroid,
             bbox=g.bbox,
             contour=g.contour,
+            gaps=list(g.gaps),
         )
 
 

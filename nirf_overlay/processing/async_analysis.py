@@ -50,8 +50,12 @@ class AsyncAnalysis:
         self._thread = threading.Thread(target=self._run, name="nirf-analysis", daemon=True)
         self._thread.start()
 
-    def submit(self, index: int, nir: np.ndarray, wl: np.ndarray, valid) -> bool:
+    def submit(self, index: int, nir: np.ndarray, wl: np.ndarray, valid,
+               plane_polygon=None) -> bool:
         """Offer a frame; taken only when the thread is free. Returns True if taken.
+
+        ``plane_polygon``: the transection plane where it is in this frame
+        (None: the settings' polygon), checked by the analysis.
 
         ``nir`` is lent, not copied here: the analysis thread copies it into
         its own buffer as soon as it takes the frame, off the display path
@@ -66,7 +70,7 @@ class AsyncAnalysis:
             if self._busy or self._job is not None or self._stop:
                 return False
             self._returned.clear()
-            self._job = (index, nir, wl, valid, self._generation)
+            self._job = (index, nir, wl, valid, plane_polygon, self._generation)
             self._cond.notify()
             return True
 
@@ -127,7 +131,7 @@ class AsyncAnalysis:
                 self._cond.wait_for(lambda: self._job is not None or self._stop)
                 if self._stop:
                     return
-                index, lent, wl, valid, generation = self._job
+                index, lent, wl, valid, plane_polygon, generation = self._job
                 self._job = None
                 self._busy = True
             t0 = time.perf_counter()
@@ -139,7 +143,7 @@ class AsyncAnalysis:
                     np.copyto(self._nir, lent)
                 finally:
                     self._returned.set()
-                result = self.analyzer.analyze(self._nir, wl, valid)
+                result = self.analyzer.analyze(self._nir, wl, valid, plane_polygon=plane_polygon)
             except Exception as e:  # reported in the HUD by the engine, never fatal
                 log.exception("rim analysis failed")
                 self.error = f"rim analysis: {e.__class__.__name__}: {e}"

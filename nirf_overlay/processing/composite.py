@@ -149,11 +149,13 @@ class Compositor:
                 bool(ds.show_saturation), out)
         return FusedDisplay(out=out, args=args, lo=lo, hi=hi, threshold=threshold)
 
-    def finish_fused(self, fused: "FusedDisplay", *, settings, contours=(), plane=None) -> np.ndarray:
+    def finish_fused(self, fused: "FusedDisplay", *, settings, contours=(), plane=None,
+                     gaps=()) -> np.ndarray:
         """Outlines, plane polygon and colour bar on a frame written by the fused sweep."""
         ds = settings.display
         out = fused.out
-        self._annotate(out, contours, settings.plane.polygon, plane, palette(ds.colormap), ds)
+        self._annotate(out, contours, _plane_polygon(settings, plane), plane, palette(ds.colormap), ds,
+                       gaps)
         if ds.show_colorbar:
             self._colorbar(out, fused.lo, fused.hi, fused.threshold)
         return out
@@ -162,7 +164,7 @@ class Compositor:
     def render(self, wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float = 0.0,
                hi: float = 1.0, threshold: Optional[float] = None, settings,
                saturated: Optional[np.ndarray] = None,
-               contours: Sequence[np.ndarray] = (), plane=None) -> np.ndarray:
+               contours: Sequence[np.ndarray] = (), plane=None, gaps=()) -> np.ndarray:
         """Compose one display frame in ``settings.display.mode``.
 
         Parameters
@@ -177,6 +179,8 @@ class Compositor:
         saturated : (H, W) uint8, 1 where saturated, C-contiguous, or None
         contours : rim outlines, each (N, 2) or (N, 1, 2) int, WL pixels
         plane : :class:`~nirf_overlay.processing.result.PlaneCheck` or None
+        gaps : uncovered arcs of the rims' cores, each (N, 2) int WL pixels
+            (:mod:`.gaps`), drawn in :data:`GAP_BGR` with the outlines
 
         Returns
         -------
@@ -200,7 +204,7 @@ class Compositor:
         if renderer is None:
             raise ValueError(f"unknown display mode {ds.mode!r}")
         self._build_luts(lo=lo, hi=hi, threshold=threshold, settings=settings)
-        view = _View(wl, nir, saturated, lo, hi, contours, plane, palette(ds.colormap), settings)
+        view = _View(wl, nir, saturated, lo, hi, contours, plane, palette(ds.colormap), settings, gaps)
         renderer.draw(self, view, out)
         if ds.show_colorbar and renderer.colour_bar:
             self._colorbar(out, lo, hi, threshold)
@@ -219,15 +223,15 @@ class Compositor:
 
     def _decorate(self, img: np.ndarray, v: "_View") -> None:
         """Rim outlines and the transection plane of ``v`` on ``img``."""
-        self._annotate(img, v.contours, v.settings.plane.polygon, v.plane, v.palette,
-                       v.settings.display)
+        self._annotate(img, v.contours, _plane_polygon(v.settings, v.plane), v.plane, v.palette,
+                       v.settings.display, v.gaps)
 
     def _zero_sat(self, shape) -> np.ndarray:
         if self._zsat is None or self._zsat.shape != shape:
             self._zsat = np.zeros(shape, np.uint8)
         return self._zsat
 
-    def _annotate(self, img, contours, polygon, plane, pal, ds) -> None:
+    def _annotate(self, img, contours, polygon, plane, pal, ds, gaps=()) -> None:
         h = img.shape[0]
         thick = max(1, h // 360)
         if ds.show_contours and contours:
@@ -235,8 +239,18 @@ class Compositor:
                   and len(c) >= 2]
             if cs:
                 cv2.drawContours(img, cs, -1, pal.rim, thick, cv2.LINE_8)
-        if polygon:
+        if ds.show_contours and gaps:  # where a rim is missing, on its core's outline
+            gs = [np.asarray(g, np.int32).reshape(-1, 1, 2) for g in gaps if len(g) >= 2]
+            if gs:
+                cv2.polylines(img, gs, False, GAP_BGR, 2 * thick, cv2.LINE_8)
+        if polygon is not None and len(polygon):
             pts = np.round(np.asarray(polygon, np.float64)).astype(np.int32).reshape(-1, 1, 2)
+            if plane is not None and plane.lost:  # drawn as lost: grey, thin, and told
+                cv2.polylines(img, [pts], True, PLANE_LOST_BGR, thick, cv2.LINE_4)
+                x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
+                _label(img, PLANE_LOST_TEXT, PLANE_LOST_BGR,
+                       org=(int(max(x, 0)), int(max(y - 6 * thick, 12 * thick))))
+                return
             flagged = plane is not None and plane.flagged
             colour = pal.plane_flagged if flagged else pal.plane
             cv2.polylines(img, [pts], True, colour, thick * (3 if flagged else 1), cv2.LINE_8)
@@ -277,6 +291,7 @@ class _View(NamedTuple):
     plane: object
     palette: Palette
     settings: Settings
+    gaps: Sequence[np.ndarray] = ()
 
 
 def _draw_wl(c: Compositor, v: _View, out: np.ndarray) -> None:
@@ -414,3 +429,19 @@ def warm_up() -> None:
         wl.setflags(write=not ro)
         nir = np.zeros((8, 8), np.float32)
         composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))
+
+
+#: the colour of a rim's gaps (its core's uncovered outline): orange, unlike
+#: every palette's rim and plane colours
+GAP_BGR = (0, 140, 255)
+
+#: how a lost transection plane is drawn and labelled (the viewer's HUD says the same)
+PLANE_LOST_TEXT = "PLANE LOST - redraw"
+PLANE_LOST_BGR = (150, 150, 150)
+
+
+def _plane_polygon(settings, plane):
+    """The plane where it is in this frame (the anchored plane), else the settings' polygon."""
+    if plane is not None and plane.polygon is not None:
+        return plane.polygon
+    return settings.plane.polygon or None

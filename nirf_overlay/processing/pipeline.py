@@ -40,9 +40,12 @@ from .async_analysis import AsyncAnalysis
 from .background import display_background
 from .composite import Compositor
 from .composite import warm_up as _warm_composite
+from .follow import MotionHistory, move_rims
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
+from .motion import MotionEstimator
 from .normalise import Normaliser
 from .normalise import warm_up as _warm_normalise
+from .plane_anchor import PlaneAnchor
 from .result import FrameResult, PlaneCheck
 from .transfer import NirEntry
 
@@ -90,6 +93,11 @@ class Pipeline:
         self.display_levels = DisplayLevels()
         self.compositor = Compositor(ring=ring)
         self.analyzer = RimAnalyzer(self.settings, mm_per_px=self.mm_per_px)
+        #: the tissue's motion, once per frame (:mod:`.motion`), its recent
+        #: history (:mod:`.follow`) and the plane anchored to it (:mod:`.plane_anchor`)
+        self.motion = MotionEstimator()
+        self.motion_history = MotionHistory()
+        self.plane_anchor = PlaneAnchor()
         self.levels: Optional[Levels] = None  # last display levels (normalised counts)
         self.threshold: Optional[float] = None  # last fluorescence threshold (normalised counts)
         self.noise_sigma: Optional[float] = None  # at the median level, normalised counts
@@ -129,6 +137,11 @@ class Pipeline:
             self.analyzer.update_settings(pending)
         if do_reset:
             self._reset_state()
+            # a seek or a new stream: the motion chain breaks (not on a NIR
+            # loss, which _reset_state also handles: the white light goes on)
+            self.motion.reset()
+            self.motion_history.reset()
+            self.plane_anchor.reset()
 
     def close(self) -> None:
         """Stop the analysis thread (async pipelines); safe to call twice."""
@@ -163,17 +176,21 @@ class Pipeline:
             wl = np.ascontiguousarray(wl)
         stage = {}
         t0 = time.perf_counter()
+        motion, placement = self._follow(pair.index, wl, settings)
+        tm = time.perf_counter()
+        stage["motion"] = (tm - t0) * 1e3
         if pair.nir is None:
             # nothing to filter against when it comes back: start afresh
             self._reset_state()
             composite = self.compositor.render(wl, None, settings=settings)
-            stage["composite"] = (time.perf_counter() - t0) * 1e3
-            stage["total"] = stage["composite"]
+            stage["composite"] = (time.perf_counter() - tm) * 1e3
+            stage["total"] = (time.perf_counter() - t0) * 1e3
             return FrameResult(index=pair.index, time_s=pair.wl_time, composite=composite,
                                rim_mask=None, rims=[], fluorescence_mask=None,
-                               saturated_fraction=0.0, plane=PlaneCheck(), nir_lost=True,
+                               saturated_fraction=0.0, nir_lost=True,
+                               plane=_placed(PlaneCheck(), placement, False, "NIR lost"),
                                mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
-                               nir_signal=self.nir_entry.signal(pair.nir_bits))
+                               nir_signal=self.nir_entry.signal(pair.nir_bits), motion=motion)
 
         nir, nir_bits, nir_signal = self.nir_entry(pair.nir, pair.nir_bits)
         shown = self._display_settings(settings, nir_signal)
@@ -198,37 +215,46 @@ class Pipeline:
             # as the tower encoded it: black to full scale, not the frame's percentiles
             lv = Levels(0.0, float(((1 << nir_bits) - 1) * norm.gain_scale), lv.median)
         t2 = time.perf_counter()
-        analysis, analysis_index = self._analyse(pair.index, norm, wl)
+        plane_polygon = _polygon_for_analysis(placement)
+        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon)
+        rims = list(analysis.rims)
+        if analysis_index is not None and analysis_index != pair.index:
+            # a lagged analysis (live display): outlines moved by the motion since its frame
+            since = self.motion_history.since(analysis_index)
+            if since is not None:
+                rims = move_rims(rims, since)
+        plane = self._plane_check(analysis.plane, placement, analysis_index)
         t3 = time.perf_counter()
         threshold = analysis.threshold
         if not threshold:
             threshold = settings.segment.threshold * display_background(analysis.background, lv.median)
-        contours = [r.contour for r in analysis.rims if r.contour is not None]
+        contours = [r.contour for r in rims if r.contour is not None]
+        gaps = [g.points for r in rims for g in r.gaps]
         if fused is not None:
             composite = self.compositor.finish_fused(fused, settings=shown, contours=contours,
-                                                     plane=analysis.plane)
+                                                     plane=plane, gaps=gaps)
         else:
             composite = self.compositor.render(
                 wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=_reference(threshold, shown),
                 settings=shown,
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
-                contours=contours, plane=analysis.plane)
+                contours=contours, plane=plane, gaps=gaps)
         if self._async is not None:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
-            self._async.submit(pair.index, norm.nir, wl, norm.valid)
+            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon)
         t4 = time.perf_counter()
-        stage.update(normalise=(t1 - t0) * 1e3, levels=(t2 - t1) * 1e3,
+        stage.update(normalise=(t1 - tm) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
         self.levels, self.threshold = Levels(lv.lo, lv.hi, lv.median), float(threshold)
         self.noise_sigma = self.normaliser.noise_sigma(lv.median)
         return FrameResult(
             index=pair.index, time_s=pair.wl_time, composite=composite,
-            rim_mask=analysis.rim_mask, rims=list(analysis.rims),
+            rim_mask=analysis.rim_mask, rims=rims,
             fluorescence_mask=analysis.fluorescence_mask,
-            saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
+            saturated_fraction=norm.saturated_fraction, plane=plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
-            analysis_index=analysis_index, nir_signal=nir_signal,
+            analysis_index=analysis_index, nir_signal=nir_signal, motion=motion,
             dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
         )
 
@@ -247,6 +273,26 @@ class Pipeline:
             shown.levels.compression = compression
         self._shown = (settings, nir_signal, shown)
         return shown
+
+    def _follow(self, index: int, wl, settings):
+        """This frame's motion (once per frame, for every consumer) and the plane's place."""
+        motion = self.motion.update(wl)
+        self.motion_history.add(index, motion)
+        h, w = wl.shape[:2]
+        placement = self.plane_anchor.update(index, settings.plane.polygon, settings.plane.frame,
+                                             self.motion_history, (w, h))
+        return motion, placement
+
+    def _plane_check(self, check: PlaneCheck, placement, analysis_index) -> PlaneCheck:
+        """The analysis's plane check with the plane's place; unknown while it is lost
+        or the (lagged) analysis is from before the plane was anchored."""
+        if placement.polygon is None:
+            return check
+        if placement.lost:
+            return _placed(check, placement, False, placement.reason)
+        if analysis_index is None or analysis_index < placement.anchor_index:
+            return _placed(check, placement, False, "waiting for the analysis")
+        return _placed(check, placement, True, "")
 
     #: frames of at least this many WL pixels use every core in a live pipeline
     LIVE_PARALLEL_PIXELS = 4_000_000
@@ -269,14 +315,14 @@ class Pipeline:
             return numba.config.NUMBA_NUM_THREADS
         return self._live_threads
 
-    def _analyse(self, index: int, norm, wl):
+    def _analyse(self, index: int, norm, wl, plane_polygon):
         """This frame's analysis, or (async) the newest finished one and its frame.
 
         An async pipeline hands the frame to the analysis thread at the end of
         :meth:`process`, once its composite is drawn.
         """
         if self._async is None:
-            return self.analyzer.analyze(norm.nir, wl, norm.valid), index
+            return self.analyzer.analyze(norm.nir, wl, norm.valid, plane_polygon=plane_polygon), index
         latest = self._async.latest()
         if latest is None:  # nothing finished yet: overlay only, no rims
             return NO_ANALYSIS, None
@@ -318,6 +364,20 @@ def _reference(threshold, settings):
     background (``display.overlay_reference`` = background), or none, so that opacity
     follows the display levels alone (``levels``, as towers draw it)."""
     return threshold if settings.display.overlay_reference == "background" else None
+def _polygon_for_analysis(placement) -> list:
+    """The polygon the analysis checks this frame: the plane where it is now; none when lost."""
+    if placement.polygon is None or placement.lost:
+        return []
+    return placement.polygon.tolist()
+
+
+def _placed(check: PlaneCheck, placement, known: bool, reason: str) -> PlaneCheck:
+    """``check`` with the plane's place in this frame (unknown: no flag, no TBR)."""
+    if placement.polygon is None:
+        return check
+    if not known:
+        return PlaneCheck(known=False, polygon=placement.polygon, lost_reason=reason)
+    return dataclasses.replace(check, polygon=placement.polygon)
 
 
 def _hash_state(h, obj, skip=()) -> None:

@@ -28,7 +28,7 @@ class PlaneChecker:
 
     def check(self, settings: Settings, nir_small: np.ndarray, bg: np.ndarray, fluo: np.ndarray,
               ratio: np.ndarray, scale: float, mm_per_px: Optional[float],
-              mm_eff: float) -> PlaneCheck:
+              mm_eff: float, polygon: Optional[list] = None) -> PlaneCheck:
         """The plane check of one frame, on the analysis grid.
 
         Parameters
@@ -39,8 +39,10 @@ class PlaneChecker:
         scale : analysis-grid px per WL px
         mm_per_px : calibrated mm per WL px, or None (no mm area)
         mm_eff : mm per WL px for the area limit (nominal without calibration)
+        polygon : the polygon where it is in this frame (the anchored plane,
+            :mod:`.plane_anchor`); None: ``settings.plane.polygon``
         """
-        poly = settings.plane.polygon
+        poly = settings.plane.polygon if polygon is None else polygon
         if not poly:
             return PlaneCheck()
         pmask = self._grid_mask(poly, nir_small.shape, scale)

@@ -12,7 +12,7 @@ outline from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import cv2
@@ -22,6 +22,7 @@ from ._kernels.refine import (core_candidates, edge_ratio, fill_unsupported, mas
                               normalised_ratio, outline_touching, peak_seed, positive_f32,
                               refine_zones, rim_from_levels, scale_contour, select_touching)
 from .candidates import Candidate
+from .gaps import rim_gaps
 from ._validate import frame_dims, require, require_optional
 from .masks import aligned_crop
 from .refine_grid import RefineGrid, mask_to_grid, refine_grid, refine_image, rim_mask_wl
@@ -51,6 +52,7 @@ class RimGeometry:
     centroid: tuple[float, float]
     bbox: tuple[int, int, int, int]
     contour: np.ndarray
+    gaps: list = field(default_factory=list)  # RimGap (:mod:`.gaps`), WL px
 
 
 def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float,
@@ -127,7 +129,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
         return None
     rim, thickness, lev_in, lev_out = found
 
-    core, n_core, completeness, n_lesion, sum_x, sum_y = _core_and_completeness(
+    core, n_core, completeness, n_lesion, sum_x, sum_y, blocked_dist = _core_and_completeness(
         core_side, reach, core_up, rim, bq, f)
     rim_full, ox, oy = rim_mask_wl(rim, q, core_side, lev_in, lev_out, g, valid)
     area = cv2.countNonZero(rim_full)
@@ -148,9 +150,11 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     contour = scale_contour(c, float(r), X0, Y0)
     bx, by, bw, bh = cv2.boundingRect(rim_full)
     bbox = (bx + X0 + ox, by + Y0 + oy, bw, bh)
+    d_b, b_y0, b_x0 = blocked_dist
+    gaps = rim_gaps(core, rim, d_b, np.float32(2.0 * f), b_y0, b_x0, float(r), X0, Y0)
     return RimGeometry(X0 + ox, Y0 + oy, rim_full, core, target, background, core_level, thickness / r,
                        completeness, float(area), float(n_core) / (r * r), centroid,
-                       bbox, contour)
+                       bbox, contour, gaps)
 
 
 def _rim_zones(img: np.ndarray, rim_up: np.ndarray, core_up: np.ndarray,
@@ -334,6 +338,8 @@ def _core_and_completeness(core_side: np.ndarray, reach: np.ndarray, core_up: np
     n_core : core pixels (refine grid)
     completeness : float in [0, 1]
     n_lesion, sum_x, sum_y : pixels of ``rim | core`` and their x, y sums
+    blocked_dist : ``(d_b, b_y0, b_x0)``, the distance to blocked pixels used
+        (for :func:`~.gaps.rim_gaps`, which leaves out the same outline)
     """
     core_cand = np.empty(rim.shape, bool)
     core_candidates(core_side, reach, core_up, rim, core_cand)
@@ -342,7 +348,8 @@ def _core_and_completeness(core_side: np.ndarray, reach: np.ndarray, core_up: np
     d_b, b_y0, b_x0 = _blocked_distance(core, bq, f)
     touched, outline, n_lesion, sum_x, sum_y = outline_touching(core, rim, d_b, np.float32(2.0 * f),
                                                                 b_y0, b_x0)
-    return core, n_core, float(touched) / max(1, outline), n_lesion, sum_x, sum_y
+    return (core, n_core, float(touched) / max(1, outline), n_lesion, sum_x, sum_y,
+            (d_b, b_y0, b_x0))
 
 
 def _blocked_distance(core: np.ndarray, bq: Optional[np.ndarray], f: float) -> tuple[np.ndarray, int, int]:

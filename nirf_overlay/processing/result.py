@@ -16,13 +16,13 @@ import numpy as np
 FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
-    "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame",
+    "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame", "plane_polygon",
 )
 RIM_COLUMNS = (
     "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_thickness_px", "rim_completeness",
     "rim_area_mm2", "rim_area_px", "core_area_mm2", "core_area_px", "centroid_x", "centroid_y",
-    "nir_signal",
+    "nir_signal", "gap_count", "largest_gap_deg",
 )
 
 
@@ -50,16 +50,52 @@ class RimMeasurement:
     centroid: tuple[float, float]  # (x, y) WL pixels
     bbox: tuple[int, int, int, int]  # x, y, w, h WL pixels
     contour: Optional[np.ndarray] = None  # (N, 2) int32 outer contour, WL pixels
+    #: arcs of the core's outline no rim covers (not hidden by a tool or the
+    #: frame edge): :class:`~.gaps.RimGap` (degrees round the core's centre,
+    #: image coordinates, and the uncovered outline's points)
+    gaps: list = field(default_factory=list)
+
+    @property
+    def gap_count(self) -> int:
+        return len(self.gaps)
+
+    @property
+    def largest_gap_deg(self) -> float:
+        """Degrees of the longest gap (0 without gaps)."""
+        return max((g.extent_deg for g in self.gaps), default=0.0)
 
 
 @dataclass
 class PlaneCheck:
-    """Fluorescence inside the user's transection-plane polygon."""
+    """Fluorescence inside the user's transection-plane polygon.
+
+    ``known`` is False when the plane is lost (tracking lost, a cut, it left
+    the picture: :mod:`~.plane_anchor`) or the NIR is: the check is then
+    *unknown*, never clear.  ``polygon`` is where the anchored plane is in
+    this frame (WL px; None without one); ``lost_reason`` says why it is lost.
+    """
 
     flagged: bool = False
     tbr: Optional[float] = None
     area_px: float = 0.0
     area_mm2: Optional[float] = None
+    known: bool = True
+    polygon: Optional[np.ndarray] = None
+    lost_reason: str = ""
+
+    @property
+    def lost(self) -> bool:
+        return self.polygon is not None and not self.known
+
+    def fluorescence_cell(self) -> Optional[int]:
+        """metrics.csv's ``plane_fluorescence``: 1, 0, or None (empty) when unknown."""
+        return int(bool(self.flagged)) if self.known else None
+
+    def polygon_cell(self) -> Optional[str]:
+        """metrics.csv's ``plane_polygon``: ``x y;x y;...`` WL px (1 decimal), or empty."""
+        if self.polygon is None:
+            return None
+        return ";".join(f"{x:.1f} {y:.1f}" for x, y in np.asarray(self.polygon).reshape(-1, 2))
 
 
 @dataclass
@@ -99,6 +135,10 @@ class FrameResult:
     #: changes with the gain (the offset is not scaled by the gain correction);
     #: None when not known (an empty cell)
     dark_subtracted: Optional[bool] = None
+    #: the tissue's motion from the previous frame (:class:`~.motion.FrameMotion`),
+    #: estimated once per frame from the white light; None only from sources of
+    #: results that are not the Pipeline
+    motion: Optional[object] = None
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
@@ -126,9 +166,10 @@ class FrameResult:
             "rim_completeness": self._weighted("rim_completeness"),
             "rim_area_mm2": area,
             "saturated_fraction": float(self.saturated_fraction),
-            "plane_fluorescence": int(bool(self.plane.flagged)),
+            "plane_fluorescence": self.plane.fluorescence_cell(),
             "nir_signal": self.nir_signal,
             "dark_frame": None if self.dark_subtracted is None else int(self.dark_subtracted),
+            "plane_polygon": self.plane.polygon_cell(),
         }
 
     def rim_rows(self) -> list[dict]:
@@ -152,6 +193,8 @@ class FrameResult:
                 "centroid_x": r.centroid[0],
                 "centroid_y": r.centroid[1],
                 "nir_signal": self.nir_signal,
+                "gap_count": r.gap_count,
+                "largest_gap_deg": r.largest_gap_deg,
             })
         return rows
 

@@ -167,6 +167,15 @@ class RimRules:
     #: the allowed shift grows by this times the root of its area.
     track_shift_per_sqrt_area: float = 0.25
 
+    # -- rim gaps (gaps.py) ----------------------------------------------------
+    #: degrees.  Angle bins of the core's outline round its centre: fine
+    #: enough to place a gap's ends within a few degrees, coarse enough that
+    #: every bin of a 2 mm core holds outline pixels.
+    gap_bin_deg: float = 5.0
+    #: degrees.  A shorter uncovered arc is no gap: patchy rims and the
+    #: blur at a tool's edge leave breaks of a bin or two.
+    gap_min_deg: float = 15.0
+
 
 #: The rules every analysis uses.
 RIM_RULES = RimRules()
