@@ -480,5 +480,6 @@ class Engine:
 def _default_pipeline_factory(settings, calibration):
     from ..processing.pipeline import Pipeline
 
-    # the live display never waits for the rim analysis: it runs on its own thread
-    return Pipeline(settings, calibration, async_analysis=True)
+    # every frame analysed before it is shown while that keeps up; else the
+    # rim analysis on its own thread, so the display never waits (analysis_mode)
+    return Pipeline(settings, calibration, async_analysis="auto")

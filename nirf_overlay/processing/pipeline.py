@@ -36,6 +36,7 @@ import numpy as np
 from ..settings import Settings
 from .analysis import NO_ANALYSIS, RimAnalyzer
 from .analysis import warm_up as _warm_analysis
+from .analysis_mode import AnalysisMode
 from .async_analysis import AsyncAnalysis
 from .background import display_background
 from .composite import Compositor
@@ -59,14 +60,18 @@ class Pipeline:
     ring : int
         Composite output buffers used in turn: a ``FrameResult.composite``
         stays valid for ``ring - 1`` further frames; copy it to keep it longer.
-    async_analysis : bool
+    async_analysis : bool or "auto"
         Live display only: run the rim analysis on its own thread on the
         newest frame it can take (:mod:`.async_analysis`).  The overlay is
         drawn from the current frame at once; rim outlines, numbers and the
         plane check come from the newest finished analysis, whose frame index
         is ``FrameResult.analysis_index`` (a frame or two behind).  ``process``
         and ``batch`` keep it off, so every row belongs to its frame; ``bench``
-        times both ways.
+        times both ways.  ``"auto"`` (the viewer's default): every frame analysed
+        before it is shown while that keeps up with the stream, falling back to
+        the async way by itself under load and returning when it can
+        (:mod:`.analysis_mode` has the rule; ``FrameResult.analysis_mode`` says
+        which way each frame went).
 
     Notes
     -----
@@ -76,7 +81,7 @@ class Pipeline:
     """
 
     def __init__(self, settings: Optional[Settings] = None, calibration=None, *,
-                 warm: bool = True, ring: int = 3, async_analysis: bool = False):
+                 warm: bool = True, ring: int = 3, async_analysis=False):
         self._lock = threading.Lock()
         self.settings = (settings or Settings()).copy()
         self._pending: Optional[Settings] = None
@@ -99,9 +104,15 @@ class Pipeline:
         self._async: Optional[AsyncAnalysis] = None
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
         self.display_threads: int = numba.config.NUMBA_NUM_THREADS
+        #: the sync/async rule of an ``async_analysis="auto"`` pipeline, else None
+        self.analysis_mode: Optional[AnalysisMode] = None
+        self._last_sync = None  # (index, Analysis) of the newest frame analysed in sync
+        self._fallback_from = None  # the _last_sync async took over from
         if async_analysis:
             self._async = AsyncAnalysis(self.analyzer)
             self._live_threads = max(1, numba.config.NUMBA_NUM_THREADS - 1)
+            if async_analysis == "auto":
+                self.analysis_mode = AnalysisMode()
         if warm:
             warm_up()
 
@@ -132,6 +143,7 @@ class Pipeline:
             self._async.close()
 
     def _reset_state(self) -> None:
+        self._last_sync = self._fallback_from = None
         if self._async is not None:
             self._async.clear()
         self.normaliser.reset()
@@ -150,8 +162,12 @@ class Pipeline:
             saturated fraction and per-stage times in ms.
         """
         self._apply_pending()
-        if self._async is not None:
+        mode = self.analysis_mode
+        use_async = self._async is not None and (mode is None or not mode.sync)
+        if use_async:
             self.display_threads = self._live_threads_for(pair)
+        elif self._async is not None:
+            self.display_threads = numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(self.display_threads)  # for the calling thread only
         settings = self.settings
         wl = pair.wl
@@ -187,7 +203,7 @@ class Pipeline:
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         t2 = time.perf_counter()
-        analysis, analysis_index = self._analyse(pair.index, norm, wl)
+        analysis, analysis_index = self._analyse(pair.index, norm, wl, use_async)
         t3 = time.perf_counter()
         threshold = analysis.threshold
         if not threshold:
@@ -201,13 +217,16 @@ class Pipeline:
                 wl, norm.nir, lo=lv.lo, hi=lv.hi, threshold=threshold, settings=settings,
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
                 contours=contours, plane=analysis.plane)
-        if self._async is not None:
+        if use_async:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
             self._async.submit(pair.index, norm.nir, wl, norm.valid)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - t0) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        if mode is not None:
+            mode.frame(pair.arrival, stage["total"], display_ms=stage["total"] - stage["analysis"],
+                       analysis_ms=self._async.recent_median_ms() if use_async else None)
         self.levels, self.threshold = Levels(lv.lo, lv.hi, lv.median), float(threshold)
         self.noise_sigma = self.normaliser.noise_sigma(lv.median)
         return FrameResult(
@@ -216,7 +235,7 @@ class Pipeline:
             fluorescence_mask=analysis.fluorescence_mask,
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
-            analysis_index=analysis_index,
+            analysis_index=analysis_index, analysis_mode="async" if use_async else "sync",
         )
 
     #: frames of at least this many WL pixels use every core in a live pipeline
@@ -240,15 +259,28 @@ class Pipeline:
             return numba.config.NUMBA_NUM_THREADS
         return self._live_threads
 
-    def _analyse(self, index: int, norm, wl):
+    def _analyse(self, index: int, norm, wl, use_async: bool):
         """This frame's analysis, or (async) the newest finished one and its frame.
 
         An async pipeline hands the frame to the analysis thread at the end of
-        :meth:`process`, once its composite is drawn.
+        :meth:`process`, once its composite is drawn.  An ``"auto"`` pipeline
+        in sync first lets the thread finish (one analyzer, one thread at a
+        time), and just after falling back to async shows the last frame it
+        analysed in sync until the thread has a newer one.
         """
-        if self._async is None:
+        if not use_async:
+            if self._async is not None:
+                self._async.wait_idle()
+                analysis = self.analyzer.analyze(norm.nir, wl, norm.valid)
+                self._last_sync = (index, analysis)
+                return analysis, index
             return self.analyzer.analyze(norm.nir, wl, norm.valid), index
-        latest = self._async.latest()
+        if self._last_sync is not None and self._last_sync is not self._fallback_from:
+            # the first frame after falling back: forget what the thread did
+            # before the sync frames, and show the last sync one until it has more
+            self._fallback_from = self._last_sync
+            self._async.clear()
+        latest = self._async.latest() or self._last_sync
         if latest is None:  # nothing finished yet: overlay only, no rims
             return NO_ANALYSIS, None
         return latest[1], latest[0]

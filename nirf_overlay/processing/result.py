@@ -89,6 +89,9 @@ class FrameResult:
     #: frame whose analysis the rims, masks and plane check come from: ``index``
     #: itself, except in a live display's async pipeline (None: none finished yet)
     analysis_index: Optional[int] = None
+    #: ``"sync"``: this frame analysed before it was shown; ``"async"``: rims from
+    #: the analysis thread (a live pipeline, see :mod:`.analysis_mode`)
+    analysis_mode: str = "sync"
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
