@@ -235,3 +235,29 @@ def test_normaliser_takes_strided_nir_as_its_contiguous_copy(shape, view):
     ref = Normaliser().process(np.ascontiguousarray(raw), shape, nir_bits=12, settings=_settings())
     assert out.nir.dtype == np.float32 and out.nir.shape == shape
     assert np.array_equal(out.nir, ref.nir) and np.array_equal(out.saturated, ref.saturated)
+
+
+def test_whole_count_dark_is_read_as_uint16_with_the_same_result_to_the_bit():
+    # a measured dark holds whole counts: the kernel reads it as uint16 (half
+    # the bytes per frame); a dark with fractions stays float32.  Both give
+    # the same filtered frames, bit for bit, over a run with the filter on.
+    rng = np.random.default_rng(4)
+    dark = rng.integers(60, 200, (H, W)).astype(np.float32)
+    frames = [rng.integers(100, 3000, (H, W)).astype(np.uint16) for _ in range(4)]
+    s = _settings(alpha=0.6)
+    whole = Normaliser(Calibration(dark=dark))
+    as_float = Normaliser(Calibration(dark=dark))
+    for raw in frames:
+        a = whole.process(raw, (H, W), nir_bits=12, settings=s).nir.copy()
+        if as_float._shape_key is None:
+            as_float.process(raw, (H, W), nir_bits=12, settings=s)  # set up its buffers ...
+            as_float.reset()
+            as_float._dark = as_float._dark.astype(np.float32)  # ... then read float32
+            b = as_float.process(raw, (H, W), nir_bits=12, settings=s).nir
+        else:
+            b = as_float.process(raw, (H, W), nir_bits=12, settings=s).nir
+        assert np.array_equal(a, b)
+    assert whole._dark.dtype == np.uint16 and as_float._dark.dtype == np.float32
+    half = Normaliser(Calibration(dark=dark + np.float32(0.5)))
+    half.process(frames[0], (H, W), nir_bits=12, settings=s)
+    assert half._dark.dtype == np.float32

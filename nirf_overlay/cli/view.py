@@ -29,10 +29,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                                                      "(default ~/nirf-overlay/snapshots)")
     g.add_argument("--recordings", metavar="DIR", help="where R records sessions "
                                                       "(default ~/nirf-overlay/recordings)")
-    g.add_argument("--sync-analysis", action="store_true",
-                   help="analyse rims in the display path, every frame before it is shown "
-                        "(default: on their own thread, outlines a frame or two behind the "
-                        "overlay, so the picture never waits)")
+    way = g.add_mutually_exclusive_group()
+    way.add_argument("--sync-analysis", action="store_true",
+                     help="always analyse rims in the display path, every frame before it is "
+                          "shown, even when that cannot keep up (default: so while it keeps up, "
+                          "else on their own thread by itself; the HUD says which)")
+    way.add_argument("--async-analysis", action="store_true",
+                     help="always analyse rims on their own thread: the picture never waits, "
+                          "outlines a frame or two behind the overlay")
     g.add_argument("--exit-after", type=positive_number, metavar="S",
                    help="close the window after S seconds (tests, benchmarks)")
     g.add_argument("--stats-json", metavar="F",
@@ -102,10 +106,13 @@ def run(args) -> int:
     if args.mode:
         settings.set("display.mode", args.mode)
     factory = None
-    if args.sync_analysis:
+    if args.sync_analysis or args.async_analysis:
+        from functools import partial
+
         from ..processing.pipeline import Pipeline
 
-        factory = Pipeline  # Pipeline(settings, calibration): analysis on the worker thread
+        # sync: Pipeline(settings, calibration), the analysis on the worker thread
+        factory = partial(Pipeline, async_analysis=True) if args.async_analysis else Pipeline
     # the first start after installing compiles the numba kernels (about a
     # minute on 2 cores, cached afterwards) before any window can show: say so
     notice = threading.Timer(3.0, lambda: print(

@@ -25,6 +25,20 @@ READ_TIMEOUT_S = 0.1  # how long one read may wait before requests are looked at
 RETRY_DELAY_S = 0.5  # pause after a source error before reading again
 
 
+def replay_stride(speed: float) -> int:
+    """Frames of the recording each shown frame advances at replay ``speed``.
+
+    Up to 2x every frame is decoded and shown (a 30 fps recording at 1.5x is
+    shown at 45 fps); from 2x on the picture stays at the recording's own rate
+    and each frame shown jumps ``int(speed)`` frames (2x: every other frame, 60
+    frames of a 30 fps recording a second), so that decoding, which costs
+    about as much as the pipeline per 1080p frame, is not asked for 2-4 times
+    the recording's rate.  Sessions leave the frames not shown undecoded
+    (:meth:`~nirf_overlay.recording.SessionSource.set_stride`).
+    """
+    return max(1, int(speed + 1e-9)) if speed >= 2.0 else 1
+
+
 class Pacer:
     """Releases pairs at the source's native rate times :attr:`speed`.
 
@@ -214,8 +228,12 @@ class ReadAhead:
     read before the seek (an older *generation*) are thrown away.
     """
 
-    def __init__(self, source, stop: threading.Event, depth: int = 2):
+    def __init__(self, source, stop: threading.Event, depth: int = 2, stride: int = 1):
         self.source = source
+        #: frames each read should advance (:func:`replay_stride`); set by the
+        #: engine, carried out on this thread before its next read
+        self.stride = stride
+        self._stride_done = 1
         self._stop = stop
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._cv = threading.Condition()
@@ -265,6 +283,13 @@ class ReadAhead:
                 except Exception as e:
                     self._put((gen, "error", e))
                     continue
+            if self.stride != self._stride_done:
+                k = self.stride
+                self._stride_done = k
+                try:
+                    self.source.set_stride(k)
+                except Exception as e:
+                    self._put((gen, "error", e))
             try:
                 pair = self.source.read(READ_TIMEOUT_S)
             except TimeoutError:

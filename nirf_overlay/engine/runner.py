@@ -55,7 +55,7 @@ from ..settings import Settings
 from .listeners import RELAY_DEPTH, Listener, ListenerRelay
 from .mailbox import DisplayFrame, LatestMailbox
 from .recording import RecordingControl
-from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl
+from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl, replay_stride
 from .state import RunState
 from .stats import EngineStatus, RunStats, plain
 from .threads import spawn
@@ -102,6 +102,7 @@ class Engine:
         self._replay = ReplayControl(seekable=self.seekable, loop=loop)
         self._pacer = Pacer(self.fps)
         self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
+        self._stride = 1  # frames each shown frame advances (fast replay, replay_stride)
 
         # pipeline changes asked for on other threads, carried out by the worker
         self._lock = threading.Lock()
@@ -269,6 +270,9 @@ class Engine:
 
     def set_speed(self, speed: float) -> None:
         self._pacer.set_speed(speed)
+        self._stride = replay_stride(self._pacer.speed)
+        if self._ahead is not None:
+            self._ahead.stride = self._stride
 
     @property
     def speed(self) -> float:
@@ -354,7 +358,7 @@ class Engine:
     def _run(self) -> None:
         self._set_state(RunState.RUNNING)
         if not self.info.live:
-            self._ahead = ReadAhead(self.source, self._stop)
+            self._ahead = ReadAhead(self.source, self._stop, stride=self._stride)
         errors_in_row = 0
         while True:
             turn = self._replay.next_turn(self._stop)
@@ -480,5 +484,6 @@ class Engine:
 def _default_pipeline_factory(settings, calibration):
     from ..processing.pipeline import Pipeline
 
-    # the live display never waits for the rim analysis: it runs on its own thread
-    return Pipeline(settings, calibration, async_analysis=True)
+    # every frame analysed before it is shown while that keeps up; else the
+    # rim analysis on its own thread, so the display never waits (analysis_mode)
+    return Pipeline(settings, calibration, async_analysis="auto")

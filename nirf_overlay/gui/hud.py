@@ -72,6 +72,19 @@ def safety_banners(*, now: float, last_new_frame: Optional[float], fps: Optional
     return marks
 
 
+def analysis_label(result) -> str:
+    """How the rims of ``result`` (a FrameResult) were found, for the HUD: "every
+    frame" when analysed before it was shown, "async, N behind" from the analysis
+    thread (N frames older than the picture), "async" before any finished."""
+    if result.nir_lost:
+        return ""
+    if result.analysis_mode == "sync":
+        return "every frame"
+    if result.analysis_index is None:
+        return "async"
+    return f"async, {max(0, result.index - result.analysis_index)} behind"
+
+
 @dataclass
 class HudState:
     """Everything the HUD shows, as plain values (filled by the main window)."""
@@ -97,6 +110,8 @@ class HudState:
     message: str = ""  # an error or notice in plain words
     message_is_error: bool = False
     position: str = ""  # replay position text
+    #: how the rims shown were found: "every frame" or "async, N behind" ("" = not said)
+    analysis: str = ""
     visible: bool = True
 
 
@@ -173,6 +188,8 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
         info += f"\n{state.source_status}"
     if state.position:
         info += f"\n{state.position}"
+    if state.analysis:
+        info += f"\nrims: {state.analysis}"
     text_box(p, left, top, info, px)
 
     rec = state.recording or {}

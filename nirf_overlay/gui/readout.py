@@ -19,7 +19,7 @@ from PyQt5.QtWidgets import QLabel
 from ..engine import DisplayFrame, Engine, EngineStatus
 from ..engine.state import RunState
 from ..processing.plane_anchor import LOST_REASONS
-from .hud import STALE, safety_banners
+from .hud import STALE, analysis_label, safety_banners
 from .video_view import VideoView
 from .viewer_stats import ViewerStats
 
@@ -78,6 +78,7 @@ class Readout:
         hud = view.hud
         res = item.result
         hud.rims = [] if lost else list(res.rims)
+        hud.analysis = analysis_label(res)
         plane = res.plane
         hud.plane_flagged = bool(plane is not None and plane.flagged and not lost)
         hud.plane_tbr = None if plane is None else plane.tbr

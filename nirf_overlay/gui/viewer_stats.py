@@ -38,6 +38,7 @@ class ViewerStats:
         self.painted_at: list = []
         self.recent = deque(maxlen=30)
         self.view_dropped = 0
+        self.sync_frames = 0  # painted frames whose rims were found before the paint
         self._base = None  # drop counters at the end of warm-up
 
     def on_painted(self, frame, t: float, engine: Engine) -> None:
@@ -54,6 +55,7 @@ class ViewerStats:
         self.process.append(frame.processed - frame.arrival)
         self.display.append(t - frame.processed)
         self.painted_at.append(t)
+        self.sync_frames += frame.result.analysis_mode == "sync"
 
     def _drop_counters(self, engine: Engine) -> tuple:
         return engine.dropped, self.view_dropped, engine.source.stats.dropped
@@ -87,6 +89,9 @@ class ViewerStats:
             "process_ms_p99": percentile([1000.0 * x for x in self.process], 99),
             "display_ms_median": percentile([1000.0 * x for x in self.display], 50),
             "display_ms_p99": percentile([1000.0 * x for x in self.display], 99),
+            "analysed_in_sync_fraction": self.sync_frames / n if n else None,
+            "analysis_fallbacks": (None if engine.pipeline.analysis_mode is None
+                                   else engine.pipeline.analysis_mode.fallbacks),
             "fps_displayed": (n - 1) / span if span > 0 else 0.0,
             "seconds_measured": span,
             "warmup_s": self.warmup_s,

@@ -98,6 +98,21 @@ class AsyncAnalysis:
         with self._cond:
             return self._latest
 
+    def wait_idle(self, timeout: float = 2.0) -> bool:
+        """Wait until no analysis is running or waiting to be taken (the caller
+        may then use the analyzer itself); False after ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy and self._job is None, timeout)
+
+    def recent_median_ms(self, n: int = 30) -> Optional[float]:
+        """Median wall time of the last ``n`` finished analyses (ms), or None before any."""
+        with self._cond:
+            d = self._durations
+            if not d:
+                return None
+            k = min(n, len(d))
+            return float(np.median([d[-i] for i in range(1, k + 1)]))
+
     def durations_ms(self) -> list:
         """Wall time of each finished analysis, oldest first (ms; the last 10 000)."""
         with self._cond:

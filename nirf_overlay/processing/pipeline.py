@@ -36,6 +36,7 @@ import numpy as np
 from ..settings import Settings
 from .analysis import NO_ANALYSIS, RimAnalyzer
 from .analysis import warm_up as _warm_analysis
+from .analysis_mode import AnalysisMode
 from .async_analysis import AsyncAnalysis
 from .background import display_background
 from .composite import Compositor
@@ -63,14 +64,18 @@ class Pipeline:
     ring : int
         Composite output buffers used in turn: a ``FrameResult.composite``
         stays valid for ``ring - 1`` further frames; copy it to keep it longer.
-    async_analysis : bool
+    async_analysis : bool or "auto"
         Live display only: run the rim analysis on its own thread on the
         newest frame it can take (:mod:`.async_analysis`).  The overlay is
         drawn from the current frame at once; rim outlines, numbers and the
         plane check come from the newest finished analysis, whose frame index
         is ``FrameResult.analysis_index`` (a frame or two behind).  ``process``
         and ``batch`` keep it off, so every row belongs to its frame; ``bench``
-        times both ways.
+        times both ways.  ``"auto"`` (the viewer's default): every frame analysed
+        before it is shown while that keeps up with the stream, falling back to
+        the async way by itself under load and returning when it can
+        (:mod:`.analysis_mode` has the rule; ``FrameResult.analysis_mode`` says
+        which way each frame went).
 
     Notes
     -----
@@ -80,7 +85,7 @@ class Pipeline:
     """
 
     def __init__(self, settings: Optional[Settings] = None, calibration=None, *,
-                 warm: bool = True, ring: int = 3, async_analysis: bool = False):
+                 warm: bool = True, ring: int = 3, async_analysis=False):
         self._lock = threading.Lock()
         self.settings = (settings or Settings()).copy()
         self._pending: Optional[Settings] = None
@@ -111,9 +116,15 @@ class Pipeline:
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
         self.display_threads: int = numba.config.NUMBA_NUM_THREADS
+        #: the sync/async rule of an ``async_analysis="auto"`` pipeline, else None
+        self.analysis_mode: Optional[AnalysisMode] = None
+        self._last_sync = None  # (index, Analysis) of the newest frame analysed in sync
+        self._fallback_from = None  # the _last_sync async took over from
         if async_analysis:
             self._async = AsyncAnalysis(self.analyzer)
             self._live_threads = max(1, numba.config.NUMBA_NUM_THREADS - 1)
+            if async_analysis == "auto":
+                self.analysis_mode = AnalysisMode()
         if warm:
             warm_up()
 
@@ -149,6 +160,7 @@ class Pipeline:
             self._async.close()
 
     def _reset_state(self) -> None:
+        self._last_sync = self._fallback_from = None
         if self._async is not None:
             self._async.clear()
         self.normaliser.reset()
@@ -167,8 +179,12 @@ class Pipeline:
             saturated fraction and per-stage times in ms.
         """
         self._apply_pending()
-        if self._async is not None:
+        mode = self.analysis_mode
+        use_async = self._async is not None and (mode is None or not mode.sync)
+        if use_async:
             self.display_threads = self._live_threads_for(pair)
+        elif self._async is not None:
+            self.display_threads = numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(self.display_threads)  # for the calling thread only
         settings = self.settings
         wl = pair.wl
@@ -216,7 +232,7 @@ class Pipeline:
             lv = Levels(0.0, float(((1 << nir_bits) - 1) * norm.gain_scale), lv.median)
         t2 = time.perf_counter()
         plane_polygon = _polygon_for_analysis(placement)
-        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon)
+        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon, use_async)
         rims = list(analysis.rims)
         if analysis_index is not None and analysis_index != pair.index:
             # a lagged analysis (live display): outlines moved by the motion since its frame
@@ -239,13 +255,16 @@ class Pipeline:
                 settings=shown,
                 saturated=norm.saturated if norm.saturated_fraction > 0 else None,
                 contours=contours, plane=plane, gaps=gaps)
-        if self._async is not None:
+        if use_async:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
             self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - tm) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        if mode is not None:
+            mode.frame(pair.arrival, stage["total"], display_ms=stage["total"] - stage["analysis"],
+                       analysis_ms=self._async.recent_median_ms() if use_async else None)
         self.levels, self.threshold = Levels(lv.lo, lv.hi, lv.median), float(threshold)
         self.noise_sigma = self.normaliser.noise_sigma(lv.median)
         return FrameResult(
@@ -256,6 +275,7 @@ class Pipeline:
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
             analysis_index=analysis_index, nir_signal=nir_signal, motion=motion,
             dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
+            analysis_mode="async" if use_async else "sync",
         )
 
     def _display_settings(self, settings: Settings, nir_signal: str) -> Settings:
@@ -315,15 +335,30 @@ class Pipeline:
             return numba.config.NUMBA_NUM_THREADS
         return self._live_threads
 
-    def _analyse(self, index: int, norm, wl, plane_polygon):
+    def _analyse(self, index: int, norm, wl, plane_polygon, use_async: bool):
         """This frame's analysis, or (async) the newest finished one and its frame.
 
         An async pipeline hands the frame to the analysis thread at the end of
-        :meth:`process`, once its composite is drawn.
+        :meth:`process`, once its composite is drawn.  An ``"auto"`` pipeline
+        in sync first lets the thread finish (one analyzer, one thread at a
+        time), and just after falling back to async shows the last frame it
+        analysed in sync until the thread has a newer one.
         """
-        if self._async is None:
-            return self.analyzer.analyze(norm.nir, wl, norm.valid, plane_polygon=plane_polygon), index
-        latest = self._async.latest()
+        if not use_async:
+            if self._async is not None:
+                self._async.wait_idle()
+                analysis = self.analyzer.analyze(norm.nir, wl, norm.valid,
+                                                 plane_polygon=plane_polygon)
+                self._last_sync = (index, analysis)
+                return analysis, index
+            return self.analyzer.analyze(norm.nir, wl, norm.valid,
+                                         plane_polygon=plane_polygon), index
+        if self._last_sync is not None and self._last_sync is not self._fallback_from:
+            # the first frame after falling back: forget what the thread did
+            # before the sync frames, and show the last sync one until it has more
+            self._fallback_from = self._last_sync
+            self._async.clear()
+        latest = self._async.latest() or self._last_sync
         if latest is None:  # nothing finished yet: overlay only, no rims
             return NO_ANALYSIS, None
         return latest[1], latest[0]

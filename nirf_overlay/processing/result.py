@@ -139,6 +139,9 @@ class FrameResult:
     #: estimated once per frame from the white light; None only from sources of
     #: results that are not the Pipeline
     motion: Optional[object] = None
+    #: ``"sync"``: this frame analysed before it was shown; ``"async"``: rims from
+    #: the analysis thread (a live pipeline, see :mod:`.analysis_mode`)
+    analysis_mode: str = "sync"
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:

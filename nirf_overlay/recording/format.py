@@ -175,8 +175,13 @@ def wl_encoder_cmd(path: str, size: tuple[int, int], fps: float, codec: str,
     ]
 
 
+#: codecs whose every frame is a key frame: a decoder may leave frames out
+#: before decoding them (replay faster than 1x)
+INTRA_ONLY_CODECS = ("ffvhuff", "ffv1")
+
+
 def decoder_cmd(path: str, pix_fmt: str, *, start_frame: int = 0, fps: float = 30.0,
-                threads: str = "1") -> list[str]:
+                threads: str = "1", stride: int = 1) -> list[str]:
     """FFmpeg command decoding ``path`` to raw ``pix_fmt`` on stdout from ``start_frame``.
 
     NIR is decoded to ``gray16le``, WL to ``bgr24``: both are the stored
@@ -184,9 +189,20 @@ def decoder_cmd(path: str, pix_fmt: str, *, start_frame: int = 0, fps: float = 3
     threading delays the first frame after a seek by a frame per thread, and
     the NIR and WL decoders already run side by side (FFV1, slow per frame,
     wants ``"auto"``: its slice threads add no delay).
+
+    ``stride`` > 1 (intra-only codecs, :data:`INTRA_ONLY_CODECS`): only frames
+    ``start_frame``, ``start_frame + stride``, ... are decoded; the others'
+    packets are dropped before the decoder (the ``noise`` bitstream filter on
+    the input, by frame number from the millisecond timestamps).  Read from
+    the file's start, not seeked: with ``-ss`` the filter sees shifted
+    timestamps, and a segment is about a second long.
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-threads", threads]
-    if start_frame > 0:
+    if stride > 1:
+        i = f"floor(pts*tb*{float(fps):.6f}+0.5)"
+        s0, k = int(start_frame), int(stride)
+        cmd += ["-bsf:v", f"noise=drop=lt({i}\\,{s0})+mod({i}-{s0}\\,{k})"]
+    elif start_frame > 0:
         # half a frame early: Matroska stores milliseconds, so frame k's stamp may be
         # rounded below k/fps; accurate seeking then discards everything before it.
         cmd += ["-ss", f"{(start_frame - 0.5) / float(fps):.6f}"]

@@ -9,6 +9,7 @@ subprocesses, seeking inside a segment by time).
 from __future__ import annotations
 
 import bisect
+import fcntl
 import logging
 import os
 import subprocess
@@ -28,25 +29,39 @@ log = logging.getLogger(__name__)
 
 
 class _Decoder:
-    """An FFmpeg process decoding one segment file to raw frames on a pipe."""
+    """An FFmpeg process decoding one segment file to raw frames on a pipe.
 
-    def __init__(self, path: str, pix_fmt: str, frame_bytes: int, start: int, fps: float):
+    ``stride`` > 1 hands out every ``stride``-th frame from ``start``: an
+    intra-only codec (``intra``) leaves the others out before decoding them
+    (:func:`~.format.decoder_cmd`); any other decodes them and they are
+    read past here.
+    """
+
+    def __init__(self, path: str, pix_fmt: str, frame_bytes: int, start: int, fps: float,
+                 stride: int = 1, intra: bool = True):
         self.path = path
         self.frame_bytes = frame_bytes
         threads = "auto" if fmt.is_ffv1(path) else "1"
+        drop = stride if intra else 1
+        self._skip = 0 if intra else stride - 1  # frames to read past before each but the first
+        self._first = True
         self.proc = subprocess.Popen(
-            fmt.decoder_cmd(path, pix_fmt, start_frame=start, fps=fps, threads=threads),
+            fmt.decoder_cmd(path, pix_fmt, start_frame=start, fps=fps, threads=threads,
+                            stride=drop),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             bufsize=0)
+        _widen_pipe(self.proc.stdout, frame_bytes)
 
     def read_into(self, buf: np.ndarray) -> bool:
         view = memoryview(buf).cast("B")
-        got = 0
-        while got < self.frame_bytes:
-            n = self.proc.stdout.readinto(view[got:])
-            if not n:
-                return False
-            got += n
+        for _ in range(1 if self._first else self._skip + 1):
+            got = 0
+            while got < self.frame_bytes:
+                n = self.proc.stdout.readinto(view[got:])
+                if not n:
+                    return False
+                got += n
+        self._first = False
         return True
 
     def problem(self) -> str:
@@ -72,6 +87,31 @@ class _Decoder:
             pass
 
 
+def _pipe_max_bytes() -> int:
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+#: largest pipe buffer an unprivileged process may ask for (Linux; 0 elsewhere)
+PIPE_MAX_BYTES = _pipe_max_bytes()
+
+
+def _widen_pipe(pipe, frame_bytes: int) -> None:
+    """Let the decoder's pipe hold up to a frame (default 64 KB: a 1080p frame
+    then crosses it in 100-160 writes, each waking this reader and FFmpeg in
+    turn; at 1 MB, the usual limit, in 4-6).  Best effort: not Linux, no change."""
+    size = min(int(frame_bytes), PIPE_MAX_BYTES)
+    if size <= 65536 or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except OSError:
+        pass
+
+
 class SessionSource(FrameSource):
     """A recorded session as a seekable :class:`FrameSource`.
 
@@ -93,6 +133,7 @@ class SessionSource(FrameSource):
     interrupted : True when the recording was not stopped cleanly; then
         ``stats.message`` says so and a warning is logged on opening
     speed : replay speed for realtime pacing (1.0 = as recorded)
+    stride : frames each :meth:`read` advances (1; more for fast replay, :meth:`set_stride`)
 
     Pairs carry the recorded timing as seconds from frame 0 (``wl_time``,
     ``nir_time``; the source's own clock values are in ``meta`` as
@@ -108,6 +149,7 @@ class SessionSource(FrameSource):
         self.realtime = bool(realtime)
         self.loop = bool(loop)
         self.speed = 1.0
+        self.stride = 1
         meta = s.meta
         w, h = s.size
         self._size = (w, h)
@@ -140,7 +182,8 @@ class SessionSource(FrameSource):
         self._pos = 0
         self._seg_i: Optional[int] = None
         self._decoders: Optional[tuple[_Decoder, _Decoder]] = None
-        self._next: Optional[tuple[int, tuple[_Decoder, _Decoder]]] = None
+        # decoders of the next segment, started early: (segment, first offset, decoders)
+        self._next: Optional[tuple[int, int, tuple[_Decoder, _Decoder]]] = None
         self._clock: Optional[tuple[float, float]] = None  # (monotonic, recorded time)
         self._closed = False
         if s.frame_count == 0:
@@ -212,6 +255,17 @@ class SessionSource(FrameSource):
             if self.stats.status == "ended":
                 self.stats.status = "ok"
 
+    def set_stride(self, stride: int) -> bool:
+        """Hand out every ``stride``-th frame from the next one on (fast replay:
+        at 2x and 4x only the frames shown are decoded, when the session's
+        codecs are intra-only, as the default FFVHuff and FFV1 are).  True: done."""
+        stride = max(1, int(stride))
+        with self._lock:
+            if stride != self.stride:
+                self.stride = stride
+                self._drop_decoders()  # reopened at the next read with the new stride
+        return True
+
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
         with self._lock:
             if self._closed:
@@ -227,7 +281,7 @@ class SessionSource(FrameSource):
                 self._clock = None
             index = self._pos
             pair = self._decode(index)
-            self._pos = index + 1
+            self._pos = index + self.stride
         if self.realtime:
             self._pace(index)
         pair.arrival = time.monotonic()
@@ -259,8 +313,8 @@ class SessionSource(FrameSource):
         offset = index - seg.first_frame
         if self._seg_i != seg_i or self._decoders is None:
             self._drop_decoders(keep_next=True)
-            if self._next is not None and self._next[0] == seg_i and offset == 0:
-                self._decoders = self._next[1]
+            if self._next is not None and self._next[:2] == (seg_i, offset):
+                self._decoders = self._next[2]
                 self._next = None
             else:
                 self._decoders = self._open(seg, offset)
@@ -275,12 +329,15 @@ class SessionSource(FrameSource):
                 self._drop_decoders()
                 raise SourceError(f"{dec.path}: ended before frame {index} of the session"
                                   + (f" ({why})" if why else " (corrupt or truncated)"))
-        if offset + 1 >= seg.frames:
+        if offset + self.stride >= seg.frames:
             # this segment is done: its decoders exit; the next one starts decoding now
             self._drop_decoders(keep_next=True)
-            if seg_i + 1 < len(self.session.segments) and self._next is None:
-                nxt = self.session.segments[seg_i + 1]
-                self._next = (seg_i + 1, self._open(nxt, 0))
+            nxt_i = bisect.bisect_right(self._starts, index + self.stride) - 1
+            if (seg_i < nxt_i < len(self.session.segments) and self._next is None
+                    and index + self.stride < self.session.frame_count):
+                nxt = self.session.segments[nxt_i]
+                off = index + self.stride - nxt.first_frame
+                self._next = (nxt_i, off, self._open(nxt, off))
         row = self.session.frames[index]
         lost = row["nir_lost"] == "1"
         wl_t, nir_t = float(row["wl_time"]), float(row["nir_time"])
@@ -298,9 +355,11 @@ class SessionSource(FrameSource):
     def _open(self, seg: SegmentEntry, offset: int) -> tuple[_Decoder, _Decoder]:
         w, h = self._size
         fps = self.session.fps
+        k = self.stride
         nir = _Decoder(os.path.join(self.path, seg.nir_file), fmt.NIR_PIX_FMT, w * h * 2,
-                       offset, fps)
-        wl = _Decoder(os.path.join(self.path, seg.wl_file), "bgr24", w * h * 3, offset, fps)
+                       offset, fps, stride=k)  # NIR: FFVHuff or FFV1, intra-only
+        wl = _Decoder(os.path.join(self.path, seg.wl_file), "bgr24", w * h * 3, offset, fps,
+                      stride=k, intra=seg.wl_codec in fmt.INTRA_ONLY_CODECS)
         return nir, wl
 
     def _drop_decoders(self, keep_next: bool = False) -> None:
@@ -310,7 +369,7 @@ class SessionSource(FrameSource):
             self._decoders = None
         self._seg_i = None
         if not keep_next and self._next is not None:
-            for d in self._next[1]:
+            for d in self._next[2]:
                 d.close()
             self._next = None
 

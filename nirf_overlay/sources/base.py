@@ -49,6 +49,12 @@ class FrameSource(abc.ABC):
         """Make the next :meth:`read` return frame ``index`` (seekable sources)."""
         raise NotImplementedError(f"{self.info.description}: this source cannot seek")
 
+    def set_stride(self, stride: int) -> bool:
+        """Hand out every ``stride``-th frame from the next read on (fast replay),
+        if this source can leave frames out cheaply; True when it does.  The
+        default: it cannot, every frame is read."""
+        return stride == 1
+
     def own_calibration(self):
         """The :class:`~nirf_overlay.calibration.Calibration` that belongs to this
         input, or None: a session's recorded one, the phantom's camera, the

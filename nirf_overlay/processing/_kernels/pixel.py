@@ -221,7 +221,9 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     Parameters
     ----------
     raw : (H, W) uint16, raw NIR counts in WL pixel coordinates
-    dark : (H, W) float32 dark counts, or (1, W) used for every row (zeros: no dark)
+    dark : (H, W) uint16 or float32 dark counts, or (1, W) used for every row (zeros:
+        no dark); uint16 when the dark is whole counts (half the bytes read, the
+        same float32 result: every uint16 is exact in float32)
     inv_flat : (H, W) float32 1 / flat field, or (1, W) used for every row (ones: no flat)
     gscale : float, exposure/gain normalisation factor (ref / current)
     sat_level : int, raw count at and above which a pixel is saturated
@@ -273,7 +275,7 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
             yf = y * dyf
             for x in range(W):
                 r = raw[y, x]
-                v = (np.float32(r) - dark[yd, x]) * inv_flat[yf, x] * gscale
+                v = (np.float32(r) - np.float32(dark[yd, x])) * inv_flat[yf, x] * gscale
                 p = filt[y, x]
                 diff = v - p
                 t2 = k2 * noise_a * (max(p, np.float32(0.0)) + noise_c) + np.float32(1e-20)
@@ -334,8 +336,8 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
                 b = min(max(b, 0), nbins - 1)
                 hist[c, b] += 1
                 if x + 1 < W:
-                    va = (np.float32(raw[y, x]) - dark[yd, x]) * inv_flat[yf, x] * gscale
-                    vb = (np.float32(raw[y, x + 1]) - dark[yd, x + 1]) * inv_flat[yf, x + 1] * gscale
+                    va = (np.float32(raw[y, x]) - np.float32(dark[yd, x])) * inv_flat[yf, x] * gscale
+                    vb = (np.float32(raw[y, x + 1]) - np.float32(dark[yd, x + 1])) * inv_flat[yf, x + 1] * gscale
                     dd = va - vb
                     m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
                     q = dd * dd / (np.float32(2.0) * m)
