@@ -17,6 +17,7 @@ import os
 import sys
 
 from .. import __version__
+from .. import shutdown
 from ..errors import NirfError
 
 # name -> (module, one-line help); order is the order --help lists them.
@@ -67,13 +68,15 @@ def main(argv=None) -> int:
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["view", *argv]
     args = parser.parse_args(argv)
+    shutdown.install()
     try:
         return int(args._module.run(args) or 0)
     except NirfError as e:
         print(f"nirf-overlay: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("nirf-overlay: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT, SIGTERM, SIGHUP (shutdown.Stopped)
+        print(f"nirf-overlay: stopped by {shutdown.signal_name(e)}; the outputs are complete up "
+              "to the last frame handled", file=sys.stderr)
+        return shutdown.exit_code(e)
     except BrokenPipeError:
         return 1

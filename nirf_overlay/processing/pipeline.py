@@ -168,6 +168,7 @@ class Pipeline:
             return FrameResult(index=pair.index, time_s=pair.wl_time, composite=composite,
                                rim_mask=None, rims=[], fluorescence_mask=None,
                                saturated_fraction=0.0, plane=PlaneCheck(), nir_lost=True,
+                               nir_status=pair.nir_status, dropped_before=pair.dropped_before,
                                mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival)
 
         median = self.levels.median if self.levels is not None else 0.0
@@ -215,7 +216,7 @@ class Pipeline:
             rim_mask=analysis.rim_mask, rims=list(analysis.rims),
             fluorescence_mask=analysis.fluorescence_mask,
             saturated_fraction=norm.saturated_fraction, plane=analysis.plane, nir_lost=False,
-            mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
+            dropped_before=pair.dropped_before, mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
             analysis_index=analysis_index,
         )
 

@@ -17,11 +17,14 @@ FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
     "saturated_fraction", "plane_fluorescence",
+    # per-frame status (see FrameResult.nir_status / dropped_before)
+    "nir", "dropped_before",
 )
 RIM_COLUMNS = (
     "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_thickness_px", "rim_completeness",
     "rim_area_mm2", "rim_area_px", "core_area_mm2", "core_area_px", "centroid_x", "centroid_y",
+    "nir", "dropped_before",
 )
 
 
@@ -83,6 +86,10 @@ class FrameResult:
     saturated_fraction: float = 0.0
     plane: PlaneCheck = field(default_factory=PlaneCheck)
     nir_lost: bool = False
+    #: ``FramePair.nir_status`` of the pair: present, stale or lost
+    nir_status: str = "present"
+    #: frames the source (or a recording) lost just before this one
+    dropped_before: int = 0
     mm_per_px: Optional[float] = None
     stage_ms: dict = field(default_factory=dict)
     arrival: float = 0.0  # copied from the FramePair, for latency
@@ -101,6 +108,13 @@ class FrameResult:
         return float(sum(v * a for v, a in vals) / w)
 
     def frame_row(self) -> dict:
+        """The ``metrics.csv`` row.  Without NIR the analysis cells are empty, never
+        "0 rims": ``nir`` says why."""
+        if self.nir_lost:
+            row = dict.fromkeys(FRAME_COLUMNS)
+            row.update(frame=self.index, time_s=round(float(self.time_s), 6),
+                       nir=self.nir_status, dropped_before=int(self.dropped_before))
+            return row
         area = None
         if self.rims and self.mm_per_px:
             area = float(sum(r.rim_area_mm2 or 0.0 for r in self.rims))
@@ -117,6 +131,8 @@ class FrameResult:
             "rim_area_mm2": area,
             "saturated_fraction": float(self.saturated_fraction),
             "plane_fluorescence": int(bool(self.plane.flagged)),
+            "nir": self.nir_status,
+            "dropped_before": int(self.dropped_before),
         }
 
     def rim_rows(self) -> list[dict]:
@@ -139,6 +155,8 @@ class FrameResult:
                 "core_area_px": r.core_area_px,
                 "centroid_x": r.centroid[0],
                 "centroid_y": r.centroid[1],
+                "nir": self.nir_status,
+                "dropped_before": int(self.dropped_before),
             })
         return rows
 

@@ -66,11 +66,16 @@ PART_SUFFIX = ".part"
 #: NIR file then holds a zero frame); dropped_before: pairs the *source* dropped
 #: just before this one; unpaired: 1 when the source flagged the pair unpaired;
 #: not_written_before: pairs the *recorder* could not write (queue full) since
-#: the previous written frame.
+#: the previous written frame; nir_status: present, stale (no NIR frame within
+#: the pairing tolerance, a gap) or lost (``FramePair.nir_status``).
 FRAME_COLUMNS = (
     "index", "source_index", "segment", "wl_time", "nir_time", "arrival",
     "exposure_ms", "gain", "nir_lost", "dropped_before", "unpaired", "not_written_before",
+    "nir_status",
 )
+#: the columns a reader needs: sessions written before ``nir_status`` existed lack it
+#: (their NIR status follows from ``nir_lost``)
+FRAME_COLUMNS_REQUIRED = FRAME_COLUMNS[:-1]
 
 #: Columns of ``segments.csv``: segment number, first frame index, frame count,
 #: the two file names, the NIR pixel format (gray16le) and the WL codec key.

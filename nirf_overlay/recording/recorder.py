@@ -231,6 +231,7 @@ class Recorder:
             "exposure_ms": pair.exposure_ms, "gain": pair.gain,
             "dropped_before": int(pair.meta.get("dropped_before", 0) or 0),
             "unpaired": int(bool(pair.meta.get("unpaired", False))),
+            "nir_status": pair.nir_status,
         }
         with self._room:
             if not self._accepting:

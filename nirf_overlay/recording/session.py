@@ -291,6 +291,7 @@ class SessionSource(FrameSource):
             meta={"segment": seg.number, "dropped_before": int(row["dropped_before"] or 0),
                   "unpaired": row["unpaired"] == "1",
                   "not_written_before": int(row["not_written_before"] or 0),
+                  "nir_status": row.get("nir_status") or ("lost" if lost else "present"),
                   "source_index": int(row["source_index"] or 0), "session": self.path,
                   "recorded_wl_time": wl_t, "recorded_nir_time": nir_t},
         )

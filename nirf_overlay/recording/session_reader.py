@@ -167,7 +167,7 @@ def read_session(path) -> Session:
         segments.append(seg)
 
     frames_path = os.path.join(path, fmt.FRAMES_CSV)
-    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS, "frame table")
+    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS_REQUIRED, "frame table")
     readable = segments[-1].first_frame + segments[-1].frames if segments else 0
     if len(rows) < readable:
         raise RecordingError(f"{frames_path}: lists {len(rows)} frames but the segments hold "
