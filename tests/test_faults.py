@@ -105,3 +105,49 @@ def test_an_out_directory_holding_an_earlier_run_is_refused_untouched(tmp_path, 
     assert any(f"{out}: exists and is not empty" in line and "never mix" in line for line in err)
     assert os.listdir(out) == ["metrics.csv"]
     assert (out / "metrics.csv").read_text() == "an earlier run\n"
+
+
+# -- a live channel vanishes and comes back: white light never waits for NIR ----------------------
+from test_sources_live import FPS, Sender, clips, senders  # noqa: E402,F401  (real ffmpeg senders)
+
+
+@pytest.mark.slow
+def test_nir_sender_killed_and_restarted_costs_no_white_light(tmp_path, clips, senders):
+    """`record` of a live WL + NIR pair on 127.0.0.1 while the NIR sender is killed and
+    restarted: white light keeps coming (no gap beyond the pairing tolerance), the loss
+    and the return are events of the session and lines on the terminal."""
+    wl_tx = Sender(clips["wl"], "bgr24", "yuv420p").start()
+    nir_tx = Sender(clips["nir"], "gray", "gray").start()
+    senders += [wl_tx, nir_tx]
+    out = tmp_path / "session"
+    proc = nirf("record", "--wl", wl_tx.url, "--nir", nir_tx.url, "--seconds", "16", "--quiet",
+                "--out", str(out))
+    frames = out / "frames.csv"
+    wait_for(lambda: frames.is_file() and frames.read_text().count("\n") > FPS, proc, limit=60)
+    nir_tx.stop()
+    time.sleep(3.0)  # longer than the 2 s read timeout: the NIR capture reconnects meanwhile
+    nir_tx.start()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"NIR stream {nir_tx.url}: no frame for 0.25 s; white light continues" in err
+    assert f"NIR stream {nir_tx.url}: back after" in err
+
+    table = rows(frames)
+    status = [r["nir_status"] for r in table]
+    first_lost = status.index("lost")
+    assert "present" in status[first_lost:], "NIR came back within the run"
+    t = [float(r["wl_time"]) for r in table]
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    tolerance = 0.5 / FPS
+    # every WL frame went out: at most one frame period plus the tolerance between two
+    # (a sender's -re pacing and a shared machine add jitter; before the fix: 2.0 s)
+    assert max(gaps) < 2 / FPS + tolerance + 0.1, max(gaps)
+    # (row 0 carries what the source replaced while the recorder started)
+    assert sum(int(r["dropped_before"]) for r in table[1:]) <= 3
+    import json
+
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert "nir_lost" in kinds and "nir_back" in kinds[kinds.index("nir_lost"):]
+    lost = next(e for e in events if e["kind"] == "nir_lost")
+    assert table[lost["frame"]]["nir_status"] == "lost"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -61,6 +62,30 @@ def _quiet_openmp_workers() -> None:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
+class _StderrLines(logging.Handler):
+    """``nirf-overlay: warning: <message>`` on the current ``sys.stderr`` (``error:`` for
+    errors, no level for information), one line per record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        try:
+            print(f"nirf-overlay: {level}{record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+_LOG_HANDLER = _StderrLines()
+
+
+def _configure_logging() -> None:
+    """The package's log lines (NIR lost and back, a stream reconnecting, a chunk re-run)
+    on stderr: the one place the command line configures logging."""
+    logger = logging.getLogger("nirf_overlay")
+    if _LOG_HANDLER not in logger.handlers:
+        logger.addHandler(_LOG_HANDLER)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
     _quiet_openmp_workers()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -69,6 +94,7 @@ def main(argv=None) -> int:
         argv = ["view", *argv]
     args = parser.parse_args(argv)
     shutdown.install()
+    _configure_logging()
     try:
         return int(args._module.run(args) or 0)
     except NirfError as e:

@@ -160,8 +160,10 @@ class Pipeline:
         stage = {}
         t0 = time.perf_counter()
         if pair.nir is None:
-            # nothing to filter against when it comes back: start afresh
-            self._reset_state()
+            if pair.nir_status == "lost":
+                # nothing to filter against when it comes back: start afresh
+                # (a "stale" frame, one gap in the NIR stream, keeps the state)
+                self._reset_state()
             composite = self.compositor.render(wl, None, settings=settings)
             stage["composite"] = (time.perf_counter() - t0) * 1e3
             stage["total"] = stage["composite"]

@@ -151,6 +151,7 @@ class Recorder:
         self._closer_q: "queue.Queue" = queue.Queue()
         self._t0 = time.monotonic()
         self._nir_zero = np.zeros((h, w), np.uint16)  # stands in for a lost NIR frame
+        self._nir_lost = False  # the last frame submitted had NIR "lost" (events nir_lost/back)
         self._seg: Optional[Segment] = None
 
         self._files = SessionWriter(self.out_dir, int(min_free_bytes))
@@ -247,7 +248,17 @@ class Recorder:
             self._queue.append((wl, nir, row, nbytes))
             self._st.frames_submitted += 1
             self._room.notify_all()
+        self._note_nir(row["nir_status"], row["index"])
         return True
+
+    def _note_nir(self, status: str, index: int) -> None:
+        """NIR lost and back are events of the session (a gap, "stale", is in frames.csv only)."""
+        if status == "lost" and not self._nir_lost:
+            self._nir_lost = True
+            self.log_event("nir_lost", frame=index)
+        elif status == "present" and self._nir_lost:
+            self._nir_lost = False
+            self.log_event("nir_back", frame=index)
 
     def log_event(self, kind: str, **data) -> None:
         """Append an event to ``events.jsonl`` (flushed); never raises.
@@ -259,7 +270,8 @@ class Recorder:
         the pair as the source numbered it, e.g. the frame on screen; mapped
         for the last 4096 pairs submitted); by default it is the last frame
         submitted.  Kinds used: start, stop, error, setting (name, value),
-        settings (all), snapshot (path), marker (label), note (text).
+        settings (all), snapshot (path), marker (label), note (text), nir_lost
+        and nir_back (the first frame without NIR, "lost", and the first with NIR again).
         """
         if not isinstance(kind, str) or not kind:
             return
