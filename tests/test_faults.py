@@ -151,3 +151,39 @@ def test_nir_sender_killed_and_restarted_costs_no_white_light(tmp_path, clips, s
     assert "nir_lost" in kinds and "nir_back" in kinds[kinds.index("nir_lost"):]
     lost = next(e for e in events if e["kind"] == "nir_lost")
     assert table[lost["frame"]]["nir_status"] == "lost"
+
+
+# -- frames without NIR: every table says so, none reads as "no rim" ------------------------------
+def test_frames_without_nir_are_marked_in_every_table_never_as_zero_rims(tmp_path, capsys):
+    from dataclasses import replace
+
+    from nirf_overlay.batch.study import session_facts
+    from nirf_overlay.recording import Recorder
+    from nirf_overlay.sources import SourceSpec, open_source
+
+    status = {10: "stale", 11: "stale", 12: "lost", 13: "lost", 14: "lost"}
+    with open_source(SourceSpec(phantom=True, size=(160, 96), options={"frames": 30})) as src:
+        rec = Recorder(tmp_path / "s", src.info, min_free_bytes=0)
+        for i, pair in enumerate(src):
+            meta = dict(pair.meta, nir_status=status.get(i), dropped_before=2 if i == 20 else 0)
+            assert rec.submit(replace(pair, nir=None if i in status else pair.nir, meta=meta),
+                              block=True)
+        rec.stop()
+    out = tmp_path / "o"
+    assert main(["process", str(tmp_path / "s"), "--out", str(out), "--no-video",
+                 "--no-progress"]) == 0
+    assert "(5 with NIR lost)" in capsys.readouterr().out
+    table = rows(out / "metrics.csv")
+    assert [r["nir"] for r in table] == [status.get(i, "present") for i in range(30)]
+    for i, r in enumerate(table):
+        if i in status:  # no analysis without NIR: empty cells, not "0 rims"
+            assert r["rims"] == r["plane_fluorescence"] == r["saturated_fraction"] == "", r
+        else:
+            assert r["rims"] != ""
+    assert [int(r["dropped_before"]) for r in table] == [2 if i == 20 else 0 for i in range(30)]
+    assert any(int(r["rims"] or 0) for r in table), "the phantom has rims"
+    rim_rows = rows(out / "rims.csv")
+    assert rim_rows and all(r["nir"] == "present" for r in rim_rows)
+    assert {r["dropped_before"] for r in rim_rows if r["frame"] == "20"} <= {"2"}
+    # batch counts what was lost, not frames recorded without NIR
+    assert session_facts(str(tmp_path / "s"))["dropped"] == 2
