@@ -187,3 +187,52 @@ def test_frames_without_nir_are_marked_in_every_table_never_as_zero_rims(tmp_pat
     assert {r["dropped_before"] for r in rim_rows if r["frame"] == "20"} <= {"2"}
     # batch counts what was lost, not frames recorded without NIR
     assert session_facts(str(tmp_path / "s"))["dropped"] == 2
+
+
+# -- a damaged session degrades, never fails whole ------------------------------------------------
+def _small_session(path):
+    from nirf_overlay.recording import Recorder
+    from nirf_overlay.sources import SourceSpec, open_source
+
+    with open_source(SourceSpec(phantom=True, size=(96, 64), options={"frames": 40})) as src:
+        rec = Recorder(path, src.info, min_free_bytes=0, segment_seconds=0.5)
+        for pair in src:
+            assert rec.submit(pair, block=True)
+        rec.log_event("marker", label="a")
+        rec.log_event("marker", label="b")
+        rec.stop()
+    return path
+
+
+def _garbage_middle_line(path: Path, garbage: bytes) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    k = len(lines) // 2
+    path.write_bytes(b"".join(lines[:k] + [garbage] + lines[k:]))
+
+
+DAMAGES = {
+    "settings.json": (lambda s: (s / "settings.json").write_bytes(b"\x00\xff garbage"),
+                      "settings.json", 40),
+    "events.jsonl": (lambda s: _garbage_middle_line(s / "events.jsonl", b"{not json\n"),
+                     "events.jsonl: 1 damaged line(s) skipped", 40),
+    "frames.csv binary": (lambda s: _garbage_middle_line(s / "frames.csv", b"\xff\xfe\x00\n"),
+                          "frames.csv", 19),  # the header and 19 rows before the damage
+    "frames.csv cut": (lambda s: (s / "frames.csv").write_bytes(
+        (s / "frames.csv").read_bytes()[:700]), "frames.csv", None),
+    "segments.csv garbage": (lambda s: _garbage_middle_line(s / "segments.csv", b"x,y\n"),
+                             "segments.csv: line", None),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_session_file_is_reported_and_the_rest_is_read(tmp_path, capsys, damage):
+    session = _small_session(tmp_path / "s")
+    spoil, named, frames = DAMAGES[damage]
+    spoil(session)
+    out = tmp_path / "o"
+    rc = main(["process", str(session), "--out", str(out), "--no-video", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert any(named in line and "warning" in line for line in err.splitlines()), err
+    n = len(rows(out / "metrics.csv"))
+    assert 0 < n < 40 if frames is None else n == frames
