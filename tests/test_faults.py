@@ -236,3 +236,35 @@ def test_a_damaged_session_file_is_reported_and_the_rest_is_read(tmp_path, capsy
     assert any(named in line and "warning" in line for line in err.splitlines()), err
     n = len(rows(out / "metrics.csv"))
     assert 0 < n < 40 if frames is None else n == frames
+
+
+# -- every numeric option: NaN, inf, zero, negative -----------------------------------------------
+NUMERIC = [
+    (["process", "--phantom", "--out", "X"], "--fps"),
+    (["process", "--phantom", "--out", "X"], "--pair-tolerance"),
+    (["record", "--phantom", "--out", "X"], "--seconds"),
+    (["record", "--phantom", "--out", "X"], "--segment-seconds"),
+    (["batch", "S", "--out", "X"], "--workers"),
+    (["batch", "S", "--out", "X"], "--chunk-frames"),
+    (["view", "--phantom"], "--exit-after"),
+]
+
+
+@pytest.mark.parametrize("value", ["0", "-30", "nan", "inf", "-inf"])
+@pytest.mark.parametrize("argv,option", NUMERIC, ids=[o for _, o in NUMERIC])
+def test_a_numeric_option_refuses_nan_inf_zero_and_negatives_in_one_line(
+        tmp_path, capsys, argv, option, value):
+    argv = [a.replace("X", str(tmp_path / "o")) for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, option, value])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2
+    assert err.count("\n") == 0 and option in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_range_with_a_leading_minus_reaches_its_check(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["process", "--phantom", "--range", "-2:5", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "--range" in err and "times must be positive" in err, err

@@ -34,8 +34,29 @@ SUBCOMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An option mistake in one line, like every other user error (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _join_dash_values(argv: list) -> list:
+    """``--range -2:5`` as ``--range=-2:5``: a value that starts with a minus (a negative
+    number, a range) reaches its option's check instead of argparse's "expected one argument"."""
+    out = []
+    for token in argv:
+        prev = out[-1] if out else ""
+        if (prev.startswith("--") and "=" not in prev and len(token) > 1 and token[0] == "-"
+                and (token[1].isdigit() or token[1] in ".:") ):
+            out[-1] = f"{prev}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nirf-overlay",
         description="Real-time ICG near-infrared fluorescence overlay for liver surgery. "
         "With no subcommand, opens the viewer on the bundled sample.",
@@ -92,7 +113,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["view", *argv]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_dash_values(argv))
     shutdown.install()
     _configure_logging()
     try:

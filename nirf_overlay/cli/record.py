@@ -12,7 +12,7 @@ import argparse
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     from ..recording.format import DEFAULT_WL_CODEC, WL_CODECS
-    from .common import add_pipeline_arguments
+    from .common import add_pipeline_arguments, non_negative_number, positive_number
     from .source_args import add_source_arguments
 
     parser.add_argument("--out", metavar="DIR",
@@ -20,7 +20,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compact", metavar="SESSION",
                         help="only re-encode a finished session's remaining FFVHuff NIR "
                              "segments to FFV1, then exit")
-    parser.add_argument("--seconds", type=float, metavar="S",
+    parser.add_argument("--seconds", type=positive_number, metavar="S",
                         help="stop after S seconds (live) or S seconds of frames (files)")
     parser.add_argument("--label", metavar="TEXT",
                         help="free text stored in session.json (e.g. a case number); nothing "
@@ -32,9 +32,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ffv1", action="store_true",
                         help="also re-encode NIR to FFV1 (archival codec; bit-exact, ~10%% "
                              "smaller, ~2.5x slower to replay) in idle time and at the end")
-    parser.add_argument("--segment-seconds", type=float, default=1.0, metavar="S",
+    parser.add_argument("--segment-seconds", type=positive_number, default=1.0, metavar="S",
                         help="segment file length; a crash loses at most about this (default 1)")
-    parser.add_argument("--min-free-mb", type=float, metavar="MB",
+    parser.add_argument("--min-free-mb", type=non_negative_number, metavar="MB",
                         help="refuse to start with less free space (default: 10 s of raw "
                              "frames, at least 1024 MB)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
