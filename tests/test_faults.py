@@ -268,3 +268,12 @@ def test_a_range_with_a_leading_minus_reaches_its_check(tmp_path, capsys):
         main(["process", "--phantom", "--range", "-2:5", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "--range" in err and "times must be positive" in err, err
+
+
+def test_a_failed_record_start_leaves_no_directory(tmp_path, capsys):
+    out = tmp_path / "session"
+    rc = main(["record", "--phantom", "--size", "96x64", "--seconds", "0.2", "--quiet",
+               "--min-free-mb", "1e12", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "free" in err and err.count("\n") == 0, err
+    assert not out.exists()

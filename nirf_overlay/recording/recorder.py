@@ -29,6 +29,7 @@ import errno
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -154,13 +155,23 @@ class Recorder:
         self._nir_lost = False  # the last frame submitted had NIR "lost" (events nir_lost/back)
         self._seg: Optional[Segment] = None
 
-        self._files = SessionWriter(self.out_dir, int(min_free_bytes))
-        self._st.disk_free = self._files.disk_free
+        existed = os.path.isdir(self.out_dir)  # (then empty: SessionWriter checks)
         compact = bool(compact) and nir_codec != "ffv1"
-        self._files.start(info, settings if settings is not None else Settings(), calibration,
-                          size=self.size, fps=self.fps, nir_bits=self.nir_bits,
-                          nir_codec=nir_codec, compact=compact, wl_codec=wl_codec,
-                          segment_frames=self._encoders.segment_frames, label=label)
+        try:
+            self._files = SessionWriter(self.out_dir, int(min_free_bytes))
+            self._st.disk_free = self._files.disk_free
+            self._files.start(info, settings if settings is not None else Settings(),
+                              calibration, size=self.size, fps=self.fps,
+                              nir_bits=self.nir_bits, nir_codec=nir_codec, compact=compact,
+                              wl_codec=wl_codec, segment_frames=self._encoders.segment_frames,
+                              label=label)
+        except RecordingError:
+            # a start that failed leaves the directory as it found it (no empty session)
+            if os.path.isdir(self.out_dir) and self._files_started_here():
+                shutil.rmtree(self.out_dir, ignore_errors=True)
+                if existed:
+                    os.makedirs(self.out_dir, exist_ok=True)
+            raise
         self._compactor = Compactor(self.out_dir, self._on_compacted) if compact else None
         self._accepting = True
         self._st.recording = True
@@ -172,6 +183,13 @@ class Recorder:
         self._closer.start()
         self.log_event("start", source=info.description, size=[w, h], fps=self.fps,
                        nir_bits=self.nir_bits, label=label)
+
+    def _files_started_here(self) -> bool:
+        """Only session files in ``out_dir`` (it was absent or empty before this start)."""
+        names = {fmt.SESSION_JSON, fmt.SETTINGS_JSON, fmt.SEGMENTS_CSV, fmt.FRAMES_CSV,
+                 fmt.EVENTS_JSONL, os.path.dirname(fmt.CALIBRATION_PROFILE) or
+                 fmt.CALIBRATION_PROFILE}
+        return set(os.listdir(self.out_dir)) <= names
 
     # -- public API ---------------------------------------------------------------
     def submit(self, pair: FramePair, *, block: bool = False,
