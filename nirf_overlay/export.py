@@ -233,7 +233,8 @@ class OutputDir(_Sink):
         try:
             yield
         except OSError as e:
-            raise NirfError(f"{self.out_dir}: cannot write results ({e.strerror or e})") from None
+            why = e.strerror or (str(e).strip().splitlines() or ["write failed"])[0]
+            raise NirfError(f"{self.out_dir}: cannot write results ({why})") from None
 
 
 class VideoWriter:
@@ -261,7 +262,10 @@ class VideoWriter:
             pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if (w % 2 or h % 2) else []
             self._gen = imageio_ffmpeg.write_frames(
                 path, size, pix_fmt_in="bgr24", pix_fmt_out="yuv420p", fps=self.fps,
-                codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
+                codec="libx264", quality=None, macro_block_size=1,
+                # its own lines would reach the terminal before ours (a full disk): our
+                # one line names the directory and the reason
+                ffmpeg_log_level="quiet",
                 output_params=["-crf", "18", "-preset", "veryfast", *pad])
             self._gen.send(None)
             self.codec = "h264 (libx264 via imageio-ffmpeg)"

@@ -277,3 +277,24 @@ def test_a_failed_record_start_leaves_no_directory(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "free" in err and err.count("\n") == 0, err
     assert not out.exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 600 kB tmpfs (needs the right to mount; skipped where there is none)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_process_onto_a_full_disk_is_one_line(tiny_disk):
+    proc = nirf("process", "--phantom", "--size", "640x384", "--no-progress",
+                "--out", str(tiny_disk / "o"))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert err.strip() == f"nirf-overlay: error: {tiny_disk / 'o'}: cannot write results " \
+                          "(No space left on device)", err
