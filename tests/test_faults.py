@@ -139,9 +139,11 @@ def test_nir_sender_killed_and_restarted_costs_no_white_light(tmp_path, clips, s
     t = [float(r["wl_time"]) for r in table]
     gaps = [b - a for a, b in zip(t, t[1:])]
     tolerance = 0.5 / FPS
-    # every WL frame went out: at most one frame period plus the tolerance between two
-    # (a sender's -re pacing and a shared machine add jitter; before the fix: 2.0 s)
-    assert max(gaps) < 2 / FPS + tolerance + 0.1, max(gaps)
+    # every WL frame went out: one frame period apart, the largest gap 82 ms on a quiet
+    # machine; before the fix the outage cost the 2.0 s NIR read timeout.  The bound leaves
+    # room for a loaded machine starving the decoder (0.4 s seen at load average 7).
+    assert sorted(gaps)[len(gaps) // 2] < 1 / FPS + tolerance
+    assert max(gaps) < 1.0, max(gaps)
     # (row 0 carries what the source replaced while the recorder started)
     assert sum(int(r["dropped_before"]) for r in table[1:]) <= 3
     import json
