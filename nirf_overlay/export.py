@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 
 from .errors import NirfError
+from .outputs import make_new_output_dir
+from .shutdown import atomic
 from .processing.result import FRAME_COLUMNS, RIM_COLUMNS, row_cells
 
 
@@ -183,18 +185,13 @@ class OutputDir(_Sink):
 
     Parameters
     ----------
-    out_dir : directory to create or reuse
+    out_dir : directory to create, or an empty one (:mod:`nirf_overlay.outputs`)
     masks : write ``masks/NNNNNN.png``
     video : write ``overlay.mp4`` at ``fps`` frames per second
     """
 
     def __init__(self, out_dir, *, masks: bool = False, video: bool = True, fps: float = 30.0):
-        self.out_dir = str(out_dir)
-        try:
-            os.makedirs(self.out_dir, exist_ok=True)
-        except OSError as e:
-            raise NirfError(f"{self.out_dir}: cannot create output directory "
-                            f"({e.strerror})") from None
+        self.out_dir = make_new_output_dir(out_dir)  # never mixed with an earlier run
         self._sinks: list = []
         self.video: Optional[VideoSink] = None
         try:
@@ -209,12 +206,13 @@ class OutputDir(_Sink):
             raise
 
     def on_result(self, frame) -> None:
-        with self._writing():
+        # one frame goes into every file or none: a stop signal waits (rows = masks = video frames)
+        with atomic(), self._writing():
             for sink in self._sinks:
                 sink.on_result(frame)
 
     def close(self) -> None:
-        with self._writing():
+        with atomic(), self._writing():
             for sink in self._sinks:
                 sink.close()
 
@@ -235,7 +233,8 @@ class OutputDir(_Sink):
         try:
             yield
         except OSError as e:
-            raise NirfError(f"{self.out_dir}: cannot write results ({e.strerror or e})") from None
+            why = e.strerror or (str(e).strip().splitlines() or ["write failed"])[0]
+            raise NirfError(f"{self.out_dir}: cannot write results ({why})") from None
 
 
 class VideoWriter:
@@ -263,7 +262,10 @@ class VideoWriter:
             pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if (w % 2 or h % 2) else []
             self._gen = imageio_ffmpeg.write_frames(
                 path, size, pix_fmt_in="bgr24", pix_fmt_out="yuv420p", fps=self.fps,
-                codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
+                codec="libx264", quality=None, macro_block_size=1,
+                # its own lines would reach the terminal before ours (a full disk): our
+                # one line names the directory and the reason
+                ffmpeg_log_level="quiet",
                 output_params=["-crf", "18", "-preset", "veryfast", *pad])
             self._gen.send(None)
             self.codec = "h264 (libx264 via imageio-ffmpeg)"

@@ -68,6 +68,31 @@ class FramePair:
         """The count a saturated NIR pixel reads."""
         return (1 << int(self.nir_bits)) - 1
 
+    @property
+    def nir_status(self) -> str:
+        """One of :data:`NIR_STATUSES`: ``present`` (a NIR frame came with this WL
+        frame), ``stale`` (none within the pairing tolerance, the NIR stream not
+        yet declared lost: a gap) or ``lost`` (the NIR stream is gone)."""
+        if self.nir is not None:
+            return "present"
+        return "stale" if self.meta.get("nir_status") == "stale" else "lost"
+
+    @property
+    def dropped_before(self) -> int:
+        """Frames lost just before this one: dropped by the source (``dropped_before``)
+        plus, for a recording, frames the recorder could not write (``not_written_before``)."""
+        total = 0
+        for key in ("dropped_before", "not_written_before"):
+            try:
+                total += max(0, int(self.meta.get(key) or 0))
+            except (TypeError, ValueError):
+                pass
+        return total
+
+
+#: what ``FramePair.nir_status`` (and the ``nir`` column of every table) can say
+NIR_STATUSES = ("present", "stale", "lost")
+
 
 @dataclass
 class SourceInfo:

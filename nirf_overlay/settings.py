@@ -284,6 +284,8 @@ class Settings:
             raise SettingsError(f"{path}: no such settings file") from None
         except OSError as e:
             raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{path}: not a settings file (not text)") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

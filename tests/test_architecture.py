@@ -62,6 +62,7 @@ def test_gui_is_the_only_package_naming_qt():
 #: import statement counts, also those inside functions.
 LAYERS = (
     ("errors", "frame"),
+    ("shutdown", "outputs"),
     ("settings",),
     ("calibration", "processing"),
     ("phantom",),

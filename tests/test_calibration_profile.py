@@ -186,17 +186,19 @@ def test_malformed_values(profile, key, value, pattern):
     _refused(path, pattern)
 
 
-def test_null_entries_and_unknown_keys_are_kept(tmp_path):
+def test_null_entries_are_kept_and_unknown_keys_refused(tmp_path):
     path = str(tmp_path / "only_scale.json")
     with open(path, "w") as f:
-        json.dump({"schema_version": 1, "frame_size": None, "mm_per_px": 0.2,
-                   "future_key": {"a": 1}}, f)
+        json.dump({"schema_version": 1, "frame_size": None, "mm_per_px": 0.2}, f)
     cal = load_profile(path)
     assert cal.dark is None and cal.flat is None and cal.homography_wl_to_nir is None
     assert cal.mm_per_px == 0.2 and cal.frame_size is None
-    assert cal.extra["future_key"] == {"a": 1}
     save_profile(cal, path)
-    assert json.load(open(path))["future_key"] == {"a": 1}
+    assert load_profile(path).mm_per_px == 0.2
+    # an unknown key is refused like an unknown settings field (a typo is not a scale)
+    with open(path, "w") as f:
+        json.dump({"schema_version": 1, "frame_size": None, "mm_per_pixel": 0.2}, f)
+    _refused(path, "mm_per_pixel: unknown key")
 
 
 def test_a_refused_save_writes_nothing(tmp_path):

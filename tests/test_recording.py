@@ -441,13 +441,17 @@ def test_corrupt_sessions_are_refused_in_one_line(good_session):
     (s / "session.json").write_text(meta)
 
     seg = (s / "segments.csv").read_text()
+    # a damaged table degrades the session (read up to the damage, said), never fails it
     (s / "segments.csv").write_text(seg.replace("nir_000001.mkv", "nir_000009.mkv"))
-    assert "nir_000009.mkv: missing" in _open_error(s)
+    damaged = read_session(s)
+    assert damaged.segments and all(x.number < 1 for x in damaged.segments)
+    assert any("nir_000009.mkv: missing" in w for w in damaged.warnings)
     (s / "segments.csv").write_text(seg)
 
     frames = (s / "frames.csv").read_text().splitlines(keepends=True)
     (s / "frames.csv").write_text("".join(frames[:10]))
-    assert "frames.csv" in _open_error(s)
+    damaged = read_session(s)
+    assert damaged.frame_count == 9 and any("frames.csv" in w for w in damaged.warnings)
     (s / "frames.csv").write_text("".join(frames))
 
     # a damaged segment file: refused when its frames are read, naming the file

@@ -129,7 +129,11 @@ def test_udp_pair_newest_wins_nir_dropout_and_recovery(clips, senders):
         assert tol == pytest.approx(0.5 / FPS)
 
         # -- pairing: within tolerance, nothing reused, content is what was sent
-        pairs = [src.read(5.0) for _ in range(12)]
+        pairs, alone = [], []
+        while len(pairs) < 12:  # a WL frame with no NIR frame within the tolerance goes out alone
+            pair = src.read(5.0)
+            (pairs if pair.nir is not None else alone).append(pair)
+        assert len(alone) <= 3 and all(p.meta["nir_status"] in ("stale", "lost") for p in alone)
         for pair in pairs:
             assert pair.wl.shape == (H, W, 3) and pair.wl.dtype == np.uint8
             assert pair.nir.shape == (H, W) and pair.nir.dtype == np.uint16
@@ -139,7 +143,7 @@ def test_udp_pair_newest_wins_nir_dropout_and_recovery(clips, senders):
             assert int(pair.nir.max()) <= 255
         for a, b in zip(pairs, pairs[1:]):
             assert b.meta["wl_seq"] > a.meta["wl_seq"] and b.meta["nir_seq"] > a.meta["nir_seq"]
-            assert b.index == a.index + 1
+            assert b.index > a.index
 
         # -- a slow reader gets the newest pair; what it missed is counted
         before = src.stats.dropped + src.stats.unpaired_wl
@@ -152,7 +156,7 @@ def test_udp_pair_newest_wins_nir_dropout_and_recovery(clips, senders):
 
         # -- NIR drops out: WL continues alone, status says so
         nir_tx.stop()
-        pair = read_until(src, lambda p: p.nir is None)
+        pair = read_until(src, lambda p: p.meta["nir_status"] == "lost")  # "stale" first
         assert src.stats.status == "nir_lost"
         assert "NIR stream" in src.stats.message and nir_tx.url in src.stats.message
         wl_only = [src.read(5.0) for _ in range(5)]
@@ -185,6 +189,11 @@ def test_udp_wl_dropout_times_out_then_recovers(clips, senders):
                 pass
         assert src.stats.status == "reconnecting"
         assert "WL stream" in src.stats.message
+        for _ in range(3):  # the decoder flushes the stream's last WL frames: they go out alone
+            try:
+                src.read(0.5)
+            except TimeoutError:
+                break
         with pytest.raises(TimeoutError, match="no new frame pair within 0.5 s"):
             src.read(0.5)
         wl_tx.start()

@@ -85,10 +85,12 @@ def test_dropped_frames_are_counted_never_papered_over(seed):
     pairer = TimestampPairer(TOL, grace=0.003)
     taken = run(wl, nir, pairer=pairer)
     assert all(w == n for w, n in taken if n is not None)
-    assert {w for w, _ in taken} == wl_ids & nir_ids
-    assert pairer.unpaired_wl == len(wl_ids - nir_ids)
+    assert {w for w, n in taken if n is not None} == wl_ids & nir_ids
+    # white light never waits for NIR: a WL frame whose NIR never came goes out alone
+    assert {w for w, n in taken if n is None} == wl_ids - nir_ids
+    assert pairer.wl_alone == len(wl_ids - nir_ids) and pairer.unpaired_wl == 0
     assert pairer.unpaired_nir == len(nir_ids - wl_ids)
-    nir_used = [n for _, n in taken]
+    nir_used = [n for _, n in taken if n is not None]
     assert len(nir_used) == len(set(nir_used)), "a NIR frame must never be used twice"
     accounted(pairer, len(wl), len(nir))
 
@@ -114,7 +116,11 @@ def test_online_pairing_matches_the_offline_rule_under_heavy_jitter_and_drops(se
     wl.sort(), nir.sort()  # jitter may reorder; a capture thread stamps in order
     pairer = TimestampPairer(TOL, grace=0.003)
     taken = run(wl, nir, pairer=pairer, latency=0.002)
-    assert taken == offline_reference(wl, nir, TOL)
+    reference = offline_reference(wl, nir, TOL)
+    got = [p for p in taken if p[1] is not None]
+    assert set(got) <= set(reference) and len(reference) - len(got) <= pairer.dropped
+    ids = [w for w, _ in taken]  # every WL frame goes out (or is replaced by a newer one)
+    assert ids == sorted(ids) and len(ids) + pairer.dropped == len(wl) and pairer.unpaired_wl == 0
     accounted(pairer, len(wl), len(nir))
 
 
@@ -124,8 +130,8 @@ def test_out_of_tolerance_is_unpaired():
     nir = stream(rng, 50, offset=0.012)  # 12 ms and 21 ms away: both beyond 5 ms
     pairer = TimestampPairer(0.005)
     taken = run(wl, nir, pairer=pairer)
-    assert taken == []
-    assert pairer.unpaired_wl == 50 and pairer.unpaired_nir >= 49
+    assert taken == [(k, None) for k in range(50)], "out alone, none lost"
+    assert pairer.wl_alone == 50 and pairer.unpaired_wl == 0 and pairer.unpaired_nir >= 49
     accounted(pairer, 50, 50)
 
 
@@ -149,8 +155,9 @@ def test_nir_lower_rate_pairs_each_nir_once():
     nir = [(t, k) for t, k in stream(rng, 100) if k % 2 == 0]
     pairer = TimestampPairer(TOL)
     taken = run(wl, nir, pairer=pairer)
-    assert [w for w, _ in taken] == list(range(0, 100, 2))
-    assert pairer.unpaired_wl == 50
+    assert [w for w, n in taken if n is not None] == list(range(0, 100, 2))
+    assert [w for w, _ in taken] == list(range(100))
+    assert pairer.wl_alone == 50 and pairer.unpaired_wl == 0
 
 
 def test_waiting_wl_is_decided_by_the_clock_when_no_later_nir_comes():
@@ -197,3 +204,25 @@ def test_buffers_are_bounded():
 def test_tolerance_must_be_positive():
     with pytest.raises(ValueError):
         TimestampPairer(0.0)
+
+
+def test_wl_alone_waits_at_most_the_tolerance_then_stale_then_lost():
+    """NIR stops: each WL frame goes out alone once the tolerance (+ grace) has passed,
+    "stale" while the newest NIR frame is recent, "lost" after lost_after."""
+    pairer = TimestampPairer(TOL, grace=0.002, lost_after=0.11)
+    pairer.push_nir(TimedFrame(1.0, "n0"))
+    pairer.push_wl(TimedFrame(1.0, "w0"))
+    assert pairer.take(1.0).status == "present"
+    statuses = []
+    for k in range(1, 10):  # NIR stopped after n0
+        t = 1.0 + k * PERIOD
+        pairer.push_wl(TimedFrame(t, f"w{k}"))
+        assert pairer.take(t + TOL) is None, "within the tolerance a NIR frame may still come"
+        pair = pairer.take(t + TOL + 0.0021)
+        assert pair.wl.frame == f"w{k}" and pair.nir is None
+        statuses.append(pair.status)
+    assert statuses == ["stale"] * 3 + ["lost"] * 6  # 0.11 s: 3 periods
+    pairer.push_nir(TimedFrame(1.0 + 10 * PERIOD, "n10"))
+    pairer.push_wl(TimedFrame(1.0 + 10 * PERIOD, "w10"))
+    assert pairer.take(2.0).status == "present"
+    assert pairer.wl_alone == 9 and pairer.unpaired_wl == 0

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Optional
 
 from ..errors import NirfError
+from ..outputs import make_new_output_dir
 from .chunks import DEFAULT_CHUNK_FRAMES, ChunkResult, plan_chunks, process_chunk, warmup_frames
 from .report import write_report
 from .stitch import stitch, verify
@@ -26,7 +27,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     Parameters
     ----------
     sessions : session directories
-    out_dir : output directory (created)
+    out_dir : output directory (created; an existing one must be empty)
     settings : :class:`~nirf_overlay.settings.Settings` for every session (defaults if None)
     calibration : profile path applied to every session (else each session's own)
     workers : worker processes of the LocalCluster (ignored with ``scheduler``/``client``)
@@ -45,10 +46,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
         from ..calibration.profile import load_profile
 
         load_profile(calibration)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as e:
-        raise NirfError(f"{out_dir}: cannot create output directory ({e.strerror})") from None
+    make_new_output_dir(out_dir)  # never mixed with an earlier run (nirf_overlay.outputs)
     names = unique_names(sessions)
     facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings))
     t0 = time.perf_counter()

@@ -24,13 +24,16 @@ SUMMARY_COLUMNS = ("session", "frames", "frames_expected", "frames_with_rim", "r
 
 
 def session_facts(path: str) -> dict:
-    """Frame count, frames dropped at capture, frame rate of the session at ``path``."""
+    """Frame count, frames dropped at capture, frame rate of the session at ``path``.
+
+    Dropped means lost (by the source or the recorder); a frame recorded without
+    NIR is not dropped: it is in the tables, its ``nir`` column says so."""
     from ..recording import read_session
 
     session = read_session(path)
     dropped = 0
     for row in session.frames:
-        for key in ("dropped_before", "unpaired", "not_written_before"):
+        for key in ("dropped_before", "not_written_before"):
             try:
                 dropped += int(float(row.get(key) or 0))
             except ValueError:  # a damaged cell counts as nothing dropped
@@ -66,7 +69,7 @@ def summarise(name: str, frame_rows: list, rim_rows: list, facts: dict, error) -
         return float(np.median(vals)) if vals else None
 
     with_rim = [r for r in frame_rows if r["rims"]]
-    flags = [int(r["plane_fluorescence"]) for r in frame_rows]
+    flags = [int(r["plane_fluorescence"] or 0) for r in frame_rows]  # empty without NIR
     onsets = sum(1 for i, f in enumerate(flags) if f and (i == 0 or not flags[i - 1]))
     return {
         "session": name,

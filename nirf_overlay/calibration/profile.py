@@ -92,7 +92,7 @@ def load_profile(path: str) -> Calibration:
         ``hot_pixels`` (H, W) bool, ``homography_wl_to_nir`` (3, 3) float64
         with ``H[2, 2] == 1``, ``mm_per_px`` float; ``frame_size`` (W, H).
         ``extra`` keeps ``created``, ``working_distance_mm``, ``intrinsics``,
-        ``distortion`` and any key this version does not know.
+        ``distortion``; a key this version does not know is refused.
 
     Raises
     ------
@@ -152,9 +152,6 @@ def _from_document(doc: dict, path: str) -> Calibration:
     cal.layout = _layout(doc.get("layout"), frame_size, bad)
     cal.ignore_rects = _ignore_rects(doc.get("ignore_rects"), frame_size, bad)
     cal.nir_transfer = _transfer(doc.get("nir_transfer"), base, path)
-    for key, value in doc.items():
-        if key not in _KEYS:
-            cal.extra[key] = value  # newer writers may add keys; keep them on re-save
     return cal
 
 
@@ -224,10 +221,17 @@ def _transfer(value, base, path) -> Optional[Transfer]:
 
 
 def _header(doc, bad) -> Optional[tuple[int, int]]:
-    """The schema version checked; the frame size (W, H) or None."""
+    """The schema version checked; the frame size (W, H) or None.
+
+    A key this version does not know is refused, as settings files refuse unknown
+    fields: within one schema version it is a typo (``mm_per_pixel`` read as no
+    scale at all), and a newer writer says so with a newer ``schema_version``."""
     for key in _REQUIRED:
         if key not in doc:
             raise bad(key, "missing")
+    unknown = [k for k in doc if k not in _KEYS]
+    if unknown:
+        raise bad(unknown[0], f"unknown key (a profile has {', '.join(_KEYS)})")
     version = doc["schema_version"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise bad("schema_version", f"{version!r} is not supported (this version reads {SCHEMA_VERSION})")

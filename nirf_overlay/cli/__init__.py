@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
 from .. import __version__
+from .. import shutdown
 from ..errors import NirfError
 
 # name -> (module, one-line help); order is the order --help lists them.
@@ -32,8 +34,29 @@ SUBCOMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An option mistake in one line, like every other user error (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _join_dash_values(argv: list) -> list:
+    """``--range -2:5`` as ``--range=-2:5``: a value that starts with a minus (a negative
+    number, a range) reaches its option's check instead of argparse's "expected one argument"."""
+    out = []
+    for token in argv:
+        prev = out[-1] if out else ""
+        if (prev.startswith("--") and "=" not in prev and len(token) > 1 and token[0] == "-"
+                and (token[1].isdigit() or token[1] in ".:") ):
+            out[-1] = f"{prev}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nirf-overlay",
         description="Real-time ICG near-infrared fluorescence overlay for liver surgery. "
         "With no subcommand, opens the viewer on the bundled sample.",
@@ -60,20 +83,47 @@ def _quiet_openmp_workers() -> None:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
+class _StderrLines(logging.Handler):
+    """``nirf-overlay: warning: <message>`` on the current ``sys.stderr`` (``error:`` for
+    errors, no level for information), one line per record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        try:
+            print(f"nirf-overlay: {level}{record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+_LOG_HANDLER = _StderrLines()
+
+
+def _configure_logging() -> None:
+    """The package's log lines (NIR lost and back, a stream reconnecting, a chunk re-run)
+    on stderr: the one place the command line configures logging."""
+    logger = logging.getLogger("nirf_overlay")
+    if _LOG_HANDLER not in logger.handlers:
+        logger.addHandler(_LOG_HANDLER)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
     _quiet_openmp_workers()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["view", *argv]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_dash_values(argv))
+    shutdown.install()
+    _configure_logging()
     try:
         return int(args._module.run(args) or 0)
     except NirfError as e:
         print(f"nirf-overlay: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("nirf-overlay: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT, SIGTERM, SIGHUP (shutdown.Stopped)
+        print(f"nirf-overlay: stopped by {shutdown.signal_name(e)}; the outputs are complete up "
+              "to the last frame handled", file=sys.stderr)
+        return shutdown.exit_code(e)
     except BrokenPipeError:
         return 1

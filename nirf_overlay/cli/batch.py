@@ -6,16 +6,18 @@ import argparse
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
+    from .common import positive_count
+
     parser.add_argument("sessions", nargs="+", metavar="SESSION", help="recorded session directories")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--workers", type=int, default=2, metavar="N",
+    parser.add_argument("--workers", type=positive_count, default=2, metavar="N",
                         help="worker processes of the local cluster (default 2)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--settings", metavar="F", help="settings JSON for every session")
     parser.add_argument("--calibration", metavar="P",
                         help="calibration profile for every session (default: each session's own)")
-    parser.add_argument("--chunk-frames", type=int, default=None, metavar="N",
+    parser.add_argument("--chunk-frames", type=positive_count, default=None, metavar="N",
                         help="frames per task (default 1800, one minute at 30 fps)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -15,6 +15,19 @@ from ..processing.transfer import DISPLAY, nir_signal
 from ..settings import Settings
 
 
+# The argparse types of every numeric option: NaN, inf, zero and negatives are refused
+# here, in one line naming the option (argparse adds the option's name), not deep in the run.
+def finite_number(text: str) -> float:
+    """argparse type: any finite number (its range is checked where its meaning is)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number")
+    return value
+
+
 def positive_number(text: str) -> float:
     """argparse type: a finite number above 0."""
     try:
@@ -23,6 +36,17 @@ def positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r}: not a number")
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """argparse type: a finite number, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number")
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number, 0 or more")
     return value
 
 
@@ -43,7 +67,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--calibration", metavar="PROFILE", help="calibration profile JSON")
     g.add_argument("--dark", metavar="F", help="dark frame, 16-bit TIFF (overrides the profile's)")
     g.add_argument("--flat", metavar="F", help="flat field, float TIFF (overrides the profile's)")
-    g.add_argument("--mm-per-px", type=float, metavar="X", help="millimetres per WL pixel")
+    g.add_argument("--mm-per-px", type=finite_number, metavar="X", help="millimetres per WL pixel")
     g.add_argument("--nir-transfer", metavar="CURVE",
                    help="how the NIR is encoded: linear, gamma:G, srgb or lut:FILE.csv; undone "
                         "before measuring (overrides the profile's; default: raw >8-bit NIR is "

@@ -1,7 +1,7 @@
 """`nirf-overlay record`: record any source losslessly into a session directory.
 
-Live sources record until ``--seconds`` pass or Ctrl-C (or SIGTERM), which
-stops cleanly.  File sources and sessions are imported as fast as the encoders
+Live sources record until ``--seconds`` pass or Ctrl-C (or SIGTERM, SIGHUP), which
+stops cleanly (exit 130, 143, 129).  File sources and sessions are imported as fast as the encoders
 go, waiting for room in the queue rather than dropping frames.
 """
 
@@ -12,7 +12,7 @@ import argparse
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     from ..recording.format import DEFAULT_WL_CODEC, WL_CODECS
-    from .common import add_pipeline_arguments
+    from .common import add_pipeline_arguments, non_negative_number, positive_number
     from .source_args import add_source_arguments
 
     parser.add_argument("--out", metavar="DIR",
@@ -20,7 +20,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compact", metavar="SESSION",
                         help="only re-encode a finished session's remaining FFVHuff NIR "
                              "segments to FFV1, then exit")
-    parser.add_argument("--seconds", type=float, metavar="S",
+    parser.add_argument("--seconds", type=positive_number, metavar="S",
                         help="stop after S seconds (live) or S seconds of frames (files)")
     parser.add_argument("--label", metavar="TEXT",
                         help="free text stored in session.json (e.g. a case number); nothing "
@@ -32,9 +32,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ffv1", action="store_true",
                         help="also re-encode NIR to FFV1 (archival codec; bit-exact, ~10%% "
                              "smaller, ~2.5x slower to replay) in idle time and at the end")
-    parser.add_argument("--segment-seconds", type=float, default=1.0, metavar="S",
+    parser.add_argument("--segment-seconds", type=positive_number, default=1.0, metavar="S",
                         help="segment file length; a crash loses at most about this (default 1)")
-    parser.add_argument("--min-free-mb", type=float, metavar="MB",
+    parser.add_argument("--min-free-mb", type=non_negative_number, metavar="MB",
                         help="refuse to start with less free space (default: 10 s of raw "
                              "frames, at least 1024 MB)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -44,7 +44,6 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     import os
-    import signal
     import sys
 
     from ..calibration import resolve_calibration
@@ -52,6 +51,7 @@ def run(args) -> int:
     from ..recording import Recorder
     from ..recording.format import SESSION_JSON
     from ..recording.session_writer import check_new_session_dir
+    from ..shutdown import atomic, exit_code, signal_name
     from ..sources import open_source
     from .common import calibration_request, settings_from_args
     from .source_args import spec_from_args
@@ -89,12 +89,11 @@ def run(args) -> int:
                 print("waiting for the source to get ready...", file=sys.stderr, flush=True)
             source.wait_ready(120.0)
         dropped_before = source.stats.dropped  # not ours: the warm-up's
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             elapsed, interrupted = _record(source, recorder, args, info, quiet=args.quiet)
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            st = recorder.stop()
+            with atomic():  # a second signal waits until the session is finalised
+                st = recorder.stop()
     finally:
         source.close()
     if args.ffv1 and not st.error:
@@ -105,15 +104,17 @@ def run(args) -> int:
     dropped = source.stats.dropped - dropped_before
     print(f"recorded {st.frames_safe} frames ({st.frames_not_written} not written, {dropped} "
           f"dropped by the source) in {elapsed:.1f} s = {fps:.1f} fps; {size / 1e6:.1f} MB on "
-          f"disk -> {out}" + (" (stopped by the user)" if interrupted else ""))
+          f"disk -> {out}" + (f" (stopped by {signal_name(interrupted)})" if interrupted else ""))
     if st.error:
         print(f"nirf-overlay: error: {st.error}", file=sys.stderr)
         return 1
-    return 0
+    return exit_code(interrupted) if interrupted else 0
 
 
 def _record(source, recorder, args, info, *, quiet: bool):
-    """Feed the recorder until the end, --seconds, Ctrl-C or a recorder error."""
+    """Feed the recorder until the end, --seconds, a stop signal or a recorder error.
+
+    Returns (elapsed seconds, the KeyboardInterrupt/Stopped that ended it or None)."""
     import sys
     import time
 
@@ -125,7 +126,7 @@ def _record(source, recorder, args, info, *, quiet: bool):
     t0 = time.monotonic()
     next_report = t0 + 1.0
     n = 0
-    interrupted = False
+    interrupted = None
     try:
         while True:
             now = time.monotonic()
@@ -147,8 +148,8 @@ def _record(source, recorder, args, info, *, quiet: bool):
             if not quiet and now >= next_report:
                 next_report = now + 1.0
                 _progress(st, now - t0, sys.stderr)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (shutdown.Stopped)
+        interrupted = e
     return time.monotonic() - t0, interrupted
 
 
@@ -176,10 +177,6 @@ def _compact(out: str, *, quiet: bool) -> None:
     except KeyboardInterrupt:
         print("compaction interrupted: the remaining NIR segments stay FFVHuff (lossless); "
               f"run `nirf-overlay record --compact {out}` later", file=sys.stderr)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _dir_size(path: str) -> int:

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import replace
 
 from ..sources import SourceSpec, kind_of
+from .common import positive_number
 
 
 def size_arg(text: str) -> tuple[int, int]:
@@ -57,10 +58,10 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--phantom", action="store_true", help="the synthetic phantom procedure")
     g.add_argument("--seed", type=int, default=0, help="phantom seed")
     g.add_argument("--size", type=size_arg, help="phantom size WxH (default 1280x720)")
-    g.add_argument("--fps", type=float, help="phantom or image-sequence frame rate (default 30)")
+    g.add_argument("--fps", type=positive_number, help="phantom or image-sequence frame rate (default 30)")
     g.add_argument("--realtime", action="store_true", help="pace files at their native frame rate")
     g.add_argument("--loop", action="store_true", help="loop files and sessions")
-    g.add_argument("--pair-tolerance", type=float, metavar="S",
+    g.add_argument("--pair-tolerance", type=positive_number, metavar="S",
                    help="live --wl/--nir: largest WL-NIR capture-time difference to pair, "
                         "seconds (default: half a frame period)")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_number
+from .common import non_negative_number, positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stats-json", metavar="F",
                    help="with --exit-after: write frames displayed, dropped fraction, latency "
                         "median/p99 (ms), fps and size as JSON")
-    g.add_argument("--warmup", type=float, default=None, metavar="S",
+    g.add_argument("--warmup", type=non_negative_number, default=None, metavar="S",
                    help="seconds after the first frame not counted in --stats-json "
                         "(default: 1 s, or a quarter of --exit-after if shorter)")
 

@@ -196,8 +196,10 @@ class Pipeline:
         tm = time.perf_counter()
         stage["motion"] = (tm - t0) * 1e3
         if pair.nir is None:
-            # nothing to filter against when it comes back: start afresh
-            self._reset_state()
+            if pair.nir_status == "lost":
+                # nothing to filter against when it comes back: start afresh
+                # (a "stale" frame, one gap in the NIR stream, keeps the state)
+                self._reset_state()
             composite = self.compositor.render(wl, None, settings=settings)
             stage["composite"] = (time.perf_counter() - tm) * 1e3
             stage["total"] = (time.perf_counter() - t0) * 1e3
@@ -205,6 +207,7 @@ class Pipeline:
                                rim_mask=None, rims=[], fluorescence_mask=None,
                                saturated_fraction=0.0, nir_lost=True,
                                plane=_placed(PlaneCheck(), placement, False, "NIR lost"),
+                               nir_status=pair.nir_status, dropped_before=pair.dropped_before,
                                mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
                                nir_signal=self.nir_entry.signal(pair.nir_bits), motion=motion)
 
@@ -272,7 +275,8 @@ class Pipeline:
             rim_mask=analysis.rim_mask, rims=rims,
             fluorescence_mask=analysis.fluorescence_mask,
             saturated_fraction=norm.saturated_fraction, plane=plane, nir_lost=False,
-            mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
+            dropped_before=pair.dropped_before, mm_per_px=self.mm_per_px, stage_ms=stage,
+            arrival=pair.arrival,
             analysis_index=analysis_index, nir_signal=nir_signal, motion=motion,
             dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
             analysis_mode="async" if use_async else "sync",

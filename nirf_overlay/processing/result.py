@@ -16,13 +16,15 @@ import numpy as np
 FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
-    "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame", "plane_polygon",
+    "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame",
+    # per-frame status (see FrameResult.nir_status / dropped_before)
+    "nir", "dropped_before", "plane_polygon",
 )
 RIM_COLUMNS = (
     "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_thickness_px", "rim_completeness",
     "rim_area_mm2", "rim_area_px", "core_area_mm2", "core_area_px", "centroid_x", "centroid_y",
-    "nir_signal", "gap_count", "largest_gap_deg",
+    "nir_signal", "gap_count", "largest_gap_deg", "nir", "dropped_before",
 )
 
 
@@ -123,6 +125,10 @@ class FrameResult:
     saturated_fraction: float = 0.0
     plane: PlaneCheck = field(default_factory=PlaneCheck)
     nir_lost: bool = False
+    #: ``FramePair.nir_status`` of the pair: present, stale or lost
+    nir_status: str = "present"
+    #: frames the source (or a recording) lost just before this one
+    dropped_before: int = 0
     mm_per_px: Optional[float] = None
     stage_ms: dict = field(default_factory=dict)
     arrival: float = 0.0  # copied from the FramePair, for latency
@@ -154,6 +160,13 @@ class FrameResult:
         return float(sum(v * a for v, a in vals) / w)
 
     def frame_row(self) -> dict:
+        """The ``metrics.csv`` row.  Without NIR the analysis cells are empty, never
+        "0 rims": ``nir`` says why."""
+        if self.nir_lost:
+            row = dict.fromkeys(FRAME_COLUMNS)
+            row.update(frame=self.index, time_s=round(float(self.time_s), 6),
+                       nir=self.nir_status, dropped_before=int(self.dropped_before))
+            return row
         area = None
         if self.rims and self.mm_per_px:
             area = float(sum(r.rim_area_mm2 or 0.0 for r in self.rims))
@@ -172,6 +185,8 @@ class FrameResult:
             "plane_fluorescence": self.plane.fluorescence_cell(),
             "nir_signal": self.nir_signal,
             "dark_frame": None if self.dark_subtracted is None else int(self.dark_subtracted),
+            "nir": self.nir_status,
+            "dropped_before": int(self.dropped_before),
             "plane_polygon": self.plane.polygon_cell(),
         }
 
@@ -198,6 +213,8 @@ class FrameResult:
                 "nir_signal": self.nir_signal,
                 "gap_count": r.gap_count,
                 "largest_gap_deg": r.largest_gap_deg,
+                "nir": self.nir_status,
+                "dropped_before": int(self.dropped_before),
             })
         return rows
 

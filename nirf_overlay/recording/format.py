@@ -66,11 +66,16 @@ PART_SUFFIX = ".part"
 #: NIR file then holds a zero frame); dropped_before: pairs the *source* dropped
 #: just before this one; unpaired: 1 when the source flagged the pair unpaired;
 #: not_written_before: pairs the *recorder* could not write (queue full) since
-#: the previous written frame.
+#: the previous written frame; nir_status: present, stale (no NIR frame within
+#: the pairing tolerance, a gap) or lost (``FramePair.nir_status``).
 FRAME_COLUMNS = (
     "index", "source_index", "segment", "wl_time", "nir_time", "arrival",
     "exposure_ms", "gain", "nir_lost", "dropped_before", "unpaired", "not_written_before",
+    "nir_status",
 )
+#: the columns a reader needs: sessions written before ``nir_status`` existed lack it
+#: (their NIR status follows from ``nir_lost``)
+FRAME_COLUMNS_REQUIRED = FRAME_COLUMNS[:-1]
 
 #: Columns of ``segments.csv``: segment number, first frame index, frame count,
 #: the two file names, the NIR pixel format (gray16le) and the WL codec key.
@@ -298,17 +303,29 @@ def read_json(path: str, what: str) -> dict:
     return data
 
 
-def read_csv_rows(path: str, columns: tuple, what: str) -> list[dict]:
-    """Rows of ``path`` as dicts; a torn last line (a crash mid-write) is ignored."""
+def read_csv_rows(path: str, columns: tuple, what: str, damage: Optional[list] = None) -> list[dict]:
+    """Rows of ``path`` as dicts; a torn last line (a crash mid-write) is ignored.
+
+    With ``damage`` (a list), a table damaged in the middle (a line with the wrong
+    number of fields, bytes that are not text) is read up to the damage and one
+    line saying what was lost is appended to ``damage``, instead of raising.
+    """
     try:
-        with open(path, newline="") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise RecordingError(f"{path}: missing ({what})") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise RecordingError(f"{path}: cannot read {what} ({e.__class__.__name__})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if damage is None:
+            raise RecordingError(f"{path}: cannot read {what} (UnicodeDecodeError)") from None
+        text = data[: data.rfind(b"\n", 0, e.start) + 1].decode("utf-8")
+        damage.append(f"{path}: not text from byte {e.start} on")
     complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-    reader = csv.reader(io.StringIO(complete))
+    reader = csv.reader(io.StringIO(complete, newline=""))
     header = next(reader, None)
     if header is None:
         raise RecordingError(f"{path}: empty {what} (no header)")
@@ -316,9 +333,15 @@ def read_csv_rows(path: str, columns: tuple, what: str) -> list[dict]:
     if missing:
         raise RecordingError(f"{path}: {what} lacks column(s) {', '.join(missing)}")
     rows = []
+    lines = complete.count("\n")
     for n, row in enumerate(reader, start=2):
         if len(row) != len(header):
-            raise RecordingError(f"{path}: line {n} has {len(row)} fields, expected {len(header)}")
+            problem = f"{path}: line {n} has {len(row)} fields, expected {len(header)}"
+            if damage is None:
+                raise RecordingError(problem)
+            damage.append(f"{problem}; read the {len(rows)} rows before it, the {lines - n + 1} "
+                          "lines from it on are lost")
+            break
         rows.append(dict(zip(header, row)))
     return rows
 

@@ -29,6 +29,7 @@ import errno
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -151,15 +152,26 @@ class Recorder:
         self._closer_q: "queue.Queue" = queue.Queue()
         self._t0 = time.monotonic()
         self._nir_zero = np.zeros((h, w), np.uint16)  # stands in for a lost NIR frame
+        self._nir_lost = False  # the last frame submitted had NIR "lost" (events nir_lost/back)
         self._seg: Optional[Segment] = None
 
-        self._files = SessionWriter(self.out_dir, int(min_free_bytes))
-        self._st.disk_free = self._files.disk_free
+        existed = os.path.isdir(self.out_dir)  # (then empty: SessionWriter checks)
         compact = bool(compact) and nir_codec != "ffv1"
-        self._files.start(info, settings if settings is not None else Settings(), calibration,
-                          size=self.size, fps=self.fps, nir_bits=self.nir_bits,
-                          nir_codec=nir_codec, compact=compact, wl_codec=wl_codec,
-                          segment_frames=self._encoders.segment_frames, label=label)
+        try:
+            self._files = SessionWriter(self.out_dir, int(min_free_bytes))
+            self._st.disk_free = self._files.disk_free
+            self._files.start(info, settings if settings is not None else Settings(),
+                              calibration, size=self.size, fps=self.fps,
+                              nir_bits=self.nir_bits, nir_codec=nir_codec, compact=compact,
+                              wl_codec=wl_codec, segment_frames=self._encoders.segment_frames,
+                              label=label)
+        except RecordingError:
+            # a start that failed leaves the directory as it found it (no empty session)
+            if os.path.isdir(self.out_dir) and self._files_started_here():
+                shutil.rmtree(self.out_dir, ignore_errors=True)
+                if existed:
+                    os.makedirs(self.out_dir, exist_ok=True)
+            raise
         self._compactor = Compactor(self.out_dir, self._on_compacted) if compact else None
         self._accepting = True
         self._st.recording = True
@@ -171,6 +183,13 @@ class Recorder:
         self._closer.start()
         self.log_event("start", source=info.description, size=[w, h], fps=self.fps,
                        nir_bits=self.nir_bits, label=label)
+
+    def _files_started_here(self) -> bool:
+        """Only session files in ``out_dir`` (it was absent or empty before this start)."""
+        names = {fmt.SESSION_JSON, fmt.SETTINGS_JSON, fmt.SEGMENTS_CSV, fmt.FRAMES_CSV,
+                 fmt.EVENTS_JSONL, os.path.dirname(fmt.CALIBRATION_PROFILE) or
+                 fmt.CALIBRATION_PROFILE}
+        return set(os.listdir(self.out_dir)) <= names
 
     # -- public API ---------------------------------------------------------------
     def submit(self, pair: FramePair, *, block: bool = False,
@@ -231,6 +250,7 @@ class Recorder:
             "exposure_ms": pair.exposure_ms, "gain": pair.gain,
             "dropped_before": int(pair.meta.get("dropped_before", 0) or 0),
             "unpaired": int(bool(pair.meta.get("unpaired", False))),
+            "nir_status": pair.nir_status,
         }
         with self._room:
             if not self._accepting:
@@ -246,7 +266,17 @@ class Recorder:
             self._queue.append((wl, nir, row, nbytes))
             self._st.frames_submitted += 1
             self._room.notify_all()
+        self._note_nir(row["nir_status"], row["index"])
         return True
+
+    def _note_nir(self, status: str, index: int) -> None:
+        """NIR lost and back are events of the session (a gap, "stale", is in frames.csv only)."""
+        if status == "lost" and not self._nir_lost:
+            self._nir_lost = True
+            self.log_event("nir_lost", frame=index)
+        elif status == "present" and self._nir_lost:
+            self._nir_lost = False
+            self.log_event("nir_back", frame=index)
 
     def log_event(self, kind: str, **data) -> None:
         """Append an event to ``events.jsonl`` (flushed); never raises.
@@ -258,7 +288,8 @@ class Recorder:
         the pair as the source numbered it, e.g. the frame on screen; mapped
         for the last 4096 pairs submitted); by default it is the last frame
         submitted.  Kinds used: start, stop, error, setting (name, value),
-        settings (all), snapshot (path), marker (label), note (text).
+        settings (all), snapshot (path), marker (label), note (text), nir_lost
+        and nir_back (the first frame without NIR, "lost", and the first with NIR again).
         """
         if not isinstance(kind, str) or not kind:
             return

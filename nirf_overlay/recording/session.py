@@ -165,14 +165,25 @@ class SessionSource(FrameSource):
                    "error": meta.get("error")},
         )
         self.stats = SourceStats()
-        if s.warnings:
-            self.stats.message = " ".join(s.warnings)
-            for w_ in s.warnings:
-                log.warning("%s", w_)
         self.markers = s.markers
-        # read now, so that a broken settings or calibration file fails the opening
-        self._settings = s.recorded_settings()
-        self._calibration = s.recorded_calibration()
+        # a damaged side file degrades the session, never fails it: reported, and the
+        # explicit option (--settings, --calibration) or the defaults apply instead
+        warnings = list(s.warnings)
+        self._settings = self._calibration = None
+        try:
+            self._settings = s.recorded_settings()
+        except RecordingError as e:
+            warnings.append(f"{e}; the session's recorded settings are not used "
+                            "(--settings or the defaults apply)")
+        try:
+            self._calibration = s.recorded_calibration()
+        except RecordingError as e:
+            warnings.append(f"{e}; the session's calibration is not used "
+                            "(--calibration or the defaults apply)")
+        if warnings:
+            self.stats.message = " ".join(warnings)
+            for w_ in warnings:
+                log.warning("%s", w_)
         self._time_list: Optional[list] = None
         self._starts = [seg.first_frame for seg in s.segments]
         # presentation times count from frame 0 (the frame model's rule for sessions);
@@ -190,8 +201,9 @@ class SessionSource(FrameSource):
             self.stats.status = "ended"
 
     def own_settings(self):
-        """A copy of the :class:`~nirf_overlay.settings.Settings` in force when recording started."""
-        return self._settings.copy()
+        """A copy of the :class:`~nirf_overlay.settings.Settings` in force when recording
+        started; None when the session's settings file is damaged (reported on opening)."""
+        return self._settings.copy() if self._settings is not None else None
 
     def own_calibration(self):
         """The calibration recorded with the session (None if it had none)."""
@@ -348,6 +360,7 @@ class SessionSource(FrameSource):
             meta={"segment": seg.number, "dropped_before": int(row["dropped_before"] or 0),
                   "unpaired": row["unpaired"] == "1",
                   "not_written_before": int(row["not_written_before"] or 0),
+                  "nir_status": row.get("nir_status") or ("lost" if lost else "present"),
                   "source_index": int(row["source_index"] or 0), "session": self.path,
                   "recorded_wl_time": wl_t, "recorded_nir_time": nir_t},
         )

@@ -115,7 +115,9 @@ def read_session(path) -> Session:
     """Read a session directory's tables; raise a one-line RecordingError if unusable.
 
     An interrupted session (no clean stop) is read up to its last complete
-    segment; ``Session.warnings`` says what was lost.
+    segment; a table damaged anywhere (segments.csv, frames.csv cut or with a
+    garbage line, events.jsonl with a line that is not JSON) is read up to the
+    damage.  ``Session.warnings`` says what was lost, naming the file.
     """
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -140,45 +142,33 @@ def read_session(path) -> Session:
     except (KeyError, TypeError, ValueError):
         raise RecordingError(f"{meta_path}: size, fps or nir_bits missing or invalid") from None
 
+    damage: list = []  # what a damaged table cost: read up to the damage, say what was lost
     seg_path = os.path.join(path, fmt.SEGMENTS_CSV)
     segments = []
-    for n, row in enumerate(fmt.read_csv_rows(seg_path, fmt.SEGMENT_COLUMNS, "segment table"),
-                            start=2):
-        try:
-            seg = SegmentEntry(int(row["segment"]), int(row["first_frame"]), int(row["frames"]),
-                               row["nir_file"], row["wl_file"], row["nir_pix_fmt"],
-                               row["wl_codec"])
-            if seg.nir_pix_fmt != fmt.NIR_PIX_FMT:
-                raise ValueError
-        except ValueError:
-            raise RecordingError(f"{seg_path}: line {n} is not a valid segment entry") from None
-        expected_first = segments[-1].first_frame + segments[-1].frames if segments else 0
-        if seg.first_frame != expected_first or seg.frames <= 0:
-            raise RecordingError(f"{seg_path}: line {n}: segment {seg.number} starts at frame "
-                                 f"{seg.first_frame}, expected {expected_first}")
-        for name in (seg.nir_file, seg.wl_file):
-            full = os.path.join(path, name)
-            if os.path.basename(name) != name:
-                raise RecordingError(f"{seg_path}: line {n}: {name!r} is not a plain file name")
-            if not os.path.isfile(full):
-                raise RecordingError(f"{full}: missing (listed in {fmt.SEGMENTS_CSV})")
-            if os.path.getsize(full) == 0:
-                raise RecordingError(f"{full}: empty file")
-        segments.append(seg)
+    for n, row in enumerate(fmt.read_csv_rows(seg_path, fmt.SEGMENT_COLUMNS, "segment table",
+                                              damage), start=2):
+        problem = _segment_problem(path, seg_path, n, row, segments)
+        if isinstance(problem, str):
+            damage.append(f"{problem}; read the {len(segments)} segments before it")
+            break
+        segments.append(problem)
 
     frames_path = os.path.join(path, fmt.FRAMES_CSV)
-    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS, "frame table")
+    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS_REQUIRED, "frame table", damage)
+    for i, row in enumerate(rows):
+        if row["index"] != str(i):
+            damage.append(f"{frames_path}: row {i + 2} is frame {row['index']!r}, expected {i}; "
+                          f"read the {i} frames before it")
+            rows = rows[:i]
+            break
     readable = segments[-1].first_frame + segments[-1].frames if segments else 0
     if len(rows) < readable:
-        raise RecordingError(f"{frames_path}: lists {len(rows)} frames but the segments hold "
-                             f"{readable}")
-    for i in (0, readable - 1):
-        if readable and rows[i]["index"] != str(i):
-            raise RecordingError(f"{frames_path}: row {i + 2} is frame {rows[i]['index']}, "
-                                 f"expected {i}")
-    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL))
+        damage.append(f"{frames_path}: lists {len(rows)} frames but the segments hold "
+                      f"{readable}; {readable - len(rows)} frames without their rows are lost")
+        readable = len(rows)
+    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL), damage)
     interrupted = bool(meta.get("interrupted", True))
-    warnings = []
+    warnings = list(damage)
     if interrupted:
         lost = len(rows) - readable
         warnings.append(f"{path}: the recording was interrupted (not stopped cleanly); "
@@ -191,24 +181,56 @@ def read_session(path) -> Session:
                    warnings=warnings)
 
 
-def _read_events(path: str) -> list:
+def _segment_problem(path: str, seg_path: str, n: int, row: dict, segments: list):
+    """Line ``n`` of segments.csv as a SegmentEntry, or a one-line problem (str)."""
+    try:
+        seg = SegmentEntry(int(row["segment"]), int(row["first_frame"]), int(row["frames"]),
+                           row["nir_file"], row["wl_file"], row["nir_pix_fmt"], row["wl_codec"])
+        if seg.nir_pix_fmt != fmt.NIR_PIX_FMT:
+            raise ValueError
+    except ValueError:
+        return f"{seg_path}: line {n} is not a valid segment entry"
+    expected_first = segments[-1].first_frame + segments[-1].frames if segments else 0
+    if seg.first_frame != expected_first or seg.frames <= 0:
+        return (f"{seg_path}: line {n}: segment {seg.number} starts at frame {seg.first_frame}, "
+                f"expected {expected_first}")
+    for name in (seg.nir_file, seg.wl_file):
+        full = os.path.join(path, name)
+        if os.path.basename(name) != name:
+            return f"{seg_path}: line {n}: {name!r} is not a plain file name"
+        if not os.path.isfile(full):
+            return f"{full}: missing (listed in {fmt.SEGMENTS_CSV})"
+        if os.path.getsize(full) == 0:
+            return f"{full}: empty file"
+    return seg
+
+
+def _read_events(path: str, damage: list) -> list:
+    """events.jsonl; a line that is not a JSON object is skipped and counted in ``damage``
+    (a torn last line, a crash mid-write, silently)."""
     if not os.path.exists(path):
         return []
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:
             lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise RecordingError(f"{path}: cannot read the event log ({e.__class__.__name__})") from None
-    events = []
+    except OSError as e:
+        damage.append(f"{path}: cannot read the event log ({e.__class__.__name__}); no events")
+        return []
+    events, bad = [], []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):  # torn by a crash mid-write
-                break
-            raise RecordingError(f"{path}: line {n} is not valid JSON") from None
+            e = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if n != len(lines):  # the last one: torn by a crash mid-write
+                bad.append(n)
+            continue
         if isinstance(e, dict):
             events.append(e)
+        else:
+            bad.append(n)
+    if bad:
+        damage.append(f"{path}: {len(bad)} damaged line(s) skipped (line {bad[0]}"
+                      f"{' ...' if len(bad) > 1 else ''}); {len(events)} events read")
     return events

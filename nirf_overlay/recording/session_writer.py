@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
+from ..outputs import check_new_output_dir
 from ..errors import RecordingError
 from ..frame import SourceInfo
 from ..settings import Settings
@@ -168,12 +169,8 @@ class SessionWriter:
 
 def check_new_session_dir(path: str) -> None:
     """Raise RecordingError unless ``path`` can become a new session: absent or an empty
-    directory (a recording never mixes into other files)."""
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise RecordingError(f"{path}: exists and is not a directory")
-        if os.listdir(path):
-            raise RecordingError(f"{path}: exists and is not empty; choose a new directory")
+    directory (the rule of every ``--out``, :mod:`nirf_overlay.outputs`)."""
+    check_new_output_dir(path, "session directory", RecordingError)
 
 
 def _start_meta(info: SourceInfo, *, size: tuple[int, int], fps: float, nir_bits: int,

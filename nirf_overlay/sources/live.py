@@ -195,7 +195,9 @@ class LivePairSource(_LiveSource):
     Built by :func:`nirf_overlay.sources.video.open_pair`; see
     :mod:`.pairing` for the rules.  ``stats.status`` is ``"ok"``,
     ``"reconnecting"`` (WL lost: nothing to show), ``"nir_lost"`` (WL
-    continues with ``nir=None``) or ``"ended"`` after :meth:`close`.
+    continues with ``nir=None``; from :data:`~.pairing.NIR_LOST_AFTER` without NIR
+    on, and while the NIR capture reconnects) or ``"ended"`` after :meth:`close`.
+    White light never waits for NIR beyond the pairing tolerance.
     """
 
     def __init__(self, *, info: SourceInfo, wl_kind, wl_name, nir_kind, nir_name,
@@ -205,6 +207,9 @@ class LivePairSource(_LiveSource):
         tol = spec.pair_tolerance if spec.pair_tolerance else 0.5 / max(info.fps, 1.0)
         self.info.extra["pair_tolerance_s"] = tol
         self._pairer = TimestampPairer(tol, maxlen=4, grace=min(0.005, tol / 4))
+        self._pairer.note_nir(time.monotonic())  # the frame open_live read
+        self._nir_name = nir_name
+        self._nir_gone_since: Optional[float] = None  # WL time of the first pair "lost"
         self._to_wl, self._to_nir = to_wl, to_nir
         self._cond = threading.Condition()
         self._closed = False
@@ -239,18 +244,37 @@ class LivePairSource(_LiveSource):
         with self._cond:
             nir_lost = self._nir.state != "ok"
             if nir_lost and not self._pairer.nir_lost:
-                self._pairer.clear()
+                self._pairer.clear_nir()  # waiting WL frames go out alone, not lost
             self._pairer.nir_lost = nir_lost
-            if self._wl.state != "ok":
-                status, message = "reconnecting", self._wl.message
-            elif nir_lost:
-                status, message = "nir_lost", self._nir.message or "NIR stream lost"
-            else:
-                status, message = "ok", ""
-            self.stats.status = status
-            if message:
-                self.stats.message = message
+            self._update_status()
             self._cond.notify_all()
+
+    def _update_status(self) -> None:
+        """``stats.status`` from the captures and the pairs handed out (under the lock)."""
+        if self._wl.state != "ok":
+            status, message = "reconnecting", self._wl.message
+        elif self._nir.state != "ok" or self._nir_gone_since is not None:
+            status = "nir_lost"
+            message = self._nir.message or (f"NIR stream {self._nir_name}: no frame for "
+                                            f"{self._pairer.lost_after:g} s; white light "
+                                            "continues without the overlay")
+        else:
+            status, message = "ok", ""
+        self.stats.status = status
+        if message:
+            self.stats.message = message
+
+    def _note_nir(self, pair) -> None:
+        """Say (once) when NIR is lost and when it is back (under the lock)."""
+        if pair.status == "lost" and self._nir_gone_since is None:
+            self._nir_gone_since = pair.wl.t
+            log.warning("NIR stream %s: no frame for %g s; white light continues without the "
+                        "overlay", self._nir_name, self._pairer.lost_after)
+        elif pair.status == "present" and self._nir_gone_since is not None:
+            log.info("NIR stream %s: back after %.1f s without NIR", self._nir_name,
+                        pair.wl.t - self._nir_gone_since)
+            self._nir_gone_since = None
+        self._update_status()
 
     # -- FrameSource --------------------------------------------------------
     def _sync_stats(self) -> None:
@@ -269,6 +293,7 @@ class LivePairSource(_LiveSource):
                 pair = self._pairer.take(now)
                 self._sync_stats()
                 if pair is not None:
+                    self._note_nir(pair)
                     break
                 if end is not None and now >= end:
                     raise TimeoutError(f"{self.info.description}: no new frame pair within "
@@ -285,7 +310,7 @@ class LivePairSource(_LiveSource):
             wl_time=pair.wl.t, nir_time=pair.nir.t if pair.nir is not None else float("nan"),
             arrival=time.monotonic(), exposure_ms=self.info.exposure_ms, gain=self.info.gain,
             meta={"wl_seq": pair.wl.seq, "nir_seq": pair.nir.seq if pair.nir is not None else None,
-                  "status": self.stats.status,
+                  "status": self.stats.status, "nir_status": pair.status,
                   # what the recorder logs per frame (frames.csv): losses since the last pair
                   "dropped_before": self.stats.dropped - self._last_counts[0],
                   "unpaired_wl_before": self.stats.unpaired_wl - self._last_counts[1],

@@ -238,6 +238,8 @@ class PhantomSource(FrameSource):
             item = self._wait_rendered(_pingpong(i, self.loop_frames), None)
         except TimeoutError:  # pragma: no cover - no timeout given
             return None
+        except KeyboardInterrupt:  # a stop signal (shutdown.Stopped) is not a rendering failure
+            raise
         except BaseException as e:
             raise SourceError(f"phantom: rendering failed: {e}") from e
         if item is None:
