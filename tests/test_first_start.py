@@ -87,7 +87,6 @@ def test_window_within_two_seconds_with_a_cold_cache_and_overlay_by_itself(xserv
                 break
             time.sleep(0.05)
         assert wid is not None, f"no window within 60 s: {proc.poll()}"
-        assert mapped < FIRST_WINDOW_S, f"window mapped after {mapped:.2f} s"
         assert "overlay not on yet" in _title(env, wid)  # the kernels compile behind it
 
         # the overlay comes on by itself once they are ready
@@ -111,3 +110,4 @@ def test_window_within_two_seconds_with_a_cold_cache_and_overlay_by_itself(xserv
     assert result["overlay_on_after_s"] > result["first_frame_after_s"]
     assert list(cache.rglob("*.nbi")), "the kernels were compiled into the empty cache"
     print(f"window mapped after {mapped:.2f} s, overlay on after {ready:.0f} s")
+    assert mapped < FIRST_WINDOW_S, f"window mapped after {mapped:.2f} s"
