@@ -55,7 +55,13 @@ def _join_dash_values(argv: list) -> list:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser; with ``only``, just that subcommand's options are built.
+
+    Building every subcommand imports every command's modules (the recorder,
+    calibration, Dask's options ...): about a second of a first start that
+    the viewer does not need before its window opens.
+    """
     parser = _Parser(
         prog="nirf-overlay",
         description="Real-time ICG near-infrared fluorescence overlay for liver surgery. "
@@ -64,10 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nirf-overlay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
-        mod = importlib.import_module(f"{__name__}.{module}")
         p = sub.add_parser(name, help=help_text, description=help_text)
-        mod.add_parser(p)
-        p.set_defaults(_module=mod)
+        if only is None or name == only:
+            mod = importlib.import_module(f"{__name__}.{module}")
+            mod.add_parser(p)
+            p.set_defaults(_module=mod)
     return parser
 
 
@@ -110,9 +117,9 @@ def _configure_logging() -> None:
 def main(argv=None) -> int:
     _quiet_openmp_workers()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["view", *argv]
+    parser = build_parser(argv[0] if argv[0] in SUBCOMMANDS else None)
     args = parser.parse_args(_join_dash_values(argv))
     shutdown.install()
     _configure_logging()

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     from ..batch import DEFAULT_CHUNK_FRAMES, run_batch
     from ..errors import NirfError
-    from .common import settings_from_args
+    from .common import prepare_kernels, settings_from_args
 
     if args.workers < 1:
         raise NirfError(f"--workers: {args.workers} must be at least 1")
@@ -39,6 +39,7 @@ def run(args) -> int:
             # reported in the summary like any unreadable session, but say it now too
             print(f"nirf-overlay: warning: {s}: no such directory", file=sys.stderr)
     settings = settings_from_args(args)
+    prepare_kernels()  # here, once, with one progress line; the workers load them from the cache
     out = run_batch(args.sessions, args.out, settings=settings, calibration=args.calibration,
                     workers=args.workers, scheduler=args.scheduler,
                     chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,

@@ -60,7 +60,7 @@ def run(args) -> int:
     from ..calibration import resolve_calibration
     from ..errors import NirfError
     from ..sources import open_source
-    from .common import calibration_request, settings_from_args
+    from .common import calibration_request, prepare_kernels, settings_from_args
     from .source_args import spec_from_args
 
     settings = settings_from_args(args)
@@ -89,6 +89,7 @@ def run(args) -> int:
         raise NirfError(f"{spec.describe()}: no frames to time")
     w, h = pairs[0].wl.shape[1], pairs[0].wl.shape[0]
     rate = None if args.no_live else _live_rate(args, source.info, (w, h))
+    prepare_kernels()  # one progress line when they compile, not counted in construct_ms
     res = run_bench(pairs, settings, calibration, warmup=max(0, args.warmup),
                     plain_frames=args.plain_frames, rate=rate,
                     headline="every-frame" if args.every_frame else "live")

@@ -128,3 +128,57 @@ class ProgressBar(Listener):
 def progress_bars(total: Optional[int], enabled: bool) -> list:
     """``[ProgressBar(total)]`` when asked for and stderr is a terminal, else ``[]``."""
     return [ProgressBar(total)] if enabled and sys.stderr.isatty() else []
+
+
+def prepare_kernels(stream=None, *, after_s: float = 2.0) -> None:
+    """Compile (or load) the numba kernels now, in one progress line on ``stream`` (stderr).
+
+    Quiet when they load from the cache (done within ``after_s``); on the
+    first run after installing (about a minute) the line says what is being
+    prepared and how far: rewritten in place on a terminal, extended on a log.
+    ``process``, ``bench`` and ``batch`` call it before their first frame.
+    """
+    import threading
+
+    from ..processing.warmup import warm_up
+
+    stream = stream or sys.stderr
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    lock = threading.Lock()
+    state = {"shown": False, "latest": None}
+
+    def show(p) -> None:
+        with lock:
+            if p.done:
+                if state["shown"]:
+                    stream.write(f"\rnirf-overlay: {p.text()}\x1b[K\n" if tty
+                                 else f" ... {p.text()}\n")
+                    stream.flush()
+                return
+            if tty:
+                stream.write(f"\rnirf-overlay: {p.text()} (first run after installing: about "
+                             "a minute) ...\x1b[K")
+            elif not state["shown"]:
+                stream.write(f"nirf-overlay: {p.text()} (first run after installing: about "
+                             "a minute) ...")
+            else:
+                stream.write(f" {p.step}/{p.total}")
+            state["shown"] = True
+            stream.flush()
+
+    def progress(p) -> None:
+        state["latest"] = p
+        if state["shown"] or p.done:
+            show(p)
+
+    def late() -> None:
+        if state["latest"] is not None and not state["latest"].done:
+            show(state["latest"])
+
+    timer = threading.Timer(after_s, late)
+    timer.daemon = True
+    timer.start()
+    try:
+        warm_up(progress)
+    finally:
+        timer.cancel()

@@ -63,7 +63,8 @@ def run(args) -> int:
     from ..export import OutputDir
     from ..processing.pipeline import Pipeline
     from ..sources import open_source
-    from .common import calibration_request, progress_bars, settings_from_args, warn_display_values
+    from .common import (calibration_request, prepare_kernels, progress_bars, settings_from_args,
+                         warn_display_values)
 
     settings = settings_from_args(args)
     span = Span(*args.range) if args.range else Span()
@@ -71,6 +72,7 @@ def run(args) -> int:
         info = source.info
         calibration = resolve_calibration(calibration_request(args), source).calibration
         warn_display_values(info, calibration, "process")
+        prepare_kernels()  # one progress line when they compile (first run after installing)
         pipeline = Pipeline(settings, calibration)
         span.check(info, label="--range")  # before anything is written
         t0 = time.perf_counter()

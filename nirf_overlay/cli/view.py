@@ -77,21 +77,26 @@ def _raise_gui_priority(base, step: int = 10) -> bool:
 
 
 def _viewer_spec(args):
+    """The spec to show and a note for the user ("" when none)."""
     from ..sources import default_sample
+    from ..sources.sample import sample_available
     from .source_args import has_source, spec_from_args
 
     spec = spec_from_args(args)
     if not has_source(args):
+        if not sample_available():  # e.g. a wheel built from a tree without sample_videos/
+            return (spec_from_args(args, phantom=True),
+                    "the bundled sample is not installed here: showing the phantom procedure "
+                    "(open a recording or a camera with Ctrl+O)")
         sample = default_sample()
         sample.loop = True  # the viewer shows the sample round and round
-        return sample
-    return spec
+        return sample, ""
+    return spec, ""
 
 
 def run(args) -> int:
     import json
     import sys
-    import threading
     from pathlib import Path
 
     from ..engine import open_engine, set_worker_nice
@@ -101,7 +106,9 @@ def run(args) -> int:
 
     if args.stats_json and not args.exit_after:
         raise NirfError("--stats-json: needs --exit-after S (the seconds to measure)")
-    spec = _viewer_spec(args)
+    spec, note = _viewer_spec(args)
+    if note:
+        print(f"nirf-overlay: {note}", file=sys.stderr)
     settings = settings_from_args(args)
     if args.mode:
         settings.set("display.mode", args.mode)
@@ -113,17 +120,9 @@ def run(args) -> int:
 
         # sync: Pipeline(settings, calibration), the analysis on the worker thread
         factory = partial(Pipeline, async_analysis=True) if args.async_analysis else Pipeline
-    # the first start after installing compiles the numba kernels (about a
-    # minute on 2 cores, cached afterwards) before any window can show: say so
-    notice = threading.Timer(3.0, lambda: print(
-        "nirf-overlay: preparing the processing kernels (the first start after installing "
-        "compiles them, about a minute; later starts take a second) ...", file=sys.stderr, flush=True))
-    notice.daemon = True
-    notice.start()
-    try:
-        engine = open_engine(spec, settings, calibration_request(args), pipeline_factory=factory)
-    finally:
-        notice.cancel()
+    # the window opens at once; on the first start after installing the engine
+    # compiles the kernels behind it (white light meanwhile, marked, with progress)
+    engine = open_engine(spec, settings, calibration_request(args), pipeline_factory=factory)
     warn_display_values(engine.info, engine.calibration, "view")
 
     from ..gui.app import install_error_hook, make_app
@@ -157,6 +156,8 @@ def run(args) -> int:
     except NirfError:
         window.close()
         raise
+    if note:
+        window.notify(note, seconds=10)
 
     result = {}
     if args.exit_after:
@@ -169,6 +170,8 @@ def run(args) -> int:
 
         call_later(args.exit_after, finish)
     code = app.exec_()
+    if args.stats_json and not result:  # closed before --exit-after: what it measured so far
+        result.update(window.stats.summary(window.engine))
     if window.isVisible():
         window.close()
     if args.stats_json:

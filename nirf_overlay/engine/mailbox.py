@@ -21,6 +21,8 @@ class DisplayFrame:
     processed : ``time.monotonic()`` when processing finished
     seq : running number of results the run produced (gaps in what one sees = dropped)
     process_ms : wall time the pipeline(s) took on this pair, ms
+    preparing : the kernels were still being prepared: ``result`` is the white
+        light only, marked (:func:`~.prepare.white_light_result`)
     """
 
     pair: FramePair
@@ -29,6 +31,7 @@ class DisplayFrame:
     processed: float = 0.0
     seq: int = 0
     process_ms: float = 0.0
+    preparing: bool = False
 
     @property
     def arrival(self) -> float:

@@ -54,6 +54,7 @@ from ..frame import FramePair
 from ..settings import Settings
 from .listeners import RELAY_DEPTH, Listener, ListenerRelay
 from .mailbox import DisplayFrame, LatestMailbox
+from .prepare import KernelPreparation, white_light_result
 from .recording import RecordingControl
 from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl, replay_stride
 from .state import RunState
@@ -79,19 +80,28 @@ class Engine:
     pipeline_factory : ``f(settings, calibration) -> pipeline``; default
         :class:`nirf_overlay.processing.pipeline.Pipeline` with the rim
         analysis on its own thread.
+    prepare : when the kernels are not prepared in this process yet, start
+        without a pipeline and prepare them on a thread
+        (:mod:`.prepare`): the white light plays meanwhile, marked, and the
+        pipeline is built with the settings and calibration then in force.
     """
 
     def __init__(self, source, settings=None, calibration=None, *, pipeline=None,
                  pace: Optional[bool] = None, loop: bool = False,
-                 pipeline_factory: Optional[Callable] = None):
+                 pipeline_factory: Optional[Callable] = None, prepare: bool = False):
         self.source = source
         self.settings = settings.copy() if settings is not None else Settings()
         self.calibration = calibration
         #: a remark on the calibration for the user ("" when none), see open_engine
         self.calibration_note = ""
         self._factory = pipeline_factory or _default_pipeline_factory
-        self.pipeline = (pipeline if pipeline is not None
-                         else self._factory(self.settings, calibration))
+        self._prep: Optional[KernelPreparation] = None
+        if pipeline is None and prepare and not kernels_warm():
+            self.pipeline = None  # built on the worker once the kernels are ready
+            self._prep = KernelPreparation(self._on_kernels_ready, self._on_kernels_failed)
+        else:
+            self.pipeline = (pipeline if pipeline is not None
+                             else self._factory(self.settings, calibration))
         self.info = source.info
         self.seekable = bool(self.info.seekable)
         self.pace = (not self.info.live) if pace is None else bool(pace)
@@ -126,6 +136,8 @@ class Engine:
     def start(self) -> "Engine":
         if self._thread is None:
             self._thread = spawn(self._run, "nirf-engine")
+            if self._prep is not None:
+                self._prep.start()
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -213,7 +225,9 @@ class Engine:
     def update_settings(self, settings) -> None:
         """Use ``settings`` from the next frame on (thread-safe)."""
         self.settings = settings.copy()
-        self.pipeline.update_settings(self.settings)
+        pipeline = self.pipeline
+        if pipeline is not None:  # else: built with self.settings once the kernels are ready
+            pipeline.update_settings(self.settings)
         self.log_event("settings", settings=self.settings.to_dict())
 
     def set_calibration(self, calibration) -> None:
@@ -352,7 +366,24 @@ class Engine:
             recording=self.recording_status(),
             process_ms=stats.process_ms,
             listener_dropped=sum(r.dropped for r in self._relays),
+            preparing=self.preparing,
         )
+
+    @property
+    def preparing(self) -> str:
+        """What is being prepared before the overlay can start ("" when it is on)."""
+        if self._prep is None or self.pipeline is not None:
+            return ""
+        return self._prep.text or "Preparing the pipeline"
+
+    def _on_kernels_ready(self) -> None:
+        with self._lock:  # the worker builds the pipeline at its next turn
+            self._calibration_changed = True
+            self._ab_changed = self._ab_settings is not None
+        self._replay.redisplay()  # paused: show the frame on screen with the overlay
+
+    def _on_kernels_failed(self, e: BaseException) -> None:
+        self._error = f"preparing the analysis kernels: {plain(e)}"
 
     # -- worker ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -399,6 +430,8 @@ class Engine:
             self._process(pair)
 
     def _apply_pipeline_changes(self) -> None:
+        if self._prep is not None and not self._prep.ready.is_set():
+            return  # the changes wait (their flags stay set) until the kernels are ready
         with self._lock:
             rebuild, rebuild_b, ab = self._calibration_changed, self._ab_changed, self._ab_settings
             self._calibration_changed = self._ab_changed = False
@@ -407,7 +440,9 @@ class Engine:
             if rebuild:
                 old, self.pipeline = self.pipeline, self._factory(self.settings.copy(),
                                                                   self.calibration)
-                old.close()
+                self.pipeline.update_settings(self.settings)  # changed while it was built
+                if old is not None:
+                    old.close()
             if rebuild_b:
                 old, self._pipeline_b = self._pipeline_b, (
                     None if ab is None else self._factory(ab, self.calibration))
@@ -437,9 +472,14 @@ class Engine:
     def _process(self, pair: FramePair) -> None:
         t0 = time.perf_counter()
         try:
-            result = self.pipeline.process(pair)
-            pb = self._pipeline_b
-            result_b = pb.process(pair) if pb is not None else None
+            if self.pipeline is None:  # kernels still being prepared: white light, marked
+                result = white_light_result(
+                    pair, None if self.calibration is None else self.calibration.mm_per_px)
+                result_b = None
+            else:
+                result = self.pipeline.process(pair)
+                pb = self._pipeline_b
+                result_b = pb.process(pair) if pb is not None else None
         except Exception as e:
             self._report(e, f"processing frame {pair.index}")
             self._set_state(RunState.ERROR)
@@ -451,7 +491,8 @@ class Engine:
             result.arrival = pair.arrival
         self._seq += 1
         self._replay.position = int(pair.index)
-        frame = DisplayFrame(pair, result, result_b, time.monotonic(), self._seq, process_ms)
+        frame = DisplayFrame(pair, result, result_b, time.monotonic(), self._seq, process_ms,
+                             preparing=self.pipeline is None)
         self._set_state(RunState.RUNNING)
         for listener in self._own:  # counted before the display can see it
             listener.on_result(frame)
@@ -479,6 +520,13 @@ class Engine:
         else:
             log.exception("%s failed", doing)
         self._error = f"{doing}: {plain(e)}"
+
+
+def kernels_warm() -> bool:
+    """The numba kernels are ready in this process (a pipeline builds at once)."""
+    from ..processing.warmup import is_warm
+
+    return is_warm()
 
 
 def _default_pipeline_factory(settings, calibration):

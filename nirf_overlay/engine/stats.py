@@ -33,6 +33,8 @@ class EngineStatus:
     process_ms : time the pipeline(s) took on the newest pair, ms
     listener_dropped : pairs and results not handed to a listener that fell
         too far behind (see :class:`~.listeners.ListenerRelay`)
+    preparing : what is prepared before the overlay can start, e.g.
+        "Preparing analysis kernels 3/7 (segmentation)"; "" once it is on
     """
 
     state: RunState = RunState.STARTING
@@ -54,6 +56,7 @@ class EngineStatus:
     recording: dict = field(default_factory=dict)
     process_ms: float = 0.0
     listener_dropped: int = 0
+    preparing: str = ""
 
 
 class RateMeter:

@@ -29,7 +29,9 @@ def open_engine(spec, settings=None, request=None, *, loop: Optional[bool] = Non
     :func:`~nirf_overlay.calibration.resolve_calibration` decides what
     applies.  A calibration the user chose for another frame size is refused
     (:class:`~nirf_overlay.errors.CalibrationError`) and the source closed;
-    ``Engine.calibration_note`` carries any remark for the user.
+    ``Engine.calibration_note`` carries any remark for the user.  The
+    engine prepares the kernels behind the window when they are not ready yet
+    (``prepare=True``: the white light plays meanwhile, marked).
     """
     from ..calibration import resolve_calibration
     from ..sources import open_source
@@ -40,7 +42,7 @@ def open_engine(spec, settings=None, request=None, *, loop: Optional[bool] = Non
         resolved = resolve_calibration(request, source)
         engine = Engine(source, settings, resolved.calibration,
                         loop=spec.loop if loop is None else loop,
-                        pipeline_factory=pipeline_factory)
+                        pipeline_factory=pipeline_factory, prepare=True)
         engine.calibration_note = resolved.note
         return engine
     except BaseException:

@@ -10,6 +10,9 @@ Safety marks, decided by :func:`safety_banners` (pure, testable):
   numbers are hidden, so a stale overlay never looks live.
 - **NIR LOST**: the newest pair came without NIR.  The view shows white light
   only (the overlay is not drawn at all) under a red NIR LOST banner.
+- **PREPARING**: the analysis kernels are still being compiled (first start
+  after installing): white light only, under a blue band that says the
+  overlay is not on yet and how far the preparation is.
 - **FROZEN** (the user held the picture), **PAUSED** (replay), **END**: the
   picture is not live, so it says so.
 
@@ -33,9 +36,11 @@ STALE_MIN_S = 0.100
 
 # banner kinds, in the order they are stacked
 STALE, NIR_LOST, FROZEN, PAUSED, ENDED = "stale", "nir_lost", "frozen", "paused", "ended"
+PREPARING = "preparing"
 
 RED = QColor(220, 30, 30)
 AMBER = QColor(255, 170, 0)
+BLUE = QColor(30, 90, 200)
 GREEN = QColor(40, 200, 90)
 WHITE = QColor(255, 255, 255)
 BOX = QColor(0, 0, 0, 170)
@@ -49,7 +54,7 @@ def stale_after(fps: Optional[float]) -> float:
 
 def safety_banners(*, now: float, last_new_frame: Optional[float], fps: Optional[float],
                    nir_lost: bool, frozen: bool = False, paused: bool = False,
-                   ended: bool = False) -> list[str]:
+                   ended: bool = False, preparing: bool = False) -> list[str]:
     """Which safety marks the picture needs now (empty = live and complete).
 
     Parameters
@@ -69,6 +74,8 @@ def safety_banners(*, now: float, last_new_frame: Optional[float], fps: Optional
         marks.append(STALE)
     if nir_lost:
         marks.append(NIR_LOST)
+    elif preparing:
+        marks.append(PREPARING)
     return marks
 
 
@@ -112,6 +119,7 @@ class HudState:
     position: str = ""  # replay position text
     #: how the rims shown were found: "every frame" or "async, N behind" ("" = not said)
     analysis: str = ""
+    preparing: str = ""  # what is prepared before the overlay starts (the PREPARING band)
     visible: bool = True
 
 
@@ -122,17 +130,35 @@ def _font(px: float, bold: bool = True) -> QFont:
     return f
 
 
-def text_box(p: QPainter, x: float, y: float, text: str, px: float, color=WHITE,
-              bg=BOX, align_right: bool = False) -> QRectF:
-    """Draw ``text`` (may hold newlines) on a dark box with its top-left (or top-right) at x, y."""
-    font = _font(px)
-    fm = QFontMetricsF(font)
+def text_size(text: str, px: float) -> tuple[float, float]:
+    """Width and height of :func:`text_box`'s box for ``text`` at ``px``."""
+    fm = QFontMetricsF(_font(px))
     lines = text.split("\n")
-    w = max(fm.horizontalAdvance(s) for s in lines) + px * 0.6
-    h = fm.height() * len(lines) + px * 0.3
+    return (max(fm.horizontalAdvance(s) for s in lines) + px * 0.6,
+            fm.height() * len(lines) + px * 0.3)
+
+
+def inside(box: QRectF, within: QRectF) -> QRectF:
+    """``box`` moved (not resized) so that it lies inside ``within`` (its top-left first,
+    when it is the larger)."""
+    x = max(within.left(), min(box.left(), within.right() - box.width()))
+    y = max(within.top(), min(box.top(), within.bottom() - box.height()))
+    return QRectF(x, y, box.width(), box.height())
+
+
+def text_box(p: QPainter, x: float, y: float, text: str, px: float, color=WHITE,
+              bg=BOX, align_right: bool = False, within: Optional[QRectF] = None) -> QRectF:
+    """Draw ``text`` (may hold newlines) on a dark box with its top-left (or top-right) at x, y.
+
+    ``within``: the picture's rectangle; the box (text and all) is moved inside it.
+    """
+    font = _font(px)
+    w, h = text_size(text, px)
     if align_right:
         x -= w
     box = QRectF(x, y, w, h)
+    if within is not None:
+        box = inside(box, within)
     p.setPen(Qt.NoPen)
     p.setBrush(bg)
     p.drawRoundedRect(box, px * 0.2, px * 0.2)
@@ -153,10 +179,10 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
     px = max(14.0, image_rect.height() / 28.0)
     p.setRenderHint(QPainter.Antialiasing, True)
     p.setRenderHint(QPainter.TextAntialiasing, True)
-    live = STALE not in state.marks and NIR_LOST not in state.marks
+    live = STALE not in state.marks and NIR_LOST not in state.marks and PREPARING not in state.marks
 
     if state.visible and live and state.rims_drawable:
-        _paint_rims(p, state.rims, to_view, px * 0.8, state.nir_signal)
+        _paint_rims(p, state.rims, to_view, px * 0.8, image_rect, state.nir_signal)
 
     if STALE in state.marks:
         _paint_stale(p, image_rect, px, state.stale_for)
@@ -177,10 +203,20 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
         p.setFont(_font(px * 1.5))
         p.setPen(WHITE)
         p.drawText(band, Qt.AlignCenter, "NIR LOST \u2013 overlay off, white light only")
+    if PREPARING in state.marks:
+        band = QRectF(image_rect.left(), image_rect.top(), image_rect.width(), px * 3.4)
+        p.setPen(Qt.NoPen)
+        p.setBrush(BLUE)
+        p.drawRect(band)
+        p.setFont(_font(px * 1.2))
+        p.setPen(WHITE)
+        p.drawText(band, Qt.AlignCenter, "OVERLAY NOT ON YET \u2013 white light only\n"
+                   + (state.preparing or "Preparing analysis kernels"))
 
     if not state.visible:
         return
-    top = image_rect.top() + px * (2.8 if NIR_LOST in state.marks else 0.4)
+    band_px = 2.8 if NIR_LOST in state.marks else 3.8 if PREPARING in state.marks else 0.4
+    top = image_rect.top() + px * band_px
     left = image_rect.left() + px * 0.4
     lat = "--" if state.latency_ms is None else f"{state.latency_ms:.0f}"
     info = f"{state.fps:4.1f} fps   +{lat} ms"
@@ -190,7 +226,7 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
         info += f"\n{state.position}"
     if state.analysis:
         info += f"\nrims: {state.analysis}"
-    text_box(p, left, top, info, px)
+    text_box(p, left, top, info, px, within=image_rect)
 
     rec = state.recording or {}
     rstate = rec.get("state", RecordingState.OFF)
@@ -203,7 +239,7 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
         if notw:
             text += f"\n{notw} frames not written"
         right = image_rect.right() - px * 0.4
-        box = text_box(p, right, top, "    " + text, px, align_right=True)
+        box = text_box(p, right, top, "    " + text, px, align_right=True, within=image_rect)
         p.setPen(Qt.NoPen)
         p.setBrush(RED)
         r = px * 0.4
@@ -227,13 +263,14 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
             p.setPen(WHITE)
             p.drawText(band, Qt.AlignCenter, f"FLUORESCENCE IN TRANSECTION PLANE{tbr}")
         elif live:
-            text_box(p, left, image_rect.bottom() - px * 2.0, "plane clear", px * 0.9, color=GREEN)
+            text_box(p, left, image_rect.bottom() - px * 2.0, "plane clear", px * 0.9, color=GREEN,
+                     within=image_rect)
 
     if state.message:
         color = QColor(255, 120, 120) if state.message_is_error else WHITE
         font_px = px * 0.9
         y = image_rect.bottom() - px * (5.0 if state.plane_set else 2.2)
-        text_box(p, left, y, _wrap(state.message, 90), font_px, color=color)
+        text_box(p, left, y, _wrap(state.message, 90), font_px, color=color, within=image_rect)
 
 
 def _wrap(text: str, width: int) -> str:
@@ -264,11 +301,24 @@ def rim_label(r, nir_signal: str = "linear") -> str:
     return f"{tbr}\n{thick}  {comp}"
 
 
-def _paint_rims(p: QPainter, rims, to_view, px: float, nir_signal: str = "linear") -> None:
+def rim_label_box(r, to_view, px: float, within: QRectF, nir_signal: str = "linear") -> QRectF:
+    """Where a rim's label goes: right of the rim, else left of it when it does not fit
+    there (a rim at the right edge), and always inside the picture ``within``."""
+    x, y, w, h = r.bbox
+    bw, bh = text_size(rim_label(r, nir_signal), px)
+    right = to_view(x + w, r.centroid[1])
+    left = to_view(x, r.centroid[1])
+    bx = right.x() + px * 0.3
+    if bx + bw > within.right() and left.x() - px * 0.3 - bw >= within.left():
+        bx = left.x() - px * 0.3 - bw
+    return inside(QRectF(bx, right.y() - px, bw, bh), within)
+
+
+def _paint_rims(p: QPainter, rims, to_view, px: float, within: QRectF,
+                nir_signal: str = "linear") -> None:
     for r in rims:
-        x, y, w, h = r.bbox
-        anchor = to_view(x + w, r.centroid[1])
-        text_box(p, anchor.x() + px * 0.3, anchor.y() - px, rim_label(r, nir_signal), px)
+        box = rim_label_box(r, to_view, px, within, nir_signal)
+        text_box(p, box.left(), box.top(), rim_label(r, nir_signal), px, within=within)
 
 
 def _paint_stale(p: QPainter, rect: QRectF, px: float, age: float) -> None:

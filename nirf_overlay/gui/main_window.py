@@ -216,11 +216,19 @@ class MainWindow(QMainWindow):
         if now - self._last_status_t >= STATUS_EVERY_S:
             self._last_status_t = now
             self.readout.refresh(now)
+            self._update_title()
             self.acts.record.setChecked(self.engine.recording)
             if now - self._last_hist_t >= HISTOGRAM_EVERY_S:
                 self._last_hist_t = now
                 self._update_histogram()
         self.tasks.collect()
+
+    def _update_title(self) -> None:
+        """The title says when the overlay is not on yet (also seen in the task bar)."""
+        preparing = self.engine.preparing
+        title = f"nirf-overlay \u2013 overlay not on yet: {preparing}" if preparing else "nirf-overlay"
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
 
     def _update_histogram(self) -> None:
         frame = self.view.frame

@@ -48,6 +48,7 @@ class Readout:
         self.marks: list = []
         self._last_new_frame: Optional[float] = None
         self._nir_lost = False
+        self._preparing = False
         self._status: EngineStatus = engine.status()
         self._notice = ("", False, 0.0)  # text, is_error, expires (monotonic)
         self._paint_times = deque(maxlen=61)
@@ -90,6 +91,9 @@ class Readout:
                              else [(float(x), float(y)) for x, y in plane.polygon])
         self._last_new_frame = now
         self._nir_lost = lost
+        self._preparing = bool(item.preparing)
+        if item.preparing:  # the white light only (marked in the picture too), no numbers
+            hud.rims, hud.plane_flagged = [], False
         view.show_frame(item, image, image_b, now=True)
 
     def _on_painted(self, frame: DisplayFrame, t: float) -> None:
@@ -110,7 +114,7 @@ class Readout:
         fps = engine.fps * engine.speed if engine.pace else engine.fps
         marks = safety_banners(now=now, last_new_frame=self._last_new_frame, fps=fps,
                                nir_lost=self._nir_lost, frozen=frozen, paused=st.paused,
-                               ended=st.state == RunState.ENDED)
+                               ended=st.state == RunState.ENDED, preparing=self._preparing)
         hud = self.view.hud
         if STALE in marks and self._last_new_frame is not None:
             hud.stale_for = now - self._last_new_frame
@@ -152,6 +156,7 @@ class Readout:
         else:
             hud.position = ""
         hud.recording = st.recording
+        hud.preparing = st.preparing
         hud.message, hud.message_is_error = self._message(st, src, status, now)
         lat = "--" if hud.latency_ms is None else f"{hud.latency_ms:.0f} ms"
         self.status_line.setText(

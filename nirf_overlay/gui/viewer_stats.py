@@ -6,6 +6,7 @@ GUI; it is filled by the main window's view after every paint.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Optional
 
@@ -22,11 +23,15 @@ class ViewerStats:
     ``latency = painted - pair.arrival`` (seconds, ``time.monotonic``), i.e.
     the time the viewer adds: processing, mailbox, paint.  Frames painted in
     the first ``warmup_s`` seconds after the first painted frame are not
-    counted (the pipeline's first frames compile kernels and fill caches).
+    counted (the pipeline's first frames fill caches).  White-light frames
+    painted while the kernels were still being prepared (``frame.preparing``)
+    are counted apart (``white_light_frames``), never as overlay frames.
 
     Attributes
     ----------
     view_dropped : frames handed to the view but replaced before they were painted
+    first_painted, overlay_on : ``time.monotonic()`` of the first frame painted and
+        of the first one with the overlay (None: not yet); ``created`` is the reference
     """
 
     def __init__(self, warmup_s: float = 0.0):
@@ -40,9 +45,20 @@ class ViewerStats:
         self.view_dropped = 0
         self.sync_frames = 0  # painted frames whose rims were found before the paint
         self._base = None  # drop counters at the end of warm-up
+        self.created = time.monotonic()
+        self.first_painted: Optional[float] = None
+        self.overlay_on: Optional[float] = None
+        self.white_light_frames = 0
 
     def on_painted(self, frame, t: float, engine: Engine) -> None:
         """Count ``frame`` (a DisplayFrame) painted at ``t`` (``time.monotonic()``)."""
+        if self.first_painted is None:
+            self.first_painted = t
+        if frame.preparing:
+            self.white_light_frames += 1
+            return
+        if self.overlay_on is None:
+            self.overlay_on = t
         lat = t - frame.arrival
         self.recent.append(lat)
         if self.t0 is None:
@@ -98,4 +114,10 @@ class ViewerStats:
             "size": list(engine.info.size),
             "source_fps": engine.info.fps,
             "source": engine.info.description,
+            "first_frame_after_s": self._after(self.first_painted),
+            "overlay_on_after_s": self._after(self.overlay_on),
+            "white_light_frames": self.white_light_frames,
         }
+
+    def _after(self, t: Optional[float]) -> Optional[float]:
+        return None if t is None else t - self.created

@@ -5,7 +5,8 @@ message that names the argument, and then hands the arrays to its private
 numba kernels (:mod:`._kernels`), which check nothing: a wrong dtype there
 is a compile of a new specialisation or a numba typing error, a strided
 view where a kernel reshapes is a crash.  Read-only arrays are fine
-(sources hand out read-only frames).
+(sources hand out read-only frames); the per-pixel kernels get every input
+as a read-only view (:func:`read_only`), so each compiles once.
 """
 
 from __future__ import annotations
@@ -67,3 +68,18 @@ def _want(dtype, dims: Dims) -> str:
 
 def _shape_text(a: np.ndarray) -> str:
     return "(" + ", ".join(str(s) for s in a.shape) + ")"
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (``a`` itself when it is read-only already).
+
+    numba types a read-only array apart from a writable one and compiles a
+    kernel again for it; sources hand out both (the phantom's frames are
+    read-only).  Handing a kernel its inputs read-only means one compiled
+    version, and one less to wait for on the first start (``processing.warmup``).
+    """
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.setflags(write=False)
+    return v

@@ -346,13 +346,45 @@ class RimAnalyzer:
         )
 
 
-def warm_up() -> None:
-    """Compile (or load from numba's cache) the analysis kernels.
+def _warm_grid() -> None:
+    # kernels a 320 x 180 frame does not reach (its analysis grid is the frame itself)
+    pyramid2(np.zeros((8, 8), np.float32), np.empty((4, 4), np.float32), np.empty((2, 2), np.float32))
+    upscale_fluo(np.zeros((2, 2), np.uint8), 2, 2, np.empty((4, 4), np.uint8), np.empty((4, 4), np.uint8))
+    # point samples of the WL frame and the valid mask (1080p and 4K frames
+    # sample every 8th pixel)
+    sample_every(np.zeros((16, 16, 3), np.uint8), 8, 8, np.empty((2, 2, 3), np.uint8))
+    sample_every(np.zeros((16, 16), np.uint8), 8, 8, np.empty((2, 2), np.uint8))
 
-    Runs the analyzer once on a small synthetic ring, so the kernels are
-    compiled for exactly the argument types a real frame uses and the first
-    real frame with a rim does not wait for the compiler.
-    """
+
+def _warm_segmentation() -> None:
+    # the hysteresis kernels, for exactly the types a frame passes (a grid
+    # with and without the valid mask and the previous frame's mask)
+    r = np.full((4, 4), 3.0, np.float32)
+    for v, p in ((None, None), (np.ones((4, 4), bool), np.ones((4, 4), np.uint8))):
+        hysteresis_components(r, 2.0, 1.6, p, 1, valid=v)
+    circle_fit_sums(np.arange(8, dtype=np.float64), np.arange(8, dtype=np.float64))
+
+
+def _crops():
+    q, side, near = np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), np.zeros((4, 4), np.uint8)
+    for sl in (np.s_[:, :], np.s_[1:3, 1:3]):  # whole arrays and crops (non-contiguous)
+        yield q[sl], side[sl], near[sl]
+
+
+def _warm_background() -> None:
+    # the ring median reads crops of the analysis grid (contiguous when whole rows)
+    for q, side, _ in _crops():
+        ring_median(q.copy(), np.float32(0.5), np.float32(1.5), side, q)
+
+
+def _warm_refine() -> None:
+    for q, side, near in _crops():
+        edge_field(q, side, near, 0.5, 0.5, np.empty(q.shape, np.float32))
+
+
+def _warm_rims() -> None:
+    """The analyzer once on a small synthetic ring, so the remaining kernels are
+    compiled for exactly the argument types a real frame uses."""
     h, w = 180, 320
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.hypot(xx - 160, yy - 90)
@@ -363,21 +395,14 @@ def warm_up() -> None:
     wl = np.zeros((h, w, 3), np.uint8)
     wl[:] = (45, 55, 130)
     RimAnalyzer(Settings(), mm_per_px=0.1).analyze(nir, wl)
-    # kernels that frame does not reach (its analysis grid is the frame itself)
-    pyramid2(np.zeros((8, 8), np.float32), np.empty((4, 4), np.float32), np.empty((2, 2), np.float32))
-    upscale_fluo(np.zeros((2, 2), np.uint8), 2, 2, np.empty((4, 4), np.uint8), np.empty((4, 4), np.uint8))
-    circle_fit_sums(np.arange(8, dtype=np.float64), np.arange(8, dtype=np.float64))
-    # point samples of the WL frame and the valid mask (1080p and 4K frames
-    # sample every 8th pixel; the 320 x 180 frame above is its own grid)
-    sample_every(np.zeros((16, 16, 3), np.uint8), 8, 8, np.empty((2, 2, 3), np.uint8))
-    sample_every(np.zeros((16, 16), np.uint8), 8, 8, np.empty((2, 2), np.uint8))
-    # the hysteresis kernels, for exactly the types a frame passes (a grid
-    # with and without the valid mask and the previous frame's mask)
-    r = np.full((4, 4), 3.0, np.float32)
-    for v, p in ((None, None), (np.ones((4, 4), bool), np.ones((4, 4), np.uint8))):
-        hysteresis_components(r, 2.0, 1.6, p, 1, valid=v)
-    q, side, near = np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), np.zeros((4, 4), np.uint8)
-    for sl in (np.s_[:, :], np.s_[1:3, 1:3]):  # whole arrays and crops (non-contiguous)
-        edge_field(q[sl], side[sl], near[sl], 0.5, 0.5, np.empty(q[sl].shape, np.float32))
-        # the ring median reads crops of the analysis grid (contiguous when whole rows)
-        ring_median(q[sl].copy(), np.float32(0.5), np.float32(1.5), side[sl], q[sl])
+
+
+#: the analysis kernels in the order ``processing.warmup`` prepares them (one progress step each)
+WARM_STEPS = {"grid": _warm_grid, "segmentation": _warm_segmentation,
+              "background": _warm_background, "refine": _warm_refine, "rims": _warm_rims}
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the analysis kernels (:data:`WARM_STEPS`)."""
+    for step in WARM_STEPS.values():
+        step()

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..settings import Settings
 from ._kernels.pixel import composite_pass, pack_lut, row_scratch_bytes
-from ._validate import frame_dims, require, require_optional
+from ._validate import frame_dims, read_only, require, require_optional
 from .colormaps import Palette, colormap, gray_map, palette
 from .levels import compress
 
@@ -145,7 +145,7 @@ class Compositor:
         out = self._next_out(wl.shape)
         tab, i_on, blend = self._packed(ds.mode, palette(ds.colormap))
         idx_scale = (LUT_SIZE - 1) / max(hi - lo, 1e-12)
-        args = (True, wl, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+        args = (True, read_only(wl), np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
                 bool(ds.show_saturation), out)
         return FusedDisplay(out=out, args=args, lo=lo, hi=hi, threshold=threshold)
 
@@ -218,7 +218,8 @@ class Compositor:
         if sat is None:  # any uint8 (H, W) array will do: it is not read
             sat, show_sat = self._zero_sat(v.nir.shape), False
         tab, i_on, blend = self._packed(mode, v.palette)
-        composite_pass(v.wl, v.nir, sat, np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
+        # inputs read-only: one compiled version for every source (_validate.read_only)
+        composite_pass(read_only(v.wl), read_only(v.nir), read_only(sat), np.float32(lo), np.float32(idx_scale), tab, i_on, blend,
                        bool(show_sat), self._rowbuf, out)
 
     def _decorate(self, img: np.ndarray, v: "_View") -> None:
@@ -390,10 +391,14 @@ def _text(img, text, org, scale, colour=(255, 255, 255)) -> None:
 
 
 def _label(img, text, colour, org=None) -> None:
-    h = img.shape[0]
+    """``text`` at ``org`` (its baseline's left end), moved so that all of it is in the picture."""
+    h, w = img.shape[:2]
     scale = max(0.4, h / 900)
     if org is None:
         org = (int(10 * scale), int(30 * scale))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 4)
+    org = (int(min(max(org[0], 0), max(0, w - tw - 2))),
+           int(min(max(org[1], th + 2), max(th + 2, h - base - 2))))
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
 
@@ -421,14 +426,13 @@ def composite(wl: np.ndarray, nir: Optional[np.ndarray], *, lo: float, hi: float
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the compositing kernel, for writable and read-only WL."""
+    """Compile (or load from the cache) the compositing kernel (inputs reach it read-only,
+    so one frame compiles the one version every source uses)."""
     from ..settings import Settings
 
-    for ro in (False, True):
-        wl = np.zeros((8, 8, 3), np.uint8)
-        wl.setflags(write=not ro)
-        nir = np.zeros((8, 8), np.float32)
-        composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))
+    wl = np.zeros((8, 8, 3), np.uint8)
+    nir = np.zeros((8, 8), np.float32)
+    composite(wl, nir, lo=0.0, hi=1.0, settings=Settings(), saturated=np.zeros((8, 8), np.uint8))
 
 
 #: the colour of a rim's gaps (its core's uncovered outline): orange, unlike

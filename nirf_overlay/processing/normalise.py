@@ -49,10 +49,10 @@ import numpy as np
 from ..errors import CalibrationError
 from ._kernels.pixel import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
                              sample_pass)
-from ._validate import require
+from ._validate import read_only, require
 
 # kernel arguments that switch the display sweep off (types match the real ones)
-_NO_DISPLAY = (False, np.zeros((1, 1, 3), np.uint8), np.float32(0), np.float32(1),
+_NO_DISPLAY = (False, read_only(np.zeros((1, 1, 3), np.uint8)), np.float32(0), np.float32(1),
                np.zeros(2, np.uint64), 0, False, False, np.zeros((1, 1, 3), np.uint8))
 
 HIST_BINS = 4096
@@ -288,6 +288,7 @@ class Normaliser:
         vmax = full * self._inv_flat_max * gscale
         hist_scale = HIST_BINS / max(vmax, 1e-6)
         self._noise_c = max(0.25 * float(median_level), 1e-3)
+        raw = read_only(raw)  # one compiled version for every source (see _validate.read_only)
         normalise_pass(raw, self._dark, self._inv_flat, np.float32(gscale), sat_level, self.filt,
                        bool(self._have_prev and ns.temporal_alpha > 0), np.float32(ns.temporal_alpha),
                        np.float32(ns.motion_threshold), np.float32(self.noise_a),
@@ -337,30 +338,25 @@ def _ignored(cal, shape) -> Optional[np.ndarray]:
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) the normalisation kernel on a tiny frame.
+    """Compile (or load from the cache) the normalisation kernels on a tiny frame.
 
-    numba compiles one version per argument type, and read-only arrays (the
-    phantom source hands out read-only frames) are a type of their own, so
-    every combination the pipeline can meet is warmed: raw NIR writable or
-    read-only, with no display sweep or with a writable or read-only WL, with
-    a uint16 or a float32 dark plane.
+    Every array reaches the kernels read-only (:func:`._validate.read_only`),
+    so one frame, without and with the fused display sweep, compiles every
+    version the pipeline can meet (read-only and writable inputs used to be
+    six versions and most of the first start's wait), each with a uint16 and a
+    float32 dark plane.
     """
     from ..settings import Settings
     from .composite import Compositor
 
     s = Settings()
-    for raw_ro in (False, True):
-        for wl_ro in (None, False, True):
-            raw = np.full((8, 8), 100, np.uint16)
-            raw.setflags(write=not raw_ro)
-            display = None
-            if wl_ro is not None:
-                wl = np.zeros((8, 8, 3), np.uint8)
-                wl.setflags(write=not wl_ro)
-                display = Compositor(ring=1).prepare_fused(wl, lo=0.0, hi=1.0, threshold=None,
-                                                           settings=s)
-            n = Normaliser()
-            n.process(raw, (8, 8), nir_bits=12, settings=s, display=display)
-            # and a float32 dark (a warped one, whose counts are not whole)
-            n._dark = n._dark.astype(np.float32)
-            n.process(raw, (8, 8), nir_bits=12, settings=s, display=display)
+    raw = np.full((8, 8), 100, np.uint16)
+    wl = np.zeros((8, 8, 3), np.uint8)
+    for fused in (False, True):
+        display = (Compositor(ring=1).prepare_fused(wl, lo=0.0, hi=1.0, threshold=None, settings=s)
+                   if fused else None)
+        n = Normaliser()
+        n.process(raw, (8, 8), nir_bits=12, settings=s, display=display)
+        # and a float32 dark (a warped one, whose counts are not whole)
+        n._dark = n._dark.astype(np.float32)
+        n.process(raw, (8, 8), nir_bits=12, settings=s, display=display)

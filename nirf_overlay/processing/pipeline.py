@@ -35,17 +35,14 @@ import numpy as np
 
 from ..settings import Settings
 from .analysis import NO_ANALYSIS, RimAnalyzer
-from .analysis import warm_up as _warm_analysis
 from .analysis_mode import AnalysisMode
 from .async_analysis import AsyncAnalysis
 from .background import display_background
 from .composite import Compositor
-from .composite import warm_up as _warm_composite
 from .follow import MotionHistory, move_rims
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
 from .motion import MotionEstimator
 from .normalise import Normaliser
-from .normalise import warm_up as _warm_normalise
 from .plane_anchor import PlaneAnchor
 from .result import FrameResult, PlaneCheck
 from .transfer import NirEntry
@@ -434,8 +431,9 @@ def _hash_state(h, obj, skip=()) -> None:
             h.update(f"{name}={v!r};".encode())
 
 
-def warm_up() -> None:
-    """Compile, or load from the numba cache, every kernel of the pipeline."""
-    _warm_normalise()
-    _warm_composite()
-    _warm_analysis()
+def warm_up(progress=None) -> None:
+    """Compile, or load from the numba cache, every kernel of the pipeline (once per
+    process; ``progress`` hears each step: :func:`.warmup.warm_up`)."""
+    from .warmup import warm_up as _warm
+
+    _warm(progress)
