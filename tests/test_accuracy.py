@@ -109,15 +109,24 @@ def test_transection_plane_flags_rim_and_not_liver():
 
 def test_lag_scores_each_truth_against_the_older_result():
     """evaluate(lag=L) compares frame k's truth with frame k-L's result (the live
-    viewer's rims come from the newest finished analysis)."""
+    viewer's rims come from the newest finished analysis), moved by the tissue's
+    motion since, as the viewer moves them."""
     from nirf_overlay.evaluate import dice
+    from nirf_overlay.processing.follow import MotionHistory, move_mask
 
     ph = Phantom(replace(PhantomParams(size=SIZE), seed=41, fps=10.0))
     frames = [ph.frame(i) for i in range(4)]
     lagged = evaluate(frames, Pipeline(calibration=ph.calibration()), lag=3)
     assert lagged["frames"] == 4
-    first = Pipeline(calibration=ph.calibration()).process(frames[0])
-    expected = dice(first.rim_mask > 0, frames[3].truth.rim_mask)
+    pipe = Pipeline(calibration=ph.calibration())
+    history = MotionHistory()
+    first = None
+    for f in frames:
+        r = pipe.process(f)
+        history.add(r.index, r.motion)
+        if first is None:
+            first = r.rim_mask > 0  # a copy: the pipeline reuses its mask buffers
+    expected = dice(move_mask(first, history.since(0)), frames[3].truth.rim_mask)
     assert lagged["mean_dice"] == pytest.approx(expected, abs=1e-12)
-    # the phantom moves between those frames: the old result overlaps less
-    assert expected < dice(first.rim_mask > 0, frames[0].truth.rim_mask)
+    # the phantom moves between those frames: the old result, not moved, overlaps less
+    assert dice(first, frames[3].truth.rim_mask) < expected
