@@ -89,6 +89,25 @@ def test_record_stopped_by_sigterm_finalises_the_session(tmp_path):
     assert session.frame_count == len(session.frames) >= 20
 
 
+
+@pytest.mark.parametrize("sig,code", STOPS, ids=[s.name for s, _ in STOPS])
+def test_viewer_stopped_by_a_signal_closes_in_order_and_writes_its_stats(tmp_path, sig, code):
+    """A signal lands inside some Qt slot: the viewer must close its window and end
+    like the other commands (one line, 128 + signal), with its --stats-json written."""
+    import json
+
+    stats = tmp_path / "stats.json"
+    proc = nirf("view", "--phantom", "--size", "160x120", "--exit-after", "600",
+                "--stats-json", str(stats))
+    time.sleep(6.0)  # the window opens at once (kernels, if cold, compile behind it)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"stopped by {sig.name}" in err.strip().splitlines()[-1], err
+    shown = json.loads(stats.read_text())
+    assert shown["frames_displayed"] + shown.get("white_light_frames", 0) > 0, shown
+
 # -- outputs never mix runs ---------------------------------------------------------------------
 @pytest.mark.parametrize("command", [
     ["process", "--phantom", "--size", "96x64", "--range", ":0.1", "--no-progress"],

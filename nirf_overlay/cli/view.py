@@ -159,6 +159,9 @@ def run(args) -> int:
     if note:
         window.notify(note, seconds=10)
 
+    from ..gui.app import quit_on_stop_signals
+
+    stopped = quit_on_stop_signals(app)
     result = {}
     if args.exit_after:
         from ..gui.app import call_later
@@ -176,4 +179,8 @@ def run(args) -> int:
         window.close()
     if args.stats_json:
         Path(args.stats_json).write_text(json.dumps(result, indent=2) + "\n")
+    if stopped:
+        from ..shutdown import Stopped
+
+        raise Stopped(stopped["signum"])
     return int(code)

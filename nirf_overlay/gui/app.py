@@ -81,3 +81,37 @@ def call_later(seconds: float, fn) -> None:
     from PyQt5.QtCore import QTimer
 
     QTimer.singleShot(int(seconds * 1000), fn)
+
+
+def quit_on_stop_signals(app) -> dict:
+    """SIGINT, SIGTERM and SIGHUP close the viewer in order instead of raising in a Qt slot.
+
+    The command line's rule (:mod:`nirf_overlay.shutdown`) raises ``Stopped`` where
+    the signal lands; in the viewer that is inside some slot, where PyQt5 would
+    report it as an error and go on.  Here the handler notes the signal and asks
+    the event loop to close every window (a recording stops as on Ctrl+Q) and
+    end; ``cli.view`` then writes its outputs and raises ``Stopped`` itself, so the
+    exit code and the one line are the other commands'.  Python runs signal
+    handlers only between its own bytecodes, so a timer wakes it every 200 ms.
+    Returns the dict that receives ``"signum"``.
+    """
+    import signal
+
+    from PyQt5.QtCore import QTimer
+
+    from ..shutdown import SIGNALS
+
+    got: dict = {}
+
+    def on_signal(signum, frame):
+        if "signum" not in got:
+            got["signum"] = signum
+            QTimer.singleShot(0, app.closeAllWindows)
+            QTimer.singleShot(0, app.quit)
+
+    for s in SIGNALS:
+        signal.signal(s, on_signal)
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    return got
