@@ -133,6 +133,11 @@ class Normaliser:
         self.filt: Optional[np.ndarray] = None
         #: (H, W) bool usable pixels in WL pixels (field of view, not ignored), None = all
         self.valid: Optional[np.ndarray] = None
+        #: a constant dark (raw counts) used when the calibration has no dark frame:
+        #: the black-level estimate (:mod:`.black_level`, :meth:`set_black_level`)
+        self.black_level: Optional[float] = None
+        #: (H, W) uint16 the last raw frame in WL pixel coordinates (warped or as given)
+        self.raw_wl: Optional[np.ndarray] = None
 
     # -- set-up -----------------------------------------------------------
     def reset(self) -> None:
@@ -182,7 +187,7 @@ class Normaliser:
             self._inv_flat = np.ones((1, ww), np.float32)  # one row, used for every row
             self._inv_flat_max = 1.0
         self._dark = (np.ascontiguousarray(dark, np.float32) if dark is not None
-                      else np.zeros((1, ww), np.float32))
+                      else np.full((1, ww), self.black_level or 0.0, np.float32))
         self.filt = np.zeros((hw, ww), np.float32)
         self.sat = np.zeros((hw, ww), np.uint8)
         nchunks = max(1, min(hw, 4 * numba.get_num_threads()))
@@ -215,6 +220,16 @@ class Normaliser:
         else:
             self._roi[:] = (0, h, 0, w)
         self._roi_key = key
+
+    def set_black_level(self, value: Optional[float]) -> None:
+        """Subtract ``value`` raw counts (None: nothing) as the dark from the next frame on,
+        where the calibration has no dark frame; the same path as a dark frame (one row,
+        read for every row), before the flat, gain and exposure corrections."""
+        if self.calibration is not None and self.calibration.dark is not None:
+            return
+        self.black_level = None if value is None else float(value)
+        if self._shape_key is not None:
+            self._dark[:] = np.float32(self.black_level or 0.0)
 
     def gain_scale(self, gain, exposure_ms, enabled: bool = True) -> float:
         """``(gain_ref / gain) * (exposure_ref / exposure)``; 1 for unknown values."""
@@ -266,6 +281,7 @@ class Normaliser:
             raw = self._raw_warped
         elif not raw.flags.c_contiguous:
             raw = np.ascontiguousarray(raw)
+        self.raw_wl = raw
         ns = settings.normalise
         self._set_roi(settings.levels.roi, self.filt.shape)
         gscale = self.gain_scale(gain, exposure_ms, ns.gain_normalise)

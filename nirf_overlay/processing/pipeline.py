@@ -38,6 +38,7 @@ from .analysis import NO_ANALYSIS, RimAnalyzer
 from .analysis import warm_up as _warm_analysis
 from .async_analysis import AsyncAnalysis
 from .background import display_background
+from .black_level import BlackLevelEstimator
 from .composite import Compositor
 from .composite import warm_up as _warm_composite
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
@@ -87,6 +88,12 @@ class Pipeline:
         #: the calibration's NIR transfer curve, applied before normalising (.transfer)
         self.nir_entry = NirEntry(calibration.nir_transfer if calibration is not None else None)
         self.normaliser = Normaliser(calibration)
+        #: without a dark frame: the black level estimated under instruments
+        #: (:mod:`.black_level`), subtracted as a constant dark; None with a dark frame
+        self.black_level: Optional[BlackLevelEstimator] = None
+        if calibration is None or calibration.dark is None:
+            self.black_level = BlackLevelEstimator(self.mm_per_px,
+                                                   self.settings.segment.analysis_scale)
         self.display_levels = DisplayLevels()
         self.compositor = Compositor(ring=ring)
         self.analyzer = RimAnalyzer(self.settings, mm_per_px=self.mm_per_px)
@@ -192,6 +199,10 @@ class Pipeline:
         norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
                                        median_level=median, display=fused)
+        black = self.normaliser.black_level  # what this frame had subtracted
+        if self.black_level is not None:  # feeds the next frame
+            self.normaliser.set_black_level(
+                self.black_level.update(self.normaliser.raw_wl, wl, norm.valid))
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         if shown_as_encoded(settings.levels.compression, nir_signal):
@@ -230,6 +241,7 @@ class Pipeline:
             mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
             analysis_index=analysis_index, nir_signal=nir_signal,
             dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
+            black_level=black,
         )
 
     def _display_settings(self, settings: Settings, nir_signal: str) -> Settings:
@@ -304,7 +316,9 @@ class Pipeline:
         cache: plain objects) are not hashed.
         """
         h = hashlib.sha1()
-        _hash_state(h, self.normaliser, skip=("calibration",))
+        _hash_state(h, self.normaliser, skip=("calibration", "raw_wl"))
+        if self.black_level is not None:
+            h.update(f"black {list(self.black_level._recent)!r} {self.black_level.value!r};".encode())
         _hash_state(h, self.display_levels)
         _hash_state(h, self.analyzer, skip=("settings", "mm_per_px"))
         for t in self.analyzer.tracker.tracks:

@@ -17,6 +17,7 @@ FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
     "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame",
+    "black_level",
 )
 RIM_COLUMNS = (
     "frame", "time_s", "rim_id", "tbr", "contrast", "target_intensity",
@@ -99,6 +100,10 @@ class FrameResult:
     #: changes with the gain (the offset is not scaled by the gain correction);
     #: None when not known (an empty cell)
     dark_subtracted: Optional[bool] = None
+    #: without a dark frame: the black level subtracted in its place (NIR raw
+    #: counts, estimated under an instrument: :mod:`.black_level`); None when
+    #: not estimated (an empty cell), and always with a dark frame
+    black_level: Optional[float] = None
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
@@ -129,6 +134,7 @@ class FrameResult:
             "plane_fluorescence": int(bool(self.plane.flagged)),
             "nir_signal": self.nir_signal,
             "dark_frame": None if self.dark_subtracted is None else int(self.dark_subtracted),
+            "black_level": None if self.black_level is None else round(float(self.black_level), 2),
         }
 
     def rim_rows(self) -> list[dict]:
