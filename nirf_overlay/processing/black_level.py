@@ -122,7 +122,9 @@ class BlackLevelEstimator:
         vals = raw_s[usable]
         if vals.size < MIN_PX:
             return None
-        floor, liver = np.percentile(vals, [FLOOR_PERCENTILE, 50.0])
+        # every 4th pixel: plenty for a 0.5th percentile, and 4x cheaper
+        floor, liver = np.percentile(vals[::4] if vals.size >= 64 * MIN_PX else vals,
+                                     [FLOOR_PERCENTILE, 50.0])
         if liver - floor <= 0:
             return None
         instr = instrument_mask(wl_s, (raw_s - np.float32(floor)) / np.float32(liver - floor))
