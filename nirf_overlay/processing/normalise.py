@@ -111,14 +111,17 @@ def _homography_for(cal, nir_shape, wl_shape) -> Optional[np.ndarray]:
     return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
 
 
-def _dark_plane(dark: Optional[np.ndarray], width: int) -> np.ndarray:
+def _dark_plane(dark: Optional[np.ndarray], width: int, black: Optional[float] = None) -> np.ndarray:
     """The dark plane as the kernel reads it: uint16 when it holds whole counts
-    (a measured dark, unwarped), else float32; one zero row when there is none.
+    (a measured dark, unwarped), else float32; one row when there is none (zero,
+    or the estimated ``black`` level: :mod:`.black_level`).
 
     uint16 halves the bytes of the plane read every frame (4 MB at 1080p) and
     gives the same result to the bit: ``float32(raw) - float32(dark)`` either way.
     """
     if dark is None:
+        if black:
+            return np.full((1, width), black, np.float32)
         return np.zeros((1, width), np.uint16)
     d = np.ascontiguousarray(dark, np.float32)
     if d.size and d.min() >= 0 and d.max() <= 65535 and np.array_equal(d, np.round(d)):
@@ -148,6 +151,11 @@ class Normaliser:
         self.filt: Optional[np.ndarray] = None
         #: (H, W) bool usable pixels in WL pixels (field of view, not ignored), None = all
         self.valid: Optional[np.ndarray] = None
+        #: a constant dark (raw counts) used when the calibration has no dark frame:
+        #: the black-level estimate (:mod:`.black_level`, :meth:`set_black_level`)
+        self.black_level: Optional[float] = None
+        #: (H, W) uint16 the last raw frame in WL pixel coordinates (warped or as given)
+        self.raw_wl: Optional[np.ndarray] = None
 
     # -- set-up -----------------------------------------------------------
     def reset(self) -> None:
@@ -196,7 +204,7 @@ class Normaliser:
         else:
             self._inv_flat = np.ones((1, ww), np.float32)  # one row, used for every row
             self._inv_flat_max = 1.0
-        self._dark = _dark_plane(dark, ww)
+        self._dark = _dark_plane(dark, ww, self.black_level)
         self.filt = np.zeros((hw, ww), np.float32)
         self.sat = np.zeros((hw, ww), np.uint8)
         nchunks = max(1, min(hw, 4 * numba.get_num_threads()))
@@ -229,6 +237,16 @@ class Normaliser:
         else:
             self._roi[:] = (0, h, 0, w)
         self._roi_key = key
+
+    def set_black_level(self, value: Optional[float]) -> None:
+        """Subtract ``value`` raw counts (None: nothing) as the dark from the next frame on,
+        where the calibration has no dark frame; the same path as a dark frame (one row,
+        read for every row), before the flat, gain and exposure corrections."""
+        if self.calibration is not None and self.calibration.dark is not None:
+            return
+        self.black_level = None if value is None else float(value)
+        if self._shape_key is not None:
+            self._dark = _dark_plane(None, self._dark.shape[1], self.black_level)
 
     def gain_scale(self, gain, exposure_ms, enabled: bool = True) -> float:
         """``(gain_ref / gain) * (exposure_ref / exposure)``; 1 for unknown values."""
@@ -280,6 +298,7 @@ class Normaliser:
             raw = self._raw_warped
         elif not raw.flags.c_contiguous:
             raw = np.ascontiguousarray(raw)
+        self.raw_wl = raw
         ns = settings.normalise
         self._set_roi(settings.levels.roi, self.filt.shape)
         gscale = self.gain_scale(gain, exposure_ms, ns.gain_normalise)

@@ -38,6 +38,7 @@ from .analysis import NO_ANALYSIS, RimAnalyzer
 from .analysis_mode import AnalysisMode
 from .async_analysis import AsyncAnalysis
 from .background import display_background
+from .black_level import BlackLevelEstimator
 from .composite import Compositor
 from .follow import MotionHistory, move_rims
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
@@ -92,6 +93,12 @@ class Pipeline:
         #: the calibration's NIR transfer curve, applied before normalising (.transfer)
         self.nir_entry = NirEntry(calibration.nir_transfer if calibration is not None else None)
         self.normaliser = Normaliser(calibration)
+        #: without a dark frame: the black level estimated under instruments
+        #: (:mod:`.black_level`), subtracted as a constant dark; None with a dark frame
+        self.black_level: Optional[BlackLevelEstimator] = None
+        if calibration is None or calibration.dark is None:
+            self.black_level = BlackLevelEstimator(self.mm_per_px,
+                                                   self.settings.segment.analysis_scale)
         self.display_levels = DisplayLevels()
         self.compositor = Compositor(ring=ring)
         self.analyzer = RimAnalyzer(self.settings, mm_per_px=self.mm_per_px)
@@ -225,6 +232,12 @@ class Pipeline:
         norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
                                        median_level=median, display=fused)
+        black = self.normaliser.black_level  # what this frame had subtracted
+        # feeds the next frame; display-encoded NIR has no sensor black level to find
+        # (the tower mapped it to its own black before encoding)
+        if self.black_level is not None and nir_signal == "linear":
+            self.normaliser.set_black_level(
+                self.black_level.update(self.normaliser.raw_wl, wl, norm.valid))
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         if shown_as_encoded(settings.levels.compression, nir_signal):
@@ -277,6 +290,7 @@ class Pipeline:
             analysis_index=analysis_index, nir_signal=nir_signal, motion=motion,
             dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
             analysis_mode="async" if use_async else "sync",
+            black_level=black,
         )
 
     def _display_settings(self, settings: Settings, nir_signal: str) -> Settings:
@@ -386,7 +400,9 @@ class Pipeline:
         cache: plain objects) are not hashed.
         """
         h = hashlib.sha1()
-        _hash_state(h, self.normaliser, skip=("calibration",))
+        _hash_state(h, self.normaliser, skip=("calibration", "raw_wl"))
+        if self.black_level is not None:
+            h.update(f"black {list(self.black_level._recent)!r} {self.black_level.value!r};".encode())
         _hash_state(h, self.display_levels)
         _hash_state(h, self.analyzer, skip=("settings", "mm_per_px"))
         for t in self.analyzer.tracker.tracks:

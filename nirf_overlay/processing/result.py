@@ -17,6 +17,7 @@ FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
     "background_intensity", "rim_thickness_mm", "rim_completeness", "rim_area_mm2",
     "saturated_fraction", "plane_fluorescence", "nir_signal", "dark_frame",
+    "black_level",
     # per-frame status (see FrameResult.nir_status / dropped_before)
     "nir", "dropped_before", "plane_polygon",
 )
@@ -148,6 +149,10 @@ class FrameResult:
     #: ``"sync"``: this frame analysed before it was shown; ``"async"``: rims from
     #: the analysis thread (a live pipeline, see :mod:`.analysis_mode`)
     analysis_mode: str = "sync"
+    #: without a dark frame: the black level subtracted in its place (NIR raw
+    #: counts, estimated under an instrument: :mod:`.black_level`); None when
+    #: not estimated (an empty cell), and always with a dark frame
+    black_level: Optional[float] = None
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
@@ -185,6 +190,7 @@ class FrameResult:
             "plane_fluorescence": self.plane.fluorescence_cell(),
             "nir_signal": self.nir_signal,
             "dark_frame": None if self.dark_subtracted is None else int(self.dark_subtracted),
+            "black_level": None if self.black_level is None else round(float(self.black_level), 2),
             "nir": self.nir_status,
             "dropped_before": int(self.dropped_before),
             "plane_polygon": self.plane.polygon_cell(),
