@@ -112,7 +112,7 @@ def _refused(path, pattern):
     return msg
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None, True])
+@pytest.mark.parametrize("version", [3, 0, "1", None, True])
 def test_wrong_schema_version(profile, version):
     path, _ = profile
     _edit(path, schema_version=version)

@@ -299,9 +299,119 @@ def profile_without_frame_size(ctx):
     ctx.load(ctx.profile(drop="frame_size"))
 
 
-@case(r"\S*profile\.json: schema_version: 2 is not supported \(this version reads 1\)$")
+@case(r"\S*profile\.json: schema_version: 3 is not supported \(this version reads 2\)$")
 def profile_of_another_version(ctx):
-    ctx.load(ctx.profile(schema_version=2))
+    ctx.load(ctx.profile(schema_version=3))
+
+
+@case(r"\S*profile\.json: layout: expected \{\"wl_rect\"")
+def profile_layout_not_an_object(ctx):
+    ctx.load(ctx.profile(layout=[0, 0, 64, 48]))
+
+
+@case(r"\S*profile\.json: layout: nir_rect: \[70, 0, 0, 48\] is empty")
+def profile_layout_empty_inset(ctx):
+    ctx.load(ctx.profile(layout={"wl_rect": [0, 0, 64, 48], "nir_rect": [70, 0, 0, 48]}))
+
+
+@case(r"\S*profile\.json: layout: nir_rect: overlaps the WL inset by 480 px")
+def profile_layout_overlapping_insets(ctx):
+    ctx.load(ctx.profile(layout={"wl_rect": [0, 0, 64, 48], "nir_rect": [54, 0, 64, 48]}))
+
+
+@case(r"\S*profile\.json: layout: wl_rect: the WL inset is 32x48 but frame_size is 64x48")
+def profile_layout_not_frame_size(ctx):
+    ctx.load(ctx.profile(layout={"wl_rect": [0, 0, 32, 48], "nir_rect": [64, 0, 64, 48]}))
+
+
+@case(r"\S*profile\.json: ignore_rects: expected a list")
+def profile_ignore_rects_not_a_list(ctx):
+    ctx.load(ctx.profile(ignore_rects={"clock": [0, 0, 8, 8]}))
+
+
+@case(r"\S*profile\.json: ignore_rects\[1\]: \[60, 0, 8, 8\] reaches past the 64x48 frame")
+def profile_ignore_rect_outside(ctx):
+    ctx.load(ctx.profile(ignore_rects=[[0, 0, 8, 8], [60, 0, 8, 8]]))
+
+
+@case(r"\S*profile\.json: nir_transfer: 'gamma:x': the gamma must be a number")
+def profile_transfer_bad(ctx):
+    ctx.load(ctx.profile(nir_transfer="gamma:x"))
+
+
+def _lut_profile(ctx, name, text):
+    (ctx.tmp / name).write_text(text)
+    ctx.load(ctx.profile(nir_transfer=f"lut:{ctx.tmp / name}"))
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*nolut\.csv: no such LUT file$")
+def profile_transfer_lut_missing(ctx):
+    ctx.load(ctx.profile(nir_transfer=f"lut:{ctx.tmp / 'nolut.csv'}"))
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*latin\.csv: cannot be read as CSV")
+def profile_transfer_lut_unreadable(ctx):
+    (ctx.tmp / "latin.csv").write_bytes(b"0,0\n\xff\xfe,1\n")
+    ctx.load(ctx.profile(nir_transfer=f"lut:{ctx.tmp / 'latin.csv'}"))
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*words\.csv: row 2: expected two numbers")
+def profile_transfer_lut_not_numbers(ctx):
+    _lut_profile(ctx, "words.csv", "0,0\nhalf,0.2\n1,1\n")
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*one\.csv: 1 rows; a curve needs 2")
+def profile_transfer_lut_one_row(ctx):
+    _lut_profile(ctx, "one.csv", "display,linear\n0.5,0.2\n")
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*nan\.csv: values must be finite")
+def profile_transfer_lut_not_finite(ctx):
+    _lut_profile(ctx, "nan.csv", "0,0\n0.5,nan\n1,1\n")
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*codes\.csv: display values must be fractions")
+def profile_transfer_lut_codes(ctx):
+    _lut_profile(ctx, "codes.csv", "0,0\n128,0.2\n255,1\n")
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*down\.csv: display values must be strictly increasing")
+def profile_transfer_lut_not_increasing(ctx):
+    _lut_profile(ctx, "down.csv", "0,0\n0.5,0.2\n0.5,1\n")
+
+
+@case(r"\S*profile\.json: nir_transfer: \S*dec\.csv: linear values must be >= 0, not decreasing")
+def profile_transfer_lut_decreasing(ctx):
+    _lut_profile(ctx, "dec.csv", "0,0\n0.5,0.6\n1,0.4\n")
+
+
+@case(r"\S*profile\.json: nir_transfer: 'gamma:40': gamma 40 is outside 0.1..10")
+def profile_transfer_gamma_out_of_range(ctx):
+    ctx.load(ctx.profile(nir_transfer="gamma:40"))
+
+
+@case(r"\S*profile\.json: nir_transfer: 'log' is not a transfer; expected linear")
+def profile_transfer_unknown(ctx):
+    ctx.load(ctx.profile(nir_transfer="log"))
+
+
+@case(r"\S*profile\.json: nir_transfer: 7 is not a transfer")
+def profile_transfer_not_a_string(ctx):
+    ctx.load(ctx.profile(nir_transfer=7))
+
+
+@case(r"\S*bad_layout\.json: layout: nir_rect: overlaps the WL inset")
+def profile_save_overlapping_layout(ctx):
+    from nirf_overlay.calibration.model import Layout
+    save_profile(Calibration(layout=Layout((0, 0, 64, 48), (10, 10, 64, 48))),
+                 str(ctx.tmp / "bad_layout.json"))
+
+
+@case(r"\S*bad_size\.json: layout: wl_rect: the WL inset is 64x48 but frame_size is 32x32")
+def profile_save_layout_of_another_size(ctx):
+    from nirf_overlay.calibration.model import Layout
+    save_profile(Calibration(frame_size=(32, 32), layout=Layout((0, 0, 64, 48), (64, 0, 64, 48))),
+                 str(ctx.tmp / "bad_size.json"))
 
 
 @case(r"\S*profile\.json: frame_size: \[64\.5, 48\] is not \[width, height\] in pixels$")
@@ -552,7 +662,7 @@ def test_refusal_is_one_line_naming_its_input(outcomes, name, pattern, option):
 def _raise_sites():
     """{(path, line): (function, source)} of every ``raise`` of a refusal in the package."""
     root = pathlib.Path(calibration_package.__file__).parent
-    refusals = {"CalibrationError", "CalibrationOptionError", "bad"}
+    refusals = {"CalibrationError", "CalibrationOptionError", "TransferError", "bad"}
     sites = {}
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).as_posix()

@@ -372,7 +372,7 @@ def test_make_sample_round_trip(tmp_path):
         assert nir[i].dtype == np.uint16 and np.array_equal(nir[i], ref.nir)  # lossless
         assert wl[i].shape == ref.wl.shape and np.abs(wl[i].astype(int) - ref.wl).mean() < 8
     prof = json.loads((out / "calibration" / "profile.json").read_text())
-    assert prof["schema_version"] == 1 and prof["frame_size"] == [160, 96]
+    assert prof["schema_version"] == 2 and prof["frame_size"] == [160, 96]
     assert prof["mm_per_px"] == pytest.approx(75.0 / 160) and prof["gain_ref"] == 1.0
     import tifffile
 

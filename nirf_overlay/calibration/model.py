@@ -14,6 +14,60 @@ from ..errors import CalibrationError
 #: largest ``mm_per_px`` accepted (a 10 mm pixel is no laparoscope)
 MAX_MM_PER_PX = 10.0
 
+#: a rectangle in pixels: (x, y, width, height), x and y of its top-left pixel
+Rect = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a combined (tower) frame carries each view.
+
+    ``wl_rect`` and ``nir_rect`` are ``(x, y, w, h)`` in pixels of the
+    combined frame.  The NIR inset may be larger or smaller than the WL one
+    (an enlarged NIR view): it is resized to the WL inset's size, so masks,
+    metrics and the overlay are in WL-inset pixels as everywhere else, and a
+    profile's ``frame_size`` is the WL inset's ``(w, h)``.
+    """
+
+    wl_rect: Rect
+    nir_rect: Rect
+
+    @property
+    def wl_size(self) -> tuple[int, int]:
+        """(W, H) of the WL inset: the size of every frame the pipeline sees."""
+        return int(self.wl_rect[2]), int(self.wl_rect[3])
+
+    def to_dict(self) -> dict:
+        return {"wl_rect": list(self.wl_rect), "nir_rect": list(self.nir_rect)}
+
+
+def rect_problem(rect, bounds: Optional[tuple[int, int]] = None) -> str:
+    """Why ``rect`` is not a usable ``(x, y, w, h)`` inside ``bounds`` (W, H); "" if it is."""
+    if (not isinstance(rect, (list, tuple)) or len(rect) != 4
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in rect)):
+        return f"{_show(rect)} is not [x, y, w, h] in whole pixels"
+    x, y, w, h = (int(v) for v in rect)
+    if w <= 0 or h <= 0:
+        return f"{_show(rect)} is empty (width and height must be at least 1 px)"
+    if x < 0 or y < 0:
+        return f"{_show(rect)} starts outside the frame (x and y must be 0 or more)"
+    if bounds is not None and (x + w > bounds[0] or y + h > bounds[1]):
+        return f"{_show(rect)} reaches past the {bounds[0]}x{bounds[1]} frame"
+    return ""
+
+
+def overlap_px(a: Rect, b: Rect) -> int:
+    """Pixels two rectangles share."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, w) * max(0, h)
+
+
+def _show(rect) -> str:
+    if isinstance(rect, (list, tuple)):
+        return "[" + ", ".join(str(v) for v in rect) + "]"
+    return repr(rect)
+
 
 class CalibrationOptionError(CalibrationError):
     """A refusal whose fix is one of the call's options.
@@ -45,6 +99,14 @@ class Calibration:
         Millimetres per WL pixel at the working distance. None = report pixels.
     frame_size : (W, H) or None
     exposure_ref_ms, gain_ref : the exposure and gain the flat was taken at.
+    layout : :class:`Layout` or None
+        Where a combined (tower) frame carries WL and NIR; a ``--combined``
+        source without ``--layout`` takes it from the calibration that applies.
+    ignore_rects : list of (x, y, w, h) in WL(-inset) pixels
+        On-screen text and graphics: neither fluorescence nor background.
+    nir_transfer : :class:`~.transfer.Transfer` or None
+        How the NIR is encoded (``linear``, ``gamma:G``, ``srgb``,
+        ``lut:FILE.csv``; :func:`~.transfer.parse_transfer`); None = not known.
     """
 
     dark: Optional[np.ndarray] = None
@@ -55,6 +117,9 @@ class Calibration:
     exposure_ref_ms: Optional[float] = None
     gain_ref: Optional[float] = None
     hot_pixels: Optional[np.ndarray] = None
+    layout: Optional[Layout] = None
+    ignore_rects: list = field(default_factory=list)
+    nir_transfer: Optional[object] = None  # a transfer.Transfer
     system: str = ""
     notes: str = ""
     source_path: Optional[str] = None

@@ -1,8 +1,8 @@
 """Calibration profiles: one JSON file plus the image files it names.
 
-Format (``schema_version`` 1)::
+Format (``schema_version`` 2)::
 
-    {"schema_version": 1, "system": "...", "created": "2026-01-01T12:00:00+00:00",
+    {"schema_version": 2, "system": "...", "created": "2026-01-01T12:00:00+00:00",
      "notes": "", "frame_size": [W, H],
      "dark": "dark.tiff" | null,            # 16-bit TIFF, mean dark frame, raw counts
      "flat": "flat.tiff" | null,            # float32 TIFF, relative sensitivity, mean 1
@@ -11,7 +11,16 @@ Format (``schema_version`` 1)::
      "mm_per_px": float | null,             # millimetres per WL pixel
      "working_distance_mm": float | null,
      "exposure_ref_ms": float | null, "gain_ref": float | null,
-     "intrinsics": [[3x3]] | null, "distortion": [k1, k2, p1, p2(, k3...)] | null}
+     "intrinsics": [[3x3]] | null, "distortion": [k1, k2, p1, p2(, k3...)] | null,
+     "layout": {"wl_rect": [x, y, w, h], "nir_rect": [x, y, w, h]} | null,
+                                            # insets of a combined (tower) frame, its pixels;
+                                            # frame_size is then the WL inset's [w, h]
+     "ignore_rects": [[x, y, w, h], ...],   # WL(-inset) pixels: on-screen text, logos
+     "nir_transfer": "linear" | "gamma:G" | "srgb" | "lut:FILE.csv" | null}
+
+Schema 1 (before ``layout``, ``ignore_rects`` and ``nir_transfer``) is read
+as schema 2 with none of them (:func:`_migrate`); a profile is always written
+in the current schema.
 
 File names are relative to the JSON file.  Every entry is checked when the
 profile is loaded; anything missing or malformed raises a one-line
@@ -30,17 +39,18 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CalibrationError
-from .model import MAX_MM_PER_PX, Calibration
+from .model import MAX_MM_PER_PX, Calibration, Layout, overlap_px, rect_problem
+from .transfer import Transfer, parse_transfer
 
 __all__ = ["SCHEMA_VERSION", "load_profile", "save_profile"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Keys every profile carries (null where unknown); order is the order written.
 _KEYS = (
     "schema_version", "system", "created", "notes", "frame_size", "dark", "flat", "hot_pixels",
     "homography_wl_to_nir", "mm_per_px", "working_distance_mm", "exposure_ref_ms", "gain_ref",
-    "intrinsics", "distortion",
+    "intrinsics", "distortion", "layout", "ignore_rects", "nir_transfer",
 )
 _REQUIRED = ("schema_version", "frame_size")
 
@@ -62,6 +72,8 @@ _IMAGE_DTYPES = {
 }
 # coefficient counts OpenCV's distortion models take
 _DISTORTION_LENGTHS = (4, 5, 8, 12, 14)
+# regions to ignore a profile may list (a few labels and logos, not a mask)
+_MAX_IGNORE_RECTS = 64
 
 
 # -- loading -----------------------------------------------------------------
@@ -109,6 +121,7 @@ def _from_document(doc: dict, path: str) -> Calibration:
     def bad(key, problem):
         return CalibrationError(f"{path}: {key}: {problem}")
 
+    doc = _migrate(doc)
     frame_size = _header(doc, bad)
     cal = Calibration(frame_size=frame_size, source_path=path)
     cal.system, cal.notes = _string(doc, "system", bad), _string(doc, "notes", bad)
@@ -136,10 +149,78 @@ def _from_document(doc: dict, path: str) -> Calibration:
                                                  hi=_MAX_WORKING_DISTANCE_MM)
     cal.extra["intrinsics"] = _intrinsics(doc.get("intrinsics"), bad)
     cal.extra["distortion"] = _distortion(doc.get("distortion"), bad)
+    cal.layout = _layout(doc.get("layout"), frame_size, bad)
+    cal.ignore_rects = _ignore_rects(doc.get("ignore_rects"), frame_size, bad)
+    cal.nir_transfer = _transfer(doc.get("nir_transfer"), base, path)
     for key, value in doc.items():
         if key not in _KEYS:
             cal.extra[key] = value  # newer writers may add keys; keep them on re-save
     return cal
+
+
+def _migrate(doc: dict) -> dict:
+    """A schema-1 document as schema 2: no layout, no regions to ignore, transfer unknown."""
+    version = doc.get("schema_version")
+    if type(version) is int and version == 1:
+        doc = dict(doc, schema_version=2)
+        for key, value in (("layout", None), ("ignore_rects", []), ("nir_transfer", None)):
+            doc.setdefault(key, value)
+    return doc
+
+
+def layout_problem(wl_rect, nir_rect, bounds=None) -> tuple[str, str]:
+    """``(which, problem)`` if two insets are not a usable layout, else ``("", "")``.
+
+    ``which`` is ``"wl_rect"`` or ``"nir_rect"``; ``bounds`` the combined
+    frame's (W, H) when known.  The insets must not overlap: a tower draws
+    each view in its own rectangle.
+    """
+    for which, rect in (("wl_rect", wl_rect), ("nir_rect", nir_rect)):
+        problem = rect_problem(rect, bounds)
+        if problem:
+            return which, problem
+    shared = overlap_px(tuple(wl_rect), tuple(nir_rect))
+    if shared:
+        return "nir_rect", (f"overlaps the WL inset by {shared} px; the insets must not overlap "
+                            f"(for a picture-in-picture view give the part of the WL view beside it)")
+    return "", ""
+
+
+def _layout(value, frame_size, bad) -> Optional[Layout]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"wl_rect", "nir_rect"}:
+        raise bad("layout", 'expected {"wl_rect": [x, y, w, h], "nir_rect": [x, y, w, h]} or null')
+    which, problem = layout_problem(value["wl_rect"], value["nir_rect"])
+    if problem:
+        raise bad(f"layout: {which}", problem)
+    layout = Layout(tuple(int(v) for v in value["wl_rect"]),
+                    tuple(int(v) for v in value["nir_rect"]))
+    if frame_size is not None and layout.wl_size != tuple(frame_size):
+        raise bad("layout: wl_rect", f"the WL inset is {layout.wl_size[0]}x{layout.wl_size[1]} "
+                                     f"but frame_size is {frame_size[0]}x{frame_size[1]} "
+                                     f"(frame_size is the WL inset's size)")
+    return layout
+
+
+def _ignore_rects(value, frame_size, bad) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > _MAX_IGNORE_RECTS:
+        raise bad("ignore_rects", f"expected a list of at most {_MAX_IGNORE_RECTS} [x, y, w, h]")
+    rects = []
+    for i, rect in enumerate(value):
+        problem = rect_problem(rect, frame_size)
+        if problem:
+            raise bad(f"ignore_rects[{i}]", problem + " (WL-inset pixels)")
+        rects.append(tuple(int(v) for v in rect))
+    return rects
+
+
+def _transfer(value, base, path) -> Optional[Transfer]:
+    if value is None:
+        return None
+    return parse_transfer(value, base=base, what=f"{path}: nir_transfer")
 
 
 def _header(doc, bad) -> Optional[tuple[int, int]]:
@@ -362,6 +443,19 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
     doc["intrinsics"] = None if k is None else np.asarray(k, float).tolist()
     d = cal.extra.get("distortion")
     doc["distortion"] = None if d is None else np.asarray(d, float).ravel().tolist()
+    if cal.layout is not None:
+        which, problem = layout_problem(cal.layout.wl_rect, cal.layout.nir_rect)
+        if problem:
+            raise CalibrationError(f"{path}: layout: {which}: {problem}")
+        if size is not None and cal.layout.wl_size != tuple(size):
+            raise CalibrationError(f"{path}: layout: wl_rect: the WL inset is "
+                                   f"{cal.layout.wl_size[0]}x{cal.layout.wl_size[1]} but frame_size "
+                                   f"is {size[0]}x{size[1]}")
+        if size is None:
+            doc["frame_size"] = list(cal.layout.wl_size)
+    doc["layout"] = None if cal.layout is None else cal.layout.to_dict()
+    doc["ignore_rects"] = [[int(v) for v in r] for r in cal.ignore_rects]
+    doc["nir_transfer"] = _transfer_entry(cal.nir_transfer, base)
     for key, value in cal.extra.items():
         if key not in _KEYS:
             doc[key] = value
@@ -377,6 +471,16 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
     os.replace(tmp, path)
     cal.source_path = path
     return path
+
+
+def _transfer_entry(t: Optional[Transfer], base: str) -> Optional[str]:
+    """The transfer as the profile writes it: a LUT beside the profile by its relative name."""
+    if t is None:
+        return None
+    if t.kind == "lut":
+        rel = os.path.relpath(t.lut_path, base)
+        return f"lut:{rel}" if not rel.startswith("..") else t.spec
+    return t.spec
 
 
 def _dumps(doc: dict) -> str:

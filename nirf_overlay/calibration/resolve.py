@@ -13,10 +13,13 @@ The rule, in order:
    dropped with a note and sizes are reported in pixels;
 4. else none.
 
-Then single entries the user gives (``--dark``, ``--flat``, ``--mm-per-px``)
-replace those of the chosen calibration, and the result is checked against
-the source's frame size: a calibration the user chose for another camera is
-refused in one line.
+Then single entries the user gives (``--dark``, ``--flat``, ``--mm-per-px``,
+``--nir-transfer``) replace those of the chosen calibration.  A calibration
+with a ``layout`` (a tower's profile) hands it to the source
+(:meth:`~nirf_overlay.sources.base.FrameSource.take_layout`: a combined
+source without a layout of the user's own cuts its frames with it), and the
+result is checked against the source's frame size: a calibration the user
+chose for another camera is refused in one line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from ..errors import CalibrationError
 from .model import MAX_MM_PER_PX, Calibration, read_tiff
 from .profile import load_profile
+from .transfer import Transfer
 
 
 class _CalibratedSource(Protocol):
@@ -38,6 +42,8 @@ class _CalibratedSource(Protocol):
     info: object  # SourceInfo: .size is (W, H)
 
     def own_calibration(self) -> Optional[Calibration]: ...
+
+    def take_layout(self, layout, origin: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class CalibrationRequest:
     dark : path of a dark frame, 16-bit TIFF (replaces the chosen one's)
     flat : path of a flat field, float TIFF (replaces the chosen one's)
     mm_per_px : millimetres per WL pixel (replaces the chosen one's)
+    nir_transfer : a parsed :class:`~.transfer.Transfer` (replaces the chosen one's)
     carried : the calibration in use before a source switch (the viewer)
     """
 
@@ -58,6 +65,7 @@ class CalibrationRequest:
     flat: Optional[str] = None
     mm_per_px: Optional[float] = None
     carried: Optional[Calibration] = None
+    nir_transfer: Optional[Transfer] = None
 
 
 @dataclass
@@ -112,11 +120,15 @@ def resolve_calibration(request: Optional[CalibrationRequest] = None,
                 except CalibrationError as e:
                     cal, origin = None, "none"
                     note = f"calibration not used ({e}); measuring in pixels"
-    if request.dark or request.flat or request.mm_per_px is not None:
+    if (request.dark or request.flat or request.mm_per_px is not None
+            or request.nir_transfer is not None):
         cal = _with_entries(cal, request)
         origin = "given entries" if origin == "none" or cal is None else origin + " with given entries"
     if cal is None:
         return ResolvedCalibration(None, "none", note)
+    if cal.layout is not None and source is not None:
+        if source.take_layout(cal.layout, cal.source_path or origin):
+            size = tuple(source.info.size)
     if size is not None:
         cal.check_size(size)
     return ResolvedCalibration(cal, origin, note)
@@ -140,4 +152,6 @@ def _with_entries(cal: Optional[Calibration], request: CalibrationRequest) -> Ca
             raise CalibrationError(f"mm per pixel: {request.mm_per_px} is outside "
                                    f"0..{MAX_MM_PER_PX:g} mm")
         cal.mm_per_px = float(request.mm_per_px)
+    if request.nir_transfer is not None:
+        cal.nir_transfer = request.nir_transfer
     return cal

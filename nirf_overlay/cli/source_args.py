@@ -22,6 +22,18 @@ def size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH, e.g. 1920x1080")
 
 
+def rect_arg(text: str) -> tuple[int, int, int, int]:
+    """argparse type: ``X,Y,W,H`` in pixels (the checks against the frame come when it opens)."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected X,Y,W,H in whole pixels, e.g. 0,90,960,720")
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: x and y must be 0 or more, width and height "
+                                         "at least 1 px")
+    return x, y, w, h
+
+
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the source options every command that reads video shares."""
     g = parser.add_argument_group("source (one of; default: the bundled sample)")
@@ -29,7 +41,13 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--wl", metavar="X", help="white-light stream: file, image pattern, device, URL")
     g.add_argument("--nir", metavar="Y", help="NIR stream: file, image pattern, device, URL")
     g.add_argument("--combined", metavar="X", help="one stream carrying both views")
-    g.add_argument("--layout", choices=("side-by-side", "top-bottom"), default="side-by-side")
+    g.add_argument("--layout", choices=("side-by-side", "top-bottom", "custom"),
+                   help="where --combined carries each view (default: the --calibration "
+                        "profile's layout, else side-by-side)")
+    g.add_argument("--wl-rect", type=rect_arg, metavar="X,Y,W,H",
+                   help="--layout custom: the white-light inset, combined-frame pixels")
+    g.add_argument("--nir-rect", type=rect_arg, metavar="X,Y,W,H",
+                   help="--layout custom: the NIR inset (may be larger: it is resized to the WL inset)")
     g.add_argument(
         "--nir-half", choices=("left", "right", "top", "bottom"),
         help="which half of --combined is NIR (default: right or bottom)",
@@ -49,7 +67,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 #: the options whose dest is the SourceSpec field of the same name
 _SPEC_OPTIONS = ("wl", "nir", "combined", "layout", "nir_half", "nir_bits", "phantom", "seed",
-                 "size", "fps", "realtime", "loop", "pair_tolerance")
+                 "size", "fps", "realtime", "loop", "pair_tolerance", "wl_rect", "nir_rect")
 
 
 def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:

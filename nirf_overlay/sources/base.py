@@ -61,6 +61,16 @@ class FrameSource(abc.ABC):
 
         return load_profile(self.profile)
 
+    def take_layout(self, layout, origin: str = "calibration") -> bool:
+        """Use a calibration's :class:`~nirf_overlay.calibration.model.Layout`
+        (where a combined frame carries each view); True if this source took it.
+
+        Only a combined source without a layout of the user's own takes one;
+        :func:`~nirf_overlay.calibration.resolve_calibration` calls this with
+        the calibration that applies, before checking its frame size.
+        """
+        return False
+
     def own_settings(self) -> Optional[Settings]:
         """The :class:`~nirf_overlay.settings.Settings` that belong to this input,
         or None: a session's recorded ones.  Whether they are used is the

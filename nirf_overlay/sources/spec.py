@@ -24,7 +24,7 @@ class SourceSpec:
     wl: Optional[str] = None
     nir: Optional[str] = None
     combined: Optional[str] = None
-    layout: str = "side-by-side"  # or top-bottom
+    layout: Optional[str] = None  # side-by-side|top-bottom|custom; None: the calibration's, else side-by-side
     nir_half: Optional[str] = None  # left|right|top|bottom; default right/bottom
     phantom: bool = False
     seed: int = 0
@@ -37,6 +37,8 @@ class SourceSpec:
     is_default_sample: bool = False
     profile: Optional[str] = None  # a calibration profile that comes with this input
     options: dict = field(default_factory=dict)
+    wl_rect: Optional[tuple[int, int, int, int]] = None  # --layout custom: x, y, w, h
+    nir_rect: Optional[tuple[int, int, int, int]] = None
 
     def describe(self) -> str:
         """One line naming the input (``phantom(seed=3)``, ``WL a.mp4 + NIR b.mkv`` ...)."""
@@ -45,8 +47,9 @@ class SourceSpec:
     def to_dict(self) -> dict:
         """The spec as JSON-ready values (``size`` a list)."""
         data = asdict(self)
-        if data["size"] is not None:
-            data["size"] = list(data["size"])
+        for key in ("size", "wl_rect", "nir_rect"):
+            if data[key] is not None:
+                data[key] = list(data[key])
         return data
 
     @classmethod
@@ -54,8 +57,9 @@ class SourceSpec:
         """The inverse of :meth:`to_dict`; keys that are not fields are ignored."""
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
-        if kwargs.get("size") is not None:
-            kwargs["size"] = tuple(int(v) for v in kwargs["size"])
+        for key in ("size", "wl_rect", "nir_rect"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(int(v) for v in kwargs[key])
         return cls(**kwargs)
 
 
