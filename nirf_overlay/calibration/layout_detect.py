@@ -387,10 +387,15 @@ def draw_preview(frame: np.ndarray, res: LayoutResult) -> np.ndarray:
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, t)
         cv2.rectangle(out, (x, y + hh - th - 3 * t), (x + tw + 2 * t, y + hh), (0, 0, 0), -1)
         cv2.putText(out, label, (x + t, y + hh - 2 * t), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, t)
-    if res.wl_rect is not None:
-        wx, wy = res.wl_rect[:2]
+    # the ignore boxes (WL-inset pixels) where they fall on the WL and on the NIR inset
+    for inset in (res.wl_rect, res.nir_rect) if res.wl_rect is not None else ():
+        if inset is None:
+            continue
+        sx, sy = inset[2] / res.wl_rect[2], inset[3] / res.wl_rect[3]
         for x, y, w, hh in res.ignore_rects:
-            cv2.rectangle(out, (wx + x, wy + y), (wx + x + w - 1, wy + y + hh - 1), (0, 230, 255), t)
+            p0 = (inset[0] + int(x * sx), inset[1] + int(y * sy))
+            p1 = (inset[0] + int((x + w) * sx) - 1, inset[1] + int((y + hh) * sy) - 1)
+            cv2.rectangle(out, p0, p1, (0, 230, 255), t)
     if res.unsure:
         cv2.putText(out, "UNSURE: " + res.unsure[0][:80], (10, h - 10), cv2.FONT_HERSHEY_SIMPLEX,
                     scale, (0, 0, 255), t)

@@ -27,7 +27,7 @@ from ..calibration.model import CalibrationOptionError
 from ..calibration.photometric import build_dark, build_flat
 from ..calibration.profile import save_profile
 from ..calibration.registration import MAX_RMS_PX, Charuco, build_registration
-from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
+from ..calibration.steps import add_dark, add_flat, add_layout, add_registration, start_profile
 from ..errors import CalibrationError
 from .common import positive_number
 from .source_args import add_source_arguments, spec_from_args
@@ -217,3 +217,10 @@ def _layout(args) -> int:
     print(f"wrote {args.out}; use it with --combined {args.combined} --calibration {args.out}, "
           f"or give {res.custom_options()}")
     return 0
+
+
+def _write_layout(args, res) -> None:
+    """``layout`` and ``ignore_rects`` into the profile (its other entries kept)."""
+    cal = start_profile(args.out, args.calibration, size=res.wl_rect[2:])
+    add_layout(cal, res.wl_rect, res.nir_rect, res.ignore_rects)
+    save_profile(cal, args.out)

@@ -293,7 +293,8 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
     """Render ``frames`` frames of ``tower`` (a :class:`~nirf_overlay.phantom.tower.Tower`)
     into ``out_dir``: the combined display (H.264), the phantom's truth in WL-inset
     pixels, the tower's truth (``NAME_tower.json``: insets, curve, ignore boxes) and
-    the table that undoes its curve (``NAME_transfer.csv``: display code, linear)."""
+    the table that undoes its curve (``NAME_transfer.csv``: display as a fraction of
+    full scale, linear; ``--nir-transfer lut:NAME_transfer.csv``)."""
     import json
     import os
     import time
@@ -337,7 +338,7 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
     with open(lut_path, "w") as fh:
         fh.write("display,linear\n")
         for d, v in enumerate(curve_lut(tower.params.curve)):
-            fh.write(f"{d},{v:.8g}\n")
+            fh.write(f"{d / 255:.8g},{v:.8g}\n")
     return {"combined": path, "tower": doc_path, "transfer": lut_path, "frames": frames,
             "size": [w, h], "fps": fps, "seconds_to_render": round(time.perf_counter() - t0, 2),
             "mm_per_px": tower.phantom.mm_per_px,
