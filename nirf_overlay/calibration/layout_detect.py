@@ -57,10 +57,10 @@ ASPECT_TOLERANCE = 0.04
 TEXT_WHITE = 200
 #: text strokes: no pixel farther than this (fraction of the frame height) from
 #: the stroke's edge; letters closer than TEXT_LETTER_GAP make one word
-TEXT_HALF_STROKE = 0.004
+TEXT_HALF_STROKE = 0.006
 TEXT_LETTER_GAP = 0.02
-#: on-screen text is at least this tall (fraction of the frame height: 9 px at 720p)
-TEXT_MIN_HEIGHT = 0.012
+#: on-screen text is at least this tall (fraction of the frame height: 6 px at 720p)
+TEXT_MIN_HEIGHT = 0.008
 #: ... and within this many levels of itself in every frame
 TEXT_STEADY = 40
 
@@ -322,9 +322,8 @@ def propose_ignore_rects(frames: Sequence[np.ndarray], wl_rect: list,
     (within :data:`TEXT_STEADY` levels) in every frame, and thin: no pixel of
     it is farther than :data:`TEXT_HALF_STROKE` of the frame height from its edge.
     A glint moves with the tissue; a bright duct is wide, and where it moves
-    what is left steady is a sliver whose surround is as bright at some times
-    and much darker at others (text's surround is what it is drawn on: dark,
-    or bright and steady).
+    what is left steady is a sliver inside an area that is white at other
+    times, which text's never is (a clock's changing digits are strokes too).
     Letters are merged into words (a changing digit of a clock joins its
     steady neighbours) and the box grown by a stroke; a NIR box is scaled into
     WL pixels.
@@ -345,9 +344,9 @@ def propose_ignore_rects(frames: Sequence[np.ndarray], wl_rect: list,
         if not static.any():
             continue
         dist = cv2.distanceTransform(static, cv2.DIST_L2, 3)
-        # just outside the strokes: antialiasing and whatever the text is drawn on
-        ring = 2 * pad + 1
-        near = cv2.dilate(static, np.ones((ring, ring), np.uint8)) - cv2.dilate(static, np.ones((3, 3), np.uint8))
+        # where it is white in any frame: strokes (a clock's changing digits too) stay
+        # thin, a bright duct or gallbladder moving over the inset does not
+        ever_dist = cv2.distanceTransform((hi >= TEXT_WHITE).astype(np.uint8), cv2.DIST_L2, 3)
         words = cv2.dilate(static, np.ones((2 * pad + 1, 2 * gap + 1), np.uint8))
         n, lab, stats, _ = cv2.connectedComponentsWithStats(words, connectivity=8)
         sx, sy = wl_rect[2] / w, wl_rect[3] / h
@@ -359,11 +358,9 @@ def propose_ignore_rects(frames: Sequence[np.ndarray], wl_rect: list,
                 continue
             if (dist[by:by + bh, bx:bx + bw][part] > half_stroke).mean() > 0.05:
                 continue  # a bright area, not strokes
-            around = (near[by:by + bh, bx:bx + bw] > 0) & (lab[by:by + bh, bx:bx + bw] == j)
-            h_near = hi[by:by + bh, bx:bx + bw][around].astype(np.int16)
-            l_near = lo[by:by + bh, bx:bx + bw][around]
-            if ((h_near >= TEXT_WHITE) & (h_near - l_near > 60)).mean() > 0.5:
-                continue  # its surround is white at times only: part of something moving
+            ever = ever_dist[by:by + bh, bx:bx + bw][lab[by:by + bh, bx:bx + bw] == j]
+            if (ever > 2 * half_stroke).mean() > 0.1:
+                continue  # white at other times over a wide area: part of something moving
             x0, y0 = max(0, bx + xs.min() - pad), max(0, by + ys.min() - pad)
             x1, y1 = min(w, bx + xs.max() + 1 + pad), min(h, by + ys.max() + 1 + pad)
             ax, ay = math.floor(x0 * sx), math.floor(y0 * sy)

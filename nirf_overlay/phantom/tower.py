@@ -59,7 +59,9 @@ class TowerParams:
     99.9th percentile; ``agc_tau_s``: how slowly the auto-gain follows a step.
     ``surround`` / ``surround_noise``: the dark surround's grey level and noise
     (8-bit levels).  ``clock_start_s``: the burned-in clock at frame 0 (seconds
-    after midnight).  ``text``: burn in the clock, mode labels and tower name.
+    after midnight).  ``text``: burn in the clock, ``wl_label`` in the WL inset,
+    ``mode_label`` in the NIR view and ``tower_name`` on the surround, at
+    ``text_scale`` x the default size.
     """
 
     layout: str = "side-by-side"
@@ -71,6 +73,10 @@ class TowerParams:
     surround_noise: float = 1.5
     clock_start_s: float = 10 * 3600 + 42 * 60 + 5
     text: bool = True
+    wl_label: str = "WL"
+    mode_label: str = "ICG NIR"
+    tower_name: str = "NIRF TOWER 3"
+    text_scale: float = 1.0  # x the default size (0.7 at 720p, Hershey simplex)
     seed: int = 0  # the surround's noise
 
     def validate(self) -> "TowerParams":
@@ -86,6 +92,8 @@ class TowerParams:
             raise NirfError(f"tower agc_peak {self.agc_peak}: must be 0.05..1")
         if not (0.0 < self.agc_tau_s <= 60.0):
             raise NirfError(f"tower agc_tau_s {self.agc_tau_s}: must be in (0, 60] s")
+        if not (0.3 <= self.text_scale <= 3.0):
+            raise NirfError(f"tower text_scale {self.text_scale}: must be 0.3..3")
         if not (0 <= self.surround <= 40):
             raise NirfError(f"tower surround {self.surround}: must be 0..40 (a dark surround)")
         return self
@@ -264,23 +272,24 @@ class Tower:
         """``(text, origin, scale, thickness)``: a mode label inside each NIR view and
         the WL inset, a clock inside the NIR view, the tower's name on the surround."""
         w, h = self.params.size
-        scale = 0.7 * h / 720
-        thick = max(1, int(round(1.6 * h / 720)))
+        scale = 0.7 * h / 720 * self.params.text_scale
+        thick = max(1, int(round(1.6 * h / 720 * self.params.text_scale)))
         (_, th), _ = cv2.getTextSize("0", _FONT, scale, thick)
         pad = max(4, int(0.6 * th))
         items = []
         x, y, rw, rh = self.rects["wl"]
-        items.append(("WL", (x + pad, y + pad + th), scale, thick))
+        items.append((self.params.wl_label, (x + pad, y + pad + th), scale, thick))
         x, y, rw, rh = self.rects["nir"]
         small = self.params.layout == "pip"
         s = scale * (0.7 if small else 1.0)
-        items.append(("ICG NIR", (x + pad, y + pad + th), s, thick))
+        items.append((self.params.mode_label, (x + pad, y + pad + th), s, thick))
         (cw, _), _ = cv2.getTextSize("00:00:00", _FONT, s, thick)
         items.append(("{clock}", (x + rw - pad - cw, y + rh - pad), s, thick))
         g = self.rects["wl"][1] if self.params.layout == "side-by-side" else _even(0.035 * h)
         ts = min(scale, 0.7 * (g - 2) / max(th, 1) * scale)
-        (nw, nh), _ = cv2.getTextSize("NIRF TOWER 3", _FONT, ts, thick)
-        items.append(("NIRF TOWER 3", (_even(0.02 * w), h - max(2, (g - nh) // 2)), ts, thick))
+        name = self.params.tower_name
+        (nw, nh), _ = cv2.getTextSize(name, _FONT, ts, thick)
+        items.append((name, (_even(0.02 * w), h - max(2, (g - nh) // 2)), ts, thick))
         return items
 
     def text_rects(self, i: int = 0) -> list:
@@ -303,8 +312,7 @@ class Tower:
                 m = _to_wl(r, self.rects[role], self.rects["wl"])
                 if m is not None:
                     out.append(m)
-        if "hidden_rect" in self.truth_doc_geometry():
-            out.append(self.truth_doc_geometry()["hidden_rect"])
+        out.extend(self.truth_doc_geometry().values())
         return out
 
     def truth_doc_geometry(self) -> dict:

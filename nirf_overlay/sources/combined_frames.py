@@ -40,10 +40,12 @@ def read_combined_frames(name: str, *, count: int = 8, seconds: float = 4.0, spe
 
         close = cap.release
         first = [frame0]
+        length = None
     else:
         check_present(kind, name)
         reader = open_reader(kind, name)
         fps = reader.fps
+        length = reader.frame_count
 
         def read():
             got = reader.read()
@@ -52,6 +54,8 @@ def read_combined_frames(name: str, *, count: int = 8, seconds: float = 4.0, spe
         close = reader.close
         first = []
     span = max(1, int(round(seconds * fps)))
+    if length:  # a short file: spread over all of it
+        span = min(span, length)
     step = max(1, span // max(1, count))
     frames = []
     try:
