@@ -54,7 +54,7 @@ _TISSUE_HUE = ((0, 25), (160, 180))
 #: two insets of one scene: aspect ratios (w/h) agree within this fraction
 ASPECT_TOLERANCE = 0.04
 #: text: white (every channel at least this) in every frame
-TEXT_WHITE = 200
+TEXT_WHITE = 230
 #: text strokes: no pixel farther than this (fraction of the frame height) from
 #: the stroke's edge; letters closer than TEXT_LETTER_GAP make one word
 TEXT_HALF_STROKE = 0.006
@@ -324,7 +324,8 @@ def propose_ignore_rects(frames: Sequence[np.ndarray], wl_rect: list,
     A glint moves with the tissue; a bright duct is wide, and where it moves
     what is left steady is a sliver inside an area that is white at other
     times, which text's never is (a clock's changing digits are strokes too).
-    Letters are merged into words (a changing digit of a clock joins its
+    A word has at least two letters and is wider than tall (a glint is one
+    round blob).  Letters are merged into words (a changing digit of a clock joins its
     steady neighbours) and the box grown by a stroke; a NIR box is scaled into
     WL pixels.
     """
@@ -354,6 +355,9 @@ def propose_ignore_rects(frames: Sequence[np.ndarray], wl_rect: list,
             bx, by, bw, bh, _ = stats[j]
             part = (lab[by:by + bh, bx:bx + bw] == j) & (static[by:by + bh, bx:bx + bw] > 0)
             ys, xs = np.nonzero(part)
+            if cv2.connectedComponents(part.astype(np.uint8))[0] - 1 < 2 or \
+                    xs.max() - xs.min() < 1.2 * (ys.max() - ys.min()):
+                continue  # one round blob (a glint), not a word of letters
             if ys.size < 6 or ys.max() - ys.min() + 1 < TEXT_MIN_HEIGHT * fh or bh > 0.25 * h:
                 continue
             if (dist[by:by + bh, bx:bx + bw][part] > half_stroke).mean() > 0.05:
