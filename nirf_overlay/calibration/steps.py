@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .model import Calibration
+from .model import Calibration, Layout
 from .photometric import DarkResult, FlatResult
 from .profile import load_profile
 from .registration import Registration
 
-__all__ = ["start_profile", "add_dark", "add_flat", "add_registration"]
+__all__ = ["start_profile", "add_dark", "add_flat", "add_registration", "add_layout"]
 
 
 def start_profile(out: str, base: Optional[str] = None, *, size=None) -> Calibration:
@@ -65,4 +65,13 @@ def add_registration(cal: Calibration, reg: Registration, *, working_distance_mm
         cal.mm_per_px = float(reg.mm_per_px)
     if working_distance_mm is not None:
         cal.extra["working_distance_mm"] = float(working_distance_mm)
+    return cal
+
+
+def add_layout(cal: Calibration, wl_rect, nir_rect, ignore_rects=()) -> Calibration:
+    """A tower's insets (combined-frame pixels) and the regions to ignore (WL-inset
+    pixels); the profile's frame size becomes the WL inset's."""
+    cal.layout = Layout(tuple(int(v) for v in wl_rect), tuple(int(v) for v in nir_rect))
+    cal.ignore_rects = [tuple(int(v) for v in r) for r in ignore_rects]
+    cal.frame_size = cal.layout.wl_size
     return cal

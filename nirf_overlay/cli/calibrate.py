@@ -10,6 +10,11 @@ Each step reads frames from a source, builds its entry and writes it into
   the WL-to-NIR homography and, with ``--square-mm``, mm per WL pixel.
 
 ``dark`` and ``flat`` need only ``--nir``.
+
+- ``layout``: a tower's combined output: finds its white-light and NIR insets
+  (and the text inside them) in a few frames, writes ``layout`` and
+  ``ignore_rects`` and a preview PNG with the rectangles drawn; where it is
+  unsure it says so and names the source options to give instead.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ..calibration.model import CalibrationOptionError
 from ..calibration.photometric import build_dark, build_flat
 from ..calibration.profile import save_profile
 from ..calibration.registration import MAX_RMS_PX, Charuco, build_registration
-from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
+from ..calibration.steps import add_dark, add_flat, add_layout, add_registration, start_profile
 from ..errors import CalibrationError
 from .common import positive_number
 from .source_args import add_source_arguments, spec_from_args
@@ -93,6 +98,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
             g.add_argument("--working-distance-mm", type=positive_number, metavar="D",
                            help="scope-to-board distance of the first pose, stored with mm per pixel")
 
+    help_text = "find a tower's white-light and NIR insets in its combined output"
+    p = steps.add_parser("layout", help=help_text, description=help_text)
+    p.add_argument("--combined", required=True, metavar="X",
+                   help="the tower's output: file, image pattern, device, URL")
+    p.add_argument("--out", required=True, metavar="P.json",
+                   help="profile to create or update (its other entries are kept)")
+    p.add_argument("--calibration", metavar="PROFILE",
+                   help="start from this profile instead of --out's current contents")
+    p.add_argument("--frames", type=_count, default=8, metavar="N",
+                   help="frames to look at (default 8), spread over --seconds")
+    p.add_argument("--seconds", type=positive_number, default=4.0, metavar="S",
+                   help="span of the recording they are spread over (default 4)")
+    p.add_argument("--preview", metavar="PNG",
+                   help="where the preview goes (default: beside --out, P_layout.png)")
+
 
 #: the flag that sets each builder option a refusal can name
 #: (:attr:`~nirf_overlay.calibration.CalibrationOptionError.option`)
@@ -112,6 +132,8 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    if args.step == "layout":
+        return _layout(args)
     what = f"calibrate {args.step}"
     charuco = None
     if args.step == "register" and args.charuco:
@@ -169,3 +191,36 @@ def _register(cal, frames, args, charuco):
                              min_poses=args.min_poses, charuco=charuco)
     add_registration(cal, res, working_distance_mm=args.working_distance_mm)
     return res
+
+
+def _layout(args) -> int:
+    """Find the insets; print them, write the preview, then the profile (or say what to give)."""
+    import os
+
+    import cv2
+
+    from ..calibration.layout_detect import detect_layout, draw_preview
+    from ..sources.combined_frames import read_combined_frames
+
+    frames = read_combined_frames(args.combined, count=args.frames, seconds=args.seconds)
+    res = detect_layout(frames)
+    print(res.summary())
+    preview = args.preview or os.path.splitext(args.out)[0] + "_layout.png"
+    if not cv2.imwrite(preview, draw_preview(frames[0], res)):
+        raise CalibrationError(f"{preview}: cannot write the preview PNG")
+    print(f"wrote {preview}")
+    if not res.ok:
+        raise CalibrationError(
+            f"calibrate layout: {args.combined}: unsure ({'; '.join(res.unsure)}); look at "
+            f"{preview} and give the layout instead: {res.custom_options()}")
+    _write_layout(args, res)
+    print(f"wrote {args.out}; use it with --combined {args.combined} --calibration {args.out}, "
+          f"or give {res.custom_options()}")
+    return 0
+
+
+def _write_layout(args, res) -> None:
+    """``layout`` and ``ignore_rects`` into the profile (its other entries kept)."""
+    cal = start_profile(args.out, args.calibration, size=res.wl_rect[2:])
+    add_layout(cal, res.wl_rect, res.nir_rect, res.ignore_rects)
+    save_profile(cal, args.out)

@@ -44,6 +44,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "the bundled sample, DIR/calibration otherwise)")
     parser.add_argument("--no-truth", action="store_true", help="skip the ground-truth sidecar")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = parser.add_argument_group("tower recording (one combined 16:9 8-bit display, H.264)")
+    g.add_argument("--tower", metavar="LAYOUT",
+                   help="write what a laparoscopy tower shows instead: side-by-side, three-left, "
+                        "pip or quad (NAME_tower.mp4, NAME_tower.json, NAME_transfer.csv; --size "
+                        "is then the tower frame, 16:9, default 1280x720)")
+    g.add_argument("--curve", default="gamma:2.2", metavar="gamma:G|log:A",
+                   help="the tower's NIR display curve (default gamma:2.2)")
+    g.add_argument("--no-text", action="store_true", help="tower: no burned-in text")
 
 
 _BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -280,6 +288,86 @@ def _num(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
 
 
+def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=True,
+                         progress=True) -> dict:
+    """Render ``frames`` frames of ``tower`` (a :class:`~nirf_overlay.phantom.tower.Tower`)
+    into ``out_dir``: the combined display (H.264), the phantom's truth in WL-inset
+    pixels, the tower's truth (``NAME_tower.json``: insets, curve, ignore boxes) and
+    the table that undoes its curve (``NAME_transfer.csv``: display as a fraction of
+    full scale, linear; ``--nir-transfer lut:NAME_transfer.csv``)."""
+    import json
+    import os
+    import time
+
+    from ..phantom.tower import curve_lut
+
+    w, h = tower.params.size
+    fps = tower.fps
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}_tower.mp4")
+    enc = _encoder(path, (w, h), fps, pix_in="bgr24", codec_args=[
+        "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart"])
+    tables = _TruthFiles(out_dir, name, frames, tower.phantom.size, tower.phantom.params) if truth else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, unit="frame", desc=f"make-sample tower {w}x{h}", leave=False)
+    t0 = time.perf_counter()
+    try:
+        for i in range(frames):
+            f = tower.frame(i)
+            _write(enc, f.frame, path)
+            if tables is not None:
+                tables.add(i, i / fps, f.pair.truth)
+            if bar is not None:
+                bar.update(1)
+        if tables is not None:
+            tables.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+        if tables is not None:
+            tables.close()
+        _finish(enc, path)
+    doc_path = os.path.join(out_dir, f"{name}_tower.json")
+    with open(doc_path, "w") as fh:
+        json.dump(tower.truth_document(), fh, indent=1)
+    lut_path = os.path.join(out_dir, f"{name}_transfer.csv")
+    with open(lut_path, "w") as fh:
+        fh.write("display,linear\n")
+        for d, v in enumerate(curve_lut(tower.params.curve)):
+            fh.write(f"{d / 255:.8g},{v:.8g}\n")
+    return {"combined": path, "tower": doc_path, "transfer": lut_path, "frames": frames,
+            "size": [w, h], "fps": fps, "seconds_to_render": round(time.perf_counter() - t0, 2),
+            "mm_per_px": tower.phantom.mm_per_px,
+            **(tables.paths if tables is not None else {})}
+
+
+def _run_tower(args, params, frames) -> int:
+    import os
+
+    from ..errors import NirfError
+    from ..phantom.tower import Tower, TowerParams
+
+    size = args.size if args.size != DEFAULTS["size"] else (1280, 720)
+    tower = Tower(TowerParams(layout=args.tower, size=size, curve=args.curve,
+                              text=not args.no_text, seed=args.seed), params)
+    if not args.out:
+        raise NirfError("--tower: give --out DIR (the bundled sample is not a tower recording)")
+    s = make_tower_recording(tower, args.out, name=args.name, frames=frames, crf=args.crf,
+                             truth=not args.no_truth, progress=not args.no_progress)
+    w, h = s["size"]
+    print(f"wrote {s['frames']} tower frames {w}x{h} ({args.tower}, {args.curve}) @ {args.fps:g} fps "
+          f"in {s['seconds_to_render']:.1f} s; WL inset {tower.rects['wl']}, NIR inset "
+          f"{tower.rects['nir']}, {s['mm_per_px']:.4f} mm per WL pixel")
+    for k in ("combined", "tower", "transfer", "truth", "truth_frames", "truth_lesions"):
+        if k in s:
+            print(f"  {k:14s} {s[k]}")
+    return 0 if os.path.exists(s["combined"]) else 1
+
+
 def run(args) -> int:
     import dataclasses
     import os
@@ -306,6 +394,8 @@ def run(args) -> int:
         overrides["gain_step_s"] = 0.5 * frames / args.fps
     # _parse_set admits only PhantomParams fields, each converted to its field's type
     params = PhantomParams(seed=args.seed, size=(w, h), fps=float(args.fps), **overrides).validate()
+    if args.tower:
+        return _run_tower(args, params, frames)
     out = args.out or str(SAMPLE_DIR)
     bundled = os.path.abspath(out) == os.path.abspath(str(SAMPLE_DIR)) and args.name == "sample"
     cal_dir = args.calibration_dir or (
