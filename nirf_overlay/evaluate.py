@@ -147,8 +147,7 @@ class TruthScorer(Listener):
         truth = frame.pair.truth
         if rim is None:
             rim = np.zeros(truth.labels.shape, bool)
-        self._score_masks(rim, truth)
-        d = dice(rim, truth.rim_mask) if truth.rim_mask.any() else None
+        d = self._score_masks(rim, truth)
         duct = truth.duct_mask
         self._per_frame.append({"frame": frame.pair.index, "dice": d,
                                 "duct_px_labelled_rim": int((rim & duct).sum()),
@@ -160,9 +159,11 @@ class TruthScorer(Listener):
             last = self._dices[-1] if self._dices else float("nan")
             print(f"\rframe {frame.pair.index}: dice {last:.3f}", end="", flush=True)
 
-    def _score_masks(self, rim: np.ndarray, truth) -> None:
+    def _score_masks(self, rim: np.ndarray, truth) -> Optional[float]:
+        """Tally the frame's masks; return its rim Dice (None: no visible rim)."""
         if self._gain0 is None:
             self._gain0 = truth.gain
+        d = None
         if truth.rim_mask.any():
             d = dice(rim, truth.rim_mask)
             self._dices.append(d)
@@ -170,6 +171,7 @@ class TruthScorer(Listener):
         for tally, mask in ((self._duct, truth.duct_mask), (self._distractor, truth.distractor_mask)):
             tally[0] += int((rim & mask).sum())
             tally[1] += int(mask.sum())
+        return d
 
     def _score_lesions(self, rims: list, truth) -> None:
         m = _match(rims, truth.lesions, truth.mm_per_px)
