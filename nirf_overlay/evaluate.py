@@ -27,12 +27,16 @@ rim's centroid, within the lesion's radius plus rim width (plus 30 %).
 Command line::
 
     python -m nirf_overlay.evaluate --seeds 100 101 --size 1280x720 --frames 30
+    python -m nirf_overlay.evaluate --seeds 100 --frames 10 --report DIR [--worst 6]
+
+(``--report``: see :mod:`nirf_overlay.evaluate_report`.)
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections import deque
 from typing import Iterable, Optional
 
@@ -71,7 +75,8 @@ def _match(rims, lesions, mm_per_px: float) -> dict:
     return out
 
 
-def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False) -> dict:
+def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False,
+             keep=None) -> dict:
     """Run ``pipeline`` over phantom frame pairs and compare with their truth.
 
     Parameters
@@ -84,15 +89,19 @@ def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False
         analysis (``bench`` reports how late that is); the first ``lag``
         frames are not scored.  0 = every frame against its own result.
     progress : print each frame's Dice as it goes
+    keep : optional object with ``offer(dice, index, wl, rim, truth)``, given
+        every frame with a visible rim (the report's
+        :class:`~nirf_overlay.evaluate_report.WorstFrames`)
 
     Returns
     -------
     dict of accuracy figures (see the module docstring) plus ``per_lesion``
-    (lesion id -> dict of truth and median measured values) and ``frames``.
+    (lesion id -> dict of truth and median measured values), ``per_frame``
+    (one dict per scored frame) and ``frames``.
     """
     if lag < 0:
         raise ValueError(f"lag must be 0 or more, got {lag}")
-    scorer = TruthScorer(lag=lag, progress=progress)
+    scorer = TruthScorer(lag=lag, progress=progress, keep=keep)
     run_frames(frames, pipeline, [scorer])
     if progress:
         print()
@@ -106,10 +115,13 @@ class TruthScorer(Listener):
     ----------
     lag : score each truth against the result ``lag`` frames older
     progress : print each frame's Dice
+    keep : see :func:`evaluate`
     """
 
-    def __init__(self, *, lag: int = 0, progress: bool = False):
+    def __init__(self, *, lag: int = 0, progress: bool = False, keep=None):
         self.lag = lag
+        self.keep = keep
+        self._per_frame: list = []
         self.progress = progress
         self.frames = 0
         self._held: deque = deque()  # (index, rim mask, rims) of the last lag + 1 frames
@@ -145,15 +157,23 @@ class TruthScorer(Listener):
         since = self._motion.since(held_index) if self.lag else None
         if since is not None:
             rim, rims = move_mask(rim, since), move_rims(rims, since)
-        self._score_masks(rim, truth)
+        d = self._score_masks(rim, truth)
+        duct = truth.duct_mask
+        self._per_frame.append({"frame": frame.pair.index, "dice": d,
+                                "duct_px_labelled_rim": int((rim & duct).sum()),
+                                "duct_px": int(duct.sum())})
+        if self.keep is not None and d is not None:
+            self.keep.offer(d, frame.pair.index, frame.pair.wl, rim, truth)
         self._score_lesions(rims, truth)
         if self.progress:
             last = self._dices[-1] if self._dices else float("nan")
             print(f"\rframe {frame.pair.index}: dice {last:.3f}", end="", flush=True)
 
-    def _score_masks(self, rim: np.ndarray, truth) -> None:
+    def _score_masks(self, rim: np.ndarray, truth) -> Optional[float]:
+        """Tally the frame's masks; return its rim Dice (None: no visible rim)."""
         if self._gain0 is None:
             self._gain0 = truth.gain
+        d = None
         if truth.rim_mask.any():
             d = dice(rim, truth.rim_mask)
             self._dices.append(d)
@@ -161,6 +181,7 @@ class TruthScorer(Listener):
         for tally, mask in ((self._duct, truth.duct_mask), (self._distractor, truth.distractor_mask)):
             tally[0] += int((rim & mask).sum())
             tally[1] += int(mask.sum())
+        return d
 
     def _score_lesions(self, rims: list, truth) -> None:
         m = _match(rims, truth.lesions, truth.mm_per_px)
@@ -223,6 +244,7 @@ class TruthScorer(Listener):
             "dice_after_gain_step": float(np.mean(gain["after"])) if gain.get("after") else None,
             "detected": self._matched / self._visible if self._visible else None,
             "per_lesion": summary,
+            "per_frame": list(self._per_frame),
         }
 
 
@@ -304,9 +326,28 @@ def main(argv: Optional[list] = None) -> int:
                          "live viewer's rims are a frame or more old)")
     ap.add_argument("--analysis-only", action="store_true",
                     help="plain normalisation + RimAnalyzer instead of the full Pipeline")
+    ap.add_argument("--report", default=None, metavar="DIR",
+                    help="write the tables (CSV), worst-frame pictures (PNG) and index.html into "
+                         "DIR (new or empty)")
+    ap.add_argument("--worst", type=int, default=6, metavar="N",
+                    help="with --report: pictures of the N frames with the lowest rim Dice")
     args = ap.parse_args(argv)
     if args.lag < 0:
         ap.error(f"--lag {args.lag}: must be 0 or more")
+    if args.worst < 0:
+        ap.error(f"--worst {args.worst}: must be 0 or more")
+    keep = None
+    if args.report:
+        from .errors import NirfError
+        from .evaluate_report import WorstFrames
+        from .outputs import check_new_output_dir
+
+        try:
+            check_new_output_dir(args.report, "report directory")
+        except NirfError as e:
+            print(e, file=sys.stderr)
+            return e.exit_code
+        keep = WorstFrames(args.worst)
     w, h = (int(v) for v in args.size.lower().split("x"))
     settings = Settings.load(args.settings) if args.settings else Settings()
     rows = []
@@ -319,6 +360,8 @@ def main(argv: Optional[list] = None) -> int:
         if args.completeness:
             params = replace(params, completeness=tuple(args.completeness), p_complete=0.0)
         ph = Phantom(params)
+        if keep is not None:
+            keep.run = f"seed {seed}"
         pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
                 else Pipeline(settings, ph.calibration()))
         # consecutive frames (the pipeline's temporal state sees real motion)
@@ -328,10 +371,15 @@ def main(argv: Optional[list] = None) -> int:
         # with a lag, run from that many frames earlier: the same truth frames
         # are scored at every lag, only the results they are scored against change
         r = evaluate((ph.frame(i) for i in range(start - args.lag, start + args.frames)), pipe,
-                     lag=args.lag)
+                     lag=args.lag, keep=keep)
         rows.append((f"seed {seed}", r))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print(format_table(rows))
+    if args.report:
+        from .evaluate_report import write_report
+
+        write_report(args.report, rows, keep)
+        print(f"report: {args.report}")
     return 0
 
 

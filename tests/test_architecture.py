@@ -68,7 +68,7 @@ LAYERS = (
     ("phantom",),
     ("sources",),
     ("recording",),
-    ("engine", "export", "snapshot"),
+    ("engine", "export", "snapshot", "evaluate_report"),
     ("batch", "bench", "evaluate"),
     ("gui",),
     ("cli",),
