@@ -524,6 +524,26 @@ def profile_distortion_of_three(ctx):
     ctx.load(ctx.profile(distortion=[0.1, 0.2, 0.3]))
 
 
+@case(r"\S*profile\.json: mm_per_pixel: unknown key \(a profile has ")
+def profile_with_an_unknown_key(ctx):
+    ctx.load(ctx.profile(mm_per_pixel=0.1))
+
+
+# -- the tower's layout, found from its frames -------------------------------------------
+@case(r"layout: no frames to look at$")
+def layout_without_frames(ctx):
+    from nirf_overlay.calibration.layout_detect import detect_layout
+
+    detect_layout([])
+
+
+@case(r"layout: frames must be \(H, W, 3\) uint8 BGR of one size$")
+def layout_frames_of_two_sizes(ctx):
+    from nirf_overlay.calibration.layout_detect import detect_layout
+
+    detect_layout([np.zeros((90, 160, 3), np.uint8), np.zeros((72, 128, 3), np.uint8)])
+
+
 # -- profiles: saving ---------------------------------------------------------------
 @case(r"\S*p\.json: flat: must be finite and positive everywhere$")
 def save_flat_with_zeros(ctx):
