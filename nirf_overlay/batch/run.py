@@ -41,6 +41,9 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     from ..settings import Settings
 
     settings = settings or Settings()
+    # workers run elsewhere (another cwd, another machine): they get absolute paths
+    sessions = [os.path.abspath(s) for s in sessions]
+    calibration = os.path.abspath(calibration) if calibration else None
     if calibration:  # refuse a bad profile before any worker starts
         from ..calibration.profile import load_profile
 

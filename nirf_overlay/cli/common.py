@@ -83,3 +83,20 @@ class ProgressBar(Listener):
 def progress_bars(total: Optional[int], enabled: bool) -> list:
     """``[ProgressBar(total)]`` when asked for and stderr is a terminal, else ``[]``."""
     return [ProgressBar(total)] if enabled and sys.stderr.isatty() else []
+
+
+def check_output_file(path: Optional[str], option: str) -> None:
+    """The one rule for an output *file* option (``--stats-json F``, ``calibrate --out``):
+    refused before the run starts, not after it, when it cannot be written (a directory,
+    a missing or read-only folder)."""
+    import os
+
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise NirfError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise NirfError(f"{option} {path}: no such folder {folder}")
+    if os.path.exists(path) and not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+        raise NirfError(f"{option} {path}: cannot be written (permissions)")

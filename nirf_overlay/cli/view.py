@@ -92,10 +92,11 @@ def run(args) -> int:
 
     from ..engine import open_engine, set_worker_nice
     from ..errors import NirfError
-    from .common import calibration_request, settings_from_args
+    from .common import calibration_request, check_output_file, settings_from_args
 
     if args.stats_json and not args.exit_after:
         raise NirfError("--stats-json: needs --exit-after S (the seconds to measure)")
+    check_output_file(args.stats_json, "--stats-json")
     spec = _viewer_spec(args)
     settings = settings_from_args(args)
     if args.mode:

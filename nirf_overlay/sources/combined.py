@@ -120,7 +120,7 @@ def open_combined(spec) -> FrameSource:
         raise
     shared = _SharedSplit(reader, layout, nir_half)
     info = SourceInfo(
-        description=f"combined {name} ({layout}, NIR {nir_half})",
+        description=f"{spec.describe()} ({layout}, NIR {nir_half})",
         size=(int(wl0.shape[1]), int(wl0.shape[0])), fps=float(reader.fps),
         nir_bits=mode.bits, live=False, frame_count=reader.frame_count, seekable=True,
         extra={"format": reader.props["pixel_format"], "layout": layout,
@@ -171,7 +171,7 @@ def _open_live(spec, kind, name, layout, nir_half) -> FrameSource:
         return ""
 
     info = SourceInfo(
-        description=f"combined {name} ({layout}, NIR {nir_half})",
+        description=f"{spec.describe()} ({layout}, NIR {nir_half})",
         size=(int(wl0.shape[1]), int(wl0.shape[0])), fps=float(props["fps"] or 30.0),
         nir_bits=mode.bits, live=True, device=props["device"], exposure_ms=props["exposure_ms"],
         gain=props["gain"],
