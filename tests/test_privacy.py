@@ -116,3 +116,13 @@ def test_the_recent_list_never_keeps_a_password(qtbot, tmp_path):
     shown = [dlg.recent_list.item(i).text() for i in range(dlg.recent_list.count())]
     assert shown == ["WL /clinic/Smith/wl.mp4 + NIR /clinic/Smith/nir.mkv",
                      "combined rtsp://cam:***@127.0.0.1:8554/both"]
+
+
+@pytest.mark.parametrize("where", ["dir", "no-folder"])
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_run(tmp_path, where):
+    target = tmp_path if where == "dir" else tmp_path / "missing" / "stats.json"
+    p = _cli("view", "--phantom", "--exit-after", "30", "--stats-json", target, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert line.startswith("nirf-overlay: error: --stats-json")
+    assert ("is a directory" if where == "dir" else "no such folder") in line
