@@ -43,3 +43,27 @@ def test_the_transection_plane_band_is_on_the_rendered_picture(qtbot, make_windo
     qtbot.waitUntil(lambda: not win.view.hud.plane_set, timeout=WAIT_MS)
     next_painted(qtbot, win, win.view.frame.seq)
     assert _red_fraction(grab(win)[bottom, cols]) < 0.2
+
+
+def test_the_recorder_copies_a_submitted_buffer(tmp_path):
+    """A capture loop reuses one buffer: each frame overwritten right after submit must be
+    recorded as it was when submitted (the recorder's copy-on-submit)."""
+    from dataclasses import replace
+
+    from nirf_overlay.recording import Recorder, SessionSource
+    from test_recording import info_for, synthetic_pairs
+
+    pairs = synthetic_pairs(24, seed=7)
+    wl_buf, nir_buf = pairs[0].wl.copy(), pairs[0].nir.copy()  # writable, reused
+    rec = Recorder(tmp_path / "s", info_for(), min_free_bytes=0, compact=False)
+    for p in pairs:
+        wl_buf[:], nir_buf[:] = p.wl, p.nir
+        assert rec.submit(replace(p, wl=wl_buf, nir=nir_buf), block=True)
+        wl_buf[:] = 0  # the caller scribbles on its buffer at once
+        nir_buf[:] = 0
+    assert not rec.stop().error
+    with SessionSource(tmp_path / "s") as src:
+        got = list(src)
+    assert len(got) == len(pairs)
+    for a, b in zip(pairs, got):
+        assert np.array_equal(a.nir, b.nir) and np.array_equal(a.wl, b.wl), a.index
