@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,37 @@ def test_the_recorder_copies_a_submitted_buffer(tmp_path):
     assert len(got) == len(pairs)
     for a, b in zip(pairs, got):
         assert np.array_equal(a.nir, b.nir) and np.array_equal(a.wl, b.wl), a.index
+
+
+def test_a_chunk_that_starts_in_the_wrong_state_is_re_run(tmp_path):
+    """Inject a state mismatch: chunks planned with a 2-frame warm-up (far too short for
+    the default settings) must be found out by their state digest and re-run until the
+    stitched result equals a sequential `process` cell for cell."""
+    import csv
+
+    from nirf_overlay.batch import plan_chunks, process_chunk, stitch, verify
+    from nirf_overlay.batch.study import write_session
+    from nirf_overlay.settings import Settings
+    from test_batch import FRAMES, _record, _sequential
+
+    session = _record(tmp_path / "S1", 3)
+    settings = Settings()
+    settings_file = str(tmp_path / "settings.json")
+    settings.save(settings_file)
+    chunks = plan_chunks(session, FRAMES, 50, 2)
+    assert [c.start - c.warm_start for c in chunks] == [0, 2, 2]
+    sd = settings.to_dict()
+    results = [process_chunk(ch, sd, None) for ch in chunks]
+    assert not any(r.error for r in results)
+    assert results[1].warm_digest != results[0].end_digest  # the mismatch is real
+    reran = []
+    exact, reruns = verify(results, lambda ch: reran.append(ch) or process_chunk(ch, sd, None))
+    assert reruns == len(reran) >= 2 and all(ch.warm_start < ch.start - 2 for ch in reran)
+    frames, error = stitch(exact)
+    assert error is None
+    write_session(str(tmp_path / "batch"), frames)
+    seq = _sequential(session, str(tmp_path / "seq"), settings_file)
+    for table in ("metrics.csv", "rims.csv"):
+        got = list(csv.reader(open(tmp_path / "batch" / table, newline="")))
+        want = list(csv.reader(open(os.path.join(seq, table), newline="")))
+        assert got == want, table
