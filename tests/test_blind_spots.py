@@ -103,3 +103,59 @@ def test_a_chunk_that_starts_in_the_wrong_state_is_re_run(tmp_path):
         got = list(csv.reader(open(tmp_path / "batch" / table, newline="")))
         want = list(csv.reader(open(os.path.join(seq, table), newline="")))
         assert got == want, table
+
+
+@pytest.mark.parametrize("stop", ["seconds", "SIGTERM", "SIGINT"])
+def test_a_live_record_stopped_the_normal_ways_is_complete(tmp_path, stop):
+    """A live `record` (the phantom paced in real time) stopped by --seconds, SIGTERM or
+    Ctrl-C: a clean session whose every listed frame reads back, and the summary says so."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nirf_overlay.errors import RecordingError
+    from nirf_overlay.recording import SessionSource, read_session
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "s"
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    seconds = "3" if stop == "seconds" else "300"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nirf_overlay", "record", "--phantom", "--realtime", "--size",
+         "128x96", "--fps", "30", "--out", str(out), "--seconds", seconds, "--segment-seconds",
+         "0.5", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if stop != "seconds":
+            deadline = time.monotonic() + 120
+            while True:  # wait on the recording (two segments listed), not a fixed sleep
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                try:
+                    if len(read_session(out).segments) >= 2:
+                        break
+                except RecordingError:
+                    pass
+                time.sleep(0.1)
+            proc.send_signal(getattr(signal, stop))
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    signum = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}.get(stop)
+    # 0, or the conventional 128 + signal number for a stop by signal
+    assert proc.returncode in ((0,) if signum is None else (0, 128 + signum)), stderr
+    assert "Traceback" not in stderr
+    line = stdout.strip().splitlines()[-1]
+    assert line.startswith("recorded "), line
+    frames = int(line.split()[1])
+    meta = json.loads((out / "session.json").read_text())
+    assert meta["interrupted"] is False and meta["frames"] == frames > 0
+    rows = len((out / "frames.csv").read_text().splitlines()) - 1
+    with SessionSource(out) as src:
+        assert not src.interrupted
+        got = sum(1 for _ in src)
+    assert rows == got == frames
+    if stop == "seconds":  # about 3 s of 30 fps frames
+        assert 60 <= frames <= 100, frames
