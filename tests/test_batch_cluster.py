@@ -132,6 +132,9 @@ def test_relative_paths_and_a_worker_killed_mid_batch(cluster, study):
     assert summary.startswith("batch: 2/3 recordings"), summary
     assert "on 1 workers (1 lost during the run)" in summary, summary
     assert stderr.count("rec/missing") == 1, stderr  # warned once, not twice
+    assert str(study) not in stderr  # named as given, not with the folders above it
+    summary_csv = (out / "summary.csv").read_text()
+    assert "rec/missing" in summary_csv and str(study) not in summary_csv
     for name in ("S1", "S2"):  # complete: every frame once, in order
         rows = _rows(out / name / "metrics.csv")
         assert [int(r.split(",")[0]) for r in rows] == list(range(FRAMES)), name

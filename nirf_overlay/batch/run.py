@@ -45,6 +45,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
 
     settings = settings or Settings()
     # workers run elsewhere (another cwd, another machine): they get absolute paths
+    given = list(sessions)  # messages name the paths as the user gave them
     sessions = [os.path.abspath(s) for s in sessions]
     calibration = os.path.abspath(calibration) if calibration else None
     if calibration:  # refuse a bad profile before any worker starts
@@ -68,7 +69,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
 
     summary, study = [], []
     total_frames = 0
-    for name in names:
+    for name, path, as_given in zip(names, sessions, given):
         error = facts[name].get("error")
         frames = []
         if not error:
@@ -80,6 +81,8 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
         frame_rows = [row for row, _ in frames]
         rim_rows = [row for _, rows in frames for row in rows]
         total_frames += len(frame_rows)
+        if error:
+            error = error.replace(path, as_given)
         summary.append(summarise(name, frame_rows, rim_rows, facts[name], error))
         study.extend(dict(row, session=name) for row in frame_rows)
     write_study(out_dir, study, summary)
