@@ -159,3 +159,25 @@ def test_a_live_record_stopped_the_normal_ways_is_complete(tmp_path, stop):
     assert rows == got == frames
     if stop == "seconds":  # about 3 s of 30 fps frames
         assert 60 <= frames <= 100, frames
+
+
+def test_a_snapshot_taken_while_recording_is_logged_by_file_name(qtbot, make_window,
+                                                                  controlled_source, tmp_path):
+    """The session's events.jsonl names a snapshot's files, not the folder they went to."""
+    import json
+
+    win = make_window(controlled_source(live=True))
+    next_painted(qtbot, win)
+    out = tmp_path / "Smith John" / "session"
+    win.engine.start_recording(out)
+    qtbot.waitUntil(lambda: (out / "events.jsonl").exists(), timeout=WAIT_MS)
+    win.capture.snapshot(win.engine, win.view, win.engine.settings)
+    qtbot.waitUntil(lambda: win.capture.last_snapshot is not None, timeout=WAIT_MS)
+    win.engine.stop_recording(wait=True)
+    qtbot.waitUntil(lambda: '"stop"' in (out / "events.jsonl").read_text(), timeout=WAIT_MS)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    snaps = [e for e in events if e.get("kind", e.get("event")) == "snapshot"]
+    assert snaps, events
+    files = snaps[0]["files"]
+    assert files["overlay"].endswith("_overlay.png") and "/" not in files["overlay"]
+    assert str(tmp_path) not in (out / "events.jsonl").read_text()
