@@ -24,7 +24,7 @@ from ..calibration.profile import save_profile
 from ..calibration.registration import MAX_RMS_PX, Charuco, build_registration
 from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
 from ..errors import CalibrationError
-from .common import check_output_file, positive_number
+from .common import positive_number
 from .source_args import add_source_arguments, spec_from_args
 
 
@@ -113,7 +113,6 @@ def run(args) -> int:
 
 def _run(args) -> int:
     what = f"calibrate {args.step}"
-    check_output_file(args.out, "--out")
     charuco = None
     if args.step == "register" and args.charuco:
         charuco = Charuco(board=args.board, marker_ratio=args.marker_ratio, dictionary=args.dictionary)

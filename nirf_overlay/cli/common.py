@@ -86,7 +86,7 @@ def progress_bars(total: Optional[int], enabled: bool) -> list:
 
 
 def check_output_file(path: Optional[str], option: str) -> None:
-    """The one rule for an output *file* option (``--stats-json F``, ``calibrate --out``):
+    """The one rule for an output *file* option (``view --stats-json F``):
     refused before the run starts, not after it, when it cannot be written (a directory,
     a missing or read-only folder)."""
     import os
