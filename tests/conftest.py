@@ -295,3 +295,13 @@ def charuco_sequences(tmp_path_factory):
             "nir": write_image_sequence(str(d / "nir"), [p[1] for p in pairs], "tiff"),
             "charuco": ch, "h_true": h_true, "square_mm": 6.0, "px_per_mm": 6.0,
             "size": (640, 480)}
+
+
+# -- numba kernels: compiled (or loaded from the cache) once per test session ---------------
+@pytest.fixture(scope="session", autouse=True)
+def warm_kernels():
+    """Every pipeline kernel compiled or loaded from NUMBA_CACHE_DIR before the first test,
+    so no test's timed wait pays a cold compile (subprocesses share the same cache)."""
+    from nirf_overlay.processing.pipeline import warm_up
+
+    warm_up()

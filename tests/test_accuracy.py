@@ -38,19 +38,43 @@ def _run(case: dict, pipeline_cls=Pipeline) -> dict:
     return evaluate((ph.frame(i) for i in FRAMES), pipeline_cls(calibration=ph.calibration()))
 
 
+#: seeds per case: the case's own and two more (seed + 100, seed + 200)
+SEED_OFFSETS = (0, 100, 200)
+
+#: per case, the Dice floor: the lowest mean Dice measured over its seeds (those not listed
+#: in KNOWN_SHORTFALLS) minus a margin of 0.03, rounded down to 0.01
+DICE_FLOOR = {
+    "default": 0.93, "tbr 2-3 (after chemo)": 0.90, "tbr 12-18": 0.91, "deep, blurred": 0.88,
+    "noisy (1 e-/count)": 0.90, "partial rims": 0.90, "fast motion": 0.91,
+    "duct and gallbladder": 0.91,
+}
+
+#: (case, seed offset) where the code misses a target today (measured; strict: a fix that
+#: makes one pass must move it out of this list and into the floors)
+KNOWN_SHORTFALLS = {
+    ("default", 200): "a distractor fraction of 0.051 and a TBR error of 0.27",
+    ("deep, blurred", 100): "mean Dice 0.74, under the floor of 0.88",
+    ("fast motion", 200): "one of two lesions is not detected",
+}
+
+
 @pytest.fixture(scope="module")
 def results():
-    out = {name: _run(case) for name, case in CASES.items()}
-    print("\n" + format_table(list(out.items())))
+    out = {(name, k): _run(dict(case, seed=case["seed"] + k))
+           for name, case in CASES.items() for k in SEED_OFFSETS}
+    print("\n" + format_table([(f"{n} +{k}", r) for (n, k), r in out.items()]))
     return out
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_accuracy_targets(results, name):
-    r = results[name]
+@pytest.mark.parametrize("name,offset", [
+    pytest.param(n, k, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_SHORTFALLS[(n, k)])]
+                 if (n, k) in KNOWN_SHORTFALLS else [])
+    for n in CASES for k in SEED_OFFSETS])
+def test_accuracy_targets(results, name, offset):
+    r = results[(name, offset)]
     assert r["detected"] == 1.0, f"{name}: a visible lesion was not found"
-    # per case a floor (a lesion mostly behind the tool costs Dice); the target is the mean
-    assert r["mean_dice"] >= 0.80, f"{name}: Dice {r['mean_dice']:.3f}"
+    # per case a floor measured on its seeds; the target is the mean
+    assert r["mean_dice"] >= DICE_FLOOR[name], f"{name} +{offset}: Dice {r['mean_dice']:.3f}"
     assert r["duct_fraction"] <= 0.05
     assert r["distractor_fraction"] <= 0.05
     for lid, les in r["per_lesion"].items():

@@ -136,7 +136,8 @@ def test_stalled_live_source_keeps_engine_responsive(frames, controlled_source, 
     eng = make_engine(src)
     take_next(eng)
     src.stalled.set()
-    time.sleep(0.3)
+    # wait on the engine noticing the stall, not a fixed sleep
+    wait_for(lambda: eng.status().source["status"] == "reconnecting", what="reconnecting")
     before = eng.status().last_frame_time
     eng.latest()
     time.sleep(0.3)

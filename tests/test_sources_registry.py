@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -57,11 +58,15 @@ CASES = [
     (SourceSpec(combined="both.mkv"), "combined", "combined both.mkv"),
     (SourceSpec(combined="2", layout="top-bottom"), "combined", "combined 2"),
     (SourceSpec(wl="wl.mp4", nir="nir.mkv"), "pair", "WL wl.mp4 + NIR nir.mkv"),
-    (SourceSpec(wl="wl/%04d.png", nir="nir/%06d.tiff"), "pair",
+    (SourceSpec(wl="wl/%04d.png", nir="nir/%06d.tiff"), "pair",  # file names, not folders
+     "WL %04d.png + NIR %06d.tiff"),
+    (SourceSpec(wl="wl/%04d.png", nir="nir/%06d.tiff", keep_paths=True), "pair",
      "WL wl/%04d.png + NIR nir/%06d.tiff"),
     (SourceSpec(wl="0", nir="/dev/video1"), "pair", "WL 0 + NIR /dev/video1"),
     (SourceSpec(wl="rtsp://h/wl", nir="udp://@:5000"), "pair", "WL rtsp://h/wl + NIR udp://@:5000"),
-    (SourceSpec(session="cases/01"), "session", "cases/01"),
+    (SourceSpec(session="cases/01"), "session", "01"),
+    (SourceSpec(wl="rtsp://u:pw@h/wl", nir="udp://@:5000"), "pair",  # never a password
+     "WL rtsp://u:***@h/wl + NIR udp://@:5000"),
     (SourceSpec(), "sample", "bundled sample"),
 ]
 
@@ -149,7 +154,7 @@ def test_the_sample_is_what_no_source_means(sequences):
     with open_source(SourceSpec(realtime=False, loop=True)) as src:
         assert src.profile == str(SAMPLE_PROFILE)  # the profile that comes with the sample
         assert src.info.description == default_sample().describe()
-        assert src.info.description.startswith(f"WL {SAMPLE_WL} + NIR ")
+        assert src.info.description.startswith(f"WL {os.path.basename(SAMPLE_WL)} + NIR ")
         assert src.info.nir_bits == 12  # the sample says what the data cannot
     with open_source(SourceSpec(nir_bits=10)) as src:
         assert src.info.nir_bits == 10  # the command line wins

@@ -11,6 +11,7 @@ every frame's rows and the pipeline's state digest at the two ends, which
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -102,6 +103,11 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
 
     t0 = time.perf_counter()
     out = ChunkResult(chunk.session, chunk.start, chunk.stop, chunk.warm_start)
+    missing = [p for p in (chunk.session, calibration_path) if p and not os.path.exists(p)]
+    if missing:  # the client saw it (it planned the chunk): this worker does not
+        out.error = (f"{missing[0]}: not visible on worker {_worker_name()} (give every worker "
+                     "the same path: a shared file system mounted at the same place)")
+        return out
     try:
         settings = Settings.from_dict(settings_dict)
         with SessionSource(chunk.session) as source:
@@ -117,6 +123,18 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
         out.error = f"{chunk.session}: {e.__class__.__name__}: {e}"
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _worker_name() -> str:
+    """This Dask worker's address (the host name outside a worker)."""
+    import socket
+
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except ValueError:  # not running in a worker
+        return socket.gethostname()
 
 
 def _pin_references(pipeline, session) -> None:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: Optional[str] = None,
               workers: int = 2, scheduler: Optional[str] = None,
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: bool = True,
-              client=None) -> dict:
+              client=None, security=None) -> dict:
     """Process ``sessions`` on Dask and write per-session CSVs, the study table and report.
 
     Parameters
@@ -33,15 +33,22 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     workers : worker processes of the LocalCluster (ignored with ``scheduler``/``client``)
     scheduler : address of an existing Dask scheduler (``tcp://host:8786``)
     client : an existing :class:`distributed.Client` (tests)
+    security : :class:`distributed.security.Security` for a ``tls://`` scheduler (None:
+        Dask's configuration; :func:`~.security.tls_security`)
 
     Returns
     -------
     dict with ``summary`` (one dict per session), ``frames`` (total), ``seconds``,
-    ``fps``, ``workers``, ``fps_per_worker``, ``out_dir``.
+    ``fps``, ``workers`` (alive at the end), ``workers_lost`` (died during the run),
+    ``fps_per_worker``, ``out_dir``.
     """
     from ..settings import Settings
 
     settings = settings or Settings()
+    # workers run elsewhere (another cwd, another machine): they get absolute paths
+    given = list(sessions)  # messages name the paths as the user gave them
+    sessions = [os.path.abspath(s) for s in sessions]
+    calibration = os.path.abspath(calibration) if calibration else None
     if calibration:  # refuse a bad profile before any worker starts
         from ..calibration.profile import load_profile
 
@@ -50,14 +57,17 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     names = unique_names(sessions)
     facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings))
     t0 = time.perf_counter()
-    with _cluster(client, scheduler, workers) as client:
-        n_workers = len(client.scheduler_info().get("workers", {})) or workers
+    with _cluster(client, scheduler, workers, security) as client:
+        started = set(client.scheduler_info().get("workers", {}))
         results = _run_chunks(client, chunks, settings.to_dict(), calibration, facts, progress)
+        alive = set(client.scheduler_info().get("workers", {}))
+        n_workers = len(alive) or workers
+        lost = len(started - alive)
     seconds = time.perf_counter() - t0
 
     summary, study = [], []
     total_frames = 0
-    for name in names:
+    for name, path, as_given in zip(names, sessions, given):
         error = facts[name].get("error")
         frames = []
         if not error:
@@ -69,13 +79,16 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
         frame_rows = [row for row, _ in frames]
         rim_rows = [row for _, rows in frames for row in rows]
         total_frames += len(frame_rows)
+        if error:
+            error = error.replace(path, as_given)
         summary.append(summarise(name, frame_rows, rim_rows, facts[name], error))
         study.extend(dict(row, session=name) for row in frame_rows)
     write_study(out_dir, study, summary)
     write_report(os.path.join(out_dir, "report.html"), summary, study)
     fps = total_frames / seconds if seconds > 0 else 0.0
     return {"summary": summary, "frames": total_frames, "seconds": seconds, "fps": fps,
-            "workers": n_workers, "fps_per_worker": fps / max(1, n_workers), "out_dir": out_dir}
+            "workers": n_workers, "workers_lost": lost,
+            "fps_per_worker": fps / max(1, n_workers), "out_dir": out_dir}
 
 
 def _plan(sessions, names, chunk_frames, warmup) -> tuple[dict, dict]:
@@ -95,7 +108,7 @@ def _plan(sessions, names, chunk_frames, warmup) -> tuple[dict, dict]:
 
 
 @contextmanager
-def _cluster(client, scheduler: Optional[str], workers: int):
+def _cluster(client, scheduler: Optional[str], workers: int, security=None):
     """``client`` itself, or a client of ``scheduler``, or of a LocalCluster closed afterwards."""
     if client is not None:
         yield client
@@ -104,10 +117,14 @@ def _cluster(client, scheduler: Optional[str], workers: int):
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="10s")
-        except OSError as e:
+            client = Client(scheduler, timeout="10s",
+                            **({"security": security} if security is not None else {}))
+        except (OSError, TypeError) as e:
             raise NirfError(f"--scheduler {scheduler}: cannot connect ({e})") from None
-        yield client
+        try:
+            yield client
+        finally:
+            client.close()
         return
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None)

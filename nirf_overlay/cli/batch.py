@@ -20,13 +20,18 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-frames", type=positive_count, default=None, metavar="N",
                         help="frames per task (default 1800, one minute at 30 fps)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tls = parser.add_argument_group("TLS (a tls:// scheduler; default: Dask's configuration, "
+                                    "distributed.comm.tls)")
+    tls.add_argument("--tls-ca-file", metavar="PEM", help="certificate authority to trust")
+    tls.add_argument("--tls-cert", metavar="PEM", help="this client's certificate")
+    tls.add_argument("--tls-key", metavar="PEM", help="its private key (if not in --tls-cert)")
 
 
 def run(args) -> int:
     import os
     import sys
 
-    from ..batch import DEFAULT_CHUNK_FRAMES, run_batch
+    from ..batch import DEFAULT_CHUNK_FRAMES, run_batch, tls_security
     from ..errors import NirfError
     from .common import prepare_kernels, settings_from_args
 
@@ -34,26 +39,32 @@ def run(args) -> int:
         raise NirfError(f"--workers: {args.workers} must be at least 1")
     if args.chunk_frames is not None and args.chunk_frames < 1:
         raise NirfError(f"--chunk-frames: {args.chunk_frames} must be at least 1")
-    for s in args.sessions:
+    security = tls_security(args.scheduler, ca_file=args.tls_ca_file, cert=args.tls_cert,
+                            key=args.tls_key)
+    warned = set()
+    for i, s in enumerate(args.sessions):
         if not os.path.exists(s):
-            # reported in the summary like any unreadable session, but say it now too
+            # reported in the summary like any unreadable session, but say it now (once)
             print(f"nirf-overlay: warning: {s}: no such directory", file=sys.stderr)
+            warned.add(i)
     settings = settings_from_args(args)
     prepare_kernels()  # here, once, with one progress line; the workers load them from the cache
     out = run_batch(args.sessions, args.out, settings=settings, calibration=args.calibration,
-                    workers=args.workers, scheduler=args.scheduler,
+                    workers=args.workers, scheduler=args.scheduler, security=security,
                     chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,
                     progress=not args.no_progress and sys.stderr.isatty())
     failed = [s for s in out["summary"] if s["error"]]
-    for s in failed:
-        print(f"nirf-overlay: warning: {s['error']}", file=sys.stderr)
+    for i, s in enumerate(out["summary"]):
+        if s["error"] and i not in warned:
+            print(f"nirf-overlay: warning: {s['error']}", file=sys.stderr)
     display = [s["session"] for s in out["summary"] if s.get("nir_signal") == "display"]
     if display:
         print(f"nirf-overlay: warning: batch: {len(display)} recording(s) with 8-bit display-encoded "
               f"NIR measured as display values ({', '.join(display)}); give the --calibration "
               f"profile an nir_transfer (as --nir-transfer takes: gamma:G, srgb, lut:FILE.csv)",
               file=sys.stderr)
+    lost = f" ({out['workers_lost']} lost during the run)" if out.get("workers_lost") else ""
     print(f"batch: {len(out['summary']) - len(failed)}/{len(out['summary'])} recordings, "
-          f"{out['frames']} frames in {out['seconds']:.1f} s on {out['workers']} workers "
+          f"{out['frames']} frames in {out['seconds']:.1f} s on {out['workers']} workers{lost} "
           f"({out['fps_per_worker']:.1f} frames/s per worker) -> {out['out_dir']}/report.html")
     return 1 if failed and len(failed) == len(out["summary"]) else 0

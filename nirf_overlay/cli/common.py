@@ -182,3 +182,20 @@ def prepare_kernels(stream=None, *, after_s: float = 2.0) -> None:
         warm_up(progress)
     finally:
         timer.cancel()
+
+
+def check_output_file(path: Optional[str], option: str) -> None:
+    """The one rule for an output *file* option (``view --stats-json F``):
+    refused before the run starts, not after it, when it cannot be written (a directory,
+    a missing or read-only folder)."""
+    import os
+
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise NirfError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise NirfError(f"{option} {path}: no such folder {folder}")
+    if os.path.exists(path) and not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+        raise NirfError(f"{option} {path}: cannot be written (permissions)")

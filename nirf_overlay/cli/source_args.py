@@ -64,11 +64,15 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pair-tolerance", type=positive_number, metavar="S",
                    help="live --wl/--nir: largest WL-NIR capture-time difference to pair, "
                         "seconds (default: half a frame period)")
+    g.add_argument("--keep-paths", action="store_true",
+                   help="write whole source paths into sessions, snapshots and stats "
+                        "(default: file names only; folder names can carry patient names)")
 
 
 #: the options whose dest is the SourceSpec field of the same name
 _SPEC_OPTIONS = ("wl", "nir", "combined", "layout", "nir_half", "nir_bits", "phantom", "seed",
-                 "size", "fps", "realtime", "loop", "pair_tolerance", "wl_rect", "nir_rect")
+                 "size", "fps", "realtime", "loop", "pair_tolerance", "wl_rect", "nir_rect",
+                 "keep_paths")
 
 
 def spec_from_args(args: argparse.Namespace, **overrides) -> SourceSpec:

@@ -101,11 +101,12 @@ def run(args) -> int:
 
     from ..engine import open_engine, set_worker_nice
     from ..errors import NirfError
-    from .common import calibration_request, settings_from_args
+    from .common import calibration_request, check_output_file, settings_from_args
     from .common import warn_display_values
 
     if args.stats_json and not args.exit_after:
         raise NirfError("--stats-json: needs --exit-after S (the seconds to measure)")
+    check_output_file(args.stats_json, "--stats-json")
     spec, note = _viewer_spec(args)
     if note:
         print(f"nirf-overlay: {note}", file=sys.stderr)

@@ -65,7 +65,9 @@ class CaptureControl:
                 self._notify(f"snapshot not saved: {error}", error=True)
                 return
             self.last_snapshot = paths
-            engine.log_event("snapshot", source_index=int(frame.index), files=paths)
+            # the session names the files, not the folder they went to (privacy.py)
+            engine.log_event("snapshot", source_index=int(frame.index),
+                             files={k: Path(v).name if v else None for k, v in paths.items()})
             name = Path(paths["overlay"]).name.replace("_overlay.png", "")
             self._notify(f"snapshot saved: {name}")
 

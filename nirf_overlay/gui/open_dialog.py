@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -51,6 +52,7 @@ from PyQt5.QtWidgets import (
 )
 
 from ..errors import SourceError
+from ..privacy import redact
 from ..sources import SourceSpec, check_present, check_spec, classify, kind_of
 from .presets import CONFIG_DIR_ENV
 
@@ -447,7 +449,12 @@ class OpenSourceDialog(QDialog):
             return []  # a damaged entry must not stop the dialog from opening
 
     def remember(self, spec: SourceSpec) -> None:
+        """Put ``spec`` first in the recent list; a URL's password is not kept there
+        (nirf_overlay.privacy: the user types it again when reopening)."""
         entry = spec.to_dict()
+        for key in ("wl", "nir", "combined"):
+            if entry.get(key):
+                entry[key] = redact(entry[key])
         items = [s.to_dict() for s in self.recent()]
         items = [entry] + [d for d in items if d != entry]
         self.store.setValue(RECENT_KEY, json.dumps(items[:MAX_RECENT]))
@@ -461,9 +468,10 @@ class OpenSourceDialog(QDialog):
     def _load_recent(self) -> None:
         self.recent_list.clear()
         for spec in self.recent():
-            item = QListWidgetItem(spec.describe())
+            # the user's own list shows whole paths (never a password)
+            item = QListWidgetItem(replace(spec, keep_paths=True).describe())
             item.setData(Qt.UserRole, spec)
-            item.setToolTip(spec.describe())
+            item.setToolTip(item.text())
             self.recent_list.addItem(item)
 
     # -- browsing ----------------------------------------------------------------------

@@ -25,12 +25,24 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
-def compact_segment(session_dir: str, nir_file: str, *, on_start=None) -> bool:
+class DamagedSegment(RuntimeError):
+    """A segment does not decode whole: it is left as it is (never re-encoded)."""
+
+
+def _frame_hashes(text: str) -> list[str]:
+    """The per-frame lines of FFmpeg's ``framemd5`` output (comments dropped)."""
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def compact_segment(session_dir: str, nir_file: str, *, expected_frames: Optional[int] = None,
+                    on_start=None) -> bool:
     """Re-encode one FFVHuff NIR segment to FFV1 in place, bit-exactly; True if done.
 
     Runs FFmpeg at idle priority (it only takes CPU nobody else wants), checks
-    that the MD5 of the decoded frames is the same before and after, fsyncs the
-    new file and renames it over the old one.  Any failure leaves the original.
+    that the original decodes whole (``expected_frames``, from segments.csv and
+    frames.csv: else :class:`DamagedSegment`) and that every decoded frame's MD5
+    is the same before and after, fsyncs the new file and renames it over the old
+    one.  Any failure leaves the original.
     """
     src = os.path.join(session_dir, nir_file)
     if fmt.is_ffv1(src):
@@ -38,14 +50,17 @@ def compact_segment(session_dir: str, nir_file: str, *, on_start=None) -> bool:
     tmp = src + ".ffv1" + fmt.PART_SUFFIX
     try:
         # one pass writes FFV1 and hashes the original frames; a second hashes the result
-        cmd = fmt.compact_cmd(src, tmp) + ["-map", "0:v:0", "-f", "hash", "-hash", "md5",
-                                           "pipe:1"]
-        before = _run_idle(cmd, on_start)
-        after = _run_idle([fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
-                           "-i", tmp, "-map", "0:v:0", "-f", "hash", "-hash", "md5", "pipe:1"],
-                          on_start)
+        cmd = fmt.compact_cmd(src, tmp) + ["-map", "0:v:0", "-f", "framemd5", "pipe:1"]
+        before = _frame_hashes(_run_idle(cmd, on_start))
+        if expected_frames is not None and len(before) != expected_frames:
+            raise DamagedSegment(f"decodes {len(before)} of its {expected_frames} frames "
+                                 "(damaged or truncated); left as it is, not converted")
+        after = _frame_hashes(_run_idle(
+            [fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+             "-i", tmp, "-map", "0:v:0", "-f", "framemd5", "pipe:1"], on_start))
         if not before or before != after:
-            raise RuntimeError(f"decoded frames differ after re-encoding ({before} != {after})")
+            raise RuntimeError(f"decoded frames differ after re-encoding ({len(before)} frames "
+                               f"before, {len(after)} after)")
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -110,9 +125,9 @@ class Compactor:
         self._thread = threading.Thread(target=self._main, name="nirf-rec-compactor", daemon=True)
         self._thread.start()
 
-    def submit(self, nir_file: str) -> None:
-        """Queue a closed segment's NIR file for re-encoding."""
-        self._queue.put(nir_file)
+    def submit(self, nir_file: str, frames: Optional[int] = None) -> None:
+        """Queue a closed segment's NIR file (holding ``frames`` frames) for re-encoding."""
+        self._queue.put((nir_file, frames))
 
     def stop(self, *, wait: bool, timeout: float) -> None:
         """Stop after the queued segments (``wait``) or at once, killing the running FFmpeg."""
@@ -126,15 +141,17 @@ class Compactor:
 
     def _main(self) -> None:
         while True:
-            name = self._queue.get()
-            if name is _STOP:
+            item = self._queue.get()
+            if item is _STOP:
                 return
+            name, frames = item
             if self._abort.is_set():
                 continue
             path = os.path.join(self.session_dir, name)
             try:
                 before = os.path.getsize(path)
-                if compact_segment(self.session_dir, name, on_start=self._started):
+                if compact_segment(self.session_dir, name, expected_frames=frames,
+                                   on_start=self._started):
                     self._on_compacted(os.path.getsize(path) - before)
             except Exception as e:  # compaction is an optimisation: never stop recording
                 if not self._abort.is_set():
@@ -160,18 +177,32 @@ def compact_session(path, *, progress=None) -> int:
     for seg in session.segments:
         full = os.path.join(session.path, seg.nir_file)
         if not fmt.is_ffv1(full):
-            todo.append(seg.nir_file)
+            todo.append(seg)
         elif os.path.exists(full + ".ffv1" + fmt.PART_SUFFIX):  # left by a killed compactor
             try:
                 os.unlink(full + ".ffv1" + fmt.PART_SUFFIX)
             except OSError:
                 pass
-    done = 0
-    for i, name in enumerate(todo, start=1):
+    done, damaged = 0, []
+    for i, seg in enumerate(todo, start=1):
+        where = os.path.join(session.path, seg.nir_file)
+        # the frames the session lists for this segment: segments.csv, and frames.csv's rows
+        listed = max(0, min(session.frame_count, seg.first_frame + seg.frames) - seg.first_frame)
+        if listed != seg.frames:
+            damaged.append(f"{where}: segments.csv lists {seg.frames} frames but frames.csv "
+                           f"{listed}; not converted")
+            continue
         try:
-            done += bool(compact_segment(session.path, name))
+            done += bool(compact_segment(session.path, seg.nir_file, expected_frames=seg.frames))
+        except DamagedSegment as e:
+            damaged.append(f"{where}: {e}")
         except RuntimeError as e:
-            raise RecordingError(f"{os.path.join(session.path, name)}: not compacted ({e})") from None
+            raise RecordingError(f"{where}: not compacted ({e})") from None
         if progress is not None:
             progress(i, len(todo))
+    if damaged:
+        for line in damaged:
+            log.warning("%s", line)
+        more = f" (and {len(damaged) - 1} more segment(s), listed above)" if len(damaged) > 1 else ""
+        raise RecordingError(f"{damaged[0]}{more}; {done} other segment(s) compacted")
     return done

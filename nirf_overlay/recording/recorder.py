@@ -488,7 +488,7 @@ class Recorder:
             self._st.frames_safe += seg.frames
             self._st.bytes_on_disk += size
         if self._compactor is not None:
-            self._compactor.submit(seg.nir_file)
+            self._compactor.submit(seg.nir_file, seg.frames)
 
     def _on_compacted(self, size_change: int) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import RecordingError, SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
+from ..privacy import shown_name
 from ..sources.base import FrameSource
 from . import format as fmt
 from .session_reader import SegmentEntry, read_session
@@ -142,7 +143,8 @@ class SessionSource(FrameSource):
     ``segment``, ``dropped_before``, ``unpaired`` and ``not_written_before``.
     """
 
-    def __init__(self, path, *, realtime: bool = False, loop: bool = False):
+    def __init__(self, path, *, realtime: bool = False, loop: bool = False,
+                 keep_paths: bool = False):
         self.path = os.fspath(path)
         self.session = read_session(self.path)
         s = self.session
@@ -154,7 +156,7 @@ class SessionSource(FrameSource):
         w, h = s.size
         self._size = (w, h)
         self.info = SourceInfo(
-            description=f"session {self.path}", size=(w, h), fps=s.fps,
+            description=f"session {shown_name(self.path, keep_paths)}", size=(w, h), fps=s.fps,
             nir_bits=int(meta["nir_bits"]), live=False, frame_count=s.frame_count,
             device=str(meta.get("source", {}).get("description", "")),
             exposure_ms=meta.get("source", {}).get("exposure_ms"),
@@ -213,7 +215,8 @@ class SessionSource(FrameSource):
     def from_spec(cls, spec) -> "SessionSource":
         """Open ``spec.session`` for :func:`~nirf_overlay.sources.open_source`; SourceError if unusable."""
         try:
-            return cls(spec.session, realtime=spec.realtime, loop=spec.loop)
+            return cls(spec.session, realtime=spec.realtime, loop=spec.loop,
+                       keep_paths=spec.keep_paths)
         except RecordingError as e:
             raise SourceError(str(e)) from None
 

@@ -22,6 +22,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..errors import SourceError  # noqa: E402
+from ..privacy import redact  # noqa: E402
 from .inputs import InputKind  # noqa: E402
 
 if "OPENCV_LOG_LEVEL" not in os.environ:
@@ -92,9 +93,8 @@ def open_capture(kind: InputKind, *, name: str, raw: bool = False,
         cap = cv2.VideoCapture(kind.target, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             if kind.live:
-                raise SourceError(
-                    f"{name}: cannot open the stream (nothing usable received within "
-                    f"{open_timeout:g} s; is the sender running and the address right?)")
+                raise SourceError(f"{name}: cannot open the stream "
+                                  f"({why_no_stream(str(kind.target), open_timeout)})")
             raise SourceError(f"{name}: cannot open as video (corrupt, truncated or not a video file)")
     tag = pixel_format(cap)
     if raw and is_gray_format(tag):
@@ -107,6 +107,44 @@ def open_capture(kind: InputKind, *, name: str, raw: bool = False,
                               "as gray16le (FFV1) or 16-bit TIFF/PNG")
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
     return cap
+
+
+#: default ports of the stream schemes that run over TCP (a connection can be tried)
+_TCP_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935, "tcp": None}
+
+
+def why_no_stream(url: str, timeout: float) -> str:
+    """What happened when ``url`` gave nothing: for a TCP scheme, a connection to its
+    host and port says refused / no route / unknown host / timed out; else (UDP) that
+    nothing arrived."""
+    import errno
+    import socket
+    from urllib.parse import urlsplit
+
+    wait = f"nothing usable received within {timeout:g} s"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or _TCP_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return f"{wait}; is the address right?"
+    if parts.scheme.lower() not in _TCP_PORTS or not host or not port:
+        return f"{wait}; is the sender running and the address right?"
+    where = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=max(0.5, min(timeout, 5.0))):
+            pass
+    except ConnectionRefusedError:
+        return f"connection refused by {where}: nothing listens there; is the sender running?"
+    except socket.gaierror:
+        return f"unknown host {host}"
+    except socket.timeout:
+        return f"connecting to {where} timed out: host down or a firewall drops it"
+    except OSError as e:
+        if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return f"no route to {where}: check the network and the address"
+        return f"cannot connect to {where} ({e.strerror or e})"
+    return (f"{where} accepts connections, but {wait}; check the stream path, "
+            "the user name and password")
 
 
 def capture_props(cap: "cv2.VideoCapture", kind: InputKind) -> dict:
@@ -144,7 +182,7 @@ def capture_props(cap: "cv2.VideoCapture", kind: InputKind) -> dict:
         if gain is not None and gain >= 0:
             out["gain"] = float(gain)
     elif kind.kind == "url":
-        out["device"] = str(kind.target)
+        out["device"] = redact(str(kind.target))
     return out
 
 

@@ -258,7 +258,7 @@ def open_combined(spec):
     extra = {"format": props["pixel_format"], "layout": layout.to_dict(), "nir_mode": mode.mode}
     if nir_half:
         extra["nir_half"] = nir_half
-    description = f"combined {name} ({words})"
+    description = f"{spec.describe()} ({words})"
     if kind.live:
         shape0 = frame0.shape
 

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from ..errors import SourceError
 from ..frame import FramePair, SourceInfo, SourceStats
+from ..privacy import redact
 from ._cv import READ_TIMEOUT, OPEN_TIMEOUT, capture_props, open_capture
 from .base import FrameSource
 from .inputs import InputKind
@@ -85,6 +86,7 @@ class CaptureThread:
 
     # -- the thread ---------------------------------------------------------
     def _set_state(self, state: str, message: str = "") -> None:
+        message = redact(message)  # a URL's password is never logged or shown
         changed = (state, message) != (self.state, self.message)
         self.state, self.message = state, message
         if changed:
@@ -144,7 +146,7 @@ class CaptureThread:
         self.reconnects += 1
         self.attempts = 0
         self._set_state("ok", "")
-        log.info("%s stream %s: reconnected", self.role, self.name)
+        log.info("%s stream %s: reconnected", self.role, redact(self.name))
         return True
 
 

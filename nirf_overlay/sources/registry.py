@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SourceError
+from ..privacy import shown_name
 from .base import FrameSource
 from .sample import as_sample
 
@@ -104,15 +105,16 @@ KINDS: tuple[SourceKind, ...] = (
                loader="nirf_overlay.sources.phantom_source:PhantomSource.from_spec"),
     SourceKind("combined", "combined stream",
                recognises=lambda spec: bool(spec.combined),
-               describe=lambda spec: f"combined {spec.combined}",
+               describe=lambda spec: f"combined {shown_name(spec.combined, spec.keep_paths)}",
                loader="nirf_overlay.sources.combined:open_combined"),
     SourceKind("pair", "WL + NIR streams",
                recognises=lambda spec: bool(spec.wl or spec.nir),
-               describe=lambda spec: f"WL {spec.wl} + NIR {spec.nir}",
+               describe=lambda spec: (f"WL {shown_name(spec.wl, spec.keep_paths)} + "
+                                      f"NIR {shown_name(spec.nir, spec.keep_paths)}"),
                loader="nirf_overlay.sources.video:open_pair", prepare=_wl_with_nir),
     SourceKind("session", "recorded session",
                recognises=lambda spec: bool(spec.session),
-               describe=lambda spec: str(spec.session),
+               describe=lambda spec: shown_name(spec.session, spec.keep_paths),
                loader="nirf_overlay.recording.session:SessionSource.from_spec",
                prepare=_session_dir),
     SourceKind("sample", "bundled sample",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
+from ..privacy import redact
 from .registry import kind_of
 from .sample import as_sample
 
@@ -39,10 +40,18 @@ class SourceSpec:
     options: dict = field(default_factory=dict)
     wl_rect: Optional[tuple[int, int, int, int]] = None  # --layout custom: x, y, w, h
     nir_rect: Optional[tuple[int, int, int, int]] = None
+    # write whole paths into sessions, snapshots and stats (default: file names only;
+    # a URL's password is never written: nirf_overlay.privacy)
+    keep_paths: bool = False
 
     def describe(self) -> str:
-        """One line naming the input (``phantom(seed=3)``, ``WL a.mp4 + NIR b.mkv`` ...)."""
-        return kind_of(self).describe(self)
+        """One line naming the input (``phantom(seed=3)``, ``WL a.mp4 + NIR b.mkv`` ...).
+
+        This is what sessions, snapshots, stats, logs and the status bar show: a
+        URL's password redacted, files by name unless ``keep_paths``
+        (:mod:`nirf_overlay.privacy`).
+        """
+        return redact(kind_of(self).describe(self))
 
     def to_dict(self) -> dict:
         """The spec as JSON-ready values (``size`` a list)."""
