@@ -319,7 +319,7 @@ def test_view_command_writes_stats(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
         [sys.executable, "-m", "nirf_overlay", "view", "--phantom", "--size", "320x180",
-         "--exit-after", "4", "--warmup", "1", "--stats-json", str(out),
+         "--exit-after", "10", "--warmup", "1", "--stats-json", str(out),
          "--snapshots", str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -329,7 +329,8 @@ def test_view_command_writes_stats(tmp_path):
         assert key in stats
     assert stats["size"] == [320, 180]
     assert 0.0 <= stats["dropped_fraction"] <= 1.0
-    # frames must have been shown (the kernels are warm: conftest's session fixture), and
+    # frames must have been shown (the kernels are warm, conftest's session fixture, but
+    # loading them behind the open window takes a few seconds on a loaded machine), and
     # what was shown must add up
     assert stats["frames_displayed"] >= 5, stats
     assert stats["latency_ms_p99"] >= stats["latency_ms_median"] > 0

@@ -106,8 +106,7 @@ class ViewerStats:
             "display_ms_median": percentile([1000.0 * x for x in self.display], 50),
             "display_ms_p99": percentile([1000.0 * x for x in self.display], 99),
             "analysed_in_sync_fraction": self.sync_frames / n if n else None,
-            "analysis_fallbacks": (None if engine.pipeline.analysis_mode is None
-                                   else engine.pipeline.analysis_mode.fallbacks),
+            "analysis_fallbacks": _fallbacks(engine.pipeline),
             "fps_displayed": (n - 1) / span if span > 0 else 0.0,
             "seconds_measured": span,
             "warmup_s": self.warmup_s,
@@ -121,3 +120,11 @@ class ViewerStats:
 
     def _after(self, t: Optional[float]) -> Optional[float]:
         return None if t is None else t - self.created
+
+
+def _fallbacks(pipeline):
+    """How often the viewer fell back to the analysis thread; None before the pipeline
+    exists (the kernels still compiling) or when it never chooses (forced sync/async)."""
+    if pipeline is None or pipeline.analysis_mode is None:
+        return None
+    return pipeline.analysis_mode.fallbacks
