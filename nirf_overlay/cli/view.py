@@ -168,9 +168,11 @@ def run(args) -> int:
         from ..gui.app import call_later
 
         def finish():
-            result.update(window.stats.summary(window.engine))
-            window.close()
-            app.quit()
+            try:  # whatever the summary meets, --exit-after ends the viewer
+                result.update(window.stats.summary(window.engine))
+            finally:
+                window.close()
+                app.quit()
 
         call_later(args.exit_after, finish)
     code = app.exec_()
