@@ -218,7 +218,10 @@ def test_ab_with_a_preset_keeps_the_scene_polygon(make_bar, qtbot, tmp_path, win
         if f is None or f.result_b is None:
             return False
         nir_b = f.composite_b
-        return bool((nir_b[..., 0] == nir_b[..., 1]).all())
+        # the monochrome NIR view; rim outlines are drawn in colour in every mode,
+        # and B (threshold 5.5) now finds rims on this scene
+        grey = nir_b[..., 0] == nir_b[..., 1]
+        return bool(grey.mean() > 0.97)
 
     qtbot.waitUntil(b_is_monochrome, timeout=WAIT_MS)  # side B runs the preset
     qtbot.keyClick(window.centralWidget(), Qt.Key_B)

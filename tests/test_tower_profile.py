@@ -15,10 +15,14 @@ SAMPLE = "calibration/sample/profile.json"
 
 
 def test_schema_1_profile_still_loads_and_is_rewritten_as_current(tmp_path):
-    doc = json.load(open(SAMPLE))
-    assert doc["schema_version"] == 1 and "layout" not in doc
+    # the bundled profile as a schema-1 writer left it (before layout, ignore_rects, nir_transfer)
     src = tmp_path / "old"
     shutil.copytree("calibration/sample", src)
+    doc = json.load(open(SAMPLE))
+    doc["schema_version"] = 1
+    for key in ("layout", "ignore_rects", "nir_transfer"):
+        doc.pop(key, None)
+    (src / "profile.json").write_text(json.dumps(doc))
     cal = load_profile(str(src / "profile.json"))
     assert cal.layout is None and cal.ignore_rects == [] and cal.nir_transfer is None
     assert cal.mm_per_px == doc["mm_per_px"]
