@@ -196,22 +196,12 @@ def paint_hud(p: QPainter, image_rect: QRectF, state: HudState,
             text_box(p, image_rect.center().x() - px * 4, image_rect.top() + px * 3, text,
                       px * 1.6, color=QColor(0, 0, 0), bg=color)
     if NIR_LOST in state.marks:
-        band = QRectF(image_rect.left(), image_rect.top(), image_rect.width(), px * 2.4)
-        p.setPen(Qt.NoPen)
-        p.setBrush(RED)
-        p.drawRect(band)
-        p.setFont(_font(px * 1.5))
-        p.setPen(WHITE)
-        p.drawText(band, Qt.AlignCenter, "NIR LOST \u2013 overlay off, white light only")
+        _top_band(p, image_rect, px * 2.4, RED, px * 1.5,
+                  "NIR LOST \u2013 overlay off, white light only")
     if PREPARING in state.marks:
-        band = QRectF(image_rect.left(), image_rect.top(), image_rect.width(), px * 3.4)
-        p.setPen(Qt.NoPen)
-        p.setBrush(BLUE)
-        p.drawRect(band)
-        p.setFont(_font(px * 1.2))
-        p.setPen(WHITE)
-        p.drawText(band, Qt.AlignCenter, "OVERLAY NOT ON YET \u2013 white light only\n"
-                   + (state.preparing or "Preparing analysis kernels"))
+        _top_band(p, image_rect, px * 3.4, BLUE, px * 1.2,
+                  "OVERLAY NOT ON YET \u2013 white light only\n"
+                  + (state.preparing or "Preparing analysis kernels"))
 
     if not state.visible:
         return
@@ -340,3 +330,14 @@ def _paint_stale(p: QPainter, rect: QRectF, px: float, age: float) -> None:
     p.setFont(_font(px * 1.2))
     p.setPen(WHITE)
     p.drawText(sub, Qt.AlignCenter, f"no new frame for {age:.1f} s")
+
+
+def _top_band(p: QPainter, image_rect, height: float, colour, font_px: float, text: str) -> None:
+    """A full-width band of ``colour`` across the top of the picture, ``text`` centred in white."""
+    band = QRectF(image_rect.left(), image_rect.top(), image_rect.width(), height)
+    p.setPen(Qt.NoPen)
+    p.setBrush(colour)
+    p.drawRect(band)
+    p.setFont(_font(font_px))
+    p.setPen(WHITE)
+    p.drawText(band, Qt.AlignCenter, text)
