@@ -171,6 +171,32 @@ def _finish(encoder, path) -> None:
         raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
 
 
+def _write_frames(items, write, finish, *, tables, fps, total, desc, progress) -> None:
+    """Write each rendered item (``write(item)`` returns its truth), add the truth
+    rows, advance the progress bar; the tables, the bar and the encoders (``finish``)
+    are closed on the way out, also on an error."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc=desc, leave=False)
+    try:
+        for i, item in enumerate(items):
+            truth = write(item)
+            if tables is not None:
+                tables.add(i, i / fps, truth)
+            if bar is not None:
+                bar.update(1)
+        if tables is not None:
+            tables.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+        if tables is not None:
+            tables.close()
+        finish()
+
+
 def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True,
                    cal_dir=None, progress=True) -> dict:
     """Render ``frames`` frames of the phantom ``params`` into ``out_dir``.
@@ -196,31 +222,21 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     nir_w = _encoder(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
         "-c:v", "ffv1", "-level", "3", "-coder", "1", "-context", "1", "-g", "1",
         "-slicecrc", "1", "-pix_fmt", "gray16le"])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=frames, unit="frame", desc=f"make-sample {w}x{h}", leave=False)
     tables = _TruthFiles(out_dir, name, frames, ph.size, ph.params) if truth else None
-    t0 = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
-            for i, pair in enumerate(pool.map(ph.frame, range(frames))):
-                _write(wl_w, pair.wl, wl_path)
-                _write(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
-                if tables is not None:
-                    tables.add(i, i / fps, pair.truth)
-                if bar is not None:
-                    bar.update(1)
-        if tables is not None:
-            tables.finish()
-    finally:
-        if bar is not None:
-            bar.close()
-        if tables is not None:
-            tables.close()
+
+    def write_pair(pair):
+        _write(wl_w, pair.wl, wl_path)
+        _write(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
+        return pair.truth
+
+    def finish():
         _finish(wl_w, wl_path)
         _finish(nir_w, nir_path)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
+        _write_frames(pool.map(ph.frame, range(frames)), write_pair, finish, tables=tables,
+                      fps=fps, total=frames, desc=f"make-sample {w}x{h}", progress=progress)
     elapsed = time.perf_counter() - t0
     summary = {"wl": wl_path, "nir": nir_path, "frames": frames, "size": [w, h], "fps": fps,
                "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px,
@@ -309,28 +325,15 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
         "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart"])
     tables = _TruthFiles(out_dir, name, frames, tower.phantom.size, tower.phantom.params) if truth else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=frames, unit="frame", desc=f"make-sample tower {w}x{h}", leave=False)
+    def write_frame(f):
+        _write(enc, f.frame, path)
+        return f.pair.truth
+
     t0 = time.perf_counter()
-    try:
-        for i in range(frames):
-            f = tower.frame(i)
-            _write(enc, f.frame, path)
-            if tables is not None:
-                tables.add(i, i / fps, f.pair.truth)
-            if bar is not None:
-                bar.update(1)
-        if tables is not None:
-            tables.finish()
-    finally:
-        if bar is not None:
-            bar.close()
-        if tables is not None:
-            tables.close()
-        _finish(enc, path)
+    _write_frames((tower.frame(i) for i in range(frames)), write_frame, lambda: _finish(enc, path),
+                  tables=tables, fps=fps, total=frames, desc=f"make-sample tower {w}x{h}",
+                  progress=progress)
     doc_path = os.path.join(out_dir, f"{name}_tower.json")
     with open(doc_path, "w") as fh:
         json.dump(tower.truth_document(), fh, indent=1)
