@@ -12,16 +12,19 @@ import numba
 import numpy as np
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
-def _rim_model_lstsq(prof, pins):
-    """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` to ``prof``.
+@numba.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _normal_lstsq(prof, pins, pouts, mirrored):
+    """Least-squares fit of ``c0 + c1 * step_in + c2 * box`` to ``prof``, where
+    box = step_in - step_out.
 
-    ``pins[k]`` is the blurred inner step at sample k; the samples are
-    symmetric (t_k = -t_{m-1-k}), so the outer edge's step is the mirrored
-    inner one, Phi((t - w/2)/s) = 1 - Phi((-t + w/2)/s), and the box is
-    their difference.  The 3 x 3 normal equations are accumulated in scalars
-    and solved by Cramer's rule: no allocation in the fit's inner loop.
-    Returns (sse, c0, c1, c2); sse is 1e300 for a singular system.
+    ``pins[k]`` is the blurred inner step at sample k.  With ``mirrored`` the
+    samples are symmetric (t_k = -t_{m-1-k}), so the outer edge's step is the
+    mirrored inner one, Phi((t - w/2)/s) = 1 - Phi((-t + w/2)/s), and ``pouts``
+    is not read; otherwise ``pouts[k]`` is the outer step.  The 3 x 3 normal
+    equations are accumulated in scalars and solved by Cramer's rule: no
+    allocation in the fit's inner loop (inlined, so the constant ``mirrored``
+    costs no branch).  Returns (sse, c0, c1, c2); sse is 1e300 for a singular
+    system.
     """
     m = prof.shape[0]
     s11 = s12 = s13 = s22 = s23 = s33 = 0.0
@@ -29,7 +32,7 @@ def _rim_model_lstsq(prof, pins):
     yy = 0.0
     for k in range(m):
         pin = pins[k]
-        pout = 1.0 - pins[m - 1 - k]
+        pout = 1.0 - pins[m - 1 - k] if mirrored else pouts[k]
         box = pin - pout
         y = prof[k]
         s11 += 1.0
@@ -54,6 +57,12 @@ def _rim_model_lstsq(prof, pins):
     # residual sum of squares from the normal equations
     sse = yy - (c0 * b1 + c1 * b2 + c2 * b3)
     return sse, c0, c1, c2
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _rim_model_lstsq(prof, pins):
+    """:func:`_normal_lstsq` of a symmetric sampling (the outer step mirrored)."""
+    return _normal_lstsq(prof, pins, pins, True)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
@@ -209,40 +218,7 @@ def _shifted_sse(prof, dx, half_n, w, s, d, fwhm, pins, pouts):
         t = (k - half_n) * dx - d
         pins[k] = 0.5 * (1.0 + math.erf((t + 0.5 * w) * inv))
         pouts[k] = 0.5 * (1.0 + math.erf((t - 0.5 * w) * inv))
-    return _lstsq_general(prof, pins, pouts)
-
-
-@numba.njit(nogil=True, cache=True, fastmath=True)
-def _lstsq_general(prof, pins, pouts):
-    """:func:`_rim_model_lstsq` with the outer step given (no symmetry assumed)."""
-    m = prof.shape[0]
-    s11 = s12 = s13 = s22 = s23 = s33 = 0.0
-    b1 = b2 = b3 = 0.0
-    yy = 0.0
-    for k in range(m):
-        pin = pins[k]
-        box = pin - pouts[k]
-        y = prof[k]
-        s11 += 1.0
-        s12 += pin
-        s13 += box
-        s22 += pin * pin
-        s23 += pin * box
-        s33 += box * box
-        b1 += y
-        b2 += pin * y
-        b3 += box * y
-        yy += y * y
-    s22 += 1e-9
-    s33 += 1e-9
-    det = (s11 * (s22 * s33 - s23 * s23) - s12 * (s12 * s33 - s23 * s13)
-           + s13 * (s12 * s23 - s22 * s13))
-    if abs(det) < 1e-18:
-        return 1e300, 0.0, 0.0, 0.0
-    c0 = (b1 * (s22 * s33 - s23 * s23) - s12 * (b2 * s33 - s23 * b3) + s13 * (b2 * s23 - s22 * b3)) / det
-    c1 = (s11 * (b2 * s33 - s23 * b3) - b1 * (s12 * s33 - s23 * s13) + s13 * (s12 * b3 - b2 * s13)) / det
-    c2 = (s11 * (s22 * b3 - b2 * s23) - s12 * (s12 * b3 - b2 * s13) + b1 * (s12 * s23 - s22 * s13)) / det
-    return yy - (c0 * b1 + c1 * b2 + c2 * b3), c0, c1, c2
+    return _normal_lstsq(prof, pins, pouts, False)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=True)
