@@ -286,11 +286,13 @@ class Settings:
         try:
             text = path.read_text()
         except FileNotFoundError:
-            raise SettingsError(f"{path}: no such settings file") from None
+            raise SettingsError(f"{path}: no such settings file; give the path of a settings "
+                                "JSON file (as the viewer's settings panel saves)") from None
         except OSError as e:
             raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
         except UnicodeDecodeError:
-            raise SettingsError(f"{path}: not a settings file (not text)") from None
+            raise SettingsError(f"{path}: not a settings file (not text); give a settings "
+                                "JSON file") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
