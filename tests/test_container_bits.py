@@ -124,3 +124,21 @@ def test_calibrate_dark_names_the_flag(tmp_path, image_sequence):
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("nirf-overlay: warning: dark: every value fits in 12 bits")
     assert lines[0].endswith("; see --nir-bits")
+
+
+def test_process_says_it_once_on_the_terminal(tmp_path, image_sequence, capfd):
+    """A 12-bit camera's 16-bit TIFFs through ``nirf-overlay process``: one line, once."""
+    from nirf_overlay.cli import main
+
+    rng = np.random.default_rng(5)
+    wl = [np.full((H, W, 3), 90, np.uint8)] * 6
+    nir = [np.where(rng.random((H, W)) < 0.2, 4095, 900).astype(np.uint16) for _ in range(6)]
+    rc = main(["process", "--wl", image_sequence(str(tmp_path / "wl"), wl, "png"),
+               "--nir", image_sequence(str(tmp_path / "nir"), nir, "tiff"),
+               "--out", str(tmp_path / "out"), "--no-video", "--no-progress"])
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    said = [line for line in err.splitlines() if "values fit in 12 bits" in line]
+    assert len(said) == 1, err
+    assert said[0].startswith("nirf-overlay: warning: NIR: values fit in 12 bits")
+    assert "give --nir-bits 12" in said[0]

@@ -359,9 +359,10 @@ class Normaliser:
                     clipped or self._watched >= CONTAINER_FRAMES):
                 self._said_bits = True
                 log.warning("NIR: values fit in %d bits (largest %d in %d frames) but are read "
-                            "as 16-bit: give --nir-bits %d if the camera is %d-bit (its full "
-                            "scale, saturation and display levels then fit)", narrow,
-                            self.largest_raw, self._watched, narrow, narrow)
+                            "as 16-bit: give --nir-bits %d (in the open dialog: NIR bit depth) "
+                            "if the camera is %d-bit; full scale, saturation and display "
+                            "levels then fit", narrow, self.largest_raw, self._watched, narrow,
+                            narrow)
         return clip_count(self.largest_raw, nir_bits)
 
     def ready_for(self, raw: np.ndarray, wl: np.ndarray) -> bool:
