@@ -212,13 +212,15 @@ def wl_from_frame(frame: np.ndarray, name: str) -> np.ndarray:
         raise SourceError(f"{name}: the white-light stream is single-channel (gray); "
                           "--wl needs a colour stream")
     if frame.ndim != 3 or frame.shape[2] not in (3, 4):
-        raise SourceError(f"{name}: unexpected frame shape {frame.shape} for white light")
+        raise SourceError(f"{name}: unexpected frame shape {frame.shape} for white light; give "
+                          "a colour stream")
     if frame.shape[2] == 4:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
     elif frame.dtype != np.uint8:
-        raise SourceError(f"{name}: white-light frames of type {frame.dtype} are not supported")
+        raise SourceError(f"{name}: white-light frames of type {frame.dtype} are not supported; "
+                          "give 8- or 16-bit colour frames")
     return np.ascontiguousarray(frame)  # a combined stream's half is a strided view
 
 
@@ -248,7 +250,7 @@ def nir_mode(frame: np.ndarray, name: str, nir_bits: Optional[int]) -> NirMode:
         mode = None
     if mode is None:
         raise SourceError(f"{name}: NIR frames of shape {frame.shape} and type {frame.dtype} "
-                          "are not supported")
+                          "are not supported; give 8- or 16-bit gray frames")
     data_bits = 16 if mode in ("u16", "bgr16") else 8
     if nir_bits is None:
         bits = data_bits
