@@ -94,6 +94,41 @@ class FramePair:
 NIR_STATUSES = ("present", "stale", "lost")
 
 
+# -- a narrower sensor in a 16-bit container ------------------------------------------------
+#: sensor depths a 16-bit container commonly holds (10-, 12- and 14-bit cameras)
+CONTAINER_DEPTHS = (10, 12, 14)
+
+
+def container_bits(largest: float, nir_bits: int) -> Optional[int]:
+    """The smallest common sensor depth all values fit in, when narrower than ``nir_bits``.
+
+    A 12-bit camera's frames stored as 16-bit never exceed 4095; that alone cannot tell
+    it from dim 16-bit data, so this is a hint for a message, never a decision.  Only a
+    16-bit depth is questioned: a narrower one was given on purpose.
+    """
+    if int(nir_bits) != 16:
+        return None
+    for bits in CONTAINER_DEPTHS:
+        if largest <= (1 << bits) - 1:
+            return bits
+    return None
+
+
+def clip_count(largest: float, nir_bits: int) -> int:
+    """The count a saturated pixel reads, given the ``largest`` value seen.
+
+    The full scale of ``nir_bits``, unless the values stop exactly at the full scale
+    of a narrower depth (:func:`container_bits`): a 12-bit camera in a 16-bit container
+    clips at 4095, and a pixel there is saturated although it is far below 65535.
+    (16-bit data whose largest value is exactly 4095 are taken as clipped there too;
+    a pixel or two, where a clipped camera gives whole patches.)
+    """
+    narrow = container_bits(largest, nir_bits)
+    if narrow is not None and int(largest) == (1 << narrow) - 1:
+        return int(largest)
+    return (1 << int(nir_bits)) - 1
+
+
 @dataclass
 class SourceInfo:
     """What a source knows about itself (shown in the HUD, written to sessions)."""

@@ -20,11 +20,12 @@ def check_new_output_dir(path, what: str = "output directory", error=NirfError) 
     path = str(path)
     if os.path.lexists(path):
         if not os.path.isdir(path):
-            raise error(f"{path}: exists and is not a directory")
+            raise error(f"{path}: exists and is not a directory; give the path of a new {what}")
         try:
             entries = os.listdir(path)
         except OSError as e:
-            raise error(f"{path}: cannot read the {what} ({e.strerror})") from None
+            raise error(f"{path}: cannot read the {what} ({e.strerror}); give one you can "
+                        "read and write") from None
         if entries:
             raise error(f"{path}: exists and is not empty (an earlier run?); refused so that two runs "
                         f"never mix: give a new or empty {what}, or remove this one first")
@@ -37,5 +38,6 @@ def make_new_output_dir(path, what: str = "output directory") -> str:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
-        raise NirfError(f"{path}: cannot create {what} ({e.strerror})") from None
+        raise NirfError(f"{path}: cannot create {what} ({e.strerror}); give a folder you can "
+                        "write to") from None
     return path

@@ -225,8 +225,12 @@ class Settings:
         """Validate and set one field, e.g. ``set("segment.threshold", 2.0)``."""
         section, key = _split(name)
         sec = getattr(self, section, None)
-        if sec is None or not dataclasses.is_dataclass(sec) or key not in _field_map(sec):
-            raise SettingsError(f"{name}: no such setting")
+        if sec is None or not dataclasses.is_dataclass(sec):
+            raise SettingsError(f"{name}: no such setting; give one of the sections "
+                                f"{', '.join(_section_names())}")
+        if key not in _field_map(sec):
+            raise SettingsError(f"{name}: no such setting; give one of {section}."
+                                f"{{{', '.join(_field_map(sec))}}}")
         setattr(sec, key, validate_field(name, _field_map(sec)[key], value))
 
     def fields(self) -> Iterator[tuple[str, dataclasses.Field]]:
@@ -261,8 +265,9 @@ class Settings:
         for section, values in data.items():
             if section == "schema_version":
                 continue
-            if section not in {f.name for f in dataclasses.fields(s)}:
-                raise SettingsError(f"{where}: unknown section {section!r}")
+            if section not in _section_names():
+                raise SettingsError(f"{where}: unknown section {section!r}; give one of "
+                                    f"{', '.join(_section_names())}")
             if not isinstance(values, dict):
                 raise SettingsError(f"{where}: {section} must be an object")
             for key, value in values.items():
@@ -281,11 +286,13 @@ class Settings:
         try:
             text = path.read_text()
         except FileNotFoundError:
-            raise SettingsError(f"{path}: no such settings file") from None
+            raise SettingsError(f"{path}: no such settings file; give the path of a settings "
+                                "JSON file (as the viewer's settings panel saves)") from None
         except OSError as e:
             raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
         except UnicodeDecodeError:
-            raise SettingsError(f"{path}: not a settings file (not text)") from None
+            raise SettingsError(f"{path}: not a settings file (not text); give a settings "
+                                "JSON file") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -299,6 +306,10 @@ def _split(name: str) -> tuple[str, str]:
     return tuple(name.split("."))  # type: ignore[return-value]
 
 
+def _section_names() -> tuple:
+    return tuple(f.name for f in dataclasses.fields(Settings))
+
+
 def _field_map(sec) -> dict:
     return {f.name: f for f in dataclasses.fields(sec)}
 
@@ -309,15 +320,17 @@ def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise SettingsError(f"{name}: {value!r} is not true or false")
+            raise SettingsError(f"{name}: {value!r} is not true or false; give true or false")
         return value
     if isinstance(default, (int, float)):
+        lo, hi = meta.get("lo"), meta.get("hi")
+        give = "give a " + ("whole number" if isinstance(default, int) else "number") + (
+            f" in {lo:g}..{hi:g}" if lo is not None and hi is not None else "")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SettingsError(f"{name}: {value!r} is not a number")
+            raise SettingsError(f"{name}: {value!r} is not a number; {give}")
         value = type(default)(value)
         if value != value:
-            raise SettingsError(f"{name}: NaN is not allowed")
-        lo, hi = meta.get("lo"), meta.get("hi")
+            raise SettingsError(f"{name}: NaN is not allowed; {give}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise SettingsError(f"{name}: {value:g} is outside {lo:g}..{hi:g}")
         return value
@@ -355,7 +368,7 @@ def _migrate(data: dict, where: str) -> dict:
     if version > SCHEMA_VERSION:
         raise SettingsError(
             f"{where}: schema_version {version} is newer than this nirf-overlay understands "
-            f"({SCHEMA_VERSION}); upgrade nirf-overlay"
+            f"({SCHEMA_VERSION}); upgrade nirf-overlay, or give a settings file this version wrote"
         )
     # one step at a time, oldest first
     if version < 2:

@@ -139,6 +139,13 @@ def test_twelve_bit_flat_in_sixteen_bit_files_names_nir_bits(data):
                 str(data["dir"] / "x12" / "p.json")).returncode == 0
 
 
+def test_clipped_twelve_bit_flat_in_sixteen_bit_files_is_saturated(data):
+    # the over-exposed 12-bit flat without --nir-bits: its pixels at 4095 are clipped
+    r = _run("flat", "--nir", data["saturated"], "--out", str(data["dir"] / "s16" / "p.json"))
+    _one_line_error(r, r"flat: saturated: \d+\.\d\d% of pixels sit at 4095, .* 12-bit camera in a "
+                       r"16-bit container .*lower the exposure, gain or light.*; see --nir-bits$")
+
+
 @pytest.mark.parametrize("args,pattern", [
     (("--wl", "blank_wl", "--nir", "blank_nir"),
      r"register: no corners found: no 9x6 checkerboard in the white light \(3 frames\); check the "

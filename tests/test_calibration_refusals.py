@@ -112,6 +112,18 @@ def flat_saturated(ctx):
                            vignette=vignetting((64, 48))), nir_bits=12)
 
 
+@case(r"flat: saturated: \d+\.\d\d% of pixels sit at 4095, where every value stops: the full "
+      r"scale of a 12-bit camera in a 16-bit container \(limit 0\.10%\); lower the exposure",
+      option="nir_bits")
+def flat_twelve_bits_clipped_in_sixteen(ctx):
+    # the same over-exposed 12-bit flat stored as 16-bit TIFFs: at 16 bits nothing reaches
+    # 65535, but its clipped pixels still read 4095 (before: refused as too dim instead)
+    rng = np.random.default_rng(15)
+    _, dark_truth = dark_frames((64, 48), 1, rng=rng)
+    build_flat(flat_frames((64, 48), 4, rng=rng, level=5000, dark_truth=dark_truth,
+                           vignette=vignetting((64, 48))), nir_bits=16)
+
+
 def _flat_with_dark(seed, level, nir_bits):
     """A dark and a flat of a 12-bit camera (``level`` counts), built at ``nir_bits``."""
     rng = np.random.default_rng(seed)

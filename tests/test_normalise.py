@@ -71,9 +71,14 @@ def test_saturation_flagged_and_counted():
     assert out.saturated.dtype == np.uint8
     assert out.saturated[5:10, 5:15].all() and out.saturated.sum() == 50
     assert out.saturated_fraction == pytest.approx(50 / (H * W))
-    # 16-bit stream: 4095 is far from full scale
-    out16 = Normaliser().process(raw, (H, W), nir_bits=16, settings=s)
+    # 16-bit stream with a wider value: 4095 is far from full scale
+    wide = raw.copy()
+    wide[0, 0] = 20000
+    out16 = Normaliser().process(wide, (H, W), nir_bits=16, settings=s)
     assert out16.saturated.sum() == 0
+    # ... but where every value stops at 4095, a 12-bit camera in a 16-bit container clipped
+    # there (test_container_bits.py)
+    assert Normaliser().process(raw, (H, W), nir_bits=16, settings=s).saturated.sum() == 50
 
 
 def _noisy(truth, rng):

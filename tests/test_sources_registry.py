@@ -109,8 +109,11 @@ def test_refusals_before_opening_are_the_same_for_the_dialog_and_open_source(tmp
     cases = [
         (SourceSpec(wl="a.mp4"), "--nir: missing (--wl and --nir go together)"),
         (SourceSpec(nir="b.mkv"), "--wl: missing (--wl and --nir go together)"),
-        (SourceSpec(session=str(missing)), f"{missing}: no such file or directory"),
-        (SourceSpec(session=str(plain_dir)), f"{plain_dir}: not a recorded session (no session.json)"),
+        (SourceSpec(session=str(missing)), f"{missing}: no such file or directory; give a "
+         "recorded session folder, or --wl/--nir, --combined or --phantom"),
+        (SourceSpec(session=str(plain_dir)), f"{plain_dir}: not a recorded session (no "
+         "session.json); give a folder that nirf-overlay record wrote, or --wl/--nir for video "
+         "files"),
         (SourceSpec(session=str(a_file)),
          f"{a_file}: a single file is not a source; use --combined FILE for a dual-view stream "
          "or --wl FILE --nir FILE for two streams"),
@@ -129,7 +132,7 @@ def test_a_file_that_is_not_there_is_refused_naming_it(tmp_path, sequences):
                          (str(tmp_path / "nope" / "%06d.tiff"), f"no such folder {tmp_path / 'nope'}")]:
         with pytest.raises(SourceError) as e:
             open_source(SourceSpec(wl=wl, nir=nir))
-        assert str(e.value) == f"{nir}: {problem}"
+        assert str(e.value).startswith(f"{nir}: {problem}; give "), str(e.value)
 
 
 # -- opening -----------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ function is :func:`~.chunks.process_chunk`, the entry point :func:`run_batch`.
 
 from .chunks import (DEFAULT_CHUNK_FRAMES, Chunk, ChunkResult, plan_chunks, process_chunk,
                      warmup_frames)
-from .run import run_batch
+from .run import check_scheduler, run_batch
 from .security import tls_security
 from .stitch import stitch, verify
 from .study import SUMMARY_COLUMNS, summarise
 
-__all__ = ["Chunk", "ChunkResult", "DEFAULT_CHUNK_FRAMES", "SUMMARY_COLUMNS", "plan_chunks",
+__all__ = ["Chunk", "ChunkResult", "DEFAULT_CHUNK_FRAMES", "SUMMARY_COLUMNS", "check_scheduler",
+           "plan_chunks",
            "process_chunk", "run_batch", "stitch", "summarise", "tls_security", "verify",
            "warmup_frames"]

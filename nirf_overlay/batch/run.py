@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: Optional[str] = None,
               workers: int = 2, scheduler: Optional[str] = None,
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: bool = True,
-              client=None, security=None) -> dict:
+              client=None, security=None, prepare=None) -> dict:
     """Process ``sessions`` on Dask and write per-session CSVs, the study table and report.
 
     Parameters
@@ -35,6 +35,8 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     client : an existing :class:`distributed.Client` (tests)
     security : :class:`distributed.security.Security` for a ``tls://`` scheduler (None:
         Dask's configuration; :func:`~.security.tls_security`)
+    prepare : called once the sessions are planned and the output directory made, before
+        the cluster starts (the CLI compiles the kernels there, after the refusals)
 
     Returns
     -------
@@ -45,6 +47,8 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     from ..settings import Settings
 
     settings = settings or Settings()
+    if client is None:
+        check_scheduler(scheduler)
     # workers run elsewhere (another cwd, another machine): they get absolute paths
     given = list(sessions)  # messages name the paths as the user gave them
     sessions = [os.path.abspath(s) for s in sessions]
@@ -53,9 +57,15 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
         from ..calibration.profile import load_profile
 
         load_profile(calibration)
-    make_new_output_dir(out_dir)  # never mixed with an earlier run (nirf_overlay.outputs)
     names = unique_names(sessions)
     facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings))
+    if not chunks:  # one bad session among good ones is reported; none readable is a mistake
+        first = f" (first: {facts[names[0]]['error'].replace(sessions[0], given[0])})" if given else ""
+        raise NirfError(f"batch: none of the {len(given)} session(s) can be read{first}; give "
+                        "folders that nirf-overlay record wrote")
+    make_new_output_dir(out_dir)  # never mixed with an earlier run (nirf_overlay.outputs)
+    if prepare is not None:
+        prepare()
     t0 = time.perf_counter()
     with _cluster(client, scheduler, workers, security) as client:
         started = set(client.scheduler_info().get("workers", {}))
@@ -107,6 +117,24 @@ def _plan(sessions, names, chunk_frames, warmup) -> tuple[dict, dict]:
     return facts, chunks
 
 
+def check_scheduler(address: Optional[str]) -> None:
+    """Refuse a ``--scheduler`` address Dask cannot use, before anything starts."""
+    if not address:
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location, 8786)
+    except (ValueError, TypeError) as e:
+        raise NirfError(f"--scheduler {address}: not a Dask scheduler address ({e}); give "
+                        "tcp://HOST:PORT or tls://HOST:PORT, or leave it out for a local "
+                        "cluster") from None
+
+
 @contextmanager
 def _cluster(client, scheduler: Optional[str], workers: int, security=None):
     """``client`` itself, or a client of ``scheduler``, or of a LocalCluster closed afterwards."""
@@ -120,7 +148,9 @@ def _cluster(client, scheduler: Optional[str], workers: int, security=None):
             client = Client(scheduler, timeout="10s",
                             **({"security": security} if security is not None else {}))
         except (OSError, TypeError) as e:
-            raise NirfError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+            raise NirfError(f"--scheduler {scheduler}: cannot connect ({e}); is the scheduler "
+                            "running there (dask scheduler)? give its address as it prints it, "
+                            "or leave --scheduler out for a local cluster") from None
         try:
             yield client
         finally:

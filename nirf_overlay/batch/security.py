@@ -31,7 +31,7 @@ def tls_security(scheduler: Optional[str], *, ca_file: Optional[str] = None,
         raise NirfError(f"{opt}: only for a TLS scheduler (--scheduler tls://HOST:PORT)")
     for opt, path in named.items():
         if not os.path.isfile(path):
-            raise NirfError(f"{opt} {path}: no such file")
+            raise NirfError(f"{opt} {path}: no such file; give the path of its PEM file")
     if not ca_file or not cert:
         missing = "--tls-ca-file" if not ca_file else "--tls-cert"
         raise NirfError(f"{missing}: missing (a TLS client needs the CA and its certificate)")

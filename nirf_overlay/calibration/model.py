@@ -83,6 +83,21 @@ class CalibrationOptionError(CalibrationError):
         self.option = option
 
 
+class OptionWarning(str):
+    """A builder's warning (a ``warnings`` item) whose fix is one of the call's options.
+
+    A plain string everywhere a warning is shown; ``option`` as in
+    :class:`CalibrationOptionError`, so the CLI adds its flag the same way.
+    """
+
+    option: str
+
+    def __new__(cls, message: str, *, option: str):
+        self = super().__new__(cls, message)
+        self.option = option
+        return self
+
+
 @dataclass
 class Calibration:
     """Everything the pipeline needs to turn raw counts into comparable numbers.

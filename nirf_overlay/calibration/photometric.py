@@ -30,7 +30,8 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..errors import CalibrationError
-from .model import CalibrationOptionError
+from ..frame import CONTAINER_DEPTHS, clip_count, container_bits
+from .model import CalibrationOptionError, OptionWarning
 
 __all__ = [
     "FrameStats", "DarkResult", "FlatResult", "build_dark", "build_flat", "nir_quality",
@@ -85,25 +86,6 @@ def _smoothing_sigma(h: int, w: int) -> float:
 
 def _full_scale(nir_bits: int) -> int:
     return (1 << int(nir_bits)) - 1
-
-
-#: sensor depths a 16-bit container commonly holds (10-, 12- and 14-bit cameras)
-CONTAINER_DEPTHS = (10, 12, 14)
-
-
-def container_bits(largest: float, nir_bits: int):
-    """The smallest common sensor depth all values fit in, when narrower than ``nir_bits``.
-
-    A 12-bit camera's frames stored as 16-bit never exceed 4095; that alone cannot tell
-    it from dim 16-bit data, so this is a hint for a message, never a decision.  Only a
-    16-bit depth is questioned: a narrower one was given on purpose.
-    """
-    if int(nir_bits) != 16:
-        return None
-    for bits in CONTAINER_DEPTHS:
-        if largest <= _full_scale(bits):
-            return bits
-    return None
 
 
 # -- streaming statistics ----------------------------------------------------
@@ -174,17 +156,20 @@ def nir_quality(nir: np.ndarray, nir_bits: int = 16, *, dark=None) -> dict:
     Returns
     -------
     dict
-        ``saturated_fraction`` (pixels at full scale), ``mean_counts`` (dark
-        subtracted when ``dark`` is given), ``signal_fraction`` (mean over full
-        scale), ``full_scale``.
+        ``saturated_fraction`` (pixels at ``clip_count``: full scale, or where the
+        values of a narrower camera in a 16-bit container stop, :func:`clip_count`),
+        ``mean_counts`` (dark subtracted when ``dark`` is given), ``signal_fraction``
+        (mean over full scale), ``full_scale``.
     """
     full = _full_scale(nir_bits)
     nir = np.asarray(nir)
     mean = float(nir.mean(dtype=np.float64))
     if dark is not None:
         mean -= float(np.mean(dark, dtype=np.float64))
+    clip = clip_count(float(nir.max()), nir_bits) if nir.size else full
     return {
-        "saturated_fraction": float(np.count_nonzero(nir >= full)) / nir.size,
+        "saturated_fraction": float(np.count_nonzero(nir >= clip)) / nir.size,
+        "clip_count": clip,
         "mean_counts": mean,
         "signal_fraction": mean / full,
         "full_scale": full,
@@ -204,7 +189,8 @@ class DarkResult:
     level : median dark level, counts
     temporal_noise : median per-pixel standard deviation over frames, counts (None for 1 frame)
     hot_threshold : counts above the local median that make a pixel hot
-    warnings : plain-language caveats (none so far: a dark is accepted or refused)
+    warnings : plain-language caveats (a dark that would be refused were it from a
+        narrower camera in a 16-bit container: :class:`~.model.OptionWarning`)
     """
 
     dark: np.ndarray
@@ -251,15 +237,40 @@ def build_dark(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
     dark = st.mean.astype(np.float32)
     full = _full_scale(nir_bits)
     level = float(np.median(dark))
-    if level > max_level * full:
-        raise CalibrationError(
-            f"dark: median level {level:.0f} counts is {100 * level / full:.0f}% of full scale "
-            f"({full}); is the light off and the lens capped?")
+    _refuse_level(level, full, max_level)
     _refuse_structure(dark, full)
     std = st.std
     noise = None if std is None else float(np.median(std))
     hot, threshold = _hot_pixels(dark, noise, hot_sigma)
-    return DarkResult(dark, hot, st.count, level, noise, threshold)
+    warnings = _narrow_dark_warning(dark, level, float(st.max.max()), nir_bits, max_level)
+    return DarkResult(dark, hot, st.count, level, noise, threshold, warnings)
+
+
+def _refuse_level(level: float, full: int, max_level: float) -> None:
+    if level > max_level * full:
+        raise CalibrationError(
+            f"dark: median level {level:.0f} counts is {100 * level / full:.0f}% of full scale "
+            f"({full}); is the light off and the lens capped?")
+
+
+def _narrow_dark_warning(dark, level, largest, nir_bits, max_level) -> list:
+    """A dark accepted at 16 bits whose values all fit a narrower camera's range, where
+    it would be refused (a 12-bit camera's lit "dark" is only a few % of 65535): a
+    warning, since a 16-bit camera's dark fits in few bits too."""
+    narrow = container_bits(largest, nir_bits)
+    if narrow is None:
+        return []
+    try:
+        _refuse_level(level, _full_scale(narrow), max_level)
+        _refuse_structure(dark, _full_scale(narrow))
+    except CalibrationError as e:
+        problem = str(e).removeprefix("dark: ").split(";")[0]
+        return [OptionWarning(
+            f"dark: every value fits in {narrow} bits (largest {largest:.0f}); if this is a "
+            f"{narrow}-bit camera in a {nir_bits}-bit container, {problem}: light reached the "
+            f"sensor; switch the light off and cap the scope, and give the camera's bit depth "
+            f"({narrow})", option="nir_bits")]
+    return []
 
 
 def _refuse_structure(dark: np.ndarray, full: int) -> None:
@@ -373,7 +384,16 @@ def build_flat(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
         raise CalibrationError(
             f"flat: the profile's dark is {np.shape(dark)[1]}x{np.shape(dark)[0]} but the frames "
             f"are {w}x{h}")
-    saturated = _saturated_fraction(st.max, full, hot_pixels)
+    largest = float(st.max.max())
+    clip = clip_count(largest, nir_bits)
+    saturated = _saturated_fraction(st.max, clip, hot_pixels)
+    if saturated > max_saturated and clip < full:
+        narrow = container_bits(largest, nir_bits)
+        raise CalibrationOptionError(
+            f"flat: saturated: {100 * saturated:.2f}% of pixels sit at {clip}, where every value "
+            f"stops: the full scale of a {narrow}-bit camera in a {nir_bits}-bit container "
+            f"(limit {100 * max_saturated:.2f}%); lower the exposure, gain or light, and give "
+            f"the camera's bit depth ({narrow})", option="nir_bits")
     if saturated > max_saturated:
         raise CalibrationError(
             f"flat: saturated: {100 * saturated:.2f}% of pixels reach full scale ({full}) "
@@ -384,7 +404,6 @@ def build_flat(frames: Iterable[np.ndarray], *, nir_bits: int = 16,
     signal, offset = _dark_subtracted(st.mean.astype(np.float32), dark, sigma, warnings)
     level = float(signal.mean(dtype=np.float64))
     if level < min_signal * full:
-        largest = float(st.max.max())
         narrow = container_bits(largest, nir_bits)
         if narrow and level >= min_signal * _full_scale(narrow):
             raise CalibrationOptionError(

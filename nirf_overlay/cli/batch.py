@@ -42,15 +42,19 @@ def run(args) -> int:
     security = tls_security(args.scheduler, ca_file=args.tls_ca_file, cert=args.tls_cert,
                             key=args.tls_key)
     warned = set()
-    for i, s in enumerate(args.sessions):
-        if not os.path.exists(s):
-            # reported in the summary like any unreadable session, but say it now (once)
-            print(f"nirf-overlay: warning: {s}: no such directory", file=sys.stderr)
-            warned.add(i)
+
+    def prepare():  # once run_batch's refusals have passed, before its cluster starts
+        for i, s in enumerate(args.sessions):
+            if not os.path.exists(s):
+                # reported in the summary like any unreadable session, but say it now (once)
+                print(f"nirf-overlay: warning: {s}: no such directory", file=sys.stderr)
+                warned.add(i)
+        prepare_kernels()  # once, one progress line; the workers load them from the cache
+
     settings = settings_from_args(args)
-    prepare_kernels()  # here, once, with one progress line; the workers load them from the cache
     out = run_batch(args.sessions, args.out, settings=settings, calibration=args.calibration,
                     workers=args.workers, scheduler=args.scheduler, security=security,
+                    prepare=prepare,
                     chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,
                     progress=not args.no_progress and sys.stderr.isatty())
     failed = [s for s in out["summary"] if s["error"]]

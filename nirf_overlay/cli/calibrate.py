@@ -23,7 +23,7 @@ import argparse
 import sys
 
 from ..sources.nir_only import iter_captures, open_calibration_input
-from ..calibration.model import CalibrationOptionError
+from ..calibration.model import CalibrationOptionError, OptionWarning
 from ..calibration.photometric import build_dark, build_flat
 from ..calibration.profile import save_profile
 from ..calibration.registration import MAX_RMS_PX, Charuco, build_registration
@@ -154,7 +154,8 @@ def _run(args) -> int:
         else:
             res = _register(cal, frames, args, charuco)
     for w in res.warnings:
-        print(f"nirf-overlay: warning: {w}", file=sys.stderr)
+        flag = f"; see {OPTION_FLAGS[w.option]}" if isinstance(w, OptionWarning) else ""
+        print(f"nirf-overlay: warning: {w}{flag}", file=sys.stderr)
     save_profile(cal, args.out)
     print(res.summary())
     print(f"wrote {args.out}")

@@ -196,6 +196,8 @@ def check_output_file(path: Optional[str], option: str) -> None:
     if os.path.isdir(path):
         raise NirfError(f"{option} {path}: is a directory; give a file name")
     if not os.path.isdir(folder):
-        raise NirfError(f"{option} {path}: no such folder {folder}")
+        raise NirfError(f"{option} {path}: no such folder {folder}; give a file name in an "
+                        "existing folder")
     if os.path.exists(path) and not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
-        raise NirfError(f"{option} {path}: cannot be written (permissions)")
+        raise NirfError(f"{option} {path}: cannot be written (permissions); give a path you "
+                        "can write to")

@@ -61,6 +61,7 @@ def run(args) -> int:
     from ..calibration import resolve_calibration
     from ..engine import Span, run_frames
     from ..export import OutputDir
+    from ..outputs import check_new_output_dir
     from ..processing.pipeline import Pipeline
     from ..sources import open_source
     from .common import (calibration_request, prepare_kernels, progress_bars, settings_from_args,
@@ -72,6 +73,7 @@ def run(args) -> int:
         info = source.info
         calibration = resolve_calibration(calibration_request(args), source).calibration
         warn_display_values(info, calibration, "process")
+        check_new_output_dir(args.out)  # before the kernels compile (a minute, the first time)
         prepare_kernels()  # one progress line when they compile (first run after installing)
         pipeline = Pipeline(settings, calibration)
         span.check(info, label="--range")  # before anything is written

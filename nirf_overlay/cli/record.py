@@ -58,7 +58,8 @@ def run(args) -> int:
 
     if args.compact:
         if not os.path.isfile(os.path.join(args.compact, SESSION_JSON)):
-            raise NirfError(f"{args.compact}: not a recorded session (no {SESSION_JSON})")
+            raise NirfError(f"{args.compact}: not a recorded session (no {SESSION_JSON}); give a "
+                            "folder that nirf-overlay record wrote")
         _compact(args.compact, quiet=args.quiet)
         return 0
     out = args.out

@@ -33,6 +33,7 @@ from ..calibration.photometric import (
 )
 from ..calibration.registration import Charuco, build_registration, find_charuco, find_corners, to_gray8
 from ..errors import CalibrationError, NirfError
+from ..frame import clip_count
 
 __all__ = ["CalibrationGrabber", "GrabberState", "GrabberStatus", "STEPS", "quality_flags"]
 
@@ -300,7 +301,7 @@ def _preview(cap, register: bool, board, corners) -> np.ndarray:
 
     nir8 = to_gray8(cap.nir)
     nir_bgr = cv2.cvtColor(nir8, cv2.COLOR_GRAY2BGR)
-    nir_bgr[cap.nir >= (1 << cap.nir_bits) - 1] = (0, 0, 255)
+    nir_bgr[cap.nir >= clip_count(float(cap.nir.max()), cap.nir_bits)] = (0, 0, 255)
     if not register or cap.wl is None:
         return nir_bgr
     wl = cap.wl.copy()

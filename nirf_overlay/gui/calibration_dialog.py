@@ -346,7 +346,7 @@ class CalibrationDialog(QDialog):
         r = state.readouts
         if not r:
             return
-        self.read_saturation.setText(f"{100 * r['saturated_fraction']:.3f} % at {r['full_scale']}")
+        self.read_saturation.setText(f"{100 * r['saturated_fraction']:.3f} % at {r['clip_count']}")
         self.read_signal.setText(f"{r['mean_counts']:.0f} counts ({100 * r['signal_fraction']:.1f} % "
                                  "of full scale, raw)")
         if "corners_expected" in r:

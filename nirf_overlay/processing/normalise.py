@@ -25,7 +25,11 @@ noise floor, is a quarter of the median scene level.
 
 Saturation: a pixel whose raw count reaches
 ``normalise.saturation_fraction * (2**nir_bits - 1)`` is flagged; it is never
-averaged and the display shows it in its own colour.
+averaged and the display shows it in its own colour.  A 16-bit stream whose
+values all fit a narrower camera's range (a 12-bit camera in a 16-bit container)
+is watched until a value proves it wider: where its values stop exactly at that
+range's top (4095), that is where it clips (:func:`~nirf_overlay.frame.clip_count`),
+and one log line says once which ``--nir-bits`` to give.
 
 Homography: dark and flat are NIR-sized; with a WL-to-NIR homography they are
 warped into WL coordinates once, when the first frame shows the sizes, and
@@ -42,11 +46,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import logging
+
 import cv2
 import numba
 import numpy as np
 
 from ..errors import CalibrationError
+from ..frame import CONTAINER_DEPTHS, clip_count, container_bits
 from ._kernels.pixel import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
                              sample_pass)
 from ._validate import read_only, require
@@ -55,7 +62,13 @@ from ._validate import read_only, require
 _NO_DISPLAY = (False, read_only(np.zeros((1, 1, 3), np.uint8)), np.float32(0), np.float32(1),
                np.zeros(2, np.uint64), 0, False, False, np.zeros((1, 1, 3), np.uint8))
 
+log = logging.getLogger(__name__)
+
 HIST_BINS = 4096
+#: frames of a 16-bit stream that fits a narrower range before the log line says so
+#: (about 2 s: a scene that starts dark fits fewer bits than its camera has)
+CONTAINER_FRAMES = 60
+_WIDEST_NARROW = (1 << max(CONTAINER_DEPTHS)) - 1
 Q_LO, Q_SCALE, Q_BINS = -40.0, 4.0, 320  # log2 range of the noise statistic histogram
 # pixels that feed the histograms per frame: plenty for the 1st/99.7th
 # percentiles (about 50 samples beyond each, and the levels are smoothed over
@@ -156,6 +169,11 @@ class Normaliser:
         self.black_level: Optional[float] = None
         #: (H, W) uint16 the last raw frame in WL pixel coordinates (warped or as given)
         self.raw_wl: Optional[np.ndarray] = None
+        #: the largest raw count of a 16-bit stream while it fits a narrower range
+        #: (watched until a value proves it wider), and the frames it was seen in
+        self.largest_raw = 0
+        self._watched = 0
+        self._said_bits = False
 
     # -- set-up -----------------------------------------------------------
     def reset(self) -> None:
@@ -289,6 +307,7 @@ class Normaliser:
             combined frames)
         """
         require("raw", raw, np.uint16, ("Hn", "Wn"), contiguous=False)
+        full = self._clip_count(raw, nir_bits)
         key = (raw.shape, tuple(wl_shape[:2]))
         if key != self._shape_key:
             self._prepare(raw.shape, wl_shape[:2])
@@ -302,9 +321,8 @@ class Normaliser:
         ns = settings.normalise
         self._set_roi(settings.levels.roi, self.filt.shape)
         gscale = self.gain_scale(gain, exposure_ms, ns.gain_normalise)
-        full = (1 << int(nir_bits)) - 1
         sat_level = int(np.ceil(ns.saturation_fraction * full))
-        vmax = full * self._inv_flat_max * gscale
+        vmax = ((1 << int(nir_bits)) - 1) * self._inv_flat_max * gscale
         hist_scale = HIST_BINS / max(vmax, 1e-6)
         self._noise_c = max(0.25 * float(median_level), 1e-3)
         raw = read_only(raw)  # one compiled version for every source (see _validate.read_only)
@@ -327,6 +345,25 @@ class Normaliser:
             hist=self._hist_sum, hist_scale=hist_scale, noise_a=self.noise_a,
             gain_scale=gscale, valid=self.valid,
         )
+
+    def _clip_count(self, raw: np.ndarray, nir_bits: int) -> int:
+        """The count a saturated pixel of this stream reads; says once (a log line) when a
+        16-bit stream's values fit a narrower camera's range.  One max per frame, only
+        while a 16-bit stream fits 14 bits (a wider value ends the watch)."""
+        if int(nir_bits) == 16 and self.largest_raw <= _WIDEST_NARROW:
+            self.largest_raw = max(self.largest_raw, int(raw.max()))
+            self._watched += 1
+            narrow = container_bits(self.largest_raw, nir_bits)
+            clipped = narrow is not None and clip_count(self.largest_raw, nir_bits) < 65535
+            if narrow is not None and not self._said_bits and (
+                    clipped or self._watched >= CONTAINER_FRAMES):
+                self._said_bits = True
+                log.warning("NIR: values fit in %d bits (largest %d in %d frames) but are read "
+                            "as 16-bit: give --nir-bits %d (in the open dialog: NIR bit depth) "
+                            "if the camera is %d-bit; full scale, saturation and display "
+                            "levels then fit", narrow, self.largest_raw, self._watched, narrow,
+                            narrow)
+        return clip_count(self.largest_raw, nir_bits)
 
     def ready_for(self, raw: np.ndarray, wl: np.ndarray) -> bool:
         """True when buffers for these frame sizes exist (so a fused display can be used)."""

@@ -121,7 +121,8 @@ def read_session(path) -> Session:
     """
     path = os.fspath(path)
     if not os.path.isdir(path):
-        raise RecordingError(f"{path}: not a directory")
+        raise RecordingError(f"{path}: not a directory; give a session folder that nirf-overlay "
+                             "record wrote")
     meta_path = os.path.join(path, fmt.SESSION_JSON)
     meta = fmt.read_json(meta_path, "session description")
     if meta.get("format") != fmt.FORMAT_NAME:

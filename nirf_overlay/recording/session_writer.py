@@ -59,12 +59,14 @@ class SessionWriter:
         try:
             os.makedirs(d, exist_ok=True)
         except OSError as e:
-            raise RecordingError(f"{d}: cannot create ({e.strerror})") from None
+            raise RecordingError(f"{d}: cannot create the session directory ({e.strerror}); "
+                                 "give a folder you can write to") from None
         free = self.disk_free = fmt.free_bytes(d)
         if free is not None and free < min_free_bytes:
             raise RecordingError(
                 f"{d}: only {free / fmt.MB:.0f} MB free; recording needs at least "
-                f"{min_free_bytes / fmt.MB:.0f} MB to start")
+                f"{min_free_bytes / fmt.MB:.0f} MB to start; free space there or give a folder "
+                "on another disk")
         self._meta: dict = {}
         self._events_lock = threading.Lock()
 
@@ -96,7 +98,8 @@ class SessionWriter:
             self._frames_f.flush()
             open(os.path.join(d, fmt.EVENTS_JSONL), "a").close()
         except OSError as e:
-            raise RecordingError(f"{d}: cannot write the session files ({e.strerror or e})") from None
+            raise RecordingError(f"{d}: cannot write the session files ({e.strerror or e}); give a "
+                                 "folder you can write to") from None
 
     def add_frame(self, row: dict) -> None:
         """Append (and flush) a ``frames.csv`` row: a dict of :data:`~.format.FRAME_COLUMNS`."""

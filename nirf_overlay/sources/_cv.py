@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from ..errors import SourceError  # noqa: E402
 from ..privacy import redact  # noqa: E402
-from .inputs import InputKind  # noqa: E402
+from .inputs import InputKind, check_present  # noqa: E402
 
 if "OPENCV_LOG_LEVEL" not in os.environ:
     # OpenCV's own WARN lines ("can't open camera by index", "Stream timeout
@@ -81,10 +81,13 @@ def open_capture(kind: InputKind, *, name: str, raw: bool = False,
     colour stream still decodes to BGR (with conversion off FFmpeg would hand
     out only the luma plane of a colour stream and warn about it).
     """
+    check_present(kind, name)  # a URL of a scheme no reader knows fails now, not in 5 s
     if kind.kind == "device":
         cap = cv2.VideoCapture(kind.target, cv2.CAP_V4L2)
         if not cap.isOpened():
-            raise SourceError(f"{name}: cannot open the video device (not present, busy or no permission)")
+            raise SourceError(f"{name}: cannot open the video device (not present, busy or no "
+                              "permission); check it is plugged in and not used by another "
+                              "program, or give another device number (0, 1, ...)")
     else:
         params = []
         if kind.live:
@@ -95,7 +98,9 @@ def open_capture(kind: InputKind, *, name: str, raw: bool = False,
             if kind.live:
                 raise SourceError(f"{name}: cannot open the stream "
                                   f"({why_no_stream(str(kind.target), open_timeout)})")
-            raise SourceError(f"{name}: cannot open as video (corrupt, truncated or not a video file)")
+            raise SourceError(f"{name}: cannot open as video (corrupt, truncated or not a "
+                              "video file); give an MP4/MKV/AVI file, an image pattern or a "
+                              "session folder")
     tag = pixel_format(cap)
     if raw and is_gray_format(tag):
         if tag[:2] == b"Y1" and len(tag) == 4 and tag[3] != 16:
@@ -207,13 +212,15 @@ def wl_from_frame(frame: np.ndarray, name: str) -> np.ndarray:
         raise SourceError(f"{name}: the white-light stream is single-channel (gray); "
                           "--wl needs a colour stream")
     if frame.ndim != 3 or frame.shape[2] not in (3, 4):
-        raise SourceError(f"{name}: unexpected frame shape {frame.shape} for white light")
+        raise SourceError(f"{name}: unexpected frame shape {frame.shape} for white light; give "
+                          "a colour stream")
     if frame.shape[2] == 4:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
     elif frame.dtype != np.uint8:
-        raise SourceError(f"{name}: white-light frames of type {frame.dtype} are not supported")
+        raise SourceError(f"{name}: white-light frames of type {frame.dtype} are not supported; "
+                          "give 8- or 16-bit colour frames")
     return np.ascontiguousarray(frame)  # a combined stream's half is a strided view
 
 
@@ -243,7 +250,7 @@ def nir_mode(frame: np.ndarray, name: str, nir_bits: Optional[int]) -> NirMode:
         mode = None
     if mode is None:
         raise SourceError(f"{name}: NIR frames of shape {frame.shape} and type {frame.dtype} "
-                          "are not supported")
+                          "are not supported; give 8- or 16-bit gray frames")
     data_bits = 16 if mode in ("u16", "bgr16") else 8
     if nir_bits is None:
         bits = data_bits

@@ -30,6 +30,11 @@ class InputKind:
 _DEVICE_PATH = re.compile(r"^/dev/video(\d+)$")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _SEQUENCE = re.compile(r"%0?\d*d")
+#: URL schemes OpenCV's FFmpeg reads a live stream from
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "rtp", "srt")
+#: what an input can be, for the fix of a refusal
+_GIVE_INPUT = ("give a video file (MP4, MKV, AVI), an image pattern such as nir/%06d.tiff, a "
+               "device number or a stream URL")
 
 
 def classify(text: str) -> InputKind:
@@ -57,24 +62,33 @@ def classify(text: str) -> InputKind:
 def check_present(kind: InputKind, name: str) -> None:
     """Refuse a file or image sequence that is not there, in one line naming it.
 
-    Devices and streams are not checked: whether they deliver is found out
-    only by opening them.
+    Devices and streams are not checked (only a URL's scheme): whether they
+    deliver is found out only by opening them.
 
     Raises
     ------
     SourceError
         No such file, a directory given as a file, a file that cannot be
-        read, or an image sequence whose folder does not exist.
+        read, an image sequence whose folder does not exist, or a URL of a
+        scheme no stream reader knows.
     """
+    if kind.kind == "url":
+        scheme = str(kind.target).split("://", 1)[0].lower()
+        if scheme not in STREAM_SCHEMES:
+            raise SourceError(f"{name}: {scheme}:// is not a stream this can read; give a stream "
+                              f"URL ({', '.join(s + '://' for s in STREAM_SCHEMES)})")
     if kind.kind == "sequence":
         folder = os.path.dirname(str(kind.target)) or "."
         if not os.path.isdir(folder):
-            raise SourceError(f"{name}: no such folder {folder}")
+            raise SourceError(f"{name}: no such folder {folder}; give the pattern of existing "
+                              "image files, e.g. nir/%06d.tiff")
     elif kind.kind == "file":
         path = str(kind.target)
         if not os.path.exists(path):
-            raise SourceError(f"{name}: no such file")
+            raise SourceError(f"{name}: no such file; {_GIVE_INPUT}")
         if os.path.isdir(path):
-            raise SourceError(f"{name}: is a directory, not a video file")
+            raise SourceError(f"{name}: is a directory, not a video file; give an image pattern "
+                              f"inside it ({os.path.join(name, '%06d.tiff')}) or a file")
         if not os.access(path, os.R_OK):
-            raise SourceError(f"{name}: cannot be read (permissions)")
+            raise SourceError(f"{name}: cannot be read (permissions); give a file you can read "
+                              "or change its permissions")

@@ -167,7 +167,8 @@ def open_live(kind: InputKind, name: str, *, raw: bool, spec):
     ok, frame = cap.read()
     if not ok or frame is None:
         cap.release()
-        raise SourceError(f"{name}: opened, but no frame arrived within {opts['read_timeout']:g} s")
+        raise SourceError(f"{name}: opened, but no frame arrived within {opts['read_timeout']:g} s; "
+                          "check that it is sending (and that no other program holds it)")
     return cap, frame, capture_props(cap, kind)
 
 

@@ -102,7 +102,8 @@ class ImageSequenceReader:
         rx = re.compile(f"^{head}({digits}){tail}$")
         numbers = sorted(int(mm.group(1)) for f in os.listdir(folder) if (mm := rx.match(f)))
         if not numbers:
-            raise SourceError(f"{name}: no files match the pattern")
+            raise SourceError(f"{name}: no files match the pattern; give one whose %d stands "
+                              "for the frame numbers in the file names (%04d for 0001.png)")
         self._paths = [os.path.join(folder, base % n) for n in numbers]
         self.frame_count: Optional[int] = len(self._paths)
         self.fps = float(fps or DEFAULT_SEQUENCE_FPS)
@@ -111,7 +112,8 @@ class ImageSequenceReader:
         self.position = 0
         self.ended_early = ""
         if cv2.imread(self._paths[0], cv2.IMREAD_UNCHANGED) is None:
-            raise SourceError(f"{self._paths[0]}: cannot read as an image (corrupt or unsupported)")
+            raise SourceError(f"{self._paths[0]}: cannot read as an image (corrupt or "
+                              "unsupported); give PNG or TIFF images")
 
     def read(self):
         if self.position >= len(self._paths):
@@ -145,7 +147,8 @@ def first_frame(reader) -> np.ndarray:
     """Decode frame 0 to learn the stream's format, then rewind."""
     got = reader.read()
     if got is None:
-        raise SourceError(f"{reader.name}: no frame could be decoded (empty, corrupt or truncated)")
+        raise SourceError(f"{reader.name}: no frame could be decoded (empty, corrupt or "
+                          "truncated); give another recording, or export this one again")
     reader.seek(0)
     return got[0]
 

@@ -86,10 +86,12 @@ def _wl_with_nir(spec: "SourceSpec") -> "SourceSpec":
 def _session_dir(spec: "SourceSpec") -> "SourceSpec":
     path = spec.session
     if not os.path.exists(path):
-        raise SourceError(f"{path}: no such file or directory")
+        raise SourceError(f"{path}: no such file or directory; give a recorded session folder, "
+                          "or --wl/--nir, --combined or --phantom")
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "session.json")):
-            raise SourceError(f"{path}: not a recorded session (no session.json)")
+            raise SourceError(f"{path}: not a recorded session (no session.json); give a folder "
+                              "that nirf-overlay record wrote, or --wl/--nir for video files")
         return spec
     raise SourceError(
         f"{path}: a single file is not a source; use --combined FILE for a dual-view "
