@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -175,3 +176,35 @@ def test_a_warm_cache_loads_the_kernels_without_a_child_process():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["False", "True"], proc.stdout
+
+
+_ON_A_SCREEN = """
+from nirf_overlay.gui.app import make_app
+app = make_app()
+from nirf_overlay.engine import Engine
+from nirf_overlay.gui.main_window import MainWindow
+from nirf_overlay.settings import Settings
+from nirf_overlay.sources import SourceSpec
+from nirf_overlay.sources.registry import open_source
+eng = Engine(open_source(SourceSpec(phantom=True, size=(160, 96))), Settings(), prepare=True)
+w = MainWindow(eng)
+w.show()
+for _ in range(50):
+    app.processEvents()
+g, a = w.geometry(), app.primaryScreen().availableGeometry()
+print(a.width(), a.height(), g.x(), g.y(), g.width(), g.height(), int(w.isMaximized()))
+w.close()
+eng.stop()
+"""
+
+
+@pytest.mark.skipif(not shutil.which("xvfb-run"), reason="needs xvfb-run")
+def test_a_wide_screen_gets_a_centred_window(tmp_path):
+    env = dict(os.environ, NIRF_OVERLAY_CONFIG_DIR=str(tmp_path))
+    env.pop("QT_QPA_PLATFORM", None)  # the X server's screen, not the offscreen 800x600
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 2560x1440x24", sys.executable,
+                           "-c", _ON_A_SCREEN], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    numbers = [int(v) for v in proc.stdout.split()[-7:]]
+    assert numbers == [2560, 1440, 256, 144, 2048, 1152, 0], proc.stdout
