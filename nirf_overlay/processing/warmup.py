@@ -17,8 +17,9 @@ with ``prepare=True``); ``process``, ``bench`` and ``batch`` print one line
 Fewer specialisations is what shortened the wait: numba compiles one version
 per argument type and a read-only array is a type of its own, so the
 normalisation and compositing kernels are always handed read-only views
-(``_validate.read_only``) and compile once instead of 2-6 times (measured, 2 shared
-cores: cold warm-up 124 s -> see the README's "First start").
+(``_validate.read_only``) and compile once instead of 2-6 times (the cold warm-up was
+124 s before, on 2 shared cores; what it costs now, and what parallel compiling and eager
+signatures would give, is in the README's "First start").
 
 Whether numba's cache on disk already holds this code (:func:`kernel_cache`):
 after every complete warm-up a small stamp (:data:`STAMP_NAME`) is written in
