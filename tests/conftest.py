@@ -71,6 +71,13 @@ def _no_leftover_widgets(request):
         pytest.fail(f"test left {len(left)} top-level widget(s) behind: {names}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory, monkeypatch):
+    """Every test's QSettings (window layout, recent sources) and presets in a fresh temp
+    folder, never the user's config, and no layout a previous test's window left behind."""
+    monkeypatch.setenv("NIRF_OVERLAY_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
 def write_image_sequence(folder, frames, ext):
     """Write ``frames`` as ``folder/0000.ext, 0001.ext, ...``; returns the
     ``folder/%04d.ext`` pattern the image-sequence source reads."""

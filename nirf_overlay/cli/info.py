@@ -10,7 +10,6 @@ its process, and this command must still print the rest.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
@@ -69,20 +68,9 @@ def _cpus() -> str:
 
 def _kernel_cache() -> str:
     """Where numba caches the compiled kernels, and whether they are there (warm)."""
-    import numba
+    from ..processing.warmup import kernel_cache
 
-    from ..processing import _kernels
-
-    kernels_dir = os.path.dirname(os.path.abspath(_kernels.__file__))
-    cache_root = numba.config.CACHE_DIR or os.path.join(kernels_dir, "__pycache__")
-    modules = sorted(os.path.splitext(os.path.basename(p))[0]
-                     for p in glob.glob(os.path.join(kernels_dir, "*.py"))
-                     if not os.path.basename(p).startswith("__"))
-    index = glob.glob(os.path.join(cache_root, "**", "*.nbi"), recursive=True)
-    cached = {os.path.basename(p).split(".")[0] for p in index}
-    warm = [m for m in modules if m in cached]
-    state = "warm" if len(warm) == len(modules) else ("cold" if not warm else "partly warm")
-    return f"{state}: {len(warm)} of {len(modules)} kernel modules cached in {cache_root}"
+    return kernel_cache().text()
 
 
 def _opencv_video() -> dict:

@@ -31,7 +31,8 @@ NOT_ON_YET = "OVERLAY NOT ON YET - white light only"
 
 class KernelPreparation:
     """Prepares the kernels (:func:`~nirf_overlay.processing.warmup.warm_up_in_child`: compiled
-    in a child process, loaded here) on a thread, and says how far it is.
+    in a child process and loaded here, or only loaded here when numba's cache is warm already)
+    on a thread, and says how far it is.
 
     ``on_ready()`` is called on that thread once the kernels are ready;
     ``on_failed(exc)`` if compiling failed (the white light goes on).

@@ -74,6 +74,9 @@ class WindowActions:
         self.previous = _action(window, "Previous frame", ",")
         self.next = _action(window, "Next frame", ".")
         self.marker = _action(window, "Marker", "M", tip="Put a marker in the recording (M)")
+        self.reset_layout = _action(window, "Reset layout",
+                                    tip="Default window size and dock placement for this "
+                                        "screen; forget the stored layout")
         self.calibrate = _action(window, "Calibration...",
                                  tip="Guided dark / flat / registration capture")
         self.quit = _action(window, "Quit", "Ctrl+Q")
@@ -108,6 +111,8 @@ def build_menus(menu_bar: QMenuBar, acts: WindowActions) -> None:
     m.addSeparator()
     for a in (acts.freeze, acts.contours, acts.hud, acts.panel, acts.fullscreen):
         m.addAction(a)
+    m.addSeparator()
+    m.addAction(acts.reset_layout)
     m = menu_bar.addMenu("&Replay")
     for a in (acts.play, acts.previous, acts.next, acts.marker):
         m.addAction(a)

@@ -5,18 +5,44 @@ box, the opacity slider and the rim-outline toggle each set one
 ``display.*`` setting on the model and show the model's value, whoever
 changed it (the settings panel, the replay bar, a preset).  The window's
 tool commands follow on the same bar.
+
+The six mode buttons are one widget, the bar's first item (:class:`ModeButtons`):
+a narrow QToolBar keeps its first item and moves only the later ones behind its
+">>" menu, so the modes stay on screen at any window width.
 """
 
 from __future__ import annotations
 
 from PyQt5.QtCore import QSignalBlocker, Qt
-from PyQt5.QtWidgets import QComboBox, QLabel, QSlider, QToolBar, QWidget
+from PyQt5.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QToolBar,
+                             QToolButton, QWidget)
 
 from ..settings import COLORMAPS
 from .actions import WindowActions
 from .settings_model import SettingsModel
 
-__all__ = ["DisplayToolbar"]
+__all__ = ["DisplayToolbar", "ModeButtons"]
+
+
+class ModeButtons(QWidget):
+    """One tool button per display mode (``acts.modes``), side by side, in one widget."""
+
+    def __init__(self, acts: WindowActions, parent: QWidget):
+        super().__init__(parent)
+        self.setObjectName("mode_buttons")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        #: ``{mode name: QToolButton}`` in DISPLAY_MODES order
+        self.buttons: dict = {}
+        for name, a in acts.modes.items():
+            b = QToolButton(self)
+            b.setDefaultAction(a)
+            b.setAutoRaise(True)
+            b.setFocusPolicy(Qt.NoFocus)
+            b.setObjectName(f"mode_{name}")
+            layout.addWidget(b)
+            self.buttons[name] = b
 
 
 class DisplayToolbar(QToolBar):
@@ -40,7 +66,8 @@ class DisplayToolbar(QToolBar):
         self._acts = acts
         for name, a in acts.modes.items():
             a.triggered.connect(lambda _=False, m=name: model.set("display.mode", m))
-            self.addAction(a)
+        self.mode_buttons = ModeButtons(acts, self)
+        self.addWidget(self.mode_buttons)  # first: never behind the ">>" (module doc)
         self.addSeparator()
         self.colormap_box = QComboBox(self)
         self.colormap_box.addItems(COLORMAPS)

@@ -12,6 +12,7 @@ its own module:
 :mod:`.capture`             snapshot, recording, marker
 :mod:`.source_control`      open a source, calibrate (off the GUI thread)
 :mod:`.tasks`               helper threads whose results come back on the GUI thread
+:mod:`.window_layout`       default size for the screen, remembered layout, Reset layout
 ==========================  ==========================================================
 
 A precise QTimer (every 1 ms) *pulls* the newest result from the engine's
@@ -51,17 +52,12 @@ from .source_control import SourceControl
 from .tasks import BackgroundTasks
 from .video_view import VideoView
 from .viewer_stats import ViewerStats
+from .window_layout import WindowLayout
 
 __all__ = ["MainWindow"]
 
 STATUS_EVERY_S = 0.1  # how often the HUD's numbers are refreshed
 HISTOGRAM_EVERY_S = 0.5
-#: share of the screen's work area a new window takes, centred
-SCREEN_FRACTION = 0.85
-#: px: smallest size a new window opens at (the six mode buttons and the dock fit)
-MIN_WINDOW = (1024, 640)
-#: px: work areas this wide or narrower (1280x720, 1366x768 laptops) get the whole area
-SMALL_SCREEN_WIDTH = 1440
 
 
 class MainWindow(QMainWindow):
@@ -76,11 +72,13 @@ class MainWindow(QMainWindow):
         Open dialog; default :func:`nirf_overlay.engine.open_engine`
     presets_dir : where the settings panel and the replay bar keep presets
     stats : a :class:`ViewerStats` to fill (``--stats-json``)
+    layout_store : the QSettings that remembers geometry and dock layout
+        (:mod:`.window_layout`); default the viewer's own store
     """
 
     def __init__(self, engine: Engine, *, spec=None, snapshot_dir=None, recording_dir=None,
                  engine_factory: Optional[Callable] = None, presets_dir=None,
-                 stats: Optional[ViewerStats] = None, parent=None):
+                 stats: Optional[ViewerStats] = None, layout_store=None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("nirf-overlay")
         self.setObjectName("nirf_main_window")
@@ -125,7 +123,8 @@ class MainWindow(QMainWindow):
         self.help: Optional[HelpOverlay] = None
         self._build_replay_bar()
         self._connect_actions()
-        self._fit_to_screen()
+        # sized for the screen, then as the user left it last time (window_layout)
+        self.layout_memory = WindowLayout(self, layout_store)
 
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.PreciseTimer)
@@ -135,23 +134,6 @@ class MainWindow(QMainWindow):
             engine.start()
 
     # -- construction ------------------------------------------------------------------
-    def _fit_to_screen(self) -> None:
-        """Open sized for the screen: most of it, centred (a fixed size sat in the corner of a
-        1080p screen with its toolbar cut off); small screens get the whole work area."""
-        screen = QApplication.primaryScreen()
-        if screen is None:
-            self.resize(1280, 800)
-            return
-        area = screen.availableGeometry()
-        if area.width() <= SMALL_SCREEN_WIDTH:
-            self.setGeometry(area)
-            self.setWindowState(self.windowState() | Qt.WindowMaximized)
-            return
-        w = min(area.width(), max(MIN_WINDOW[0], int(area.width() * SCREEN_FRACTION)))
-        h = min(area.height(), max(MIN_WINDOW[1], int(area.height() * SCREEN_FRACTION)))
-        self.setGeometry(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2,
-                         w, h)
-
     def _connect_actions(self) -> None:
         a = self.acts
         a.freeze.triggered.connect(self._on_freeze)
@@ -170,6 +152,7 @@ class MainWindow(QMainWindow):
         a.next.triggered.connect(lambda: self._on_step(1))
         a.marker.triggered.connect(lambda: self.capture.add_marker(self.engine))
         a.calibrate.triggered.connect(self.sources.calibration_dialog)
+        a.reset_layout.triggered.connect(self._on_reset_layout)
         a.quit.triggered.connect(self.close)
 
     def _build_replay_bar(self) -> None:
@@ -356,8 +339,15 @@ class MainWindow(QMainWindow):
         self.showFullScreen()
         self.acts.fullscreen.setChecked(True)
 
+    def _on_reset_layout(self) -> None:
+        if self.isFullScreen():
+            self._on_fullscreen()  # its chrome back first
+        self.layout_memory.reset()
+        self.notify("layout reset: default size and dock placement")
+
     # -- shutdown --------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
+        self.layout_memory.save()
         self._timer.stop()
         self.readout.detach()
         if self.replay_bar is not None:

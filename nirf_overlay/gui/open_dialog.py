@@ -54,7 +54,7 @@ from PyQt5.QtWidgets import (
 from ..errors import SourceError
 from ..privacy import redact
 from ..sources import SourceSpec, check_present, check_spec, classify, kind_of
-from .presets import CONFIG_DIR_ENV
+from .presets import settings_store
 
 __all__ = ["OpenSourceDialog", "MAX_RECENT"]
 
@@ -353,13 +353,6 @@ class _PhantomPage(QWidget):
         self.fps.setValue(float(spec.fps or 30.0))
 
 
-def _default_store(organization: str, application: str) -> QSettings:
-    override = os.environ.get(CONFIG_DIR_ENV)
-    if override:
-        return QSettings(os.path.join(override, f"{application}.ini"), QSettings.IniFormat)
-    return QSettings(organization, application)
-
-
 # -- the dialog ---------------------------------------------------------------------
 class OpenSourceDialog(QDialog):
     """Choose a source to view.
@@ -376,7 +369,7 @@ class OpenSourceDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Open source")
         self.setObjectName("open_source_dialog")
-        self.store = store if store is not None else _default_store(organization, application)
+        self.store = store if store is not None else settings_store(organization, application)
         self._spec: Optional[SourceSpec] = None
 
         layout = QVBoxLayout(self)

@@ -15,12 +15,12 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from PyQt5.QtCore import QStandardPaths
+from PyQt5.QtCore import QSettings, QStandardPaths
 
 from ..errors import SettingsError
 from ..settings import Settings
 
-__all__ = ["CONFIG_DIR_ENV", "default_presets_dir", "list_presets", "load_preset",
+__all__ = ["CONFIG_DIR_ENV", "default_presets_dir", "settings_store", "list_presets", "load_preset",
            "save_preset", "delete_preset"]
 
 #: Environment variable that moves the whole nirf-overlay config folder
@@ -44,6 +44,16 @@ def default_presets_dir() -> Path:
     if not base:
         base = str(Path.home() / ".config")
     return Path(base) / "nirf-overlay" / "presets"
+
+
+def settings_store(organization: str = "nirf-overlay",
+                   application: str = "nirf-overlay") -> QSettings:
+    """The viewer's QSettings (recent sources, window layout): on Linux
+    ``~/.config/nirf-overlay/nirf-overlay.conf``, or ``$NIRF_OVERLAY_CONFIG_DIR/<application>.ini``."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return QSettings(os.path.join(override, f"{application}.ini"), QSettings.IniFormat)
+    return QSettings(organization, application)
 
 
 def list_presets(presets_dir) -> list[str]:

@@ -17,13 +17,25 @@ with ``prepare=True``); ``process``, ``bench`` and ``batch`` print one line
 Fewer specialisations is what shortened the wait: numba compiles one version
 per argument type and a read-only array is a type of its own, so the
 normalisation and compositing kernels are always handed read-only views
-(``_validate.read_only``) and compile once instead of 2-6 times (measured, 2 shared
-cores: cold warm-up 124 s -> see the README's "First start").
+(``_validate.read_only``) and compile once instead of 2-6 times (the cold warm-up was
+124 s before, on 2 shared cores; what it costs now, and what parallel compiling and eager
+signatures would give, is in the README's "First start").
+
+Whether numba's cache on disk already holds this code (:func:`kernel_cache`):
+after every complete warm-up a small stamp (:data:`STAMP_NAME`) is written in
+the cache folder naming the numba and Python versions, the CPU and a hash of the
+processing sources; the cache is *warm* when that stamp matches and every kernel
+module has its index there.  Then :func:`warm_up_in_child` loads the kernels here
+at once instead of starting a child first.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -32,7 +44,8 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-__all__ = ["Progress", "STEPS", "is_warm", "warm_up", "warm_up_in_child"]
+__all__ = ["KernelCache", "Progress", "STEPS", "is_warm", "kernel_cache", "warm_up",
+           "warm_up_in_child"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,97 @@ def is_warm() -> bool:
     return _done.is_set()
 
 
+#: file written in the cache folder after a complete warm-up (see :func:`kernel_cache`); one
+#: per install (a hash of its folder follows), as installs may share ``NUMBA_CACHE_DIR``
+STAMP_NAME = "nirf-overlay-kernels"
+
+
+@dataclass(frozen=True)
+class KernelCache:
+    """What numba's cache on disk holds for the kernels (:func:`kernel_cache`)."""
+
+    folder: str
+    modules: tuple  # the kernel modules (processing/_kernels/*.py), by name
+    indexed: tuple  # those with an index (``*.nbi``) in ``folder``
+    stamp_matches: bool  # a warm-up of these sources, this numba and CPU wrote it
+
+    @property
+    def warm(self) -> bool:
+        """Loading the kernels needs no compiling (a second or so)."""
+        return self.stamp_matches and len(self.indexed) == len(self.modules)
+
+    @property
+    def state(self) -> str:
+        if self.warm:
+            return "warm"
+        if not self.indexed:
+            return "cold"
+        return "partly warm" if self.stamp_matches else "stale (another version or edited)"
+
+    def text(self) -> str:
+        return (f"{self.state}: {len(self.indexed)} of {len(self.modules)} kernel modules "
+                f"cached in {self.folder}")
+
+
+def _kernels_dir() -> Path:
+    from . import _kernels
+
+    return Path(_kernels.__file__).resolve().parent
+
+
+def _cache_folder() -> str:
+    """Where numba keeps the kernels' compiled code: ``NUMBA_CACHE_DIR``, else beside them."""
+    import numba
+
+    return numba.config.CACHE_DIR or str(_kernels_dir() / "__pycache__")
+
+
+def _stamp() -> dict:
+    """What compiled code depends on: numba, Python, the CPU and the processing sources."""
+    import llvmlite.binding
+    import numba
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return {"numba": numba.__version__, "python": platform.python_version(),
+            "cpu": llvmlite.binding.get_host_cpu_name(), "sources": digest.hexdigest(),
+            "install": str(_kernels_dir())}
+
+
+def _stamp_path(folder: str) -> str:
+    install = hashlib.sha1(str(_kernels_dir()).encode()).hexdigest()[:12]
+    return os.path.join(folder, f"{STAMP_NAME}-{install}.json")
+
+
+def kernel_cache() -> KernelCache:
+    """Whether numba's cache already holds the kernels for this install (nothing compiled)."""
+    folder = _cache_folder()
+    modules = tuple(sorted(p.stem for p in _kernels_dir().glob("*.py")
+                           if not p.name.startswith("__")))
+    index = glob.glob(os.path.join(folder, "**", "*.nbi"), recursive=True)
+    cached = {os.path.basename(p).split(".")[0] for p in index}
+    try:
+        with open(_stamp_path(folder), encoding="utf-8") as f:
+            matches = json.load(f) == _stamp()
+    except (OSError, ValueError):
+        matches = False
+    return KernelCache(folder, modules, tuple(m for m in modules if m in cached), matches)
+
+
+def _write_stamp() -> None:
+    folder = _cache_folder()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        path = _stamp_path(folder)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(_stamp(), f)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache folder: the next start takes the child's way again
+        pass
+
+
 def warm_up(progress: Optional[Callable[[Progress], None]] = None) -> None:
     """Compile (or load from numba's cache) every kernel of the pipeline, once per process.
 
@@ -121,10 +225,11 @@ def warm_up(progress: Optional[Callable[[Progress], None]] = None) -> None:
                 _tell(progress, Progress(i, n, label, time.monotonic() - t0))
                 step()
             _done.set()
+            _write_stamp()  # the next process may load without a child (kernel_cache)
     _tell(progress, Progress(len(STEPS), len(STEPS), "ready", time.monotonic() - t0, done=True))
 
 
-def warm_up_in_child(progress: Optional[Callable[[Progress], None]] = None) -> None:
+def warm_up_in_child(progress: Optional[Callable[[Progress], None]] = None) -> bool:
     """Compile the kernels in a child process, then load them here from numba's cache.
 
     The viewer's way: compiling holds this process's GIL for most of a minute,
@@ -133,14 +238,18 @@ def warm_up_in_child(progress: Optional[Callable[[Progress], None]] = None) -> N
     the cached code here afterwards takes about a second.  The child reports
     each step on its stdout (``step<TAB>total<TAB>label``) and ends when this
     process does (its stdin closes).  If it fails, the kernels are compiled
-    here instead (:func:`warm_up`), so nothing is lost but smoothness.  A
+    here instead (:func:`warm_up`), so nothing is lost but smoothness.  When the
+    cache on disk is warm already (:func:`kernel_cache`) there is nothing to
+    compile and no child is started: the kernels load here at once.  A
     second call (another viewer engine) waits for the first; :func:`current`
-    says how far it is.
+    says how far it is.  Returns whether a child was started.
     """
     with _child_lock:
-        if not is_warm():
+        child = not is_warm() and not kernel_cache().warm
+        if child:
             _compile_in_child(progress)
     warm_up(progress)  # loads what the child cached (or compiles here if it failed)
+    return child
 
 
 def _compile_in_child(progress) -> None:
