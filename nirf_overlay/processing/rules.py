@@ -159,6 +159,24 @@ class RimRules:
     #: much wider is wrong.
     fit_max_width: float = 1.6
 
+    # -- the rim's radial band (band.py) ---------------------------------------
+    #: quantile.  The rim's outer edge in a direction round the core: this
+    #: high quantile of its pixels' distance to the core (not the maximum: a
+    #: stray pixel would set it).
+    band_outer_quantile: float = 0.95
+    #: bins of ``gap_bin_deg``, each side.  The outer edge is the median over
+    #: this many neighbouring directions (30 degrees each side): a duct
+    #: leaving the rim covers a few of them, so it does not move the median;
+    #: a rim's own width changes slowly along the core.
+    band_smooth_bins: int = 6
+    #: x rim thickness.  Rim pixels further from the core than the outer edge
+    #: + thickness x this + ``band_margin_px`` are not rim: a duct or the
+    #: gallbladder running out of the rim.  (The margin covers the high
+    #: quantile's shortfall and the blurred join with the duct.)
+    band_tolerance: float = 0.05
+    #: px of the grid the band is cut on: the pixel quantisation of the edges.
+    band_margin_px: float = 1.0
+
     # -- tracking (track.py) ---------------------------------------------------
     #: frames.  A track outlives this many frames without its rim, so a rim
     #: hidden for a moment by a tool gets its id back (0.25-0.5 s).
