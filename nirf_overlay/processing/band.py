@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 
 from .gaps import angle_bins
@@ -63,5 +64,19 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     limit = np.minimum(edge(RIM_RULES.band_outer_quantile),
                        edge(1.0 - RIM_RULES.band_outer_quantile) + thickness) + tol
     out = d > limit[b]  # (bins with a pixel have a finite median)
-    rim[ys[out], xs[out]] = False
-    return int(np.count_nonzero(out))
+    if not out.any():
+        return 0
+    # only pieces the size and breadth of a duct's stub: a bump of a pixel or
+    # two, or a thin sliver along the rim's own edge, is the edge's noise
+    beyond = np.zeros(rim.shape, np.uint8)
+    beyond[ys[out], xs[out]] = 1
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(beyond, connectivity=8)
+    depth = np.zeros(n, np.float32)
+    np.maximum.at(depth, lab[ys[out], xs[out]],
+                  cv2.distanceTransform(beyond, cv2.DIST_L2, 3)[ys[out], xs[out]])
+    big = ((stats[:, cv2.CC_STAT_AREA] >= RIM_RULES.band_min_piece * thickness ** 2)
+           & (depth > RIM_RULES.band_min_depth_px))
+    big[0] = False
+    cut = big[lab[ys, xs]] & out
+    rim[ys[cut], xs[cut]] = False
+    return int(np.count_nonzero(cut))

@@ -176,6 +176,15 @@ class RimRules:
     band_tolerance: float = 0.05
     #: px of the grid the band is cut on: the pixel quantisation of the edges.
     band_margin_px: float = 1.0
+    #: x thickness squared.  A piece beyond the band is cut when it is at
+    #: least this large (a duct's stub is about a width across and longer);
+    #: smaller ones are bumps of the rim's own edge (noise) and stay.
+    band_min_piece: float = 0.1
+    #: px of that grid.  ... and at least 3 px across (its middle deeper than
+    #: this): a sliver of a pixel or two along the rim's outer edge (where
+    #: the median edge of the neighbouring directions is a little short) is
+    #: the rim's own edge.
+    band_min_depth_px: float = 1.5
 
     # -- tracking (track.py) ---------------------------------------------------
     #: frames.  A track outlives this many frames without its rim, so a rim
