@@ -16,6 +16,7 @@ meets the rim and at whatever angle, and however bright it is.
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -25,7 +26,8 @@ from .masks import mask_centroid, nonzero
 from .rules import RIM_RULES
 
 
-def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness: float) -> int:
+def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness: float,
+                blocked: Optional[np.ndarray] = None) -> int:
     """Clear the pixels of ``rim`` beyond the rim's radial band (in place); return how many.
 
     Parameters
@@ -35,6 +37,10 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     core : (qh, qw) bool, the (coarse) core: the directions are angles round
         its centre
     thickness : the rim's measured width, px (same grid)
+    blocked : optional (qh, qw) bool or uint8 0/1, where the view is blocked
+        (a tool, the frame edge): beside it the core is hidden and distances
+        to the visible core mean nothing, so pixels within
+        ``RIM_RULES.band_blocked_reach`` x thickness of it are never cut
     """
     if not core.any():
         return 0
@@ -64,6 +70,9 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     limit = np.minimum(edge(RIM_RULES.band_outer_quantile),
                        edge(1.0 - RIM_RULES.band_outer_quantile) + thickness) + tol
     out = d > limit[b]  # (bins with a pixel have a finite median)
+    if out.any() and blocked is not None and cv2.countNonZero(blocked.view(np.uint8)):
+        d_b = cv2.distanceTransform((blocked.view(np.uint8) == 0).view(np.uint8), cv2.DIST_L2, 3)
+        out &= d_b[ys, xs] > RIM_RULES.band_blocked_reach * thickness
     if not out.any():
         return 0
     # only pieces the size and breadth of a duct's stub: a bump of a pixel or

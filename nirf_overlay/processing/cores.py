@@ -91,11 +91,9 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         rim = np.zeros(comp.shape, bool)
         rim_b = comp[bx] & (d_core <= width + gap_px + 1.0)
         # ... and beyond the rim's own band round the core, direction by direction
-        # (measured to the core with its hidden part: a rim beside a tool lies
-        # within its width of the core the tool hides, not of the visible one)
-        d_band = d_core if not hidden else cv2.distanceTransform(
-            (~core_ext[bx]).astype(np.uint8), cv2.DIST_L2, 3)
-        cut_to_band(rim_b, d_band, np.ascontiguousarray(core[bx]), width)
+        # (not beside a tool, where the core is hidden)
+        cut_to_band(rim_b, d_core, np.ascontiguousarray(core[bx]), width,
+                    np.ascontiguousarray(blk[bx]))
         rim[bx] = rim_b
         completeness = _completeness(rim, cb, gap_px)
         # a piece of a rim cut by a tool shares its core with the other

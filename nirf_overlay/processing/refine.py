@@ -124,11 +124,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # between liver and peak outside, between core level and peak inside
     lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
     lev_out = 0.5
-    # the rim's band is measured to the core or what hides it (a tool)
-    d_band = d_core if bq is None or not cv2.countNonZero(bq) else cv2.distanceTransform(
-        (~(core_up | bq.view(bool))).view(np.uint8), cv2.DIST_L2, 5)
     found = _rim_and_width(q, core_side, zone, rim_up, img_nan, peak, background, d_core, core_up,
-                           d_band, width, lev_in, lev_out, blur_correction)
+                           bq, width, lev_in, lev_out, blur_correction)
     if found is None:
         return None
     rim, thickness, lev_in, lev_out = found
@@ -293,7 +290,8 @@ def _normalised_signal(img: np.ndarray, peak: np.ndarray, support: np.ndarray, s
 
 def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_up: np.ndarray,
                    img_nan: np.ndarray, peak: np.ndarray, background: float, d_core: np.ndarray,
-                   core_up: np.ndarray, d_band: np.ndarray, width: float, lev_in: float, lev_out: float,
+                   core_up: np.ndarray, bq: Optional[np.ndarray], width: float, lev_in: float,
+                   lev_out: float,
                    blur_correction: bool):
     """The refined rim mask and its width.
 
@@ -303,9 +301,9 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
     levels, the mask is redrawn at the fitted levels (kept only if it still
     has >= 4 pixels).  Specks in the zone do not matter for the width (a
     median over sections); the mask is cut to the rim's radial band round
-    the core ``core_up`` (``d_band``: distance to the core or a blocked
-    pixel; a duct running out of the rim is not rim, :mod:`.band`) and keeps
-    only the components touching the coarse rim.
+    the core ``core_up`` (a duct running out of the rim is not rim; not
+    beside the blocked pixels ``bq``, :mod:`.band`) and keeps only the
+    components touching the coarse rim.
 
     Returns
     -------
@@ -322,7 +320,7 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
         rim2 = np.empty(q.shape, bool)
         if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim2) >= 4:
             rim = rim2
-    cut_to_band(rim, d_band, core_up, thickness)
+    cut_to_band(rim, d_core, core_up, thickness, bq)
     kept = np.empty(q.shape, bool)
     if _keep_touching(rim, rim_up, kept) < 4:
         return None

@@ -185,6 +185,10 @@ class RimRules:
     #: the median edge of the neighbouring directions is a little short) is
     #: the rim's own edge.
     band_min_depth_px: float = 1.5
+    #: x rim thickness.  Rim pixels this near a tool (or the frame edge)
+    #: are never cut: the core beside them is hidden, so their distance to
+    #: the visible core says nothing about the rim's band.
+    band_blocked_reach: float = 2.0
 
     # -- tracking (track.py) ---------------------------------------------------
     #: frames.  A track outlives this many frames without its rim, so a rim
