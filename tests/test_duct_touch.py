@@ -120,3 +120,12 @@ def test_phantom_duct_touch_is_validated():
         PhantomParams(duct_touch="sideways").validate()
     with pytest.raises(NirfError, match="duct_touch_brightness"):
         PhantomParams(duct_touch="radial", duct_touch_brightness=0.0).validate()
+
+
+def test_evaluate_duct_brightness_needs_a_touching_duct(capsys):
+    from nirf_overlay.evaluate import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--seeds", "1", "--duct-brightness", "2"])
+    assert e.value.code == 2
+    assert "--duct-brightness: only with --duct-touch" in capsys.readouterr().err
