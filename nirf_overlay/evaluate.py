@@ -308,6 +308,7 @@ def main(argv: Optional[list] = None) -> int:
     from dataclasses import replace
 
     from .phantom import Phantom, PhantomParams
+    from .phantom.duct import DUCT_TOUCH
     from .processing.pipeline import Pipeline
     from .settings import Settings
 
@@ -319,6 +320,12 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--tbr", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     ap.add_argument("--completeness", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="partial rims only: arc fraction drawn in [LO, HI] (no complete rims)")
+    ap.add_argument("--duct-touch", choices=DUCT_TOUCH, default=None,
+                    help="a bile duct runs into the first lesion's rim, meeting it at this angle")
+    ap.add_argument("--duct-width", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="bile duct width drawn in [LO, HI] mm")
+    ap.add_argument("--duct-brightness", type=float, default=None, metavar="X",
+                    help="with --duct-touch: the duct's brightness, X times that rim's TBR")
     ap.add_argument("--settings", default=None)
     ap.add_argument("--fps", type=float, default=None, help="phantom frame rate (default its own, 30)")
     ap.add_argument("--lag", type=int, default=0,
@@ -334,6 +341,8 @@ def main(argv: Optional[list] = None) -> int:
     args = ap.parse_args(argv)
     if args.lag < 0:
         ap.error(f"--lag {args.lag}: must be 0 or more")
+    if args.duct_brightness is not None and not args.duct_touch:
+        ap.error("--duct-brightness: only with --duct-touch (it is relative to the touched rim's TBR)")
     if args.worst < 0:
         ap.error(f"--worst {args.worst}: must be 0 or more")
     keep = None
@@ -357,6 +366,9 @@ def main(argv: Optional[list] = None) -> int:
             params = replace(params, fps=args.fps)
         if args.tbr:
             params = replace(params, tbr=tuple(args.tbr))
+        if args.duct_touch or args.duct_width or args.duct_brightness:
+            params = replace(params, duct_touch=args.duct_touch, duct_touch_brightness=args.duct_brightness,
+                             duct_width_mm=tuple(args.duct_width or params.duct_width_mm))
         if args.completeness:
             params = replace(params, completeness=tuple(args.completeness), p_complete=0.0)
         ph = Phantom(params)

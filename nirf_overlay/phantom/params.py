@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import NirfError
+from .duct import DUCT_TOUCH
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class PhantomParams:
     bile_duct: bool = True
     duct_width_mm: tuple[float, float] = (1.0, 3.0)
     duct_brightness: tuple[float, float] = (10.0, 40.0)  # x parenchyma, before blur (bile is bright at 24 h)
+    # a duct that runs into the first lesion's rim (None: it keeps 2.5 mm off every rim);
+    # "tangent", "oblique" or "radial" (phantom/duct.py)
+    duct_touch: Optional[str] = None
+    duct_touch_brightness: Optional[float] = None  # x that lesion's TBR (None: duct_brightness)
     gallbladder: Optional[bool] = None  # None: present with p = 0.5
     gallbladder_brightness: tuple[float, float] = (8.0, 25.0)
     n_spills: tuple[int, int] = (0, 1)
@@ -93,6 +98,10 @@ class PhantomParams:
         lo, hi = self.completeness
         if not (0.1 <= lo <= hi <= 1.0):
             raise NirfError(f"phantom completeness {self.completeness}: need 0.1 <= lo <= hi <= 1")
+        if self.duct_touch is not None and self.duct_touch not in DUCT_TOUCH:
+            raise NirfError(f"phantom duct_touch {self.duct_touch!r}: one of {', '.join(DUCT_TOUCH)} or None")
+        if self.duct_touch_brightness is not None and not (0.05 <= self.duct_touch_brightness <= 20.0):
+            raise NirfError(f"phantom duct_touch_brightness {self.duct_touch_brightness}: must be 0.05..20")
         if self.gain_step_factor <= 0 or self.gain <= 0:
             raise NirfError("phantom gain: must be positive")
         checks = (

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from .duct import cut_at_rims, touching_duct_path
 from .motion import Motion
 from .params import PhantomParams
 from .truth import CORE, DISTRACTOR, DUCT, GALLBLADDER, RIM, RING, SPECULAR, SPILL
@@ -358,7 +359,9 @@ class Scene:
             sigma = rng.uniform(0.4, 0.8)
             clear = cv2.distanceTransform(1 - keep_out, cv2.DIST_L2, 3) <= wd / 2 + px
             best = None
-            for attempt in range(80):
+            touch = touching_duct_path(self.lesions[0], p.duct_touch, wd, px) \
+                if p.duct_touch and self.lesions else None
+            for attempt in range(0 if touch is not None else 80):
                 # from the border of the view (or anywhere, later on), gently curved,
                 # cut where it would run into a lesion: a duct diving deeper
                 if attempt < 40:
@@ -378,14 +381,20 @@ class Scene:
                     best = (keep, inside)
                 if inside * 0.5 >= 25:  # steps are 0.5 mm: 25 mm visible is plenty
                     break
+            if touch is not None:
+                best = (touch, len(touch))
             if best is not None and best[1] * 0.5 >= 8:
                 mask = np.zeros((H, W), np.uint8)
                 cv2.polylines(mask, [np.round(best[0]).astype(np.int32)], False, 1, max(1, int(round(wd))))
+                if touch is not None:
+                    cut_at_rims(mask, self.lesions, px)
                 d = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
                 rad = max(wd / 2, 0.5)
                 # a tube: path length through a cylinder ~ sqrt(1 - (x/r)^2)
                 prof = np.sqrt(np.clip(1 - (1 - np.minimum(d / rad, 1)) ** 2, 0, 1)) * p.background
-                commit(mask, prof.astype(np.float32), sigma, rng.uniform(*p.duct_brightness), DUCT)
+                bright = (p.duct_touch_brightness * self.lesions[0].tbr
+                          if touch is not None and p.duct_touch_brightness else rng.uniform(*p.duct_brightness))
+                commit(mask, prof.astype(np.float32), sigma, bright, DUCT)
         for _ in range(int(rng.integers(p.n_spills[0], p.n_spills[1] + 1))):
             for _try in range(40):
                 mask = np.zeros((H, W), np.uint8)

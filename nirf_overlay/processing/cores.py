@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ._kernels.segment import ridge_median
+from .band import cut_to_band
 from .candidates import Candidate, completeness_needed
 from .masks import boundary, box, circle_fit, fill_holes, hull, mask_centroid, nonzero
 from .rules import RIM_RULES
@@ -88,7 +89,12 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         # the rim: the component within the rim's width (and the gap) of the
         # core; a duct running into it is cut off there
         rim = np.zeros(comp.shape, bool)
-        rim[bx] = comp[bx] & (d_core <= width + gap_px + 1.0)
+        rim_b = comp[bx] & (d_core <= width + gap_px + 1.0)
+        # ... and beyond the rim's own band round the core, direction by direction
+        # (not beside a tool, where the core is hidden)
+        cut_to_band(rim_b, d_core, np.ascontiguousarray(core[bx]), width,
+                    np.ascontiguousarray(blk[bx]))
+        rim[bx] = rim_b
         completeness = _completeness(rim, cb, gap_px)
         # a piece of a rim cut by a tool shares its core with the other
         # pieces: its completeness is judged after they are merged

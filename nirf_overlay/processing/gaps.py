@@ -47,6 +47,17 @@ class RimGap:
         return float(self.end_deg - self.start_deg)
 
 
+def angle_bins(ys: np.ndarray, xs: np.ndarray, my: float, mx: float):
+    """Angles of pixels (ys, xs) round (mx, my) and their ``RIM_RULES.gap_bin_deg`` bins.
+
+    Returns (degrees 0..360 in image coordinates, bin index int64, number of bins).
+    """
+    ang = np.degrees(np.arctan2(ys - my, xs - mx)) % 360.0
+    step = float(RIM_RULES.gap_bin_deg)
+    nb = int(round(360.0 / step))
+    return ang, np.minimum((ang / step).astype(np.int64), nb - 1), nb
+
+
 def rim_gaps(core: np.ndarray, rim: np.ndarray, d_b: np.ndarray, thr_b: float, b_y0: int,
              b_x0: int, r: float, X0: float, Y0: float) -> list[RimGap]:
     """The gaps of one rim, on its refine grid.
@@ -73,11 +84,8 @@ def rim_gaps(core: np.ndarray, rim: np.ndarray, d_b: np.ndarray, thr_b: float, b
     if d_b.shape[0] > 0:
         hidden = d_b[ys - int(b_y0), xs - int(b_x0)] <= np.float32(thr_b)
     cy, cx = np.nonzero(core)
-    my, mx = cy.mean(), cx.mean()
-    ang = np.degrees(np.arctan2(ys - my, xs - mx)) % 360.0
+    ang, b, nb = angle_bins(ys, xs, cy.mean(), cx.mean())
     step = float(RIM_RULES.gap_bin_deg)
-    nb = int(round(360.0 / step))
-    b = np.minimum((ang / step).astype(np.int64), nb - 1)
     n_cov = np.bincount(b, weights=covered & ~hidden, minlength=nb)
     n_open = np.bincount(b, weights=~covered & ~hidden, minlength=nb)
     n_hid = np.bincount(b, weights=hidden, minlength=nb)

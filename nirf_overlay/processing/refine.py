@@ -21,6 +21,7 @@ import numpy as np
 from ._kernels.refine import (core_candidates, edge_ratio, fill_unsupported, masked_median_or_max,
                               normalised_ratio, outline_touching, peak_seed, positive_f32,
                               refine_zones, rim_from_levels, scale_contour, select_touching)
+from .band import cut_to_band
 from .candidates import Candidate
 from .gaps import rim_gaps
 from ._validate import frame_dims, require, require_optional
@@ -123,8 +124,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     # between liver and peak outside, between core level and peak inside
     lev_in = 0.5 * (1.0 + (core_level - background) / max(p_med - background, 1e-6))
     lev_out = 0.5
-    found = _rim_and_width(q, core_side, zone, rim_up, img_nan, peak, background, d_core, width,
-                           lev_in, lev_out, blur_correction)
+    found = _rim_and_width(q, core_side, zone, rim_up, img_nan, peak, background, d_core, core_up,
+                           bq, width, lev_in, lev_out, blur_correction)
     if found is None:
         return None
     rim, thickness, lev_in, lev_out = found
@@ -289,7 +290,9 @@ def _normalised_signal(img: np.ndarray, peak: np.ndarray, support: np.ndarray, s
 
 def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_up: np.ndarray,
                    img_nan: np.ndarray, peak: np.ndarray, background: float, d_core: np.ndarray,
-                   width: float, lev_in: float, lev_out: float, blur_correction: bool):
+                   core_up: np.ndarray, bq: Optional[np.ndarray], width: float, lev_in: float,
+                   lev_out: float,
+                   blur_correction: bool):
     """The refined rim mask and its width.
 
     The rim is where ``q`` is above ``lev_in`` on the core side and
@@ -297,8 +300,10 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
     (:func:`~.width.width_and_edges`); when the blur-model fit moves the edge
     levels, the mask is redrawn at the fitted levels (kept only if it still
     has >= 4 pixels).  Specks in the zone do not matter for the width (a
-    median over sections); the mask keeps only the components touching the
-    coarse rim.
+    median over sections); the mask is cut to the rim's radial band round
+    the core ``core_up`` (a duct running out of the rim is not rim; not
+    beside the blocked pixels ``bq``, :mod:`.band`) and keeps only the
+    components touching the coarse rim.
 
     Returns
     -------
@@ -315,6 +320,7 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
         rim2 = np.empty(q.shape, bool)
         if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim2) >= 4:
             rim = rim2
+    cut_to_band(rim, d_core, core_up, thickness, bq)
     kept = np.empty(q.shape, bool)
     if _keep_touching(rim, rim_up, kept) < 4:
         return None

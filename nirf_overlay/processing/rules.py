@@ -159,6 +159,37 @@ class RimRules:
     #: much wider is wrong.
     fit_max_width: float = 1.6
 
+    # -- the rim's radial band (band.py) ---------------------------------------
+    #: quantile.  The rim's outer edge in a direction round the core: this
+    #: high quantile of its pixels' distance to the core (not the maximum: a
+    #: stray pixel would set it).
+    band_outer_quantile: float = 0.95
+    #: bins of ``gap_bin_deg``, each side.  The outer edge is the median over
+    #: this many neighbouring directions (30 degrees each side): a duct
+    #: leaving the rim covers a few of them, so it does not move the median;
+    #: a rim's own width changes slowly along the core.
+    band_smooth_bins: int = 6
+    #: x rim thickness.  Rim pixels further from the core than the outer edge
+    #: + thickness x this + ``band_margin_px`` are not rim: a duct or the
+    #: gallbladder running out of the rim.  (The margin covers the high
+    #: quantile's shortfall and the blurred join with the duct.)
+    band_tolerance: float = 0.05
+    #: px of the grid the band is cut on: the pixel quantisation of the edges.
+    band_margin_px: float = 1.0
+    #: x thickness squared.  A piece beyond the band is cut when it is at
+    #: least this large (a duct's stub is about a width across and longer);
+    #: smaller ones are bumps of the rim's own edge (noise) and stay.
+    band_min_piece: float = 0.1
+    #: px of that grid.  ... and at least 3 px across (its middle deeper than
+    #: this): a sliver of a pixel or two along the rim's outer edge (where
+    #: the median edge of the neighbouring directions is a little short) is
+    #: the rim's own edge.
+    band_min_depth_px: float = 1.5
+    #: x rim thickness.  Rim pixels this near a tool (or the frame edge)
+    #: are never cut: the core beside them is hidden, so their distance to
+    #: the visible core says nothing about the rim's band.
+    band_blocked_reach: float = 2.0
+
     # -- tracking (track.py) ---------------------------------------------------
     #: frames.  A track outlives this many frames without its rim, so a rim
     #: hidden for a moment by a tool gets its id back (0.25-0.5 s).

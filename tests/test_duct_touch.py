@@ -1,0 +1,131 @@
+"""A bile duct that runs into a rim is not counted as rim (issue 17).
+
+The phantom draws the duct meeting the first lesion's rim in the middle of
+its arc, at three angles (tangent, oblique at 45 degrees, radial), 1 and 3 mm
+wide, half and twice the rim's TBR bright; its truth mask stops at the rim's
+outer outline.  Through the real Pipeline, on seeds the band rule was not
+tuned on (tuned on 900): at most 8 % of the duct's pixels are labelled rim
+(before the rim was cut to its radial band: 22-67 % for a bright duct on
+seed 900), and the rim's Dice is not lower than on the same phantom without
+the duct.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from nirf_overlay.errors import NirfError
+from nirf_overlay.evaluate import evaluate, format_table
+from nirf_overlay.phantom import Phantom, PhantomParams
+from nirf_overlay.phantom.truth import DUCT, RIM
+from nirf_overlay.processing.pipeline import Pipeline
+
+SEEDS = (901, 902)
+KINDS = ("tangent", "oblique", "radial")
+WIDTHS = (1.0, 3.0)  # mm
+BRIGHTNESS = (0.5, 2.0)  # x the rim's TBR
+FRAMES = range(43, 46)
+
+#: where the code misses the 8 % target today (measured; strict): a duct running
+#: along the rim's outside stays within the rim's band beside the touch point
+KNOWN_SHORTFALLS = {
+    (901, "tangent", 1.0, 0.5): "duct fraction 0.088 (before the band: 0.11)",
+    (901, "tangent", 1.0, 2.0): "duct fraction 0.27 (before: 0.56)",
+    (901, "tangent", 3.0, 2.0): "duct fraction 0.16 (before: 0.34)",
+    (902, "tangent", 1.0, 2.0): "duct fraction 0.29 (before: 0.59)",
+    (902, "tangent", 3.0, 2.0): "duct fraction 0.12 (before: 0.35)",
+}
+
+#: where the rim's Dice is lower than without the duct (measured; strict): a duct
+#: brighter than the rim raises the local peak the rim's edges are placed against
+#: (refine._peak_map), so the rim beside it reads narrow or is missed.  (Every
+#: case is higher than before the band: e.g. 901 radial 3 mm x2 0.849 -> 0.886.)
+DICE_SHORTFALLS = {
+    (901, "tangent", 1.0, 0.5): "Dice 0.915 vs 0.933 without the duct",
+    (901, "tangent", 1.0, 2.0): "Dice 0.79",
+    (901, "tangent", 3.0, 0.5): "Dice 0.86",
+    (901, "tangent", 3.0, 2.0): "Dice 0.81",
+    (901, "oblique", 1.0, 2.0): "Dice 0.903",
+    (901, "oblique", 3.0, 2.0): "Dice 0.868",
+    (901, "radial", 1.0, 2.0): "Dice 0.914",
+    (901, "radial", 3.0, 2.0): "Dice 0.886",
+    (902, "tangent", 1.0, 2.0): "Dice 0.920 vs 0.973",
+    (902, "tangent", 3.0, 0.5): "Dice 0.951 vs 0.973",
+    (902, "tangent", 3.0, 2.0): "Dice 0.904",
+}
+CASES = list(itertools.product(SEEDS, KINDS, WIDTHS, BRIGHTNESS))
+
+
+def _cases(shortfalls):
+    return [pytest.param(k, marks=[pytest.mark.xfail(strict=True, reason=shortfalls[k])]
+                         if k in shortfalls else []) for k in CASES]
+
+
+def _params(seed, **kw) -> PhantomParams:
+    return PhantomParams(seed=seed, size=(640, 360), n_lesions=1, gallbladder=False,
+                         n_spills=(0, 0), instrument=False, **kw)
+
+
+def _run(params: PhantomParams) -> dict:
+    ph = Phantom(params)
+    return evaluate((ph.frame(i) for i in FRAMES), Pipeline(calibration=ph.calibration()))
+
+
+@pytest.fixture(scope="module")
+def results():
+    out = {}
+    for seed, kind, width, rel in CASES:
+        out[(seed, kind, width, rel)] = _run(_params(seed, duct_touch=kind, duct_touch_brightness=rel,
+                                                     duct_width_mm=(width, width)))
+    for seed in SEEDS:
+        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, bile_duct=False))
+    print("\n" + format_table([(" ".join(map(str, k)), r) for k, r in out.items()]))
+    return out
+
+
+@pytest.mark.parametrize("key", _cases(KNOWN_SHORTFALLS))
+def test_duct_touching_a_rim_is_not_rim(results, key):
+    r = results[key]
+    assert r["detected"] == 1.0
+    assert r["duct_fraction"] <= 0.08, f"{key}: {r['duct_fraction']:.3f} of the duct labelled rim"
+
+
+@pytest.mark.parametrize("key", _cases(DICE_SHORTFALLS))
+def test_rim_dice_is_not_lowered_by_the_duct(results, key):
+    r, alone = results[key], results[(key[0], None, 0.0, 0.0)]
+    assert r["mean_dice"] >= alone["mean_dice"] - 0.015, \
+        f"{key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_phantom_duct_meets_the_rim(kind):
+    """The touching duct ends on (or runs along) the rim, never over it, and
+    its brightness relative to the rim is what was asked for."""
+    for rel, brighter in ((2.0, True), (0.5, False)):
+        ph = Phantom(_params(901, duct_touch=kind, duct_touch_brightness=rel, duct_width_mm=(2.0, 2.0)))
+        labels, nir = ph.scene.labels, ph.scene.nir
+        duct, rim = (labels & DUCT) != 0, (labels & RIM) != 0
+        assert duct.any() and not (duct & rim).any()
+        near = cv2.dilate(duct.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert (near & rim).any(), f"{kind}: the duct does not reach the rim"
+        assert (float(np.percentile(nir[duct], 90)) > float(np.percentile(nir[rim], 90))) == brighter
+
+
+def test_phantom_duct_touch_is_validated():
+    with pytest.raises(NirfError, match="duct_touch"):
+        PhantomParams(duct_touch="sideways").validate()
+    with pytest.raises(NirfError, match="duct_touch_brightness"):
+        PhantomParams(duct_touch="radial", duct_touch_brightness=0.0).validate()
+
+
+def test_evaluate_duct_brightness_needs_a_touching_duct(capsys):
+    from nirf_overlay.evaluate import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--seeds", "1", "--duct-brightness", "2"])
+    assert e.value.code == 2
+    assert "--duct-brightness: only with --duct-touch" in capsys.readouterr().err
