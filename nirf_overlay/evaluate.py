@@ -28,8 +28,12 @@ Command line::
 
     python -m nirf_overlay.evaluate --seeds 100 101 --size 1280x720 --frames 30
     python -m nirf_overlay.evaluate --seeds 100 --frames 10 --report DIR [--worst 6]
+    python -m nirf_overlay.evaluate --tower three-left --curve gamma:2.4 [--transfer none]
 
-(``--report``: see :mod:`nirf_overlay.evaluate_report`.)
+(``--report``: see :mod:`nirf_overlay.evaluate_report`.  ``--tower``: the phantom
+seen through a tower, written as 8-bit H.264 and read back through the combined
+source with the tower's layout and transfer: :mod:`nirf_overlay.evaluate_tower`;
+``--size`` is then the tower frame's.)
 """
 
 from __future__ import annotations
@@ -331,7 +335,18 @@ def main(argv: Optional[list] = None) -> int:
                          "DIR (new or empty)")
     ap.add_argument("--worst", type=int, default=6, metavar="N",
                     help="with --report: pictures of the N frames with the lowest rim Dice")
+    g = ap.add_argument_group("tower recordings (python -m nirf_overlay.evaluate_tower)")
+    g.add_argument("--tower", default=None, choices=("side-by-side", "three-left", "quad"),
+                   help="score the phantom as a tower shows it, in this layout (not pip: its "
+                        "NIR inset covers part of the WL view, which a layout cannot leave out)")
+    g.add_argument("--curve", default="gamma:2.2", help="the tower's display curve (gamma:G, log:A)")
+    g.add_argument("--transfer", default="lut", metavar="T",
+                   help="lut (the table that undoes the curve, default), none (display values) "
+                        "or a --nir-transfer spec")
+    g.add_argument("--crf", type=int, default=16, help="H.264 quality of the tower file")
     args = ap.parse_args(argv)
+    if args.tower is not None and args.analysis_only:
+        ap.error("--analysis-only: not with --tower (a tower recording runs the whole pipeline)")
     if args.lag < 0:
         ap.error(f"--lag {args.lag}: must be 0 or more")
     if args.worst < 0:
@@ -359,19 +374,22 @@ def main(argv: Optional[list] = None) -> int:
             params = replace(params, tbr=tuple(args.tbr))
         if args.completeness:
             params = replace(params, completeness=tuple(args.completeness), p_complete=0.0)
-        ph = Phantom(params)
         if keep is not None:
             keep.run = f"seed {seed}"
-        pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
-                else Pipeline(settings, ph.calibration()))
         # consecutive frames (the pipeline's temporal state sees real motion)
         # straddling the auto-gain step
         step = int(round((params.gain_step_s or 0.0) * params.fps))
         start = max(args.lag, step - args.frames // 2)
         # with a lag, run from that many frames earlier: the same truth frames
         # are scored at every lag, only the results they are scored against change
-        r = evaluate((ph.frame(i) for i in range(start - args.lag, start + args.frames)), pipe,
-                     lag=args.lag, keep=keep)
+        frames = range(start - args.lag, start + args.frames)
+        if args.tower is not None:
+            r = _evaluate_tower(args, params, (w, h), frames, settings, keep)
+        else:
+            ph = Phantom(params)
+            pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
+                    else Pipeline(settings, ph.calibration()))
+            r = evaluate((ph.frame(i) for i in frames), pipe, lag=args.lag, keep=keep)
         rows.append((f"seed {seed}", r))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print(format_table(rows))
@@ -381,6 +399,21 @@ def main(argv: Optional[list] = None) -> int:
         write_report(args.report, rows, keep)
         print(f"report: {args.report}")
     return 0
+
+
+def _evaluate_tower(args, params, size, frames, settings, keep) -> dict:
+    """One seed through a tower recording (:class:`~.evaluate_tower.TowerInput`)."""
+    import tempfile
+
+    from .evaluate_tower import TowerInput
+    from .phantom.tower import Tower, TowerParams
+    from .processing.pipeline import Pipeline
+
+    tower = Tower(TowerParams(layout=args.tower, size=size, curve=args.curve, seed=params.seed),
+                  params)
+    with tempfile.TemporaryDirectory(prefix="nirf-tower-") as d, \
+            TowerInput(tower, frames, d, transfer=args.transfer, crf=args.crf) as rec:
+        return evaluate(rec.pairs(), Pipeline(settings, rec.calibration), lag=args.lag, keep=keep)
 
 
 if __name__ == "__main__":

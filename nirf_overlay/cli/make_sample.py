@@ -142,35 +142,6 @@ def _undated(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "created"}
 
 
-def _encoder(path, size, fps, *, pix_in, codec_args):
-    """Raw frames piped into FFmpeg (libx264 or FFV1), muxed bit-exactly: the same frames
-    give the same file (no random ids or dates)."""
-    from ..recording.encoders import PipeEncoder
-    from ..recording.format import ffmpeg_exe
-
-    w, h = size
-    return PipeEncoder([
-        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-        *codec_args, "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-        path])
-
-
-def _write(encoder, frame, path) -> None:
-    from ..errors import NirfError
-
-    if not encoder.write(frame):
-        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
-
-
-def _finish(encoder, path) -> None:
-    from ..errors import NirfError
-
-    encoder.close_input()
-    if encoder.wait() != 0:
-        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
-
-
 def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True,
                    cal_dir=None, progress=True) -> dict:
     """Render ``frames`` frames of the phantom ``params`` into ``out_dir``.
@@ -182,6 +153,7 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     from concurrent.futures import ThreadPoolExecutor
 
     from ..phantom import Phantom
+    from ..recording.encoders import finish_file, raw_video_encoder, write_frame
 
     ph = Phantom(params)
     w, h = ph.size
@@ -189,11 +161,11 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     wl_path = os.path.join(out_dir, f"{name}_wl.mp4")
     nir_path = os.path.join(out_dir, f"{name}_nir.mkv")
     fps = params.fps
-    wl_w = _encoder(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
+    wl_w = raw_video_encoder(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
         "-c:v", "libx264", "-preset", "slow", "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart"])
     # FFV1 version 3 with the large context model: lossless, the best it does on noise
-    nir_w = _encoder(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
+    nir_w = raw_video_encoder(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
         "-c:v", "ffv1", "-level", "3", "-coder", "1", "-context", "1", "-g", "1",
         "-slicecrc", "1", "-pix_fmt", "gray16le"])
     bar = None
@@ -206,8 +178,8 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
             for i, pair in enumerate(pool.map(ph.frame, range(frames))):
-                _write(wl_w, pair.wl, wl_path)
-                _write(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
+                write_frame(wl_w, pair.wl, wl_path)
+                write_frame(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
                 if tables is not None:
                     tables.add(i, i / fps, pair.truth)
                 if bar is not None:
@@ -219,8 +191,8 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
             bar.close()
         if tables is not None:
             tables.close()
-        _finish(wl_w, wl_path)
-        _finish(nir_w, nir_path)
+        finish_file(wl_w, wl_path)
+        finish_file(nir_w, nir_path)
     elapsed = time.perf_counter() - t0
     summary = {"wl": wl_path, "nir": nir_path, "frames": frames, "size": [w, h], "fps": fps,
                "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px,
@@ -299,30 +271,28 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
     import os
     import time
 
-    from ..phantom.tower import curve_lut
+    from ..evaluate_tower import write_tower_video, write_transfer_csv
 
     w, h = tower.params.size
     fps = tower.fps
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{name}_tower.mp4")
-    enc = _encoder(path, (w, h), fps, pix_in="bgr24", codec_args=[
-        "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart"])
     tables = _TruthFiles(out_dir, name, frames, tower.phantom.size, tower.phantom.params) if truth else None
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=frames, unit="frame", desc=f"make-sample tower {w}x{h}", leave=False)
+
+    def written(i, f):
+        if tables is not None:
+            tables.add(i, i / fps, f.pair.truth)
+        if bar is not None:
+            bar.update(1)
+
     t0 = time.perf_counter()
     try:
-        for i in range(frames):
-            f = tower.frame(i)
-            _write(enc, f.frame, path)
-            if tables is not None:
-                tables.add(i, i / fps, f.pair.truth)
-            if bar is not None:
-                bar.update(1)
+        write_tower_video(tower, path, range(frames), crf=crf, on_frame=written)
         if tables is not None:
             tables.finish()
     finally:
@@ -330,15 +300,10 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
             bar.close()
         if tables is not None:
             tables.close()
-        _finish(enc, path)
     doc_path = os.path.join(out_dir, f"{name}_tower.json")
     with open(doc_path, "w") as fh:
         json.dump(tower.truth_document(), fh, indent=1)
-    lut_path = os.path.join(out_dir, f"{name}_transfer.csv")
-    with open(lut_path, "w") as fh:
-        fh.write("display,linear\n")
-        for d, v in enumerate(curve_lut(tower.params.curve)):
-            fh.write(f"{d / 255:.8g},{v:.8g}\n")
+    lut_path = write_transfer_csv(tower.params.curve, os.path.join(out_dir, f"{name}_transfer.csv"))
     return {"combined": path, "tower": doc_path, "transfer": lut_path, "frames": frames,
             "size": [w, h], "fps": fps, "seconds_to_render": round(time.perf_counter() - t0, 2),
             "mm_per_px": tower.phantom.mm_per_px,
