@@ -344,6 +344,8 @@ def main(argv: Optional[list] = None) -> int:
                    help="lut (the table that undoes the curve, default), none (display values) "
                         "or a --nir-transfer spec")
     g.add_argument("--crf", type=int, default=16, help="H.264 quality of the tower file")
+    g.add_argument("--no-flat", action="store_true",
+                   help="no flat in the tower's profile (the camera's vignetting stays in T and B)")
     args = ap.parse_args(argv)
     if args.tower is not None and args.analysis_only:
         ap.error("--analysis-only: not with --tower (a tower recording runs the whole pipeline)")
@@ -412,7 +414,8 @@ def _evaluate_tower(args, params, size, frames, settings, keep) -> dict:
     tower = Tower(TowerParams(layout=args.tower, size=size, curve=args.curve, seed=params.seed),
                   params)
     with tempfile.TemporaryDirectory(prefix="nirf-tower-") as d, \
-            TowerInput(tower, frames, d, transfer=args.transfer, crf=args.crf) as rec:
+            TowerInput(tower, frames, d, transfer=args.transfer, crf=args.crf,
+                       camera_flat=not args.no_flat) as rec:
         return evaluate(rec.pairs(), Pipeline(settings, rec.calibration), lag=args.lag, keep=keep)
 
 
