@@ -366,6 +366,11 @@ def main(argv: Optional[list] = None) -> int:
             return e.exit_code
         keep = WorstFrames(args.worst)
     w, h = (int(v) for v in args.size.lower().split("x"))
+    if args.tower is not None:
+        problem = _tower_problem(args, (w, h))
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return problem.exit_code
     settings = Settings.load(args.settings) if args.settings else Settings()
     rows = []
     for seed in args.seeds:
@@ -401,6 +406,22 @@ def main(argv: Optional[list] = None) -> int:
         write_report(args.report, rows, keep)
         print(f"report: {args.report}")
     return 0
+
+
+def _tower_problem(args, size):
+    """The one-line NirfError of a bad ``--curve``, ``--size`` or ``--transfer``, else None."""
+    from .calibration.transfer import parse_transfer
+    from .errors import NirfError
+    from .evaluate_tower import LUT, NONE
+    from .phantom.tower import TowerParams
+
+    try:
+        TowerParams(layout=args.tower, size=size, curve=args.curve).validate()
+        if args.transfer not in (LUT, NONE):
+            parse_transfer(args.transfer, what="--transfer")
+    except NirfError as e:
+        return e
+    return None
 
 
 def _evaluate_tower(args, params, size, frames, settings, keep) -> dict:

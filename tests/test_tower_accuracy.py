@@ -55,10 +55,30 @@ def test_without_a_transfer_the_ratios_are_of_display_values(tmp_path):
         pipe = Pipeline(None, rec.calibration)
         results = [pipe.process(p) for p in rec.pairs()]
     assert {r.nir_signal for r in results} == {"display"}
-    assert all(r.black_level is None for r in results)  # no sensor black to find in display values
     (tmp_path / "b").mkdir()
     r = _score(tower, tmp_path / "b", transfer="none")
     assert r["tbr_error_median"] > 0.3  # display values: far from the signal's TBR
+
+
+def test_display_encoded_nir_gets_no_black_level_estimate(tmp_path):
+    # the tower set its own black before encoding; under an instrument the linear
+    # signal is the tool's stray light, which an estimate would subtract from T and B
+    with TowerInput(_tower("side-by-side", "gamma:2.2", 11), FRAMES, str(tmp_path)) as rec:
+        assert Pipeline(None, rec.calibration, warm=False).black_level is None
+    assert Pipeline(None, None, warm=False).black_level is not None  # raw counts: estimated
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--curve", "gamma:9"], "tower curve 'gamma:9': expected gamma:G (G 1..4) or log:A"),
+    (["--size", "1280x700"], "tower size 1280x700: a tower frame is 16:9"),
+    (["--transfer", "gamma:x"], "--transfer: 'gamma:x': the gamma must be a number"),
+])
+def test_evaluate_tower_refuses_a_bad_option_in_one_line(argv, message, capsys):
+    from nirf_overlay.evaluate import main
+
+    assert main(["--tower", "quad", "--seeds", "1", "--frames", "2", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message), err
 
 
 def test_the_three_left_layouts_enlarged_nir_view_is_mapped_into_the_wl_inset(tmp_path):
