@@ -45,8 +45,8 @@ def write_tower_video(tower: Tower, path: str, frames, *, crf: int = 16,
     # TBR +5 % through a gamma-2.4 transfer) and tints grey (Cb 127), which a
     # tower's YCbCr output does not
     enc = raw_video_encoder(path, (w, h), tower.fps, pix_in="bgr24", codec_args=[
-        "-sws_flags", SWS_FLAGS, "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart"])
+        "-sws_flags", SWS_FLAGS, "-c:v", "libx264", "-preset", "medium", "-crf", str(crf),
+        "-pix_fmt", "yuv420p", "-movflags", "+faststart"])
     try:
         for i in frames:
             f = tower.frame(i)

@@ -120,3 +120,41 @@ def test_a_dark_and_flat_given_with_tower_input_apply_on_the_linear_scale():
     no_dark = evaluate(_display_pairs(ph, range(4), k),
                        Pipeline(None, dataclasses.replace(cal, dark=None)))
     assert no_dark["tbr_error_median"] > 0.1 and no_dark["tbr_error_max"] < -0.1
+
+
+# -- 8-bit H.264 NIR (issue #17: "the brightest rim was overlaid but not outlined") ------
+
+def test_8_bit_h264_nir_outlines_every_rim_the_raw_camera_does(tmp_path):
+    # the phantom's NIR scaled linearly into 8 bits (its 99.9th percentile at 85 %,
+    # the brightest rim near full scale) and streamed as H.264 beside its white light
+    from nirf_overlay.evaluate_tower import SWS_FLAGS
+    from nirf_overlay.recording.encoders import finish_file, raw_video_encoder, write_frame
+    from nirf_overlay.sources import SourceSpec, open_source
+
+    ph = Phantom(PhantomParams(seed=7, size=(640, 360), gain_step_s=None))
+    frames = [ph.frame(i) for i in range(6)]
+    dark = ph.dark_frame().astype(np.float64)
+    k = 255 * 0.85 / np.percentile(frames[0].nir - dark, 99.9)
+    def nir8(p):
+        return np.clip(np.rint((p.nir - dark) * k), 0, 255).astype(np.uint8)
+
+    rim = frames[0].truth.rim_mask
+    assert np.percentile(nir8(frames[0])[rim], 99) >= 200  # the rim reaches near full scale
+    paths = {}
+    for name, pix, image in (("wl", "bgr24", lambda p: p.wl), ("nir", "gray", nir8)):
+        paths[name] = str(tmp_path / f"{name}.mp4")
+        enc = raw_video_encoder(paths[name], ph.size, ph.fps, pix_in=pix, codec_args=[
+            "-sws_flags", SWS_FLAGS, "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p"])
+        for p in frames:
+            write_frame(enc, image(p), paths[name])
+        finish_file(enc, paths[name])
+    cal = Calibration(flat=ph.flat_field(), mm_per_px=ph.mm_per_px, frame_size=ph.size,
+                      nir_transfer=parse_transfer("linear"))
+    with open_source(SourceSpec(wl=paths["wl"], nir=paths["nir"])) as source:
+        assert source.info.nir_bits == 8
+        pairs = [dataclasses.replace(p, truth=f.truth) for p, f in zip(source, frames)]
+    r = evaluate(pairs, Pipeline(None, cal))
+    raw = evaluate(frames, Pipeline(None, ph.calibration()))
+    assert r["detected"] == raw["detected"] == 1.0  # the rim outlined in every frame
+    assert r["mean_dice"] >= raw["mean_dice"] - 0.01 and r["mean_dice"] >= 0.92
+    assert abs(r["tbr_error_max"]) <= 0.06, r["per_lesion"]
