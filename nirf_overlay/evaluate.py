@@ -101,7 +101,8 @@ def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False
     -------
     dict of accuracy figures (see the module docstring) plus ``per_lesion``
     (lesion id -> dict of truth and median measured values), ``per_frame``
-    (one dict per scored frame) and ``frames``.
+    (one dict per scored frame: Dice, duct pixels, and the worst matched lesion's
+    ``tbr_error`` and ``thickness_error_mm``, None without one) and ``frames``.
     """
     if lag < 0:
         raise ValueError(f"lag must be 0 or more, got {lag}")
@@ -163,12 +164,13 @@ class TruthScorer(Listener):
             rim, rims = move_mask(rim, since), move_rims(rims, since)
         d = self._score_masks(rim, truth)
         duct = truth.duct_mask
+        tbr_err, thick_err = self._score_lesions(rims, truth)
         self._per_frame.append({"frame": frame.pair.index, "dice": d,
                                 "duct_px_labelled_rim": int((rim & duct).sum()),
-                                "duct_px": int(duct.sum())})
+                                "duct_px": int(duct.sum()), "tbr_error": _worst(tbr_err),
+                                "thickness_error_mm": _worst(thick_err)})
         if self.keep is not None and d is not None:
             self.keep.offer(d, frame.pair.index, frame.pair.wl, rim, truth)
-        self._score_lesions(rims, truth)
         if self.progress:
             last = self._dices[-1] if self._dices else float("nan")
             print(f"\rframe {frame.pair.index}: dice {last:.3f}", end="", flush=True)
@@ -187,8 +189,10 @@ class TruthScorer(Listener):
             tally[1] += int(mask.sum())
         return d
 
-    def _score_lesions(self, rims: list, truth) -> None:
+    def _score_lesions(self, rims: list, truth) -> tuple[list, list]:
+        """Tally the frame's lesions; return its TBR and thickness errors (matched lesions)."""
         m = _match(rims, truth.lesions, truth.mm_per_px)
+        tbr_err, thick_err = [], []
         for lt in truth.lesions:
             if lt.rim_area_px <= 0:
                 continue
@@ -203,9 +207,12 @@ class TruthScorer(Listener):
             self._matched += 1
             if r.rim_thickness_mm is not None:
                 rec["thickness_mm"].append(r.rim_thickness_mm)
+                thick_err.append(r.rim_thickness_mm - lt.rim_width_mm)
             rec["tbr"].append(r.tbr)
             rec["tbr_true"].append(lt.tbr)
             rec["completeness"].append(r.rim_completeness)
+            tbr_err.append(r.tbr / lt.tbr - 1.0)
+        return tbr_err, thick_err
 
     def figures(self) -> dict:
         """The accuracy figures of everything scored (see the module docstring)."""
@@ -226,8 +233,7 @@ class TruthScorer(Listener):
                 s["completeness"] = float(np.median(rec["completeness"]))
             summary[lid] = s
 
-        def worst(v):
-            return float(max(v, key=abs)) if v else None
+        worst = _worst
 
         def med_abs(v):
             return float(np.median(np.abs(v))) if v else None
@@ -250,6 +256,11 @@ class TruthScorer(Listener):
             "per_lesion": summary,
             "per_frame": list(self._per_frame),
         }
+
+
+def _worst(v) -> Optional[float]:
+    """The value of largest magnitude (signed), None for none."""
+    return float(max(v, key=abs)) if v else None
 
 
 class AnalysisOnly:

@@ -158,3 +158,13 @@ def test_8_bit_h264_nir_outlines_every_rim_the_raw_camera_does(tmp_path):
     assert r["detected"] == raw["detected"] == 1.0  # the rim outlined in every frame
     assert r["mean_dice"] >= raw["mean_dice"] - 0.01 and r["mean_dice"] >= 0.92
     assert abs(r["tbr_error_max"]) <= 0.06, r["per_lesion"]
+
+
+def test_evaluate_reports_tbr_and_thickness_errors_per_frame():
+    ph = Phantom(PhantomParams(seed=7, size=(320, 192), gain_step_s=None))
+    r = evaluate((ph.frame(i) for i in range(3)), Pipeline(None, ph.calibration()))
+    errs = [f["tbr_error"] for f in r["per_frame"]]
+    assert len(errs) == 3 and all(e is not None and abs(e) < 0.5 for e in errs)
+    # the lesion's figure is the median over the frames of the same per-frame errors
+    assert r["tbr_error_max"] == pytest.approx(float(np.median(errs)))
+    assert all(f["thickness_error_mm"] is not None for f in r["per_frame"])
