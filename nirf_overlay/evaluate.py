@@ -28,8 +28,12 @@ Command line::
 
     python -m nirf_overlay.evaluate --seeds 100 101 --size 1280x720 --frames 30
     python -m nirf_overlay.evaluate --seeds 100 --frames 10 --report DIR [--worst 6]
+    python -m nirf_overlay.evaluate --tower three-left --curve gamma:2.4 [--transfer none]
 
-(``--report``: see :mod:`nirf_overlay.evaluate_report`.)
+(``--report``: see :mod:`nirf_overlay.evaluate_report`.  ``--tower``: the phantom
+seen through a tower, written as 8-bit H.264 and read back through the combined
+source with the tower's layout and transfer: :mod:`nirf_overlay.evaluate_tower`;
+``--size`` is then the tower frame's.)
 """
 
 from __future__ import annotations
@@ -97,7 +101,8 @@ def evaluate(frames: Iterable, pipeline, *, lag: int = 0, progress: bool = False
     -------
     dict of accuracy figures (see the module docstring) plus ``per_lesion``
     (lesion id -> dict of truth and median measured values), ``per_frame``
-    (one dict per scored frame) and ``frames``.
+    (one dict per scored frame: Dice, duct pixels, and the worst matched lesion's
+    ``tbr_error`` and ``thickness_error_mm``, None without one) and ``frames``.
     """
     if lag < 0:
         raise ValueError(f"lag must be 0 or more, got {lag}")
@@ -159,12 +164,13 @@ class TruthScorer(Listener):
             rim, rims = move_mask(rim, since), move_rims(rims, since)
         d = self._score_masks(rim, truth)
         duct = truth.duct_mask
+        tbr_err, thick_err = self._score_lesions(rims, truth)
         self._per_frame.append({"frame": frame.pair.index, "dice": d,
                                 "duct_px_labelled_rim": int((rim & duct).sum()),
-                                "duct_px": int(duct.sum())})
+                                "duct_px": int(duct.sum()), "tbr_error": _worst(tbr_err),
+                                "thickness_error_mm": _worst(thick_err)})
         if self.keep is not None and d is not None:
             self.keep.offer(d, frame.pair.index, frame.pair.wl, rim, truth)
-        self._score_lesions(rims, truth)
         if self.progress:
             last = self._dices[-1] if self._dices else float("nan")
             print(f"\rframe {frame.pair.index}: dice {last:.3f}", end="", flush=True)
@@ -183,8 +189,10 @@ class TruthScorer(Listener):
             tally[1] += int(mask.sum())
         return d
 
-    def _score_lesions(self, rims: list, truth) -> None:
+    def _score_lesions(self, rims: list, truth) -> tuple[list, list]:
+        """Tally the frame's lesions; return its TBR and thickness errors (matched lesions)."""
         m = _match(rims, truth.lesions, truth.mm_per_px)
+        tbr_err, thick_err = [], []
         for lt in truth.lesions:
             if lt.rim_area_px <= 0:
                 continue
@@ -199,9 +207,12 @@ class TruthScorer(Listener):
             self._matched += 1
             if r.rim_thickness_mm is not None:
                 rec["thickness_mm"].append(r.rim_thickness_mm)
+                thick_err.append(r.rim_thickness_mm - lt.rim_width_mm)
             rec["tbr"].append(r.tbr)
             rec["tbr_true"].append(lt.tbr)
             rec["completeness"].append(r.rim_completeness)
+            tbr_err.append(r.tbr / lt.tbr - 1.0)
+        return tbr_err, thick_err
 
     def figures(self) -> dict:
         """The accuracy figures of everything scored (see the module docstring)."""
@@ -222,8 +233,7 @@ class TruthScorer(Listener):
                 s["completeness"] = float(np.median(rec["completeness"]))
             summary[lid] = s
 
-        def worst(v):
-            return float(max(v, key=abs)) if v else None
+        worst = _worst
 
         def med_abs(v):
             return float(np.median(np.abs(v))) if v else None
@@ -246,6 +256,11 @@ class TruthScorer(Listener):
             "per_lesion": summary,
             "per_frame": list(self._per_frame),
         }
+
+
+def _worst(v) -> Optional[float]:
+    """The value of largest magnitude (signed), None for none."""
+    return float(max(v, key=abs)) if v else None
 
 
 class AnalysisOnly:
@@ -338,7 +353,20 @@ def main(argv: Optional[list] = None) -> int:
                          "DIR (new or empty)")
     ap.add_argument("--worst", type=int, default=6, metavar="N",
                     help="with --report: pictures of the N frames with the lowest rim Dice")
+    g = ap.add_argument_group("tower recordings (python -m nirf_overlay.evaluate_tower)")
+    g.add_argument("--tower", default=None, choices=("side-by-side", "three-left", "quad"),
+                   help="score the phantom as a tower shows it, in this layout (not pip: its "
+                        "NIR inset covers part of the WL view, which a layout cannot leave out)")
+    g.add_argument("--curve", default="gamma:2.2", help="the tower's display curve (gamma:G, log:A)")
+    g.add_argument("--transfer", default="lut", metavar="T",
+                   help="lut (the table that undoes the curve, default), none (display values) "
+                        "or a --nir-transfer spec")
+    g.add_argument("--crf", type=int, default=16, help="H.264 quality of the tower file")
+    g.add_argument("--no-flat", action="store_true",
+                   help="no flat in the tower's profile (the camera's vignetting stays in T and B)")
     args = ap.parse_args(argv)
+    if args.tower is not None and args.analysis_only:
+        ap.error("--analysis-only: not with --tower (a tower recording runs the whole pipeline)")
     if args.lag < 0:
         ap.error(f"--lag {args.lag}: must be 0 or more")
     if args.duct_brightness is not None and not args.duct_touch:
@@ -358,6 +386,11 @@ def main(argv: Optional[list] = None) -> int:
             return e.exit_code
         keep = WorstFrames(args.worst)
     w, h = (int(v) for v in args.size.lower().split("x"))
+    if args.tower is not None:
+        problem = _tower_problem(args, (w, h))
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return problem.exit_code
     settings = Settings.load(args.settings) if args.settings else Settings()
     rows = []
     for seed in args.seeds:
@@ -371,19 +404,22 @@ def main(argv: Optional[list] = None) -> int:
                              duct_width_mm=tuple(args.duct_width or params.duct_width_mm))
         if args.completeness:
             params = replace(params, completeness=tuple(args.completeness), p_complete=0.0)
-        ph = Phantom(params)
         if keep is not None:
             keep.run = f"seed {seed}"
-        pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
-                else Pipeline(settings, ph.calibration()))
         # consecutive frames (the pipeline's temporal state sees real motion)
         # straddling the auto-gain step
         step = int(round((params.gain_step_s or 0.0) * params.fps))
         start = max(args.lag, step - args.frames // 2)
         # with a lag, run from that many frames earlier: the same truth frames
         # are scored at every lag, only the results they are scored against change
-        r = evaluate((ph.frame(i) for i in range(start - args.lag, start + args.frames)), pipe,
-                     lag=args.lag, keep=keep)
+        frames = range(start - args.lag, start + args.frames)
+        if args.tower is not None:
+            r = _evaluate_tower(args, params, (w, h), frames, settings, keep)
+        else:
+            ph = Phantom(params)
+            pipe = (AnalysisOnly(settings, ph.calibration()) if args.analysis_only
+                    else Pipeline(settings, ph.calibration()))
+            r = evaluate((ph.frame(i) for i in frames), pipe, lag=args.lag, keep=keep)
         rows.append((f"seed {seed}", r))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print(format_table(rows))
@@ -393,6 +429,38 @@ def main(argv: Optional[list] = None) -> int:
         write_report(args.report, rows, keep)
         print(f"report: {args.report}")
     return 0
+
+
+def _tower_problem(args, size):
+    """The one-line NirfError of a bad ``--curve``, ``--size`` or ``--transfer``, else None."""
+    from .calibration.transfer import parse_transfer
+    from .errors import NirfError
+    from .evaluate_tower import LUT, NONE
+    from .phantom.tower import TowerParams
+
+    try:
+        TowerParams(layout=args.tower, size=size, curve=args.curve).validate()
+        if args.transfer not in (LUT, NONE):
+            parse_transfer(args.transfer, what="--transfer")
+    except NirfError as e:
+        return e
+    return None
+
+
+def _evaluate_tower(args, params, size, frames, settings, keep) -> dict:
+    """One seed through a tower recording (:class:`~.evaluate_tower.TowerInput`)."""
+    import tempfile
+
+    from .evaluate_tower import TowerInput
+    from .phantom.tower import Tower, TowerParams
+    from .processing.pipeline import Pipeline
+
+    tower = Tower(TowerParams(layout=args.tower, size=size, curve=args.curve, seed=params.seed),
+                  params)
+    with tempfile.TemporaryDirectory(prefix="nirf-tower-") as d, \
+            TowerInput(tower, frames, d, transfer=args.transfer, crf=args.crf,
+                       camera_flat=not args.no_flat) as rec:
+        return evaluate(rec.pairs(), Pipeline(settings, rec.calibration), lag=args.lag, keep=keep)
 
 
 if __name__ == "__main__":

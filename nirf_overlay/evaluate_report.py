@@ -45,7 +45,8 @@ SET_COLUMNS = ["set", "frames", "mean_dice", "min_dice", "duct_pct_labelled_rim"
 LESION_COLUMNS = ["set", "lesion", "rim_width_mm", "thickness_mm", "thickness_error_mm", "tbr_true",
                   "tbr", "tbr_error_pct", "completeness_true", "completeness", "blur_sigma_mm",
                   "frames_matched"]
-FRAME_COLUMNS = ["set", "frame", "dice", "duct_px_labelled_rim", "duct_px"]
+FRAME_COLUMNS = ["set", "frame", "dice", "duct_px_labelled_rim", "duct_px", "tbr_error",
+                 "thickness_error_mm"]
 
 
 class WorstFrames:

@@ -142,51 +142,24 @@ def _undated(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "created"}
 
 
-def _encoder(path, size, fps, *, pix_in, codec_args):
-    """Raw frames piped into FFmpeg (libx264 or FFV1), muxed bit-exactly: the same frames
-    give the same file (no random ids or dates)."""
-    from ..recording.encoders import PipeEncoder
-    from ..recording.format import ffmpeg_exe
-
-    w, h = size
-    return PipeEncoder([
-        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-        *codec_args, "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-        path])
-
-
-def _write(encoder, frame, path) -> None:
-    from ..errors import NirfError
-
-    if not encoder.write(frame):
-        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
-
-
-def _finish(encoder, path) -> None:
-    from ..errors import NirfError
-
-    encoder.close_input()
-    if encoder.wait() != 0:
-        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
-
-
-def _write_frames(items, write, finish, *, tables, fps, total, desc, progress) -> None:
-    """Write each rendered item (``write(item)`` returns its truth), add the truth
-    rows, advance the progress bar; the tables, the bar and the encoders (``finish``)
-    are closed on the way out, also on an error."""
+def _write_frames(run, *, tables, fps, total, desc, progress) -> None:
+    """Run ``run(on_frame)``, which writes the frames and calls ``on_frame(i, truth)``
+    for each; the truth rows and the progress bar follow it, and the tables and the
+    bar are closed on the way out, also on an error."""
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="frame", desc=desc, leave=False)
+
+    def on_frame(i, truth):
+        if tables is not None:
+            tables.add(i, i / fps, truth)
+        if bar is not None:
+            bar.update(1)
+
     try:
-        for i, item in enumerate(items):
-            truth = write(item)
-            if tables is not None:
-                tables.add(i, i / fps, truth)
-            if bar is not None:
-                bar.update(1)
+        run(on_frame)
         if tables is not None:
             tables.finish()
     finally:
@@ -194,7 +167,6 @@ def _write_frames(items, write, finish, *, tables, fps, total, desc, progress) -
             bar.close()
         if tables is not None:
             tables.close()
-        finish()
 
 
 def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True,
@@ -208,6 +180,7 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     from concurrent.futures import ThreadPoolExecutor
 
     from ..phantom import Phantom
+    from ..recording.encoders import finish_file, raw_video_encoder, write_frame
 
     ph = Phantom(params)
     w, h = ph.size
@@ -215,28 +188,29 @@ def make_recording(params, out_dir, *, name="sample", frames, crf=16, truth=True
     wl_path = os.path.join(out_dir, f"{name}_wl.mp4")
     nir_path = os.path.join(out_dir, f"{name}_nir.mkv")
     fps = params.fps
-    wl_w = _encoder(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
+    wl_w = raw_video_encoder(wl_path, (w, h), fps, pix_in="bgr24", codec_args=[
         "-c:v", "libx264", "-preset", "slow", "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart"])
     # FFV1 version 3 with the large context model: lossless, the best it does on noise
-    nir_w = _encoder(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
+    nir_w = raw_video_encoder(nir_path, (w, h), fps, pix_in="gray16le", codec_args=[
         "-c:v", "ffv1", "-level", "3", "-coder", "1", "-context", "1", "-g", "1",
         "-slicecrc", "1", "-pix_fmt", "gray16le"])
     tables = _TruthFiles(out_dir, name, frames, ph.size, ph.params) if truth else None
 
-    def write_pair(pair):
-        _write(wl_w, pair.wl, wl_path)
-        _write(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
-        return pair.truth
-
-    def finish():
-        _finish(wl_w, wl_path)
-        _finish(nir_w, nir_path)
+    def run(on_frame):
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
+                for i, pair in enumerate(pool.map(ph.frame, range(frames))):
+                    write_frame(wl_w, pair.wl, wl_path)
+                    write_frame(nir_w, pair.nir.astype("<u2", copy=False), nir_path)
+                    on_frame(i, pair.truth)
+        finally:
+            finish_file(wl_w, wl_path)
+            finish_file(nir_w, nir_path)
 
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:  # the scene renders in two threads
-        _write_frames(pool.map(ph.frame, range(frames)), write_pair, finish, tables=tables,
-                      fps=fps, total=frames, desc=f"make-sample {w}x{h}", progress=progress)
+    _write_frames(run, tables=tables, fps=fps, total=frames, desc=f"make-sample {w}x{h}",
+                  progress=progress)
     elapsed = time.perf_counter() - t0
     summary = {"wl": wl_path, "nir": nir_path, "frames": frames, "size": [w, h], "fps": fps,
                "seconds_to_render": round(elapsed, 2), "mm_per_px": ph.mm_per_px,
@@ -315,33 +289,25 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
     import os
     import time
 
-    from ..phantom.tower import curve_lut
+    from ..evaluate_tower import write_tower_video, write_transfer_csv
 
     w, h = tower.params.size
     fps = tower.fps
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{name}_tower.mp4")
-    enc = _encoder(path, (w, h), fps, pix_in="bgr24", codec_args=[
-        "-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart"])
     tables = _TruthFiles(out_dir, name, frames, tower.phantom.size, tower.phantom.params) if truth else None
 
-    def write_frame(f):
-        _write(enc, f.frame, path)
-        return f.pair.truth
+    def run(on_frame):
+        write_tower_video(tower, path, range(frames), crf=crf,
+                          on_frame=lambda i, f: on_frame(i, f.pair.truth))
 
     t0 = time.perf_counter()
-    _write_frames((tower.frame(i) for i in range(frames)), write_frame, lambda: _finish(enc, path),
-                  tables=tables, fps=fps, total=frames, desc=f"make-sample tower {w}x{h}",
+    _write_frames(run, tables=tables, fps=fps, total=frames, desc=f"make-sample tower {w}x{h}",
                   progress=progress)
     doc_path = os.path.join(out_dir, f"{name}_tower.json")
     with open(doc_path, "w") as fh:
         json.dump(tower.truth_document(), fh, indent=1)
-    lut_path = os.path.join(out_dir, f"{name}_transfer.csv")
-    with open(lut_path, "w") as fh:
-        fh.write("display,linear\n")
-        for d, v in enumerate(curve_lut(tower.params.curve)):
-            fh.write(f"{d / 255:.8g},{v:.8g}\n")
+    lut_path = write_transfer_csv(tower.params.curve, os.path.join(out_dir, f"{name}_transfer.csv"))
     return {"combined": path, "tower": doc_path, "transfer": lut_path, "frames": frames,
             "size": [w, h], "fps": fps, "seconds_to_render": round(time.perf_counter() - t0, 2),
             "mm_per_px": tower.phantom.mm_per_px,

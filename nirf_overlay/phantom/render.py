@@ -131,6 +131,17 @@ class Phantom:
         truth.labels = labels
         return wl, nir, truth, signal
 
+    def truth_clipped(self, i: int, limit) -> "Truth":
+        """The truth of frame ``i`` measured on its signal clipped at ``limit``
+        (normalised counts; a number or (H, W)): what survives a display that
+        clips (a tower's 8-bit view after its auto-gain rose), by the same
+        definitions of T and B."""
+        signal, labels, ids, _, scale, M, _ = self._view_signal(i)
+        truth = self._truth(i, np.minimum(signal, np.asarray(limit, np.float32)), labels, ids,
+                            scale, M)
+        truth.labels = labels
+        return truth
+
     # -- per frame -----------------------------------------------------------------
     def _view_signal(self, i):
         """Noise-free normalised NIR in view coordinates plus the warped labels."""

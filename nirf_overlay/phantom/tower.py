@@ -30,6 +30,11 @@ phantom's ``gain_step_s``, x ``gain_step_factor``) the tower follows it slowly,
 jumps with the step and settles back over about ``agc_tau_s``.  The relative
 linear signal is ``C^-1(d / 255)`` (:func:`curve_lut`), up to the factor
 ``k(t)``, which every ratio cancels.
+
+Truth on what survives: where the display clips a rim (full scale, after the
+auto-gain rose), the frame's truth is measured on the signal clipped where the
+display clips (:meth:`Tower.clip_level`): no reading of the recording can give
+back what the tower cut off, and the pipeline flags those pixels as saturated.
 """
 
 from __future__ import annotations
@@ -235,6 +240,14 @@ class Tower:
         f = p.gain_step_factor
         return self.k0 / (1.0 + (f - 1.0) * (1.0 - math.exp(-(t - p.gain_step_s) / self.params.agc_tau_s)))
 
+    def clip_level(self, i: int) -> np.ndarray:
+        """(h, w) float32: the noise-free signal (normalised counts) at which the display
+        of frame ``i`` reaches full scale (``lin = 1``): ``raw - dark = S flat (e / e_ref)
+        (g / g_ref)``, times ``k``."""
+        p = self.phantom.params
+        per_s = self.agc(i) * p.exposure_ms / p.exposure_ref_ms * self.phantom.gain_at(i) / p.gain_ref
+        return (1.0 / (per_s * self.phantom.camera.flat)).astype(np.float32)
+
     def display_nir(self, raw: np.ndarray, i: int) -> np.ndarray:
         """(h, w) uint8: the tower's NIR view of raw counts ``raw`` at frame ``i``."""
         lin = (raw.astype(np.float32) - self._dark) * np.float32(self.agc(i))
@@ -244,6 +257,8 @@ class Tower:
         """Render tower frame ``i``."""
         pair = self.phantom.frame(i)
         d = self.display_nir(pair.nir, i)
+        if (d[pair.truth.rim_mask] == 255).any():  # the display clips a rim: truth on what survives
+            pair.truth = self.phantom.truth_clipped(i, self.clip_level(i))
         w, h = self.params.size
         rng = np.random.default_rng([self.params.seed, 6007, int(i)])
         out = rng.normal(self.params.surround, self.params.surround_noise, (h, w, 3))

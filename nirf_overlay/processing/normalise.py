@@ -176,6 +176,11 @@ class Normaliser:
         self._said_bits = False
 
     # -- set-up -----------------------------------------------------------
+    def set_calibration(self, calibration) -> None:
+        """Use ``calibration`` from the next frame on (its planes are prepared again)."""
+        self.calibration = calibration
+        self._shape_key = None
+
     def reset(self) -> None:
         """Forget the temporal state (after a seek, a lost NIR signal, ...)."""
         self._have_prev = False

@@ -93,10 +93,13 @@ class Pipeline:
         #: the calibration's NIR transfer curve, applied before normalising (.transfer)
         self.nir_entry = NirEntry(calibration.nir_transfer if calibration is not None else None)
         self.normaliser = Normaliser(calibration)
+        #: the bit depth a display-encoded dark frame was decoded for (.transfer), else None
+        self._dark_bits: Optional[int] = None
         #: without a dark frame: the black level estimated under instruments
         #: (:mod:`.black_level`), subtracted as a constant dark; None with a dark frame
+        #: and for display-encoded NIR, whose black the tower set before encoding
         self.black_level: Optional[BlackLevelEstimator] = None
-        if calibration is None or calibration.dark is None:
+        if (calibration is None or calibration.dark is None) and not self.nir_entry.encoded:
             self.black_level = BlackLevelEstimator(self.mm_per_px,
                                                    self.settings.segment.analysis_scale)
         self.display_levels = DisplayLevels()
@@ -215,6 +218,8 @@ class Pipeline:
                                mm_per_px=self.mm_per_px, stage_ms=stage, arrival=pair.arrival,
                                nir_signal=self.nir_entry.signal(pair.nir_bits), motion=motion)
 
+        if self.nir_entry.encoded and self.calibration.dark is not None:
+            self._decode_dark(pair.nir_bits)
         nir, nir_bits, nir_signal = self.nir_entry(pair.nir, pair.nir_bits)
         shown = self._display_settings(settings, nir_signal)
         median = self.levels.median if self.levels is not None else 0.0
@@ -292,6 +297,16 @@ class Pipeline:
             analysis_mode="async" if use_async else "sync",
             black_level=black,
         )
+
+    def _decode_dark(self, nir_bits: int) -> None:
+        """A dark frame given with display-encoded NIR is in the frames' display values:
+        decoded by the same transfer, so it is subtracted on the linear scale."""
+        if self._dark_bits == nir_bits:
+            return
+        cal = self.calibration
+        self.normaliser.set_calibration(dataclasses.replace(
+            cal, dark=self.nir_entry.linear_dark(cal.dark, nir_bits)))
+        self._dark_bits = nir_bits
 
     def _display_settings(self, settings: Settings, nir_signal: str) -> Settings:
         """``settings`` with ``levels.compression`` as it applies to this NIR

@@ -41,6 +41,21 @@ class NirEntry:
     def __init__(self, transfer=None):
         self.transfer = transfer
 
+    @property
+    def encoded(self) -> bool:
+        """True when the NIR arrives display-encoded and this entry decodes it (a
+        transfer other than ``linear``): the tower set its own black before encoding,
+        and a dark given with it is in the same display values as the frames."""
+        return self.transfer is not None and not self.transfer.linear
+
+    def linear_dark(self, dark: np.ndarray, nir_bits: int) -> np.ndarray:
+        """A dark frame in the input's display values (``nir_bits``), decoded like the
+        frames, so that it is subtracted on the linear scale (uint16, 16-bit scale)."""
+        if not self.encoded:
+            return dark
+        codes = np.clip(np.rint(np.asarray(dark, np.float64)), 0, (1 << int(nir_bits)) - 1)
+        return self.transfer.apply(codes.astype(np.uint16), nir_bits)[0]
+
     def __call__(self, nir: np.ndarray, nir_bits: int) -> tuple[np.ndarray, int, str]:
         """``(nir uint16, its bit depth, nir_signal)`` for the normalise stage."""
         signal = nir_signal(self.transfer, nir_bits)

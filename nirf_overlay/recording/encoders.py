@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import NirfError
 from . import format as fmt
 
 
@@ -161,6 +162,32 @@ class PipeEncoder:
             pass
         p.wait()
         self.error_text()  # drains and closes the pipe
+
+
+def raw_video_encoder(path: str, size: tuple[int, int], fps: float, *, pix_in: str,
+                      codec_args: list) -> PipeEncoder:
+    """Raw frames piped into FFmpeg (libx264 or FFV1), muxed bit-exactly: the same frames
+    give the same file (no random ids or dates).  ``make-sample`` and the evaluator's
+    tower recordings write their files with it."""
+    w, h = size
+    return PipeEncoder([
+        fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
+        *codec_args, "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+        path])
+
+
+def write_frame(encoder: PipeEncoder, frame: np.ndarray, path: str) -> None:
+    """Pipe one frame of ``path``'s encoder; one line if FFmpeg stopped reading."""
+    if not encoder.write(frame):
+        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
+
+
+def finish_file(encoder: PipeEncoder, path: str) -> None:
+    """End ``path``'s frames and wait for FFmpeg to finish it; one line if it failed."""
+    encoder.close_input()
+    if encoder.wait() != 0:
+        raise NirfError(f"{path}: ffmpeg failed: {encoder.last_error()}")
 
 
 class Segment:
