@@ -1,0 +1,162 @@
+"""The calibration dialog's layout step, offscreen, on phantom tower recordings.
+
+The recording is the phantom seen through a tower (three 4:3 insets down the
+left, an enlarged NIR view on the right), written as real H.264 by
+``make-sample --tower``'s writer; the dialog reads it as ``--combined`` does.
+"""
+
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from nirf_overlay.calibration.profile import load_profile  # noqa: E402
+from nirf_overlay.cli.make_sample import make_tower_recording  # noqa: E402
+from nirf_overlay.phantom import PhantomParams  # noqa: E402
+from nirf_overlay.phantom.tower import Tower, TowerParams  # noqa: E402
+from nirf_overlay.sources import SourceSpec  # noqa: E402
+
+WAIT_MS = 60000
+
+
+@pytest.fixture(scope="module")
+def tower_recording(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("dlg_tower"))
+    tower = Tower(TowerParams(layout="three-left", size=(1280, 720), curve="gamma:2.3", seed=52,
+                              surround=8, wl_label="VIS"),
+                  PhantomParams(seed=51, fps=15.0))
+    s = make_tower_recording(tower, d, name="t", frames=20, crf=23, truth=False, progress=False)
+    return s["combined"], tower
+
+
+@pytest.fixture
+def make_dialog(qtbot):
+    from nirf_overlay.gui.calibration_dialog import CalibrationDialog
+
+    made = []
+
+    def make(spec, **kw):
+        dlg = CalibrationDialog(spec, **kw)
+        qtbot.addWidget(dlg)
+        dlg.show()
+        made.append(dlg)
+        return dlg
+
+    yield make
+    for dlg in made:
+        dlg.close()
+        assert not dlg._grabber.running, "calibration worker still running after close"
+
+
+def _find(qtbot, dlg):
+    dlg.set_step("layout")
+    step = dlg.layout_step
+    assert step.isVisible() and not dlg.capture_button.isVisible()
+    step.find_button.click()
+    qtbot.waitUntil(lambda: not step.busy, timeout=WAIT_MS)
+    return step
+
+
+def _close(found, truth, px=4):
+    return max(abs(a - b) for a, b in zip(found, truth)) <= px
+
+
+def test_the_layout_is_found_drawn_adjusted_and_saved(qtbot, make_dialog, tower_recording, tmp_path):
+    path, tower = tower_recording
+    profile = str(tmp_path / "tower.json")
+    dlg = make_dialog(SourceSpec(combined=path), profile_path=profile)
+    step = _find(qtbot, dlg)
+    wl, nir, ignore = step.layout()
+    assert _close(wl, tower.rects["wl"]), (wl, tower.rects["wl"])
+    assert _close(nir, tower.rects["nir"]), (nir, tower.rects["nir"])  # the enlarged view
+    assert ignore and "Unsure" not in step.message.text()
+    # the frame is shown with the WL rectangle drawn in green, the tower's overlay labelled
+    assert step.picture.shape == (720, 1280, 3)
+    x, y, w, h = wl
+    edge = step.picture[y + h // 2, x:x + 2].astype(int)
+    assert (edge[:, 1] > 180).all() and (edge[:, 0] < 60).all()
+    assert not dlg.preview.pixmap().isNull()
+
+    # an edit is drawn at once: the NIR rectangle's left edge moves with its x field
+    old = step.picture.copy()
+    step.nir.boxes[0].setValue(nir[0] + 6)
+    nx, ny, nw, nh = step.layout()[1]
+    assert nx == nir[0] + 6
+    assert (step.picture[ny + nh // 2, nx] != old[ny + nh // 2, nx]).any()
+    # a proposed ignore box removed, another added by hand
+    step._remove_ignore(step.ignore[0])
+    step.add_ignore([5, 6, 30, 12])
+    assert dlg.save_button.isEnabled()
+    dlg.save_button.click()
+    assert dlg.profile_path == profile, dlg.status.text()
+    cal = load_profile(profile)
+    assert list(cal.layout.wl_rect) == wl and list(cal.layout.nir_rect) == [nx, ny, nw, nh]
+    assert [list(r) for r in cal.ignore_rects] == [list(r) for r in ignore[1:]] + [[5, 6, 30, 12]]
+    assert cal.frame_size == tuple(wl[2:])
+    # the other steps now read the source through the saved layout: WL-inset frames
+    dlg.set_step("dark")
+    qtbot.waitUntil(lambda: dlg._state is not None and dlg._state.size is not None,
+                    timeout=WAIT_MS)
+    assert tuple(dlg._state.size) == tuple(wl[2:])
+
+
+def test_a_rectangle_dragged_on_the_preview_follows(qtbot, make_dialog, tower_recording):
+    from PyQt5.QtCore import QPoint, Qt
+
+    path, tower = tower_recording
+    dlg = make_dialog(SourceSpec(combined=path))
+    step = _find(qtbot, dlg)
+    wl = step.layout()[0]
+    pix = dlg.preview.pixmap()
+    scale = pix.width() / 1280.0
+    ox = (dlg.preview.width() - pix.width()) / 2.0
+    oy = (dlg.preview.height() - pix.height()) / 2.0
+
+    def at(fx, fy):
+        return QPoint(int(round(ox + fx * scale)), int(round(oy + fy * scale)))
+
+    cx, cy = wl[0] + wl[2] // 2, wl[1] + wl[3] // 2
+    qtbot.mousePress(dlg.preview, Qt.LeftButton, pos=at(cx, cy))
+    from PyQt5.QtGui import QMouseEvent
+    from PyQt5.QtWidgets import QApplication
+    from PyQt5.QtCore import QEvent
+
+    move = QMouseEvent(QEvent.MouseMove, at(cx + 40, cy + 10), Qt.NoButton, Qt.LeftButton,
+                       Qt.NoModifier)
+    QApplication.sendEvent(dlg.preview, move)
+    qtbot.mouseRelease(dlg.preview, Qt.LeftButton, pos=at(cx + 40, cy + 10))
+    moved = step.layout()[0]
+    assert abs(moved[0] - (wl[0] + 40)) <= 2 / scale + 1 and abs(moved[1] - (wl[1] + 10)) <= 2 / scale + 1
+    assert moved[2:] == wl[2:]
+
+
+def _two_colour_insets_video(path):
+    rng = np.random.default_rng(5)
+    f = np.full((720, 1280, 3), 8, np.uint8)
+    tissue = np.empty((300, 400, 3), np.uint8)
+    tissue[...] = (60, 80, 170)
+    tissue = cv2.add(tissue, rng.integers(0, 30, tissue.shape, dtype=np.uint8))
+    f[100:400, 60:460] = tissue
+    f[100:400, 700:1100] = tissue[:, ::-1]
+    cmd = [__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f",
+           "rawvideo", "-pix_fmt", "bgr24", "-s", "1280x720", "-r", "30", "-i", "-",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", path]
+    subprocess.run(cmd, input=np.stack([f] * 6).tobytes(), check=True)
+    return path
+
+
+def test_an_unsure_layout_says_so_and_why(qtbot, make_dialog, tmp_path):
+    path = _two_colour_insets_video(str(tmp_path / "two.mp4"))
+    profile = str(tmp_path / "p.json")
+    dlg = make_dialog(SourceSpec(combined=path), profile_path=profile)
+    step = _find(qtbot, dlg)
+    text = step.message.text()
+    assert text.startswith("Unsure:") and "look like white light" in text, text
+    assert "yourself" in text
+    # the fields hold the detector's best guess; with no grey inset there is no NIR to save
+    dlg.save_button.click()
+    assert dlg.profile_path is None
+    assert dlg.status.text().startswith("layout: unsure (")
