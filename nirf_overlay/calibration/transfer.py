@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import CalibrationError
 
-__all__ = ["Transfer", "TransferError", "parse_transfer", "OUT_BITS"]
+__all__ = ["Transfer", "TransferError", "parse_transfer", "write_lut", "OUT_BITS"]
 
 #: bit depth of the NIR a transfer hands on (full 16-bit scale)
 OUT_BITS = 16
@@ -186,3 +186,12 @@ def _read_lut(path: str, what: str) -> tuple:
         raise bad("linear values must be >= 0, not decreasing, and not all 0")
     ys = ys / ys.max()  # relative signal: full scale 1
     return tuple(xs), tuple(ys)
+
+
+def write_lut(path: str, rows) -> None:
+    """Write ``(display, linear)`` rows as the ``lut:FILE.csv`` :func:`parse_transfer` reads
+    (header ``display,linear``; display a fraction of full scale)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("display,linear\n")
+        for d, v in rows:
+            f.write(f"{d:.8g},{v:.8g}\n")

@@ -15,6 +15,10 @@ Each step reads frames from a source, builds its entry and writes it into
   (and the text inside them) in a few frames, writes ``layout`` and
   ``ignore_rects`` and a preview PNG with the rectangles drawn; where it is
   unsure it says so and names the source options to give instead.
+- ``transfer``: a target of known relative brightness (an ND step wedge over a
+  uniform fluorescent sheet) seen through the tower: the curve through its
+  patches' display values, written as ``P_transfer.csv`` beside the profile
+  and ``nir_transfer: lut:P_transfer.csv`` in it (:mod:`~nirf_overlay.calibration.transfer_fit`).
 """
 
 from __future__ import annotations
@@ -113,6 +117,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--preview", metavar="PNG",
                    help="where the preview goes (default: beside --out, P_layout.png)")
 
+    help_text = ("a tower's NIR transfer curve from a target of known relative brightness "
+                 "(an ND step wedge over a uniform fluorescent sheet)")
+    p = steps.add_parser("transfer", help=help_text, description=help_text)
+    add_source_arguments(p)
+    p.add_argument("--patches", required=True, metavar="W.csv",
+                   help="rows x,y,w,h,relative: each patch (NIR pixels; for --combined, "
+                        "white-light-inset pixels) and its known relative brightness")
+    p.add_argument("--out", required=True, metavar="P.json",
+                   help="profile to create or update; its layout is used for --combined when "
+                        "no layout option is given; the curve goes beside it, P_transfer.csv")
+    p.add_argument("--calibration", metavar="PROFILE",
+                   help="start from this profile instead of --out's current contents")
+    p.add_argument("--frames", type=_count, default=16, metavar="N",
+                   help="frames of the still target to use (default 16)")
+
 
 #: the flag that sets each builder option a refusal can name
 #: (:attr:`~nirf_overlay.calibration.CalibrationOptionError.option`)
@@ -134,6 +153,8 @@ def run(args) -> int:
 def _run(args) -> int:
     if args.step == "layout":
         return _layout(args)
+    if args.step == "transfer":
+        return _transfer(args)
     what = f"calibrate {args.step}"
     charuco = None
     if args.step == "register" and args.charuco:
@@ -224,3 +245,34 @@ def _write_layout(args, res) -> None:
     cal = start_profile(args.out, args.calibration, size=res.wl_rect[2:])
     add_layout(cal, res.wl_rect, res.nir_rect, res.ignore_rects)
     save_profile(cal, args.out)
+
+
+def _transfer(args) -> int:
+    """Measure the patches, fit the curve, write the LUT beside the profile and name it there."""
+    import os
+    from dataclasses import replace
+
+    from ..calibration.transfer import parse_transfer, write_lut
+    from ..calibration.transfer_fit import fit_transfer, measure_patches, read_patches
+
+    what = "calibrate transfer"
+    patches = read_patches(args.patches)
+    spec = spec_from_args(args)
+    layout = start_profile(args.out, args.calibration).layout
+    if spec.combined and layout is not None and spec.layout is None and spec.nir_half is None \
+            and spec.wl_rect is None and spec.nir_rect is None:  # the tower's profile knows it
+        spec = replace(spec, layout="custom", wl_rect=layout.wl_rect, nir_rect=layout.nir_rect)
+    inp = open_calibration_input(spec, need_wl=False, what=what)
+    with inp:
+        cal = start_profile(args.out, args.calibration, size=inp.size)
+        captures = iter_captures(inp, args.frames, what=what)
+        values = measure_patches((c.nir for c in captures), patches, inp.nir_bits)
+    fit = fit_transfer(values, patches)
+    lut = os.path.splitext(args.out)[0] + "_transfer.csv"
+    os.makedirs(os.path.dirname(os.path.abspath(lut)), exist_ok=True)
+    write_lut(lut, fit.table)
+    cal.nir_transfer = parse_transfer(f"lut:{os.path.abspath(lut)}", what=what)
+    save_profile(cal, args.out)
+    print(fit.summary())
+    print(f"wrote {lut} and {args.out} (nir_transfer lut:{os.path.basename(lut)})")
+    return 0

@@ -299,6 +299,7 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
     import os
     import time
 
+    from ..calibration.transfer import write_lut
     from ..phantom.tower import curve_lut
 
     w, h = tower.params.size
@@ -335,10 +336,7 @@ def make_tower_recording(tower, out_dir, *, name="tower", frames, crf=16, truth=
     with open(doc_path, "w") as fh:
         json.dump(tower.truth_document(), fh, indent=1)
     lut_path = os.path.join(out_dir, f"{name}_transfer.csv")
-    with open(lut_path, "w") as fh:
-        fh.write("display,linear\n")
-        for d, v in enumerate(curve_lut(tower.params.curve)):
-            fh.write(f"{d / 255:.8g},{v:.8g}\n")
+    write_lut(lut_path, ((d / 255, v) for d, v in enumerate(curve_lut(tower.params.curve))))
     return {"combined": path, "tower": doc_path, "transfer": lut_path, "frames": frames,
             "size": [w, h], "fps": fps, "seconds_to_render": round(time.perf_counter() - t0, 2),
             "mm_per_px": tower.phantom.mm_per_px,
