@@ -5,10 +5,6 @@ left, an enlarged NIR view on the right), written as real H.264 by
 ``make-sample --tower``'s writer; the dialog reads it as ``--combined`` does.
 """
 
-import subprocess
-
-import cv2
-import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -18,6 +14,9 @@ from nirf_overlay.cli.make_sample import make_tower_recording  # noqa: E402
 from nirf_overlay.phantom import PhantomParams  # noqa: E402
 from nirf_overlay.phantom.tower import Tower, TowerParams  # noqa: E402
 from nirf_overlay.sources import SourceSpec  # noqa: E402
+from test_calibrate_transfer import _h264  # noqa: E402
+from test_calibration_dialog import make_dialog  # noqa: E402,F401  (the fixture)
+from test_layout_detect import _two_colour_insets  # noqa: E402
 
 WAIT_MS = 60000
 
@@ -30,25 +29,6 @@ def tower_recording(tmp_path_factory):
                   PhantomParams(seed=51, fps=15.0))
     s = make_tower_recording(tower, d, name="t", frames=20, crf=23, truth=False, progress=False)
     return s["combined"], tower
-
-
-@pytest.fixture
-def make_dialog(qtbot):
-    from nirf_overlay.gui.calibration_dialog import CalibrationDialog
-
-    made = []
-
-    def make(spec, **kw):
-        dlg = CalibrationDialog(spec, **kw)
-        qtbot.addWidget(dlg)
-        dlg.show()
-        made.append(dlg)
-        return dlg
-
-    yield make
-    for dlg in made:
-        dlg.close()
-        assert not dlg._grabber.running, "calibration worker still running after close"
 
 
 def _find(qtbot, dlg):
@@ -133,23 +113,8 @@ def test_a_rectangle_dragged_on_the_preview_follows(qtbot, make_dialog, tower_re
     assert moved[2:] == wl[2:]
 
 
-def _two_colour_insets_video(path):
-    rng = np.random.default_rng(5)
-    f = np.full((720, 1280, 3), 8, np.uint8)
-    tissue = np.empty((300, 400, 3), np.uint8)
-    tissue[...] = (60, 80, 170)
-    tissue = cv2.add(tissue, rng.integers(0, 30, tissue.shape, dtype=np.uint8))
-    f[100:400, 60:460] = tissue
-    f[100:400, 700:1100] = tissue[:, ::-1]
-    cmd = [__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f",
-           "rawvideo", "-pix_fmt", "bgr24", "-s", "1280x720", "-r", "30", "-i", "-",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", path]
-    subprocess.run(cmd, input=np.stack([f] * 6).tobytes(), check=True)
-    return path
-
-
 def test_an_unsure_layout_says_so_and_why(qtbot, make_dialog, tmp_path):
-    path = _two_colour_insets_video(str(tmp_path / "two.mp4"))
+    path = _h264(str(tmp_path / "two.mp4"), _two_colour_insets() * 3)
     profile = str(tmp_path / "p.json")
     dlg = make_dialog(SourceSpec(combined=path), profile_path=profile)
     step = _find(qtbot, dlg)

@@ -26,8 +26,6 @@ from a few micromolar), so its concentrations are not relative brightnesses.
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -35,6 +33,7 @@ import numpy as np
 
 from ..errors import CalibrationError
 from .model import rect_problem
+from .transfer import read_number_rows
 
 __all__ = ["Patch", "PatchValues", "TransferFit", "read_patches", "measure_patches", "fit_transfer", "curve_table"]
 
@@ -91,29 +90,17 @@ def read_patches(path: str) -> list[Patch]:
     def bad(problem):
         return CalibrationError(f"--patches {path}: {problem}")
 
-    if not os.path.isfile(path):
-        raise bad("no such file")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise bad(f"cannot be read as CSV ({e.__class__.__name__})") from None
     out = []
-    for n, row in enumerate(rows, 1):
-        try:
-            if len(row) != 5:
-                raise ValueError
-            rect = tuple(int(v) for v in row[:4])
-            rel = float(row[4])
-        except ValueError:
-            if n == 1 and not out:
-                continue  # a header row
-            raise bad(f"row {n}: expected x,y,w,h,relative (whole pixels, a number)") from None
+    for n, row in enumerate(read_number_rows(path, 5, "x,y,w,h,relative (whole pixels, a number)",
+                                             bad, "no such file"), 1):
+        if not all(np.isfinite(v) and v == int(v) for v in row[:4]):
+            raise bad(f"patch {n}: x,y,w,h must be whole pixels")
+        rect, rel = tuple(int(v) for v in row[:4]), row[4]
         problem = rect_problem(rect)
         if problem:
-            raise bad(f"row {n}: {problem}")
+            raise bad(f"patch {n}: {problem}")
         if not (np.isfinite(rel) and rel > 0):
-            raise bad(f"row {n}: relative brightness {row[4].strip()} must be a positive number")
+            raise bad(f"patch {n}: relative brightness {rel:g} must be a positive number")
         out.append(Patch(rect, rel))
     if len(out) < MIN_PATCHES:
         raise bad(f"{len(out)} patches; a curve needs at least {MIN_PATCHES}")

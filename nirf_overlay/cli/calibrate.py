@@ -57,6 +57,15 @@ def _count(text: str) -> int:
     return v
 
 
+def _profile_options(g, frames: int, frames_help: str, out_help: str = "") -> None:
+    """``--out``, ``--calibration`` and ``--frames``: every step's profile and frame count."""
+    g.add_argument("--out", required=True, metavar="P.json",
+                   help="profile to create or update (its other entries are kept)" + out_help)
+    g.add_argument("--calibration", metavar="PROFILE",
+                   help="start from this profile instead of --out's current contents")
+    g.add_argument("--frames", type=_count, default=frames, metavar="N", help=frames_help)
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     steps = parser.add_subparsers(dest="step", metavar="STEP", required=True)
     specs = {
@@ -68,12 +77,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         p = steps.add_parser(name, help=help_text, description=help_text)
         add_source_arguments(p)
         g = p.add_argument_group("profile")
-        g.add_argument("--out", required=True, metavar="P.json",
-                       help="profile to create or update (its other entries are kept)")
-        g.add_argument("--calibration", metavar="PROFILE",
-                       help="start from this profile instead of --out's current contents")
-        g.add_argument("--frames", type=_count, default=frames, metavar="N",
-                       help=f"frames to use (default {frames})")
+        _profile_options(g, frames, f"frames to use (default {frames})")
         g.add_argument("--system", help="system name stored in the profile")
         g.add_argument("--notes", help="free text stored in the profile")
         if name == "flat":
@@ -106,12 +110,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p = steps.add_parser("layout", help=help_text, description=help_text)
     p.add_argument("--combined", required=True, metavar="X",
                    help="the tower's output: file, image pattern, device, URL")
-    p.add_argument("--out", required=True, metavar="P.json",
-                   help="profile to create or update (its other entries are kept)")
-    p.add_argument("--calibration", metavar="PROFILE",
-                   help="start from this profile instead of --out's current contents")
-    p.add_argument("--frames", type=_count, default=8, metavar="N",
-                   help="frames to look at (default 8), spread over --seconds")
+    _profile_options(p, 8, "frames to look at (default 8), spread over --seconds")
     p.add_argument("--seconds", type=positive_number, default=4.0, metavar="S",
                    help="span of the recording they are spread over (default 4)")
     p.add_argument("--preview", metavar="PNG",
@@ -124,13 +123,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--patches", required=True, metavar="W.csv",
                    help="rows x,y,w,h,relative: each patch (NIR pixels; for --combined, "
                         "white-light-inset pixels) and its known relative brightness")
-    p.add_argument("--out", required=True, metavar="P.json",
-                   help="profile to create or update; its layout is used for --combined when "
-                        "no layout option is given; the curve goes beside it, P_transfer.csv")
-    p.add_argument("--calibration", metavar="PROFILE",
-                   help="start from this profile instead of --out's current contents")
-    p.add_argument("--frames", type=_count, default=16, metavar="N",
-                   help="frames of the still target to use (default 16)")
+    _profile_options(p, 16, "frames of the still target to use (default 16)",
+                     "; its layout is used for --combined when no layout option is given; the "
+                     "curve goes beside it, P_transfer.csv")
 
 
 #: the flag that sets each builder option a refusal can name

@@ -320,24 +320,26 @@ class CalibrationDialog(QDialog):
             return
         if state is None or state.result is None:
             return
+        step, res = state.result_step, state.result
+        add = {"dark": add_dark, "flat": add_flat}.get(step, add_registration)
+        if self._write_profile(path, state.size, lambda cal: add(cal, res)):
+            self._say(f"saved {step} to {path}")
+
+    def _write_profile(self, path: str, size, fill) -> bool:
+        """Create or update the profile at ``path`` (frames of ``size``) with ``fill(cal)``;
+        a refusal or a write error is said in the status line (False)."""
         try:
-            cal = start_profile(path, size=state.size)
-            step, res = state.result_step, state.result
-            if step == "dark":
-                add_dark(cal, res)
-            elif step == "flat":
-                add_flat(cal, res)
-            else:
-                add_registration(cal, res)
+            cal = start_profile(path, size=size)
+            fill(cal)
             save_profile(cal, path)
         except NirfError as e:
             self._say(str(e), error=True)
-            return
+            return False
         except OSError as e:
             self._say(f"{path}: cannot write ({e.strerror})", error=True)
-            return
+            return False
         self.profile_path = path
-        self._say(f"saved {step} to {path}")
+        return True
 
     def _save_layout(self, path: str) -> None:
         """``layout`` and ``ignore_rects`` into the profile, as ``calibrate layout`` writes
@@ -347,17 +349,8 @@ class CalibrationDialog(QDialog):
             self._say(problem, error=True)
             return
         wl, nir, ignore = self.layout_step.layout()
-        try:
-            cal = start_profile(path, size=wl[2:])
-            add_layout(cal, wl, nir, ignore)
-            save_profile(cal, path)
-        except NirfError as e:
-            self._say(str(e), error=True)
+        if not self._write_profile(path, wl[2:], lambda cal: add_layout(cal, wl, nir, ignore)):
             return
-        except OSError as e:
-            self._say(f"{path}: cannot write ({e.strerror})", error=True)
-            return
-        self.profile_path = path
         self._spec = replace(self._spec, layout="custom", wl_rect=tuple(wl), nir_rect=tuple(nir),
                              nir_half=None)
         self._restart_grabber()
