@@ -5,6 +5,7 @@ left, an enlarged NIR view on the right), written as real H.264 by
 ``make-sample --tower``'s writer; the dialog reads it as ``--combined`` does.
 """
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -125,3 +126,34 @@ def test_an_unsure_layout_says_so_and_why(qtbot, make_dialog, tmp_path):
     dlg.save_button.click()
     assert dlg.profile_path is None
     assert dlg.status.text().startswith("layout: unsure (")
+
+
+@pytest.mark.slow
+def test_a_live_tower_stream_lets_the_preview_go_while_the_layout_is_read(qtbot, make_dialog,
+                                                                          tmp_path):
+    """A UDP stream has one reader: the preview's stops for the layout's frames, and comes
+    back (through the layout found) once it is saved."""
+    from test_sources_live import OPTIONS, Sender
+
+    tower = Tower(TowerParams(layout="side-by-side", size=(640, 360), curve="gamma:2.2", seed=71),
+                  PhantomParams(seed=72, fps=15.0))
+    raw = tmp_path / "tower.raw"
+    np.stack([tower.frame(i).frame for i in range(15)]).tofile(raw)
+    tx = Sender(raw, "bgr24", "yuv420p", size=(640, 360)).start()
+    try:
+        spec = SourceSpec(combined=tx.url, options=dict(OPTIONS))
+        dlg = make_dialog(spec, profile_path=str(tmp_path / "live.json"))
+        qtbot.waitUntil(lambda: dlg._state is not None and dlg._state.frames_seen > 0,
+                        timeout=WAIT_MS)
+        step = _find(qtbot, dlg)
+        assert step.found is not None, step.message.text()
+        wl, nir, _ = step.layout()
+        assert _close(wl, tower.rects["wl"]) and _close(nir, tower.rects["nir"]), step.message.text()
+        dlg.save_button.click()
+        assert dlg.profile_path, dlg.status.text()
+        dlg.set_step("dark")
+        qtbot.waitUntil(lambda: dlg._state is not None and dlg._state.frames_seen > 0,
+                        timeout=WAIT_MS)
+        assert tuple(dlg._state.size) == tuple(wl[2:])
+    finally:
+        tx.stop()
