@@ -138,9 +138,10 @@ class CalibrationDialog(QDialog):
         form.addRow(self.frames_label, self.frames)
         board = QHBoxLayout()
         board.addWidget(self.board_cols)
-        board.addWidget(QLabel("x"))
+        self._board_words = (QLabel("x"), QLabel("inner corners"))  # hidden with the board
+        board.addWidget(self._board_words[0])
         board.addWidget(self.board_rows)
-        board.addWidget(QLabel("inner corners"))
+        board.addWidget(self._board_words[1])
         self.board_row_label = QLabel("Board")
         form.addRow(self.board_row_label, board)
         self.square_label = QLabel("Square")
@@ -240,8 +241,7 @@ class CalibrationDialog(QDialog):
             self.layout_step.setVisible(layout)
         self._image = None  # the other step's picture goes: show this one's
         if layout:
-            for w in (self.board_row_label, self.board_cols, self.board_rows, self.square_label,
-                      self.square_mm, self.pattern_label, self.charuco, self.dictionary):
+            for w in self._register_widgets():
                 w.setVisible(False)
             self.save_button.setEnabled(self.layout_step.found is not None)
             self._on_layout_picture()
@@ -249,11 +249,14 @@ class CalibrationDialog(QDialog):
         self.save_button.setEnabled(self._state is not None and self._state.result is not None)
         self.frames.setValue(DEFAULT_FRAMES[step])
         register = step == "register"
-        for w in (self.board_row_label, self.board_cols, self.board_rows, self.square_label,
-                  self.square_mm, self.pattern_label, self.charuco, self.dictionary):
+        for w in self._register_widgets():
             w.setVisible(register)
         self.help.setText(_STEP_HELP[step])
         self._grabber.set_mode(step, self._board(), self._charuco_spec())
+
+    def _register_widgets(self) -> tuple:
+        return (self.board_row_label, self.board_cols, self.board_rows, *self._board_words,
+                self.square_label, self.square_mm, self.pattern_label, self.charuco, self.dictionary)
 
     def _on_board_changed(self, *_):
         self._grabber.set_mode(self.current_step(), self._board(), self._charuco_spec())
