@@ -157,3 +157,50 @@ def test_a_live_tower_stream_lets_the_preview_go_while_the_layout_is_read(qtbot,
         assert tuple(dlg._state.size) == tuple(wl[2:])
     finally:
         tx.stop()
+
+
+def test_the_viewer_reads_a_tower_through_the_layout_saved_in_the_dialog(
+        qtbot, tmp_path, phantom, controlled_source, tower_recording, monkeypatch):
+    """Tools -> Calibration on a --combined tower file: the layout saved is used at once
+    (the source is opened again through it: the pipeline sees white-light-inset frames)."""
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtWidgets import QApplication
+
+    from nirf_overlay.engine import Engine
+    from nirf_overlay.gui.main_window import MainWindow
+    from nirf_overlay.settings import Settings
+
+    path, tower = tower_recording
+    monkeypatch.chdir(tmp_path)  # the dialog's default profile: ./calibration/profile.json
+    # a file the viewer reads (not live: the dialog opens at once, no camera to release)
+    eng = Engine(controlled_source(live=False), Settings(), phantom.calibration())
+    win = MainWindow(eng, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
+                     presets_dir=tmp_path / "presets")
+    qtbot.addWidget(win)
+    win.show()
+    win.sources.spec = SourceSpec(combined=path)
+    done = []
+
+    def drive():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None or not hasattr(dlg, "layout_step"):
+            QTimer.singleShot(100, drive)
+            return
+        if not done:
+            dlg.set_step("layout")
+            dlg.layout_step.find_button.click()
+            done.append("find")
+        if dlg.layout_step.busy or dlg.layout_step.found is None:
+            QTimer.singleShot(100, drive)
+            return
+        dlg.save_button.click()
+        done.append(dlg.profile_path)
+        dlg.close_button.click()
+
+    QTimer.singleShot(200, drive)
+    win.acts.calibrate.trigger()  # modal: returns when the dialog closes
+    assert done[-1] == str(tmp_path / "calibration" / "profile.json"), done
+    wl = tower.rects["wl"]
+    qtbot.waitUntil(lambda: win.engine is not eng and win.engine.info.size == tuple(wl[2:]),
+                    timeout=WAIT_MS)
+    assert tuple(win.sources.chosen_calibration.layout.wl_rect) == tuple(load_profile(done[-1]).layout.wl_rect)
