@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Optional
 
 from .calibration import Calibration, CalibrationRequest, resolve_calibration, save_profile
 from .calibration.model import Layout
-from .calibration.transfer import parse_transfer
+from .calibration.transfer import parse_transfer, write_lut
 from .phantom.tower import Tower, curve_lut
 from .recording.encoders import finish_file, raw_video_encoder, write_frame
 from .sources import SourceSpec, open_source
@@ -60,10 +60,7 @@ def write_tower_video(tower: Tower, path: str, frames, *, crf: int = 16,
 def write_transfer_csv(curve: str, path: str) -> str:
     """The LUT that undoes ``curve`` (rows ``display,linear``, display as a fraction
     of full scale): ``--nir-transfer lut:PATH``.  Returns ``path``."""
-    with open(path, "w") as fh:
-        fh.write("display,linear\n")
-        for d, v in enumerate(curve_lut(curve)):
-            fh.write(f"{d / 255:.8g},{v:.8g}\n")
+    write_lut(path, ((d / 255, v) for d, v in enumerate(curve_lut(curve))))
     return path
 
 

@@ -94,8 +94,10 @@ class _ChunkRows(Listener):
             self.out.warm_digest = self.pipeline.state_digest()
 
 
-def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[str]) -> ChunkResult:
-    """Worker: run the pipeline over one chunk of one session (warm-up included)."""
+def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[str],
+                  nir_transfer=None) -> ChunkResult:
+    """Worker: run the pipeline over one chunk of one session (warm-up included);
+    ``nir_transfer`` (a parsed Transfer) replaces the calibration's, as in ``process``."""
     from ..calibration import CalibrationRequest, resolve_calibration
     from ..processing.pipeline import Pipeline
     from ..recording import SessionSource, read_session
@@ -111,7 +113,7 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
     try:
         settings = Settings.from_dict(settings_dict)
         with SessionSource(chunk.session) as source:
-            request = CalibrationRequest(profile=calibration_path)
+            request = CalibrationRequest(profile=calibration_path, nir_transfer=nir_transfer)
             pipeline = Pipeline(settings, resolve_calibration(request, source).calibration)
             _pin_references(pipeline, read_session(chunk.session))
             run_frames(source, pipeline, [_ChunkRows(out, pipeline)],

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: Optional[str] = None,
-              workers: int = 2, scheduler: Optional[str] = None,
+              nir_transfer=None, workers: int = 2, scheduler: Optional[str] = None,
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: bool = True,
               client=None, security=None, prepare=None) -> dict:
     """Process ``sessions`` on Dask and write per-session CSVs, the study table and report.
@@ -30,6 +30,9 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     out_dir : output directory (created; an existing one must be empty)
     settings : :class:`~nirf_overlay.settings.Settings` for every session (defaults if None)
     calibration : profile path applied to every session (else each session's own)
+    nir_transfer : a parsed :class:`~nirf_overlay.calibration.transfer.Transfer` applied to
+        every session (replaces the profile's, as ``--nir-transfer`` does for ``process``);
+        it travels to the workers whole (a LUT's table too: no file to share)
     workers : worker processes of the LocalCluster (ignored with ``scheduler``/``client``)
     scheduler : address of an existing Dask scheduler (``tcp://host:8786``)
     client : an existing :class:`distributed.Client` (tests)
@@ -69,7 +72,8 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     t0 = time.perf_counter()
     with _cluster(client, scheduler, workers, security) as client:
         started = set(client.scheduler_info().get("workers", {}))
-        results = _run_chunks(client, chunks, settings.to_dict(), calibration, facts, progress)
+        results = _run_chunks(client, chunks, settings.to_dict(), (calibration, nir_transfer),
+                              facts, progress)
         alive = set(client.scheduler_info().get("workers", {}))
         n_workers = len(alive) or workers
         lost = len(started - alive)
@@ -166,16 +170,17 @@ def _cluster(client, scheduler: Optional[str], workers: int, security=None):
         cluster.close()
 
 
-def _run_chunks(client, chunks: dict, settings_dict: dict, calibration, facts: dict,
+def _run_chunks(client, chunks: dict, settings_dict: dict, calibration: tuple, facts: dict,
                 progress: bool) -> dict:
-    """Every chunk's result, verified (re-run where a warm-up fell short), per session name."""
+    """Every chunk's result, verified (re-run where a warm-up fell short), per session name;
+    ``calibration`` is ``(profile path or None, transfer or None)``."""
     from distributed import as_completed
 
     results: dict = {name: [] for name in facts}
 
     def submit(name, ch):
         # retries: a chunk whose worker died is run again elsewhere
-        return client.submit(process_chunk, ch, settings_dict, calibration, pure=False,
+        return client.submit(process_chunk, ch, settings_dict, *calibration, pure=False,
                              retries=2, key=f"chunk-{name}-{ch.start}-{ch.warm_start}-{time.time_ns()}")
 
     futures = {submit(name, ch): name for name, chs in chunks.items() for ch in chs}

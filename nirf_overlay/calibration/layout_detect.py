@@ -374,7 +374,8 @@ def propose_ignore_rects(frames: Sequence[np.ndarray], wl_rect: list,
 
 def draw_preview(frame: np.ndarray, res: LayoutResult) -> np.ndarray:
     """A copy of ``frame`` with every inset drawn and labelled (WL green, NIR
-    magenta, others grey) and the proposed ignore boxes in yellow."""
+    magenta, others grey: ``tower overlay`` for the tower's colour overlay or
+    pseudocolour map) and the ignore boxes in yellow, labelled ``ignore``."""
     out = frame.copy()
     h = frame.shape[0]
     t = max(2, h // 360)
@@ -383,7 +384,7 @@ def draw_preview(frame: np.ndarray, res: LayoutResult) -> np.ndarray:
         colour = {"wl": (0, 220, 0), "nir": (255, 0, 255)}.get(i.role, (160, 160, 160))
         x, y, w, hh = i.rect
         cv2.rectangle(out, (x, y), (x + w - 1, y + hh - 1), colour, t)
-        label = {"wl": "WL", "nir": "NIR"}.get(i.role, i.kind)
+        label = {"wl": "WL", "nir": "NIR"}.get(i.role) or {"overlay": "tower overlay"}.get(i.kind, i.kind)
         label = f"{label} {w}x{hh}+{x}+{y}"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, t)
         cv2.rectangle(out, (x, y + hh - th - 3 * t), (x + tw + 2 * t, y + hh), (0, 0, 0), -1)
@@ -397,6 +398,8 @@ def draw_preview(frame: np.ndarray, res: LayoutResult) -> np.ndarray:
             p0 = (inset[0] + int(x * sx), inset[1] + int(y * sy))
             p1 = (inset[0] + int((x + w) * sx) - 1, inset[1] + int((y + hh) * sy) - 1)
             cv2.rectangle(out, p0, p1, (0, 230, 255), t)
+            cv2.putText(out, "ignore", (p0[0], max(p0[1] - 2 * t, int(20 * scale))),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 230, 255), max(1, t // 2))
     if res.unsure:
         cv2.putText(out, "UNSURE: " + res.unsure[0][:80], (10, h - 10), cv2.FONT_HERSHEY_SIMPLEX,
                     scale, (0, 0, 255), t)

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import CalibrationError
 
-__all__ = ["Transfer", "TransferError", "parse_transfer", "OUT_BITS"]
+__all__ = ["Transfer", "TransferError", "parse_transfer", "write_lut", "OUT_BITS"]
 
 #: bit depth of the NIR a transfer hands on (full 16-bit scale)
 OUT_BITS = 16
@@ -152,12 +152,12 @@ def parse_transfer(text, *, base: Optional[str] = None, what: str = "nir_transfe
     raise TransferError(f"{what}: {s!r} is not a transfer; {EXPECTED}")
 
 
-def _read_lut(path: str, what: str) -> tuple:
-    def bad(problem):
-        return TransferError(f"{what}: {path}: {problem}")
-
+def read_number_rows(path: str, columns: int, expected: str, bad, missing: str) -> list:
+    """The rows of a small CSV of numbers, each a tuple of ``columns`` floats; an optional
+    header row is skipped.  ``bad(problem)`` makes the one-line error (``missing`` when
+    there is no file, ``expected`` names the columns of a bad row)."""
     if not os.path.isfile(path):
-        raise bad("no such LUT file")
+        raise bad(missing)
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
@@ -166,13 +166,21 @@ def _read_lut(path: str, what: str) -> tuple:
     values = []
     for n, row in enumerate(rows, 1):
         try:
-            if len(row) != 2:
+            if len(row) != columns:
                 raise ValueError
-            values.append((float(row[0]), float(row[1])))
+            values.append(tuple(float(c) for c in row))
         except ValueError:
             if n == 1 and values == []:
                 continue  # a header row
-            raise bad(f"row {n}: expected two numbers, display,linear") from None
+            raise bad(f"row {n}: expected {expected}") from None
+    return values
+
+
+def _read_lut(path: str, what: str) -> tuple:
+    def bad(problem):
+        return TransferError(f"{what}: {path}: {problem}")
+
+    values = read_number_rows(path, 2, "two numbers, display,linear", bad, "no such LUT file")
     if not (_LUT_ROWS[0] <= len(values) <= _LUT_ROWS[1]):
         raise bad(f"{len(values)} rows; a curve needs {_LUT_ROWS[0]}..{_LUT_ROWS[1]} rows display,linear")
     xs, ys = (np.array(c, dtype=np.float64) for c in zip(*values))
@@ -186,3 +194,12 @@ def _read_lut(path: str, what: str) -> tuple:
         raise bad("linear values must be >= 0, not decreasing, and not all 0")
     ys = ys / ys.max()  # relative signal: full scale 1
     return tuple(xs), tuple(ys)
+
+
+def write_lut(path: str, rows) -> None:
+    """Write ``(display, linear)`` rows as the ``lut:FILE.csv`` :func:`parse_transfer` reads
+    (header ``display,linear``; display a fraction of full scale)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("display,linear\n")
+        for d, v in rows:
+            f.write(f"{d:.8g},{v:.8g}\n")

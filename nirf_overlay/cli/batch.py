@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    from .common import positive_count
+    from .common import add_transfer_argument, positive_count
 
     parser.add_argument("sessions", nargs="+", metavar="SESSION", help="recorded session directories")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -17,6 +17,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", metavar="F", help="settings JSON for every session")
     parser.add_argument("--calibration", metavar="P",
                         help="calibration profile for every session (default: each session's own)")
+    add_transfer_argument(parser)
     parser.add_argument("--chunk-frames", type=positive_count, default=None, metavar="N",
                         help="frames per task (default 1800, one minute at 30 fps)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -33,7 +34,7 @@ def run(args) -> int:
 
     from ..batch import DEFAULT_CHUNK_FRAMES, run_batch, tls_security
     from ..errors import NirfError
-    from .common import prepare_kernels, settings_from_args
+    from .common import prepare_kernels, settings_from_args, transfer_from_args
 
     if args.workers < 1:
         raise NirfError(f"--workers: {args.workers} must be at least 1")
@@ -52,7 +53,9 @@ def run(args) -> int:
         prepare_kernels()  # once, one progress line; the workers load them from the cache
 
     settings = settings_from_args(args)
+    transfer = transfer_from_args(args)  # a bad curve or LUT is refused before any worker starts
     out = run_batch(args.sessions, args.out, settings=settings, calibration=args.calibration,
+                    nir_transfer=transfer,
                     workers=args.workers, scheduler=args.scheduler, security=security,
                     prepare=prepare,
                     chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,
@@ -64,8 +67,8 @@ def run(args) -> int:
     display = [s["session"] for s in out["summary"] if s.get("nir_signal") == "display"]
     if display:
         print(f"nirf-overlay: warning: batch: {len(display)} recording(s) with 8-bit display-encoded "
-              f"NIR measured as display values ({', '.join(display)}); give the --calibration "
-              f"profile an nir_transfer (as --nir-transfer takes: gamma:G, srgb, lut:FILE.csv)",
+              f"NIR measured as display values ({', '.join(display)}); give --nir-transfer "
+              f"gamma:G, srgb or lut:FILE.csv (or a --calibration profile with an nir_transfer)",
               file=sys.stderr)
     lost = f" ({out['workers_lost']} lost during the run)" if out.get("workers_lost") else ""
     print(f"batch: {len(out['summary']) - len(failed)}/{len(out['summary'])} recordings, "

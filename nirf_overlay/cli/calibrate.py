@@ -15,6 +15,10 @@ Each step reads frames from a source, builds its entry and writes it into
   (and the text inside them) in a few frames, writes ``layout`` and
   ``ignore_rects`` and a preview PNG with the rectangles drawn; where it is
   unsure it says so and names the source options to give instead.
+- ``transfer``: a target of known relative brightness (an ND step wedge over a
+  uniform fluorescent sheet) seen through the tower: the curve through its
+  patches' display values, written as ``P_transfer.csv`` beside the profile
+  and ``nir_transfer: lut:P_transfer.csv`` in it (:mod:`~nirf_overlay.calibration.transfer_fit`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,15 @@ def _count(text: str) -> int:
     return v
 
 
+def _profile_options(g, frames: int, frames_help: str, out_help: str = "") -> None:
+    """``--out``, ``--calibration`` and ``--frames``: every step's profile and frame count."""
+    g.add_argument("--out", required=True, metavar="P.json",
+                   help="profile to create or update (its other entries are kept)" + out_help)
+    g.add_argument("--calibration", metavar="PROFILE",
+                   help="start from this profile instead of --out's current contents")
+    g.add_argument("--frames", type=_count, default=frames, metavar="N", help=frames_help)
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     steps = parser.add_subparsers(dest="step", metavar="STEP", required=True)
     specs = {
@@ -64,12 +77,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         p = steps.add_parser(name, help=help_text, description=help_text)
         add_source_arguments(p)
         g = p.add_argument_group("profile")
-        g.add_argument("--out", required=True, metavar="P.json",
-                       help="profile to create or update (its other entries are kept)")
-        g.add_argument("--calibration", metavar="PROFILE",
-                       help="start from this profile instead of --out's current contents")
-        g.add_argument("--frames", type=_count, default=frames, metavar="N",
-                       help=f"frames to use (default {frames})")
+        _profile_options(g, frames, f"frames to use (default {frames})")
         g.add_argument("--system", help="system name stored in the profile")
         g.add_argument("--notes", help="free text stored in the profile")
         if name == "flat":
@@ -102,16 +110,22 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     p = steps.add_parser("layout", help=help_text, description=help_text)
     p.add_argument("--combined", required=True, metavar="X",
                    help="the tower's output: file, image pattern, device, URL")
-    p.add_argument("--out", required=True, metavar="P.json",
-                   help="profile to create or update (its other entries are kept)")
-    p.add_argument("--calibration", metavar="PROFILE",
-                   help="start from this profile instead of --out's current contents")
-    p.add_argument("--frames", type=_count, default=8, metavar="N",
-                   help="frames to look at (default 8), spread over --seconds")
+    _profile_options(p, 8, "frames to look at (default 8), spread over --seconds")
     p.add_argument("--seconds", type=positive_number, default=4.0, metavar="S",
                    help="span of the recording they are spread over (default 4)")
     p.add_argument("--preview", metavar="PNG",
                    help="where the preview goes (default: beside --out, P_layout.png)")
+
+    help_text = ("a tower's NIR transfer curve from a target of known relative brightness "
+                 "(an ND step wedge over a uniform fluorescent sheet)")
+    p = steps.add_parser("transfer", help=help_text, description=help_text)
+    add_source_arguments(p)
+    p.add_argument("--patches", required=True, metavar="W.csv",
+                   help="rows x,y,w,h,relative: each patch (NIR pixels; for --combined, "
+                        "white-light-inset pixels) and its known relative brightness")
+    _profile_options(p, 16, "frames of the still target to use (default 16)",
+                     "; its layout is used for --combined when no layout option is given; the "
+                     "curve goes beside it, P_transfer.csv")
 
 
 #: the flag that sets each builder option a refusal can name
@@ -134,6 +148,8 @@ def run(args) -> int:
 def _run(args) -> int:
     if args.step == "layout":
         return _layout(args)
+    if args.step == "transfer":
+        return _transfer(args)
     what = f"calibrate {args.step}"
     charuco = None
     if args.step == "register" and args.charuco:
@@ -225,3 +241,34 @@ def _write_layout(args, res) -> None:
     cal = start_profile(args.out, args.calibration, size=res.wl_rect[2:])
     add_layout(cal, res.wl_rect, res.nir_rect, res.ignore_rects)
     save_profile(cal, args.out)
+
+
+def _transfer(args) -> int:
+    """Measure the patches, fit the curve, write the LUT beside the profile and name it there."""
+    import os
+    from dataclasses import replace
+
+    from ..calibration.transfer import parse_transfer, write_lut
+    from ..calibration.transfer_fit import fit_transfer, measure_patches, read_patches
+
+    what = "calibrate transfer"
+    patches = read_patches(args.patches)
+    spec = spec_from_args(args)
+    layout = start_profile(args.out, args.calibration).layout
+    if spec.combined and layout is not None and spec.layout is None and spec.nir_half is None \
+            and spec.wl_rect is None and spec.nir_rect is None:  # the tower's profile knows it
+        spec = replace(spec, layout="custom", wl_rect=layout.wl_rect, nir_rect=layout.nir_rect)
+    inp = open_calibration_input(spec, need_wl=False, what=what)
+    with inp:
+        cal = start_profile(args.out, args.calibration, size=inp.size)
+        captures = iter_captures(inp, args.frames, what=what)
+        values = measure_patches((c.nir for c in captures), patches, inp.nir_bits)
+    fit = fit_transfer(values, patches)
+    lut = os.path.splitext(args.out)[0] + "_transfer.csv"
+    os.makedirs(os.path.dirname(os.path.abspath(lut)), exist_ok=True)
+    write_lut(lut, fit.table)
+    cal.nir_transfer = parse_transfer(f"lut:{os.path.abspath(lut)}", what=what)
+    save_profile(cal, args.out)
+    print(fit.summary())
+    print(f"wrote {lut} and {args.out} (nir_transfer lut:{os.path.basename(lut)})")
+    return 0

@@ -68,10 +68,23 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dark", metavar="F", help="dark frame, 16-bit TIFF (overrides the profile's)")
     g.add_argument("--flat", metavar="F", help="flat field, float TIFF (overrides the profile's)")
     g.add_argument("--mm-per-px", type=finite_number, metavar="X", help="millimetres per WL pixel")
-    g.add_argument("--nir-transfer", metavar="CURVE",
-                   help="how the NIR is encoded: linear, gamma:G, srgb or lut:FILE.csv; undone "
-                        "before measuring (overrides the profile's; default: raw >8-bit NIR is "
-                        "linear, 8-bit NIR is measured as display values)")
+    add_transfer_argument(g)
+
+
+def add_transfer_argument(group) -> None:
+    """``--nir-transfer CURVE`` (process, view, record, bench, batch: one option, one help)."""
+    group.add_argument("--nir-transfer", metavar="CURVE",
+                       help="how the NIR is encoded: linear, gamma:G, srgb or lut:FILE.csv; undone "
+                            "before measuring (overrides the profile's; default: raw >8-bit NIR is "
+                            "linear, 8-bit NIR is measured as display values)")
+
+
+def transfer_from_args(args: argparse.Namespace):
+    """The parsed ``--nir-transfer`` (a :class:`~nirf_overlay.calibration.transfer.Transfer`),
+    None when not given; a bad curve or LUT file is one line naming the option."""
+    if not args.nir_transfer:
+        return None
+    return parse_transfer(args.nir_transfer, what="--nir-transfer")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -85,11 +98,8 @@ def calibration_request(args: argparse.Namespace) -> CalibrationRequest:
     mm = args.mm_per_px
     if mm is not None and not (0 < mm < MAX_MM_PER_PX):  # named by its flag here, not in the core
         raise NirfError(f"--mm-per-px: {mm} is outside 0..{MAX_MM_PER_PX:g} mm")
-    transfer = None
-    if args.nir_transfer:
-        transfer = parse_transfer(args.nir_transfer, what="--nir-transfer")
     return CalibrationRequest(profile=args.calibration, dark=args.dark, flat=args.flat,
-                              mm_per_px=args.mm_per_px, nir_transfer=transfer)
+                              mm_per_px=args.mm_per_px, nir_transfer=transfer_from_args(args))
 
 
 def warn_display_values(info, calibration, command: str) -> bool:

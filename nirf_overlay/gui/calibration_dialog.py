@@ -1,11 +1,14 @@
 """The guided calibration dialog (a view over :class:`~nirf_overlay.engine.calibration_grabber.CalibrationGrabber`).
 
-Pick a step (dark, flat, register), watch the live preview and its quality
+Pick a step (layout for a tower's combined output, dark, flat, register), watch the live preview and its quality
 readouts (saturated fraction, signal level, checkerboard corners found in
 each channel), capture N frames, read the result (hot pixels, flat range,
 reprojection error, mm per pixel) and save it into a profile.  Saving
 creates the profile or updates it, keeping its other entries, exactly as
-``nirf-overlay calibrate`` does.
+``nirf-overlay calibrate`` does.  The layout step (:mod:`.layout_step`, offered for a
+``--combined`` source) finds the tower's insets as ``calibrate layout`` does,
+lets the user adjust them and saves ``layout`` and ``ignore_rects``; the
+other steps then read the source through that layout.
 
 The source is opened and read on the grabber's worker thread; a QTimer pulls
 the newest state, so a slow or stalled source never blocks the window.  After
@@ -16,6 +19,7 @@ the newest state, so a slow or stalled source never blocks the window.  After
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -41,9 +45,11 @@ from PyQt5.QtWidgets import (
 
 from ..calibration.profile import load_profile, save_profile
 from ..calibration.registration import MAX_RMS_PX, Charuco
-from ..calibration.steps import add_dark, add_flat, add_registration, start_profile
+from ..calibration.steps import add_dark, add_flat, add_layout, add_registration, start_profile
 from ..engine.calibration_grabber import STEPS, CalibrationGrabber, GrabberStatus, quality_flags
 from ..errors import NirfError
+from ..sources.inputs import classify
+from .layout_step import LayoutStep
 
 __all__ = ["CalibrationDialog"]
 
@@ -76,7 +82,12 @@ class CalibrationDialog(QDialog):
         self._image = None  # keeps the preview buffer alive while Qt shows it
         self._state = None
         self._shown_result = None
+        self._spec = source_spec
         self._grabber = CalibrationGrabber(source_spec)
+        self.layout_step: Optional[LayoutStep] = None  # for a combined (tower) source
+        if source_spec.combined:
+            self.layout_step = LayoutStep(source_spec, before_read=self._before_layout_read,
+                                          after_read=self._after_layout_read)
         self._build_ui(profile_path or os.path.join(os.getcwd(), "calibration", "profile.json"))
         self._on_step_changed()
         self._grabber.start()
@@ -94,11 +105,14 @@ class CalibrationDialog(QDialog):
         self.preview.setStyleSheet("background: #111; color: #ccc;")
 
         self.step = QComboBox()
+        if self.layout_step is not None:
+            self.step.addItem("Layout", "layout")
         for s in STEPS:
             self.step.addItem(s.capitalize(), s)
         self.step.currentIndexChanged.connect(self._on_step_changed)
         self.frames = QSpinBox()
         self.frames.setRange(1, 1000)
+        self.frames_label = QLabel("Frames")
         self.board_cols, self.board_rows = QSpinBox(), QSpinBox()
         for box, v in ((self.board_cols, 9), (self.board_rows, 6)):
             box.setRange(2, 50)
@@ -121,12 +135,13 @@ class CalibrationDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Step", self.step)
-        form.addRow("Frames", self.frames)
+        form.addRow(self.frames_label, self.frames)
         board = QHBoxLayout()
         board.addWidget(self.board_cols)
-        board.addWidget(QLabel("x"))
+        self._board_words = (QLabel("x"), QLabel("inner corners"))  # hidden with the board
+        board.addWidget(self._board_words[0])
         board.addWidget(self.board_rows)
-        board.addWidget(QLabel("inner corners"))
+        board.addWidget(self._board_words[1])
         self.board_row_label = QLabel("Board")
         form.addRow(self.board_row_label, board)
         self.square_label = QLabel("Square")
@@ -176,6 +191,11 @@ class CalibrationDialog(QDialog):
         side = QVBoxLayout()
         side.addLayout(form)
         side.addWidget(self.help)
+        if self.layout_step is not None:
+            side.addWidget(self.layout_step)
+            self.layout_step.attach(self.preview)
+            self.layout_step.picture_changed.connect(self._on_layout_picture)
+        self.readouts = readouts
         side.addWidget(readouts)
         side.addWidget(self.progress)
         side.addWidget(self.capture_button)
@@ -201,7 +221,7 @@ class CalibrationDialog(QDialog):
         return self.step.currentData()
 
     def set_step(self, step: str) -> None:
-        self.step.setCurrentIndex(STEPS.index(step))
+        self.step.setCurrentIndex(self.step.findData(step))
 
     def _board(self) -> tuple[int, int]:
         return self.board_cols.value(), self.board_rows.value()
@@ -213,13 +233,30 @@ class CalibrationDialog(QDialog):
     # -- slots -------------------------------------------------------------------------
     def _on_step_changed(self, *_):
         step = self.current_step()
+        layout = step == "layout"
+        for w in (self.frames_label, self.frames, self.help, self.readouts, self.progress,
+                  self.capture_button):
+            w.setVisible(not layout)
+        if self.layout_step is not None:
+            self.layout_step.setVisible(layout)
+        self._image = None  # the other step's picture goes: show this one's
+        if layout:
+            for w in self._register_widgets():
+                w.setVisible(False)
+            self.save_button.setEnabled(self.layout_step.found is not None)
+            self._on_layout_picture()
+            return
+        self.save_button.setEnabled(self._state is not None and self._state.result is not None)
         self.frames.setValue(DEFAULT_FRAMES[step])
         register = step == "register"
-        for w in (self.board_row_label, self.board_cols, self.board_rows, self.square_label,
-                  self.square_mm, self.pattern_label, self.charuco, self.dictionary):
+        for w in self._register_widgets():
             w.setVisible(register)
         self.help.setText(_STEP_HELP[step])
         self._grabber.set_mode(step, self._board(), self._charuco_spec())
+
+    def _register_widgets(self) -> tuple:
+        return (self.board_row_label, self.board_cols, self.board_rows, *self._board_words,
+                self.square_label, self.square_mm, self.pattern_label, self.charuco, self.dictionary)
 
     def _on_board_changed(self, *_):
         self._grabber.set_mode(self.current_step(), self._board(), self._charuco_spec())
@@ -277,30 +314,74 @@ class CalibrationDialog(QDialog):
 
     def _on_save(self):
         state = self._state
-        if state is None or state.result is None:
-            return
         path = self.path.text().strip()
         if not path:
             self._say("profile: give a file name", error=True)
             return
+        if self.current_step() == "layout":
+            self._save_layout(path)
+            return
+        if state is None or state.result is None:
+            return
+        step, res = state.result_step, state.result
+        add = {"dark": add_dark, "flat": add_flat}.get(step, add_registration)
+        if self._write_profile(path, state.size, lambda cal: add(cal, res)):
+            self._say(f"saved {step} to {path}")
+
+    def _write_profile(self, path: str, size, fill) -> bool:
+        """Create or update the profile at ``path`` (frames of ``size``) with ``fill(cal)``;
+        a refusal or a write error is said in the status line (False)."""
         try:
-            cal = start_profile(path, size=state.size)
-            step, res = state.result_step, state.result
-            if step == "dark":
-                add_dark(cal, res)
-            elif step == "flat":
-                add_flat(cal, res)
-            else:
-                add_registration(cal, res)
+            cal = start_profile(path, size=size)
+            fill(cal)
             save_profile(cal, path)
         except NirfError as e:
             self._say(str(e), error=True)
-            return
+            return False
         except OSError as e:
             self._say(f"{path}: cannot write ({e.strerror})", error=True)
-            return
+            return False
         self.profile_path = path
-        self._say(f"saved {step} to {path}")
+        return True
+
+    def _save_layout(self, path: str) -> None:
+        """``layout`` and ``ignore_rects`` into the profile, as ``calibrate layout`` writes
+        them; the other steps then read the source through this layout."""
+        problem = self.layout_step.problem()
+        if problem:
+            self._say(problem, error=True)
+            return
+        wl, nir, ignore = self.layout_step.layout()
+        if not self._write_profile(path, wl[2:], lambda cal: add_layout(cal, wl, nir, ignore)):
+            return
+        self._spec = replace(self._spec, layout="custom", wl_rect=tuple(wl), nir_rect=tuple(nir),
+                             nir_half=None)
+        self._restart_grabber()
+        self._say(f"saved layout to {path} (white light {wl[2]}x{wl[3]} at {wl[0]},{wl[1]}, "
+                  f"NIR {nir[2]}x{nir[3]} at {nir[0]},{nir[1]}, {len(ignore)} ignore box(es))")
+
+    def _restart_grabber(self) -> None:
+        """A new worker on the source as :attr:`_spec` now says (the old one is stopped)."""
+        self._grabber.stop()
+        self._grabber = CalibrationGrabber(self._spec)
+        self._state = None
+        if self.current_step() != "layout":
+            self._grabber.set_mode(self.current_step(), self._board(), self._charuco_spec())
+        self._grabber.start()
+
+    def _before_layout_read(self) -> None:
+        # a device or URL has one reader: the preview's lets go while the frames are read
+        if classify(self._spec.combined).live:
+            self._grabber.stop()
+
+    def _after_layout_read(self) -> None:
+        if not self._grabber.running and classify(self._spec.combined).live:
+            self._restart_grabber()
+
+    def _on_layout_picture(self) -> None:
+        if self.current_step() == "layout" and self.layout_step.picture is not None:
+            self._show_preview(self.layout_step.picture)
+            self.save_button.setEnabled(True)
 
     def _on_close_clicked(self):
         if self.profile_path:
@@ -311,7 +392,8 @@ class CalibrationDialog(QDialog):
     def _on_tick(self):
         state = self._grabber.snapshot()
         self._state = state
-        if state.preview is not None and (self._image is None or self._image[0] is not state.preview):
+        layout = self.current_step() == "layout"
+        if not layout and state.preview is not None and (self._image is None or self._image[0] is not state.preview):
             self._show_preview(state.preview)
         self._show_readouts(state)
         busy = state.status in (GrabberStatus.CAPTURING, GrabberStatus.BUILDING,
@@ -319,11 +401,13 @@ class CalibrationDialog(QDialog):
         self.capture_button.setEnabled(state.size is not None and not busy and self._grabber.running)
         self.progress.setRange(0, max(1, state.target))
         self.progress.setValue(state.captured)
-        if state.status == GrabberStatus.ERROR:
+        if layout:
+            pass  # the source's state under the layout not yet found says nothing here
+        elif state.status == GrabberStatus.ERROR:
             self._say(state.message, error=True)
         elif busy or state.status == GrabberStatus.ENDED:
             self._say(state.message)
-        if state.result is not None and state.result is not self._shown_result:
+        if state.result is not None and state.result is not self._shown_result and not layout:
             self._shown_result = state.result
             self.result_label.setText(state.result.summary())
             for w in state.result.warnings:
@@ -360,6 +444,8 @@ class CalibrationDialog(QDialog):
     def stop(self) -> None:
         """Stop the preview timer and the worker (closes the source).  Safe to call twice."""
         self._timer.stop()
+        if self.layout_step is not None:
+            self.layout_step.wait()
         self._grabber.stop()
 
     def done(self, result: int) -> None:  # accept(), reject(), Esc and close all end here

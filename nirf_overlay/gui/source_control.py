@@ -125,7 +125,9 @@ class SourceControl(QObject):
         try:
             path = self._calibration_profile_from_dialog()
         finally:
-            if reopen:
+            # a combined (tower) source takes a profile's layout as it opens (the dialog's
+            # layout step changes the frames' size): open it again with the profile
+            if reopen or (path and self.spec.combined):
                 self.open_spec(self.spec, calibration_path=path)
             elif path:
                 self.use_calibration(path)
