@@ -430,9 +430,10 @@ def _placed(check: PlaneCheck, placement, known: bool, reason: str) -> PlaneChec
     """``check`` with the plane's place in this frame (unknown: no flag, no TBR)."""
     if placement.polygon is None:
         return check
+    drawn = dict(drawn=placement.drawn, drawn_frame=placement.drawn_frame)
     if not known:
-        return PlaneCheck(known=False, polygon=placement.polygon, lost_reason=reason)
-    return dataclasses.replace(check, polygon=placement.polygon)
+        return PlaneCheck(known=False, polygon=placement.polygon, lost_reason=reason, **drawn)
+    return dataclasses.replace(check, polygon=placement.polygon, **drawn)
 
 
 def _hash_state(h, obj, skip=()) -> None:
