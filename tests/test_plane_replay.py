@@ -156,3 +156,28 @@ def test_a_plane_given_in_the_settings_replaces_the_recorded_one(recorded, tmp_p
                  "--settings", str(settings)]) == 0
     rows = list(csv.DictReader(open(res / "metrics.csv")))
     assert rows[0]["plane_polygon"] == "20.0 20.0;60.0 20.0;60.0 60.0"
+
+
+def test_a_plane_from_before_the_recording_is_written_where_it_is_then():
+    """Drawn on a frame that was not recorded: anchored at the first recorded frame,
+    with the polygon where it is there; lost and cleared are events."""
+    from nirf_overlay.processing.result import PlaneCheck
+    from nirf_overlay.recording.plane_events import PlaneEventWriter
+
+    drawn = np.array([[10.0, 10.0], [40.0, 10.0], [40.0, 40.0]])
+    moved = drawn + [3.0, 1.0]
+    writer = PlaneEventWriter({100: 0, 101: 1, 102: 2, 103: 3}.get)  # source -> recording
+    tracked = PlaneCheck(polygon=moved, drawn=drawn, drawn_frame=90)
+    assert writer.note(100, tracked) == [
+        ("plane", {"frame": 0, "polygon": moved.tolist(), "anchor": 0}),
+        ("plane_anchored", {"frame": 0, "anchor": 0})]
+    assert writer.note(101, tracked) == []
+    lost = PlaneCheck(known=False, polygon=moved, drawn=drawn, drawn_frame=90,
+                      lost_reason="tracking lost")
+    assert writer.note(102, lost) == [("plane_lost", {"frame": 2, "reason": "tracking lost"})]
+    assert writer.note(103, PlaneCheck()) == [("plane", {"frame": 3, "polygon": [], "anchor": -1})]
+    schedule = PlaneSchedule.from_events(
+        [{"kind": "plane", "frame": 0, "polygon": moved.tolist(), "anchor": 0},
+         {"kind": "plane", "frame": 3, "polygon": [], "anchor": -1}])
+    assert schedule.at(2) == (moved.tolist(), 0) and schedule.at(3) == ([], -1)
+    assert schedule.first_frame == 0
