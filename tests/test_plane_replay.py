@@ -181,3 +181,36 @@ def test_a_plane_from_before_the_recording_is_written_where_it_is_then():
          {"kind": "plane", "frame": 3, "polygon": [], "anchor": -1}])
     assert schedule.at(2) == (moved.tolist(), 0) and schedule.at(3) == ([], -1)
     assert schedule.first_frame == 0
+
+
+def test_the_viewer_shows_the_recorded_plane_where_it_was_live(recorded, qtbot, tmp_path):
+    """Replaying the session in the window: the plane appears at the frame it was drawn
+    and is drawn where the pipeline followed it (the model holds no plane of the user's)."""
+    pytest.importorskip("pytestqt")
+    from nirf_overlay.gui.main_window import MainWindow
+
+    out, live = recorded
+    first = min(i for i, (poly, _) in live.items() if poly)
+    eng = Engine(SessionSource(out), Settings(), pipeline_factory=_sync)
+    win = MainWindow(eng, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
+                     presets_dir=tmp_path / "presets")
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    view = win.view
+    seen = {}
+
+    def shown():
+        f = view.frame
+        if f is not None and view.frame_painted:
+            seen[int(f.pair.index)] = (view.hud.plane_set, view.hud.plane_polygon)
+        return any(i >= first + 3 for i in seen)
+
+    qtbot.waitUntil(shown, timeout=60_000)
+    assert win.model.get("plane.polygon") == []
+    before = [s for i, (s, _) in seen.items() if i < first]
+    after = {i: v for i, v in seen.items() if first <= i < first + 10}
+    assert after and not any(before)
+    for i, (plane_set, polygon) in after.items():
+        assert plane_set
+        assert ";".join(f"{x:.1f} {y:.1f}" for x, y in polygon) == live[i][0]
