@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..engine import Listener, Span, run_frames
+from ..engine import Listener, Span, recorded_plane_listeners, run_frames
 from ..errors import NirfError
 
 #: frames per chunk (one minute at 30 fps): long enough that the warm-up
@@ -71,13 +71,34 @@ def warmup_frames(settings) -> int:
     return int(n + 10)
 
 
-def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int) -> list[Chunk]:
-    """Split ``frame_count`` frames into chunks of ``chunk_frames`` with warm-up."""
+def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int,
+                plane_from: Optional[int] = None) -> list[Chunk]:
+    """Split ``frame_count`` frames into chunks of ``chunk_frames`` with warm-up.
+
+    From ``plane_from`` on (the first frame with a transection plane) one chunk
+    runs from frame 0: the plane follows the motion estimated from the
+    recording's first frame, whose state (key frames, the chain since the
+    anchor) no warm-up reproduces, so only a run from the start anchors and
+    moves it exactly as ``process`` does.
+    """
+    end = frame_count if plane_from is None else max(0, min(int(plane_from), frame_count))
     chunks = []
-    for start in range(0, frame_count, chunk_frames):
-        stop = min(frame_count, start + chunk_frames)
+    for start in range(0, end, chunk_frames):
+        stop = min(end, start + chunk_frames)
         chunks.append(Chunk(session, start, stop, max(0, start - warmup)))
+    if end < frame_count:
+        chunks.append(Chunk(session, end, frame_count, 0))
     return chunks
+
+
+def plane_from(session, settings) -> Optional[int]:
+    """The first frame of ``session`` (a :class:`~nirf_overlay.recording.Session`) with a
+    plane in force: 0 for a polygon in ``settings``, else its recorded plane's (None: none)."""
+    from ..recording.plane_events import PlaneSchedule
+
+    if settings.plane.polygon:
+        return 0
+    return PlaneSchedule.from_events(session.events).first_frame
 
 
 class _ChunkRows(Listener):
@@ -116,7 +137,10 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
             request = CalibrationRequest(profile=calibration_path, nir_transfer=nir_transfer)
             pipeline = Pipeline(settings, resolve_calibration(request, source).calibration)
             _pin_references(pipeline, read_session(chunk.session))
-            run_frames(source, pipeline, [_ChunkRows(out, pipeline)],
+            # a recorded plane in force where it was live, as process does
+            listeners = [*recorded_plane_listeners(source, pipeline, settings),
+                         _ChunkRows(out, pipeline)]
+            run_frames(source, pipeline, listeners,
                        span=Span(first=chunk.warm_start, stop=chunk.stop))
             out.end_digest = pipeline.state_digest()
     except NirfError as e:

@@ -10,7 +10,8 @@ from typing import Optional
 
 from ..errors import NirfError
 from ..outputs import make_new_output_dir
-from .chunks import DEFAULT_CHUNK_FRAMES, ChunkResult, plan_chunks, process_chunk, warmup_frames
+from .chunks import (DEFAULT_CHUNK_FRAMES, ChunkResult, plan_chunks, plane_from, process_chunk,
+                     warmup_frames)
 from .report import write_report
 from .stitch import stitch, verify
 from .study import session_facts, summarise, unique_names, write_session, write_study
@@ -61,7 +62,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
 
         load_profile(calibration)
     names = unique_names(sessions)
-    facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings))
+    facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings), settings)
     if not chunks:  # one bad session among good ones is reported; none readable is a mistake
         first = f" (first: {facts[names[0]]['error'].replace(sessions[0], given[0])})" if given else ""
         raise NirfError(f"batch: none of the {len(given)} session(s) can be read{first}; give "
@@ -105,19 +106,23 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
             "fps_per_worker": fps / max(1, n_workers), "out_dir": out_dir}
 
 
-def _plan(sessions, names, chunk_frames, warmup) -> tuple[dict, dict]:
+def _plan(sessions, names, chunk_frames, warmup, settings) -> tuple[dict, dict]:
     """Per session name: its facts (or ``{"error": ...}``) and its chunks (readable ones only)."""
+    from ..recording import read_session
+
     facts, chunks = {}, {}
     for path, name in zip(sessions, names):
         try:
             facts[name] = session_facts(path)
+            facts[name]["plane_from"] = plane_from(read_session(path), settings)
         except NirfError as e:
             facts[name] = {"error": str(e)}
             continue
         except Exception as e:
             facts[name] = {"error": f"{path}: unreadable session ({e.__class__.__name__}: {e})"}
             continue
-        chunks[name] = plan_chunks(path, facts[name]["frame_count"], chunk_frames, warmup)
+        chunks[name] = plan_chunks(path, facts[name]["frame_count"], chunk_frames, warmup,
+                                   facts[name]["plane_from"])
     return facts, chunks
 
 

@@ -59,7 +59,7 @@ def _spec(args, end_s):
 
 def run(args) -> int:
     from ..calibration import resolve_calibration
-    from ..engine import Span, run_frames
+    from ..engine import Span, recorded_plane_listeners, run_frames
     from ..export import OutputDir
     from ..outputs import check_new_output_dir
     from ..processing.pipeline import Pipeline
@@ -80,7 +80,9 @@ def run(args) -> int:
         t0 = time.perf_counter()
         with OutputDir(args.out, masks=args.masks, video=not args.no_video,
                        fps=info.fps or 30.0) as out:
-            listeners = [out, *progress_bars(span.total(info), not args.no_progress)]
+            # a session's recorded plane in force where it was live (unless --settings has one)
+            listeners = [*recorded_plane_listeners(source, pipeline, settings), out,
+                         *progress_bars(span.total(info), not args.no_progress)]
             run_frames(source, pipeline, listeners, span=span)
         seconds = time.perf_counter() - t0
     s = out.summary()

@@ -18,6 +18,7 @@ Qt-free: the GUI, the command line and the batch workers run the same code.
 from .listeners import RELAY_DEPTH, Listener, ListenerRelay
 from .loop import run_frames
 from .mailbox import DisplayFrame, LatestMailbox
+from .recorded_plane import RecordedPlane, recorded_plane_listeners
 from .replay import SPEED_RANGE
 from .runner import Engine
 from .span import Span
@@ -27,5 +28,5 @@ from .threads import set_worker_nice, spawn
 from .viewer import open_engine, viewer_spec
 
 __all__ = ["DisplayFrame", "Engine", "EngineStatus", "LatestMailbox", "Listener",
-           "ListenerRelay", "RELAY_DEPTH", "RecordingState", "RunState", "SPEED_RANGE", "Span",
-           "open_engine", "percentile", "run_frames", "set_worker_nice", "spawn", "viewer_spec"]
+           "ListenerRelay", "RELAY_DEPTH", "RecordedPlane", "RecordingState", "RunState", "SPEED_RANGE", "Span",
+           "open_engine", "percentile", "recorded_plane_listeners", "run_frames", "set_worker_nice", "spawn", "viewer_spec"]

@@ -38,6 +38,8 @@ class RecordingControl(Listener):
         self._started: Optional[float] = None
         self._refused = 0
         self._events: Optional[ThreadPoolExecutor] = None
+        #: the recorder whose plane events are being written, and their writer
+        self._plane: Optional[tuple] = None
 
     @property
     def active(self) -> bool:
@@ -136,6 +138,19 @@ class RecordingControl(Listener):
         self._events.submit(write)
 
     # -- listener (worker thread) ---------------------------------------------------
+    def on_result(self, frame) -> None:
+        """The plane drawn, cleared, anchored or lost becomes events of the recording
+        (:mod:`nirf_overlay.recording.plane_events`), so that replay reproduces it."""
+        rec = self.recorder
+        if rec is None:
+            return
+        if self._plane is None or self._plane[0] is not rec:
+            from ..recording.plane_events import PlaneEventWriter
+
+            self._plane = (rec, PlaneEventWriter(rec.recording_index))
+        for kind, data in self._plane[1].note(int(frame.pair.index), frame.result.plane):
+            self.log_event(kind, None, **data)
+
     def on_pair(self, pair) -> None:
         rec = self.recorder
         if rec is None:

@@ -55,6 +55,7 @@ from ..settings import Settings
 from .listeners import RELAY_DEPTH, Listener, ListenerRelay
 from .mailbox import DisplayFrame, LatestMailbox
 from .prepare import KernelPreparation, white_light_result
+from .recorded_plane import RecordedPlane
 from .recording import RecordingControl
 from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl, replay_stride
 from .state import RunState
@@ -129,7 +130,11 @@ class Engine:
         self._seq = 0
         self._stats = RunStats()
         self._recording = RecordingControl()
-        self._own = (self._stats, self._recording)  # never block: called on the worker
+        #: a session's recorded plane, put in force as it was live (None: none recorded)
+        self._plane = RecordedPlane.of(source, lambda: ((self.pipeline, self.settings),
+                                                        (self._pipeline_b, self._ab_settings)))
+        # never block: called on the worker
+        self._own = (self._stats, self._recording) + ((self._plane,) if self._plane else ())
         self._relays: tuple = ()  # replaced, never changed in place: the worker reads it unlocked
 
     # -- life cycle -----------------------------------------------------------
@@ -224,11 +229,16 @@ class Engine:
     # -- settings ----------------------------------------------------------------
     def update_settings(self, settings) -> None:
         """Use ``settings`` from the next frame on (thread-safe)."""
-        self.settings = settings.copy()
+        old, self.settings = self.settings, settings.copy()
+        now = self._plane.take(old, self.settings) if self._plane else self.settings
         pipeline = self.pipeline
         if pipeline is not None:  # else: built with self.settings once the kernels are ready
-            pipeline.update_settings(self.settings)
+            pipeline.update_settings(now)
         self.log_event("settings", settings=self.settings.to_dict())
+
+    def _settings_now(self):
+        """The settings the pipeline runs with: the recorded plane in force while replaying it."""
+        return self._plane.settings_now(self.settings) if self._plane else self.settings
 
     def set_calibration(self, calibration) -> None:
         """Use ``calibration`` from the next frame on (a new pipeline is built on the worker)."""
@@ -438,9 +448,9 @@ class Engine:
         # pipelines are built outside the lock: the GUI never waits on them
         try:
             if rebuild:
-                old, self.pipeline = self.pipeline, self._factory(self.settings.copy(),
+                old, self.pipeline = self.pipeline, self._factory(self._settings_now().copy(),
                                                                   self.calibration)
-                self.pipeline.update_settings(self.settings)  # changed while it was built
+                self.pipeline.update_settings(self._settings_now())  # changed while it was built
                 if old is not None:
                     old.close()
             if rebuild_b:

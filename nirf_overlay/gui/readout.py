@@ -89,6 +89,8 @@ class Readout:
                                               else (plane.lost_reason or "NIR lost"))
         hud.plane_polygon = (None if plane is None or plane.polygon is None
                              else [(float(x), float(y)) for x, y in plane.polygon])
+        # the pipeline's plane counts too: a session's recorded plane in replay
+        hud.plane_set = len(view.plane) >= 3 or hud.plane_polygon is not None
         self._last_new_frame = now
         self._nir_lost = lost
         self._preparing = bool(item.preparing)

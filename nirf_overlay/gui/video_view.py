@@ -215,7 +215,7 @@ class VideoView(QWidget):
 
     def _paint_plane(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.Antialiasing, True)
-        if len(self.plane) >= 3 and self._draft is None:
+        if (len(self.plane) >= 3 or self.hud.plane_polygon is not None) and self._draft is None:
             # where the plane is in this frame (it follows the tissue); grey when lost
             where = self.hud.plane_polygon if self.hud.plane_polygon is not None else self.plane
             poly = QPolygonF([self.wl_to_view(x, y) for x, y in where])

@@ -93,11 +93,27 @@ def move_rims(rims: list, h3: np.ndarray) -> list:
 
 
 def move_mask(mask: np.ndarray, h3: np.ndarray) -> np.ndarray:
-    """A (H, W) mask moved by ``h3`` (nearest neighbour; 0 where nothing maps)."""
+    """A (H, W) mask moved by ``h3`` (nearest neighbour; 0 where nothing maps).
+
+    Only the box round the mask's non-zero pixels is warped (a rim mask is a
+    small part of the picture): 0.3-0.5 ms at 1080p instead of 1.6 ms for the
+    whole frame (2 cores, shared).
+    """
     if np.allclose(h3, np.eye(3)):
         return mask
     h, w = mask.shape[:2]
     src = mask.view(np.uint8) if mask.dtype == np.bool_ else mask
-    out = cv2.warpAffine(src, np.asarray(h3, np.float64)[:2], (w, h), flags=cv2.INTER_NEAREST,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = np.zeros_like(src)
+    x, y, bw, bh = cv2.boundingRect(src)
+    if bw and bh:
+        corners = transform_points(h3, [[x - 1, y - 1], [x + bw, y - 1], [x - 1, y + bh],
+                                        [x + bw, y + bh]])
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
+        if x1 > x0 and y1 > y0:
+            m = np.asarray(h3, np.float64)[:2].copy()
+            m[:, 2] -= (x0, y0)  # into the destination box
+            cv2.warpAffine(src, m, (int(x1 - x0), int(y1 - y0)), dst=out[y0:y1, x0:x1],
+                           flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
     return out.view(np.bool_) if mask.dtype == np.bool_ else out

@@ -48,12 +48,17 @@ class PlanePlacement:
     reason : "" | "not anchored yet" | "tracking lost" | "left the picture" |
         "anchor frame not seen"
     anchor_index : frame the polygon is anchored at (None: not anchored)
+    drawn, drawn_frame : the polygon as drawn and the frame it was drawn on (the
+        one it is, or will be, anchored at; ``plane.frame`` with -1 resolved):
+        what a recording writes so that replay anchors it the same way
     """
 
     polygon: Optional[np.ndarray]
     lost: bool = False
     reason: str = ""
     anchor_index: Optional[int] = None
+    drawn: Optional[np.ndarray] = None
+    drawn_frame: Optional[int] = None
 
 
 NO_PLANE = PlanePlacement(None)
@@ -69,6 +74,7 @@ class PlaneAnchor:
         self._where: Optional[np.ndarray] = None  # where it was last followed to
         self._chain = -1  # the motion chain it was anchored in
         self._lost = ""
+        self._want: Optional[int] = None  # the frame it is drawn on (-1 resolved)
 
     def reset(self) -> None:
         """A seek or a reset: the motion chain is broken, an anchored plane is lost."""
@@ -94,27 +100,29 @@ class PlaneAnchor:
             self._key = key
             self._drawn = np.asarray(polygon, np.float64).reshape(-1, 2)
             self._anchor, self._lost, self._where = None, "", None
+            self._want = index if frame < 0 else int(frame)
+        drawn = dict(drawn=self._drawn, drawn_frame=self._want)
         if self._anchor is None:
-            want = index if frame < 0 else int(frame)
+            want = self._want
             if want > index:
-                return PlanePlacement(self._drawn, True, "not anchored yet")
+                return PlanePlacement(self._drawn, True, "not anchored yet", **drawn)
             if history.since(want) is None:
                 # drawn on a frame this stream never saw (or too long ago)
                 self._anchor, self._lost = want, "anchor frame not seen"
             else:
                 self._anchor, self._chain = want, history.chain
         if self._lost:
-            return PlanePlacement(self._last_polygon(), True, self._lost, self._anchor)
+            return PlanePlacement(self._last_polygon(), True, self._lost, self._anchor, **drawn)
         h3 = history.since(self._anchor)
         if h3 is None or history.chain != self._chain:  # (a frame index may come again)
             self._lost = "tracking lost"
-            return PlanePlacement(self._last_polygon(), True, self._lost, self._anchor)
+            return PlanePlacement(self._last_polygon(), True, self._lost, self._anchor, **drawn)
         poly = transform_points(h3, self._drawn)
         self._where = poly
         if inside_fraction(poly, size) < PLANE_MIN_INSIDE:
             self._lost = "left the picture"
-            return PlanePlacement(poly, True, self._lost, self._anchor)
-        return PlanePlacement(poly, False, "", self._anchor)
+            return PlanePlacement(poly, True, self._lost, self._anchor, **drawn)
+        return PlanePlacement(poly, False, "", self._anchor, **drawn)
 
     def _last_polygon(self) -> np.ndarray:
         return self._where if self._where is not None else self._drawn

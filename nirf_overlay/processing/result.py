@@ -76,6 +76,8 @@ class PlaneCheck:
     the picture: :mod:`~.plane_anchor`) or the NIR is: the check is then
     *unknown*, never clear.  ``polygon`` is where the anchored plane is in
     this frame (WL px; None without one); ``lost_reason`` says why it is lost.
+    ``drawn`` and ``drawn_frame``: the polygon as drawn and the frame it was
+    drawn on (anchored at), which a recording writes as its ``plane`` event.
     """
 
     flagged: bool = False
@@ -85,6 +87,8 @@ class PlaneCheck:
     known: bool = True
     polygon: Optional[np.ndarray] = None
     lost_reason: str = ""
+    drawn: Optional[np.ndarray] = None
+    drawn_frame: Optional[int] = None
 
     @property
     def lost(self) -> bool:

@@ -298,6 +298,12 @@ class Recorder:
             frame = self._by_source_index.get(data.get("source_index"), max(self._last_index, 0))
         self._files.add_event(kind, round(time.monotonic() - self._t0, 6), frame, data)
 
+    def recording_index(self, source_index: int) -> Optional[int]:
+        """The recording's index of the pair the source numbered ``source_index``
+        (one of the last 4096 submitted), None when it was not written."""
+        with self._room:
+            return self._by_source_index.get(int(source_index))
+
     def stop(self, timeout: float = 60.0, *, wait_compaction: bool = False) -> RecorderStatus:
         """Finish the recording: write what is queued, close the segments, finalise.
 

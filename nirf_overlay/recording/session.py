@@ -207,6 +207,12 @@ class SessionSource(FrameSource):
         started; None when the session's settings file is damaged (reported on opening)."""
         return self._settings.copy() if self._settings is not None else None
 
+    def recorded_plane(self):
+        """The plane of the session's ``plane`` events (:mod:`.plane_events`), or None."""
+        from .plane_events import PlaneSchedule
+
+        return PlaneSchedule.from_events(self.events) or None
+
     def own_calibration(self):
         """The calibration recorded with the session (None if it had none)."""
         return self._calibration

@@ -83,6 +83,12 @@ class FrameSource(abc.ABC):
         caller's decision (a replay offers them; ``--settings`` wins)."""
         return None
 
+    def recorded_plane(self):
+        """The transection plane recorded with this input, frame by frame (a
+        session's :class:`~nirf_overlay.recording.plane_events.PlaneSchedule`),
+        or None.  Replay puts it in force unless the user gives a plane."""
+        return None
+
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until the source delivers at its own pace; False if ``timeout`` (s) passed.
 
