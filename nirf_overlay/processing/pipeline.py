@@ -46,6 +46,7 @@ from .motion import MotionEstimator
 from .normalise import Normaliser
 from .plane_anchor import PlaneAnchor
 from .result import FrameResult, PlaneCheck
+from .reuse import tissue_place
 from .transfer import NirEntry
 
 
@@ -245,7 +246,9 @@ class Pipeline:
             lv = Levels(0.0, float(((1 << nir_bits) - 1) * norm.gain_scale), lv.median)
         t2 = time.perf_counter()
         plane_polygon = _polygon_for_analysis(placement)
-        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon, use_async)
+        tissue = tissue_place(self.motion_history, pair.index, motion, wl.shape[1])
+        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon, use_async,
+                                                 tissue)
         rims = list(analysis.rims)
         if analysis_index is not None and analysis_index != pair.index:
             # a lagged analysis (live display): outlines moved by the motion since its frame
@@ -271,10 +274,12 @@ class Pipeline:
         if use_async:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
-            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon)
+            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon, tissue)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - tm) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        if analysis_index == pair.index:  # analysed here: its parts too
+            stage.update({f"analysis.{k}": v for k, v in analysis.stage_ms.items()})
         if mode is not None:
             mode.frame(pair.arrival, stage["total"], display_ms=stage["total"] - stage["analysis"],
                        analysis_ms=self._async.recent_median_ms() if use_async else None)
@@ -350,7 +355,7 @@ class Pipeline:
             return numba.config.NUMBA_NUM_THREADS
         return self._live_threads
 
-    def _analyse(self, index: int, norm, wl, plane_polygon, use_async: bool):
+    def _analyse(self, index: int, norm, wl, plane_polygon, use_async: bool, tissue=None):
         """This frame's analysis, or (async) the newest finished one and its frame.
 
         An async pipeline hands the frame to the analysis thread at the end of
@@ -363,11 +368,11 @@ class Pipeline:
             if self._async is not None:
                 self._async.wait_idle()
                 analysis = self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                                 plane_polygon=plane_polygon)
+                                                 plane_polygon=plane_polygon, tissue=tissue)
                 self._last_sync = (index, analysis)
                 return analysis, index
             return self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                         plane_polygon=plane_polygon), index
+                                         plane_polygon=plane_polygon, tissue=tissue), index
         if self._last_sync is not None and self._last_sync is not self._fallback_from:
             # the first frame after falling back: forget what the thread did
             # before the sync frames, and show the last sync one until it has more
