@@ -69,7 +69,7 @@ LAYERS = (
     ("phantom",),
     ("sources",),
     ("recording",),
-    ("engine", "export", "snapshot", "evaluate_report"),
+    ("engine", "export", "snapshot", "evaluate_report", "bench_figures"),
     ("batch", "bench", "evaluate"),
     ("gui",),
     ("cli",),
