@@ -53,6 +53,18 @@ def test_a_candidate_moved_by_the_motion_lands_on_this_frames_fluorescence():
     assert core_at[20, 23] and not (core_at & placed).any()
 
 
+def test_a_tool_over_a_moved_core_is_not_core_area():
+    rim, core = ring()
+    c = candidate(rim, core)
+    tool = np.zeros(rim.shape, bool)
+    tool[:, :20] = True  # over the left half of the core
+    m = move_candidate(c, np.eye(3), rim.astype(np.uint8), tool)
+    x0, y0, x1, y1 = m.roi
+    at = np.zeros_like(rim)
+    at[y0:y1, x0:x1] = m.core
+    assert at.any() and not (at & tool).any() and (core & ~tool & ~at).sum() == 0
+
+
 def test_a_moved_rim_without_fluorescence_under_it_is_lost():
     rim, core = ring()
     c = candidate(rim, core)
@@ -91,11 +103,12 @@ def test_the_full_search_runs_on_its_cadence_and_triggers():
     assert r.moved(p0, fluo, stats_with([60, 40]), 0.25, 10.0) is None
     assert r.last_reason == "new fluorescence"
     assert r.moved(p0, fluo, stats_with([60, 3]), 0.25, 10.0) is not None  # a speck: no rim
+    assert r.moved(p0, fluo, stats_with([]), 0.25, 10.0) is not None  # fewer: hidden or merged
     # the cadence: at most reuse_search_every - 1 frames in a row without the search
     n = 0
     while r.moved(p0, fluo, stats, 0.25, 10.0) is not None:
         n += 1
-    assert r.last_reason == "cadence" and n + 2 == RIM_RULES.reuse_search_every - 1
+    assert r.last_reason == "cadence" and n + 3 == RIM_RULES.reuse_search_every - 1
 
 
 def _run(reuse: bool, n=24, size=(640, 360), async_analysis=False):

@@ -298,7 +298,8 @@ class RimAnalyzer:
                     for c in cands]
 
         min_rim_px = seg.min_rim_area_mm2 * px ** 2
-        cands = self.reuse.moved(tissue, fluo, stats, grid.s, min_rim_px) if seg.reuse_rims else None
+        cands = (self.reuse.moved(tissue, fluo, stats, grid.s, min_rim_px, blocked)
+                 if seg.reuse_rims else None)
         searched = cands is None
         lap("candidates")
         if cands is not None:

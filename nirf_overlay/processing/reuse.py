@@ -21,9 +21,14 @@ why in ``last_reason``) when
   last search (a cut, a seek, lost tracking);
 * a corner of the view has moved more than ``RIM_RULES.reuse_max_view_shift``
   of the frame width since the last search (new tissue entering);
-* the number of fluorescent components large enough to be a rim changed
-  (something appeared, merged or split);
+* there are more fluorescent components large enough to be a rim than the
+  last search saw (something appeared: a new rim is a new component; fewer
+  is a piece hidden or merged, which the overlap check below catches for
+  rims, and a duct flickering at the threshold does not search every frame);
 * the last search found no rim (nothing to follow);
+* an instrument is in a moved rim's window (the search joins the pieces of
+  a rim a tool cuts and keeps its core inside the rim's circle; a moved
+  rim knows nothing of the tool);
 * a moved rim has less than ``RIM_RULES.reuse_min_overlap`` of itself in
   this frame's fluorescence, or no core left, or its refinement finds no
   rim (``lost``): the search runs on that same frame.
@@ -90,13 +95,16 @@ def rim_sized_components(stats: np.ndarray, min_rim_px: float) -> int:
     return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_rim_px))
 
 
-def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray) -> Optional[Candidate]:
+def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
+                   blocked: Optional[np.ndarray] = None) -> Optional[Candidate]:
     """``c`` moved by ``m`` ((2, 3) or (3, 3), analysis-grid px) and snapped to ``fluo``.
 
     The rim becomes the moved rim grown by one grid pixel where ``fluo``
     ((h, w) uint8 0/1, this frame) is set; the core the moved core outside
-    it.  None when less than ``RIM_RULES.reuse_min_overlap`` of the rim, or
-    no core, is left (the rim is lost).
+    it and outside ``blocked`` ((h, w) bool: instruments, invalid pixels; a
+    tool hides a core, it is never core area).  None when less than
+    ``RIM_RULES.reuse_min_overlap`` of the rim, or no core, is left (the rim
+    is lost).
     """
     h, w = fluo.shape
     x0, y0, x1, y1 = c.roi
@@ -121,6 +129,8 @@ def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray) -> Optional[Ca
     if n_rim < max(1, RIM_RULES.reuse_min_overlap * np.count_nonzero(c.rim)):
         return None
     core = warp(c.core).view(bool) & ~rim
+    if blocked is not None:
+        core &= ~blocked[ny0:ny1, nx0:nx1]
     if not core.any():
         return None
     comp = warp(c.component).view(bool) | rim
@@ -150,16 +160,18 @@ class RimReuse:
         self.last_reason = "first frame"
 
     def moved(self, place: Optional[TissuePlace], fluo: np.ndarray, stats: np.ndarray,
-              scale: float, min_rim_px: float) -> Optional[list]:
+              scale: float, min_rim_px: float,
+              blocked: Optional[np.ndarray] = None) -> Optional[list]:
         """The last search's candidates where they are in this frame, or None: search
-        (``last_reason`` says why)."""
+        (``last_reason`` says why).  ``blocked``: (h, w) bool, this frame's instruments
+        and invalid pixels (:func:`move_candidate`)."""
         reason, m = self._why_search(place, fluo.shape, scale, stats, min_rim_px)
         if not reason:
             s = np.diag([scale, scale, 1.0])
             mg = s @ m @ np.linalg.inv(s)  # WL px -> grid px
             out = []
             for c in self._cands:
-                mc = move_candidate(c, mg, fluo)
+                mc = move_candidate(c, mg, fluo, blocked)
                 if mc is None:
                     reason = "rim lost"
                     break
@@ -206,6 +218,6 @@ class RimReuse:
         h, w = grid_shape
         if view_shift(m, place.width, place.width * h / w) > r.reuse_max_view_shift * place.width:
             return "new tissue", None
-        if rim_sized_components(stats, min_rim_px) != self._n_fluo:
+        if rim_sized_components(stats, min_rim_px) > self._n_fluo:
             return "new fluorescence", None
         return "", m
