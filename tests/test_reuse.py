@@ -151,3 +151,23 @@ def test_reused_rims_skip_the_search_and_keep_the_accuracy():
 def test_the_analysis_thread_of_a_live_pipeline_reuses_too():
     pipe, _ = _run(True, n=30, size=(320, 180), async_analysis=True)
     assert pipe.analyzer.reuse.counts["reused"] > 0, pipe.analyzer.reuse.counts
+
+
+def test_the_state_digest_covers_what_reuse_carries():
+    """batch stitches chunks on equal digests: two pipelines that differ only in the
+    reuse's state (when the last search ran, what it found) must not compare equal."""
+    from nirf_overlay.phantom import Phantom, PhantomParams
+    from nirf_overlay.processing.pipeline import Pipeline
+    from nirf_overlay.settings import Settings
+
+    ph = Phantom(PhantomParams(seed=500, size=(320, 180)))
+    st = Settings()
+    st.set("segment.reuse_rims", True)
+    a, b = Pipeline(st, ph.calibration()), Pipeline(st, ph.calibration())
+    for i in range(4):
+        pair = ph.frame(i)
+        a.process(pair)
+        b.process(pair)
+    assert a.state_digest() == b.state_digest()
+    b.analyzer.reuse.reset()
+    assert a.state_digest() != b.state_digest()

@@ -95,7 +95,7 @@ class Analysis:
     background: float = 0.0
     threshold: float = 0.0
     searched: bool = True
-    stage_ms: dict = field(default_factory=dict, compare=False)
+    stage_ms: dict = field(default_factory=dict, compare=False, repr=False)  # timings: not state
 
 
 #: what a pipeline shows before any analysis has finished (a live

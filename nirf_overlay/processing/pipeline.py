@@ -410,6 +410,7 @@ class Pipeline:
             h.update(f"black {list(self.black_level._recent)!r} {self.black_level.value!r};".encode())
         _hash_state(h, self.display_levels)
         _hash_state(h, self.analyzer, skip=("settings", "mm_per_px"))
+        h.update(self.analyzer.reuse.state_bytes())
         for t in self.analyzer.tracker.tracks:
             h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
         h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())

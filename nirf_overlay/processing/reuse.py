@@ -159,6 +159,17 @@ class RimReuse:
         #: why the last frame ran the full search ("" when it reused)
         self.last_reason = "first frame"
 
+    def state_bytes(self) -> bytes:
+        """What the next frames' choices depend on, for ``Pipeline.state_digest`` (the
+        motion chain's ids and accumulated matrices are left out: they count from the
+        stream's start, the motion *since* the search is what is used)."""
+        parts = [f"reuse {self._since} {self._n_fluo} {self._grid} "
+                 f"{self._searched_at is None};".encode()]
+        for c in self._cands:
+            parts += [repr((c.roi, c.width_px, c.completeness, c.centroid)).encode(),
+                      np.packbits(c.rim).tobytes(), np.packbits(c.core).tobytes()]
+        return b"".join(parts)
+
     def moved(self, place: Optional[TissuePlace], fluo: np.ndarray, stats: np.ndarray,
               scale: float, min_rim_px: float,
               blocked: Optional[np.ndarray] = None) -> Optional[list]:
