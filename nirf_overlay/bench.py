@@ -156,7 +156,8 @@ MODES = ("live", "every-frame")
 
 def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
               plain_frames: Optional[int] = 10, rate: Optional[float] = None,
-              headline: str = "live", progress=None) -> dict:
+              headline: str = "live", progress=None, reuse: bool = True,
+              parts: Optional[dict] = None, step=None) -> dict:
     """Time the pipeline, both ways it runs, and the plain version on preloaded ``pairs``.
 
     ``every-frame``
@@ -182,6 +183,13 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     warmup : frames run before timing (kernel loading, first-frame set-up)
     plain_frames : frames the plain version is timed on (it is slow); None = all
     rate : frames per second the live run is fed at; None skips the live run
+    reuse : also time every frame analysed the other way round of
+        ``segment.reuse_rims`` (:mod:`~nirf_overlay.processing.reuse`): the
+        ``reuse_off`` / ``reuse_on`` figures and their ratios
+    parts : optional dict filled with each timed run as it finishes
+        (``every_frame``, ``reuse_other``, ``live``, ``plain``: what a stopped
+        bench can still report)
+    step : optional callable told the name of each run as it starts
     headline : which mode ``ms_per_frame_*``, ``fps``, ``stages`` and
         ``cpu_ms_per_frame`` describe (``live`` falls back to ``every-frame``
         when ``rate`` is None).  In the live way ``fps`` is what the display
@@ -195,8 +203,12 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     dict: mode, ms_per_frame_median, ms_per_frame_p99, fps, size, frames, stages,
     speedup, cpu_ms_per_frame (the headline mode); every_frame_* and live_*
     (both modes); plain_ms_per_frame_median, plain_ms_per_frame_p99,
-    plain_cpu_ms_per_frame; first_frame_ms, construct_ms, threads
+    plain_cpu_ms_per_frame; first_frame_ms, construct_ms, threads; the
+    memory traffic of the per-pixel passes and the memcpy floor
+    (:func:`~nirf_overlay.bench_figures.traffic_figures`); with ``reuse``
+    reuse_off, reuse_on, reuse_analysis_ratio, reuse_frame_ratio
     """
+    from .bench_figures import memory_traffic, traffic_figures
     import numba
 
     from .processing.pipeline import Pipeline
@@ -205,7 +217,10 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         raise ValueError(f"headline must be one of {MODES}, got {headline!r}")
     timed = pairs[warmup:] if len(pairs) > warmup else pairs
     threads = numba.get_num_threads()  # a live pipeline sets its own per frame
+    parts = {} if parts is None else parts
+    step = step or (lambda name: None)
 
+    step("every frame analysed in turn")
     t = time.perf_counter()
     pipe = Pipeline(settings, calibration)
     construct_ms = (time.perf_counter() - t) * 1e3
@@ -214,24 +229,40 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     first_ms = (time.perf_counter() - t) * 1e3
     for p in pairs[1:warmup]:
         pipe.process(p)
-    every = _time_frames(pipe, timed, progress=progress)
+    every = parts["every_frame"] = _every_frame(pipe, timed, progress)
+    traffic = traffic_figures(memory_traffic(pipe, timed[-1], every.pop("last")), every["stages"])
+
+    other = None
+    if reuse:
+        flipped = settings.copy()
+        flipped.set("segment.reuse_rims", not settings.segment.reuse_rims)
+        step("every frame analysed, " + ("with" if flipped.segment.reuse_rims else "without")
+             + " rims re-measured where the motion puts them")
+        pipe = Pipeline(flipped, calibration)
+        for p in pairs[:warmup]:
+            pipe.process(p)
+        other = parts["reuse_other"] = _every_frame(pipe, timed, progress)
+        other.pop("last")
 
     live = None
     if rate:
+        step(f"live, fed at {rate:g} fps")
         pipe = Pipeline(settings, calibration, async_analysis=True)
         try:
             # warm-up paced too, so the analysis thread is in its stride
             _time_frames(pipe, pairs[:warmup], rate=rate)
             live = _time_frames(pipe, timed, rate=rate, progress=progress)
             live["threads"] = pipe.display_threads
+            parts["live"] = live
         finally:
             pipe.close()
             numba.set_num_threads(threads)
 
+    step("plain version")
     plain = PlainPipeline(settings.copy(), calibration)
     sub = timed if plain_frames is None else timed[:max(1, plain_frames)]
     plain.process(sub[0])  # first call allocates; not timed
-    plain_run = _time_frames(plain, sub)
+    plain_run = parts["plain"] = _time_frames(plain, sub)
     pmed, pp99, plain_cpu_ms = plain_run["median"], plain_run["p99"], plain_run["cpu"]
 
     h, w = pairs[0].wl.shape[:2]
@@ -248,6 +279,9 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
         "every_frame_stages": every["stages"], "every_frame_cpu_ms_per_frame": every["cpu"],
         "every_frame_speedup": round(pmed / every["median"], 1) if every["median"] > 0 else None,
     })
+    res.update(traffic)
+    if other is not None:
+        res.update(_reuse_figures(settings.segment.reuse_rims, every, other))
     if live:
         res.update({
             "live_rate_fps": float(rate), "live_ms_median": live["median"], "live_ms_p99": live["p99"],
@@ -271,11 +305,43 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
     return res
 
 
-def _time_frames(pipe, pairs: list, *, rate: Optional[float] = None, progress=None) -> dict:
+def _every_frame(pipe, pairs: list, progress=None) -> dict:
+    """:func:`_time_frames` back to back, with the share of frames whose analysis ran the
+    full candidate search (``searched_fraction``) and the last result (``last``)."""
+    counts0 = dict(pipe.analyzer.reuse.counts)
+    run = _time_frames(pipe, pairs, progress=progress, keep_last=True)
+    counts = {k: v - counts0.get(k, 0) for k, v in pipe.analyzer.reuse.counts.items()}
+    reused = counts.pop("reused", 0)
+    run["searched_fraction"] = round(1.0 - reused / len(pairs), 4)
+    run["search_reasons"] = {k: v for k, v in counts.items() if v}
+    return run
+
+
+def _reuse_figures(reuse_on: bool, every: dict, other: dict) -> dict:
+    """Every frame analysed with and without rims re-measured where the motion puts them."""
+    on, off = (every, other) if reuse_on else (other, every)
+
+    def figures(run):
+        return {"ms_median": run["median"], "ms_p99": run["p99"], "cpu_ms_per_frame": run["cpu"],
+                "analysis_ms_median": run["stages"].get("analysis"), "stages": run["stages"],
+                "searched_fraction": run["searched_fraction"]}
+
+    def ratio(a, b):
+        return round(a / b, 3) if a is not None and b else None
+
+    return {"reuse_rims": bool(reuse_on), "reuse_off": figures(off),
+            "reuse_on": {**figures(on), "search_reasons": on["search_reasons"]},
+            "reuse_analysis_ratio": ratio(on["stages"].get("analysis"), off["stages"].get("analysis")),
+            "reuse_frame_ratio": ratio(on["median"], off["median"])}
+
+
+def _time_frames(pipe, pairs: list, *, rate: Optional[float] = None, progress=None,
+                 keep_last: bool = False) -> dict:
     """Run ``pipe`` over ``pairs`` through the one frame loop, back to back or
     (``rate``) paced (:func:`_paced`), and time each ``process`` call.
 
     Analysis times (live) include the analysis thread's copy of the NIR.
+    ``keep_last``: the last result under ``last``.
     """
     if not pairs:
         return {}
@@ -288,6 +354,8 @@ def _time_frames(pipe, pairs: list, *, rate: Optional[float] = None, progress=No
     med, p99 = _stats(timer.times)
     out = {"median": round(med, 3), "p99": round(p99, 3), "cpu": round(cpu, 3),
            "stages": {k: round(float(np.median(v)), 3) for k, v in timer.stages.items()}}
+    if keep_last:  # the last FrameResult (bench_figures.memory_traffic reads its arrays)
+        out["last"] = timer.last
     if period:
         durations = pipe.analysis_durations_ms()[analyses0:]
         amed, ap99 = _stats(durations) if durations else (None, None)
@@ -332,9 +400,10 @@ class _FrameTimer(Listener):
         self.stages: dict = {}  # stage -> [ms]
         self.lags: list = []  # frames between a result and the analysis its rims come from
         self.late = 0  # results that took longer than the period
+        self.last = None  # the last FrameResult
 
     def on_result(self, frame) -> None:
-        r = frame.result
+        r = self.last = frame.result
         self.times.append(frame.process_ms)
         for k, v in r.stage_ms.items():
             self.stages.setdefault(k, []).append(v)

@@ -167,6 +167,11 @@ class SegmentSettings:
                              help="Segment and measure rims on every n-th frame only (the masks "
                                   "and numbers of the last analysed frame are shown in between); "
                                   "1 = every frame. For slow machines.")
+    reuse_rims: bool = _f(False, label="Re-measure tracked rims",
+                          help="Rims found in the last analysed frame are measured again where "
+                               "the tissue's motion puts them, and the full search for new rims "
+                               "runs every few frames, when new tissue comes into view, when the "
+                               "motion is uncertain or a rim is lost (faster analysis).")
 
 
 @dataclass

@@ -69,7 +69,7 @@ LAYERS = (
     ("phantom",),
     ("sources",),
     ("recording",),
-    ("engine", "export", "snapshot", "evaluate_report", "evaluate_tower"),
+    ("engine", "export", "snapshot", "evaluate_report", "evaluate_tower", "bench_figures"),
     ("batch", "bench", "evaluate"),
     ("gui",),
     ("cli",),

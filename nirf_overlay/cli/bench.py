@@ -28,6 +28,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "`batch` run) instead of the live viewer's way (analysis on its own thread)")
     g.add_argument("--no-live", action="store_true", help="skip the live run")
     g.add_argument("--json", action="store_true", help="last line: one JSON object of the results")
+    g.add_argument("--no-reuse", action="store_true",
+                   help="skip the second every-frame run (the other way of segment.reuse_rims: "
+                        "rims re-measured where the motion puts them)")
+    g.add_argument("--json-out", metavar="FILE",
+                   help="write every figure, with versions, CPU count and git describe, to FILE")
+    g.add_argument("--compare", metavar="OLD.json",
+                   help="print each figure's ratio new / old against a file written by --json-out")
 
 
 def _reads_a_stream(args) -> bool:
@@ -51,18 +58,27 @@ def _stages(stages: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
 
 
+def _measured_so_far(parts: dict) -> list:
+    """Lines for the timed runs a stopped bench finished."""
+    names = {"every_frame": "every frame analysed in turn",
+             "reuse_other": "every frame analysed, segment.reuse_rims the other way",
+             "live": "live (display path)", "plain": "plain version"}
+    return [f"  {names[k]}: median {v['median']:.2f} ms, p99 {v['p99']:.2f} ms per frame"
+            for k, v in parts.items() if v and k in names]
+
+
 def run(args) -> int:
     import json
     import os
     import sys
 
-    from ..bench import run_bench
-    from ..calibration import resolve_calibration
-    from ..errors import NirfError
-    from ..sources import open_source
-    from .common import calibration_request, prepare_kernels, settings_from_args
+    from ..bench_figures import compare, format_compare, load_figures, write_json
+    from .common import check_output_file, settings_from_args
     from .source_args import spec_from_args
 
+    # refused before anything is loaded or timed
+    check_output_file(args.json_out, "--json-out")
+    old = load_figures(args.compare) if args.compare else None
     settings = settings_from_args(args)
     if _reads_a_stream(args):
         spec = spec_from_args(args)
@@ -76,8 +92,41 @@ def run(args) -> int:
     n = args.frames + max(0, args.warmup)
     if spec.phantom:
         spec.options["frames"] = n
-    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    out = sys.stderr if args.json else sys.stdout
+    log = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     log(f"bench: loading {n} frames from {spec.describe()} ...")
+    parts: dict = {}
+    try:
+        res = _bench(args, spec, n, settings, log, parts)
+    except KeyboardInterrupt:  # SIGINT, SIGTERM, SIGHUP: what was measured, then cli.main's line
+        done = _measured_so_far(parts)
+        log("bench: stopped; " + ("measured so far:" if done else "nothing timed yet"))
+        for line in done:
+            log(line)
+        raise
+    res["cores"] = os.cpu_count()
+    res["source"] = spec.describe()
+    _report(res, log)
+    if args.json_out:
+        write_json(args.json_out, res)
+        log(f"figures written to {args.json_out}")
+    if old is not None:
+        log(format_compare(compare(res, old), f"{args.compare} ({old.get('git') or 'no git'})",
+                           res, old))
+    if args.json:
+        print(json.dumps(res))
+    return 0
+
+
+def _bench(args, spec, n, settings, log, parts: dict) -> dict:
+    """Load the frames and time them (:func:`~nirf_overlay.bench.run_bench`); ``parts``
+    fills with each finished run."""
+    from ..bench import run_bench
+    from ..calibration import resolve_calibration
+    from ..errors import NirfError
+    from ..sources import open_source
+    from .common import calibration_request, prepare_kernels
+
     pairs = []
     with open_source(spec) as source:
         for pair in source:
@@ -90,17 +139,38 @@ def run(args) -> int:
     w, h = pairs[0].wl.shape[1], pairs[0].wl.shape[0]
     rate = None if args.no_live else _live_rate(args, source.info, (w, h))
     prepare_kernels()  # one progress line when they compile, not counted in construct_ms
-    res = run_bench(pairs, settings, calibration, warmup=max(0, args.warmup),
-                    plain_frames=args.plain_frames, rate=rate,
-                    headline="every-frame" if args.every_frame else "live")
-    res["cores"] = os.cpu_count()
-    res["source"] = spec.describe()
+    return run_bench(pairs, settings, calibration, warmup=max(0, args.warmup),
+                     plain_frames=args.plain_frames, rate=rate,
+                     headline="every-frame" if args.every_frame else "live",
+                     reuse=not args.no_reuse, parts=parts,
+                     step=lambda name: log(f"bench: timing {name} ..."))
+
+
+def _report(res: dict, log) -> None:
+    """The figures in words."""
+    w, h = res["size"]
+    rate = res.get("live_rate_fps")
     threads = f"{res['threads']} numba threads, {res['threading_layer']}, {res['cores']} cores"
     log(f"every frame analysed in turn (process, batch), {w}x{h}, {res['frames']} frames back to "
         f"back ({threads}):")
     log(f"  median {res['every_frame_ms_median']:.2f} ms, p99 {res['every_frame_ms_p99']:.2f} ms "
         f"per frame; CPU {res['every_frame_cpu_ms_per_frame']:.2f} ms per frame (all threads)")
     log("  stages (median ms): " + _stages(res["every_frame_stages"]))
+    mb = res["traffic_bytes"]
+    log(f"  memory traffic per frame (read + written): normalise {mb['normalise'] / 1e6:.1f} MB, "
+        f"composite {mb['composite'] / 1e6:.1f} MB, analysis full-frame passes "
+        f"{mb['analysis_grid'] / 1e6:.1f} MB; np.copyto moving the first two "
+        f"({res['traffic_pixel_passes_mb']:.1f} MB) took {res['memcpy_floor_ms']:.2f} ms in this "
+        f"run: normalise + composite are {res['pixel_passes_to_floor']}x that floor")
+    if "reuse_on" in res:
+        on, off = res["reuse_on"], res["reuse_off"]
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(on["search_reasons"].items()))
+        log(f"  rims re-measured where the motion puts them (segment.reuse_rims): analysis "
+            f"{on['analysis_ms_median']:.2f} ms vs {off['analysis_ms_median']:.2f} ms without "
+            f"(ratio {res['reuse_analysis_ratio']}), frame {on['ms_median']:.2f} vs "
+            f"{off['ms_median']:.2f} ms (ratio {res['reuse_frame_ratio']}); full search on "
+            f"{on['searched_fraction'] * 100:.0f} % of frames ({reasons or 'none'})")
+        log("  with reuse, stages (median ms): " + _stages(on["stages"]))
     log(f"  first frame {res['first_frame_ms']:.0f} ms after construction "
         f"({res['construct_ms']:.0f} ms, kernels warmed)")
     if rate:
@@ -126,6 +196,3 @@ def run(args) -> int:
     what = "display path" if res["mode"] == "live" else "every frame analysed"
     log(f"headline ({res['mode']}): {res['ms_per_frame_median']:.2f} ms median, "
         f"{res['ms_per_frame_p99']:.2f} ms p99 per frame, {what} {res['fps']} fps")
-    if args.json:
-        print(json.dumps(res))
-    return 0

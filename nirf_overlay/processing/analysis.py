@@ -41,6 +41,7 @@ rim_completeness
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
@@ -61,6 +62,7 @@ from .instruments import instrument_mask
 from .plane import PlaneChecker
 from .refine import RimGeometry, refine_rim
 from .result import PlaneCheck, RimMeasurement
+from .reuse import RimReuse, TissuePlace
 from .rules import RIM_RULES
 from .segment import find_candidates
 from .track import RimTracker
@@ -80,6 +82,10 @@ class Analysis:
     background : global liver level, normalised counts (0: none)
     threshold : absolute fluorescence threshold used (threshold x
         background; 0: none)
+    searched : the full candidate search ran (False: the last search's rims
+        were moved and re-measured, :mod:`.reuse`)
+    stage_ms : wall time of the analysis's parts, ms (grid, background,
+        fluorescence, candidates, refine, track_plane)
     """
 
     rim_mask: Optional[np.ndarray]
@@ -88,6 +94,8 @@ class Analysis:
     plane: PlaneCheck = field(default_factory=PlaneCheck)
     background: float = 0.0
     threshold: float = 0.0
+    searched: bool = True
+    stage_ms: dict = field(default_factory=dict, compare=False, repr=False)  # timings: not state
 
 
 #: what a pipeline shows before any analysis has finished (a live
@@ -114,6 +122,21 @@ def _grid_for(W: int, H: int, analysis_scale: float, mm_per_px: Optional[float])
     mm_eff = mm_per_px if mm_per_px else RIM_RULES.nominal_field_mm / W
     return _Grid(w, h, s, mm_eff, s / mm_eff)
 
+
+class _Laps:
+    """Wall time of an analysis's parts: ``lap(name)`` adds the time since the last
+    lap to ``ms[name]`` (grid, background, fluorescence with the ring exclusion,
+    candidates: the search, or moving the last search's rims; refine: with the
+    ring background; track_plane: masks, tracking, plane check)."""
+
+    def __init__(self):
+        self.ms: dict = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        t = time.perf_counter()
+        self.ms[name] = self.ms.get(name, 0.0) + (t - self._t) * 1e3
+        self._t = t
 
 _CV_LOCK = threading.Lock()
 _CV_USERS = [0, 0]  # analyses running, OpenCV's thread count before the first
@@ -168,6 +191,8 @@ class RimAnalyzer:
         self._last: Optional[Analysis] = None
         self._masks = MaskRing(3)
         self._scratch = Scratch()
+        #: the candidate search skipped where the motion carries the rims (segment.reuse_rims)
+        self.reuse = RimReuse()
 
     # -- state -----------------------------------------------------------------
     def update_settings(self, settings: Settings) -> None:
@@ -184,11 +209,13 @@ class RimAnalyzer:
             self._prev_fluo = self._prev_rim = None
             self._last = None
             self._count = 0
+            self.reuse.reset()
 
     # -- main ------------------------------------------------------------------
     def analyze(self, nir_norm: np.ndarray, wl: Optional[np.ndarray] = None,
                 valid: Optional[np.ndarray] = None, *,
-                plane_polygon: Optional[list] = None) -> Analysis:
+                plane_polygon: Optional[list] = None,
+                tissue: Optional[TissuePlace] = None) -> Analysis:
         """Segment rims and measure them.
 
         Parameters
@@ -200,6 +227,10 @@ class RimAnalyzer:
         plane_polygon : the transection plane in this frame (WL px; the
             pipeline's anchored plane, :mod:`.plane_anchor`), [] for none, or
             None: ``settings.plane.polygon`` as it is
+        tissue : this frame's place in the tissue's motion
+            (:func:`~.reuse.tissue_place`); with ``segment.reuse_rims`` the
+            last search's rims are moved by it instead of searching
+            (:mod:`.reuse`); None: always the full search
 
         Returns
         -------
@@ -224,11 +255,13 @@ class RimAnalyzer:
                 and last.rim_mask.shape == nir_norm.shape):
             return last
         with _single_threaded_opencv():
-            self._last = result = self._analyze(nir_norm, wl, valid, settings, plane_polygon)
+            self._last = result = self._analyze(nir_norm, wl, valid, settings, plane_polygon,
+                                                tissue)
         return result
 
-    def _analyze(self, nir, wl, valid, settings, plane_polygon=None) -> Analysis:
+    def _analyze(self, nir, wl, valid, settings, plane_polygon=None, tissue=None) -> Analysis:
         seg = settings.segment
+        lap = _Laps()
         H, W = nir.shape
         grid = _grid_for(W, H, seg.analysis_scale, self.mm_per_px)
         w, h, px = grid.w, grid.h, grid.px_per_mm
@@ -244,8 +277,10 @@ class RimAnalyzer:
             return self._empty(H, W, b0, seg.threshold)
         instr = instrument_mask(wl_s, small / np.float32(b0))
         usable &= ~instr
+        lap("grid")
         bg, b0 = background_map(small, usable, px_per_mm=px, b0=b0)
         ratio = small / bg
+        lap("background")
 
         thr = float(seg.threshold)
         fluo, labels, stats = hysteresis_components(
@@ -253,29 +288,47 @@ class RimAnalyzer:
             self._previous(self._prev_fluo, h, w),
             min_px=max(RIM_RULES.min_fluorescence_px, int(RIM_RULES.min_fluorescence_mm2 * px ** 2)),
             valid=valid_s)
-        cands = find_candidates(
-            ratio, fluo, labels, stats, instr, valid_s,
-            min_rim_px=seg.min_rim_area_mm2 * px ** 2,
-            min_core_px=seg.min_core_area_mm2 * px ** 2,
-            core_ratio=seg.core_ratio, min_completeness=seg.min_completeness,
-            max_width_px=max(RIM_RULES.max_rim_width_min_px, RIM_RULES.max_rim_width_mm * px),
-            gap_px=max(RIM_RULES.core_gap_min_px, RIM_RULES.core_gap_mm * px),
-            core_open_px=RIM_RULES.core_open_mm * px,
-            relax=self._previous(self._prev_rim, h, w),
-        )
-
         exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
+        lap("fluorescence")
+
+        def measured(cands):
+            return [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg)
+                    for c in cands]
+
+        min_rim_px = seg.min_rim_area_mm2 * px ** 2
+        cands = (self.reuse.moved(tissue, fluo, stats, grid.s, min_rim_px, blocked)
+                 if seg.reuse_rims else None)
+        searched = cands is None
+        lap("candidates")
+        if cands is not None:
+            geoms = measured(cands)
+            lap("refine")
+            if any(g is None for g in geoms):  # a rim lost where it was moved to: search
+                self.reuse.lost()
+                cands, searched = None, True
+        if cands is None:
+            cands = find_candidates(
+                ratio, fluo, labels, stats, instr, valid_s,
+                min_rim_px=min_rim_px,
+                min_core_px=seg.min_core_area_mm2 * px ** 2,
+                core_ratio=seg.core_ratio, min_completeness=seg.min_completeness,
+                max_width_px=max(RIM_RULES.max_rim_width_min_px, RIM_RULES.max_rim_width_mm * px),
+                gap_px=max(RIM_RULES.core_gap_min_px, RIM_RULES.core_gap_mm * px),
+                core_open_px=RIM_RULES.core_open_mm * px,
+                relax=self._previous(self._prev_rim, h, w),
+            )
+            if seg.reuse_rims:
+                self.reuse.searched(cands, tissue, (h, w), grid.s, stats, min_rim_px)
+            lap("candidates")
+            geoms = measured(cands)
+            lap("refine")
+        geoms = [g for g in geoms if g is not None]
         # fluorescence (upscaled) and a cleared rim mask in one pass, into
-        # ring buffers; the rims are pasted into both below
+        # ring buffers; the rims are pasted into both
         rim_mask, fluo_full = self._masks.from_grid(fluo, H, W)
-        geoms = []
-        for c in cands:
-            g = self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg)
-            if g is None:
-                continue
-            geoms.append(g)
+        for g in geoms:
             paste_max(rim_mask, g.rim, g.x0, g.y0)
             paste_max(fluo_full, g.rim, g.x0, g.y0)
 
@@ -291,7 +344,9 @@ class RimAnalyzer:
             x0, y0, x1, y1 = c.roi
             prev_rim[y0:y1, x0:x1] |= c.rim
         self._prev_rim = prev_rim
-        return Analysis(rim_mask, fluo_full, rims, plane, float(b0), float(thr * b0))
+        lap("track_plane")
+        return Analysis(rim_mask, fluo_full, rims, plane, float(b0), float(thr * b0),
+                        searched=searched, stage_ms=lap.ms)
 
     # -- helpers ---------------------------------------------------------------
     @staticmethod

@@ -36,7 +36,7 @@ class AsyncAnalysis:
     def __init__(self, analyzer):
         self.analyzer = analyzer
         self._cond = threading.Condition()
-        self._job = None  # (index, lent nir, wl, valid, generation) waiting to be taken
+        self._job = None  # (index, lent nir, wl, valid, polygon, tissue, generation) waiting
         self._busy = False
         self._latest = None  # (index, Analysis)
         self._generation = 0  # bumped by clear(): results of older frames are dropped
@@ -51,11 +51,12 @@ class AsyncAnalysis:
         self._thread.start()
 
     def submit(self, index: int, nir: np.ndarray, wl: np.ndarray, valid,
-               plane_polygon=None) -> bool:
+               plane_polygon=None, tissue=None) -> bool:
         """Offer a frame; taken only when the thread is free. Returns True if taken.
 
         ``plane_polygon``: the transection plane where it is in this frame
-        (None: the settings' polygon), checked by the analysis.
+        (None: the settings' polygon), checked by the analysis; ``tissue``
+        the frame's place in the tissue's motion (:mod:`.reuse`).
 
         ``nir`` is lent, not copied here: the analysis thread copies it into
         its own buffer as soon as it takes the frame, off the display path
@@ -70,7 +71,7 @@ class AsyncAnalysis:
             if self._busy or self._job is not None or self._stop:
                 return False
             self._returned.clear()
-            self._job = (index, nir, wl, valid, plane_polygon, self._generation)
+            self._job = (index, nir, wl, valid, plane_polygon, tissue, self._generation)
             self._cond.notify()
             return True
 
@@ -146,7 +147,7 @@ class AsyncAnalysis:
                 self._cond.wait_for(lambda: self._job is not None or self._stop)
                 if self._stop:
                     return
-                index, lent, wl, valid, plane_polygon, generation = self._job
+                index, lent, wl, valid, plane_polygon, tissue, generation = self._job
                 self._job = None
                 self._busy = True
             t0 = time.perf_counter()
@@ -158,7 +159,8 @@ class AsyncAnalysis:
                     np.copyto(self._nir, lent)
                 finally:
                     self._returned.set()
-                result = self.analyzer.analyze(self._nir, wl, valid, plane_polygon=plane_polygon)
+                result = self.analyzer.analyze(self._nir, wl, valid, plane_polygon=plane_polygon,
+                                               tissue=tissue)
             except Exception as e:  # reported in the HUD by the engine, never fatal
                 log.exception("rim analysis failed")
                 self.error = f"rim analysis: {e.__class__.__name__}: {e}"

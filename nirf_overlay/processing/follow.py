@@ -54,6 +54,13 @@ class MotionHistory:
         while len(self._acc) > self.frames:
             self._acc.popitem(last=False)
 
+    def place(self, index: Optional[int]) -> Optional[tuple]:
+        """(chain id, (3, 3) motion accumulated along that chain) of frame ``index``,
+        or None when it is unknown or too old; the values are the history's own
+        (never written again), safe to hand to another thread."""
+        a = None if index is None else self._acc.get(int(index))
+        return None if a is None else (a[0], a[1])
+
     def since(self, index: Optional[int]) -> Optional[np.ndarray]:
         """(3, 3) motion from frame ``index`` to the current frame, or None when
         ``index`` is unknown, too old or before a break in the chain."""

@@ -46,6 +46,7 @@ from .motion import MotionEstimator
 from .normalise import Normaliser
 from .plane_anchor import PlaneAnchor
 from .result import FrameResult, PlaneCheck
+from .reuse import tissue_place
 from .transfer import NirEntry
 
 
@@ -250,7 +251,9 @@ class Pipeline:
             lv = Levels(0.0, float(((1 << nir_bits) - 1) * norm.gain_scale), lv.median)
         t2 = time.perf_counter()
         plane_polygon = _polygon_for_analysis(placement)
-        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon, use_async)
+        tissue = tissue_place(self.motion_history, pair.index, motion, wl.shape[1])
+        analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon, use_async,
+                                                 tissue)
         rims = list(analysis.rims)
         rim_mask, fluo_mask = analysis.rim_mask, analysis.fluorescence_mask
         if analysis_index is not None and analysis_index != pair.index:
@@ -280,10 +283,12 @@ class Pipeline:
         if use_async:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
-            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon)
+            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon, tissue)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - tm) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        if analysis_index == pair.index:  # analysed here: its parts too
+            stage.update({f"analysis.{k}": v for k, v in analysis.stage_ms.items()})
         if mode is not None:
             mode.frame(pair.arrival, stage["total"], display_ms=stage["total"] - stage["analysis"],
                        analysis_ms=self._async.recent_median_ms() if use_async else None)
@@ -368,7 +373,7 @@ class Pipeline:
             return numba.config.NUMBA_NUM_THREADS
         return self._live_threads
 
-    def _analyse(self, index: int, norm, wl, plane_polygon, use_async: bool):
+    def _analyse(self, index: int, norm, wl, plane_polygon, use_async: bool, tissue=None):
         """This frame's analysis, or (async) the newest finished one and its frame.
 
         An async pipeline hands the frame to the analysis thread at the end of
@@ -381,11 +386,11 @@ class Pipeline:
             if self._async is not None:
                 self._async.wait_idle()
                 analysis = self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                                 plane_polygon=plane_polygon)
+                                                 plane_polygon=plane_polygon, tissue=tissue)
                 self._last_sync = (index, analysis)
                 return analysis, index
             return self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                         plane_polygon=plane_polygon), index
+                                         plane_polygon=plane_polygon, tissue=tissue), index
         if self._last_sync is not None and self._last_sync is not self._fallback_from:
             # the first frame after falling back: forget what the thread did
             # before the sync frames, and show the last sync one until it has more
@@ -423,6 +428,7 @@ class Pipeline:
             h.update(f"black {list(self.black_level._recent)!r} {self.black_level.value!r};".encode())
         _hash_state(h, self.display_levels)
         _hash_state(h, self.analyzer, skip=("settings", "mm_per_px"))
+        h.update(self.analyzer.reuse.state_bytes())
         for t in self.analyzer.tracker.tracks:
             h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
         h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())

@@ -207,6 +207,27 @@ class RimRules:
     #: blur at a tool's edge leave breaks of a bin or two.
     gap_min_deg: float = 15.0
 
+    # -- analysis that uses time (reuse.py; setting segment.reuse_rims) --------
+    #: frames.  With rims re-measured where the motion puts them, the full
+    #: candidate search still runs at least every this many frames (60 fps:
+    #: 7.5 times a second; 30 fps: 3.75), so a rim that appears without a
+    #: trigger below (from under a still tool, say) is found within 0.13-0.27 s,
+    #: less than the 0.25-0.5 s a hidden rim keeps its track.
+    reuse_search_every: int = 8
+    #: motion confidence (0-1, :mod:`.motion`).  Below this the frame's
+    #: motion may be wrong, so rims are not placed by it: full search.  Above
+    #: the 0.35 at which motion counts at all (MOTION_RULES.min_confidence).
+    reuse_min_confidence: float = 0.5
+    #: fraction of the frame width.  When a corner of the view has moved this
+    #: far since the last full search (pan, turn or zoom), new tissue has
+    #: entered at the edges: full search.  5 % of an 80 mm view is 4 mm, less
+    #: than the smallest lesion (core + rim) worth finding.
+    reuse_max_view_shift: float = 0.05
+    #: fraction of a rim's grid pixels.  A moved rim with less of itself in
+    #: this frame's fluorescence is lost (a tool over it, a bad motion): full
+    #: search this frame.
+    reuse_min_overlap: float = 0.5
+
 
 #: The rules every analysis uses.
 RIM_RULES = RimRules()

@@ -1,0 +1,234 @@
+"""Analysis that uses time: rims re-measured where the tissue's motion puts them.
+
+With ``segment.reuse_rims`` on, :class:`~.analysis.RimAnalyzer` does not look
+for rims from scratch on every frame.  The candidates of the last **full
+search** (:func:`~.segment.find_candidates`) are moved by the motion
+accumulated since that frame (:mod:`.motion`, :mod:`.follow`: one similarity
+per frame, chained), snapped to this frame's fluorescence (the moved rim,
+grown by one grid pixel, where this frame is fluorescent), and measured
+again at full resolution in a window around where they now are
+(:func:`~.refine.refine_rim`, as a found candidate would be).  Background,
+fluorescence, instruments, tracking and the plane check still run on every
+frame; only the candidate search is skipped.
+
+The full search runs instead (:meth:`RimReuse.moved` returns None and says
+why in ``last_reason``) when
+
+* ``RIM_RULES.reuse_search_every`` frames have passed since the last one
+  (the cadence);
+* the frame comes with no motion, its motion confidence is under
+  ``RIM_RULES.reuse_min_confidence``, or the motion chain broke since the
+  last search (a cut, a seek, lost tracking);
+* a corner of the view has moved more than ``RIM_RULES.reuse_max_view_shift``
+  of the frame width since the last search (new tissue entering);
+* there are more fluorescent components large enough to be a rim than the
+  last search saw (something appeared: a new rim is a new component; fewer
+  is a piece hidden or merged, which the overlap check below catches for
+  rims, and a duct flickering at the threshold does not search every frame);
+* the last search found no rim (nothing to follow);
+* an instrument is in a moved rim's window (the search joins the pieces of
+  a rim a tool cuts and keeps its core inside the rim's circle; a moved
+  rim knows nothing of the tool);
+* a moved rim has less than ``RIM_RULES.reuse_min_overlap`` of itself in
+  this frame's fluorescence, or no core left, or its refinement finds no
+  rim (``lost``): the search runs on that same frame.
+
+All numbers are in :data:`~.rules.RIM_RULES` with their reasons.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .candidates import Candidate
+from .motion import transform_points
+from .rules import RIM_RULES
+
+_GROW = np.ones((3, 3), np.uint8)
+
+
+@dataclass(frozen=True)
+class TissuePlace:
+    """Where one frame sits in the tissue's motion (a value: safe to hand to another thread).
+
+    Attributes
+    ----------
+    chain : id of the unbroken motion chain (:class:`~.follow.MotionHistory`)
+    acc : (3, 3) motion accumulated along the chain up to this frame, WL px
+    confidence : this frame's motion confidence (0-1)
+    width : frame width, WL px
+    """
+
+    chain: int
+    acc: np.ndarray
+    confidence: float
+    width: int
+
+    def to(self, later: "TissuePlace") -> Optional[np.ndarray]:
+        """(3, 3) motion from this frame to ``later`` (WL px), or None across a break."""
+        if later.chain != self.chain:
+            return None
+        return later.acc @ np.linalg.inv(self.acc)
+
+
+def tissue_place(history, index: int, motion, width: int) -> Optional[TissuePlace]:
+    """Frame ``index``'s place from a :class:`~.follow.MotionHistory` it was added to."""
+    p = history.place(index)
+    if p is None:
+        return None
+    return TissuePlace(p[0], p[1], float(motion.confidence), int(width))
+
+
+def view_shift(h3: np.ndarray, width: int, height: int) -> float:
+    """Largest distance a corner of a ``width`` x ``height`` view moves under ``h3``, px."""
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
+    return float(np.max(np.hypot(*(transform_points(h3, corners) - corners).T)))
+
+
+def rim_sized_components(stats: np.ndarray, min_rim_px: float) -> int:
+    """Fluorescent components (``stats`` as from connectedComponentsWithStats) large enough for a rim."""
+    return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_rim_px))
+
+
+def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
+                   blocked: Optional[np.ndarray] = None) -> Optional[Candidate]:
+    """``c`` moved by ``m`` ((2, 3) or (3, 3), analysis-grid px) and snapped to ``fluo``.
+
+    The rim becomes the moved rim grown by one grid pixel where ``fluo``
+    ((h, w) uint8 0/1, this frame) is set; the core the moved core outside
+    it and outside ``blocked`` ((h, w) bool: instruments, invalid pixels; a
+    tool hides a core, it is never core area).  None when less than
+    ``RIM_RULES.reuse_min_overlap`` of the rim, or no core, is left (the rim
+    is lost).
+    """
+    h, w = fluo.shape
+    x0, y0, x1, y1 = c.roi
+    m = np.asarray(m, np.float64)[:2]
+    corners = transform_points(m, [[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+    nx0, ny0 = (max(0, int(np.floor(v)) - 1) for v in corners.min(0))
+    nx1, ny1 = min(w, int(np.ceil(corners[:, 0].max())) + 1), min(h, int(np.ceil(corners[:, 1].max())) + 1)
+    if nx1 - nx0 < 3 or ny1 - ny0 < 3:
+        return None
+    # ROI-local old -> ROI-local new
+    a = m.copy()
+    a[:, 2] += a[:, :2] @ np.array([x0, y0], np.float64) - np.array([nx0, ny0], np.float64)
+    size = (nx1 - nx0, ny1 - ny0)
+
+    def warp(mask):
+        return cv2.warpAffine(mask.view(np.uint8), a, size, flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    here = fluo[ny0:ny1, nx0:nx1]
+    rim = (cv2.dilate(warp(c.rim), _GROW) & here).view(bool)
+    n_rim = np.count_nonzero(rim)
+    if n_rim < max(1, RIM_RULES.reuse_min_overlap * np.count_nonzero(c.rim)):
+        return None
+    core = warp(c.core).view(bool) & ~rim
+    if blocked is not None:
+        core &= ~blocked[ny0:ny1, nx0:nx1]
+    if not core.any():
+        return None
+    comp = warp(c.component).view(bool) | rim
+    cx, cy = transform_points(m, [c.centroid])[0]
+    return replace(c, roi=(nx0, ny0, nx1, ny1), rim=rim, core=core, component=comp,
+                   centroid=(float(cx), float(cy)))
+
+
+class RimReuse:
+    """Per analysed frame: the full search, or last search's candidates moved (module docstring).
+
+    ``counts`` tallies, over the frames it saw, ``reused`` and each reason a
+    full search ran (``bench`` and ``evaluate`` read it).
+    """
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.reset()
+
+    def reset(self) -> None:
+        self._cands: list = []  # the last full search's candidates, grid px
+        self._searched_at: Optional[TissuePlace] = None
+        self._grid = None  # (h, w, s) of that search
+        self._since = 0  # frames analysed since that search
+        self._n_fluo = -1  # rim-sized fluorescent components it saw
+        #: why the last frame ran the full search ("" when it reused)
+        self.last_reason = "first frame"
+
+    def state_bytes(self) -> bytes:
+        """What the next frames' choices depend on, for ``Pipeline.state_digest`` (the
+        motion chain's ids and accumulated matrices are left out: they count from the
+        stream's start, the motion *since* the search is what is used)."""
+        parts = [f"reuse {self._since} {self._n_fluo} {self._grid} "
+                 f"{self._searched_at is None};".encode()]
+        for c in self._cands:
+            parts += [repr((c.roi, c.width_px, c.completeness, c.centroid)).encode(),
+                      np.packbits(c.rim).tobytes(), np.packbits(c.core).tobytes()]
+        return b"".join(parts)
+
+    def moved(self, place: Optional[TissuePlace], fluo: np.ndarray, stats: np.ndarray,
+              scale: float, min_rim_px: float,
+              blocked: Optional[np.ndarray] = None) -> Optional[list]:
+        """The last search's candidates where they are in this frame, or None: search
+        (``last_reason`` says why).  ``blocked``: (h, w) bool, this frame's instruments
+        and invalid pixels (:func:`move_candidate`)."""
+        reason, m = self._why_search(place, fluo.shape, scale, stats, min_rim_px)
+        if not reason:
+            s = np.diag([scale, scale, 1.0])
+            mg = s @ m @ np.linalg.inv(s)  # WL px -> grid px
+            out = []
+            for c in self._cands:
+                mc = move_candidate(c, mg, fluo, blocked)
+                if mc is None:
+                    reason = "rim lost"
+                    break
+                out.append(mc)
+        self.last_reason = reason
+        if reason:
+            return None
+        self._since += 1
+        self.counts["reused"] += 1
+        return out
+
+    def lost(self) -> None:
+        """A moved rim found no rim when measured: this frame searches after all."""
+        self.counts["reused"] -= 1
+        self._since -= 1
+        self.last_reason = "rim lost"
+
+    def searched(self, cands: list, place: Optional[TissuePlace], grid_shape: tuple,
+                 scale: float, stats: np.ndarray, min_rim_px: float) -> None:
+        """Remember a full search's candidates, and where and what it saw."""
+        self.counts[self.last_reason] += 1
+        self._cands = list(cands)
+        self._searched_at = place
+        self._grid = (*grid_shape, scale)
+        self._since = 0
+        self._n_fluo = rim_sized_components(stats, min_rim_px)
+
+    def _why_search(self, place, grid_shape, scale, stats, min_rim_px):
+        """(reason for a full search or "", (3, 3) motion since the last search in WL px)."""
+        r = RIM_RULES
+        if place is None:
+            return "no motion", None
+        if self._searched_at is None or self._grid != (*grid_shape, scale):
+            return "first frame", None
+        if not self._cands:
+            return "no rims to follow", None
+        if self._since + 1 >= r.reuse_search_every:
+            return "cadence", None
+        if place.confidence < r.reuse_min_confidence:
+            return "motion uncertain", None
+        m = self._searched_at.to(place)
+        if m is None:
+            return "motion lost", None
+        h, w = grid_shape
+        if view_shift(m, place.width, place.width * h / w) > r.reuse_max_view_shift * place.width:
+            return "new tissue", None
+        if rim_sized_components(stats, min_rim_px) > self._n_fluo:
+            return "new fluorescence", None
+        return "", m

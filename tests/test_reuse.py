@@ -1,0 +1,173 @@
+"""Analysis that uses time (issue 16, deliverable 1): rims of the last full search moved by
+the tissue's motion and measured again; the search on its cadence and triggers."""
+
+import numpy as np
+import pytest
+
+from nirf_overlay.processing.candidates import Candidate
+from nirf_overlay.processing.reuse import RimReuse, TissuePlace, move_candidate
+from nirf_overlay.processing.rules import RIM_RULES
+
+
+def ring(h=40, w=60, cx=20, cy=18, r0=5, r1=8):
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.hypot(xx - cx, yy - cy)
+    return (d >= r0) & (d < r1), d < r0
+
+
+def candidate(rim, core) -> Candidate:
+    ys, xs = np.nonzero(rim | core)
+    x0, y0, x1, y1 = xs.min() - 2, ys.min() - 2, xs.max() + 3, ys.max() + 3
+    sl = np.s_[y0:y1, x0:x1]
+    return Candidate(1, (x0, y0, x1, y1), rim[sl].copy(), core[sl].copy(), rim[sl].copy(), 3.0, 1.0,
+                     (float(xs.mean()), float(ys.mean())))
+
+
+def shift(dx, dy):
+    m = np.eye(3)
+    m[:2, 2] = dx, dy
+    return m
+
+
+def stats_with(areas):
+    s = np.zeros((len(areas) + 1, 5), np.int32)
+    s[1:, 4] = areas
+    return s
+
+
+def test_a_candidate_moved_by_the_motion_lands_on_this_frames_fluorescence():
+    rim, core = ring()
+    c = candidate(rim, core)
+    rim2, _ = ring(cx=23, cy=20)
+    fluo = rim2.astype(np.uint8)
+    m = move_candidate(c, shift(3, 2), fluo)
+    assert m is not None
+    assert m.centroid == pytest.approx((c.centroid[0] + 3, c.centroid[1] + 2))
+    x0, y0, x1, y1 = m.roi
+    placed = np.zeros_like(rim)
+    placed[y0:y1, x0:x1] = m.rim
+    assert not (placed & ~rim2).any()  # snapped to the fluorescence
+    assert placed.sum() >= 0.9 * rim2.sum()
+    core_at = np.zeros_like(rim)
+    core_at[y0:y1, x0:x1] = m.core
+    assert core_at[20, 23] and not (core_at & placed).any()
+
+
+def test_a_tool_over_a_moved_core_is_not_core_area():
+    rim, core = ring()
+    c = candidate(rim, core)
+    tool = np.zeros(rim.shape, bool)
+    tool[:, :20] = True  # over the left half of the core
+    m = move_candidate(c, np.eye(3), rim.astype(np.uint8), tool)
+    x0, y0, x1, y1 = m.roi
+    at = np.zeros_like(rim)
+    at[y0:y1, x0:x1] = m.core
+    assert at.any() and not (at & tool).any() and (core & ~tool & ~at).sum() == 0
+
+
+def test_a_moved_rim_without_fluorescence_under_it_is_lost():
+    rim, core = ring()
+    c = candidate(rim, core)
+    assert move_candidate(c, shift(3, 2), np.zeros(rim.shape, np.uint8)) is None
+    # half of it hidden (a tool over it) is still under the least overlap
+    fluo = rim.astype(np.uint8)
+    fluo[:, :20] = 0
+    fluo[:18, :] = 0
+    assert move_candidate(c, np.eye(3), fluo) is None
+
+
+def _reuse_after_search(place, stats):
+    rim, core = ring()
+    r = RimReuse()
+    fluo = rim.astype(np.uint8)
+    assert r.moved(place, fluo, stats, 0.25, 10.0) is None and r.last_reason == "first frame"
+    r.searched([candidate(rim, core)], place, fluo.shape, 0.25, stats, 10.0)
+    return r, fluo
+
+
+def test_the_full_search_runs_on_its_cadence_and_triggers():
+    stats = stats_with([60])
+    p0 = TissuePlace(1, np.eye(3), 0.9, 240)
+    r, fluo = _reuse_after_search(p0, stats)
+    # a small pan (grid px = 4 WL px): moved, not searched
+    assert r.moved(TissuePlace(1, shift(2, 0), 0.9, 240), fluo, stats, 0.25, 10.0) is not None
+    assert r.last_reason == ""
+    cases = {
+        "no motion": None,
+        "motion uncertain": TissuePlace(1, np.eye(3), RIM_RULES.reuse_min_confidence / 2, 240),
+        "motion lost": TissuePlace(2, np.eye(3), 0.9, 240),
+        "new tissue": TissuePlace(1, shift(RIM_RULES.reuse_max_view_shift * 240 + 1, 0), 0.9, 240),
+    }
+    for reason, place in cases.items():
+        assert r.moved(place, fluo, stats, 0.25, 10.0) is None and r.last_reason == reason
+    assert r.moved(p0, fluo, stats_with([60, 40]), 0.25, 10.0) is None
+    assert r.last_reason == "new fluorescence"
+    assert r.moved(p0, fluo, stats_with([60, 3]), 0.25, 10.0) is not None  # a speck: no rim
+    assert r.moved(p0, fluo, stats_with([]), 0.25, 10.0) is not None  # fewer: hidden or merged
+    # the cadence: at most reuse_search_every - 1 frames in a row without the search
+    n = 0
+    while r.moved(p0, fluo, stats, 0.25, 10.0) is not None:
+        n += 1
+    assert r.last_reason == "cadence" and n + 3 == RIM_RULES.reuse_search_every - 1
+
+
+def _run(reuse: bool, n=24, size=(640, 360), async_analysis=False):
+    """(pipeline, evaluate() figures) of the phantom's first ``n`` frames."""
+    from nirf_overlay.evaluate import evaluate
+    from nirf_overlay.phantom import Phantom, PhantomParams
+    from nirf_overlay.processing.pipeline import Pipeline
+    from nirf_overlay.settings import Settings
+
+    ph = Phantom(PhantomParams(seed=500, size=size))
+    st = Settings()
+    st.set("segment.reuse_rims", reuse)
+    pipe = Pipeline(st, ph.calibration(), async_analysis=async_analysis)
+    try:
+        figures = evaluate((ph.frame(i) for i in range(n)), pipe)
+    finally:
+        pipe.close()
+    return pipe, figures
+
+
+def test_reused_rims_skip_the_search_and_keep_the_accuracy():
+    off_pipe, off = _run(False)
+    on_pipe, on = _run(True)
+    counts = on_pipe.analyzer.reuse.counts
+    assert counts["reused"] >= off["frames"] // 3, counts
+    assert not off_pipe.analyzer.reuse.counts  # off: the one search, every frame
+    assert on["mean_dice"] == pytest.approx(off["mean_dice"], abs=0.01)
+    assert on["detected"] >= off["detected"] - 0.02
+    assert on["distractor_fraction"] <= off["distractor_fraction"] + 0.01
+    assert on["thickness_error_mm_median"] == pytest.approx(off["thickness_error_mm_median"], abs=0.02)
+    # the analysis's parts are timed; a reset (a seek) forgets the rims: the next frame searches
+    from nirf_overlay.phantom import Phantom, PhantomParams
+
+    on_pipe.reset()
+    r = on_pipe.process(Phantom(PhantomParams(seed=500, size=(640, 360))).frame(30))
+    assert on_pipe.analyzer.reuse.last_reason == "first frame"
+    assert {"analysis.candidates", "analysis.refine"} <= set(r.stage_ms)
+
+
+def test_the_analysis_thread_of_a_live_pipeline_reuses_too():
+    pipe, _ = _run(True, n=30, size=(320, 180), async_analysis=True)
+    assert pipe.analyzer.reuse.counts["reused"] > 0, pipe.analyzer.reuse.counts
+
+
+def test_the_state_digest_covers_what_reuse_carries():
+    """batch stitches chunks on equal digests: two pipelines that differ only in the
+    reuse's state (when the last search ran, what it found) must not compare equal."""
+    from nirf_overlay.phantom import Phantom, PhantomParams
+    from nirf_overlay.processing.pipeline import Pipeline
+    from nirf_overlay.settings import Settings
+
+    ph = Phantom(PhantomParams(seed=500, size=(320, 180)))
+    st = Settings()
+    st.set("segment.reuse_rims", True)
+    a, b = Pipeline(st, ph.calibration()), Pipeline(st, ph.calibration())
+    for i in range(4):
+        pair = ph.frame(i)
+        a.process(pair)
+        b.process(pair)
+    assert a.state_digest() == b.state_digest()
+    b.analyzer.reuse.reset()
+    assert a.state_digest() != b.state_digest()
