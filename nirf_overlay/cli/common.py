@@ -50,6 +50,17 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def non_negative_count(text: str) -> int:
+    """argparse type: a whole number, 0 or more (a seed, a screen, frames to skip)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
 def positive_count(text: str) -> int:
     """argparse type: a whole number, at least 1."""
     try:
@@ -67,7 +78,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--calibration", metavar="PROFILE", help="calibration profile JSON")
     g.add_argument("--dark", metavar="F", help="dark frame, 16-bit TIFF (overrides the profile's)")
     g.add_argument("--flat", metavar="F", help="flat field, float TIFF (overrides the profile's)")
-    g.add_argument("--mm-per-px", type=finite_number, metavar="X", help="millimetres per WL pixel")
+    g.add_argument("--mm-per-px", type=positive_number, metavar="X", help="millimetres per WL pixel")
     g.add_argument("--nir-transfer", metavar="CURVE",
                    help="how the NIR is encoded: linear, gamma:G, srgb or lut:FILE.csv; undone "
                         "before measuring (overrides the profile's; default: raw >8-bit NIR is "
