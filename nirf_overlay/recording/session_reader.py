@@ -143,10 +143,12 @@ def read_session(path) -> Session:
         raise RecordingError(f"{meta_path}: size, fps or nir_bits missing or invalid") from None
 
     damage: list = []  # what a damaged table cost: read up to the damage, say what was lost
+    # a torn last line is what a crash leaves; after a clean stop it is damage
+    torn = not meta.get("interrupted", True)
     seg_path = os.path.join(path, fmt.SEGMENTS_CSV)
     segments = []
     for n, row in enumerate(fmt.read_csv_rows(seg_path, fmt.SEGMENT_COLUMNS, "segment table",
-                                              damage), start=2):
+                                              damage, torn_is_damage=torn), start=2):
         problem = _segment_problem(path, seg_path, n, row, segments)
         if isinstance(problem, str):
             damage.append(f"{problem}; read the {len(segments)} segments before it")
@@ -154,7 +156,8 @@ def read_session(path) -> Session:
         segments.append(problem)
 
     frames_path = os.path.join(path, fmt.FRAMES_CSV)
-    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS_REQUIRED, "frame table", damage)
+    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS_REQUIRED, "frame table", damage,
+                             torn_is_damage=torn)
     for i, row in enumerate(rows):
         if row["index"] != str(i):
             damage.append(f"{frames_path}: row {i + 2} is frame {row['index']!r}, expected {i}; "
@@ -166,7 +169,7 @@ def read_session(path) -> Session:
         damage.append(f"{frames_path}: lists {len(rows)} frames but the segments hold "
                       f"{readable}; {readable - len(rows)} frames without their rows are lost")
         readable = len(rows)
-    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL), damage)
+    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL), damage, torn_is_damage=torn)
     interrupted = bool(meta.get("interrupted", True))
     warnings = list(damage)
     if interrupted:
@@ -205,9 +208,9 @@ def _segment_problem(path: str, seg_path: str, n: int, row: dict, segments: list
     return seg
 
 
-def _read_events(path: str, damage: list) -> list:
+def _read_events(path: str, damage: list, *, torn_is_damage: bool = False) -> list:
     """events.jsonl; a line that is not a JSON object is skipped and counted in ``damage``
-    (a torn last line, a crash mid-write, silently)."""
+    (a torn last line, a crash mid-write, silently unless ``torn_is_damage``)."""
     if not os.path.exists(path):
         return []
     try:
@@ -223,13 +226,16 @@ def _read_events(path: str, damage: list) -> list:
         try:
             e = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            if n != len(lines):  # the last one: torn by a crash mid-write
+            if n != len(lines) or torn_is_damage:  # the last one: torn by a crash mid-write
                 bad.append(n)
             continue
         if isinstance(e, dict):
             events.append(e)
         else:
             bad.append(n)
+    if torn_is_damage and not events and not bad:
+        damage.append(f"{path}: empty, but a recording stopped cleanly logs its start and stop; "
+                      "its events (markers, NIR lost and back) are lost")
     if bad:
         damage.append(f"{path}: {len(bad)} damaged line(s) skipped (line {bad[0]}"
                       f"{' ...' if len(bad) > 1 else ''}); {len(events)} events read")

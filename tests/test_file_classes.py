@@ -1,0 +1,240 @@
+"""Every file a user gives, walked through every class of fault a real study meets.
+
+A user file can be empty, not text (binary garbage), cut anywhere, from a newer version
+(a schema higher than this nirf-overlay knows) or a directory where a file is expected.
+For each kind of file the real command that reads it runs on it (``process`` on the
+bundled sample for the pipeline's inputs, ``process`` on a recorded session for its side
+files, ``batch`` for the TLS files) and must end as the README's "Faults" table says:
+
+- a file the user names: one line naming the file and the problem, exit 2, no traceback;
+- a side file of a session (settings, calibration, tables): a warning naming the file and
+  the rest of the session processed (``session.json`` itself, without which nothing of the
+  session can be read, is refused in one line).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nirf_overlay.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CAL = ROOT / "calibration" / "sample"
+GARBAGE = bytes(range(256)) * 3 + b"\x00\xff\xfe not text \x89PNG\x00"
+
+# the classes of fault
+EMPTY, BINARY, CUT, NEWER, DIRECTORY = "empty", "binary", "cut", "newer", "directory"
+ALL = (EMPTY, BINARY, CUT, NEWER, DIRECTORY)
+NO_SCHEMA = (EMPTY, BINARY, CUT, DIRECTORY)  # files without a schema version
+
+
+def spoil(path: Path, fault: str) -> None:
+    """Turn the good file ``path`` into one of the fault class ``fault``."""
+    good = path.read_bytes()
+    if fault == EMPTY:
+        path.write_bytes(b"")
+    elif fault == BINARY:
+        path.write_bytes(GARBAGE)
+    elif fault == CUT:  # cut in the middle: half a JSON object, half a row, half a strip
+        content = good.rstrip()  # (session.json is padded with blanks to a fixed size)
+        path.write_bytes(content[: len(content) // 2 + 1])
+    elif fault == NEWER:
+        data = json.loads(good)
+        data["schema_version"] = 99
+        path.write_text(json.dumps(data))
+    elif fault == DIRECTORY:
+        path.unlink()
+        path.mkdir()
+        (path / "inside.txt").write_text("a directory where a file is expected\n")
+    else:
+        raise AssertionError(fault)
+
+
+def _sample_calibration(tmp: Path) -> Path:
+    folder = tmp / "cal"
+    shutil.copytree(SAMPLE_CAL, folder)
+    return folder
+
+
+def _settings(tmp: Path) -> Path:
+    from nirf_overlay.settings import Settings
+
+    path = tmp / "mine.json"
+    Settings().save(path)
+    return path
+
+
+def _lut(tmp: Path) -> Path:
+    path = tmp / "curve.csv"
+    path.write_text("display,linear\n" + "".join(f"{i / 16:.4f},{(i / 16) ** 2.2:.6f}\n"
+                                                  for i in range(17)))
+    return path
+
+
+# kind -> (make the good file in tmp: returns (path of the file to spoil, options that name
+#          it), the fault classes that apply)
+USER_FILES = {
+    "settings": (lambda t: (p := _settings(t), ["--settings", str(p)]), ALL),
+    "calibration profile": (lambda t: (p := _sample_calibration(t) / "profile.json",
+                                       ["--calibration", str(p)]), ALL),
+    "profile's dark TIFF": (lambda t: (_sample_calibration(t) / "dark.tiff",
+                                       ["--calibration", str(t / "cal" / "profile.json")]),
+                            NO_SCHEMA),
+    "profile's flat TIFF": (lambda t: (_sample_calibration(t) / "flat.tiff",
+                                       ["--calibration", str(t / "cal" / "profile.json")]),
+                            NO_SCHEMA),
+    "--dark TIFF": (lambda t: (p := _sample_calibration(t) / "dark.tiff", ["--dark", str(p)]),
+                    NO_SCHEMA),
+    "--flat TIFF": (lambda t: (p := _sample_calibration(t) / "flat.tiff", ["--flat", str(p)]),
+                    NO_SCHEMA),
+    "transfer LUT CSV": (lambda t: (p := _lut(t), ["--nir-transfer", f"lut:{p}"]), NO_SCHEMA),
+}
+
+CASES = [(kind, fault) for kind, (_, faults) in USER_FILES.items() for fault in faults]
+
+
+def _one_line_refusal(capsys, rc, path: Path) -> str:
+    """The run ended with exit 2 and one error line that names ``path``'s file."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert rc == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("nirf-overlay: error: "), captured.err
+    assert path.name in lines[0], lines[0]
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind,fault", CASES, ids=[f"{k}-{f}" for k, f in CASES])
+def test_a_damaged_user_file_is_refused_in_one_line_naming_it(tmp_path, capsys, kind, fault):
+    make, _ = USER_FILES[kind]
+    path, options = make(tmp_path)
+    spoil(path, fault)
+    out = tmp_path / "out"
+    rc = main(["process", *options, "--out", str(out), "--no-video", "--no-progress"])
+    _one_line_refusal(capsys, rc, path)
+    assert not out.exists(), "refused before anything is written"
+
+
+@pytest.mark.parametrize("fault", ALL)
+def test_a_damaged_preset_is_refused_in_one_line_naming_it(tmp_path, fault):
+    pytest.importorskip("PyQt5")
+    from nirf_overlay.errors import SettingsError
+    from nirf_overlay.gui.presets import list_presets, load_preset
+
+    path = _settings(tmp_path)
+    path.rename(tmp_path / "Liver.json")
+    path = tmp_path / "Liver.json"
+    spoil(path, fault)
+    if fault == DIRECTORY:  # a folder named like a preset is not listed as one
+        assert "Liver" not in list_presets(tmp_path)
+    with pytest.raises(SettingsError) as e:
+        load_preset(tmp_path, "Liver")
+    message = str(e.value)
+    assert "\n" not in message and "Liver.json" in message, message
+
+
+# -- TLS files of batch --------------------------------------------------------------------------
+TLS_OPTIONS = ("--tls-ca-file", "--tls-cert", "--tls-key")
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    from test_batch_cluster import _make_certificates  # the suite's one certificate maker
+
+    return _make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.mark.parametrize("fault", NO_SCHEMA)
+@pytest.mark.parametrize("option", TLS_OPTIONS)
+def test_a_damaged_tls_file_is_refused_in_one_line_naming_it(tmp_path, capsys, certificates,
+                                                             option, fault):
+    files = {}
+    for opt, good in zip(TLS_OPTIONS, certificates):
+        files[opt] = tmp_path / Path(good).name
+        shutil.copy(good, files[opt])
+    spoil(files[option], fault)
+    tls = [a for opt, path in files.items() for a in (opt, str(path))]
+    # nothing listens there: a file that cannot be used must be refused before connecting
+    rc = main(["batch", "no-such-session", "--out", str(tmp_path / "out"), "--scheduler",
+               "tls://127.0.0.1:9", *tls, "--no-progress"])
+    line = _one_line_refusal(capsys, rc, files[option])
+    assert option in line, line
+
+
+# -- the side files of a recorded session: reported, and the session still processed ---------------
+FRAMES = 40
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A 40-frame phantom session with its calibration (three 0.5 s segments, two markers)."""
+    from nirf_overlay.calibration import resolve_calibration
+    from nirf_overlay.recording import Recorder
+    from nirf_overlay.settings import Settings
+    from nirf_overlay.sources import SourceSpec, open_source
+
+    path = tmp_path_factory.mktemp("sessions") / "S1"
+    with open_source(SourceSpec(phantom=True, size=(96, 64), options={"frames": FRAMES})) as src:
+        cal = resolve_calibration(None, src).calibration
+        rec = Recorder(path, src.info, Settings(), cal, min_free_bytes=0, segment_seconds=0.5)
+        for pair in src:
+            assert rec.submit(pair, block=True)
+        rec.log_event("marker", label="a")
+        rec.log_event("marker", label="b")
+        rec.stop()
+    assert (path / "calibration" / "profile.json").is_file()
+    return path
+
+
+SIDE_FILES = {
+    "settings.json": ALL,
+    "calibration/profile.json": ALL,
+    "events.jsonl": NO_SCHEMA,
+    "frames.csv": (CUT,),
+    "segments.csv": (CUT,),
+}
+SIDE_CASES = [(name, fault) for name, faults in SIDE_FILES.items() for fault in faults]
+# a table damaged from its first byte on has nothing before the damage: the session, whose
+# frames it lists or whose video it names, is refused in one line naming the table
+HEADLESS = [(name, fault) for name in ("frames.csv", "segments.csv")
+            for fault in (EMPTY, BINARY, DIRECTORY)]
+
+
+@pytest.mark.parametrize("name,fault", SIDE_CASES, ids=[f"{n}-{f}" for n, f in SIDE_CASES])
+def test_a_damaged_session_side_file_is_reported_and_the_session_processed(
+        tmp_path, capsys, recorded, name, fault):
+    session = tmp_path / "S1"
+    shutil.copytree(recorded, session)
+    spoil(session / name, fault)
+    out = tmp_path / "out"
+    rc = main(["process", str(session), "--out", str(out), "--no-video", "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "Traceback" not in captured.err
+    warned = [line for line in captured.err.splitlines()
+              if line.startswith("nirf-overlay: warning: ") and Path(name).name in line]
+    assert warned, captured.err
+    rows = (out / "metrics.csv").read_text().splitlines()[1:]
+    if name in ("frames.csv", "segments.csv"):  # read up to the damage
+        assert len(rows) < FRAMES
+    else:
+        assert len(rows) == FRAMES
+
+
+REFUSED = [("session.json", fault) for fault in ALL] + HEADLESS
+
+
+@pytest.mark.parametrize("name,fault", REFUSED, ids=[f"{n}-{f}" for n, f in REFUSED])
+def test_a_session_without_its_description_or_a_whole_table_is_refused_in_one_line(
+        tmp_path, capsys, recorded, name, fault):
+    session = tmp_path / "S1"
+    shutil.copytree(recorded, session)
+    spoil(session / name, fault)
+    out = tmp_path / "out"
+    rc = main(["process", str(session), "--out", str(out), "--no-video", "--no-progress"])
+    _one_line_refusal(capsys, rc, session / name)
+    assert not out.exists()
