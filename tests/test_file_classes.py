@@ -238,3 +238,34 @@ def test_a_session_without_its_description_or_a_whole_table_is_refused_in_one_li
     rc = main(["process", str(session), "--out", str(out), "--no-video", "--no-progress"])
     _one_line_refusal(capsys, rc, session / name)
     assert not out.exists()
+
+
+# -- an output file the user names: checked before the work ----------------------------------------
+OUT_FAULTS = {
+    "an existing directory": (lambda t: (t / "cal").mkdir() or t / "cal", "is a directory"),
+    "a missing folder": (lambda t: t / "no-such-folder" / "p.json", "no such folder"),
+}
+
+
+@pytest.mark.parametrize("fault", list(OUT_FAULTS))
+@pytest.mark.parametrize("step", ["dark", "flat", "register", "layout"])
+def test_calibrate_refuses_an_out_it_cannot_write_before_reading_any_frame(tmp_path, capsys,
+                                                                          step, fault):
+    make, problem = OUT_FAULTS[fault]
+    out = make(tmp_path)
+    missing = str(tmp_path / "not-there.mkv")  # the source: refused only if it were read first
+    source = ["--combined", missing] if step == "layout" else ["--nir", missing, "--wl", missing]
+    rc = main(["calibrate", step, *source, "--out", str(out)])
+    line = _one_line_refusal(capsys, rc, out)
+    assert line.startswith(f"nirf-overlay: error: --out {out}: {problem}"), line
+    if fault == "an existing directory":
+        assert list(out.iterdir()) == []
+
+
+def test_calibrate_layout_refuses_a_preview_it_cannot_write_before_reading_any_frame(
+        tmp_path, capsys):
+    preview = tmp_path / "gone" / "preview.png"
+    rc = main(["calibrate", "layout", "--combined", str(tmp_path / "not-there.mkv"),
+               "--out", str(tmp_path / "p.json"), "--preview", str(preview)])
+    line = _one_line_refusal(capsys, rc, preview)
+    assert "--preview" in line and "no such folder" in line, line
