@@ -60,6 +60,21 @@ def _sample_calibration(tmp: Path) -> Path:
     return folder
 
 
+def _with_hot_pixels(tmp: Path) -> Path:
+    """The sample's profile naming a hot-pixel map (8-bit PNG) beside it; returns the PNG."""
+    import cv2
+    import numpy as np
+
+    folder = _sample_calibration(tmp)
+    mask = np.zeros((360, 640), np.uint8)
+    mask[10, 20] = 255
+    assert cv2.imwrite(str(folder / "hot_pixels.png"), mask)
+    doc = json.loads((folder / "profile.json").read_text())
+    doc["hot_pixels"] = "hot_pixels.png"
+    (folder / "profile.json").write_text(json.dumps(doc))
+    return folder / "hot_pixels.png"
+
+
 def _settings(tmp: Path) -> Path:
     from nirf_overlay.settings import Settings
 
@@ -87,6 +102,9 @@ USER_FILES = {
     "profile's flat TIFF": (lambda t: (_sample_calibration(t) / "flat.tiff",
                                        ["--calibration", str(t / "cal" / "profile.json")]),
                             NO_SCHEMA),
+    "profile's hot-pixel PNG": (lambda t: (_with_hot_pixels(t),
+                                           ["--calibration", str(t / "cal" / "profile.json")]),
+                                NO_SCHEMA),
     "--dark TIFF": (lambda t: (p := _sample_calibration(t) / "dark.tiff", ["--dark", str(p)]),
                     NO_SCHEMA),
     "--flat TIFF": (lambda t: (p := _sample_calibration(t) / "flat.tiff", ["--flat", str(p)]),
@@ -204,14 +222,21 @@ HEADLESS = [(name, fault) for name in ("frames.csv", "segments.csv")
             for fault in (EMPTY, BINARY, DIRECTORY)]
 
 
-@pytest.mark.parametrize("name,fault", SIDE_CASES, ids=[f"{n}-{f}" for n, f in SIDE_CASES])
-def test_a_damaged_session_side_file_is_reported_and_the_session_processed(
-        tmp_path, capsys, recorded, name, fault):
+def _process_spoiled(tmp_path, recorded, name, fault):
+    """``process`` on a copy of the recorded session with its file ``name`` spoiled:
+    (exit code, the session, the output directory)."""
     session = tmp_path / "S1"
     shutil.copytree(recorded, session)
     spoil(session / name, fault)
     out = tmp_path / "out"
     rc = main(["process", str(session), "--out", str(out), "--no-video", "--no-progress"])
+    return rc, session, out
+
+
+@pytest.mark.parametrize("name,fault", SIDE_CASES, ids=[f"{n}-{f}" for n, f in SIDE_CASES])
+def test_a_damaged_session_side_file_is_reported_and_the_session_processed(
+        tmp_path, capsys, recorded, name, fault):
+    rc, session, out = _process_spoiled(tmp_path, recorded, name, fault)
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "Traceback" not in captured.err
@@ -231,19 +256,21 @@ REFUSED = [("session.json", fault) for fault in ALL] + HEADLESS
 @pytest.mark.parametrize("name,fault", REFUSED, ids=[f"{n}-{f}" for n, f in REFUSED])
 def test_a_session_without_its_description_or_a_whole_table_is_refused_in_one_line(
         tmp_path, capsys, recorded, name, fault):
-    session = tmp_path / "S1"
-    shutil.copytree(recorded, session)
-    spoil(session / name, fault)
-    out = tmp_path / "out"
-    rc = main(["process", str(session), "--out", str(out), "--no-video", "--no-progress"])
+    rc, session, out = _process_spoiled(tmp_path, recorded, name, fault)
     _one_line_refusal(capsys, rc, session / name)
     assert not out.exists()
 
 
 # -- an output file the user names: checked before the work ----------------------------------------
+def _under_a_file(tmp: Path) -> Path:
+    (tmp / "notes.txt").write_text("a file where the profile's folder would be made\n")
+    return tmp / "notes.txt" / "sys1" / "p.json"
+
+
+# (a missing folder is made when the profile is saved: profiles are folders of their own)
 OUT_FAULTS = {
     "an existing directory": (lambda t: (t / "cal").mkdir() or t / "cal", "is a directory"),
-    "a missing folder": (lambda t: t / "no-such-folder" / "p.json", "no such folder"),
+    "a folder that cannot be made": (_under_a_file, "is a file, not a folder"),
 }
 
 
@@ -257,15 +284,15 @@ def test_calibrate_refuses_an_out_it_cannot_write_before_reading_any_frame(tmp_p
     source = ["--combined", missing] if step == "layout" else ["--nir", missing, "--wl", missing]
     rc = main(["calibrate", step, *source, "--out", str(out)])
     line = _one_line_refusal(capsys, rc, out)
-    assert line.startswith(f"nirf-overlay: error: --out {out}: {problem}"), line
+    assert line.startswith(f"nirf-overlay: error: --out {out}: ") and problem in line, line
     if fault == "an existing directory":
         assert list(out.iterdir()) == []
 
 
 def test_calibrate_layout_refuses_a_preview_it_cannot_write_before_reading_any_frame(
         tmp_path, capsys):
-    preview = tmp_path / "gone" / "preview.png"
+    preview = _under_a_file(tmp_path).with_name("preview.png")
     rc = main(["calibrate", "layout", "--combined", str(tmp_path / "not-there.mkv"),
                "--out", str(tmp_path / "p.json"), "--preview", str(preview)])
     line = _one_line_refusal(capsys, rc, preview)
-    assert "--preview" in line and "no such folder" in line, line
+    assert "--preview" in line and "is a file, not a folder" in line, line

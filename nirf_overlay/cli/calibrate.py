@@ -133,7 +133,8 @@ def run(args) -> int:
 
 def _run(args) -> int:
     # before any frame is read (minutes of a user's capture), not when the profile is saved
-    check_output_file(args.out, "--out")
+    # (which makes the profile's folder: a missing one is fine when it can be made)
+    check_output_file(args.out, "--out", creates_folders=True)
     if args.step == "layout":
         return _layout(args)
     what = f"calibrate {args.step}"
@@ -205,10 +206,11 @@ def _layout(args) -> int:
     from ..sources.combined_frames import read_combined_frames
 
     preview = args.preview or os.path.splitext(args.out)[0] + "_layout.png"
-    check_output_file(preview, "--preview")
+    check_output_file(preview, "--preview", creates_folders=True)
     frames = read_combined_frames(args.combined, count=args.frames, seconds=args.seconds)
     res = detect_layout(frames)
     print(res.summary())
+    os.makedirs(os.path.dirname(os.path.abspath(preview)), exist_ok=True)  # (checked above)
     if not cv2.imwrite(preview, draw_preview(frames[0], res)):
         raise CalibrationError(f"{preview}: cannot write the preview PNG")
     print(f"wrote {preview}")
