@@ -155,6 +155,30 @@ def test_a_damaged_preset_is_refused_in_one_line_naming_it(tmp_path, fault):
     assert "\n" not in message and "Liver.json" in message, message
 
 
+# -- video files: refused when nothing is readable, read up to the damage when cut ---------------
+@pytest.mark.parametrize("fault", NO_SCHEMA)
+@pytest.mark.parametrize("channel", ["--wl", "--nir"])
+def test_a_damaged_video_file_is_refused_in_one_line_or_read_up_to_the_cut(
+        tmp_path, capsys, channel, fault):
+    files = {}
+    for option, name in (("--wl", "sample_wl.mp4"), ("--nir", "sample_nir.mkv")):
+        files[option] = tmp_path / name
+        shutil.copy(ROOT / "sample_videos" / name, files[option])
+    spoil(files[channel], fault)
+    out = tmp_path / "out"
+    rc = main(["process", "--wl", str(files["--wl"]), "--nir", str(files["--nir"]),
+               "--out", str(out), "--no-video", "--no-progress"])
+    if fault != CUT:
+        _one_line_refusal(capsys, rc, files[channel])
+        assert not out.exists()
+        return
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert any(line.startswith("nirf-overlay: warning: ") and files[channel].name in line
+               and "truncated" in line for line in err.splitlines()), err
+    assert 0 < len((out / "metrics.csv").read_text().splitlines()[1:]) < 90  # of 90 frames
+
+
 # -- TLS files of batch --------------------------------------------------------------------------
 TLS_OPTIONS = ("--tls-ca-file", "--tls-cert", "--tls-key")
 
