@@ -91,9 +91,12 @@ def patient_folder(tmp_path_factory):
 def test_sessions_store_file_names_unless_keep_paths(tmp_path, patient_folder, keep):
     out = tmp_path / "session"
     profile = patient_folder / "cal" / "profile.json"
+    curve = patient_folder / "curve.csv"  # a LUT outside the profile's folder
+    curve.write_text("display,linear\n0,0\n0.5,0.25\n1,1\n")
     p = _cli("record", "--wl", patient_folder / "sample_wl.mp4", "--nir",
-             patient_folder / "sample_nir.mkv", "--calibration", profile, "--out", out,
-             "--seconds", "0.2", "--quiet", *(["--keep-paths"] if keep else []))
+             patient_folder / "sample_nir.mkv", "--calibration", profile, "--nir-transfer",
+             f"lut:{curve}", "--out", out, "--seconds", "0.2", "--quiet",
+             *(["--keep-paths"] if keep else []))
     assert p.returncode == 0, p.stderr
     written = "".join(f.read_text() for f in (out / "session.json", out / "events.jsonl",
                                                 out / "calibration" / "profile.json"))
@@ -101,6 +104,11 @@ def test_sessions_store_file_names_unless_keep_paths(tmp_path, patient_folder, k
     assert "sample_wl.mp4" in meta["source"]["description"]
     assert meta["calibration_source"] == (str(profile) if keep else "profile.json")
     assert (patient_folder.name in written) == keep
+    from nirf_overlay.calibration.profile import load_profile
+
+    recorded = load_profile(str(out / "calibration" / "profile.json"))  # whole: its LUT beside it
+    assert recorded.nir_transfer.points[1] == (0.0, 0.25, 1.0)
+    assert patient_folder.name not in (out / "calibration" / "profile.json").read_text()
 
 
 @pytest.mark.parametrize("keep", [False, True])
