@@ -137,6 +137,36 @@ def test_a_damaged_user_file_is_refused_in_one_line_naming_it(tmp_path, capsys, 
     assert not out.exists(), "refused before anything is written"
 
 
+def _numeric_settings():
+    from nirf_overlay.settings import Settings
+
+    return [(section, name, value) for section, fields in Settings().to_dict().items()
+            if isinstance(fields, dict) for name, value in fields.items()
+            if isinstance(value, (int, float, list)) and not isinstance(value, bool)]
+
+
+NUMERIC_SETTINGS = [(f"{sec}.{name}", bad) for sec, name, value in _numeric_settings()
+                    for bad in (([float("nan")] * 4, [[float("nan"), 1.0]] * 3)
+                                if isinstance(value, list) else (float("nan"), float("inf")))]
+
+
+@pytest.mark.parametrize("field,bad", NUMERIC_SETTINGS,
+                         ids=[f"{f}={b!r}" for f, b in NUMERIC_SETTINGS])
+def test_a_settings_file_with_nan_or_inf_for_a_number_is_refused_naming_the_field(
+        tmp_path, capsys, field, bad):
+    """JSON as Python writes it takes NaN and Infinity: every number of the settings
+    (walked from the model) refuses them in one line (an int field raised ValueError)."""
+    path = _settings(tmp_path)
+    doc = json.loads(path.read_text())
+    section, name = field.split(".")
+    doc[section][name] = bad
+    path.write_text(json.dumps(doc))
+    rc = main(["process", "--settings", str(path), "--out", str(tmp_path / "out"),
+               "--no-video", "--no-progress"])
+    line = _one_line_refusal(capsys, rc, path)
+    assert field in line, line
+
+
 @pytest.mark.parametrize("fault", ALL)
 def test_a_damaged_preset_is_refused_in_one_line_naming_it(tmp_path, fault):
     pytest.importorskip("PyQt5")
