@@ -209,6 +209,24 @@ def test_a_damaged_video_file_is_refused_in_one_line_or_read_up_to_the_cut(
     assert 0 < len((out / "metrics.csv").read_text().splitlines()[1:]) < 90  # of 90 frames
 
 
+@pytest.mark.parametrize("fault", NO_SCHEMA)
+def test_a_damaged_image_in_a_sequence_ends_it_there_with_a_warning(tmp_path, capsys,
+                                                                    image_sequence, fault):
+    import numpy as np
+
+    wl = image_sequence(tmp_path / "wl", [np.full((64, 96, 3), 90, np.uint8)] * 10, "png")
+    nir = image_sequence(tmp_path / "nir", [np.full((64, 96), 900, np.uint16)] * 10, "png")
+    bad = tmp_path / "nir" / "0005.png"
+    spoil(bad, fault)
+    rc = main(["process", "--wl", wl, "--nir", nir, "--out", str(tmp_path / "out"),
+               "--no-video", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err, err
+    assert any(line.startswith("nirf-overlay: warning: ") and bad.name in line
+               for line in err.splitlines()), err
+    assert len((tmp_path / "out" / "metrics.csv").read_text().splitlines()[1:]) == 5
+
+
 # -- TLS files of batch --------------------------------------------------------------------------
 TLS_OPTIONS = ("--tls-ca-file", "--tls-cert", "--tls-key")
 
