@@ -360,6 +360,19 @@ def test_calibrate_refuses_an_out_it_cannot_write_before_reading_any_frame(tmp_p
         assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("fault", (EMPTY, BINARY, CUT, NEWER))
+def test_calibrate_refuses_to_update_a_damaged_profile_and_leaves_it(tmp_path, capsys, fault):
+    """``--out`` names a profile to update (its other entries kept): a damaged one is
+    refused in one line, never replaced by a profile that silently lost its entries."""
+    profile = _sample_calibration(tmp_path) / "profile.json"
+    spoil(profile, fault)
+    damaged = profile.read_bytes()
+    rc = main(["calibrate", "dark", "--nir", str(ROOT / "sample_videos" / "sample_nir.mkv"),
+               "--frames", "2", "--out", str(profile)])
+    _one_line_refusal(capsys, rc, profile)
+    assert profile.read_bytes() == damaged
+
+
 def test_calibrate_layout_refuses_a_preview_it_cannot_write_before_reading_any_frame(
         tmp_path, capsys):
     preview = _under_a_file(tmp_path).with_name("preview.png")
