@@ -144,6 +144,8 @@ class SourceInfo:
     gain: Optional[float] = None
     seekable: bool = False
     extra: dict = field(default_factory=dict)
+    # the user asked for whole paths in what is written (--keep-paths; nirf_overlay.privacy)
+    keep_paths: bool = False
 
 
 @dataclass

@@ -9,7 +9,9 @@ Two things in a source's name can be private:
 - the *folders* of a file path (clinical folder names often carry patient
   names): descriptions written into sessions, snapshots and stats name the file
   only, unless the user asks for the whole path (``--keep-paths``;
-  :func:`shown_name`).
+  :func:`shown_name`; the same for a calibration profile's path, :func:`shown_path`,
+  and for a path inside a written message, :func:`shown_in`).  ``SourceInfo.keep_paths``
+  carries the user's choice from the source options to every writer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["redact", "shown_name", "is_url", "REDACTED"]
+__all__ = ["redact", "shown_name", "shown_path", "shown_in", "is_url", "REDACTED"]
 
 REDACTED = "***"
 
@@ -49,3 +51,18 @@ def shown_name(name, keep_paths: bool = False) -> str:
     if keep_paths or text.startswith("/dev/") or os.sep not in text and "/" not in text:
         return text
     return os.path.basename(text.rstrip("/" + os.sep)) or text
+
+
+def shown_path(path, keep_paths: bool = False):
+    """:func:`shown_name` of a file path that may be absent (None stays None): how a
+    calibration profile's path is written into sessions and snapshots."""
+    return None if path is None else shown_name(path, keep_paths)
+
+
+def shown_in(text: str, path, keep_paths: bool = False) -> str:
+    """``text`` (a message written into a file) with ``path`` named as :func:`shown_name`
+    names it: ``/clinic/Smith/S1/frames.csv: cut`` -> ``S1/frames.csv: cut``."""
+    if keep_paths or not path or not text:
+        return text
+    path = os.fspath(path).rstrip("/" + os.sep) or os.fspath(path)
+    return text.replace(path, shown_name(path))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -319,6 +320,10 @@ def _field_map(sec) -> dict:
     return {f.name: f for f in dataclasses.fields(sec)}
 
 
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
     """Return ``value`` converted to the field's type, or raise SettingsError."""
     meta = f.metadata
@@ -333,9 +338,9 @@ def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
             f" in {lo:g}..{hi:g}" if lo is not None and hi is not None else "")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SettingsError(f"{name}: {value!r} is not a number; {give}")
+        if not math.isfinite(value):  # (before int(): NaN and inf have no int)
+            raise SettingsError(f"{name}: {value!r} is not a finite number; {give}")
         value = type(default)(value)
-        if value != value:
-            raise SettingsError(f"{name}: NaN is not allowed; {give}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise SettingsError(f"{name}: {value:g} is outside {lo:g}..{hi:g}")
         return value
@@ -346,7 +351,7 @@ def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
         return value
     if isinstance(default, list) and meta.get("kind") == "rect":  # [x, y, w, h] or []
         if not isinstance(value, (list, tuple)) or len(value) not in (0, 4) or not all(
-                isinstance(c, (int, float)) and not isinstance(c, bool) for c in value):
+                _finite_number(c) for c in value):
             raise SettingsError(f"{name}: expected [x, y, w, h] in pixels (or [])")
         if value and (min(value) < 0 or value[2] < 1 or value[3] < 1):
             raise SettingsError(f"{name}: {list(value)!r} needs x, y >= 0 and w, h >= 1")
@@ -356,8 +361,7 @@ def validate_field(name: str, f: dataclasses.Field, value: Any) -> Any:
             raise SettingsError(f"{name}: expected a list of [x, y] points")
         pts = []
         for p in value:
-            if (not isinstance(p, (list, tuple)) or len(p) != 2
-                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)):
+            if not isinstance(p, (list, tuple)) or len(p) != 2 or not all(map(_finite_number, p)):
                 raise SettingsError(f"{name}: {p!r} is not an [x, y] point")
             pts.append([float(p[0]), float(p[1])])
         if 0 < len(pts) < 3:

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import NirfError
+from .privacy import shown_path
 
 SNAPSHOT_SCHEMA = 1
 
@@ -147,7 +148,9 @@ def write_snapshot(out_dir, pair, result, *, settings=None, source_info=None,
                 "device": source_info.device,
             } if source_info is not None else None,
             "calibration": {
-                "path": calibration.source_path,
+                # by its file name unless --keep-paths, as the source is named (privacy.py)
+                "path": shown_path(calibration.source_path,
+                                   source_info is not None and source_info.keep_paths),
                 "system": calibration.system,
                 "mm_per_px": calibration.mm_per_px,
             } if calibration is not None else None,

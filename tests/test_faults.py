@@ -66,7 +66,8 @@ def test_process_stopped_by_a_signal_keeps_rows_masks_and_video_frames_equal(tmp
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
-    lines = err.strip().splitlines()
+    # the kernels' progress line shows when loading them took over 2 s (a loaded machine)
+    lines = [ln for ln in err.strip().splitlines() if "analysis kernels" not in ln]
     assert len(lines) == 1 and f"stopped by {sig.name}" in lines[0], err
     n = len(rows(out / "metrics.csv"))
     assert n >= 20
@@ -236,12 +237,14 @@ DAMAGES = {
                       "settings.json", 40),
     "events.jsonl": (lambda s: _garbage_middle_line(s / "events.jsonl", b"{not json\n"),
                      "events.jsonl: 1 damaged line(s) skipped", 40),
+    # (the frames after a table's damage are read from the other table and the segment
+    # files: tests/test_file_classes.py walks every table x fault)
     "frames.csv binary": (lambda s: _garbage_middle_line(s / "frames.csv", b"\xff\xfe\x00\n"),
-                          "frames.csv", 19),  # the header and 19 rows before the damage
+                          "frames.csv", 40),
     "frames.csv cut": (lambda s: (s / "frames.csv").write_bytes(
-        (s / "frames.csv").read_bytes()[:700]), "frames.csv", None),
+        (s / "frames.csv").read_bytes()[:700]), "frames.csv", 40),
     "segments.csv garbage": (lambda s: _garbage_middle_line(s / "segments.csv", b"x,y\n"),
-                             "segments.csv: line", None),
+                             "segments.csv: line", 40),
 }
 
 

@@ -83,20 +83,92 @@ def patient_folder(tmp_path_factory):
     folder.mkdir()
     for name in ("sample_wl.mp4", "sample_nir.mkv"):
         shutil.copy(ROOT / "sample_videos" / name, folder / name)
+    shutil.copytree(ROOT / "calibration" / "sample", folder / "cal")
     return folder
 
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_sessions_store_file_names_unless_keep_paths(tmp_path, patient_folder, keep):
     out = tmp_path / "session"
+    profile = patient_folder / "cal" / "profile.json"
+    curve = patient_folder / "curve.csv"  # a LUT outside the profile's folder
+    curve.write_text("display,linear\n0,0\n0.5,0.25\n1,1\n")
     p = _cli("record", "--wl", patient_folder / "sample_wl.mp4", "--nir",
-             patient_folder / "sample_nir.mkv", "--out", out, "--seconds", "0.2", "--quiet",
+             patient_folder / "sample_nir.mkv", "--calibration", profile, "--nir-transfer",
+             f"lut:{curve}", "--out", out, "--seconds", "0.2", "--quiet",
              *(["--keep-paths"] if keep else []))
     assert p.returncode == 0, p.stderr
-    written = (out / "session.json").read_text() + (out / "events.jsonl").read_text()
+    written = "".join(f.read_text() for f in (out / "session.json", out / "events.jsonl",
+                                                out / "calibration" / "profile.json"))
     meta = json.loads((out / "session.json").read_text())
     assert "sample_wl.mp4" in meta["source"]["description"]
+    assert meta["calibration_source"] == (str(profile) if keep else "profile.json")
     assert (patient_folder.name in written) == keep
+    from nirf_overlay.calibration.profile import load_profile
+
+    recorded = load_profile(str(out / "calibration" / "profile.json"))  # whole: its LUT beside it
+    assert recorded.nir_transfer.points[1] == (0.0, 0.25, 1.0)
+    assert patient_folder.name not in (out / "calibration" / "profile.json").read_text()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_snapshots_name_the_calibration_by_its_file_unless_keep_paths(tmp_path, patient_folder,
+                                                                      keep):
+    import numpy as np
+
+    from nirf_overlay.calibration.profile import load_profile
+    from nirf_overlay.processing.result import FrameResult, PlaneCheck
+    from nirf_overlay.snapshot import write_snapshot
+    from nirf_overlay.sources import open_source
+
+    profile = patient_folder / "cal" / "profile.json"
+    spec = SourceSpec(wl=str(patient_folder / "sample_wl.mp4"),
+                      nir=str(patient_folder / "sample_nir.mkv"), keep_paths=keep)
+    with open_source(spec) as src:
+        pair = src.read()
+        info = src.info
+    h, w = pair.wl.shape[:2]
+    result = FrameResult(index=0, time_s=0.0, composite=pair.wl, rim_mask=np.zeros((h, w), np.uint8),
+                         rims=[], plane=PlaneCheck())
+    paths = write_snapshot(tmp_path / "snaps", pair, result, source_info=info,
+                           calibration=load_profile(str(profile)))
+    text = Path(paths["metrics"]).read_text()
+    assert json.loads(text)["calibration"]["path"] == (str(profile) if keep else "profile.json")
+    assert (patient_folder.name in text) == keep
+
+
+def test_what_a_session_writes_about_itself_names_its_folder_only(tmp_path, patient_folder):
+    """A write error carries the whole path of the session; events.jsonl and session.json
+    name the session by its own folder's name (privacy.shown_in)."""
+    from nirf_overlay.frame import SourceInfo
+    from nirf_overlay.recording.session_writer import SessionWriter
+    from nirf_overlay.settings import Settings
+
+    out = patient_folder.parent / "sessions-Smith John" / "S1"
+    writer = SessionWriter(str(out), min_free_bytes=0)
+    writer.start(SourceInfo("WL wl.mp4 + NIR nir.mkv", (64, 48), 30.0), Settings(), None,
+                 size=(64, 48), fps=30.0, nir_bits=16, nir_codec="ffvhuff", compact=False,
+                 wl_codec="ffv1", segment_frames=30, label=None)
+    failure = f"{out}/seg_000001_nir.mkv: write failed (Input/output error); recording stopped"
+    writer.add_event("error", 1.0, 3, {"message": failure})
+    writer.finish(stop_reason=failure, error=failure)
+    written = (out / "events.jsonl").read_text() + (out / "session.json").read_text()
+    assert "S1/seg_000001_nir.mkv: write failed" in written
+    assert "Smith John" not in written
+
+
+def test_batch_names_a_failed_session_by_its_folder_in_summary_and_report(tmp_path,
+                                                                          patient_folder,
+                                                                          replay_session):
+    from nirf_overlay.cli import main
+
+    out = tmp_path / "study"
+    good = shutil.copytree(replay_session[0], patient_folder / "S0")
+    assert main(["batch", str(good), str(patient_folder / "S1"), "--out", str(out),
+                 "--workers", "1", "--no-progress"]) == 0  # one of two read: a warning, exit 0
+    written = (out / "summary.csv").read_text() + (out / "report.html").read_text()
+    assert "S1: not a directory" in written
+    assert patient_folder.name not in written
 
 
 def test_the_recent_list_never_keeps_a_password(qtbot, tmp_path):

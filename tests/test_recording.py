@@ -444,14 +444,24 @@ def test_corrupt_sessions_are_refused_in_one_line(good_session):
     # a damaged table degrades the session (read up to the damage, said), never fails it
     (s / "segments.csv").write_text(seg.replace("nir_000001.mkv", "nir_000009.mkv"))
     damaged = read_session(s)
-    assert damaged.segments and all(x.number < 1 for x in damaged.segments)
     assert any("nir_000009.mkv: missing" in w for w in damaged.warnings)
+    # segment 1 is found again from frames.csv's segment column and its own files
+    assert [x.number for x in damaged.segments] == [0, 1]
+    assert any("1 segment(s) after the damage found" in w for w in damaged.warnings)
+    wl1 = (s / "wl_000001.mkv").read_bytes()
+    (s / "wl_000001.mkv").unlink()  # ... unless they are gone too
+    damaged = read_session(s)
+    assert damaged.segments and all(x.number < 1 for x in damaged.segments)
+    (s / "wl_000001.mkv").write_bytes(wl1)
     (s / "segments.csv").write_text(seg)
 
     frames = (s / "frames.csv").read_text().splitlines(keepends=True)
     (s / "frames.csv").write_text("".join(frames[:10]))
     damaged = read_session(s)
-    assert damaged.frame_count == 9 and any("frames.csv" in w for w in damaged.warnings)
+    # the 9 rows before the cut, the frames after it timed by the frame rate
+    assert damaged.frame_count == 35 and any("frames.csv" in w for w in damaged.warnings)
+    times = [float(r["wl_time"]) for r in damaged.frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
     (s / "frames.csv").write_text("".join(frames))
 
     # a damaged segment file: refused when its frames are read, naming the file

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from typing import Optional
 
 from ..errors import NirfError
-from ..outputs import make_new_output_dir
+from ..outputs import check_new_output_dir, make_new_output_dir
+from ..privacy import shown_in
 from .chunks import (DEFAULT_CHUNK_FRAMES, ChunkResult, plan_chunks, plane_from, process_chunk,
                      warmup_frames)
 from .report import write_report
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: Optional[str] = None,
               nir_transfer=None, workers: int = 2, scheduler: Optional[str] = None,
               chunk_frames: int = DEFAULT_CHUNK_FRAMES, progress: bool = True,
-              client=None, security=None, prepare=None) -> dict:
+              client=None, security=None, prepare=None, keep_paths: bool = False) -> dict:
     """Process ``sessions`` on Dask and write per-session CSVs, the study table and report.
 
     Parameters
@@ -37,6 +38,8 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
     workers : worker processes of the LocalCluster (ignored with ``scheduler``/``client``)
     scheduler : address of an existing Dask scheduler (``tcp://host:8786``)
     client : an existing :class:`distributed.Client` (tests)
+    keep_paths : the summary's and report's errors name sessions by their paths as given
+        (default: by their folder's own name, as the outputs are named; privacy.py)
     security : :class:`distributed.security.Security` for a ``tls://`` scheduler (None:
         Dask's configuration; :func:`~.security.tls_security`)
     prepare : called once the sessions are planned and the output directory made, before
@@ -61,6 +64,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
         from ..calibration.profile import load_profile
 
         load_profile(calibration)
+    check_new_output_dir(out_dir)  # an earlier run's folder is the first thing to say
     names = unique_names(sessions)
     facts, chunks = _plan(sessions, names, chunk_frames, warmup_frames(settings), settings)
     if not chunks:  # one bad session among good ones is reported; none readable is a mistake
@@ -95,7 +99,7 @@ def run_batch(sessions: list[str], out_dir: str, *, settings=None, calibration: 
         rim_rows = [row for _, rows in frames for row in rows]
         total_frames += len(frame_rows)
         if error:
-            error = error.replace(path, as_given)
+            error = error.replace(path, as_given) if keep_paths else shown_in(error, path)
         summary.append(summarise(name, frame_rows, rim_rows, facts[name], error))
         study.extend(dict(row, session=name) for row in frame_rows)
     write_study(out_dir, study, summary)

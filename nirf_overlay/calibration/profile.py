@@ -34,6 +34,7 @@ import datetime as _dt
 import json
 import math
 import os
+import shutil
 from typing import Any, Optional
 
 import numpy as np
@@ -382,7 +383,7 @@ def _file_names(path: str) -> dict:
     stem = os.path.splitext(os.path.basename(path))[0]
     prefix = "" if stem == "profile" else f"{stem}_"
     return {"dark": f"{prefix}dark.tiff", "flat": f"{prefix}flat.tiff",
-            "hot_pixels": f"{prefix}hot_pixels.png"}
+            "hot_pixels": f"{prefix}hot_pixels.png", "nir_transfer": f"{prefix}nir_transfer.csv"}
 
 
 def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) -> str:
@@ -460,6 +461,12 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
     doc["layout"] = None if cal.layout is None else cal.layout.to_dict()
     doc["ignore_rects"] = [[int(v) for v in r] for r in cal.ignore_rects]
     doc["nir_transfer"] = _transfer_entry(cal.nir_transfer, base)
+    t = cal.nir_transfer
+    if t is not None and t.kind == "lut" and doc["nir_transfer"] == t.spec:
+        # a LUT outside the profile's folder is copied beside it, like the images: the
+        # profile (a session's too) stays whole and names no folder of the user's
+        written.append((names["nir_transfer"], lambda p, src=t.lut_path: shutil.copyfile(src, p)))
+        doc["nir_transfer"] = f"lut:{names['nir_transfer']}"
     for key, value in cal.extra.items():
         if key not in _KEYS:
             doc[key] = value

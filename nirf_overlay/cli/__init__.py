@@ -48,7 +48,8 @@ def _join_dash_values(argv: list) -> list:
     for token in argv:
         prev = out[-1] if out else ""
         if (prev.startswith("--") and "=" not in prev and len(token) > 1 and token[0] == "-"
-                and (token[1].isdigit() or token[1] in ".:") ):
+                and (token[1].isdigit() or token[1] in ".:"
+                     or token[1:].lower() in ("inf", "infinity", "nan"))):
             out[-1] = f"{prev}={token}"
         else:
             out.append(token)

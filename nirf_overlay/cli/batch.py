@@ -21,6 +21,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-frames", type=positive_count, default=None, metavar="N",
                         help="frames per task (default 1800, one minute at 30 fps)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--keep-paths", action="store_true",
+                        help="name sessions by their paths as given in summary.csv and the "
+                             "report (default: folder names; folder names can carry patient names)")
     tls = parser.add_argument_group("TLS (a tls:// scheduler; default: Dask's configuration, "
                                     "distributed.comm.tls)")
     tls.add_argument("--tls-ca-file", metavar="PEM", help="certificate authority to trust")
@@ -59,6 +62,7 @@ def run(args) -> int:
                     workers=args.workers, scheduler=args.scheduler, security=security,
                     prepare=prepare,
                     chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES,
+                    keep_paths=args.keep_paths,
                     progress=not args.no_progress and sys.stderr.isatty())
     failed = [s for s in out["summary"] if s["error"]]
     for i, s in enumerate(out["summary"]):

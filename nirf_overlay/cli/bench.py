@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_count, positive_number
+from .common import non_negative_count, positive_count, positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "~768 MB of distinct frames and plays it back and forth)")
     g.add_argument("--plain-frames", type=positive_count, default=10,
                    help="frames to time the plain version on (default 10; it is slow)")
-    g.add_argument("--warmup", type=int, default=5, help="untimed frames first (default 5)")
+    g.add_argument("--warmup", type=non_negative_count, default=5, help="untimed frames first (default 5)")
     g.add_argument("--rate", type=positive_number, metavar="FPS",
                    help="frame rate the live run is fed at (default: the source's; the phantom "
                         "60 fps up to 1920x1080, 30 above)")

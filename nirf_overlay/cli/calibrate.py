@@ -33,7 +33,7 @@ from ..calibration.profile import save_profile
 from ..calibration.registration import MAX_RMS_PX, Charuco, build_registration
 from ..calibration.steps import add_dark, add_flat, add_layout, add_registration, start_profile
 from ..errors import CalibrationError
-from .common import positive_number
+from .common import check_output_file, positive_number
 from .source_args import add_source_arguments, spec_from_args
 
 
@@ -146,6 +146,9 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    # before any frame is read (minutes of a user's capture), not when the profile is saved
+    # (which makes the profile's folder: a missing one is fine when it can be made)
+    check_output_file(args.out, "--out", creates_folders=True)
     if args.step == "layout":
         return _layout(args)
     if args.step == "transfer":
@@ -219,10 +222,12 @@ def _layout(args) -> int:
     from ..calibration.layout_detect import detect_layout, draw_preview
     from ..sources.combined_frames import read_combined_frames
 
+    preview = args.preview or os.path.splitext(args.out)[0] + "_layout.png"
+    check_output_file(preview, "--preview", creates_folders=True)
     frames = read_combined_frames(args.combined, count=args.frames, seconds=args.seconds)
     res = detect_layout(frames)
     print(res.summary())
-    preview = args.preview or os.path.splitext(args.out)[0] + "_layout.png"
+    os.makedirs(os.path.dirname(os.path.abspath(preview)), exist_ok=True)  # (checked above)
     if not cv2.imwrite(preview, draw_preview(frames[0], res)):
         raise CalibrationError(f"{preview}: cannot write the preview PNG")
     print(f"wrote {preview}")

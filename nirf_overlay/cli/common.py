@@ -50,15 +50,24 @@ def non_negative_number(text: str) -> float:
     return value
 
 
-def positive_count(text: str) -> int:
-    """argparse type: a whole number, at least 1."""
+def _whole_number(text: str, least: int, rule: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: not a whole number")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r}: {rule}")
     return value
+
+
+def non_negative_count(text: str) -> int:
+    """argparse type: a whole number, 0 or more (a seed, a screen, frames to skip)."""
+    return _whole_number(text, 0, "must be 0 or more")
+
+
+def positive_count(text: str) -> int:
+    """argparse type: a whole number, at least 1."""
+    return _whole_number(text, 1, "must be at least 1")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +76,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--calibration", metavar="PROFILE", help="calibration profile JSON")
     g.add_argument("--dark", metavar="F", help="dark frame, 16-bit TIFF (overrides the profile's)")
     g.add_argument("--flat", metavar="F", help="flat field, float TIFF (overrides the profile's)")
-    g.add_argument("--mm-per-px", type=finite_number, metavar="X", help="millimetres per WL pixel")
+    g.add_argument("--mm-per-px", type=positive_number, metavar="X", help="millimetres per WL pixel")
     add_transfer_argument(g)
 
 
@@ -194,10 +203,12 @@ def prepare_kernels(stream=None, *, after_s: float = 2.0) -> None:
         timer.cancel()
 
 
-def check_output_file(path: Optional[str], option: str) -> None:
-    """The one rule for an output *file* option (``view --stats-json F``):
-    refused before the run starts, not after it, when it cannot be written (a directory,
-    a missing or read-only folder)."""
+def check_output_file(path: Optional[str], option: str, *, creates_folders: bool = False) -> None:
+    """The one rule for an output *file* option (``view --stats-json F``, ``calibrate
+    --out P.json``): refused before the run starts, not after it, when it cannot be written
+    (a directory, a missing or read-only folder).  With ``creates_folders`` (a profile is
+    saved into a new folder of its own) a missing folder is fine if it can be made: the
+    nearest existing one above it must be a writable folder."""
     import os
 
     if not path:
@@ -205,7 +216,12 @@ def check_output_file(path: Optional[str], option: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise NirfError(f"{option} {path}: is a directory; give a file name")
+    while creates_folders and not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
+        if creates_folders:
+            raise NirfError(f"{option} {path}: {folder} is a file, not a folder; give a path "
+                            "whose folders can be made")
         raise NirfError(f"{option} {path}: no such folder {folder}; give a file name in an "
                         "existing folder")
     if os.path.exists(path) and not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):

@@ -18,7 +18,16 @@ from __future__ import annotations
 
 import argparse
 
+from .common import finite_number, non_negative_count, positive_number
 from .source_args import size_arg
+
+
+def _crf(text: str) -> int:
+    """argparse type: an H.264 CRF, 0 (lossless) .. 51."""
+    value = non_negative_count(text)
+    if value > 51:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 (lossless) .. 51")
+    return value
 
 # seed 4: two lesions with incomplete rims (TBR about 13 and 5), a curved bile duct
 DEFAULTS = dict(size=(640, 360), seconds=3.0, fps=30.0, seed=4, name="sample", crf=16)
@@ -29,12 +38,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=DEFAULTS["name"], help="file name prefix (default: sample)")
     parser.add_argument("--size", type=size_arg, default=DEFAULTS["size"], metavar="WxH",
                         help="frame size, even sides (default 640x360)")
-    parser.add_argument("--seconds", type=float, default=DEFAULTS["seconds"], help="length (default 3)")
-    parser.add_argument("--fps", type=float, default=DEFAULTS["fps"], help="frame rate (default 30)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="phantom seed (default 4)")
-    parser.add_argument("--gain-step", type=float, metavar="S",
+    parser.add_argument("--seconds", type=positive_number, default=DEFAULTS["seconds"], help="length (default 3)")
+    parser.add_argument("--fps", type=positive_number, default=DEFAULTS["fps"], help="frame rate (default 30)")
+    parser.add_argument("--seed", type=non_negative_count, default=DEFAULTS["seed"], help="phantom seed (default 4)")
+    parser.add_argument("--gain-step", type=finite_number, metavar="S",
                         help="time of the x2 auto-gain step in s (default: half-way; negative: none)")
-    parser.add_argument("--crf", type=int, default=DEFAULTS["crf"],
+    parser.add_argument("--crf", type=_crf, default=DEFAULTS["crf"],
                         help="H.264 quality of the WL video, 0 (lossless) .. 51 (default 16)")
     parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                         help="any PhantomParams field, e.g. --set n_lesions=3 --set tbr=2,4 "

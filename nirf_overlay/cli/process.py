@@ -17,6 +17,8 @@ def _range(text: str):
         end = float(b) if b.strip() else None
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: START and END must be numbers of seconds")
+    if any(t is not None and not math.isfinite(t) for t in (start, end)):
+        raise argparse.ArgumentTypeError(f"{text!r}: START and END must be finite numbers of seconds")
     if (start is not None and start < 0) or (end is not None and end <= 0):
         raise argparse.ArgumentTypeError(f"{text!r}: times must be positive")
     if start is not None and end is not None and end <= start:

@@ -11,16 +11,19 @@ import argparse
 from dataclasses import replace
 
 from ..sources import SourceSpec, kind_of
-from .common import positive_number
+from .common import non_negative_count, positive_number
 
 
 def size_arg(text: str) -> tuple[int, int]:
     """argparse type: ``WxH`` as ``(W, H)``; the phantom says which sizes it renders."""
     try:
         w, h = text.lower().split("x")
-        return int(w), int(h)
+        w, h = int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH, e.g. 1920x1080")
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size {text!r}: width and height must be at least 1 px")
+    return w, h
 
 
 def rect_arg(text: str) -> tuple[int, int, int, int]:
@@ -56,7 +59,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--nir-bits", type=int, choices=range(8, 17), metavar="{8..16}",
                    help="significant NIR bits if the stream does not say (default: from dtype)")
     g.add_argument("--phantom", action="store_true", help="the synthetic phantom procedure")
-    g.add_argument("--seed", type=int, default=0, help="phantom seed")
+    g.add_argument("--seed", type=non_negative_count, default=0, help="phantom seed")
     g.add_argument("--size", type=size_arg, help="phantom size WxH (default 1280x720)")
     g.add_argument("--fps", type=positive_number, help="phantom or image-sequence frame rate (default 30)")
     g.add_argument("--realtime", action="store_true", help="pace files at their native frame rate")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import non_negative_number, positive_number
+from .common import non_negative_count, non_negative_number, positive_number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(parser)
     g = parser.add_argument_group("viewer")
     g.add_argument("--fullscreen", action="store_true", help="start full screen (F11 toggles)")
-    g.add_argument("--screen", type=int, metavar="N",
+    g.add_argument("--screen", type=non_negative_count, metavar="N",
                    help="show on screen N (0 = primary); implies --fullscreen")
     from ..settings import MODES
 

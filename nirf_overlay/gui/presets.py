@@ -61,7 +61,7 @@ def list_presets(presets_dir) -> list[str]:
     folder = Path(presets_dir)
     if not folder.is_dir():
         return []
-    return sorted((p.stem for p in folder.glob("*.json")), key=str.lower)
+    return sorted((p.stem for p in folder.glob("*.json") if p.is_file()), key=str.lower)
 
 
 def load_preset(presets_dir, name: str, keep_polygon: Optional[list] = None) -> Settings:

@@ -303,8 +303,11 @@ def read_json(path: str, what: str) -> dict:
     return data
 
 
-def read_csv_rows(path: str, columns: tuple, what: str, damage: Optional[list] = None) -> list[dict]:
-    """Rows of ``path`` as dicts; a torn last line (a crash mid-write) is ignored.
+def read_csv_rows(path: str, columns: tuple, what: str, damage: Optional[list] = None, *,
+                  torn_is_damage: bool = False) -> list[dict]:
+    """Rows of ``path`` as dicts; a torn last line (a crash mid-write) is ignored,
+    and reported in ``damage`` when ``torn_is_damage`` (a session stopped cleanly
+    writes whole lines only, so there the file was cut afterwards).
 
     With ``damage`` (a list), a table damaged in the middle (a line with the wrong
     number of fields, bytes that are not text) is read up to the damage and one
@@ -343,6 +346,10 @@ def read_csv_rows(path: str, columns: tuple, what: str, damage: Optional[list] =
                           "lines from it on are lost")
             break
         rows.append(dict(zip(header, row)))
+    else:
+        if torn_is_damage and damage is not None and text != complete:
+            damage.append(f"{path}: cut inside its last line; read the {len(rows)} whole rows "
+                          "before it")
     return rows
 
 

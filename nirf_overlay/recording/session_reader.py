@@ -144,18 +144,42 @@ def read_session(path) -> Session:
         raise RecordingError(f"{meta_path}: size, fps or nir_bits missing or invalid") from None
 
     damage: list = []  # what a damaged table cost: read up to the damage, say what was lost
+    # a torn last line is what a crash leaves; after a clean stop it is damage
+    torn = not meta.get("interrupted", True)
     seg_path = os.path.join(path, fmt.SEGMENTS_CSV)
+    frames_path = os.path.join(path, fmt.FRAMES_CSV)
+    # what one table lost is rebuilt from the other where it can be (never both)
+    seg_rows, seg_error = _table(seg_path, fmt.SEGMENT_COLUMNS, "segment table", damage, torn)
+    seg_damaged = bool(damage) or seg_error is not None
+    rows, frames_error = _table(frames_path, fmt.FRAME_COLUMNS_REQUIRED, "frame table", damage,
+                                torn)
+    if seg_error and (frames_error or not rows):
+        raise seg_error
     segments = []
-    for n, row in enumerate(fmt.read_csv_rows(seg_path, fmt.SEGMENT_COLUMNS, "segment table",
-                                              damage), start=2):
+    for n, row in enumerate(seg_rows or [], start=2):
         problem = _segment_problem(path, seg_path, n, row, segments)
         if isinstance(problem, str):
             damage.append(f"{problem}; read the {len(segments)} segments before it")
+            seg_damaged = True
             break
         segments.append(problem)
-
-    frames_path = os.path.join(path, fmt.FRAMES_CSV)
-    rows = fmt.read_csv_rows(frames_path, fmt.FRAME_COLUMNS_REQUIRED, "frame table", damage)
+    if seg_damaged and rows:  # the segments after the damage, from frames.csv and the files
+        end = segments[-1].first_frame + segments[-1].frames if segments else 0
+        found = 0
+        for row in _rebuilt_segment_rows(rows, meta, interrupted=not torn):
+            if int(row["first_frame"]) < end:
+                continue
+            entry = _segment_problem(path, seg_path, 0, row, segments)
+            if isinstance(entry, str):
+                break
+            segments.append(entry)
+            found += 1
+        if found or seg_error:
+            damage.append(f"{seg_error or seg_path}: {found} segment(s) after the damage found "
+                          f"from {fmt.FRAMES_CSV} and the segment files")
+    if frames_error and not segments:
+        raise frames_error
+    rows = rows or []
     for i, row in enumerate(rows):
         if row["index"] != str(i):
             damage.append(f"{frames_path}: row {i + 2} is frame {row['index']!r}, expected {i}; "
@@ -163,11 +187,13 @@ def read_session(path) -> Session:
             rows = rows[:i]
             break
     readable = segments[-1].first_frame + segments[-1].frames if segments else 0
-    if len(rows) < readable:
-        damage.append(f"{frames_path}: lists {len(rows)} frames but the segments hold "
-                      f"{readable}; {readable - len(rows)} frames without their rows are lost")
-        readable = len(rows)
-    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL), damage)
+    if len(rows) < readable:  # the frames after the damage: in the segments, without rows
+        damage.append(f"{frames_error or frames_path}: lists {len(rows)} frames but the segments "
+                      f"hold {readable}; the {readable - len(rows)} frames after it read, timed "
+                      f"by the frame rate ({fps:g} fps; their capture times, exposure, gain and "
+                      "NIR status are unknown)")
+        rows = rows + _rebuilt_frame_rows(segments, fps, rows)
+    events = _read_events(os.path.join(path, fmt.EVENTS_JSONL), damage, torn_is_damage=torn)
     interrupted = bool(meta.get("interrupted", True))
     warnings = list(damage)
     if interrupted:
@@ -180,6 +206,52 @@ def read_session(path) -> Session:
     return Session(path=path, meta=meta, segments=segments, frames=rows[:readable],
                    events=events, interrupted=interrupted, frames_listed=len(rows),
                    warnings=warnings)
+
+
+def _table(path: str, columns: tuple, what: str, damage: list, torn: bool):
+    """``(rows, None)``, or ``(None, RecordingError)`` for a table with nothing readable."""
+    try:
+        return fmt.read_csv_rows(path, columns, what, damage, torn_is_damage=torn), None
+    except RecordingError as e:
+        return None, e
+
+
+def _rebuilt_segment_rows(frames: list, meta: dict, *, interrupted: bool) -> list:
+    """segments.csv rows from frames.csv's ``segment`` column (the file names follow from
+    the number); an interrupted recording's last segment may be unfinished: left out."""
+    counts: dict = {}
+    for row in frames:
+        try:
+            number = int(row["segment"])
+        except ValueError:
+            break
+        counts[number] = counts.get(number, 0) + 1
+    out, first = [], 0
+    for number, frames_in in counts.items():
+        nir_file, wl_file = fmt.segment_names(number)
+        out.append({"segment": str(number), "first_frame": str(first), "frames": str(frames_in),
+                    "nir_file": nir_file, "wl_file": wl_file, "nir_pix_fmt": fmt.NIR_PIX_FMT,
+                    "wl_codec": str(meta.get("wl_codec", fmt.DEFAULT_WL_CODEC))})
+        first += frames_in
+    return out[:-1] if interrupted else out
+
+
+def _rebuilt_frame_rows(segments: list, fps: float, known: list) -> list:
+    """frames.csv rows for the frames the segments hold after the ``known`` rows, timed by
+    the frame rate from the last known frame's times."""
+    rows, start = [], len(known)
+    try:
+        t0 = float(known[-1]["wl_time"]) - (start - 1) / fps if known else 0.0
+    except ValueError:
+        t0 = 0.0
+    for seg in segments:
+        for i in range(max(start, seg.first_frame), seg.first_frame + seg.frames):
+            t = repr(t0 + i / fps)
+            rows.append({"index": str(i), "source_index": str(i), "segment": str(seg.number),
+                         "wl_time": t, "nir_time": t, "arrival": "", "exposure_ms": "",
+                         "gain": "", "nir_lost": "0", "dropped_before": "0", "unpaired": "0",
+                         "not_written_before": "0"})
+    return rows
 
 
 def _segment_problem(path: str, seg_path: str, n: int, row: dict, segments: list):
@@ -206,9 +278,9 @@ def _segment_problem(path: str, seg_path: str, n: int, row: dict, segments: list
     return seg
 
 
-def _read_events(path: str, damage: list) -> list:
+def _read_events(path: str, damage: list, *, torn_is_damage: bool = False) -> list:
     """events.jsonl; a line that is not a JSON object is skipped and counted in ``damage``
-    (a torn last line, a crash mid-write, silently)."""
+    (a torn last line, a crash mid-write, silently unless ``torn_is_damage``)."""
     if not os.path.exists(path):
         return []
     try:
@@ -224,13 +296,16 @@ def _read_events(path: str, damage: list) -> list:
         try:
             e = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            if n != len(lines):  # the last one: torn by a crash mid-write
+            if n != len(lines) or torn_is_damage:  # the last one: torn by a crash mid-write
                 bad.append(n)
             continue
         if isinstance(e, dict):
             events.append(e)
         else:
             bad.append(n)
+    if torn_is_damage and not events and not bad:
+        damage.append(f"{path}: empty, but a recording stopped cleanly logs its start and stop; "
+                      "its events (markers, NIR lost and back) are lost")
     if bad:
         damage.append(f"{path}: {len(bad)} damaged line(s) skipped (line {bad[0]}"
                       f"{' ...' if len(bad) > 1 else ''}); {len(events)} events read")

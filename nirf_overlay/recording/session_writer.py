@@ -27,6 +27,7 @@ from .. import __version__
 from ..outputs import check_new_output_dir
 from ..errors import RecordingError
 from ..frame import SourceInfo
+from ..privacy import shown_in, shown_path
 from ..settings import Settings
 from . import format as fmt
 
@@ -69,6 +70,7 @@ class SessionWriter:
                 "on another disk")
         self._meta: dict = {}
         self._events_lock = threading.Lock()
+        self._keep_paths = False  # the user's --keep-paths, known at start()
 
     def start(self, info: SourceInfo, settings: Settings, calibration, *,
               size: tuple[int, int], fps: float, nir_bits: int, nir_codec: str,
@@ -77,10 +79,13 @@ class SessionWriter:
         """Write session.json (``interrupted`` until :meth:`finish`), settings.json, the
         calibration, and the table headers; RecordingError if that fails."""
         d = self.out_dir
+        self._keep_paths = info.keep_paths
+        # the profile by its file name, as the source is named (privacy.py)
+        cal_source = shown_path(calibration.source_path, info.keep_paths) if calibration else None
         self._meta = _start_meta(info, size=size, fps=fps, nir_bits=nir_bits,
                                  nir_codec=nir_codec, compact=compact, wl_codec=wl_codec,
                                  segment_frames=segment_frames, label=label,
-                                 calibration_source=calibration.source_path if calibration else None)
+                                 calibration_source=cal_source)
         try:
             self._write_meta()
             settings.save(os.path.join(d, fmt.SETTINGS_JSON))
@@ -135,7 +140,7 @@ class SessionWriter:
         ...data}``; values numpy gives are written as numbers and lists.
         """
         event = {"time": now_iso(), "t": t, "frame": frame, "kind": kind}
-        event.update(data)
+        event.update({k: self._shown(v) for k, v in data.items()})
         try:
             line = json.dumps(event, default=_json_default) + "\n"
         except (TypeError, ValueError) as e:
@@ -162,8 +167,13 @@ class SessionWriter:
         fields (stop_reason, error, frames, frames_not_written, segments, duration_s).
         Raises OSError."""
         self._meta.update({"state": "stopped", "interrupted": False, "stopped": now_iso()},
-                          **stop)
+                          **{k: self._shown(v) for k, v in stop.items()})
         self._write_meta()
+
+    def _shown(self, value):
+        """A message written into the session names the session by its folder's own name
+        (a disk-full or write error carries the whole path; privacy.py)."""
+        return shown_in(value, self.out_dir, self._keep_paths) if isinstance(value, str) else value
 
     def _write_meta(self) -> None:
         fmt.write_json_atomic(os.path.join(self.out_dir, fmt.SESSION_JSON), self._meta,

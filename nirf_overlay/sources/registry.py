@@ -154,4 +154,5 @@ def open_source(spec: "SourceSpec") -> FrameSource:
     kind, spec = _choose(spec)
     source = kind.open(spec)
     source.profile = spec.profile
+    source.info.keep_paths = spec.keep_paths  # what writers of its files name (privacy.py)
     return source
