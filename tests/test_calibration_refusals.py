@@ -28,6 +28,9 @@ from nirf_overlay.calibration import (
 from nirf_overlay.calibration.photometric import FrameStats, build_dark, build_flat
 from nirf_overlay.calibration.profile import save_profile
 from nirf_overlay.calibration.registration import Charuco, build_registration
+from nirf_overlay.calibration.transfer_fit import (
+    Patch, PatchValues, fit_transfer, measure_patches, read_patches,
+)
 from nirf_overlay.calibration.synthetic import (
     dark_frames, flat_frames, pose_homography, render_pair, vignetting,
 )
@@ -229,6 +232,85 @@ def marker_ratio_too_small(ctx):
       option="dictionary")
 def dictionary_too_small(ctx):
     Charuco(board=(15, 12), dictionary="DICT_4X4_50").cv_board()
+
+
+# -- the transfer curve from a step wedge (transfer_fit) ---------------------------
+def _patch_rows(ctx, name, text):
+    path = ctx.tmp / name
+    path.write_text(text)
+    return str(path)
+
+
+WEDGE = [Patch((0, 0, 8, 8), 1.0), Patch((8, 0, 8, 8), 0.5), Patch((16, 0, 8, 8), 0.25),
+         Patch((24, 0, 8, 8), 0.1)]
+
+
+def _fit(display, *, spread=0.0, top=None, patches=WEDGE):
+    d = np.asarray(display, dtype=np.float64)
+    values = PatchValues(d, np.full(len(d), spread), 4, top if top is not None else 1.0, 1 / 255)
+    return fit_transfer(values, patches)
+
+
+@case(r"patches file \S*frac\.csv: patch 1: x,y,w,h must be whole pixels$", option="patches")
+def patches_not_whole_pixels(ctx):
+    read_patches(_patch_rows(ctx, "frac.csv", "0.5,0,8,8,1\n"))
+
+
+@case(r"patches file \S*neg\.csv: patch 1: ", option="patches")
+def patches_bad_rect(ctx):
+    read_patches(_patch_rows(ctx, "neg.csv", "0,0,0,8,1\n"))
+
+
+@case(r"patches file \S*rel\.csv: patch 2: relative brightness -1 must be a positive number",
+      option="patches")
+def patches_relative_not_positive(ctx):
+    read_patches(_patch_rows(ctx, "rel.csv", "0,0,8,8,1\n8,0,8,8,-1\n"))
+
+
+@case(r"patches file \S*few\.csv: 2 patches; a curve needs at least 4", option="patches")
+def patches_too_few(ctx):
+    read_patches(_patch_rows(ctx, "few.csv", "x,y,w,h,relative\n0,0,8,8,1\n8,0,8,8,0.5\n"))
+
+
+@case(r"patches: patch 3: .*\(a 20x8 NIR frame\)$", option="patches")
+def patch_outside_the_frame(ctx):
+    measure_patches([np.zeros((8, 20), np.uint16)], WEDGE, 12)
+
+
+@case(r"transfer: no frames to measure$")
+def transfer_without_frames(ctx):
+    measure_patches([], WEDGE, 12)
+
+
+@case(r"transfer: patch 4 moved 0\.100 of full scale between frames", option="frames")
+def transfer_patch_moved(ctx):
+    _fit([0.8, 0.4, 0.2, 0.1], spread=0.1)
+
+
+@case(r"transfer: patch 1 is saturated \(display 0\.990\); dim the target")
+def transfer_patch_saturated(ctx):
+    _fit([0.99, 0.4, 0.2, 0.1], top=0.99)
+
+
+@case(r"transfer: patch 4 reads black \(display 0\.000\)")
+def transfer_patch_black(ctx):
+    _fit([0.8, 0.4, 0.2, 0.0])
+
+
+@case(r"transfer: two patches have the same relative brightness$")
+def transfer_same_brightness(ctx):
+    _fit([0.8, 0.4, 0.2, 0.1], patches=WEDGE[:3] + [Patch((24, 0, 8, 8), 0.25)])
+
+
+@case(r"transfer: patch 2 \(relative 0\.5\) reads no brighter than patch 3")
+def transfer_not_brighter(ctx):
+    _fit([0.8, 0.3, 0.4, 0.1])
+
+
+@case(r"transfer: the patches span 2\.0x in brightness; a curve needs at least 4x")
+def transfer_span_too_small(ctx):
+    _fit([0.8, 0.7, 0.6, 0.5], patches=[Patch(p.rect, r) for p, r in
+                                         zip(WEDGE, (1.0, 0.8, 0.6, 0.5))])
 
 
 # -- the calibration model and single entries -------------------------------------

@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import CalibrationError
-from .model import rect_problem
+from .model import CalibrationOptionError, rect_problem
 from .transfer import read_number_rows
 
 __all__ = ["Patch", "PatchValues", "TransferFit", "read_patches", "measure_patches", "fit_transfer", "curve_table"]
@@ -87,8 +87,8 @@ class TransferFit:
 
 def read_patches(path: str) -> list[Patch]:
     """``x,y,w,h,relative`` rows (an optional header row) as patches; one-line refusals."""
-    def bad(problem):
-        return CalibrationError(f"--patches {path}: {problem}")
+    def bad(problem):  # the front end says how its user gives the patches file
+        return CalibrationOptionError(f"patches file {path}: {problem}", option="patches")
 
     out = []
     for n, row in enumerate(read_number_rows(path, 5, "x,y,w,h,relative (whole pixels, a number)",
@@ -130,7 +130,8 @@ def measure_patches(frames: Iterable[np.ndarray], patches: Sequence[Patch],
         for i, p in enumerate(patches):
             problem = rect_problem(p.rect, (w, h))
             if problem:
-                raise CalibrationError(f"--patches: patch {i + 1}: {problem} (a {w}x{h} NIR frame)")
+                raise CalibrationOptionError(f"patches: patch {i + 1}: {problem} (a {w}x{h} NIR "
+                                             "frame)", option="patches")
             x, y, pw, ph = p.rect
             mx, my = int(pw * (1 - INNER) / 2), int(ph * (1 - INNER) / 2)
             values.append(float(np.median(nir[y + my:y + ph - my, x + mx:x + pw - mx])) / full)
@@ -150,9 +151,10 @@ def fit_transfer(values: PatchValues, patches: Sequence[Patch]) -> TransferFit:
     n = [int(i) + 1 for i in order]  # patch numbers as the file gives them
     for k in range(len(d)):
         if s[k] > MAX_SPREAD:
-            raise CalibrationError(f"transfer: patch {n[k]} moved {s[k]:.3f} of full scale between "
-                                   f"frames (limit {MAX_SPREAD:g}): hold the target still and let "
-                                   "the tower's auto-gain settle, or give fewer --frames")
+            raise CalibrationOptionError(
+                f"transfer: patch {n[k]} moved {s[k]:.3f} of full scale between frames (limit "
+                f"{MAX_SPREAD:g}): hold the target still and let the tower's auto-gain settle, or "
+                "use fewer frames", option="frames")
         if d[k] >= CLIP_ZONE and d[k] >= values.top - values.code:
             raise CalibrationError(f"transfer: patch {n[k]} is saturated (display {d[k]:.3f}); "
                                    "dim the target or the excitation")

@@ -133,7 +133,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 OPTION_FLAGS = {
     "board": "--board", "square_mm": "--square-mm", "max_rms_px": "--max-rms",
     "min_poses": "--min-poses", "dictionary": "--dictionary", "marker_ratio": "--marker-ratio",
-    "nir_bits": "--nir-bits",
+    "nir_bits": "--nir-bits", "patches": "--patches", "frames": "--frames",
 }
 
 
