@@ -279,3 +279,29 @@ def test_a_lagged_rim_mask_is_moved_to_the_frame_shown():
         pipe.close()
     assert len(shown) >= 5, "the analysis never lagged"
     assert np.mean(shown) > np.mean(own) + 0.01
+
+
+def test_a_plane_cleared_is_gone_at_once_even_while_the_analysis_lags():
+    """The live display's async analysis is frames old: after the user clears the plane,
+    an analysis of a frame from before the clear must not bring the plane, its flag or its
+    band back (a stale picture shown as live)."""
+    ph = Phantom(PhantomParams(seed=41, size=SIZE, fps=10.0))
+    frames = [ph.frame(i) for i in range(30)]
+    w, h = SIZE
+    settings = Settings()
+    settings.plane.polygon = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]  # the whole view
+    pipe = Pipeline(settings=settings, calibration=ph.calibration(), async_analysis=True)
+    lagged_after_clear = 0
+    try:
+        for f in frames[:15]:
+            pipe.process(f)
+        settings.plane.polygon = []
+        pipe.update_settings(settings)
+        for f in frames[15:]:  # unpaced: the analysis thread is behind, its results older
+            r = pipe.process(f)
+            if r.analysis_index is not None and r.analysis_index < 15:
+                lagged_after_clear += 1
+            assert r.plane.polygon is None and not r.plane.flagged, (r.index, r.plane)
+    finally:
+        pipe.close()
+    assert lagged_after_clear >= 1, "no analysis from before the clear was shown after it"

@@ -343,9 +343,10 @@ class Pipeline:
 
     def _plane_check(self, check: PlaneCheck, placement, analysis_index) -> PlaneCheck:
         """The analysis's plane check with the plane's place; unknown while it is lost
-        or the (lagged) analysis is from before the plane was anchored."""
+        or the (lagged) analysis is from before the plane was anchored.  With no plane
+        now, none: a lagged analysis of a plane since cleared is not shown (stale)."""
         if placement.polygon is None:
-            return check
+            return PlaneCheck()
         if placement.lost:
             return _placed(check, placement, False, placement.reason)
         if analysis_index is None or analysis_index < placement.anchor_index:
