@@ -377,6 +377,7 @@ class Engine:
             process_ms=stats.process_ms,
             listener_dropped=sum(r.dropped for r in self._relays),
             preparing=self.preparing,
+            notice=stats.notice,
         )
 
     @property
