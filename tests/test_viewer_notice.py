@@ -16,7 +16,6 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from nirf_overlay.engine import Engine  # noqa: E402
-from nirf_overlay.gui.main_window import MainWindow  # noqa: E402
 from nirf_overlay.settings import Settings  # noqa: E402
 from nirf_overlay.sources import SourceSpec, open_source  # noqa: E402
 
@@ -34,24 +33,17 @@ def _files(tmp_path, image_sequence, top):
             image_sequence(str(tmp_path / "nir"), nir, "tiff"))
 
 
-def _window(qtbot, tmp_path, wl, nir):
+def _window(show_window, wl, nir):
     source = open_source(SourceSpec(wl=wl, nir=nir, loop=True))
     assert source.info.nir_bits == 16  # a 16-bit TIFF is read as 16-bit unless told
-    win = MainWindow(Engine(source, Settings(), None, loop=True),
-                     snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
-                     presets_dir=tmp_path / "presets")
-    qtbot.addWidget(win)
-    win.resize(900, 600)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return show_window(Engine(source, Settings(), None, loop=True))
 
 
 def test_a_twelve_bit_stream_read_as_sixteen_names_nir_bits_in_the_viewer(
-        qtbot, tmp_path, image_sequence, caplog):
+        qtbot, show_window, tmp_path, image_sequence, caplog):
     wl, nir = _files(tmp_path, image_sequence, top=4095)
     with caplog.at_level(logging.WARNING, logger="nirf_overlay"):
-        win = _window(qtbot, tmp_path, wl, nir)
+        win = _window(show_window, wl, nir)
         hud = win.view.hud
         qtbot.waitUntil(lambda: SAID in win.engine.status().notice, timeout=WAIT_MS)
         qtbot.waitUntil(lambda: SAID in hud.message, timeout=WAIT_MS)
@@ -70,9 +62,9 @@ def test_a_twelve_bit_stream_read_as_sixteen_names_nir_bits_in_the_viewer(
     assert sum(SAID in r.getMessage() for r in caplog.records) == 1
 
 
-def test_a_wide_sixteen_bit_stream_says_nothing(qtbot, tmp_path, image_sequence):
+def test_a_wide_sixteen_bit_stream_says_nothing(qtbot, show_window, tmp_path, image_sequence):
     wl, nir = _files(tmp_path, image_sequence, top=30000)
-    win = _window(qtbot, tmp_path, wl, nir)
+    win = _window(show_window, wl, nir)
     qtbot.waitUntil(lambda: win.engine.status().processed >= 8, timeout=WAIT_MS)
     win.readout.refresh(0.0)
     assert win.engine.status().notice == ""
