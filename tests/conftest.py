@@ -194,6 +194,23 @@ def controlled_source(frames):
     return make
 
 
+@pytest.fixture
+def show_window(qtbot, tmp_path):
+    """``show(engine) -> MainWindow``: the viewer on ``engine``, 900x600, shown and exposed,
+    with its snapshots, recordings and presets in ``tmp_path`` (pytest-qt, offscreen)."""
+    def show(engine):
+        from nirf_overlay.gui.main_window import MainWindow
+
+        win = MainWindow(engine, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
+                         presets_dir=tmp_path / "presets")
+        qtbot.addWidget(win)
+        win.resize(900, 600)
+        win.show()
+        qtbot.waitExposed(win)
+        return win
+    return show
+
+
 @pytest.fixture(scope="session")
 def replay_session(tmp_path_factory):
     """A 20-frame phantom session recorded with its own settings and one marker.

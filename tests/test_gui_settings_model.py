@@ -29,18 +29,10 @@ class Announcements:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, phantom, controlled_source):
+def window(show_window, phantom, controlled_source):
     from nirf_overlay.engine import Engine
-    from nirf_overlay.gui.main_window import MainWindow
 
-    engine = Engine(controlled_source(), Settings(), phantom.calibration())
-    win = MainWindow(engine, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
-                     presets_dir=tmp_path / "presets")
-    qtbot.addWidget(win)
-    win.resize(900, 600)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return show_window(Engine(controlled_source(), Settings(), phantom.calibration()))
 
 
 # -- the model ------------------------------------------------------------------------------

@@ -22,23 +22,15 @@ from PyQt5.QtGui import QImage  # noqa: E402
 
 from nirf_overlay.engine import Engine  # noqa: E402
 from nirf_overlay.engine.state import RecordingState  # noqa: E402
-from nirf_overlay.gui.main_window import MainWindow  # noqa: E402
 from nirf_overlay.settings import DISPLAY_MODES, Settings  # noqa: E402
 
 WAIT_MS = 20000
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, phantom):
+def make_window(show_window, phantom):
     def make(source, settings=None):
-        eng = Engine(source, settings or Settings(), phantom.calibration())
-        win = MainWindow(eng, snapshot_dir=tmp_path / "snaps", recording_dir=tmp_path / "rec",
-                         presets_dir=tmp_path / "presets")
-        qtbot.addWidget(win)
-        win.resize(900, 600)
-        win.show()
-        qtbot.waitExposed(win)
-        return win
+        return show_window(Engine(source, settings or Settings(), phantom.calibration()))
     return make
 
 

@@ -19,7 +19,7 @@ Format (``schema_version`` 2)::
      "nir_transfer": "linear" | "gamma:G" | "srgb" | "lut:FILE.csv" | null}
 
 Schema 1 (before ``layout``, ``ignore_rects`` and ``nir_transfer``) is read
-as schema 2 with none of them (:func:`_migrate`); a profile is always written
+as schema 2 with none of them (:func:`~.profile_schema.migrate`); a profile is always written
 in the current schema.
 
 File names are relative to the JSON file.  Every entry is checked when the
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import shutil
 from typing import Any, Optional
@@ -40,41 +39,22 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CalibrationError
-from .model import MAX_MM_PER_PX, Calibration, Layout, overlap_px, rect_problem
+from .model import Calibration
+from .profile_schema import (KEYS, SCHEMA_VERSION, check_header, layout_problem, migrate,
+                             set_entries, string_entry)
 from .transfer import Transfer, parse_transfer
 
 __all__ = ["SCHEMA_VERSION", "load_profile", "save_profile"]
 
-SCHEMA_VERSION = 2
-
-# Keys every profile carries (null where unknown); order is the order written.
-_KEYS = (
-    "schema_version", "system", "created", "notes", "frame_size", "dark", "flat", "hot_pixels",
-    "homography_wl_to_nir", "mm_per_px", "working_distance_mm", "exposure_ref_ms", "gain_ref",
-    "intrinsics", "distortion", "layout", "ignore_rects", "nir_transfer",
-)
-_REQUIRED = ("schema_version", "frame_size")
-
 # A flat field saved by something else may be normalised in float64 then
 # rounded to float32; beyond this it was not normalised at all.
 _FLAT_MEAN_TOLERANCE = 0.01
-# pixels: the sides a frame_size may have (a 16 px or 16k px side is no camera)
-_FRAME_SIDE_PX = (16, 16384)
-# upper limits of the scalar entries; beyond them the entry is in another
-# unit or a typo: ms (100 s), sensor gain, mm (10 m)
-_MAX_EXPOSURE_MS = 1e5
-_MAX_GAIN = 1e6
-_MAX_WORKING_DISTANCE_MM = 1e4
 # what each image entry must be: (dtype, in words)
 _IMAGE_DTYPES = {
     "dark": (np.uint16, "uint16 (16-bit TIFF)"),
     "flat": (np.float32, "float32 (float TIFF)"),
     "hot_pixels": (np.uint8, "an 8-bit mask (nonzero = hot)"),
 }
-# coefficient counts OpenCV's distortion models take
-_DISTORTION_LENGTHS = (4, 5, 8, 12, 14)
-# regions to ignore a profile may list (a few labels and logos, not a mask)
-_MAX_IGNORE_RECTS = 64
 
 
 # -- loading -----------------------------------------------------------------
@@ -122,11 +102,11 @@ def _from_document(doc: dict, path: str) -> Calibration:
     def bad(key, problem):
         return CalibrationError(f"{path}: {key}: {problem}")
 
-    doc = _migrate(doc)
-    frame_size = _header(doc, bad)
+    doc = migrate(doc)
+    frame_size = check_header(doc, bad)
     cal = Calibration(frame_size=frame_size, source_path=path)
-    cal.system, cal.notes = _string(doc, "system", bad), _string(doc, "notes", bad)
-    cal.extra["created"] = _string(doc, "created", bad)
+    cal.system, cal.notes = string_entry(doc, "system", bad), string_entry(doc, "notes", bad)
+    cal.extra["created"] = string_entry(doc, "created", bad)
 
     base = os.path.dirname(os.path.abspath(path))
     shape = None if frame_size is None else (frame_size[1], frame_size[0])
@@ -139,120 +119,15 @@ def _from_document(doc: dict, path: str) -> Calibration:
     hot = _image(doc, "hot_pixels", base, shape, bad)
     if hot is not None:
         cal.hot_pixels = hot > 0
-
-    h = doc.get("homography_wl_to_nir")
-    if h is not None:
-        cal.homography_wl_to_nir = _homography(h, bad)
-    cal.mm_per_px = _positive(doc, "mm_per_px", bad, hi=MAX_MM_PER_PX)
-    cal.exposure_ref_ms = _positive(doc, "exposure_ref_ms", bad, hi=_MAX_EXPOSURE_MS)
-    cal.gain_ref = _positive(doc, "gain_ref", bad, hi=_MAX_GAIN)
-    cal.extra["working_distance_mm"] = _positive(doc, "working_distance_mm", bad,
-                                                 hi=_MAX_WORKING_DISTANCE_MM)
-    cal.extra["intrinsics"] = _intrinsics(doc.get("intrinsics"), bad)
-    cal.extra["distortion"] = _distortion(doc.get("distortion"), bad)
-    cal.layout = _layout(doc.get("layout"), frame_size, bad)
-    cal.ignore_rects = _ignore_rects(doc.get("ignore_rects"), frame_size, bad)
+    set_entries(cal, doc, frame_size, bad)
     cal.nir_transfer = _transfer(doc.get("nir_transfer"), base, path)
     return cal
-
-
-def _migrate(doc: dict) -> dict:
-    """A schema-1 document as schema 2: no layout, no regions to ignore, transfer unknown."""
-    version = doc.get("schema_version")
-    if type(version) is int and version == 1:
-        doc = dict(doc, schema_version=2)
-        for key, value in (("layout", None), ("ignore_rects", []), ("nir_transfer", None)):
-            doc.setdefault(key, value)
-    return doc
-
-
-def layout_problem(wl_rect, nir_rect, bounds=None) -> tuple[str, str]:
-    """``(which, problem)`` if two insets are not a usable layout, else ``("", "")``.
-
-    ``which`` is ``"wl_rect"`` or ``"nir_rect"``; ``bounds`` the combined
-    frame's (W, H) when known.  The insets must not overlap: a tower draws
-    each view in its own rectangle.
-    """
-    for which, rect in (("wl_rect", wl_rect), ("nir_rect", nir_rect)):
-        problem = rect_problem(rect, bounds)
-        if problem:
-            return which, problem
-    shared = overlap_px(tuple(wl_rect), tuple(nir_rect))
-    if shared:
-        return "nir_rect", (f"overlaps the WL inset by {shared} px; the insets must not overlap "
-                            f"(for a picture-in-picture view give the part of the WL view beside it)")
-    return "", ""
-
-
-def _layout(value, frame_size, bad) -> Optional[Layout]:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) != {"wl_rect", "nir_rect"}:
-        raise bad("layout", 'expected {"wl_rect": [x, y, w, h], "nir_rect": [x, y, w, h]} or null')
-    which, problem = layout_problem(value["wl_rect"], value["nir_rect"])
-    if problem:
-        raise bad(f"layout: {which}", problem)
-    layout = Layout(tuple(int(v) for v in value["wl_rect"]),
-                    tuple(int(v) for v in value["nir_rect"]))
-    if frame_size is not None and layout.wl_size != tuple(frame_size):
-        raise bad("layout: wl_rect", f"the WL inset is {layout.wl_size[0]}x{layout.wl_size[1]} "
-                                     f"but frame_size is {frame_size[0]}x{frame_size[1]} "
-                                     f"(frame_size is the WL inset's size)")
-    return layout
-
-
-def _ignore_rects(value, frame_size, bad) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > _MAX_IGNORE_RECTS:
-        raise bad("ignore_rects", f"expected a list of at most {_MAX_IGNORE_RECTS} [x, y, w, h]")
-    rects = []
-    for i, rect in enumerate(value):
-        problem = rect_problem(rect, frame_size)
-        if problem:
-            raise bad(f"ignore_rects[{i}]", problem + " (WL-inset pixels)")
-        rects.append(tuple(int(v) for v in rect))
-    return rects
 
 
 def _transfer(value, base, path) -> Optional[Transfer]:
     if value is None:
         return None
     return parse_transfer(value, base=base, what=f"{path}: nir_transfer")
-
-
-def _header(doc, bad) -> Optional[tuple[int, int]]:
-    """The schema version checked; the frame size (W, H) or None.
-
-    A key this version does not know is refused, as settings files refuse unknown
-    fields: within one schema version it is a typo (``mm_per_pixel`` read as no
-    scale at all), and a newer writer says so with a newer ``schema_version``."""
-    for key in _REQUIRED:
-        if key not in doc:
-            raise bad(key, "missing")
-    unknown = [k for k in doc if k not in _KEYS]
-    if unknown:
-        raise bad(unknown[0], f"unknown key (a profile has {', '.join(_KEYS)})")
-    version = doc["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise bad("schema_version", f"{version!r} is not supported (this version reads {SCHEMA_VERSION})")
-    frame_size = doc["frame_size"]
-    if frame_size is None:
-        return None
-    lo, hi = _FRAME_SIDE_PX
-    if (not isinstance(frame_size, list) or len(frame_size) != 2
-            or not all(_is_int(v) and lo <= v <= hi for v in frame_size)):
-        raise bad("frame_size", f"{frame_size!r} is not [width, height] in pixels")
-    return int(frame_size[0]), int(frame_size[1])
-
-
-def _string(doc, key, bad) -> str:
-    value = doc.get(key, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise bad(key, f"expected a string, got {type(value).__name__}")
-    return value
 
 
 def _image(doc, key, base, shape, bad) -> Optional[np.ndarray]:
@@ -277,32 +152,6 @@ def _normalised_flat(flat: np.ndarray, name: str, bad) -> np.ndarray:
     if abs(mean - 1.0) > _FLAT_MEAN_TOLERANCE:
         raise bad("flat", f"{name} has mean {mean:.4g}, expected 1 (normalised)")
     return (flat / np.float32(mean)).astype(np.float32)
-
-
-def _intrinsics(value, bad) -> Optional[np.ndarray]:
-    if value is None:
-        return None
-    k = _matrix(value, (3, 3), "intrinsics", bad)
-    if k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise bad("intrinsics", "focal lengths must be positive")
-    return k
-
-
-def _distortion(value, bad) -> Optional[np.ndarray]:
-    if value is None:
-        return None
-    if (not isinstance(value, list) or len(value) not in _DISTORTION_LENGTHS
-            or not all(_is_number(v) for v in value)):
-        raise bad("distortion", "expected a list of 4, 5, 8, 12 or 14 numbers (OpenCV order)")
-    return np.asarray(value, dtype=np.float64)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _file_entry(doc, key, bad) -> Optional[str]:
@@ -336,40 +185,6 @@ def _read_image(full: str, key: str, name: str, bad) -> np.ndarray:
     if arr.ndim != 2:
         raise bad(key, f"{name} must be a single-channel image, got shape {arr.shape}")
     return arr
-
-
-def _matrix(value, shape, key, bad) -> np.ndarray:
-    ok = (isinstance(value, list) and len(value) == shape[0]
-          and all(isinstance(r, list) and len(r) == shape[1] for r in value)
-          and all(_is_number(v) for r in value for v in r))
-    if not ok:
-        raise bad(key, f"expected a {shape[0]}x{shape[1]} matrix of finite numbers")
-    return np.asarray(value, dtype=np.float64)
-
-
-def _homography(value, bad) -> np.ndarray:
-    h = _matrix(value, (3, 3), "homography_wl_to_nir", bad)
-    if abs(h[2, 2]) < 1e-12:
-        raise bad("homography_wl_to_nir", "H[2][2] is 0 (not a usable homography)")
-    h = h / h[2, 2]
-    det = float(np.linalg.det(h[:2, :2]))
-    # WL and NIR see the same field through the same optics: an area scale
-    # outside 1/1000..1000 means the entry is garbage (another unit, a typo).
-    # A mirrored map (det < 0) is allowed: beam splitters can flip one channel.
-    if not (1e-3 < abs(det) < 1e3):
-        raise bad("homography_wl_to_nir", f"singular or degenerate (det of the linear part {det:.3g})")
-    return h
-
-
-def _positive(doc, key, bad, *, hi) -> Optional[float]:
-    value = doc.get(key)
-    if value is None:
-        return None
-    if not _is_number(value):
-        raise bad(key, f"expected a number or null, got {value!r}")
-    if not (0 < value < hi):
-        raise bad(key, f"{value} is outside (0, {hi:g})")
-    return float(value)
 
 
 # -- saving ------------------------------------------------------------------
@@ -468,7 +283,7 @@ def save_profile(cal: Calibration, path: str, *, created: Optional[str] = None) 
         written.append((names["nir_transfer"], lambda p, src=t.lut_path: shutil.copyfile(src, p)))
         doc["nir_transfer"] = f"lut:{names['nir_transfer']}"
     for key, value in cal.extra.items():
-        if key not in _KEYS:
+        if key not in KEYS:
             doc[key] = value
 
     for name, write in written:

@@ -54,7 +54,7 @@ from ..frame import FramePair
 from ..settings import Settings
 from .listeners import RELAY_DEPTH, Listener, ListenerRelay
 from .mailbox import DisplayFrame, LatestMailbox
-from .prepare import KernelPreparation, white_light_result
+from .pipelines import Pipelines, default_pipeline_factory
 from .recorded_plane import RecordedPlane
 from .recording import RecordingControl
 from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl, replay_stride
@@ -92,17 +92,13 @@ class Engine:
                  pipeline_factory: Optional[Callable] = None, prepare: bool = False):
         self.source = source
         self.settings = settings.copy() if settings is not None else Settings()
-        self.calibration = calibration
         #: a remark on the calibration for the user ("" when none), see open_engine
         self.calibration_note = ""
-        self._factory = pipeline_factory or _default_pipeline_factory
-        self._prep: Optional[KernelPreparation] = None
-        if pipeline is None and prepare and not kernels_warm():
-            self.pipeline = None  # built on the worker once the kernels are ready
-            self._prep = KernelPreparation(self._on_kernels_ready, self._on_kernels_failed)
-        else:
-            self.pipeline = (pipeline if pipeline is not None
-                             else self._factory(self.settings, calibration))
+        # main and A/B pipelines, (re)built on the worker (.pipelines)
+        self._pipes = Pipelines(pipeline_factory or default_pipeline_factory, self.settings,
+                                calibration, pipeline=pipeline, prepare=prepare,
+                                on_ready=lambda: self._replay.redisplay(),
+                                on_failed=self._on_kernels_failed)
         self.info = source.info
         self.seekable = bool(self.info.seekable)
         self.pace = (not self.info.live) if pace is None else bool(pace)
@@ -115,13 +111,6 @@ class Engine:
         self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
         self._stride = 1  # frames each shown frame advances (fast replay, replay_stride)
 
-        # pipeline changes asked for on other threads, carried out by the worker
-        self._lock = threading.Lock()
-        self._ab_settings = None
-        self._ab_changed = False
-        self._calibration_changed = False
-        self._pipeline_b = None
-
         # state, status and listeners
         self._state = RunState.STARTING
         self._told: Optional[RunState] = None  # the state listeners last heard
@@ -131,8 +120,8 @@ class Engine:
         self._stats = RunStats()
         self._recording = RecordingControl()
         #: a session's recorded plane, put in force as it was live (None: none recorded)
-        self._plane = RecordedPlane.of(source, lambda: ((self.pipeline, self.settings),
-                                                        (self._pipeline_b, self._ab_settings)))
+        self._plane = RecordedPlane.of(source, lambda: ((self._pipes.main, self.settings),
+                                                        (self._pipes.b, self._pipes.ab_settings)))
         # never block: called on the worker
         self._own = (self._stats, self._recording) + ((self._plane,) if self._plane else ())
         self._relays: tuple = ()  # replaced, never changed in place: the worker reads it unlocked
@@ -141,8 +130,7 @@ class Engine:
     def start(self) -> "Engine":
         if self._thread is None:
             self._thread = spawn(self._run, "nirf-engine")
-            if self._prep is not None:
-                self._prep.start()
+            self._pipes.start()
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -154,9 +142,7 @@ class Engine:
         if self._ahead is not None:
             self._ahead.join(timeout)  # it may be inside source.read()
         self._recording.close()
-        for p in (self.pipeline, self._pipeline_b):
-            if p is not None:
-                p.close()
+        self._pipes.close()
         try:
             self.source.close()
         except Exception as e:  # a source that fails to close must not stop shutdown
@@ -227,6 +213,16 @@ class Engine:
         return self.mailbox.dropped
 
     # -- settings ----------------------------------------------------------------
+    @property
+    def pipeline(self):
+        """The main pipeline (None while the kernels are being prepared)."""
+        return self._pipes.main
+
+    @property
+    def calibration(self):
+        """The calibration in force (:meth:`set_calibration` changes it)."""
+        return self._pipes.calibration
+
     def update_settings(self, settings) -> None:
         """Use ``settings`` from the next frame on (thread-safe)."""
         old, self.settings = self.settings, settings.copy()
@@ -244,22 +240,17 @@ class Engine:
         """Use ``calibration`` from the next frame on (a new pipeline is built on the worker)."""
         if calibration is not None:
             calibration.check_size(tuple(self.info.size))
-        with self._lock:
-            self.calibration = calibration
-            self._calibration_changed = True
-            self._ab_changed = self._ab_settings is not None
+        self._pipes.set_calibration(calibration)
         self._replay.wake()
 
     def set_ab(self, settings_b) -> None:
         """Run a second pipeline with ``settings_b`` on the same pairs (None = off)."""
-        with self._lock:
-            self._ab_settings = None if settings_b is None else settings_b.copy()
-            self._ab_changed = True
+        self._pipes.set_ab(settings_b)
         self._replay.redisplay()  # paused: show the frame on screen with both settings
 
     @property
     def ab(self) -> bool:
-        return self._ab_settings is not None
+        return self._pipes.ab_settings is not None
 
     # -- replay --------------------------------------------------------------------
     @property
@@ -376,21 +367,14 @@ class Engine:
             recording=self.recording_status(),
             process_ms=stats.process_ms,
             listener_dropped=sum(r.dropped for r in self._relays),
-            preparing=self.preparing,
+            preparing=self._pipes.preparing,
+            notice=stats.notice,
         )
 
     @property
     def preparing(self) -> str:
         """What is being prepared before the overlay can start ("" when it is on)."""
-        if self._prep is None or self.pipeline is not None:
-            return ""
-        return self._prep.text or "Preparing the pipeline"
-
-    def _on_kernels_ready(self) -> None:
-        with self._lock:  # the worker builds the pipeline at its next turn
-            self._calibration_changed = True
-            self._ab_changed = self._ab_settings is not None
-        self._replay.redisplay()  # paused: show the frame on screen with the overlay
+        return self._pipes.preparing
 
     def _on_kernels_failed(self, e: BaseException) -> None:
         self._error = f"preparing the analysis kernels: {plain(e)}"
@@ -440,24 +424,8 @@ class Engine:
             self._process(pair)
 
     def _apply_pipeline_changes(self) -> None:
-        if self._prep is not None and not self._prep.ready.is_set():
-            return  # the changes wait (their flags stay set) until the kernels are ready
-        with self._lock:
-            rebuild, rebuild_b, ab = self._calibration_changed, self._ab_changed, self._ab_settings
-            self._calibration_changed = self._ab_changed = False
-        # pipelines are built outside the lock: the GUI never waits on them
-        try:
-            if rebuild:
-                old, self.pipeline = self.pipeline, self._factory(self._settings_now().copy(),
-                                                                  self.calibration)
-                self.pipeline.update_settings(self._settings_now())  # changed while it was built
-                if old is not None:
-                    old.close()
-            if rebuild_b:
-                old, self._pipeline_b = self._pipeline_b, (
-                    None if ab is None else self._factory(ab, self.calibration))
-                if old is not None:
-                    old.close()
+        try:  # pipelines are built outside any lock: the GUI never waits on them
+            self._pipes.apply(self._settings_now)
         except Exception as e:
             self._report(e, "preparing the pipeline")
 
@@ -473,23 +441,15 @@ class Engine:
         self._replay.ended = False
         self._pacer.restart()
         self.mailbox.clear()
-        for p in (self.pipeline, self._pipeline_b):
-            if p is not None:
-                p.reset()
+        self._pipes.reset()
         self.log_event("seek", index=int(index))
         return True
 
     def _process(self, pair: FramePair) -> None:
         t0 = time.perf_counter()
         try:
-            if self.pipeline is None:  # kernels still being prepared: white light, marked
-                result = white_light_result(
-                    pair, None if self.calibration is None else self.calibration.mm_per_px)
-                result_b = None
-            else:
-                result = self.pipeline.process(pair)
-                pb = self._pipeline_b
-                result_b = pb.process(pair) if pb is not None else None
+            # while the kernels are prepared: the white light, marked (.prepare)
+            result, result_b = self._pipes.process(pair)
         except Exception as e:
             self._report(e, f"processing frame {pair.index}")
             self._set_state(RunState.ERROR)
@@ -531,17 +491,3 @@ class Engine:
             log.exception("%s failed", doing)
         self._error = f"{doing}: {plain(e)}"
 
-
-def kernels_warm() -> bool:
-    """The numba kernels are ready in this process (a pipeline builds at once)."""
-    from ..processing.warmup import is_warm
-
-    return is_warm()
-
-
-def _default_pipeline_factory(settings, calibration):
-    from ..processing.pipeline import Pipeline
-
-    # every frame analysed before it is shown while that keeps up; else the
-    # rim analysis on its own thread, so the display never waits (analysis_mode)
-    return Pipeline(settings, calibration, async_analysis="auto")

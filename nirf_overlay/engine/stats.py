@@ -35,6 +35,8 @@ class EngineStatus:
         too far behind (see :class:`~.listeners.ListenerRelay`)
     preparing : what is prepared before the overlay can start, e.g.
         "Preparing analysis kernels 3/7 (segmentation)"; "" once it is on
+    notice : a remark on the stream that stays once a result said it (``FrameResult.notice``,
+        e.g. which ``--nir-bits`` to give); "" when none
     """
 
     state: RunState = RunState.STARTING
@@ -57,6 +59,7 @@ class EngineStatus:
     process_ms: float = 0.0
     listener_dropped: int = 0
     preparing: str = ""
+    notice: str = ""
 
 
 class RateMeter:
@@ -99,6 +102,7 @@ class RunStats(Listener):
         self.last_frame_time: Optional[float] = None
         self.nir_lost = False
         self.process_ms = 0.0
+        self.notice = ""  # the newest FrameResult.notice: kept when later results say none
         self.fps_in = RateMeter()
         self.fps_out = RateMeter()
 
@@ -112,6 +116,8 @@ class RunStats(Listener):
         self.processed += 1
         self.process_ms = frame.process_ms
         self.fps_out.tick(frame.processed)
+        if frame.result.notice:
+            self.notice = frame.result.notice
 
 
 def plain(e: BaseException) -> str:

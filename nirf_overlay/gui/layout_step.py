@@ -33,7 +33,7 @@ from PyQt5.QtWidgets import (
 
 from ..calibration.layout_detect import Inset, LayoutResult, detect_layout, draw_preview
 from ..calibration.model import rect_problem
-from ..calibration.profile import layout_problem
+from ..calibration.profile_schema import layout_problem
 from ..errors import NirfError
 from ..sources.combined_frames import read_combined_frames
 

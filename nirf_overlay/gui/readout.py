@@ -5,7 +5,8 @@
 safety marks are re-decided every tick (:meth:`Readout.update_marks`, so
 STALE appears within a tick of the deadline) and the numbers every
 ``STATUS_EVERY_S`` (:meth:`Readout.refresh`).  The status bar's line says the
-same in smaller print.
+same in smaller print, and keeps the stream's lasting remark (``EngineStatus.notice``,
+e.g. which ``--nir-bits`` a 12-bit camera in 16-bit frames needs) while the source plays.
 """
 
 from __future__ import annotations
@@ -163,11 +164,13 @@ class Readout:
         lat = "--" if hud.latency_ms is None else f"{hud.latency_ms:.0f} ms"
         self.status_line.setText(
             f"{self.engine.info.description}  |  in {st.fps_in:.1f} fps, shown {hud.fps:.1f} fps, "
-            f"+{lat}, dropped {st.dropped_display + self.stats.view_dropped}")
+            f"+{lat}, dropped {st.dropped_display + self.stats.view_dropped}"
+            + (f"  |  {st.notice}" if st.notice else ""))
         self.view.update()
 
     def _message(self, st: EngineStatus, src: dict, status: str, now: float) -> tuple[str, bool]:
-        # a notice while it lasts, else the engine's or the recorder's problem, else nothing
+        # a notice while it lasts, else the engine's or the recorder's problem, else the
+        # stream's lasting remark (EngineStatus.notice: which --nir-bits to give), else nothing
         text, is_err, until = self._notice
         rec_err = (st.recording or {}).get("error") or ""
         err = st.error or src.get("message", "") if status not in ("ok", "") else st.error
@@ -175,4 +178,4 @@ class Readout:
             return text, is_err
         if err or rec_err:
             return (err or rec_err), True
-        return "", False
+        return st.notice, False

@@ -19,10 +19,11 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from .duct import cut_at_rims, touching_duct_path
+from .distractors import draw_distractors
 from .motion import Motion
+from .noise import blur, fourier_loop, random_curve, smooth_noise
 from .params import PhantomParams
-from .truth import CORE, DISTRACTOR, DUCT, GALLBLADDER, RIM, RING, SPECULAR, SPILL
+from .truth import CORE, DISTRACTOR, DUCT, GALLBLADDER, RIM, RING, SPECULAR
 
 
 @dataclass
@@ -46,60 +47,6 @@ class Lesion:
     dist: Optional[np.ndarray] = None  # (h, w) float32, px from the core
     wl_core: Optional[np.ndarray] = None  # (h, w) float32, the pale tumour in WL
     rim_light: Optional[np.ndarray] = None  # (h, w) float32, until its amplitude is solved
-
-
-# ---------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------
-def _smooth_noise(rng, shape, scale_px, *, channels=None) -> np.ndarray:
-    """Zero-mean, unit-std noise smooth over ``scale_px`` (cubic upsampled grid)."""
-    h, w = shape
-    gh, gw = int(h / scale_px) + 4, int(w / scale_px) + 4
-    gshape = (gh, gw) if channels is None else (gh, gw, channels)
-    grid = rng.standard_normal(gshape).astype(np.float32)
-    big = cv2.resize(grid, (int(gw * scale_px), int(gh * scale_px)), interpolation=cv2.INTER_CUBIC)
-    oy, ox = int(1.5 * scale_px), int(1.5 * scale_px)
-    out = big[oy:oy + h, ox:ox + w]
-    out = out - out.mean()
-    return out / max(float(out.std()), 1e-6)
-
-
-def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur; large sigmas on a reduced grid (for smooth visual layers)."""
-    if sigma <= 6:
-        return cv2.GaussianBlur(img, (0, 0), sigma)
-    f = int(sigma // 3)
-    h, w = img.shape[:2]
-    small = cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / f)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def _fourier_loop(rng, n_harm, amp, n=720) -> np.ndarray:
-    """A smooth periodic function of angle sampled at ``n`` points, mean 0."""
-    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    f = np.zeros(n)
-    for k in range(1, n_harm + 1):
-        f += rng.normal(0, amp / k) * np.cos(k * th + rng.uniform(0, 2 * np.pi))
-    return f
-
-
-def _random_curve(rng, start, heading, length_px, step_px, wiggle, bend=0.0) -> np.ndarray:
-    """A smooth random walk, (N, 2) float, used for vessels and the bile duct.
-
-    ``bend`` is the total turn in radians spread evenly along the curve.
-    """
-    n = max(2, int(length_px / step_px))
-    turn = np.cumsum(rng.normal(0, wiggle, n))
-    turn = cv2.GaussianBlur(turn.reshape(1, -1).astype(np.float64), (0, 0), 3).ravel()
-    ang = heading + turn + bend * np.arange(n) / n
-    pts = np.empty((n, 2))
-    pts[0] = start
-    pts[1:, 0] = start[0] + np.cumsum(np.cos(ang[1:])) * step_px
-    pts[1:, 1] = start[1] + np.cumsum(np.sin(ang[1:])) * step_px
-    return pts
-
-
 
 
 class Scene:
@@ -143,7 +90,7 @@ class Scene:
         self.lesions = self._place_lesions(streams(11))
         for les in self.lesions:
             self._draw_lesion(streams(100 + les.id), les, nir, parench, labels, ids)
-        self._draw_distractors(streams(12), nir, labels, excl)
+        draw_distractors(streams(12), params, self._px, motion, self.lesions, nir, labels, excl)
         self._draw_rings(labels, ids, excl)
         self._solve_amplitudes(nir, ids)
         self.nir = nir
@@ -192,12 +139,12 @@ class Scene:
         p = self.params
         W, H = self._ww, self._wh
         px = self._px
-        var = _smooth_noise(rng, (H, W), 18 * px) * p.background_variation
+        var = smooth_noise(rng, (H, W), 18 * px) * p.background_variation
         parench = (p.background * (1.0 + var)).clip(0.3 * p.background).astype(np.float32)
         vessel = np.zeros((H, W), np.float32)
         for _ in range(rng.integers(5, 10)):
             start = np.array([rng.uniform(0, W), rng.uniform(0, H)])
-            pts = _random_curve(rng, start, rng.uniform(0, 2 * np.pi), rng.uniform(30, 80) * px,
+            pts = random_curve(rng, start, rng.uniform(0, 2 * np.pi), rng.uniform(30, 80) * px,
                                 1.0 * px, 0.08)
             thick = max(1, int(round(rng.uniform(0.8, 2.5) * px)))
             cv2.polylines(vessel, [np.round(pts).astype(np.int32)], False, 1.0, thick, cv2.LINE_AA)
@@ -253,7 +200,7 @@ class Scene:
         # wobbly core outline
         n = 720
         th = np.linspace(0, 2 * np.pi, n, endpoint=False)
-        r = les.radius_px * (1.0 + _fourier_loop(rng, 6, 0.09))
+        r = les.radius_px * (1.0 + fourier_loop(rng, 6, 0.09))
         poly = np.stack([cx - x0 + r * np.cos(th), cy - y0 + r * np.sin(th)], 1)
         core = np.zeros((hh, ww), np.uint8)
         cv2.fillPoly(core, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
@@ -273,17 +220,17 @@ class Scene:
         ring_full = (dist > 0) & (dist <= w_px + 0.25)
         rim = ring_full & in_arc
         # patchy intensity along the arc (mean 1) with soft fading at the arc ends
-        patch_th = 1.0 + _fourier_loop(rng, 6, 1.0)
+        patch_th = 1.0 + fourier_loop(rng, 6, 1.0)
         patch_th = patch_th - patch_th.mean()
         patch_th = 1.0 + p.rim_patchiness * patch_th / max(np.abs(patch_th).max(), 1e-6)
         idx = ((ang + np.pi) / (2 * np.pi) * n).astype(np.int32) % n
         patch = patch_th[idx].astype(np.float32)
-        patch *= 1.0 + 0.08 * _smooth_noise(rng, (hh, ww), 0.7 * px)
+        patch *= 1.0 + 0.08 * smooth_noise(rng, (hh, ww), 0.7 * px)
         if les.completeness < 1.0:
             taper = np.clip((half - dang) / math.radians(10), 0, 1)
             patch *= (0.6 + 0.4 * taper).astype(np.float32)
         corem = core.astype(bool)
-        core_tex = (les.core_level * (1.0 + 0.15 * _smooth_noise(rng, (hh, ww), 1.5 * px))).clip(0.05)
+        core_tex = (les.core_level * (1.0 + 0.15 * smooth_noise(rng, (hh, ww), 1.5 * px))).clip(0.05)
         # deviation from parenchyma, before blur: d0 (core/rim cut-outs) + a * d1 (rim light)
         d0 = np.where(corem, core_tex - 1.0, 0.0).astype(np.float32)
         d0[rim] = -1.0
@@ -301,110 +248,7 @@ class Scene:
         lab[rim] |= RIM
         ids[y0:y1, x0:x1][rim] = les.id
         les.dist = dist
-        les.wl_core = _blur(core.astype(np.float32), 0.8 * px) * les.wl_visibility
-
-    def _draw_distractors(self, rng, nir, labels, excl):
-        p = self.params
-        px = self._px
-        W, H = self._ww, self._wh
-        keep_out = np.zeros((H, W), np.uint8)
-        for les in self.lesions:  # distractors stay >= 2.5 mm off every rim outline
-            y0, y1, x0, x1 = les.bbox
-            keep_out[y0:y1, x0:x1] |= (les.dist <= (les.width_mm + 2.5) * px).astype(np.uint8)
-        x0, x1, y0, y1 = self._motion.always_in_view(3.0)
-        add = np.zeros((H, W), np.float32)
-
-        def commit(mask, prof, sigma_mm, brightness, bit):
-            sig = sigma_mm * px
-            # blur only around the object: the rest of the world stays untouched
-            ys, xs = np.nonzero(mask)
-            pad = int(4 * sig) + 2
-            y0_, y1_ = max(ys.min() - pad, 0), min(ys.max() + pad + 1, H)
-            x0_, x1_ = max(xs.min() - pad, 0), min(xs.max() + pad + 1, W)
-            add[y0_:y1_, x0_:x1_] += cv2.GaussianBlur(
-                prof[y0_:y1_, x0_:x1_] * np.float32(brightness), (0, 0), sig)
-            labels[mask.astype(bool)] |= bit
-            # keep the background rings clear of its blurred glow (3 sigma); a distance
-            # transform is linear in the image where a big dilation kernel is not
-            grow = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3) <= 3 * sig
-            excl[grow] = 1
-            keep_out[grow] = 1
-
-        def border_point(out_mm):
-            """A random point on the visible rectangle's border, pushed outwards."""
-            side = rng.integers(4)
-            o = out_mm * px
-            if side == 0:
-                return np.array([x0 - o, rng.uniform(y0, y1)]), 0.0
-            if side == 1:
-                return np.array([x1 + o, rng.uniform(y0, y1)]), np.pi
-            if side == 2:
-                return np.array([rng.uniform(x0, x1), y0 - o]), np.pi / 2
-            return np.array([rng.uniform(x0, x1), y1 + o]), -np.pi / 2
-
-        want_gb = p.gallbladder if p.gallbladder is not None else bool(rng.uniform() < 0.5)
-        if want_gb:
-            for _ in range(60):
-                c, _h = border_point(rng.uniform(2, 8))
-                mask = np.zeros((H, W), np.uint8)
-                axes = (int(rng.uniform(14, 22) * px), int(rng.uniform(8, 12) * px))
-                cv2.ellipse(mask, (int(c[0]), int(c[1])), axes, rng.uniform(0, 180), 0, 360, 1, -1)
-                if not (mask & keep_out).any():
-                    tex = 1.0 + 0.1 * _smooth_noise(rng, (H, W), 4 * px)
-                    commit(mask, (mask * tex * p.background).astype(np.float32), 1.0,
-                           rng.uniform(*p.gallbladder_brightness), GALLBLADDER)
-                    break
-        if p.bile_duct:
-            wd = rng.uniform(*p.duct_width_mm) * px
-            sigma = rng.uniform(0.4, 0.8)
-            clear = cv2.distanceTransform(1 - keep_out, cv2.DIST_L2, 3) <= wd / 2 + px
-            best = None
-            touch = touching_duct_path(self.lesions[0], p.duct_touch, wd, px) \
-                if p.duct_touch and self.lesions else None
-            for attempt in range(0 if touch is not None else 80):
-                # from the border of the view (or anywhere, later on), gently curved,
-                # cut where it would run into a lesion: a duct diving deeper
-                if attempt < 40:
-                    start, heading = border_point(rng.uniform(0, 5))
-                    heading += rng.uniform(-0.7, 0.7)
-                else:
-                    start = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
-                    heading = rng.uniform(0, 2 * np.pi)
-                pts = _random_curve(rng, start, heading, rng.uniform(30, 70) * px, 0.5 * px, 0.02,
-                                    bend=rng.uniform(0.2, 0.8) * rng.choice([-1, 1]))
-                xi = np.clip(np.round(pts[:, 0]).astype(int), 0, W - 1)
-                yi = np.clip(np.round(pts[:, 1]).astype(int), 0, H - 1)
-                hit = np.nonzero(clear[yi, xi])[0]
-                keep = pts[: hit[0]] if hit.size else pts
-                inside = ((keep[:, 0] > x0) & (keep[:, 0] < x1) & (keep[:, 1] > y0) & (keep[:, 1] < y1)).sum()
-                if best is None or inside > best[1]:
-                    best = (keep, inside)
-                if inside * 0.5 >= 25:  # steps are 0.5 mm: 25 mm visible is plenty
-                    break
-            if touch is not None:
-                best = (touch, len(touch))
-            if best is not None and best[1] * 0.5 >= 8:
-                mask = np.zeros((H, W), np.uint8)
-                cv2.polylines(mask, [np.round(best[0]).astype(np.int32)], False, 1, max(1, int(round(wd))))
-                if touch is not None:
-                    cut_at_rims(mask, self.lesions, px)
-                d = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-                rad = max(wd / 2, 0.5)
-                # a tube: path length through a cylinder ~ sqrt(1 - (x/r)^2)
-                prof = np.sqrt(np.clip(1 - (1 - np.minimum(d / rad, 1)) ** 2, 0, 1)) * p.background
-                bright = (p.duct_touch_brightness * self.lesions[0].tbr
-                          if touch is not None and p.duct_touch_brightness else rng.uniform(*p.duct_brightness))
-                commit(mask, prof.astype(np.float32), sigma, bright, DUCT)
-        for _ in range(int(rng.integers(p.n_spills[0], p.n_spills[1] + 1))):
-            for _try in range(40):
-                mask = np.zeros((H, W), np.uint8)
-                c = (int(rng.uniform(x0, x1)), int(rng.uniform(y0, y1)))
-                axes = (int(rng.uniform(1.5, 3.5) * px), int(rng.uniform(1.0, 2.5) * px))
-                cv2.ellipse(mask, c, axes, rng.uniform(0, 180), 0, 360, 1, -1)
-                if not (mask & keep_out).any():
-                    commit(mask, (mask * p.background).astype(np.float32), 0.3, rng.uniform(4, 10), SPILL)
-                    break
-        nir += add
+        les.wl_core = blur(core.astype(np.float32), 0.8 * px) * les.wl_visibility
 
     def _draw_rings(self, labels, ids, excl):
         p = self.params
@@ -463,9 +307,9 @@ class Scene:
             return img if f == 1 else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
         base = np.array([42, 52, 128], np.float32)  # BGR, liver reddish brown
-        mott = _smooth_noise(rng, (h, w), 10 * px)
-        hue = _smooth_noise(rng, (h, w), 16 * px)
-        fine = _smooth_noise(rng, (h, w), 0.9 * px)
+        mott = smooth_noise(rng, (h, w), 10 * px)
+        hue = smooth_noise(rng, (h, w), 16 * px)
+        fine = smooth_noise(rng, (h, w), 0.9 * px)
         wl = np.empty((h, w, 3), np.float32)
         bright = 1.0 + 0.14 * mott + 0.05 * fine
         wl[..., 0] = base[0] * bright * (1 - 0.08 * hue)
@@ -479,9 +323,9 @@ class Scene:
             pale[y0:y1, x0:x1] = np.maximum(pale[y0:y1, x0:x1], les.wl_core)
         a = small(pale)[..., None]
         wl = wl * (1 - a) + np.array([120, 150, 190], np.float32) * a
-        gb = _blur(small(((labels & GALLBLADDER) != 0).astype(np.float32)), 1.5 * px)[..., None]
+        gb = blur(small(((labels & GALLBLADDER) != 0).astype(np.float32)), 1.5 * px)[..., None]
         wl = wl * (1 - 0.7 * gb) + np.array([95, 125, 100], np.float32) * 0.7 * gb
-        duct = _blur(small(((labels & DUCT) != 0).astype(np.float32)), 0.8 * px)[..., None]
+        duct = blur(small(((labels & DUCT) != 0).astype(np.float32)), 0.8 * px)[..., None]
         wl = wl * (1 - 0.15 * duct) + np.array([90, 150, 170], np.float32) * 0.15 * duct
         wl8 = np.clip(wl, 0, 255).astype(np.uint8)
         if f > 1:

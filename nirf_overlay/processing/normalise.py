@@ -29,7 +29,8 @@ averaged and the display shows it in its own colour.  A 16-bit stream whose
 values all fit a narrower camera's range (a 12-bit camera in a 16-bit container)
 is watched until a value proves it wider: where its values stop exactly at that
 range's top (4095), that is where it clips (:func:`~nirf_overlay.frame.clip_count`),
-and one log line says once which ``--nir-bits`` to give.
+and one line says once which ``--nir-bits`` to give (logged, and kept as
+``bits_notice`` for the viewer).
 
 Homography: dark and flat are NIR-sized; with a WL-to-NIR homography they are
 warped into WL coordinates once, when the first frame shows the sizes, and
@@ -173,7 +174,9 @@ class Normaliser:
         #: (watched until a value proves it wider), and the frames it was seen in
         self.largest_raw = 0
         self._watched = 0
-        self._said_bits = False
+        #: the line naming ``--nir-bits`` once it is said ("" before): the pipeline hands it
+        #: on as ``FrameResult.notice``, so the viewer shows it too, not only the log
+        self.bits_notice = ""
 
     # -- set-up -----------------------------------------------------------
     def set_calibration(self, calibration) -> None:
@@ -352,22 +355,23 @@ class Normaliser:
         )
 
     def _clip_count(self, raw: np.ndarray, nir_bits: int) -> int:
-        """The count a saturated pixel of this stream reads; says once (a log line) when a
-        16-bit stream's values fit a narrower camera's range.  One max per frame, only
-        while a 16-bit stream fits 14 bits (a wider value ends the watch)."""
+        """The count a saturated pixel of this stream reads; says once (a log line and
+        :attr:`bits_notice`) when a 16-bit stream's values fit a narrower camera's range.
+        One max per frame, only while a 16-bit stream fits 14 bits (a wider value ends the
+        watch)."""
         if int(nir_bits) == 16 and self.largest_raw <= _WIDEST_NARROW:
             self.largest_raw = max(self.largest_raw, int(raw.max()))
             self._watched += 1
             narrow = container_bits(self.largest_raw, nir_bits)
             clipped = narrow is not None and clip_count(self.largest_raw, nir_bits) < 65535
-            if narrow is not None and not self._said_bits and (
+            if narrow is not None and not self.bits_notice and (
                     clipped or self._watched >= CONTAINER_FRAMES):
-                self._said_bits = True
-                log.warning("NIR: values fit in %d bits (largest %d in %d frames) but are read "
-                            "as 16-bit: give --nir-bits %d (in the open dialog: NIR bit depth) "
-                            "if the camera is %d-bit; full scale, saturation and display "
-                            "levels then fit", narrow, self.largest_raw, self._watched, narrow,
-                            narrow)
+                self.bits_notice = (
+                    f"NIR: values fit in {narrow} bits (largest {self.largest_raw} in "
+                    f"{self._watched} frames) but are read as 16-bit: give --nir-bits {narrow} "
+                    f"(in the open dialog: NIR bit depth) if the camera is {narrow}-bit; full "
+                    "scale, saturation and display levels then fit")
+                log.warning("%s", self.bits_notice)
         return clip_count(self.largest_raw, nir_bits)
 
     def ready_for(self, raw: np.ndarray, wl: np.ndarray) -> bool:

@@ -303,7 +303,7 @@ class Pipeline:
             analysis_index=analysis_index, nir_signal=nir_signal, motion=motion,
             dark_subtracted=self.calibration is not None and self.calibration.dark is not None,
             analysis_mode="async" if use_async else "sync",
-            black_level=black,
+            black_level=black, notice=self.normaliser.bits_notice,
         )
 
     def _decode_dark(self, nir_bits: int) -> None:

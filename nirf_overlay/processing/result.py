@@ -157,6 +157,10 @@ class FrameResult:
     #: counts, estimated under an instrument: :mod:`.black_level`); None when
     #: not estimated (an empty cell), and always with a dark frame
     black_level: Optional[float] = None
+    #: a remark on the stream for the user that stays true once said, e.g. which
+    #: ``--nir-bits`` to give (:attr:`~.normalise.Normaliser.bits_notice`); "" when none.
+    #: The viewer's engine keeps it and shows it in the status bar and the HUD
+    notice: str = ""
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from ..calibration.model import Layout
-from ..calibration.profile import layout_problem
+from ..calibration.profile_schema import layout_problem
 from ..errors import SourceError
 from ..frame import SourceInfo
 from ._cv import NirMode, nir_from_frame, nir_mode, wl_from_frame
