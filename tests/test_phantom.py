@@ -414,8 +414,11 @@ def test_make_sample_round_trip(tmp_path):
 def test_make_sample_bad_input(tmp_path, capsys, argv, msg):
     from nirf_overlay.cli import main
 
-    rc = main(["make-sample", "--out", str(tmp_path), "--size", "64x48", "--seconds", "0.2",
-               "--no-progress", *argv])
+    try:
+        rc = main(["make-sample", "--out", str(tmp_path), "--size", "64x48", "--seconds", "0.2",
+                   "--no-progress", *argv])
+    except SystemExit as e:  # refused by the option's own type, at parse time
+        rc = e.code
     err = capsys.readouterr().err.strip()
     assert rc == 2 and msg in err and len(err.splitlines()) == 1
     assert not os.path.exists(tmp_path / "sample_wl.mp4")
