@@ -63,12 +63,22 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(np.stack([np.roll(e, s) for s in range(-k, k + 1)]), axis=0)
 
-    # the outer edge seen, and the inner edge + the measured width: a duct
+    # the outer edge seen, and the inner edge + the rim's width: a duct
     # leaving the rim moves neither median; one running along the rim's
-    # outside (tangent) may move the first, never the second
+    # outside (tangent) lies within the first over a long arc, never within
+    # the second.  The inner edge is the nearest pixel (a duct's pixels
+    # outside do not shift it, as they shift a quantile); the width is the
+    # measured one or the band's own radial extent, the median over every
+    # direction (a tangent duct widens a minority of them), whichever is less
     tol = RIM_RULES.band_tolerance * thickness + RIM_RULES.band_margin_px
-    limit = np.minimum(edge(RIM_RULES.band_outer_quantile),
-                       edge(1.0 - RIM_RULES.band_outer_quantile) + thickness) + tol
+    outer, inner = edge(RIM_RULES.band_outer_quantile), edge(0.0)
+    extent = np.nanmedian(outer - inner)
+    own = inner + min(thickness, float(extent))
+    limit = np.minimum(outer, own) + tol
+    # where the band seen is wider than the rim's own (a duct alongside),
+    # the rim ends at its own outer edge, without the quantisation margin
+    widened = outer > own + tol
+    limit[widened] = own[widened] + RIM_RULES.band_widened_margin_px
     out = d > limit[b]  # (bins with a pixel have a finite median)
     if out.any() and blocked is not None and cv2.countNonZero(blocked.view(np.uint8)):
         d_b = cv2.distanceTransform((blocked.view(np.uint8) == 0).view(np.uint8), cv2.DIST_L2, 3)
@@ -83,8 +93,11 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     depth = np.zeros(n, np.float32)
     np.maximum.at(depth, lab[ys[out], xs[out]],
                   cv2.distanceTransform(beyond, cv2.DIST_L2, 3)[ys[out], xs[out]])
-    big = ((stats[:, cv2.CC_STAT_AREA] >= RIM_RULES.band_min_piece * thickness ** 2)
-           & (depth > RIM_RULES.band_min_depth_px))
+    area = stats[:, cv2.CC_STAT_AREA]
+    # ... or a long one: a tangent duct's side beyond the band is a sliver
+    # along the rim, but one as long as the rim is wide several times over
+    big = (((area >= RIM_RULES.band_min_piece * thickness ** 2) & (depth > RIM_RULES.band_min_depth_px))
+           | (area >= RIM_RULES.band_min_sliver * thickness ** 2))
     big[0] = False
     cut = big[lab[ys, xs]] & out
     rim[ys[cut], xs[cut]] = False
