@@ -185,6 +185,22 @@ class RimRules:
     #: the median edge of the neighbouring directions is a little short) is
     #: the rim's own edge.
     band_min_depth_px: float = 1.5
+    #: x thickness squared.  A thinner piece beyond the band is cut too when
+    #: it is this large: the side of a duct running along the rim's outside
+    #: (a sliver a few thicknesses long), not the rim edge's noise.
+    band_min_sliver: float = 0.5
+    #: bins of ``gap_bin_deg``, each side.  The rim's own radial extent in a
+    #: direction is the median over this many neighbouring directions (90
+    #: degrees each side): a duct along the rim's outside widens less than
+    #: half of them, and a rim's width changes slowly over them.  (Tuned on
+    #: seed 900's tangent ducts: 6 or 12 bins left 14-17 % of a bright 1 mm
+    #: duct as rim, 18 bins 6.7 %; a median over all directions cut a rim
+    #: whose width changes round the core, tests/test_band.py.)
+    band_extent_bins: int = 18
+    #: px.  In directions where the band is wider than the rim's own extent
+    #: by more than the tolerance (a duct runs alongside), the rim is cut
+    #: this far beyond its own outer edge (inner edge + extent).
+    band_widened_margin_px: float = 0.5
     #: x rim thickness.  Rim pixels this near a tool (or the frame edge)
     #: are never cut: the core beside them is hidden, so their distance to
     #: the visible core says nothing about the rim's band.
