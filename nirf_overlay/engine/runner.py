@@ -57,7 +57,8 @@ from .mailbox import DisplayFrame, LatestMailbox
 from .prepare import KernelPreparation, white_light_result
 from .recorded_plane import RecordedPlane
 from .recording import RecordingControl
-from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl, replay_stride
+from .replay import (READ_TIMEOUT_S, RETRY_DELAY_S, CatchUp, Pacer, ReadAhead, ReplayControl,
+                     replay_stride)
 from .state import RunState
 from .stats import EngineStatus, RunStats, plain
 from .threads import spawn
@@ -114,6 +115,7 @@ class Engine:
         self._pacer = Pacer(self.fps)
         self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
         self._stride = 1  # frames each shown frame advances (fast replay, replay_stride)
+        self._catch_up = CatchUp()  # skips late pairs: the position follows the wall clock
 
         # pipeline changes asked for on other threads, carried out by the worker
         self._lock = threading.Lock()
@@ -271,6 +273,8 @@ class Engine:
         self._tell_state()
 
     def resume(self) -> None:
+        self._pacer.restart()  # the schedule counts from now, not from before the pause
+        self._catch_up.restart()
         self._replay.resume()
         self._tell_state()
 
@@ -301,6 +305,11 @@ class Engine:
     @property
     def speed(self) -> float:
         return self._pacer.speed
+
+    @property
+    def skipped(self) -> int:
+        """Frames replay left out to keep the position on the wall clock (:class:`~.replay.CatchUp`)."""
+        return self._catch_up.skipped
 
     def set_loop(self, loop: bool) -> None:
         self._replay.set_loop(loop)
@@ -376,6 +385,7 @@ class Engine:
             recording=self.recording_status(),
             process_ms=stats.process_ms,
             listener_dropped=sum(r.dropped for r in self._relays),
+            skipped=self._catch_up.skipped,
             preparing=self.preparing,
         )
 
@@ -429,15 +439,31 @@ class Engine:
                 continue
             self._replay.ended = False
             if self.pace and not turn.stepping:
-                self._pacer.wait(pair, self._stop)
+                late = self._pacer.wait(pair, self._stop)
                 if self._stop.is_set():
                     break
+                if self._skip_late(pair, late):
+                    continue
                 pair.arrival = time.monotonic()
+            elif turn.stepping:
+                self._pacer.restart()  # playing on after steps starts a new schedule
+                if not pair.arrival:
+                    pair.arrival = time.monotonic()
             elif not pair.arrival:
                 pair.arrival = time.monotonic()
             for listener in self._own + self._relays:
                 listener.on_pair(pair)
             self._process(pair)
+
+    def _skip_late(self, pair: FramePair, late: float) -> bool:
+        """Leave out a pair that came a shown-frame period or more late (never slow
+        motion); far behind, the read-ahead jumps to where the clock is."""
+        skip, jump_to = self._catch_up.decide(late, int(pair.index), self._stride, self._pacer,
+                                              self.seekable and self._ahead is not None,
+                                              self.frame_count)
+        if jump_to is not None:
+            self._ahead.seek(jump_to)  # not a user's seek: the schedule and the filters go on
+        return skip
 
     def _apply_pipeline_changes(self) -> None:
         if self._prep is not None and not self._prep.ready.is_set():
@@ -472,6 +498,7 @@ class Engine:
             return False
         self._replay.ended = False
         self._pacer.restart()
+        self._catch_up.restart()
         self.mailbox.clear()
         for p in (self.pipeline, self._pipeline_b):
             if p is not None:
