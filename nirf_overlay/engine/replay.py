@@ -121,50 +121,73 @@ class Pacer:
         return max(0.0, late)
 
 
-#: a pair this many shown-frame periods late makes the read-ahead jump to where
-#: the clock is (cheaper than decoding the frames in between); fewer: the late
-#: pair alone is skipped
+#: a pair this many shown-frame periods late means decoding cannot keep up:
+#: the read-ahead jumps to where the clock is and from then on decodes only
+#: every ``factor``-th frame of the speed's stride (fewer periods late: the late
+#: pair alone is left out)
 JUMP_AFTER_FRAMES = 3
-#: a jump lands this far ahead of the clock at first: the decoders restart at the
-#: new frame; the lead then follows how late the first pair after a jump came
-#: (:meth:`CatchUp.landed`), up to :data:`MAX_LEAD_S`
+#: a jump lands this far ahead of the clock at first (the decoders restart at the
+#: new frame); the lead then follows how late the first pair after a jump came,
+#: up to :data:`MAX_LEAD_S`
 JUMP_LEAD_S = 0.15
 MAX_LEAD_S = 0.6
+#: the most frames one shown frame may advance while catching up
+MAX_CATCH_UP_STRIDE = 8
+#: this long with every pair on time, the catch-up factor steps back by one
+CALM_S = 3.0
 
 
 class CatchUp:
-    """Decides what replay does with a pair that came late (see :meth:`decide`).
+    """What replay does with pairs that come late (:meth:`decide`), so that the
+    position shown follows the wall clock at the speed asked, never slower.
+
+    A pair a shown-frame period late or more is left out.  When pairs come
+    :data:`JUMP_AFTER_FRAMES` periods late, playing cannot catch up (decoding
+    is what is slow, and a decoded pair left out saves nothing of it): the
+    read-ahead jumps to where the clock is and the stride grows by the speed's
+    stride (1x on a slow machine: every other frame decoded and shown, the
+    position right).  After :data:`CALM_S` with every pair on time it steps
+    back.  A user's seek, a pause or a new speed start afresh (:meth:`restart`).
 
     Attributes
     ----------
-    skipped : frames the replay speed would have shown but left out, in all
+    skipped : frames the speed's stride would have shown but were not (counted
+        from the gaps between shown frames, so it always matches them)
+    factor : the catch-up factor: the read-ahead's stride is the speed's times this
     lead : how far ahead of the clock a jump lands, seconds (learnt)
     """
 
     def __init__(self):
         self.skipped = 0
         self.lead = JUMP_LEAD_S
+        self.factor = 1
         self._after_jump = False
+        self._last: Optional[int] = None  # index of the last frame shown
+        self._calm_since = 0.0
 
     def decide(self, late: float, index: int, stride: int, pacer: Pacer, seekable: bool,
-               frame_count: Optional[int]) -> tuple[bool, Optional[int]]:
-        """``(skip, jump_to)`` for a pair ``late`` seconds after its time.
+               frame_count: Optional[int], now: float) -> tuple[bool, Optional[int], bool]:
+        """``(skip, jump_to, restride)`` for a pair ``late`` seconds after its time.
 
-        ``skip``: leave the pair out (it is a shown-frame period late or more);
-        ``jump_to``: the frame the read-ahead should continue from (``None``:
-        the next one), when the pair is :data:`JUMP_AFTER_FRAMES` periods late
-        or more and the source can seek.  The first pair after a jump is
-        always shown (a jump that landed too late teaches :attr:`lead`, it is
-        not followed by another jump).  :attr:`skipped` counts the pair and
-        the frames jumped over.
+        ``skip``: leave the pair out; ``jump_to``: the frame the read-ahead
+        should continue from (``None``: the next one); ``restride``: the
+        read-ahead's stride is now ``stride * factor``.  The first pair after
+        a jump is always shown (a jump that landed late teaches :attr:`lead`).
         """
+        shown = pacer.shown_period(stride * self.factor)
         if self._after_jump:
             self._after_jump = False
             self.lead = min(MAX_LEAD_S, max(JUMP_LEAD_S, 0.5 * self.lead + late + 0.02))
-            return False, None
-        shown = pacer.shown_period(stride)
+            return self._show(index, stride), None, False
+        if late >= 0.5 * shown:
+            self._calm_since = now
         if late < shown:
-            return False, None
+            restride = False
+            if self.factor > 1 and now - self._calm_since > CALM_S:
+                self.factor -= 1
+                self._calm_since = now
+                restride = True
+            return self._show(index, stride), None, restride
         if seekable and late >= JUMP_AFTER_FRAMES * shown:
             ahead = int((late + self.lead) * pacer.speed / pacer.period + 0.5)
             target = index + max(ahead, stride)
@@ -172,14 +195,23 @@ class CatchUp:
                 target = min(target, frame_count - 1)
             if target > index:
                 self._after_jump = True
-                self.skipped += max(1, (target - index) // stride)
-                return True, target
-        self.skipped += 1
-        return True, None
+                restride = self.factor * stride * 2 <= MAX_CATCH_UP_STRIDE
+                if restride:
+                    self.factor += 1
+                return True, target, restride
+        return True, None, False
+
+    def _show(self, index: int, stride: int) -> bool:
+        if self._last is not None:
+            self.skipped += max(0, (index - self._last) // stride - 1)
+        self._last = index
+        return False
 
     def restart(self) -> None:
-        """A seek or pause: the next pair starts a new schedule, none is late."""
+        """A seek, a pause or a new speed: a new schedule, nothing owed."""
         self._after_jump = False
+        self._last = None
+        self.factor = 1
 
 
 @dataclass

@@ -273,8 +273,7 @@ class Engine:
         self._tell_state()
 
     def resume(self) -> None:
-        self._pacer.restart()  # the schedule counts from now, not from before the pause
-        self._catch_up.restart()
+        self._restart_clock()  # the schedule counts from now, not from before the pause
         self._replay.resume()
         self._tell_state()
 
@@ -299,6 +298,14 @@ class Engine:
     def set_speed(self, speed: float) -> None:
         self._pacer.set_speed(speed)
         self._stride = replay_stride(self._pacer.speed)
+        self._catch_up.restart()
+        if self._ahead is not None:
+            self._ahead.stride = self._stride
+
+    def _restart_clock(self) -> None:
+        """A new replay schedule from the next pair (seek, resume); catching up ends."""
+        self._pacer.restart()
+        self._catch_up.restart()
         if self._ahead is not None:
             self._ahead.stride = self._stride
 
@@ -458,9 +465,12 @@ class Engine:
     def _skip_late(self, pair: FramePair, late: float) -> bool:
         """Leave out a pair that came a shown-frame period or more late (never slow
         motion); far behind, the read-ahead jumps to where the clock is."""
-        skip, jump_to = self._catch_up.decide(late, int(pair.index), self._stride, self._pacer,
-                                              self.seekable and self._ahead is not None,
-                                              self.frame_count)
+        c = self._catch_up
+        skip, jump_to, restride = c.decide(late, int(pair.index), self._stride, self._pacer,
+                                           self.seekable and self._ahead is not None,
+                                           self.frame_count, time.monotonic())
+        if restride:
+            self._ahead.stride = self._stride * c.factor  # carried out before its next read
         if jump_to is not None:
             self._ahead.seek(jump_to)  # not a user's seek: the schedule and the filters go on
         return skip
@@ -497,8 +507,7 @@ class Engine:
             self._report(e, f"seeking to frame {index}")
             return False
         self._replay.ended = False
-        self._pacer.restart()
-        self._catch_up.restart()
+        self._restart_clock()
         self.mailbox.clear()
         for p in (self.pipeline, self._pipeline_b):
             if p is not None:
