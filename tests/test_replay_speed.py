@@ -64,7 +64,7 @@ def test_replay_stride_rule():
 def test_engine_at_2x_shows_every_other_frame_at_the_recordings_rate(session):
     path, pairs = session
     src = SessionSource(path)
-    engine = Engine(src, pace=True)
+    engine = Engine(src, pace=True, keep_clock=True)
     shown, done = [], threading.Event()
 
     class Count:
@@ -124,7 +124,7 @@ def _replay(path, speed, extra_s=0.0, seconds=2.5):
         pipe.process(warm.read())  # the kernels compiled before the clock starts
     pipe.reset()
     pipe.extra_s = extra_s
-    engine = Engine(SessionSource(path), pipeline=pipe, pace=True)
+    engine = Engine(SessionSource(path), pipeline=pipe, pace=True, keep_clock=True)
     shown = []
 
     class Shown:
@@ -209,3 +209,14 @@ def test_catch_up_skips_a_late_pair_and_decodes_fewer_frames_when_far_behind():
     # a source that cannot seek only skips; nothing jumps past the end
     assert c.decide(1.0, 50, 1, pacer, False, 180, 5.0) == (True, None, False)
     assert c.decide(1.0, 178, 1, pacer, True, 180, 5.0)[:2] == (True, 179)
+
+
+def test_the_viewer_keeps_the_replay_clock(clock_session):
+    from nirf_overlay.engine import open_engine
+    from nirf_overlay.sources import SourceSpec
+
+    engine = open_engine(SourceSpec(session=str(clock_session)))
+    try:
+        assert engine.keep_clock and engine.skipped == 0
+    finally:
+        engine.source.close()

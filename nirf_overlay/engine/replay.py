@@ -62,11 +62,15 @@ class Pacer:
     Parameters
     ----------
     fps : the source's frame rate, frames per second
+    keep_clock : keep the schedule when pairs come late (the viewer); False: a pair
+        more than a period late starts the schedule afresh (every pair is shown,
+        replay slows down; programmatic runs that want every frame)
     """
 
-    def __init__(self, fps: float):
+    def __init__(self, fps: float, keep_clock: bool = False):
         self.period = 1.0 / fps
         self.speed = 1.0
+        self.keep_clock = bool(keep_clock)
         self._anchor: Optional[tuple[float, float]] = None  # (monotonic, schedule time)
         self._prev_time: Optional[float] = None  # wl_time of the previous pair
         self._time = 0.0  # schedule time of the previous pair (recorded seconds)
@@ -108,7 +112,8 @@ class Pacer:
         wall0, t0 = self._anchor
         due = wall0 + (self._time - t0) / self.speed
         late = now - due
-        if late > MAX_BEHIND_S:  # a stall: catching up would skip too much; start afresh
+        if late > (MAX_BEHIND_S if self.keep_clock else self.period):
+            # a stall: catching up would skip too much (or is not wanted); start afresh
             self._anchor = (now, self._time)
             return 0.0
         # sleep (never spin: two cores are shared with the GUI and the pipeline),

@@ -82,6 +82,9 @@ class Engine:
     pipeline_factory : ``f(settings, calibration) -> pipeline``; default
         :class:`nirf_overlay.processing.pipeline.Pipeline` with the rim
         analysis on its own thread.
+    keep_clock : paced replay keeps the shown position on the wall clock,
+        leaving out frames that come late (:class:`~.replay.CatchUp`; the
+        viewer does); False: every frame is shown, late ones slow replay down.
     prepare : when the kernels are not prepared in this process yet, start
         without a pipeline and prepare them on a thread
         (:mod:`.prepare`): the white light plays meanwhile, marked, and the
@@ -90,7 +93,8 @@ class Engine:
 
     def __init__(self, source, settings=None, calibration=None, *, pipeline=None,
                  pace: Optional[bool] = None, loop: bool = False,
-                 pipeline_factory: Optional[Callable] = None, prepare: bool = False):
+                 pipeline_factory: Optional[Callable] = None, prepare: bool = False,
+                 keep_clock: bool = False):
         self.source = source
         self.settings = settings.copy() if settings is not None else Settings()
         self.calibration = calibration
@@ -112,7 +116,7 @@ class Engine:
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._replay = ReplayControl(seekable=self.seekable, loop=loop)
-        self._pacer = Pacer(self.fps)
+        self._pacer = Pacer(self.fps, keep_clock=keep_clock)
         self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
         self._stride = 1  # frames each shown frame advances (fast replay, replay_stride)
         self._catch_up = CatchUp()  # skips late pairs: the position follows the wall clock
@@ -314,6 +318,11 @@ class Engine:
         return self._pacer.speed
 
     @property
+    def keep_clock(self) -> bool:
+        """Paced replay leaves late frames out to keep the position on the wall clock."""
+        return self._pacer.keep_clock
+
+    @property
     def skipped(self) -> int:
         """Frames replay left out to keep the position on the wall clock (:class:`~.replay.CatchUp`)."""
         return self._catch_up.skipped
@@ -449,7 +458,7 @@ class Engine:
                 late = self._pacer.wait(pair, self._stop)
                 if self._stop.is_set():
                     break
-                if self._skip_late(pair, late):
+                if self._pacer.keep_clock and self._skip_late(pair, late):
                     continue
                 pair.arrival = time.monotonic()
             elif turn.stepping:
