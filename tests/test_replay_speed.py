@@ -220,3 +220,29 @@ def test_the_viewer_keeps_the_replay_clock(clock_session):
         assert engine.keep_clock and engine.skipped == 0
     finally:
         engine.source.close()
+
+
+def test_the_replay_bar_shows_the_frames_skipped(clock_session, qtbot, tmp_path):
+    pytest.importorskip("pytestqt")
+    from PyQt5.QtWidgets import QMainWindow
+
+    from nirf_overlay.gui.replay_bar import ReplayBar
+    from nirf_overlay.gui.settings_model import EngineLink, SettingsModel
+
+    pipe = SlowerMachine(None, None)
+    pipe.extra_s = 0.05  # behind at 2x: frames are left out
+    engine = Engine(SessionSource(clock_session), pipeline=pipe, pace=True, keep_clock=True)
+    win = QMainWindow()
+    qtbot.addWidget(win)
+    model = SettingsModel(engine.settings, win)
+    EngineLink(model, engine, parent=win)
+    bar = ReplayBar(engine, model, win, presets_dir=tmp_path / "presets")
+    win.setMenuWidget(bar)
+    bar.sync_from_engine()
+    assert bar.skipped_label.text() == ""
+    engine.set_speed(2.0)
+    with engine:
+        qtbot.waitUntil(lambda: engine.skipped > 0, timeout=30_000)
+        bar.sync_from_engine()
+        n = int(bar.skipped_label.text().split()[0])
+    assert bar.skipped_label.text() == f"{n} skipped" and 0 < n <= engine.skipped
