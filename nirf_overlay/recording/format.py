@@ -114,7 +114,7 @@ DEFAULT_WL_CODEC = "ffvhuff"
 
 #: NIR codecs used while capturing (see "NIR codec" above).  FFVHuff with left
 #: prediction: 14 ms CPU per 1080p gray16 frame to decode against 20 with the
-#: median prediction of older sessions (the decoder reads either), 2 % larger.
+#: median prediction of older sessions (the decoder reads either), under 1 % larger.
 #: (Ut Video has no 16-bit gray; raw video is not allowed in Matroska.)
 NIR_CODECS = {
     "ffvhuff": ["-c:v", "ffvhuff", "-pred", "left"],
