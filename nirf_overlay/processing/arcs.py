@@ -3,7 +3,10 @@
 A tool across a lesion hides both channels: the rim falls apart into arcs,
 some of which show no core of their own.  :func:`attach_hidden_arcs` adds
 such a piece to the found rim whose circle it lies on; :func:`merge_shared_cores`
-joins candidates whose cores overlap.  The fractions are
+joins candidates whose cores overlap.  Where the tool hides the middle of the
+core, the visible cores of the arcs on either side do not touch:
+:func:`joined_under_tool` then takes both arcs as one rim when they lie on one
+circle whose inside is core or tool.  The fractions are
 :data:`~.rules.RIM_RULES` (``arc_*``, ``shared_core``).
 """
 
@@ -19,15 +22,76 @@ from .masks import boundary, box, circle_fit, nonzero
 from .rules import RIM_RULES
 
 
+def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: np.ndarray,
+                      fluo: np.ndarray, blocked: np.ndarray, gap_px: float) -> Optional[Candidate]:
+    """The joint core when the arc at grid pixels ``ys, xs`` and ``c``'s rim are one rim.
+
+    A circle is fitted to both arcs together; each must lie on it
+    (``arc_on_ring`` of its pixels within half the rim width + the gap +
+    ``arc_ring_tolerance`` of the radius), and the disk inside it (less half
+    the rim width, less fluorescence) must hold some of the tool and at most
+    ``arc_join_liver`` liver: its pixels are core or hidden by the tool, so
+    the two cores join under it.  A duct's end or another lesion across the
+    tool puts liver inside the joint circle.
+
+    Returns None, or a member for :func:`~.candidates.union` without rim
+    whose core is the visible dark part of that disk: the lesion's core
+    reaches as far as the joint circle, also where neither arc's own search
+    reached it (B's ring is laid round it, :func:`~.background.ring_background`).
+
+    Parameters
+    ----------
+    ys, xs : int arrays, the arc's pixels on the grid
+    c : a candidate
+    core_like : (h, w) bool, dark (``ratio < core_ratio``) or ``blocked``
+    fluo : (h, w) bool fluorescence
+    blocked : (h, w) bool, instruments and invalid pixels
+    """
+    x0, y0 = c.roi[0], c.roi[1]
+    ry, rx = nonzero(c.rim)
+    ry, rx = ry + y0, rx + x0
+    circ = circle_fit(np.concatenate([ys, ry]), np.concatenate([xs, rx]))
+    if circ is None:
+        return None
+    cx, cy, rad = circ
+    tol = 0.5 * c.width_px + gap_px + RIM_RULES.arc_ring_tolerance * rad
+    for py, px in ((ys, xs), (ry, rx)):
+        if np.mean(np.abs(np.hypot(px - cx, py - cy) - rad) <= tol) < RIM_RULES.arc_on_ring:
+            return None
+    r_in = rad - 0.5 * c.width_px
+    h, w = blocked.shape
+    X0, Y0 = max(0, int(cx - r_in)), max(0, int(cy - r_in))
+    X1, Y1 = min(w, int(cx + r_in) + 2), min(h, int(cy + r_in) + 2)
+    if r_in < 1 or X0 >= X1 or Y0 >= Y1:
+        return None
+    disk = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+    cv2.circle(disk, (int(round(cx)) - X0, int(round(cy)) - Y0), int(r_in), 1, -1)
+    inner = disk.astype(bool) & ~fluo[Y0:Y1, X0:X1]
+    n = np.count_nonzero(inner)
+    blk = blocked[Y0:Y1, X0:X1]
+    dark = core_like[Y0:Y1, X0:X1]
+    if (n == 0 or not (inner & blk).any()
+            or np.count_nonzero(inner & ~dark) > RIM_RULES.arc_join_liver * n):
+        return None
+    core = inner & dark & ~blk
+    none = np.zeros_like(core)
+    return Candidate(c.comp_index, (X0, Y0, X1, Y1), none, core, none, c.width_px,
+                     c.completeness, c.centroid)
+
+
 def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.ndarray,
-                       blocked: np.ndarray, gap_px: float, min_rim_px: float) -> list[Candidate]:
+                       blocked: np.ndarray, gap_px: float, min_rim_px: float,
+                       core_like: Optional[np.ndarray] = None,
+                       fluo: Optional[np.ndarray] = None) -> list[Candidate]:
     """Add fluorescent pieces cut off a rim by an instrument to that rim.
 
     A piece that touches the instrument, is no candidate of its own (its
     core is behind the tool) and lies on the circle of a found rim
     (``arc_on_ring``, 90 %, of its pixels within half the rim's width plus
     the gap and ``arc_ring_tolerance``, 6 %, of the radius: cores are not
-    perfect circles) is the same rim.
+    perfect circles) is the same rim; so is one no thicker than the rim that
+    is :func:`joined_under_tool` to it (given ``core_like`` and ``fluo``:
+    a short arc's own circle misses a piece far across a wide tool).
 
     Parameters
     ----------
@@ -36,6 +100,7 @@ def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nda
         :func:`~.segment.find_candidates`)
     blocked : (h, w) bool, instruments and invalid pixels
     gap_px, min_rim_px : core-rim gap and least rim area, grid px
+    core_like, fluo : (h, w) bool as for :func:`joined_under_tool`, or None
     """
     if not cands or not blocked.any():
         return cands
@@ -98,6 +163,12 @@ def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nda
                                      * (c.width_px + gap_px))):
                     hit = True
                     break
+            if (not hit and core_like is not None
+                    and area <= RIM_RULES.arc_max_thickness * np.hypot(bw, bh) * (c.width_px + gap_px)):
+                joint = joined_under_tool(ys, xs, c, core_like, fluo, blocked, gap_px)
+                if joint is not None:
+                    extra.append(joint)
+                    hit = True
             if hit:
                 extra.append(Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
                                        comp, c.width_px, c.completeness, c.centroid))
@@ -113,15 +184,19 @@ def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nda
 
 
 def merge_shared_cores(cands: list[Candidate], blocked: Optional[np.ndarray] = None,
-                       gap_px: float = 2.0) -> list[Candidate]:
+                       gap_px: float = 2.0, core_like: Optional[np.ndarray] = None,
+                       fluo: Optional[np.ndarray] = None) -> list[Candidate]:
     """Merge candidates whose cores overlap (one rim cut into arcs by a tool).
 
     ``blocked`` and ``gap_px`` as for :func:`~.candidates.union`, which
-    measures the merged rim's completeness again.
+    measures the merged rim's completeness again.  With ``core_like`` and
+    ``fluo`` (see :func:`joined_under_tool`) candidates whose visible cores
+    a tool keeps apart are merged when their arcs are joined under it.
     """
     if len(cands) < 2:
         return cands
     parent = list(range(len(cands)))
+    joints: dict = {}  # a -> joint cores (joined_under_tool) merged with candidate a
 
     def find(a):
         while parent[a] != a:
@@ -142,7 +217,13 @@ def merge_shared_cores(cands: list[Candidate], blocked: Optional[np.ndarray] = N
             inter = np.count_nonzero(sa & sb)
             if inter > RIM_RULES.shared_core * min(np.count_nonzero(ca.core), np.count_nonzero(cb_.core)):
                 parent[find(a)] = find(b)
+            elif core_like is not None and find(a) != find(b):
+                ys, xs = nonzero(cb_.rim)
+                joint = joined_under_tool(ys + by0, xs + bx0, ca, core_like, fluo, blocked, gap_px)
+                if joint is not None:
+                    joints.setdefault(a, []).append(joint)
+                    parent[find(a)] = find(b)
     groups: dict = {}
     for k in range(len(cands)):
-        groups.setdefault(find(k), []).append(cands[k])
+        groups.setdefault(find(k), []).extend([cands[k]] + joints.get(k, []))
     return [m[0] if len(m) == 1 else union(m, blocked, gap_px) for m in groups.values()]

@@ -139,6 +139,11 @@ class RimRules:
     #: fraction of the smaller core.  Arcs whose cores overlap this much are
     #: one rim cut in pieces by a tool.
     shared_core: float = 0.2
+    #: fraction of the disk inside a joint circle.  Two arcs on one circle
+    #: (each ``arc_on_ring`` on it) whose disk -- less the rims -- holds an
+    #: instrument and at most this much liver (neither dark nor hidden) are
+    #: one rim whose core is joined under the tool (:func:`~.arcs.joined_under_tool`).
+    arc_join_liver: float = 0.15
 
     # -- refinement and width (refine.py, width.py) ----------------------------
     #: x B.  Where the local peak is less than this above B there is no rim
