@@ -29,10 +29,12 @@ def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: n
     A circle is fitted to both arcs together; each must lie on it
     (``arc_on_ring`` of its pixels within half the rim width + the gap +
     ``arc_ring_tolerance`` of the radius), and the disk inside it (less half
-    the rim width, less fluorescence) must hold some of the tool and at most
-    ``arc_join_liver`` liver: its pixels are core or hidden by the tool, so
-    the two cores join under it.  A duct's end or another lesion across the
-    tool puts liver inside the joint circle.
+    the rim width, less fluorescence) must be at least ``arc_join_tool``
+    tool and at most ``arc_join_liver`` liver: its pixels are core or hidden
+    by the tool, so the two cores join under it.  A duct's end or another
+    lesion across the tool puts liver inside the joint circle; a blob that
+    touches a rim beside a tool's tip has the rim's own disk, with little
+    tool in it.
 
     Returns None, or a member for :func:`~.candidates.union` without rim
     whose core is the visible dark part of that disk: the lesion's core
@@ -70,7 +72,7 @@ def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: n
     n = np.count_nonzero(inner)
     blk = blocked[Y0:Y1, X0:X1]
     dark = core_like[Y0:Y1, X0:X1]
-    if (n == 0 or not (inner & blk).any()
+    if (n == 0 or np.count_nonzero(inner & blk) < RIM_RULES.arc_join_tool * n
             or np.count_nonzero(inner & ~dark) > RIM_RULES.arc_join_liver * n):
         return None
     core = inner & dark & ~blk
@@ -80,18 +82,14 @@ def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: n
 
 
 def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.ndarray,
-                       blocked: np.ndarray, gap_px: float, min_rim_px: float,
-                       core_like: Optional[np.ndarray] = None,
-                       fluo: Optional[np.ndarray] = None) -> list[Candidate]:
+                       blocked: np.ndarray, gap_px: float, min_rim_px: float) -> list[Candidate]:
     """Add fluorescent pieces cut off a rim by an instrument to that rim.
 
     A piece that touches the instrument, is no candidate of its own (its
     core is behind the tool) and lies on the circle of a found rim
     (``arc_on_ring``, 90 %, of its pixels within half the rim's width plus
     the gap and ``arc_ring_tolerance``, 6 %, of the radius: cores are not
-    perfect circles) is the same rim; so is one no thicker than the rim that
-    is :func:`joined_under_tool` to it (given ``core_like`` and ``fluo``:
-    a short arc's own circle misses a piece far across a wide tool).
+    perfect circles) is the same rim.
 
     Parameters
     ----------
@@ -100,7 +98,6 @@ def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nda
         :func:`~.segment.find_candidates`)
     blocked : (h, w) bool, instruments and invalid pixels
     gap_px, min_rim_px : core-rim gap and least rim area, grid px
-    core_like, fluo : (h, w) bool as for :func:`joined_under_tool`, or None
     """
     if not cands or not blocked.any():
         return cands
@@ -163,12 +160,6 @@ def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nda
                                      * (c.width_px + gap_px))):
                     hit = True
                     break
-            if (not hit and core_like is not None
-                    and area <= RIM_RULES.arc_max_thickness * np.hypot(bw, bh) * (c.width_px + gap_px)):
-                joint = joined_under_tool(ys, xs, c, core_like, fluo, blocked, gap_px)
-                if joint is not None:
-                    extra.append(joint)
-                    hit = True
             if hit:
                 extra.append(Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
                                        comp, c.width_px, c.completeness, c.centroid))
@@ -184,19 +175,15 @@ def attach_hidden_arcs(cands: list[Candidate], labels: np.ndarray, stats: np.nda
 
 
 def merge_shared_cores(cands: list[Candidate], blocked: Optional[np.ndarray] = None,
-                       gap_px: float = 2.0, core_like: Optional[np.ndarray] = None,
-                       fluo: Optional[np.ndarray] = None) -> list[Candidate]:
+                       gap_px: float = 2.0) -> list[Candidate]:
     """Merge candidates whose cores overlap (one rim cut into arcs by a tool).
 
     ``blocked`` and ``gap_px`` as for :func:`~.candidates.union`, which
-    measures the merged rim's completeness again.  With ``core_like`` and
-    ``fluo`` (see :func:`joined_under_tool`) candidates whose visible cores
-    a tool keeps apart are merged when their arcs are joined under it.
+    measures the merged rim's completeness again.
     """
     if len(cands) < 2:
         return cands
     parent = list(range(len(cands)))
-    joints: dict = {}  # a -> joint cores (joined_under_tool) merged with candidate a
 
     def find(a):
         while parent[a] != a:
@@ -217,13 +204,66 @@ def merge_shared_cores(cands: list[Candidate], blocked: Optional[np.ndarray] = N
             inter = np.count_nonzero(sa & sb)
             if inter > RIM_RULES.shared_core * min(np.count_nonzero(ca.core), np.count_nonzero(cb_.core)):
                 parent[find(a)] = find(b)
-            elif core_like is not None and find(a) != find(b):
-                ys, xs = nonzero(cb_.rim)
-                joint = joined_under_tool(ys + by0, xs + bx0, ca, core_like, fluo, blocked, gap_px)
-                if joint is not None:
-                    joints.setdefault(a, []).append(joint)
-                    parent[find(a)] = find(b)
     groups: dict = {}
     for k in range(len(cands)):
-        groups.setdefault(find(k), []).extend([cands[k]] + joints.get(k, []))
+        groups.setdefault(find(k), []).append(cands[k])
     return [m[0] if len(m) == 1 else union(m, blocked, gap_px) for m in groups.values()]
+
+
+def join_under_tools(cands: list[Candidate], labels: np.ndarray, stats: np.ndarray,
+                     blocked: np.ndarray, gap_px: float, min_rim_px: float,
+                     core_like: np.ndarray, fluo: np.ndarray) -> list[Candidate]:
+    """Join the arcs of one rim that a tool keeps apart, after :func:`merge_shared_cores`.
+
+    Candidates, then fluorescent pieces that touch the tool and are no
+    candidate (at least ``arc_piece_min`` x the least rim area, no thicker
+    than the rim: ``arc_max_thickness``), are added to a candidate they are
+    :func:`joined_under_tool` to, with the joint circle's dark inside as core.
+    Run on the merged candidates, so a piece is judged against the whole rim
+    found so far, not against one of its short arcs.
+
+    Parameters as for :func:`attach_hidden_arcs`; ``core_like``, ``fluo`` as
+    for :func:`joined_under_tool`.
+    """
+    if not cands or not blocked.any():
+        return cands
+    groups = [[c] for c in cands]
+    k = 0
+    while k < len(groups):  # candidates, pairwise (each group grows)
+        a = groups[k][0]
+        j = k + 1
+        while j < len(groups):
+            ys, xs = nonzero(groups[j][0].rim)
+            joint = joined_under_tool(ys + groups[j][0].roi[1], xs + groups[j][0].roi[0], a,
+                                      core_like, fluo, blocked, gap_px)
+            if joint is None:
+                j += 1
+                continue
+            groups[k] += groups.pop(j) + [joint]
+            a = groups[k][0] = union(groups[k], blocked, gap_px)
+            del groups[k][1:]
+        k += 1
+    out = [g[0] for g in groups]
+    # (the components in a rim already: candidates and the pieces attached to them)
+    used = set()
+    for c in out:
+        used.update(np.unique(labels[c.roi[1]:c.roi[3], c.roi[0]:c.roi[2]][c.rim]).tolist())
+    near_block = cv2.dilate(blocked.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    for i in range(1, stats.shape[0]):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if i in used or area < RIM_RULES.arc_piece_min * min_rim_px:
+            continue
+        comp = labels[y:y + bh, x:x + bw] == i
+        if not (comp & near_block[y:y + bh, x:x + bw]).any():
+            continue
+        ys, xs = nonzero(comp)
+        for n, c in enumerate(out):
+            if area > RIM_RULES.arc_max_thickness * np.hypot(bw, bh) * (c.width_px + gap_px):
+                continue
+            joint = joined_under_tool(ys + y, xs + x, c, core_like, fluo, blocked, gap_px)
+            if joint is not None:
+                piece = Candidate(c.comp_index, (x, y, x + bw, y + bh), comp, np.zeros_like(comp),
+                                  comp, c.width_px, c.completeness, c.centroid)
+                out[n] = union([c, piece, joint], blocked, gap_px)
+                break
+    return out

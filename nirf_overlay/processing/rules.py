@@ -144,6 +144,10 @@ class RimRules:
     #: instrument and at most this much liver (neither dark nor hidden) are
     #: one rim whose core is joined under the tool (:func:`~.arcs.joined_under_tool`).
     arc_join_liver: float = 0.15
+    #: fraction of that disk.  At least this much of it is the tool (the
+    #: cores join under it; a piece beside a tool's tip that merely touches
+    #: a rim's own disk is not joined).
+    arc_join_tool: float = 0.1
 
     # -- refinement and width (refine.py, width.py) ----------------------------
     #: x B.  Where the local peak is less than this above B there is no rim

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ._validate import frame_dims, require, require_optional
-from .arcs import attach_hidden_arcs, merge_shared_cores
+from .arcs import attach_hidden_arcs, join_under_tools, merge_shared_cores
 from .candidates import Candidate, completeness_needed
 from .cores import component_candidates
 
@@ -87,7 +87,9 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
                                gap_px=gap_px, core_open_px=core_open_px, relax=relax)
     # dark or hidden by a tool: where a core may be (arcs joined under a tool)
     core_like = ((ratio < core_ratio) | blocked) if blocked.any() else None
-    out = attach_hidden_arcs(out, labels, stats, blocked, gap_px, min_rim_px, core_like, fluo_b)
-    out = merge_shared_cores(out, blocked, gap_px, core_like, fluo_b)
+    out = attach_hidden_arcs(out, labels, stats, blocked, gap_px, min_rim_px)
+    out = merge_shared_cores(out, blocked, gap_px)
+    if core_like is not None:
+        out = join_under_tools(out, labels, stats, blocked, gap_px, min_rim_px, core_like, fluo_b)
     return [c for c in out
             if c.completeness >= completeness_needed(relax, c.roi, c.rim, min_completeness)]
