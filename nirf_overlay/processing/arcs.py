@@ -28,7 +28,9 @@ def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: n
 
     A circle is fitted to both arcs together; each must lie on it
     (``arc_on_ring`` of its pixels within half the rim width + the gap +
-    ``arc_ring_tolerance`` of the radius), and the disk inside it (less half
+    ``arc_ring_tolerance`` of the radius), the arc must be
+    ``arc_join_elongation`` times longer along the circle than across it,
+    and the disk inside it (less half
     the rim width, less fluorescence) must be at least ``arc_join_tool``
     tool and at most ``arc_join_liver`` liver: its pixels are core or hidden
     by the tool, so the two cores join under it.  A duct's end or another
@@ -60,6 +62,14 @@ def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: n
     for py, px in ((ys, xs), (ry, rx)):
         if np.mean(np.abs(np.hypot(px - cx, py - cy) - rad) <= tol) < RIM_RULES.arc_on_ring:
             return None
+    # an arc runs along the circle: longer along it than it is thick across
+    # (a spill's round drop or a duct's stub is not)
+    ang = np.arctan2(ys - cy, xs - cx)
+    ang = np.angle(np.exp(1j * (ang - np.angle(np.exp(1j * ang).mean()))))
+    along = rad * np.subtract(*np.percentile(ang, [95, 5]))
+    across = np.subtract(*np.percentile(np.hypot(xs - cx, ys - cy), [95, 5]))
+    if along < RIM_RULES.arc_join_elongation * across:
+        return None
     r_in = rad - 0.5 * c.width_px
     h, w = blocked.shape
     X0, Y0 = max(0, int(cx - r_in)), max(0, int(cy - r_in))
