@@ -66,8 +66,8 @@ def joined_under_tool(ys: np.ndarray, xs: np.ndarray, c: Candidate, core_like: n
     # (a spill's round drop or a duct's stub is not)
     ang = np.arctan2(ys - cy, xs - cx)
     ang = np.angle(np.exp(1j * (ang - np.angle(np.exp(1j * ang).mean()))))
-    along = rad * np.subtract(*np.percentile(ang, [95, 5]))
-    across = np.subtract(*np.percentile(np.hypot(xs - cx, ys - cy), [95, 5]))
+    along = rad * np.ptp(ang)
+    across = np.ptp(np.hypot(xs - cx, ys - cy))
     if along < RIM_RULES.arc_join_elongation * across:
         return None
     r_in = rad - 0.5 * c.width_px
