@@ -95,3 +95,13 @@ def test_b_beside_a_tool_is_taken_round_the_whole_lesion(seed505, frame):
     assert abs(r.background_intensity / lt.background_intensity - 1.0) <= 0.05, (
         r.background_intensity, lt.background_intensity)
     assert abs(r.tbr / lt.tbr - 1.0) <= 0.05, (r.tbr, lt.tbr)
+
+
+def test_a_round_drop_below_a_tool_is_not_joined_to_a_rim_above():
+    # seed 508, frame 48: a spill's round drop below the tool lies on a circle
+    # with a horseshoe rim above it, and the disk between holds the tool: an
+    # arc runs along its circle, the drop does not
+    ph = Phantom(PhantomParams(seed=508, size=SIZE))
+    pair = ph.frame(48)
+    res = AnalysisOnly(Settings(), ph.calibration()).process(pair)
+    assert np.count_nonzero((res.rim_mask > 0) & pair.truth.distractor_mask) == 0
