@@ -148,7 +148,7 @@ class RimRules:
     #: cores join under it; a piece beside a tool's tip that merely touches
     #: a rim's own disk is not joined).
     arc_join_tool: float = 0.1
-    #: x its thickness across the circle (its pixels' spread).  The arc
+    #: x its thickness across the circle (5-95 % of its pixels).  The arc
     #: joined under a tool is at least this long along the circle.
     arc_join_elongation: float = 2.0
 
