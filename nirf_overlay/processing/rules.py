@@ -139,6 +139,18 @@ class RimRules:
     #: fraction of the smaller core.  Arcs whose cores overlap this much are
     #: one rim cut in pieces by a tool.
     shared_core: float = 0.2
+    #: fraction of the disk inside a joint circle.  Two arcs on one circle
+    #: (each ``arc_on_ring`` on it) whose disk -- less the rims -- holds an
+    #: instrument and at most this much liver (neither dark nor hidden) are
+    #: one rim whose core is joined under the tool (:func:`~.arcs.joined_under_tool`).
+    arc_join_liver: float = 0.15
+    #: fraction of that disk.  At least this much of it is the tool (the
+    #: cores join under it; a piece beside a tool's tip that merely touches
+    #: a rim's own disk is not joined).
+    arc_join_tool: float = 0.1
+    #: x its thickness across the circle (5-95 % of its pixels).  The arc
+    #: joined under a tool is at least this long along the circle.
+    arc_join_elongation: float = 2.0
 
     # -- refinement and width (refine.py, width.py) ----------------------------
     #: x B.  Where the local peak is less than this above B there is no rim
