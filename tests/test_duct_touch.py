@@ -30,14 +30,14 @@ WIDTHS = (1.0, 3.0)  # mm
 BRIGHTNESS = (0.5, 2.0)  # x the rim's TBR
 FRAMES = range(43, 46)
 
-#: where the code misses the 8 % target today (measured; strict): a duct running
-#: along the rim's outside stays within the rim's band beside the touch point
+#: where the code misses the 8 % target today (measured; strict): a bright 1 mm
+#: duct running along the rim's outside, merged with it over a long arc, where
+#: the rim beside it also reads narrow (see DICE_SHORTFALLS).  (Cut to the rim's
+#: own extent where the band is widened, band.py: 901 tangent 1 mm x0.5 0.088 ->
+#: 0.053, 3 mm x2 0.16 -> 0.073, 902 tangent 3 mm x2 0.12 -> 0.042.)
 KNOWN_SHORTFALLS = {
-    (901, "tangent", 1.0, 0.5): "duct fraction 0.088 (before the band: 0.11)",
-    (901, "tangent", 1.0, 2.0): "duct fraction 0.27 (before: 0.56)",
-    (901, "tangent", 3.0, 2.0): "duct fraction 0.16 (before: 0.34)",
-    (902, "tangent", 1.0, 2.0): "duct fraction 0.29 (before: 0.59)",
-    (902, "tangent", 3.0, 2.0): "duct fraction 0.12 (before: 0.35)",
+    (901, "tangent", 1.0, 2.0): "duct fraction 0.17 (before the tangent cut: 0.27; before the band: 0.56)",
+    (902, "tangent", 1.0, 2.0): "duct fraction 0.11 (before the tangent cut: 0.29; before the band: 0.59)",
 }
 
 #: where the rim's Dice is lower than without the duct (measured; strict): a duct
@@ -45,17 +45,15 @@ KNOWN_SHORTFALLS = {
 #: (refine._peak_map), so the rim beside it reads narrow or is missed.  (Every
 #: case is higher than before the band: e.g. 901 radial 3 mm x2 0.849 -> 0.886.)
 DICE_SHORTFALLS = {
-    (901, "tangent", 1.0, 0.5): "Dice 0.915 vs 0.933 without the duct",
-    (901, "tangent", 1.0, 2.0): "Dice 0.79",
-    (901, "tangent", 3.0, 0.5): "Dice 0.86",
-    (901, "tangent", 3.0, 2.0): "Dice 0.81",
+    (901, "tangent", 1.0, 2.0): "Dice 0.64 vs 0.933 without the duct (before the tangent cut: 0.79)",
+    (901, "tangent", 3.0, 0.5): "Dice 0.883",
+    (901, "tangent", 3.0, 2.0): "Dice 0.856",
     (901, "oblique", 1.0, 2.0): "Dice 0.903",
-    (901, "oblique", 3.0, 2.0): "Dice 0.868",
+    (901, "oblique", 3.0, 2.0): "Dice 0.878",
     (901, "radial", 1.0, 2.0): "Dice 0.914",
     (901, "radial", 3.0, 2.0): "Dice 0.886",
-    (902, "tangent", 1.0, 2.0): "Dice 0.920 vs 0.973",
-    (902, "tangent", 3.0, 0.5): "Dice 0.951 vs 0.973",
-    (902, "tangent", 3.0, 2.0): "Dice 0.904",
+    (902, "tangent", 1.0, 2.0): "Dice 0.947 vs 0.973",
+    (902, "tangent", 3.0, 2.0): "Dice 0.937",
 }
 CASES = list(itertools.product(SEEDS, KINDS, WIDTHS, BRIGHTNESS))
 

@@ -72,8 +72,9 @@ def record(out, pairs, *, info=None, **kwargs):
 
 
 # -- lossless round trip ------------------------------------------------------------------
-@pytest.mark.parametrize("wl_codec,compact", [("ffvhuff", False), ("ffvhuff", True),
-                                               ("x264rgb", False), ("ffv1", False)])
+@pytest.mark.parametrize("wl_codec,compact", [("utvideo", False), ("ffvhuff", False),
+                                               ("ffvhuff", True), ("x264rgb", False),
+                                               ("ffv1", False)])
 @pytest.mark.parametrize("nir_bits", [12, 16])
 def test_roundtrip_is_bit_identical(tmp_path, wl_codec, compact, nir_bits):
     pairs = synthetic_pairs(70, seed=nir_bits, nir_bits=nir_bits, lost={5})
@@ -108,6 +109,29 @@ def test_roundtrip_is_bit_identical(tmp_path, wl_codec, compact, nir_bits):
     for seg in read_session(tmp_path / "s").segments:
         assert fmt.is_ffv1(str(tmp_path / "s" / seg.nir_file)) == compact
     assert not list((tmp_path / "s").glob("*.part"))
+
+
+def test_ut_video_wl_is_recorded_bit_exact_and_refused_at_odd_sizes(tmp_path):
+    """Ut Video (the cheapest WL to replay, issue 16): bit-exact, said in session.json
+    and segments.csv; FFmpeg's encoder breaks on noisy odd-sized frames, so those are
+    refused in one line that names the fix."""
+    pairs = synthetic_pairs(12, seed=4)
+    record(tmp_path / "s", pairs, wl_codec="utvideo")
+    meta = json.loads((tmp_path / "s" / "session.json").read_text())
+    assert meta["wl_codec"] == "utvideo" and meta["wl_lossless"] is True
+    probe = subprocess.run(
+        [fmt.ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "s" / "wl_000000.mkv")],
+        capture_output=True, text=True).stderr
+    assert "utvideo" in probe and "gbrp" in probe
+    assert {seg.wl_codec for seg in read_session(tmp_path / "s").segments} == {"utvideo"}
+    with SessionSource(tmp_path / "s") as src:
+        got = list(src)
+    assert len(got) == 12
+    for a, b in zip(pairs, got):
+        assert np.array_equal(a.wl, b.wl) and np.array_equal(a.nir, b.nir)
+    odd = synthetic_pairs(2, seed=2, size=(161, 121))
+    with pytest.raises(RecordingError, match=r"161x121.*use --wl-codec ffvhuff"):
+        record(tmp_path / "odd", odd, wl_codec="utvideo")
 
 
 @pytest.mark.parametrize("size", [(161, 121), (17, 16)])

@@ -26,7 +26,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="free text stored in session.json (e.g. a case number); nothing "
                              "else identifying is written")
     parser.add_argument("--wl-codec", choices=tuple(WL_CODECS), default=DEFAULT_WL_CODEC,
-                        help="white-light codec: ffvhuff = lossless, fastest (default); x264 = "
+                        help="white-light codec: ffvhuff = lossless, fastest to encode "
+                             "(default); utvideo = lossless, fastest to replay (even sizes "
+                             "only); x264 = "
                              "near-lossless H.264 4:4:4 crf 10, 4-7x smaller; x264rgb, ffv1 = "
                              "lossless, slower")
     parser.add_argument("--ffv1", action="store_true",

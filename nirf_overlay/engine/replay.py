@@ -39,56 +39,184 @@ def replay_stride(speed: float) -> int:
     return max(1, int(speed + 1e-9)) if speed >= 2.0 else 1
 
 
-class Pacer:
-    """Releases pairs at the source's native rate times :attr:`speed`.
+#: the longest gap between two recorded frames the schedule follows; a longer one
+#: (a live source that stalled while recording) is replayed as one frame period
+MAX_GAP_S = 2.0
+#: released this much after its time, replay gives up catching up and starts the
+#: schedule afresh (a stall of the whole machine; pause and seek restart it anyway)
+MAX_BEHIND_S = 1.0
 
-    The period between two pairs is the difference of their ``wl_time``
-    (a session keeps its capture jitter), ``1 / fps`` when that is missing or
-    implausible (not within 0..1 s).
+
+class Pacer:
+    """Releases pairs at the source's native rate times :attr:`speed`, on a fixed clock.
+
+    The schedule is anchored once (first pair, seek, resume, speed change):
+    pair ``k`` is due at ``anchor + (t_k - t_anchor) / speed`` with ``t`` the
+    pairs' ``wl_time`` (a session keeps its capture jitter; ``1 / fps`` per
+    pair when the time is missing, goes back or jumps more than
+    :data:`MAX_GAP_S`).  A pair that comes late does not move the schedule:
+    :meth:`wait` says how late it was and the engine skips pairs to catch up
+    (:class:`CatchUp`), so the position on screen follows the wall clock and
+    replay never turns into slow motion.
 
     Parameters
     ----------
     fps : the source's frame rate, frames per second
+    keep_clock : keep the schedule when pairs come late (the viewer); False: a pair
+        more than a period late starts the schedule afresh (every pair is shown,
+        replay slows down; programmatic runs that want every frame)
     """
 
-    def __init__(self, fps: float):
+    def __init__(self, fps: float, keep_clock: bool = False):
         self.period = 1.0 / fps
         self.speed = 1.0
-        self._due: Optional[float] = None  # when the next pair is to be released
-        self._prev_time: Optional[float] = None
+        self.keep_clock = bool(keep_clock)
+        self._anchor: Optional[tuple[float, float]] = None  # (monotonic, schedule time)
+        self._prev_time: Optional[float] = None  # wl_time of the previous pair
+        self._time = 0.0  # schedule time of the previous pair (recorded seconds)
 
     def set_speed(self, speed: float) -> None:
         lo, hi = SPEED_RANGE
         speed = float(speed)
         if not (lo <= speed <= hi):
             raise NirfError(f"speed: {speed:g} is outside {lo:g}..{hi:g}")
+        if speed != self.speed and self._anchor is not None:
+            # the new speed counts from where the schedule is now
+            wall0, t0 = self._anchor
+            self._anchor = (wall0 + (self._time - t0) / self.speed, self._time)
         self.speed = speed
 
     def restart(self) -> None:
-        """Start the schedule afresh (after a seek): the next pair goes at once."""
-        self._due = self._prev_time = None
+        """Start the schedule afresh (after a seek or a pause): the next pair goes at once."""
+        self._anchor = self._prev_time = None
 
-    def wait(self, pair: FramePair, stop: threading.Event) -> None:
-        """Sleep until ``pair`` is due (or ``stop`` is set)."""
-        t = float(pair.wl_time or 0.0)
-        dt = self.period
-        if self._prev_time is not None and 0.0 < t - self._prev_time < 1.0:
-            dt = t - self._prev_time
-        self._prev_time = t
-        now = time.monotonic()
-        if self._due is None:
-            self._due = now
+    def shown_period(self, stride: int) -> float:
+        """Wall seconds between two shown frames at this speed and ``stride``."""
+        return self.period * stride / self.speed
+
+    def wait(self, pair: FramePair, stop: threading.Event) -> float:
+        """Sleep until ``pair`` is due (or ``stop`` is set); how late it came, seconds (>= 0)."""
+        t = pair.wl_time
+        prev = self._prev_time
+        if t is None or prev is None or not 0.0 < float(t) - prev <= MAX_GAP_S:
+            step = self.period
         else:
-            self._due += dt / self.speed
-            if self._due < now - self.period:  # fell behind: restart the schedule, never burst
-                self._due = now
+            step = float(t) - prev
+        self._prev_time = None if t is None else float(t)
+        now = time.monotonic()
+        if self._anchor is None:
+            self._time = 0.0
+            self._anchor = (now, 0.0)
+        else:
+            self._time += step
+        wall0, t0 = self._anchor
+        due = wall0 + (self._time - t0) / self.speed
+        late = now - due
+        if late > (MAX_BEHIND_S if self.keep_clock else self.period):
+            # a stall: catching up would skip too much (or is not wanted); start afresh
+            self._anchor = (now, self._time)
+            return 0.0
         # sleep (never spin: two cores are shared with the GUI and the pipeline),
         # in short steps so that stop() is noticed
         while not stop.is_set():
-            left = self._due - time.monotonic()
+            left = due - time.monotonic()
             if left <= 0:
                 break
             stop.wait(min(left, 0.05))
+        return max(0.0, late)
+
+
+#: a pair this many shown-frame periods late means decoding cannot keep up:
+#: the read-ahead jumps to where the clock is and from then on decodes only
+#: every ``factor``-th frame of the speed's stride (fewer periods late: the late
+#: pair alone is left out)
+JUMP_AFTER_FRAMES = 3
+#: a jump lands this far ahead of the clock at first (the decoders restart at the
+#: new frame); the lead then follows how late the first pair after a jump came,
+#: up to :data:`MAX_LEAD_S`
+JUMP_LEAD_S = 0.15
+MAX_LEAD_S = 0.6
+#: the most frames one shown frame may advance while catching up
+MAX_CATCH_UP_STRIDE = 8
+#: this long with every pair on time, the catch-up factor steps back by one
+CALM_S = 3.0
+
+
+class CatchUp:
+    """What replay does with pairs that come late (:meth:`decide`), so that the
+    position shown follows the wall clock at the speed asked, never slower.
+
+    A pair a shown-frame period late or more is left out.  When pairs come
+    :data:`JUMP_AFTER_FRAMES` periods late, playing cannot catch up (decoding
+    is what is slow, and a decoded pair left out saves nothing of it): the
+    read-ahead jumps to where the clock is and the stride grows by the speed's
+    stride (1x on a slow machine: every other frame decoded and shown, the
+    position right).  After :data:`CALM_S` with every pair on time it steps
+    back.  A user's seek, a pause or a new speed start afresh (:meth:`restart`).
+
+    Attributes
+    ----------
+    skipped : frames the speed's stride would have shown but were not (counted
+        from the gaps between shown frames, so it always matches them)
+    factor : the catch-up factor: the read-ahead's stride is the speed's times this
+    lead : how far ahead of the clock a jump lands, seconds (learnt)
+    """
+
+    def __init__(self):
+        self.skipped = 0
+        self.lead = JUMP_LEAD_S
+        self.factor = 1
+        self._after_jump = False
+        self._last: Optional[int] = None  # index of the last frame shown
+        self._calm_since = 0.0
+
+    def decide(self, late: float, index: int, stride: int, pacer: Pacer, seekable: bool,
+               frame_count: Optional[int], now: float) -> tuple[bool, Optional[int], bool]:
+        """``(skip, jump_to, restride)`` for a pair ``late`` seconds after its time.
+
+        ``skip``: leave the pair out; ``jump_to``: the frame the read-ahead
+        should continue from (``None``: the next one); ``restride``: the
+        read-ahead's stride is now ``stride * factor``.  The first pair after
+        a jump is always shown (a jump that landed late teaches :attr:`lead`).
+        """
+        shown = pacer.shown_period(stride * self.factor)
+        if self._after_jump:
+            self._after_jump = False
+            self.lead = min(MAX_LEAD_S, max(JUMP_LEAD_S, 0.5 * self.lead + late + 0.02))
+            return self._show(index, stride), None, False
+        if late >= 0.5 * shown:
+            self._calm_since = now
+        if late < shown:
+            restride = False
+            if self.factor > 1 and now - self._calm_since > CALM_S:
+                self.factor -= 1
+                self._calm_since = now
+                restride = True
+            return self._show(index, stride), None, restride
+        if seekable and late >= JUMP_AFTER_FRAMES * shown:
+            ahead = int((late + self.lead) * pacer.speed / pacer.period + 0.5)
+            target = index + max(ahead, stride)
+            if frame_count:
+                target = min(target, frame_count - 1)
+            if target > index:
+                self._after_jump = True
+                restride = self.factor * stride * 2 <= MAX_CATCH_UP_STRIDE
+                if restride:
+                    self.factor += 1
+                return True, target, restride
+        return True, None, False
+
+    def _show(self, index: int, stride: int) -> bool:
+        if self._last is not None:
+            self.skipped += max(0, (index - self._last) // stride - 1)
+        self._last = index
+        return False
+
+    def restart(self) -> None:
+        """A seek, a pause or a new speed: a new schedule, nothing owed."""
+        self._after_jump = False
+        self._last = None
+        self.factor = 1
 
 
 @dataclass

@@ -57,7 +57,8 @@ from .mailbox import DisplayFrame, LatestMailbox
 from .pipelines import Pipelines, default_pipeline_factory
 from .recorded_plane import RecordedPlane
 from .recording import RecordingControl
-from .replay import READ_TIMEOUT_S, RETRY_DELAY_S, Pacer, ReadAhead, ReplayControl, replay_stride
+from .replay import (READ_TIMEOUT_S, RETRY_DELAY_S, CatchUp, Pacer, ReadAhead, ReplayControl,
+                     replay_stride)
 from .state import RunState
 from .stats import EngineStatus, RunStats, plain
 from .threads import spawn
@@ -81,6 +82,9 @@ class Engine:
     pipeline_factory : ``f(settings, calibration) -> pipeline``; default
         :class:`nirf_overlay.processing.pipeline.Pipeline` with the rim
         analysis on its own thread.
+    keep_clock : paced replay keeps the shown position on the wall clock,
+        leaving out frames that come late (:class:`~.replay.CatchUp`; the
+        viewer does); False: every frame is shown, late ones slow replay down.
     prepare : when the kernels are not prepared in this process yet, start
         without a pipeline and prepare them on a thread
         (:mod:`.prepare`): the white light plays meanwhile, marked, and the
@@ -89,7 +93,8 @@ class Engine:
 
     def __init__(self, source, settings=None, calibration=None, *, pipeline=None,
                  pace: Optional[bool] = None, loop: bool = False,
-                 pipeline_factory: Optional[Callable] = None, prepare: bool = False):
+                 pipeline_factory: Optional[Callable] = None, prepare: bool = False,
+                 keep_clock: bool = False):
         self.source = source
         self.settings = settings.copy() if settings is not None else Settings()
         #: a remark on the calibration for the user ("" when none), see open_engine
@@ -107,9 +112,10 @@ class Engine:
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._replay = ReplayControl(seekable=self.seekable, loop=loop)
-        self._pacer = Pacer(self.fps)
+        self._pacer = Pacer(self.fps, keep_clock=keep_clock)
         self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
         self._stride = 1  # frames each shown frame advances (fast replay, replay_stride)
+        self._catch_up = CatchUp()  # skips late pairs: the position follows the wall clock
 
         # state, status and listeners
         self._state = RunState.STARTING
@@ -262,6 +268,7 @@ class Engine:
         self._tell_state()
 
     def resume(self) -> None:
+        self._restart_clock()  # the schedule counts from now, not from before the pause
         self._replay.resume()
         self._tell_state()
 
@@ -286,12 +293,30 @@ class Engine:
     def set_speed(self, speed: float) -> None:
         self._pacer.set_speed(speed)
         self._stride = replay_stride(self._pacer.speed)
+        self._catch_up.restart()
+        if self._ahead is not None:
+            self._ahead.stride = self._stride
+
+    def _restart_clock(self) -> None:
+        """A new replay schedule from the next pair (seek, resume); catching up ends."""
+        self._pacer.restart()
+        self._catch_up.restart()
         if self._ahead is not None:
             self._ahead.stride = self._stride
 
     @property
     def speed(self) -> float:
         return self._pacer.speed
+
+    @property
+    def keep_clock(self) -> bool:
+        """Paced replay leaves late frames out to keep the position on the wall clock."""
+        return self._pacer.keep_clock
+
+    @property
+    def skipped(self) -> int:
+        """Frames replay left out to keep the position on the wall clock (:class:`~.replay.CatchUp`)."""
+        return self._catch_up.skipped
 
     def set_loop(self, loop: bool) -> None:
         self._replay.set_loop(loop)
@@ -367,6 +392,7 @@ class Engine:
             recording=self.recording_status(),
             process_ms=stats.process_ms,
             listener_dropped=sum(r.dropped for r in self._relays),
+            skipped=self._catch_up.skipped,
             preparing=self._pipes.preparing,
             notice=stats.notice,
         )
@@ -413,15 +439,34 @@ class Engine:
                 continue
             self._replay.ended = False
             if self.pace and not turn.stepping:
-                self._pacer.wait(pair, self._stop)
+                late = self._pacer.wait(pair, self._stop)
                 if self._stop.is_set():
                     break
+                if self._pacer.keep_clock and self._skip_late(pair, late):
+                    continue
                 pair.arrival = time.monotonic()
+            elif turn.stepping:
+                self._pacer.restart()  # playing on after steps starts a new schedule
+                if not pair.arrival:
+                    pair.arrival = time.monotonic()
             elif not pair.arrival:
                 pair.arrival = time.monotonic()
             for listener in self._own + self._relays:
                 listener.on_pair(pair)
             self._process(pair)
+
+    def _skip_late(self, pair: FramePair, late: float) -> bool:
+        """Leave out a pair that came a shown-frame period or more late (never slow
+        motion); far behind, the read-ahead jumps to where the clock is."""
+        c = self._catch_up
+        skip, jump_to, restride = c.decide(late, int(pair.index), self._stride, self._pacer,
+                                           self.seekable and self._ahead is not None,
+                                           self.frame_count, time.monotonic())
+        if restride:
+            self._ahead.stride = self._stride * c.factor  # carried out before its next read
+        if jump_to is not None:
+            self._ahead.seek(jump_to)  # not a user's seek: the schedule and the filters go on
+        return skip
 
     def _apply_pipeline_changes(self) -> None:
         try:  # pipelines are built outside any lock: the GUI never waits on them
@@ -439,7 +484,7 @@ class Engine:
             self._report(e, f"seeking to frame {index}")
             return False
         self._replay.ended = False
-        self._pacer.restart()
+        self._restart_clock()
         self.mailbox.clear()
         self._pipes.reset()
         self.log_event("seek", index=int(index))

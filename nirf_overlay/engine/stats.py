@@ -33,6 +33,8 @@ class EngineStatus:
     process_ms : time the pipeline(s) took on the newest pair, ms
     listener_dropped : pairs and results not handed to a listener that fell
         too far behind (see :class:`~.listeners.ListenerRelay`)
+    skipped : frames replay left out to keep the shown position on the wall
+        clock when decoding and processing fell behind (files, sessions)
     preparing : what is prepared before the overlay can start, e.g.
         "Preparing analysis kernels 3/7 (segmentation)"; "" once it is on
     notice : a remark on the stream that stays once a result said it (``FrameResult.notice``,
@@ -59,6 +61,7 @@ class EngineStatus:
     process_ms: float = 0.0
     listener_dropped: int = 0
     preparing: str = ""
+    skipped: int = 0
     notice: str = ""
 
 

@@ -42,7 +42,7 @@ def open_engine(spec, settings=None, request=None, *, loop: Optional[bool] = Non
         resolved = resolve_calibration(request, source)
         engine = Engine(source, settings, resolved.calibration,
                         loop=spec.loop if loop is None else loop,
-                        pipeline_factory=pipeline_factory, prepare=True)
+                        pipeline_factory=pipeline_factory, prepare=True, keep_clock=True)
         engine.calibration_note = resolved.note
         return engine
     except BaseException:

@@ -167,6 +167,12 @@ class ReplayBar(QWidget):
         self.speed_box.setFocusPolicy(Qt.NoFocus)
         self.speed_box.currentIndexChanged.connect(self._on_speed_index)
         row.addWidget(self.speed_box)
+        self.skipped_label = QLabel("")
+        self.skipped_label.setObjectName("replay_skipped")
+        self.skipped_label.setToolTip(
+            "Frames left out so that the picture keeps the speed asked for: decoding and "
+            "processing fell behind (replay never turns into slow motion)")
+        row.addWidget(self.skipped_label)
         self.loop_box = QCheckBox("Loop")
         self.loop_box.setToolTip("Start again at the end (L)")
         self.loop_box.setFocusPolicy(Qt.NoFocus)
@@ -319,6 +325,8 @@ class ReplayBar(QWidget):
             self._marker_source_len = len(markers)
             self._markers = sorted((int(m.frame), m.label) for m in markers)
             self._rebuild_marker_menu()
+        skipped = engine.skipped
+        self.skipped_label.setText(f"{skipped} skipped" if skipped else "")
         if engine.loop != self.loop_box.isChecked():
             with QSignalBlocker(self.loop_box):
                 self.loop_box.setChecked(engine.loop)

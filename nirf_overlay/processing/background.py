@@ -166,12 +166,46 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     ax0, ay0, ax1, ay1 = crop
     # distance transform instead of large dilations: O(N) whatever the radius
     d = cv2.distanceTransform(1 - core[ay0:ay1, ax0:ax1], cv2.DIST_L2, 3)
+    # (rim pixels beyond the coarse rim's own cut, cores.py: arcs attached or
+    # joined across a tool)
+    d = _with_far_arcs(d, cand.rim, (oy - ay0, ox - ax0), width,
+                       max(width, cand.width_px) + max(1.0, gap_px) + 1.0)
     # median of the ring (lo < d <= hi, not excluded) in one numba pass
     med, n = ring_median(d, np.float32(lo), np.float32(hi), exclude[Y0 + ay0:Y0 + ay1, X0 + ax0:X0 + ax1],
                          nir_small[Y0 + ay0:Y0 + ay1, X0 + ax0:X0 + ax1])
     if n < RIM_RULES.ring_min_px:
         return None
     return med
+
+
+def _with_far_arcs(d: np.ndarray, rim: np.ndarray, at: tuple[int, int], width: float,
+                   far: float) -> np.ndarray:
+    """``d`` (distance to the core) lowered to ``width`` + the distance to rim arcs beyond ``far``.
+
+    A rim's arc across a tool from the core's visible part (joined under
+    the tool, :func:`~.arcs.joined_under_tool`) lies further from that core
+    than the rim's own band reaches: the lesion's outline runs round it too, so the ring
+    is laid round it as round the core grown by the rim width -- else the
+    ring misses that side of the lesion whenever the completed core falls
+    short under the tool, and B flips with it frame to frame.  Rims within
+    ``far`` of the core (every rim without a tool) leave ``d`` as it is.
+    ``rim`` is the candidate's ROI mask, its origin at row, column ``at`` of
+    ``d``'s crop (pixels outside the crop are ignored).
+    """
+    h, w = d.shape
+    oy, ox = at
+    rh, rw = rim.shape
+    ry0, rx0 = max(0, -oy), max(0, -ox)
+    ry1, rx1 = min(rh, h - oy), min(rw, w - ox)
+    if ry0 >= ry1 or rx0 >= rx1:
+        return d
+    arcs = np.zeros(d.shape, bool)
+    arcs[oy + ry0:oy + ry1, ox + rx0:ox + rx1] = rim[ry0:ry1, rx0:rx1]
+    arcs &= d > far
+    if not arcs.any():
+        return d
+    d_far = cv2.distanceTransform((~arcs).view(np.uint8), cv2.DIST_L2, 3)
+    return np.minimum(d, d_far + np.float32(width))
 
 
 def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int]]:

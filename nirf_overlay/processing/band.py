@@ -6,11 +6,14 @@ as the rim itself.  What tells them apart is the geometry: a rim encloses a
 dark core and lies within its width of it; a duct is a tube with liver on
 both sides that leaves the rim's outer edge.  :func:`cut_to_band` keeps the
 rim pixels within the rim's radial band, direction by direction round the
-core: from the band's inner edge in that direction (a low quantile of its
-pixels' distance to the core, smoothed over neighbouring directions; a duct
-lies outside, so it does not move it) out to the measured thickness plus a
+core: from the band's inner edge in that direction (its pixels' least
+distance to the core, smoothed over neighbouring directions; a duct lies
+outside, so it does not move it) out to the measured thickness plus a
 tolerance (``RIM_RULES.band_*``).  Pixels beyond are cut, wherever the duct
-meets the rim and at whatever angle, and however bright it is.
+meets the rim and at whatever angle, and however bright it is.  A duct running
+along the rim's outside (tangent) lies within the band seen over a long arc;
+it widens the band beyond the rim's own radial extent (the median over a wide
+arc), and there the rim is cut at its own outer edge.
 """
 
 from __future__ import annotations
@@ -55,20 +58,34 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     counts = np.bincount(b, minlength=nb)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
 
-    def edge(quantile):  # per direction, smoothed over its neighbours
+    def raw(quantile):  # per direction
         at = starts + (quantile * np.maximum(counts - 1, 0)).astype(np.int64)
-        e = np.where(counts > 0, ds[np.minimum(at, ds.size - 1)], np.nan)
-        k = RIM_RULES.band_smooth_bins
+        return np.where(counts > 0, ds[np.minimum(at, ds.size - 1)], np.nan)
+
+    def smooth(e, k):  # the median over k neighbouring directions each side
         with warnings.catch_warnings():  # (empty directions with empty neighbours: no pixel to cut)
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(np.stack([np.roll(e, s) for s in range(-k, k + 1)]), axis=0)
 
-    # the outer edge seen, and the inner edge + the measured width: a duct
+    # the outer edge seen, and the inner edge + the rim's width: a duct
     # leaving the rim moves neither median; one running along the rim's
-    # outside (tangent) may move the first, never the second
+    # outside (tangent) lies within the first over a long arc, never within
+    # the second.  The inner edge is the nearest pixel (a duct's pixels
+    # outside do not shift it, as they shift a quantile); the width is the
+    # measured one or the band's own radial extent, the median over a wide
+    # arc (a tangent duct widens less than half of it; a rim's width changes
+    # slowly along it), whichever is less
+    k = RIM_RULES.band_smooth_bins
+    q_out, q_in = raw(RIM_RULES.band_outer_quantile), raw(0.0)
+    outer, inner = smooth(q_out, k), smooth(q_in, k)
+    extent = smooth(q_out - q_in, RIM_RULES.band_extent_bins)
+    own = inner + np.minimum(thickness, extent)
     tol = RIM_RULES.band_tolerance * thickness + RIM_RULES.band_margin_px
-    limit = np.minimum(edge(RIM_RULES.band_outer_quantile),
-                       edge(1.0 - RIM_RULES.band_outer_quantile) + thickness) + tol
+    limit = np.minimum(outer, own) + tol
+    # where the band seen is wider than the rim's own (a duct alongside),
+    # the rim ends at its own outer edge, without the quantisation margin
+    widened = outer > own + tol
+    limit[widened] = own[widened] + RIM_RULES.band_widened_margin_px
     out = d > limit[b]  # (bins with a pixel have a finite median)
     if out.any() and blocked is not None and cv2.countNonZero(blocked.view(np.uint8)):
         d_b = cv2.distanceTransform((blocked.view(np.uint8) == 0).view(np.uint8), cv2.DIST_L2, 3)
@@ -83,8 +100,11 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     depth = np.zeros(n, np.float32)
     np.maximum.at(depth, lab[ys[out], xs[out]],
                   cv2.distanceTransform(beyond, cv2.DIST_L2, 3)[ys[out], xs[out]])
-    big = ((stats[:, cv2.CC_STAT_AREA] >= RIM_RULES.band_min_piece * thickness ** 2)
-           & (depth > RIM_RULES.band_min_depth_px))
+    area = stats[:, cv2.CC_STAT_AREA]
+    # ... or a long one: a tangent duct's side beyond the band is a sliver
+    # along the rim, but one as long as the rim is wide several times over
+    big = (((area >= RIM_RULES.band_min_piece * thickness ** 2) & (depth > RIM_RULES.band_min_depth_px))
+           | (area >= RIM_RULES.band_min_sliver * thickness ** 2))
     big[0] = False
     cut = big[lab[ys, xs]] & out
     rim[ys[cut], xs[cut]] = False

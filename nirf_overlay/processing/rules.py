@@ -139,6 +139,18 @@ class RimRules:
     #: fraction of the smaller core.  Arcs whose cores overlap this much are
     #: one rim cut in pieces by a tool.
     shared_core: float = 0.2
+    #: fraction of the disk inside a joint circle.  Two arcs on one circle
+    #: (each ``arc_on_ring`` on it) whose disk -- less the rims -- holds an
+    #: instrument and at most this much liver (neither dark nor hidden) are
+    #: one rim whose core is joined under the tool (:func:`~.arcs.joined_under_tool`).
+    arc_join_liver: float = 0.15
+    #: fraction of that disk.  At least this much of it is the tool (the
+    #: cores join under it; a piece beside a tool's tip that merely touches
+    #: a rim's own disk is not joined).
+    arc_join_tool: float = 0.1
+    #: x its thickness across the circle (5-95 % of its pixels).  The arc
+    #: joined under a tool is at least this long along the circle.
+    arc_join_elongation: float = 2.0
 
     # -- refinement and width (refine.py, width.py) ----------------------------
     #: x B.  Where the local peak is less than this above B there is no rim
@@ -185,6 +197,22 @@ class RimRules:
     #: the median edge of the neighbouring directions is a little short) is
     #: the rim's own edge.
     band_min_depth_px: float = 1.5
+    #: x thickness squared.  A thinner piece beyond the band is cut too when
+    #: it is this large: the side of a duct running along the rim's outside
+    #: (a sliver a few thicknesses long), not the rim edge's noise.
+    band_min_sliver: float = 0.5
+    #: bins of ``gap_bin_deg``, each side.  The rim's own radial extent in a
+    #: direction is the median over this many neighbouring directions (90
+    #: degrees each side): a duct along the rim's outside widens less than
+    #: half of them, and a rim's width changes slowly over them.  (Tuned on
+    #: seed 900's tangent ducts: 6 or 12 bins left 14-17 % of a bright 1 mm
+    #: duct as rim, 18 bins 6.7 %; a median over all directions cut a rim
+    #: whose width changes round the core, tests/test_band.py.)
+    band_extent_bins: int = 18
+    #: px.  In directions where the band is wider than the rim's own extent
+    #: by more than the tolerance (a duct runs alongside), the rim is cut
+    #: this far beyond its own outer edge (inner edge + extent).
+    band_widened_margin_px: float = 0.5
     #: x rim thickness.  Rim pixels this near a tool (or the frame edge)
     #: are never cut: the core beside them is hidden, so their distance to
     #: the visible core says nothing about the rim's band.

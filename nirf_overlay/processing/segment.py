@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ._validate import frame_dims, require, require_optional
-from .arcs import attach_hidden_arcs, merge_shared_cores
+from .arcs import attach_hidden_arcs, join_under_tools, merge_shared_cores
 from .candidates import Candidate, completeness_needed
 from .cores import component_candidates
 
@@ -42,7 +42,8 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
     An instrument hides both channels: its pixels may connect the visible
     pieces of a core (they count as "could be core" for connectivity, never
     as core area), the core is kept inside the circle the arc lies on, and
-    arcs that share a core (a rim cut in two by a tool) become one lesion.
+    arcs that share a core, or lie on one circle round a core the tool hides
+    (a rim cut in two by a tool), become one lesion.
 
     Parameters
     ----------
@@ -84,7 +85,11 @@ def find_candidates(ratio: np.ndarray, fluo: np.ndarray, labels: np.ndarray, sta
                                min_core_px=min_core_px, core_ratio=core_ratio,
                                min_completeness=min_completeness, max_width_px=max_width_px,
                                gap_px=gap_px, core_open_px=core_open_px, relax=relax)
+    # dark or hidden by a tool: where a core may be (arcs joined under a tool)
+    core_like = ((ratio < core_ratio) | blocked) if blocked.any() else None
     out = attach_hidden_arcs(out, labels, stats, blocked, gap_px, min_rim_px)
     out = merge_shared_cores(out, blocked, gap_px)
+    if core_like is not None:
+        out = join_under_tools(out, labels, stats, blocked, gap_px, min_rim_px, core_like, fluo_b)
     return [c for c in out
             if c.completeness >= completeness_needed(relax, c.roi, c.rim, min_completeness)]

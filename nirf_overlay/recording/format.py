@@ -83,16 +83,24 @@ SEGMENT_COLUMNS = ("segment", "first_frame", "frames", "nir_file", "wl_file", "n
                    "wl_codec")
 
 #: WL codecs: key -> (description, lossless?, ffmpeg output arguments).
-#: ``ffvhuff`` (default): FFVHuff in planar RGB -- bit-exact BGR at the lowest
-#: CPU cost (0.56 CPU-s per second of 1080p30 phantom video, against 1.3 for
-#: H.264 RGB lossless and 3.1 for FFV1), because recordings are the study's raw
-#: data.  It is large (about 5 GB/min at 1080p30 on the phantom's noisy WL);
+#: ``ffvhuff`` (default): FFVHuff in planar RGB with left prediction --
+#: bit-exact BGR at the lowest CPU cost to encode, and 22 ms CPU per 1080p frame
+#: to decode against 31 with the median prediction sessions before issue 16
+#: used (the decoder reads either; README "Replay" / "Measured").  Lossless
+#: because recordings are the study's raw data.  ``utvideo``: Ut Video planar
+#: RGB, left prediction, cheaper again to decode (17 ms) for 3-5 ms more to
+#: encode; FFmpeg's encoder writes undecodable frames of noisy video at odd
+#: sizes (161x121 measured), so it is refused for odd sizes
+#: (:func:`check_wl_codec`) and is not the default.  Both are large
+#: (about 5 GB/min at 1080p30 on the phantom's noisy WL);
 #: ``x264`` (H.264 4:4:4 crf 10: near-lossless, visually lossless but not
 #: bit-exact) is 4-7x smaller for long procedures.  ``x264rgb`` (H.264 RGB qp 0)
 #: and ``ffv1`` (FFV1 bgr0) are lossless alternatives.
 WL_CODECS = {
     "ffvhuff": ("FFVHuff planar RGB (lossless)", True,
-                ["-c:v", "ffvhuff", "-pred", "median", "-pix_fmt", "gbrp"]),
+                ["-c:v", "ffvhuff", "-pred", "left", "-pix_fmt", "gbrp"]),
+    "utvideo": ("Ut Video planar RGB (lossless)", True,
+                ["-c:v", "utvideo", "-pred", "left", "-pix_fmt", "gbrp"]),
     "x264": ("H.264 4:4:4 crf 10 (near-lossless)", False,
              ["-c:v", "libx264", "-crf", "10", "-preset", "ultrafast", "-tune", "zerolatency",
               "-pix_fmt", "yuv444p"]),
@@ -104,14 +112,31 @@ WL_CODECS = {
 }
 DEFAULT_WL_CODEC = "ffvhuff"
 
-#: NIR codecs used while capturing (see "NIR codec" above).
+#: NIR codecs used while capturing (see "NIR codec" above).  FFVHuff with left
+#: prediction: 14 ms CPU per 1080p gray16 frame to decode against 20 with the
+#: median prediction of older sessions (the decoder reads either), under 1 % larger.
+#: (Ut Video has no 16-bit gray; raw video is not allowed in Matroska.)
 NIR_CODECS = {
-    "ffvhuff": ["-c:v", "ffvhuff", "-pred", "median"],
+    "ffvhuff": ["-c:v", "ffvhuff", "-pred", "left"],
     "ffv1": ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1"],
 }
 DEFAULT_NIR_CODEC = "ffvhuff"
 NIR_PIX_FMT = "gray16le"
 _X264 = ("libx264", "libx264rgb")
+
+
+#: WL codecs that cannot store frames of an odd width or height (see ``WL_CODECS``)
+EVEN_SIZE_CODECS = ("utvideo",)
+
+
+def check_wl_codec(codec: str, size: tuple[int, int]) -> None:
+    """RecordingError (one line, the fix in it) when ``codec`` cannot record ``size``."""
+    if codec not in WL_CODECS:
+        raise RecordingError(f"wl codec {codec!r}: not one of {', '.join(WL_CODECS)}")
+    w, h = size
+    if codec in EVEN_SIZE_CODECS and (w % 2 or h % 2):
+        raise RecordingError(f"wl codec {codec!r}: cannot store {w}x{h} losslessly (odd width "
+                             "or height); use --wl-codec ffvhuff")
 
 
 def segment_names(segment: int) -> tuple[str, str]:
@@ -182,7 +207,7 @@ def wl_encoder_cmd(path: str, size: tuple[int, int], fps: float, codec: str,
 
 #: codecs whose every frame is a key frame: a decoder may leave frames out
 #: before decoding them (replay faster than 1x)
-INTRA_ONLY_CODECS = ("ffvhuff", "ffv1")
+INTRA_ONLY_CODECS = ("utvideo", "ffvhuff", "ffv1")
 
 
 def decoder_cmd(path: str, pix_fmt: str, *, start_frame: int = 0, fps: float = 30.0,

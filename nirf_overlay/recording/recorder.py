@@ -116,13 +116,12 @@ class Recorder:
                  stop_free_bytes: Optional[int] = None, copy_frames: bool = True,
                  nir_codec: str = fmt.DEFAULT_NIR_CODEC, compact: bool = False):
         self.out_dir = os.path.abspath(os.fspath(out_dir))
-        if wl_codec not in fmt.WL_CODECS:
-            raise RecordingError(f"wl codec {wl_codec!r}: not one of {', '.join(fmt.WL_CODECS)}")
         if nir_codec not in fmt.NIR_CODECS:
             raise RecordingError(f"nir codec {nir_codec!r}: not one of {', '.join(fmt.NIR_CODECS)}")
         w, h = (int(v) for v in info.size)
         if w <= 0 or h <= 0:
             raise RecordingError(f"{info.description}: frame size {w}x{h} is not recordable")
+        fmt.check_wl_codec(wl_codec, (w, h))
         self.size = (w, h)
         self.fps = float(info.fps) if info.fps and info.fps > 0 else 30.0
         self.nir_bits = int(info.nir_bits or 16)
