@@ -50,3 +50,22 @@ def test_rim_alone_and_slowly_changing_width_are_kept():
         rim, d_core, core, _ = _scene(0, width_of)
         n0 = np.count_nonzero(rim)
         assert cut_to_band(rim, d_core, core, float(WIDTH)) <= 0.01 * n0
+
+
+def test_the_circular_median_is_numpys_nanmedian_of_the_rolls():
+    """The band's smoothing equals np.nanmedian over the rolled directions (NaNs left out,
+    all-NaN windows NaN, windows wider than the circle wrapping), to the bit."""
+    import warnings
+
+    from nirf_overlay.processing.band import circular_nanmedian
+
+    rng = np.random.default_rng(3)
+    for t in range(400):
+        nb, k = int(rng.integers(4, 100)), int(rng.integers(0, 80))
+        e = (rng.normal(size=nb) * 10).astype(np.float32 if t % 2 else np.float64)
+        e[rng.random(nb) < rng.random()] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanmedian(np.stack([np.roll(e, s) for s in range(-k, k + 1)]), axis=0)
+        got = circular_nanmedian(e, k)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref, equal_nan=True), (nb, k)

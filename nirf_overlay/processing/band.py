@@ -18,7 +18,6 @@ arc), and there the rim is cut at its own outer edge.
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import cv2
@@ -63,9 +62,7 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
         return np.where(counts > 0, ds[np.minimum(at, ds.size - 1)], np.nan)
 
     def smooth(e, k):  # the median over k neighbouring directions each side
-        with warnings.catch_warnings():  # (empty directions with empty neighbours: no pixel to cut)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(np.stack([np.roll(e, s) for s in range(-k, k + 1)]), axis=0)
+        return circular_nanmedian(e, k)
 
     # the outer edge seen, and the inner edge + the rim's width: a duct
     # leaving the rim moves neither median; one running along the rim's
@@ -109,3 +106,18 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     cut = big[lab[ys, xs]] & out
     rim[ys[cut], xs[cut]] = False
     return int(np.count_nonzero(cut))
+
+
+def circular_nanmedian(e: np.ndarray, k: int) -> np.ndarray:
+    """Per direction, the median of ``e`` over it and ``k`` neighbours each side (round the
+    circle), NaNs left out; NaN where all are NaN.  ``np.nanmedian`` of the stacked rolls
+    gives the same values, but its masked-array path took about 12 ms a 1080p frame here."""
+    nb = e.shape[0]
+    window = np.sort(e[(np.arange(nb)[None, :] + np.arange(-k, k + 1)[:, None]) % nb], axis=0)
+    n = np.count_nonzero(~np.isnan(window), axis=0)  # NaNs sort last
+    cols = np.arange(nb)
+    lo, hi = np.maximum((n - 1) // 2, 0), n // 2
+    hi = np.minimum(hi, window.shape[0] - 1)
+    median = (window[lo, cols] + window[hi, cols]) / e.dtype.type(2)
+    median[n == 0] = np.nan
+    return median
