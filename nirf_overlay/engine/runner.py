@@ -40,6 +40,14 @@ Latency
 for paced replay it is re-stamped when the pair is released on schedule, so
 ``painted - arrival`` is the latency the viewer adds (processing, mailbox,
 paint) and is measured by the view after it paints.
+
+Past 500 lines for now: the worker loop, its state machine and the replay
+controls (pause, seek, speed, catching up with the clock) share one thread
+and one state lock, and the pipelines (:mod:`.pipelines`), the pacing and
+catch-up rules (:mod:`.replay`) and recording (:mod:`.recording`) already
+live in their own modules.  The next split is the replay commands (seek,
+step, speed and the catch-up jumps) into a class of :mod:`.replay` that the
+worker calls.
 """
 
 from __future__ import annotations
