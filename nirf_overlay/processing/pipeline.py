@@ -40,7 +40,7 @@ from .async_analysis import AsyncAnalysis
 from .background import display_background
 from .black_level import BlackLevelEstimator
 from .composite import Compositor
-from .follow import MotionHistory, move_mask, move_rims
+from .follow import MotionHistory, move_rims
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
 from .motion import MotionEstimator
 from .normalise import Normaliser
@@ -255,15 +255,14 @@ class Pipeline:
         analysis, analysis_index = self._analyse(pair.index, norm, wl, plane_polygon, use_async,
                                                  tissue)
         rims = list(analysis.rims)
-        rim_mask, fluo_mask = analysis.rim_mask, analysis.fluorescence_mask
+        since = None
         if analysis_index is not None and analysis_index != pair.index:
-            # a lagged analysis (live display): outlines and masks moved by the
-            # motion since its frame, so they sit on the tissue of the frame shown
+            # a lagged analysis (live display): outlines moved by the motion since
+            # its frame, so they sit on the tissue of the frame shown; its masks
+            # only when read (FrameResult.mask_motion: the viewer never reads them)
             since = self.motion_history.since(analysis_index)
             if since is not None:
                 rims = move_rims(rims, since)
-                rim_mask = None if rim_mask is None else move_mask(rim_mask, since)
-                fluo_mask = None if fluo_mask is None else move_mask(fluo_mask, since)
         plane = self._plane_check(analysis.plane, placement, analysis_index)
         t3 = time.perf_counter()
         threshold = analysis.threshold
@@ -296,7 +295,8 @@ class Pipeline:
         self.noise_sigma = self.normaliser.noise_sigma(lv.median)
         return FrameResult(
             index=pair.index, time_s=pair.wl_time, composite=composite,
-            rim_mask=rim_mask, rims=rims, fluorescence_mask=fluo_mask,
+            rim_mask=analysis.rim_mask, rims=rims, fluorescence_mask=analysis.fluorescence_mask,
+            mask_motion=since,
             saturated_fraction=norm.saturated_fraction, plane=plane, nir_lost=False,
             dropped_before=pair.dropped_before, mm_per_px=self.mm_per_px, stage_ms=stage,
             arrival=pair.arrival,

@@ -8,10 +8,12 @@ viewer's snapshot and the recorder all use :meth:`FrameResult.frame_row` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from .follow import MovedMask
 
 FRAME_COLUMNS = (
     "frame", "time_s", "rims", "tbr", "contrast", "target_intensity",
@@ -115,6 +117,11 @@ class FrameResult:
     rim_mask : (H, W) uint8 0/255, WL size: pixels counted as tumour rim
     fluorescence_mask : (H, W) uint8 0/255 or None: every fluorescent pixel
         (rims, ducts, gallbladder), for display only
+    mask_motion : (3, 3) or None: a lagged analysis's masks (live display) are
+        given as the analysis made them and moved by this motion, the motion
+        since their frame, when first read (:class:`~.follow.MovedMask`), so
+        ``rim_mask`` and ``fluorescence_mask`` always sit on this frame's tissue
+        while a display that never reads them never pays for the move
     rims : per-rim measurements, tracked ids
     nir_signal : ``"linear"``, or ``"display"`` when the ratios are of
         display-encoded values (8-bit NIR without a transfer curve;
@@ -124,9 +131,9 @@ class FrameResult:
     index: int
     time_s: float
     composite: np.ndarray
-    rim_mask: Optional[np.ndarray]
+    rim_mask: InitVar[Optional[np.ndarray]]  # read as the property below
     rims: list = field(default_factory=list)
-    fluorescence_mask: Optional[np.ndarray] = None
+    fluorescence_mask: InitVar[Optional[np.ndarray]] = None
     saturated_fraction: float = 0.0
     plane: PlaneCheck = field(default_factory=PlaneCheck)
     nir_lost: bool = False
@@ -161,6 +168,12 @@ class FrameResult:
     #: ``--nir-bits`` to give (:attr:`~.normalise.Normaliser.bits_notice`); "" when none.
     #: The viewer's engine keeps it and shows it in the status bar and the HUD
     notice: str = ""
+    mask_motion: Optional[np.ndarray] = None
+
+    def __post_init__(self, rim_mask, fluorescence_mask):
+        h3 = self.mask_motion
+        self._rim = None if rim_mask is None else MovedMask(rim_mask, h3)
+        self._fluo = None if fluorescence_mask is None else MovedMask(fluorescence_mask, h3)
 
     # -- aggregates (several rims aggregate by rim area) ---------------------
     def _weighted(self, attr: str) -> Optional[float]:
@@ -231,6 +244,16 @@ class FrameResult:
                 "dropped_before": int(self.dropped_before),
             })
         return rows
+
+
+# the masks as properties, set after the dataclass is made (so that it takes
+# them as constructor arguments, InitVar, without a property as their default)
+FrameResult.rim_mask = property(
+    lambda self: None if self._rim is None else self._rim.pixels,
+    doc="(H, W) uint8 0/255 rim mask on this frame's tissue (moved on first read), or None")
+FrameResult.fluorescence_mask = property(
+    lambda self: None if self._fluo is None else self._fluo.pixels,
+    doc="(H, W) uint8 0/255 fluorescence mask on this frame's tissue (moved on first read), or None")
 
 
 def row_cells(row: dict, columns) -> list[str]:
