@@ -56,6 +56,7 @@ from ._kernels.segment import circle_fit_sums
 from ._validate import frame_dims, require, require_optional
 from .background import (background_map, global_background, map_level, ring_background,
                          ring_exclusion)
+from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
 from .instruments import instrument_mask
@@ -137,35 +138,6 @@ class _Laps:
         t = time.perf_counter()
         self.ms[name] = self.ms.get(name, 0.0) + (t - self._t) * 1e3
         self._t = t
-
-_CV_LOCK = threading.Lock()
-_CV_USERS = [0, 0]  # analyses running, OpenCV's thread count before the first
-
-
-class _single_threaded_opencv:
-    """Run OpenCV single-threaded while an analysis runs (process-wide).
-
-    The analysis makes a few hundred OpenCV calls on small ROIs; splitting
-    those across threads bought no wall time on the 2-core test machine
-    (1080p phantom: 10.3 vs 10.5 ms) but cost ~30 % more CPU (16.7 vs
-    12.5 ms per frame), CPU the viewer's other threads need.  Nested and
-    concurrent analyses share one count; the previous setting comes back
-    when the last one ends.
-    """
-
-    def __enter__(self):
-        with _CV_LOCK:
-            if _CV_USERS[0] == 0:
-                _CV_USERS[1] = cv2.getNumThreads()
-                cv2.setNumThreads(1)
-            _CV_USERS[0] += 1
-
-    def __exit__(self, *exc):
-        with _CV_LOCK:
-            _CV_USERS[0] -= 1
-            if _CV_USERS[0] == 0:
-                cv2.setNumThreads(_CV_USERS[1])
-        return False
 
 
 class RimAnalyzer:
@@ -254,7 +226,7 @@ class RimAnalyzer:
         if (every > 1 and last is not None and self._count % every
                 and last.rim_mask.shape == nir_norm.shape):
             return last
-        with _single_threaded_opencv():
+        with single_threaded_opencv():  # its few hundred calls on small ROIs
             self._last = result = self._analyze(nir_norm, wl, valid, settings, plane_polygon,
                                                 tissue)
         return result
