@@ -136,8 +136,8 @@ class MovedMask:
     per mask at 1080p, is paid only by a reader.  ``h3`` None: the mask as it
     is.  The source must be left unchanged until the first read (the
     analyzer's mask ring: valid for a few frames, as the composite is); the
-    moved pixels are this object's own.  Safe to read from several threads
-    (the move runs once).
+    moved pixels are a new array (the source itself when ``h3`` does not
+    move).  Safe to read from several threads (the move runs once).
     """
 
     __slots__ = ("source", "h3", "_moved", "_lock")
