@@ -27,6 +27,17 @@ saturation colour.
 Colour map, compression and opacity are folded into one 1024-entry look-up
 table indexed by the linear position ``(v - lo) / (hi - lo)``, so the pixel
 pass is a table look-up and an integer blend.
+
+One sweep with the normalisation
+--------------------------------
+In ``overlay`` (the default), ``nir`` and ``intensity`` a display pixel depends
+only on the same pixel's WL, filtered NIR and saturation flag
+(:data:`PIXEL_PASSES`), so the normalisation kernel can write it in its own
+sweep: raw NIR + WL in, filtered NIR + BGR out (:meth:`Compositor.prepare_fused`,
+previous frame's levels and threshold; ``Pipeline.fuse``).  ``side-by-side`` and
+``pip`` cannot: their panes are area-resampled from the whole picture, which must
+exist first; ``wl`` needs no NIR.  Nothing here allocates per frame (the output
+ring, scratch rows, tables and pane buffers are refilled: ``tests/test_pixel_buffers.py``).
 """
 
 from __future__ import annotations
@@ -91,8 +102,7 @@ class Compositor:
         self._sat_bgr = np.zeros(3, np.uint8)
         self._bar_key = None
         self._bar = np.zeros((0, 3), np.uint8)  # the colour bar's column (_colorbar)
-        # the side-by-side panes and the pip inset, scaled (_Panes)
-        self._panes = _Panes()
+        self._panes: dict = {}  # the one-channel buffers _inset scales through (_kept)
 
     # -- buffers -------------------------------------------------------------
     def _next_out(self, shape) -> np.ndarray:
@@ -371,19 +381,12 @@ RENDERERS = {
 }
 
 
-class _Panes:
-    """The one-channel buffers :func:`_inset` scales through, kept from frame to frame
-    (the panes themselves are scaled straight into the output frame)."""
-
-    def __init__(self):
-        self._bufs: dict = {}
-
-    def get(self, name: str, shape) -> np.ndarray:
-        """A uint8 buffer of ``shape`` for ``name``, reused while the shape stays."""
-        b = self._bufs.get(name)
-        if b is None or b.shape != tuple(shape):
-            b = self._bufs[name] = np.empty(shape, np.uint8)
-        return b
+def _kept(bufs: dict, name: str, shape) -> np.ndarray:
+    """``bufs[name]``, a uint8 array of ``shape``, made again only when the shape changes."""
+    b = bufs.get(name)
+    if b is None or b.shape != tuple(shape):
+        b = bufs[name] = np.empty(shape, np.uint8)
+    return b
 
 
 def _side_by_side(left_src, right_src, out) -> None:
@@ -412,10 +415,10 @@ def _inset(out, src, scale, grey: bool = False, panes=None) -> None:
     m = max(2, w // 100)
     x0, y0 = w - iw - m, m
     dst = out[y0:y0 + ih, x0:x0 + iw]
-    panes = _Panes() if panes is None else panes
+    panes = {} if panes is None else panes
     if grey:
-        one = cv2.extractChannel(src, 0, dst=panes.get("grey", src.shape[:2]))
-        small = cv2.resize(one, (iw, ih), dst=panes.get("inset", (ih, iw)),
+        one = cv2.extractChannel(src, 0, dst=_kept(panes, "grey", src.shape[:2]))
+        small = cv2.resize(one, (iw, ih), dst=_kept(panes, "inset", (ih, iw)),
                            interpolation=cv2.INTER_AREA)
         dst[:] = small[:, :, None]
     else:

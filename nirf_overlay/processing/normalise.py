@@ -23,6 +23,14 @@ from the median of ``d**2 / (2 (m + c))`` over horizontal neighbour pairs
 makes it robust to edges, and it is smoothed over frames.  ``c``, the read
 noise floor, is a quarter of the median scene level.
 
+The filter's state is the float32 output itself (read and written in place, 8 bytes a
+pixel a frame).  A narrower state was measured and left out: held as uint16 fixed point
+(``65535 / full scale`` steps, negatives clipped) or as float16, the normalisation's own
+tests fail (the dark/flat/gain arithmetic is exact to the raw count's rounding, about
+0.5 count; a float16 step is 0.5 at 512 counts and a uint16 step up to 0.1 count plus
+the clipped noise below the dark) and the masks and metrics of every frozen case change;
+and the analysis reads float32, so a narrow state would add a float32 copy, not save one.
+
 Saturation: a pixel whose raw count reaches
 ``normalise.saturation_fraction * (2**nir_bits - 1)`` is flagged; it is never
 averaged and the display shows it in its own colour.  A 16-bit stream whose
