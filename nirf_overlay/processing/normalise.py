@@ -27,8 +27,8 @@ The filter's state is the float32 output itself (read and written in place, 8 by
 pixel a frame).  A narrower state was measured and left out: held as uint16 fixed point
 (``65535 / full scale`` steps, negatives clipped) or as float16, the normalisation's own
 tests fail (the dark/flat/gain arithmetic is exact to the raw count's rounding, about
-0.5 count; a float16 step is 0.5 at 512 counts and a uint16 step up to 0.1 count plus
-the clipped noise below the dark) and the masks and metrics of every frozen case change;
+0.5 count, and a float16 step is 0.5 count from 512 on, a uint16 step 1/16 count at 12
+bits and more with a flat or a gain) and the masks and metrics of every frozen case change;
 and the analysis reads float32, so a narrow state would add a float32 copy, not save one.
 
 Saturation: a pixel whose raw count reaches
