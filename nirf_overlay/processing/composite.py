@@ -27,6 +27,17 @@ saturation colour.
 Colour map, compression and opacity are folded into one 1024-entry look-up
 table indexed by the linear position ``(v - lo) / (hi - lo)``, so the pixel
 pass is a table look-up and an integer blend.
+
+One sweep with the normalisation
+--------------------------------
+In ``overlay`` (the default), ``nir`` and ``intensity`` a display pixel depends
+only on the same pixel's WL, filtered NIR and saturation flag
+(:data:`PIXEL_PASSES`), so the normalisation kernel can write it in its own
+sweep: raw NIR + WL in, filtered NIR + BGR out (:meth:`Compositor.prepare_fused`,
+previous frame's levels and threshold; ``Pipeline.fuse``).  ``side-by-side`` and
+``pip`` cannot: their panes are area-resampled from the whole picture, which must
+exist first; ``wl`` needs no NIR.  Nothing here allocates per frame (the output
+ring, scratch rows, tables and pane buffers are refilled: ``tests/test_pixel_buffers.py``).
 """
 
 from __future__ import annotations
@@ -85,6 +96,13 @@ class Compositor:
         self._tab = np.zeros(LUT_SIZE + 1, np.uint64)
         self._rowbuf = np.zeros((1, row_scratch_bytes(1)), np.uint8)
         self._zsat: Optional[np.ndarray] = None
+        # filled in place each frame, so that no table is allocated per frame
+        self._ramp = np.zeros(LUT_SIZE, np.float64)
+        self._sat_key: Optional[tuple] = None
+        self._sat_bgr = np.zeros(3, np.uint8)
+        self._bar_key = None
+        self._bar = np.zeros((0, 3), np.uint8)  # the colour bar's column (_colorbar)
+        self._panes: dict = {}  # the one-channel buffers _inset scales through (_kept)
 
     # -- buffers -------------------------------------------------------------
     def _next_out(self, shape) -> np.ndarray:
@@ -115,17 +133,25 @@ class Compositor:
             t_thr = float(compress(np.array([x_thr]), lv.compression, gamma=lv.gamma,
                                    log_strength=lv.log_strength)[0])
             t0 = max(t0, t_thr)
-        ramp = np.sqrt(np.clip((self._t - t0) / max(0.5 * (1.0 - t0), 0.01), 0.0, 1.0))
+        ramp = self._ramp  # sqrt(clip((t - t0) / (0.5 (1 - t0)), 0, 1)), in place
+        np.subtract(self._t, t0, out=ramp)
+        np.divide(ramp, max(0.5 * (1.0 - t0), 0.01), out=ramp)
+        np.clip(ramp, 0.0, 1.0, out=ramp)
+        np.sqrt(ramp, out=ramp)
         if t0 >= 1.0:
             ramp[:] = 0.0
-        np.round(256.0 * float(ds.alpha) * ramp, out=ramp)
-        self._alut[:] = ramp.astype(np.int32)
+        np.multiply(ramp, 256.0 * float(ds.alpha), out=ramp)
+        np.round(ramp, out=ramp)
+        np.copyto(self._alut, ramp, casting="unsafe")
 
     def _packed(self, mode: str, pal):
         """``(tab, i_on, blend)`` for a pixel pass in ``mode`` (a key of :data:`PIXEL_PASSES`)."""
         table, blend = PIXEL_PASSES[mode]
         lut = self._lut if table == "colour" else self._gray_lut
-        i_on = pack_lut(lut, self._alut, np.asarray(pal.saturation, np.uint8), blend, self._tab)
+        if pal.saturation != self._sat_key:
+            self._sat_bgr[:] = pal.saturation
+            self._sat_key = pal.saturation
+        i_on = pack_lut(lut, self._alut, self._sat_bgr, blend, self._tab)
         return self._tab, i_on, blend
 
     # -- fused with normalisation ---------------------------------------------
@@ -268,9 +294,11 @@ class Compositor:
         x1 = w - max(4, w // 100)
         x0 = x1 - bw
         y0 = (h - bh) // 2
-        # top = white level; sample the LUT the pixels use
-        rows = np.linspace(LUT_SIZE - 1, 0, bh).astype(np.intp)
-        out[y0:y0 + bh, x0:x1] = self._lut[rows][:, None, :]
+        # top = white level; sample the LUT the pixels use (once per size and table)
+        if self._bar_key != (bh, self._t_key):
+            self._bar = self._lut[np.linspace(LUT_SIZE - 1, 0, bh).astype(np.intp)]
+            self._bar_key = (bh, self._t_key)
+        out[y0:y0 + bh, x0:x1] = self._bar[:, None, :]
         cv2.rectangle(out, (x0 - 1, y0 - 1), (x1, y0 + bh), (255, 255, 255), 1)
         scale = max(0.3, h / 1800)
         _text(out, f"{hi:.4g}", (x0 - int(60 * scale * 2), y0 + int(10 * scale * 2)), scale)
@@ -319,7 +347,7 @@ def _draw_pip(c: Compositor, v: _View, out: np.ndarray) -> None:
     # the monochrome view is grey unless saturated pixels are shown in colour
     sat = v.saturated
     grey = not (v.settings.display.show_saturation and sat is not None and sat.max() > 0)
-    _inset(out, c._scratch, v.settings.display.pip_scale, grey=grey)
+    _inset(out, c._scratch, v.settings.display.pip_scale, grey=grey, panes=c._panes)
 
 
 @dataclass(frozen=True)
@@ -353,17 +381,27 @@ RENDERERS = {
 }
 
 
+def _kept(bufs: dict, name: str, shape) -> np.ndarray:
+    """``bufs[name]``, a uint8 array of ``shape``, made again only when the shape changes."""
+    b = bufs.get(name)
+    if b is None or b.shape != tuple(shape):
+        b = bufs[name] = np.empty(shape, np.uint8)
+    return b
+
+
 def _side_by_side(left_src, right_src, out) -> None:
+    """Each source scaled to half the width (aspect kept), side by side, centred on
+    black; scaled straight into ``out`` (no pane allocated per frame)."""
     h, w = out.shape[:2]
     pw = w // 2
     ph = max(1, int(round(h * pw / w)))
     y0 = (h - ph) // 2
     out[:] = 0
-    out[y0:y0 + ph, :pw] = cv2.resize(left_src, (pw, ph), interpolation=cv2.INTER_AREA)
-    out[y0:y0 + ph, w - pw:] = cv2.resize(right_src, (pw, ph), interpolation=cv2.INTER_AREA)
+    cv2.resize(left_src, (pw, ph), dst=out[y0:y0 + ph, :pw], interpolation=cv2.INTER_AREA)
+    cv2.resize(right_src, (pw, ph), dst=out[y0:y0 + ph, w - pw:], interpolation=cv2.INTER_AREA)
 
 
-def _inset(out, src, scale, grey: bool = False) -> None:
+def _inset(out, src, scale, grey: bool = False, panes=None) -> None:
     """``src`` scaled by ``scale`` (area average) into the top-right corner of ``out``.
 
     ``grey``: the three channels of ``src`` are equal.  Then one channel is
@@ -377,11 +415,14 @@ def _inset(out, src, scale, grey: bool = False) -> None:
     m = max(2, w // 100)
     x0, y0 = w - iw - m, m
     dst = out[y0:y0 + ih, x0:x0 + iw]
+    panes = {} if panes is None else panes
     if grey:
-        small = cv2.resize(cv2.extractChannel(src, 0), (iw, ih), interpolation=cv2.INTER_AREA)
+        one = cv2.extractChannel(src, 0, dst=_kept(panes, "grey", src.shape[:2]))
+        small = cv2.resize(one, (iw, ih), dst=_kept(panes, "inset", (ih, iw)),
+                           interpolation=cv2.INTER_AREA)
         dst[:] = small[:, :, None]
     else:
-        dst[:] = cv2.resize(src, (iw, ih), interpolation=cv2.INTER_AREA)
+        cv2.resize(src, (iw, ih), dst=dst, interpolation=cv2.INTER_AREA)
     cv2.rectangle(out, (x0 - 1, y0 - 1), (x0 + iw, y0 + ih), (255, 255, 255), 1)
 
 

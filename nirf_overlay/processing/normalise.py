@@ -23,6 +23,14 @@ from the median of ``d**2 / (2 (m + c))`` over horizontal neighbour pairs
 makes it robust to edges, and it is smoothed over frames.  ``c``, the read
 noise floor, is a quarter of the median scene level.
 
+The filter's state is the float32 output itself (read and written in place, 8 bytes a
+pixel a frame).  A narrower state was measured and left out: held as uint16 fixed point
+(``65535 / full scale`` steps, negatives clipped) or as float16, the normalisation's own
+tests fail (the dark/flat/gain arithmetic is exact to the raw count's rounding, about
+0.5 count, and a float16 step is 0.5 count from 512 on, a uint16 step 1/16 count at 12
+bits and more with a flat or a gain) and the masks and metrics of every frozen case change;
+and the analysis reads float32, so a narrow state would add a float32 copy, not save one.
+
 Saturation: a pixel whose raw count reaches
 ``normalise.saturation_fraction * (2**nir_bits - 1)`` is flagged; it is never
 averaged and the display shows it in its own colour.  A 16-bit stream whose
@@ -214,6 +222,9 @@ class Normaliser:
                                        self._H, size, flags=flags)
             flat[~self.valid] = 0.0
             self._raw_warped = np.zeros((hw, ww), np.uint16)
+        #: a strided raw frame (a view of a combined frame) is copied here, not into
+        #: a new array each frame
+        self._raw_copy: Optional[np.ndarray] = None
         ignored = _ignored(cal, (hw, ww))
         if ignored is not None:
             # the profile's ignore_rects (on-screen text, logos): like pixels outside
@@ -234,8 +245,10 @@ class Normaliser:
         self.filt = np.zeros((hw, ww), np.float32)
         self.sat = np.zeros((hw, ww), np.uint8)
         nchunks = max(1, min(hw, 4 * numba.get_num_threads()))
-        self._hist = np.zeros((nchunks, HIST_BINS), np.int32)
-        self._qhist = np.zeros((nchunks, Q_BINS), np.int32)
+        # int64 like the sums: a reduction that casts (int32 -> int64) goes through
+        # numpy's 64 KB iteration buffer, allocated and freed at every frame
+        self._hist = np.zeros((nchunks, HIST_BINS), np.int64)
+        self._qhist = np.zeros((nchunks, Q_BINS), np.int64)
         self._hist_sum = np.zeros(HIST_BINS, np.int64)
         self._qhist_sum = np.zeros(Q_BINS, np.int64)
         self._sat_count = np.zeros(nchunks, np.int64)
@@ -324,7 +337,10 @@ class Normaliser:
                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
             raw = self._raw_warped
         elif not raw.flags.c_contiguous:
-            raw = np.ascontiguousarray(raw)
+            if self._raw_copy is None:
+                self._raw_copy = np.empty(raw.shape, np.uint16)
+            np.copyto(self._raw_copy, raw)
+            raw = self._raw_copy
         self.raw_wl = raw
         ns = settings.normalise
         self._set_roi(settings.levels.roi, self.filt.shape)
@@ -343,8 +359,8 @@ class Normaliser:
                     np.float32(self._noise_c), int(self._step), self._roi, np.float32(hist_scale),
                     np.float32(Q_LO), np.float32(Q_SCALE), self._hist, self._qhist)
         self._have_prev = True
-        self._hist.sum(axis=0, dtype=np.int64, out=self._hist_sum)
-        self._qhist.sum(axis=0, dtype=np.int64, out=self._qhist_sum)
+        self._hist.sum(axis=0, out=self._hist_sum)
+        self._qhist.sum(axis=0, out=self._qhist_sum)
         self._update_noise()
         n = self.filt.size
         return NormaliseOutput(

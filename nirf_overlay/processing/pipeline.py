@@ -118,7 +118,9 @@ class Pipeline:
         #: read of the frame, previous frame's levels).  Off by default: on the
         #: 2-core test machine it measured no faster than two passes at 1080p
         #: (3.7 vs 3.4 ms wall, 6.1 vs 5.4 ms CPU), the display sweep being
-        #: compute-bound rather than memory-bound.
+        #: compute-bound rather than memory-bound; measured again in round w5 (the
+        #: kernels alone, one thread, CPU time: fused 3.3-3.6 ms against 2.6-3.0 ms
+        #: for the two kernels together; README "Speed of the pipeline").
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)

@@ -308,8 +308,8 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
     roi : (4,) int64, y0, y1, x0, x1 of the region that is sampled
     hist_scale : float, histogram bins per normalised count (bin 0 starts at 0)
     q_lo, q_scale : log2 origin and bins per octave of the noise histogram
-    hist : (C, B) int32 out, per-chunk histograms of the filtered NIR
-    qhist : (C, Q) int32 out, per-chunk histograms of ``log2(d**2 / (2 (m + c)))``,
+    hist : (C, B) int64 out, per-chunk histograms of the filtered NIR
+    qhist : (C, Q) int64 out, per-chunk histograms of ``log2(d**2 / (2 (m + c)))``,
         ``d`` and ``m`` the difference and mean of horizontal neighbours of the
         unfiltered frame (the median of this is robust to edges)
     """
