@@ -251,3 +251,65 @@ def width_median(t_in, t_out):
     if k == 0:
         return np.nan, 0
     return _median_f32(buf, k), k
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def _crossing(field, y, x, uy, ux, t, sgn, want_pos, t_max, step):
+    """First ``t' = t + k step`` (k >= 1, towards ``sgn``) where ``field > 0`` is ``want_pos``,
+    linearly interpolated between the samples; NaN when not met within ``t_max`` of ``t``."""
+    prev = _bilinear(field, y + t * uy, x + t * ux)
+    k = 1
+    while k * step <= t_max:
+        t2 = t + sgn * k * step
+        v = _bilinear(field, y + t2 * uy, x + t2 * ux)
+        if (v > 0.0) == want_pos:
+            frac = prev / (prev - v) if prev != v else 0.5
+            return t2 - sgn * step + sgn * frac * step
+        prev = v
+        k += 1
+    return np.nan
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def constant_width_field(field, ny, nx, width, reach, out):
+    """The rim's edge field with its outer edge half way to ``width`` from its inner edge.
+
+    ``field`` (float32, refine grid or a crop of it) is the rim's edge field
+    (``_kernels.refine.edge_field``: > 0 in the rim, -1 away from it).  From
+    each pixel where ``field != -1`` the ray towards the core (``-(ny, nx)``,
+    the unit direction across the rim away from it; none where it is 0)
+    meets the rim's outer edge at ``t_o`` and then its inner edge at ``t_i``
+    (sub-pixel crossings of the bilinear field, steps of 1/4 px; a pixel
+    off the rim is outside it when the ray meets the rim within
+    ``2 + reach`` px).  ``s_out = -t_o`` is the signed distance to the outer
+    edge (> 0 inside).  In the rim's outer half (``s_out <= t_i``) and
+    outside it, ``out`` is ``min((s_out + width - t_i) / 2, s_out + reach)``:
+    a signed distance (px) to the edge half way between the measured outer
+    edge and ``width`` from the inner edge, at most ``reach`` px beyond the
+    measured edge.  Elsewhere (the inner half, the core, away from the rim,
+    no crossing) ``out = field``: the inner edge stays.  Both halves are > 0
+    where they meet, so the interpolated field thresholded at 0 has the
+    inner edge of ``field`` and the outer edge of the distance.
+    """
+    h, w = field.shape
+    step = 0.25
+    t_max = 2.0 * width + 6.0
+    for y in range(h):
+        for x in range(w):
+            f0 = field[y, x]
+            out[y, x] = f0
+            uy = -np.float64(ny[y, x])
+            ux = -np.float64(nx[y, x])
+            if f0 == -1.0 or (uy == 0.0 and ux == 0.0):
+                continue
+            if f0 > 0.0:  # in the rim: the outer edge lies behind (t < 0)
+                t_o = _crossing(field, y, x, uy, ux, 0.0, -1.0, False, t_max, step)
+            else:
+                t_o = _crossing(field, y, x, uy, ux, 0.0, 1.0, True, 2.0 + reach, step)
+            if not np.isfinite(t_o):
+                continue
+            t_i = _crossing(field, y, x, uy, ux, max(t_o, 0.0), 1.0, False, t_max, step)
+            s_out = -t_o
+            if not np.isfinite(t_i) or s_out > t_i:
+                continue
+            out[y, x] = np.float32(min(0.5 * (s_out + width - t_i), s_out + reach))
