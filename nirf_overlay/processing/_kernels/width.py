@@ -254,17 +254,31 @@ def width_median(t_in, t_out):
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FAST)
-def _crossing(field, y, x, uy, ux, t, sgn, want_pos, t_max, step):
-    """First ``t' = t + k step`` (k >= 1, towards ``sgn``) where ``field > 0`` is ``want_pos``,
-    linearly interpolated between the samples; NaN when not met within ``t_max`` of ``t``."""
+def _crossing(field, y, x, uy, ux, t, sgn, want_pos, t_max):
+    """First ``t'`` from ``t`` towards ``sgn`` where ``field > 0`` is ``want_pos``: NaN when
+    not met within ``t_max`` of ``t``.
+
+    Steps of 1 px bracket it (the rim and its gaps are wider than that), 1/4 px steps in
+    the bracket find it, linearly interpolated between those samples.
+    """
     prev = _bilinear(field, y + t * uy, x + t * ux)
     k = 1
-    while k * step <= t_max:
-        t2 = t + sgn * k * step
-        v = _bilinear(field, y + t2 * uy, x + t2 * ux)
+    while k <= t_max:
+        t1 = t + sgn * k
+        v = _bilinear(field, y + t1 * uy, x + t1 * ux)
         if (v > 0.0) == want_pos:
+            # the first 1/4 px sample in (t1 - 1, t1] that meets it, and the one before
+            t_hit = t1
+            for j in range(1, 4):
+                tj = t1 - sgn + sgn * 0.25 * j
+                vj = _bilinear(field, y + tj * uy, x + tj * ux)
+                if (vj > 0.0) == want_pos:
+                    t_hit = tj
+                    v = vj
+                    break
+                prev = vj
             frac = prev / (prev - v) if prev != v else 0.5
-            return t2 - sgn * step + sgn * frac * step
+            return t_hit - sgn * 0.25 + sgn * frac * 0.25
         prev = v
         k += 1
     return np.nan
@@ -279,7 +293,7 @@ def constant_width_field(field, ny, nx, width, reach, out):
     each pixel where ``field != -1`` the ray towards the core (``-(ny, nx)``,
     the unit direction across the rim away from it; none where it is 0)
     meets the rim's outer edge at ``t_o`` and then its inner edge at ``t_i``
-    (sub-pixel crossings of the bilinear field, steps of 1/4 px; a pixel
+    (sub-pixel crossings of the bilinear field, :func:`_crossing`; a pixel
     off the rim is outside it when the ray meets the rim within
     ``2 + reach`` px).  ``s_out = -t_o`` is the signed distance to the outer
     edge (> 0 inside).  In the rim's outer half (``s_out <= t_i``) and
@@ -292,7 +306,6 @@ def constant_width_field(field, ny, nx, width, reach, out):
     inner edge of ``field`` and the outer edge of the distance.
     """
     h, w = field.shape
-    step = 0.25
     t_max = 2.0 * width + 6.0
     for y in range(h):
         for x in range(w):
@@ -303,12 +316,12 @@ def constant_width_field(field, ny, nx, width, reach, out):
             if f0 == -1.0 or (uy == 0.0 and ux == 0.0):
                 continue
             if f0 > 0.0:  # in the rim: the outer edge lies behind (t < 0)
-                t_o = _crossing(field, y, x, uy, ux, 0.0, -1.0, False, t_max, step)
+                t_o = _crossing(field, y, x, uy, ux, 0.0, -1.0, False, t_max)
             else:
-                t_o = _crossing(field, y, x, uy, ux, 0.0, 1.0, True, 2.0 + reach, step)
+                t_o = _crossing(field, y, x, uy, ux, 0.0, 1.0, True, 2.0 + reach)
             if not np.isfinite(t_o):
                 continue
-            t_i = _crossing(field, y, x, uy, ux, max(t_o, 0.0), 1.0, False, t_max, step)
+            t_i = _crossing(field, y, x, uy, ux, max(t_o, 0.0), 1.0, False, t_max)
             s_out = -t_o
             if not np.isfinite(t_i) or s_out > t_i:
                 continue
