@@ -285,6 +285,18 @@ def _crossing(field, y, x, uy, ux, t, sgn, want_pos, t_max):
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def _cos_to_normal(field, y, x, uy, ux):
+    """|cos| of the angle between the unit ray (uy, ux) and the field's gradient at (y, x)
+    (central differences of the bilinear field over +-0.5 px); 1 where it is flat."""
+    gy = _bilinear(field, y + 0.5, x) - _bilinear(field, y - 0.5, x)
+    gx = _bilinear(field, y, x + 0.5) - _bilinear(field, y, x - 0.5)
+    n = math.hypot(gy, gx)
+    if n < 1e-9:
+        return 1.0
+    return abs(gy * uy + gx * ux) / n
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
 def constant_width_field(field, ny, nx, width, reach, out):
     """The rim's edge field with its outer edge half way to ``width`` from its inner edge.
 
@@ -325,4 +337,8 @@ def constant_width_field(field, ny, nx, width, reach, out):
             s_out = -t_o
             if not np.isfinite(t_i) or s_out > t_i:
                 continue
+            # distances across the edges, not along the ray: a ray at an angle to the
+            # rim reads both too long by 1 / cos (and the width always too wide)
+            s_out *= _cos_to_normal(field, y + t_o * uy, x + t_o * ux, uy, ux)
+            t_i *= _cos_to_normal(field, y + t_i * uy, x + t_i * ux, uy, ux)
             out[y, x] = np.float32(min(0.5 * (s_out + width - t_i), s_out + reach))
