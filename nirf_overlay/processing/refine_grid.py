@@ -137,9 +137,9 @@ def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: f
     On the refine grid, before that, the field's outer edge is moved half
     way to the measured ``thickness`` (refine px) from its inner edge, by
     at most 1 WL px outwards (:func:`~._kernels.width.constant_width_field`,
-    rays along ``across``, the (ny, nx) unit
-    directions across the rim away from the core, :func:`~.width.width_and_edges`): each pixel's outer edge is
-    placed against the local peak and liver level and wanders with both,
+    rays along ``across``, the (ny, nx) unit directions across the rim away
+    from the core from :func:`~.width.width_and_edges`): each pixel's outer
+    edge is placed against the local peak and liver level and wanders with both,
     but a rim's width is the same all round its core and is measured from
     the whole rim; half way, an error of either counts half.  (A reach of
     2 WL px let a duct running along the rim in, seed 902.)  At full
