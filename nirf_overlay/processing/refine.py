@@ -128,11 +128,12 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
                            bq, width, lev_in, lev_out, blur_correction)
     if found is None:
         return None
-    rim, thickness, lev_in, lev_out = found
+    rim, thickness, lev_in, lev_out, across = found
 
     core, n_core, completeness, n_lesion, sum_x, sum_y, blocked_dist = _core_and_completeness(
         core_side, reach, core_up, rim, bq, f)
-    rim_full, ox, oy = rim_mask_wl(rim, q, core_side, lev_in, lev_out, g, valid)
+    rim_full, ox, oy = rim_mask_wl(rim, q, core_side, lev_in, lev_out, g, valid, across,
+                                   thickness)
     area = cv2.countNonZero(rim_full)
     if area == 0:
         return None
@@ -307,13 +308,14 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
 
     Returns
     -------
-    (rim, thickness, lev_in, lev_out) or None when the rim has < 4 pixels:
-    rim (qh, qw) bool; thickness in refine px; the edge levels used
+    (rim, thickness, lev_in, lev_out, across) or None when the rim has < 4
+    pixels: rim (qh, qw) bool; thickness in refine px; the edge levels used;
+    the (ny, nx) directions across the rim (:func:`~.width.width_and_edges`)
     """
     rim = np.empty(q.shape, bool)
     if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim) < 4:
         return None
-    thickness, fit_in, fit_out = width_and_edges(img_nan, peak, background, rim, d_core, width,
+    thickness, fit_in, fit_out, across = width_and_edges(img_nan, peak, background, rim, d_core, width,
                                                  lev_in, lev_out, blur_correction)
     if (fit_in, fit_out) != (lev_in, lev_out):
         lev_in, lev_out = fit_in, fit_out
@@ -324,7 +326,7 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
     kept = np.empty(q.shape, bool)
     if _keep_touching(rim, rim_up, kept) < 4:
         return None
-    return kept, thickness, lev_in, lev_out
+    return kept, thickness, lev_in, lev_out, across
 
 
 def _core_and_completeness(core_side: np.ndarray, reach: np.ndarray, core_up: np.ndarray,

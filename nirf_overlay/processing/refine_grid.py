@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ._kernels.refine import edge_field
+from ._kernels.width import constant_width_field
 from .candidates import Candidate
 
 
@@ -123,7 +124,8 @@ def refine_image(nir: np.ndarray, g: RefineGrid, pyramid: Optional[dict],
 
 
 def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: float,
-                lev_out: float, g: RefineGrid, valid: Optional[np.ndarray]) -> tuple[np.ndarray, int, int]:
+                lev_out: float, g: RefineGrid, valid: Optional[np.ndarray],
+                across: tuple[np.ndarray, np.ndarray], thickness: float) -> tuple[np.ndarray, int, int]:
     """The rim mask in WL pixels, with sub-pixel edges.
 
     Below full resolution the edge field ``q - level`` (level ``lev_in`` on
@@ -131,6 +133,17 @@ def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: f
     linearly to WL pixels and thresholded at 0, so the edges fall between
     refine pixels where the field crosses the level.  With a whole
     up-sampling factor only the rim's box (+ 2 px) is resized.
+
+    On the refine grid, before that, the field's outer edge is moved half
+    way to the measured ``thickness`` (refine px) from its inner edge, by
+    at most 1 WL px outwards (:func:`~._kernels.width.constant_width_field`,
+    rays along ``across``, the (ny, nx) unit directions across the rim away
+    from the core from :func:`~.width.width_and_edges`): each pixel's outer
+    edge is placed against the local peak and liver level and wanders with both,
+    but a rim's width is the same all round its core and is measured from
+    the whole rim; half way, an error of either counts half.  (A reach of
+    2 WL px let a duct running along the rim in, seed 902.)  At full
+    resolution the mask's outer side is where that field is > 0.
 
     Returns
     -------
@@ -140,10 +153,22 @@ def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: f
     r, qw, qh = g.r, g.qw, g.qh
     rw, rh = g.X1 - g.X0, g.Y1 - g.Y0
     ox = oy = 0
+    near_u8 = cv2.dilate(rim.view(np.uint8), np.ones((3, 3), np.uint8))
     if r >= 1.0:
-        rim_full = rim.astype(np.uint8) * np.uint8(255)
+        # (the rim's box + 1 px: the field is -1 beyond near_u8, and rays stay in it)
+        bx, by, bw, bh = cv2.boundingRect(near_u8)
+        cx0, cy0 = max(0, bx - 1), max(0, by - 1)
+        cx1, cy1 = min(qw, bx + bw + 1), min(qh, by + bh + 1)
+        field, moved = _width_field(q, core_side, near_u8, lev_in, lev_out, across, thickness, r,
+                                    (cy0, cy1, cx0, cx1))
+        # where the moved field is > 0 (it equals the edge field but on the outer side),
+        # but not where the rim was cut off (to its band, outside the zone) although the
+        # edge field was > 0 there
+        rim_full = rim.view(np.uint8) * np.uint8(255)
+        box = rim_full[cy0:cy1, cx0:cx1]
+        outer = (near_u8[cy0:cy1, cx0:cx1] != 0) & ((box != 0) | (field <= 0))
+        box[outer] = np.where(moved[outer] > 0, np.uint8(255), np.uint8(0))
     else:
-        near_u8 = cv2.dilate(rim.astype(np.uint8), np.ones((3, 3), np.uint8))
         fi = int(round(1.0 / r))
         if abs(fi * r - 1.0) < 1e-9 and rw == qw * fi and rh == qh * fi:
             # only the rim's neighbourhood can be > 0: resize just its box plus
@@ -152,16 +177,15 @@ def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: f
             bx, by, bw, bh = cv2.boundingRect(near_u8)
             cx0, cy0 = max(0, bx - 2), max(0, by - 2)
             cx1, cy1 = min(qw, bx + bw + 2), min(qh, by + bh + 2)
-            field = np.empty((cy1 - cy0, cx1 - cx0), np.float32)
-            edge_field(q[cy0:cy1, cx0:cx1], core_side[cy0:cy1, cx0:cx1], near_u8[cy0:cy1, cx0:cx1],
-                       lev_in, lev_out, field)
-            rim_full = cv2.compare(cv2.resize(field, ((cx1 - cx0) * fi, (cy1 - cy0) * fi),
+            _, moved = _width_field(q, core_side, near_u8, lev_in, lev_out, across, thickness, r,
+                                    (cy0, cy1, cx0, cx1))
+            rim_full = cv2.compare(cv2.resize(moved, ((cx1 - cx0) * fi, (cy1 - cy0) * fi),
                                               interpolation=cv2.INTER_LINEAR), 0.0, cv2.CMP_GT)
             ox, oy = cx0 * fi, cy0 * fi
         else:
-            field = np.empty(q.shape, np.float32)
-            edge_field(q, core_side, near_u8, lev_in, lev_out, field)
-            rim_full = cv2.compare(cv2.resize(field, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.0,
+            _, moved = _width_field(q, core_side, near_u8, lev_in, lev_out, across, thickness, r,
+                                    (0, qh, 0, qw))
+            rim_full = cv2.compare(cv2.resize(moved, (rw, rh), interpolation=cv2.INTER_LINEAR), 0.0,
                                    cv2.CMP_GT)
     if valid is not None:
         fh, fw = rim_full.shape
@@ -169,3 +193,18 @@ def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: f
         rim_full[~valid[Y0:Y0 + fh, X0:X0 + fw]] = 0
     return rim_full, ox, oy
 
+
+def _width_field(q: np.ndarray, core_side: np.ndarray, near_u8: np.ndarray, lev_in: float,
+                 lev_out: float, across: tuple[np.ndarray, np.ndarray], thickness: float, r: float,
+                 crop: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The edge field on ``crop`` (y0, y1, x0, x1 of the refine grid), and that field with
+    its outer edge moved towards the constant ``thickness`` (refine px; reach 1 WL px =
+    ``r`` refine px)."""
+    y0, y1, x0, x1 = crop
+    cs = core_side[y0:y1, x0:x1]
+    field = np.empty((y1 - y0, x1 - x0), np.float32)
+    edge_field(q[y0:y1, x0:x1], cs, near_u8[y0:y1, x0:x1], lev_in, lev_out, field)
+    out = np.empty_like(field)
+    ny, nx = across
+    constant_width_field(field, ny[y0:y1, x0:x1], nx[y0:y1, x0:x1], float(thickness), float(r), out)
+    return field, out

@@ -19,8 +19,8 @@ from .rules import RIM_RULES
 
 def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: np.ndarray,
                     d_core: np.ndarray, width_guess: float, lev_in: float, lev_out: float,
-                    blur_correction: bool) -> tuple[float, float, float]:
-    """Rim width (refine px) and the ``q`` levels at its true inner and outer edges.
+                    blur_correction: bool) -> tuple[float, float, float, tuple[np.ndarray, np.ndarray]]:
+    """Rim width (refine px), the ``q`` levels at its true inner and outer edges, the normals.
 
     Cross-sections are taken at medial points (ridge of the rim's distance
     transform) along the direction away from the core (gradient of the
@@ -48,10 +48,13 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     -------
     width (refine px), lev_in, lev_out: the fitted width and edge levels
     when the fit is believable (``RIM_RULES.fit_*``), else the
-    half-maximum width and the levels given
+    half-maximum width and the levels given; and ``(ny, nx)``, the unit
+    direction across the rim away from the core per pixel (float32, 0 where
+    it has no side; :func:`_across`), for the mask's edges
     """
     dt = cv2.distanceTransform(rim.view(np.uint8), cv2.DIST_L2, 5)
     gy, gx = _across(rim, d_core, width_guess)
+    across = (gy, gx)
     # medial points (ridge of dt, at most width_max_sections), their normals,
     # and the peak there: one normalisation per section (the peak at its
     # medial point), so the section's tails are not divided by a different
@@ -59,15 +62,15 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     fallback, n_ridge, ys, xs, ny, nx, pk = ridge_sections(rim, dt, gy, gx, peak,
                                                            RIM_RULES.width_max_sections)
     if n_ridge == 0 or ys.size == 0:
-        return fallback, lev_in, lev_out
+        return fallback, lev_in, lev_out, across
     B = float(background)
     t_in, t_out = profile_crossings(img, ys, xs, ny, nx, B, pk, float(lev_in), float(lev_out),
                                     float(3.0 * width_guess + 6.0), 0.25)
     fwhm, n_fin = width_median(t_in, t_out)
     if n_fin == 0:
-        return fallback, lev_in, lev_out
+        return fallback, lev_in, lev_out, across
     if not blur_correction or n_fin < RIM_RULES.fit_min_sections:
-        return fwhm, lev_in, lev_out
+        return fwhm, lev_in, lev_out, across
     dx = max(0.25, fwhm / 12.0)
     half_n = int(np.ceil(1.5 * fwhm / dx))
     prof = mean_cross_section(img, ys, xs, ny, nx, B, pk, t_in, t_out, half_n, dx)
@@ -77,9 +80,8 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     top = rim_model(d, w, s, c0, c1, c2, d)  # the model's level at the rim's middle
     if not (c2 > RIM_RULES.fit_min_rim and RIM_RULES.fit_min_edge < e_out < top and e_in < top
             and w < RIM_RULES.fit_max_width * fwhm):
-        return fwhm, lev_in, lev_out
-    return float(w), float(e_in), float(e_out)
-
+        return fwhm, lev_in, lev_out, across
+    return float(w), float(e_in), float(e_out), across
 
 
 def _across(rim: np.ndarray, d_core: np.ndarray, width_guess: float) -> tuple[np.ndarray, np.ndarray]:

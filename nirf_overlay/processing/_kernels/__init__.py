@@ -17,7 +17,8 @@ module             called by
 ``segment``        fluorescence, instruments, cores, masks
 ``background``     background: the liver ring's median
 ``refine``         refine: zones, normalised rim signal, core, outline
-``width``          width: cross-sections across the rim
+``width``          width: cross-sections across the rim; refine_grid: the
+                   mask's outer edge from the width
 ``fit``            width: the blurred-rim model fit
 =================  =====================================================
 

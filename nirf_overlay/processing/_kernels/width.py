@@ -251,3 +251,94 @@ def width_median(t_in, t_out):
     if k == 0:
         return np.nan, 0
     return _median_f32(buf, k), k
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def _crossing(field, y, x, uy, ux, t, sgn, want_pos, t_max):
+    """First ``t'`` from ``t`` towards ``sgn`` where ``field > 0`` is ``want_pos``: NaN when
+    not met within ``t_max`` of ``t``.
+
+    Steps of 1 px bracket it (the rim and its gaps are wider than that), 1/4 px steps in
+    the bracket find it, linearly interpolated between those samples.
+    """
+    prev = _bilinear(field, y + t * uy, x + t * ux)
+    k = 1
+    while k <= t_max:
+        t1 = t + sgn * k
+        v = _bilinear(field, y + t1 * uy, x + t1 * ux)
+        if (v > 0.0) == want_pos:
+            # the first 1/4 px sample in (t1 - 1, t1] that meets it, and the one before
+            t_hit = t1
+            for j in range(1, 4):
+                tj = t1 - sgn + sgn * 0.25 * j
+                vj = _bilinear(field, y + tj * uy, x + tj * ux)
+                if (vj > 0.0) == want_pos:
+                    t_hit = tj
+                    v = vj
+                    break
+                prev = vj
+            frac = prev / (prev - v) if prev != v else 0.5
+            return t_hit - sgn * 0.25 + sgn * frac * 0.25
+        prev = v
+        k += 1
+    return np.nan
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def _cos_to_normal(field, y, x, uy, ux):
+    """|cos| of the angle between the unit ray (uy, ux) and the field's gradient at (y, x)
+    (central differences of the bilinear field over +-0.5 px); 1 where it is flat."""
+    gy = _bilinear(field, y + 0.5, x) - _bilinear(field, y - 0.5, x)
+    gx = _bilinear(field, y, x + 0.5) - _bilinear(field, y, x - 0.5)
+    n = math.hypot(gy, gx)
+    if n < 1e-9:
+        return 1.0
+    return abs(gy * uy + gx * ux) / n
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def constant_width_field(field, ny, nx, width, reach, out):
+    """The rim's edge field with its outer edge half way to ``width`` from its inner edge.
+
+    ``field`` (float32, refine grid or a crop of it) is the rim's edge field
+    (``_kernels.refine.edge_field``: > 0 in the rim, -1 away from it).  From
+    each pixel where ``field != -1`` the ray towards the core (``-(ny, nx)``,
+    the unit direction across the rim away from it; none where it is 0)
+    meets the rim's outer edge at ``t_o`` and then its inner edge at ``t_i``
+    (sub-pixel crossings of the bilinear field, :func:`_crossing`; a pixel
+    off the rim is outside it when the ray meets the rim within
+    ``2 + reach`` px).  ``s_out = -t_o`` is the signed distance to the outer
+    edge (> 0 inside).  In the rim's outer half (``s_out <= t_i``) and
+    outside it, ``out`` is ``min((s_out + width - t_i) / 2, s_out + reach)``:
+    a signed distance (px) to the edge half way between the measured outer
+    edge and ``width`` from the inner edge, at most ``reach`` px beyond the
+    measured edge.  Elsewhere (the inner half, the core, away from the rim,
+    no crossing) ``out = field``: the inner edge stays.  Both halves are > 0
+    where they meet, so the interpolated field thresholded at 0 has the
+    inner edge of ``field`` and the outer edge of the distance.
+    """
+    h, w = field.shape
+    t_max = 2.0 * width + 6.0
+    for y in range(h):
+        for x in range(w):
+            f0 = field[y, x]
+            out[y, x] = f0
+            uy = -np.float64(ny[y, x])
+            ux = -np.float64(nx[y, x])
+            if f0 == -1.0 or (uy == 0.0 and ux == 0.0):
+                continue
+            if f0 > 0.0:  # in the rim: the outer edge lies behind (t < 0)
+                t_o = _crossing(field, y, x, uy, ux, 0.0, -1.0, False, t_max)
+            else:
+                t_o = _crossing(field, y, x, uy, ux, 0.0, 1.0, True, 2.0 + reach)
+            if not np.isfinite(t_o):
+                continue
+            t_i = _crossing(field, y, x, uy, ux, max(t_o, 0.0), 1.0, False, t_max)
+            s_out = -t_o
+            if not np.isfinite(t_i) or s_out > t_i:
+                continue
+            # distances across the edges, not along the ray: a ray at an angle to the
+            # rim reads both too long by 1 / cos (and the width always too wide)
+            s_out *= _cos_to_normal(field, y + t_o * uy, x + t_o * ux, uy, ux)
+            t_i *= _cos_to_normal(field, y + t_i * uy, x + t_i * ux, uy, ux)
+            out[y, x] = np.float32(min(0.5 * (s_out + width - t_i), s_out + reach))
