@@ -42,16 +42,21 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
     # pixels that may be core, made on the first component that gets that
     # far, once for the grid (the ROIs below overlap and together cover it ~2x)
     dark_all = None
+    reach = int(np.ceil(gap_px))
     for i in range(1, stats.shape[0]):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
             continue
         if dark_all is None:
             dark_all = (ratio < core_ratio) & ~fluo_b & ~blocked
-        # a core lies (at least partly) inside the arc's bounding box: nothing
-        # dark there (gallbladder, duct, spill) -> not a rim, at no further cost
-        if not dark_all[y:y + bh, x:x + bw].any():
-            continue
+        # a core lies (at least partly) inside the arc's bounding box, or
+        # beside a tool across the gap from it: nothing dark there
+        # (gallbladder, duct, spill) -> not a rim, at no further cost
+        in_box = dark_all[y:y + bh, x:x + bw].any()
+        if not in_box:
+            near = (slice(max(0, y - reach), y + bh + reach), slice(max(0, x - reach), x + bw + reach))
+            if not (dark_all[near].any() and blocked[near].any()):
+                continue
         x0, y0, x1, y1 = _candidate_roi(x, y, bw, bh, w, h)
         comp = labels[y0:y1, x0:x1] == i
         seed, holes, cbox = _seed_in_box(comp, x - x0, y - y0, bw, bh)
@@ -60,12 +65,8 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         # (views of the grid-wide masks, no copies)
         blk = blocked[y0:y1, x0:x1]
         dark = dark_all[y0:y1, x0:x1]
-        # nothing dark where a core would start: a duct, the gallbladder, a spill
-        if not (dark & seed).any():
-            continue
-
-        inside = _arc_circle(comp, dark, seed, cbox, max(bw, bh), max_width_px, gap_px)
-        core_ext = _dark_core(comp, dark, blk, seed, holes, inside)
+        core_ext = _reached_core(comp, dark, blk, seed, holes, cbox, max(bw, bh), max_width_px,
+                                 gap_px, in_box)
         if core_ext is None:
             continue
         core = core_ext & ~blk
@@ -147,6 +148,59 @@ def _seed_in_box(comp: np.ndarray, bx: int, by: int, bw: int, bh: int):
     seed[cy0:cy1, cx0:cx1] = sd
     holes[cy0:cy1, cx0:cx1] = hl
     return seed, holes, (slice(cy0, cy1), slice(cx0, cx1))
+
+
+def _reached_core(comp, dark, blk, seed, holes, cbox, extent, max_width_px, gap_px, in_box):
+    """The dark core reached from the arc's seed, else across the gap beside a tool.
+
+    First from ``seed`` (when there is dark in the component's box,
+    ``in_box``); when that finds none and a tool is in the ROI, from the
+    seed grown across the gap (:func:`_seed_across_gap`), kept only when the
+    core it reaches is in part hidden by the tool: a core in full view lies
+    within the seed of its arc, and the dark a few pixels beyond a
+    fluorescent blob in full view (a gallbladder's, the frame's dark
+    corner) is not a core.  Arguments as in :func:`_arc_circle` and
+    :func:`_dark_core`; returns as :func:`_dark_core`.
+    """
+    tries = [(seed, cbox)] if in_box else []
+    if blk.any():
+        tries.append(None)  # (grown only if needed)
+    for t in tries:
+        across = t is None
+        sd, sbox = _seed_across_gap(seed, comp, cbox, gap_px) if across else t
+        # nothing dark where a core would start: a duct, the gallbladder, a spill
+        if sd is None or not (dark & sd).any():
+            continue
+        inside = _arc_circle(comp, dark, sd, sbox, extent, max_width_px, gap_px)
+        core_ext = _dark_core(comp, dark, blk, sd, holes, inside)
+        if core_ext is not None and (not across or (core_ext & blk).any()):
+            return core_ext
+    return None
+
+
+def _seed_across_gap(seed: np.ndarray, comp: np.ndarray, cbox: tuple[slice, slice],
+                     gap_px: float):
+    """The seed grown across the core-rim gap, for a short arc: (seed, box) or (None, None).
+
+    A short arc's convex-hull deficiency is a shallow sliver along its chord;
+    on a blurred rim it can lie wholly in the transition between rim and
+    core (``gap_px`` wide, neither dark nor fluorescent), so it meets no core
+    or too little of it (``core_seed_fraction``).  Grown by the gap on the
+    concave side (never into ``comp``), it reaches the core the rim
+    encloses.  Tried only when the seed itself finds no core.  ``box`` is
+    ``cbox`` grown by the gap.
+    """
+    r = int(np.ceil(gap_px))
+    ry, rx = cbox
+    h, w = comp.shape
+    by = slice(max(0, ry.start - r), min(h, ry.stop + r))
+    bx = slice(max(0, rx.start - r), min(w, rx.stop + r))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    grown = np.zeros(comp.shape, bool)
+    grown[by, bx] = (cv2.dilate(seed[by, bx].view(np.uint8), k) > 0) & ~comp[by, bx]
+    if np.count_nonzero(grown) == np.count_nonzero(seed):
+        return None, None
+    return grown, (by, bx)
 
 
 def _arc_circle(comp: np.ndarray, dark: np.ndarray, seed: np.ndarray, cbox: tuple[slice, slice],
