@@ -154,16 +154,18 @@ def _reached_core(comp, dark, blk, seed, holes, cbox, extent, max_width_px, gap_
     """The dark core reached from the arc's seed, else across the gap beside a tool.
 
     First from ``seed`` (when there is dark in the component's box,
-    ``in_box``); when that finds none and a tool is in the ROI, from the
-    seed grown across the gap (:func:`_seed_across_gap`), kept only when the
-    core it reaches is in part hidden by the tool: a core in full view lies
+    ``in_box``); when that finds none, from the
+    seed grown across the gap (:func:`_seed_across_gap`) when the arc touches
+    the tool (which cut it short), kept only when the core it reaches is in
+    part hidden by the tool: a core in full view lies
     within the seed of its arc, and the dark a few pixels beyond a
     fluorescent blob in full view (a gallbladder's, the frame's dark
     corner) is not a core.  Arguments as in :func:`_arc_circle` and
     :func:`_dark_core`; returns as :func:`_dark_core`.
     """
     tries = [(seed, cbox)] if in_box else []
-    if blk.any():
+    # (an arc the tool cuts short touches it)
+    if (comp[cbox] & (cv2.dilate(blk[cbox].view(np.uint8), _K3) > 0)).any():
         tries.append(None)  # (grown only if needed)
     for t in tries:
         across = t is None
