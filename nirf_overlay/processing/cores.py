@@ -50,13 +50,14 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         if dark_all is None:
             dark_all = (ratio < core_ratio) & ~fluo_b & ~blocked
         # a core lies (at least partly) inside the arc's bounding box, or
-        # beside a tool across the gap from it: nothing dark there
-        # (gallbladder, duct, spill) -> not a rim, at no further cost
+        # across the gap from an arc a tool cuts short (a tool in its box):
+        # nothing dark there (gallbladder, duct, spill) -> not a rim, at no
+        # further cost
         in_box = dark_all[y:y + bh, x:x + bw].any()
-        if not in_box:
-            near = (slice(max(0, y - reach), y + bh + reach), slice(max(0, x - reach), x + bw + reach))
-            if not (dark_all[near].any() and blocked[near].any()):
-                continue
+        if not in_box and not (
+                blocked[max(0, y - 1):y + bh + 1, max(0, x - 1):x + bw + 1].any()
+                and dark_all[max(0, y - reach):y + bh + reach, max(0, x - reach):x + bw + reach].any()):
+            continue
         x0, y0, x1, y1 = _candidate_roi(x, y, bw, bh, w, h)
         comp = labels[y0:y1, x0:x1] == i
         seed, holes, cbox = _seed_in_box(comp, x - x0, y - y0, bw, bh)
