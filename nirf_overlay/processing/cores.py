@@ -75,7 +75,8 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         hidden = np.count_nonzero(core_ext & blk)
         if core_area + hidden < min_core_px or core_area < RIM_RULES.core_visible_fraction * min_core_px:
             continue
-        if core_open_px > 0 and not _is_blob(core, core_open_px, min_core_px):
+        if core_open_px > 0 and not _is_blob(core, _core_depth(core_open_px, relax, (x0, y0), comp,
+                                                             core_area, hidden), min_core_px):
             continue
         # a dark region much larger than the arc's reach is not this lesion's core
         if (not holes.any() and core_area > RIM_RULES.core_max_area_per_rim * area
@@ -292,6 +293,25 @@ def _dark_core(comp: np.ndarray, dark: np.ndarray, blk: np.ndarray, seed: np.nda
     core_ext[bs] = fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,
                                                _K3).astype(bool)) & ~comp[bs]
     return core_ext
+
+
+def _core_depth(core_open_px: float, relax: Optional[np.ndarray], at: tuple[int, int],
+                comp: np.ndarray, core_area: int, hidden: int) -> float:
+    """Least core depth for :func:`_is_blob`: ``core_open_px``, or less for a tracked rim
+    whose core the tool hides for the most part (``RIM_RULES.tracked_core_open``).
+
+    Beside a tool that lies over most of a core, what shows of it is a crescent
+    between the tool and the arc; on the frame before, the same lesion was a rim
+    (``relax``, last frame's rims on the grid, touches ``comp``, whose ROI
+    starts at ``at`` = (x0, y0)).
+    """
+    if relax is None or hidden <= core_area:
+        return core_open_px
+    x0, y0 = at
+    h, w = comp.shape
+    if not relax[y0:y0 + h, x0:x0 + w][comp].any():
+        return core_open_px
+    return RIM_RULES.tracked_core_open * core_open_px
 
 
 def _is_blob(core: np.ndarray, core_open_px: float, min_core_px: float) -> bool:
