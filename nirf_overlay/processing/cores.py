@@ -3,7 +3,8 @@
 Each component of the coarse fluorescence mask goes through the steps
 below, the cheap rejections first (a component with nothing dark in its
 box or where a core would start -- a duct, the gallbladder, a spill --
-costs no distance transform): core seed -> arc circle -> dark core -> band
+costs no distance transform): core seed (grown across the gap for an arc a
+tool cuts short) -> arc circle -> dark core -> band
 hugging the core -> rim width -> rim and completeness.  The thresholds in
 pixels come from :func:`~.segment.find_candidates`; the fixed fractions are
 :data:`~.rules.RIM_RULES`.
@@ -156,14 +157,13 @@ def _reached_core(comp, dark, blk, seed, holes, cbox, extent, max_width_px, gap_
     """The dark core reached from the arc's seed, else across the gap beside a tool.
 
     First from ``seed`` (when there is dark in the component's box,
-    ``in_box``); when that finds none, from the
-    seed grown across the gap (:func:`_seed_across_gap`) when the arc touches
-    the tool (which cut it short), kept only when the core it reaches is in
-    part hidden by the tool: a core in full view lies
-    within the seed of its arc, and the dark a few pixels beyond a
-    fluorescent blob in full view (a gallbladder's, the frame's dark
-    corner) is not a core.  Arguments as in :func:`_arc_circle` and
-    :func:`_dark_core`; returns as :func:`_dark_core`.
+    ``in_box``).  When that finds none and the arc touches the tool (which
+    cut it short), from the seed grown across the gap
+    (:func:`_seed_across_gap`), kept only when the core it reaches is in
+    part hidden by the tool: a core in full view lies within the seed of its
+    arc, and the dark a few pixels beyond a fluorescent blob in full view (a
+    gallbladder's, the frame's dark corner) is not a core.  Arguments as in
+    :func:`_arc_circle` and :func:`_dark_core`; returns as :func:`_dark_core`.
     """
     tries = [(seed, cbox)] if in_box else []
     # (an arc the tool cuts short touches it)
