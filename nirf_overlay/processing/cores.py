@@ -3,7 +3,8 @@
 Each component of the coarse fluorescence mask goes through the steps
 below, the cheap rejections first (a component with nothing dark in its
 box or where a core would start -- a duct, the gallbladder, a spill --
-costs no distance transform): core seed -> arc circle -> dark core -> band
+costs no distance transform): core seed (grown across the gap for an arc a
+tool cuts short) -> arc circle -> dark core -> band
 hugging the core -> rim width -> rim and completeness.  The thresholds in
 pixels come from :func:`~.segment.find_candidates`; the fixed fractions are
 :data:`~.rules.RIM_RULES`.
@@ -42,15 +43,21 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
     # pixels that may be core, made on the first component that gets that
     # far, once for the grid (the ROIs below overlap and together cover it ~2x)
     dark_all = None
+    reach = int(np.ceil(gap_px))
     for i in range(1, stats.shape[0]):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_rim_px:
             continue
         if dark_all is None:
             dark_all = (ratio < core_ratio) & ~fluo_b & ~blocked
-        # a core lies (at least partly) inside the arc's bounding box: nothing
-        # dark there (gallbladder, duct, spill) -> not a rim, at no further cost
-        if not dark_all[y:y + bh, x:x + bw].any():
+        # a core lies (at least partly) inside the arc's bounding box, or
+        # across the gap from an arc a tool cuts short (a tool in its box):
+        # nothing dark there (gallbladder, duct, spill) -> not a rim, at no
+        # further cost
+        in_box = dark_all[y:y + bh, x:x + bw].any()
+        if not in_box and not (
+                blocked[max(0, y - 1):y + bh + 1, max(0, x - 1):x + bw + 1].any()
+                and dark_all[max(0, y - reach):y + bh + reach, max(0, x - reach):x + bw + reach].any()):
             continue
         x0, y0, x1, y1 = _candidate_roi(x, y, bw, bh, w, h)
         comp = labels[y0:y1, x0:x1] == i
@@ -60,12 +67,8 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         # (views of the grid-wide masks, no copies)
         blk = blocked[y0:y1, x0:x1]
         dark = dark_all[y0:y1, x0:x1]
-        # nothing dark where a core would start: a duct, the gallbladder, a spill
-        if not (dark & seed).any():
-            continue
-
-        inside = _arc_circle(comp, dark, seed, cbox, max(bw, bh), max_width_px, gap_px)
-        core_ext = _dark_core(comp, dark, blk, seed, holes, inside)
+        core_ext = _reached_core(comp, dark, blk, seed, holes, cbox, max(bw, bh), max_width_px,
+                                 gap_px, in_box)
         if core_ext is None:
             continue
         core = core_ext & ~blk
@@ -73,7 +76,8 @@ def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, m
         hidden = np.count_nonzero(core_ext & blk)
         if core_area + hidden < min_core_px or core_area < RIM_RULES.core_visible_fraction * min_core_px:
             continue
-        if core_open_px > 0 and not _is_blob(core, core_open_px, min_core_px):
+        if core_open_px > 0 and not _is_blob(core, _core_depth(core_open_px, relax, (x0, y0), comp,
+                                                             core_area, hidden), min_core_px):
             continue
         # a dark region much larger than the arc's reach is not this lesion's core
         if (not holes.any() and core_area > RIM_RULES.core_max_area_per_rim * area
@@ -147,6 +151,60 @@ def _seed_in_box(comp: np.ndarray, bx: int, by: int, bw: int, bh: int):
     seed[cy0:cy1, cx0:cx1] = sd
     holes[cy0:cy1, cx0:cx1] = hl
     return seed, holes, (slice(cy0, cy1), slice(cx0, cx1))
+
+
+def _reached_core(comp, dark, blk, seed, holes, cbox, extent, max_width_px, gap_px, in_box):
+    """The dark core reached from the arc's seed, else across the gap beside a tool.
+
+    First from ``seed`` (when there is dark in the component's box,
+    ``in_box``).  When that finds none and the arc touches the tool (which
+    cut it short), from the seed grown across the gap
+    (:func:`_seed_across_gap`), kept only when the core it reaches is in
+    part hidden by the tool: a core in full view lies within the seed of its
+    arc, and the dark a few pixels beyond a fluorescent blob in full view (a
+    gallbladder's, the frame's dark corner) is not a core.  Arguments as in
+    :func:`_arc_circle` and :func:`_dark_core`; returns as :func:`_dark_core`.
+    """
+    tries = [(seed, cbox)] if in_box else []
+    # (an arc the tool cuts short touches it)
+    if (comp[cbox] & (cv2.dilate(blk[cbox].view(np.uint8), _K3) > 0)).any():
+        tries.append(None)  # (grown only if needed)
+    for t in tries:
+        across = t is None
+        sd, sbox = _seed_across_gap(seed, comp, cbox, gap_px) if across else t
+        # nothing dark where a core would start: a duct, the gallbladder, a spill
+        if sd is None or not (dark & sd).any():
+            continue
+        inside = _arc_circle(comp, dark, sd, sbox, extent, max_width_px, gap_px)
+        core_ext = _dark_core(comp, dark, blk, sd, holes, inside)
+        if core_ext is not None and (not across or (core_ext & blk).any()):
+            return core_ext
+    return None
+
+
+def _seed_across_gap(seed: np.ndarray, comp: np.ndarray, cbox: tuple[slice, slice],
+                     gap_px: float):
+    """The seed grown across the core-rim gap, for a short arc: (seed, box) or (None, None).
+
+    A short arc's convex-hull deficiency is a shallow sliver along its chord;
+    on a blurred rim it can lie wholly in the transition between rim and
+    core (``gap_px`` wide, neither dark nor fluorescent), so it meets no core
+    or too little of it (``core_seed_fraction``).  Grown by the gap on the
+    concave side (never into ``comp``), it reaches the core the rim
+    encloses.  Tried only when the seed itself finds no core.  ``box`` is
+    ``cbox`` grown by the gap.
+    """
+    r = int(np.ceil(gap_px))
+    ry, rx = cbox
+    h, w = comp.shape
+    by = slice(max(0, ry.start - r), min(h, ry.stop + r))
+    bx = slice(max(0, rx.start - r), min(w, rx.stop + r))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    grown = np.zeros(comp.shape, bool)
+    grown[by, bx] = (cv2.dilate(seed[by, bx].view(np.uint8), k) > 0) & ~comp[by, bx]
+    if np.count_nonzero(grown) == np.count_nonzero(seed):
+        return None, None
+    return grown, (by, bx)
 
 
 def _arc_circle(comp: np.ndarray, dark: np.ndarray, seed: np.ndarray, cbox: tuple[slice, slice],
@@ -235,6 +293,25 @@ def _dark_core(comp: np.ndarray, dark: np.ndarray, blk: np.ndarray, seed: np.nda
     core_ext[bs] = fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,
                                                _K3).astype(bool)) & ~comp[bs]
     return core_ext
+
+
+def _core_depth(core_open_px: float, relax: Optional[np.ndarray], at: tuple[int, int],
+                comp: np.ndarray, core_area: int, hidden: int) -> float:
+    """Least core depth for :func:`_is_blob`: ``core_open_px``, or less for a tracked rim
+    whose core the tool hides for the most part (``RIM_RULES.tracked_core_open``).
+
+    Beside a tool that lies over most of a core, what shows of it is a crescent
+    between the tool and the arc; on the frame before, the same lesion was a rim
+    (``relax``, last frame's rims on the grid, touches ``comp``, whose ROI
+    starts at ``at`` = (x0, y0)).
+    """
+    if relax is None or hidden <= core_area:
+        return core_open_px
+    x0, y0 = at
+    h, w = comp.shape
+    if not relax[y0:y0 + h, x0:x0 + w][comp].any():
+        return core_open_px
+    return RIM_RULES.tracked_core_open * core_open_px
 
 
 def _is_blob(core: np.ndarray, core_open_px: float, min_core_px: float) -> bool:

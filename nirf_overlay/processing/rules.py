@@ -121,6 +121,11 @@ class RimRules:
     #: x ``segment.min_completeness``.  A rim tracked last frame needs only
     #: this much, so it does not flicker in and out of the rim class.
     tracked_completeness: float = 0.6
+    #: x ``core_open_mm``.  A rim tracked last frame whose core the tool now
+    #: hides for the most part shows a crescent of it between the tool and the
+    #: arc; that crescent needs only this depth to be a core (so the rim does
+    #: not flicker while the tool passes over its core).
+    tracked_core_open: float = 0.6
 
     # -- hidden arcs and merging (arcs.py) -------------------------------------
     #: x least rim area.  Smaller pieces cut off a rim by a tool are ignored.
