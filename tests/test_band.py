@@ -107,25 +107,22 @@ def _peak(img, zone, rim_up, core_up, d_core):
 def test_a_bright_tangent_duct_does_not_raise_the_rims_peak():
     """The rim's edges are placed at half its local peak: beside a duct twice as
     bright as the rim the window's max is the duct's (issue 17: the rim there
-    read narrow or was missed); the peak is the rim's own, and the duct's
-    pixels beyond the band are out of the zone.  A rim's own bright patch
+    read narrow or was missed); the peak is the rim's own.  A rim's own bright patch
     (+40 %) is not a neighbour: its peak is not lowered (a cap at the median
     along the rim lowered it, and seed 502's Dice with it)."""
     img, zone, rim_up, core_up, d_core, ring, duct = _peak_scene(540.0)
-    zone0 = zone.copy()
     peak = _peak(img, zone, rim_up, core_up, d_core)
-    window = _peak(img, zone0.copy(), rim_up, np.zeros_like(core_up), d_core)
+    window = _peak(img, zone, rim_up, np.zeros_like(core_up), d_core)
     yy, xx = np.mgrid[:SIZE, :SIZE]
     beside = ring & (np.abs(xx - C[0]) < 6) & (yy < C[1])  # the ring under the duct
     own = float(np.median(_peak(*_peak_scene(0.0)[:5])[beside]))  # the same ring without the duct
     span, raised = float(np.max(peak[beside])) - 60.0, float(np.median(window[beside])) - 60.0
     assert raised > 1.5 * (own - 60.0)  # what the window's max alone gives
     assert span <= 1.3 * (own - 60.0), f"peak span {span:.0f} vs the rim's own {own - 60:.0f}"
-    assert np.count_nonzero(zone0 & duct & ~zone) > 0.5 * np.count_nonzero(zone0 & duct & (img > 300))
 
     img, zone, rim_up, core_up, d_core, ring, _ = _peak_scene(0.0, patch=True)
-    peak = _peak(img, zone.copy(), rim_up, core_up, d_core)
-    window = _peak(img, zone.copy(), rim_up, np.zeros_like(core_up), d_core)
+    peak = _peak(img, zone, rim_up, core_up, d_core)
+    window = _peak(img, zone, rim_up, np.zeros_like(core_up), d_core)
     patch = ring & (xx < C[0] - 30)
     assert np.array_equal(peak[patch], window[patch])
     assert np.count_nonzero(peak < window) <= 0.01 * np.count_nonzero(zone)

@@ -38,7 +38,7 @@ FRAMES = range(43, 46)
 #: that the thickness sets lets the duct's inner side through.
 KNOWN_SHORTFALLS = {
     (901, "tangent", 1.0, 2.0): "duct fraction 0.141 (before the rim's own peak: 0.17; before the band: 0.56)",
-    (902, "tangent", 1.0, 2.0): "duct fraction 0.138 (before the rim's own peak: 0.11; before the band: 0.59)",
+    (902, "tangent", 1.0, 2.0): "duct fraction 0.092 (before the rim's own peak: 0.11; before the band: 0.59)",
 }
 
 #: where the rim's Dice is lower than without the duct (measured; strict).
@@ -46,16 +46,16 @@ KNOWN_SHORTFALLS = {
 #: is no longer read narrow or missed (901 tangent 1 mm x2: 0.64 -> 0.881;
 #: 901 oblique 1 mm and radial 1 and 3 mm x2 now pass), but the duct's blur
 #: beside the rim, above half the rim's own peak, reads as rim: a bright duct
-#: still costs Dice, and on 902 oblique 3 mm x2 a little more than before
-#: (0.960 -> 0.952).
+#: still costs Dice, and on 902 radial 3 mm x2 a little more than before
+#: (0.963 -> 0.956).
 DICE_SHORTFALLS = {
     (901, "tangent", 1.0, 2.0): "Dice 0.881 vs 0.933 without the duct (before the rim's own peak: 0.64)",
     (901, "tangent", 3.0, 0.5): "Dice 0.883 (before: 0.883)",
-    (901, "tangent", 3.0, 2.0): "Dice 0.883 (before: 0.856)",
-    (901, "oblique", 3.0, 2.0): "Dice 0.915 (before: 0.878)",
-    (902, "tangent", 1.0, 2.0): "Dice 0.938 vs 0.973 (before: 0.947)",
-    (902, "tangent", 3.0, 2.0): "Dice 0.929 (before: 0.937)",
-    (902, "oblique", 3.0, 2.0): "Dice 0.952 (before: 0.960)",
+    (901, "tangent", 3.0, 2.0): "Dice 0.882 (before: 0.856)",
+    (901, "oblique", 3.0, 2.0): "Dice 0.880 (before: 0.878)",
+    (902, "tangent", 1.0, 2.0): "Dice 0.949 vs 0.973 (before: 0.947)",
+    (902, "tangent", 3.0, 2.0): "Dice 0.940 (before: 0.937)",
+    (902, "radial", 3.0, 2.0): "Dice 0.956 (before: 0.963)",
 }
 CASES = list(itertools.product(SEEDS, KINDS, WIDTHS, BRIGHTNESS))
 
@@ -106,7 +106,7 @@ def test_the_rim_beside_a_bright_duct_is_kept(results, key):
     """Where the Dice still falls short, the rim itself is not lost: its edges are
     placed against its own peak, not the duct's (before: 901 tangent 1 mm x2 at
     0.64), and a width fit pulled by the duct's sections (edge levels above the
-    rim's own peak) is refused (without that: 901 tangent 3 mm x2 at 0.49)."""
+    rim's own peak) is refused (without that: 901 tangent 3 mm x2 at 0.26)."""
     assert results[key]["mean_dice"] >= 0.85, f"{key}: Dice {results[key]['mean_dice']:.3f}"
 
 

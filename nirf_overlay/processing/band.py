@@ -131,10 +131,12 @@ def cap_to_rim_peak(peak: np.ndarray, zone: np.ndarray, smooth: np.ndarray, rim_
     profile still rises outward into a neighbour, whose blur also raises the
     inner half: there the rim's own peak is the median along the rim.
     ``peak`` is capped at the own peak plus ``RIM_RULES.peak_cap_tolerance``
-    of its span above ``background``.  Zone pixels beyond the rim's band
-    brighter than the rim's peak along it are the neighbour itself and are
-    cleared from ``zone`` (in place): a rim's pixels there are its outer
-    edge, below its peak.  Returns how many peak pixels were lowered.
+    of its span above ``background``.  The neighbour itself then reads
+    above 1 and stays rim-like; :func:`cut_to_band` cuts it where it
+    leaves the rim's band.  Returns how many peak pixels were lowered.
+    (Clearing the neighbour's pixels beyond the band from the zone as well
+    cost more than it gained: it cut bright spots of partial rims, seed 502,
+    and left 902's bright ducts more as rim.)
     """
     if not core.any():
         return 0
@@ -164,8 +166,6 @@ def cap_to_rim_peak(peak: np.ndarray, zone: np.ndarray, smooth: np.ndarray, rim_
     near = circular_nanmax(np.where(raised, np.float32(np.nan), m_in), RIM_RULES.peak_cap_bins)
     top = np.where(raised, own, np.fmax(own, near))
     cap = B + grow * np.maximum(top - B, np.float32(0.0))
-    beyond = (zd > inner[zb] + extent[zb] + RIM_RULES.band_margin_px) & (v > own[zb])
-    zone[zy[beyond], zx[beyond]] = False
     if not np.isfinite(cap).any():
         return 0
     py, px = nonzero(peak > np.nanmin(cap))

@@ -227,9 +227,8 @@ def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, core_up: np
     by the same box over the support so that the map's border is not pulled
     towards 0.  Where a neighbour brighter than the rim (a duct alongside or
     running in) raised it, it is lowered to the rim's own peak
-    (:func:`~.band.cap_to_rim_peak`, distances ``d_core`` to the core), and
-    the neighbour's pixels beyond the rim's band are cleared from ``zone``
-    (in place): the rim's edges are placed against the rim's own level.
+    (:func:`~.band.cap_to_rim_peak`, distances ``d_core`` to the core): the
+    rim's edges are placed against the rim's own level.
 
     Returns
     -------
