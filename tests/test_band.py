@@ -69,3 +69,60 @@ def test_the_circular_median_is_numpys_nanmedian_of_the_rolls():
             ref = np.nanmedian(np.stack([np.roll(e, s) for s in range(-k, k + 1)]), axis=0)
         got = circular_nanmedian(e, k)
         assert got.dtype == ref.dtype and np.array_equal(got, ref, equal_nan=True), (nb, k)
+
+
+def _peak_scene(duct_level: float, patch: bool = False):
+    """A blurred ring (level 300 over B = 60) round a dark core, optionally with
+    a straight duct of ``duct_level`` touching its outside at the top (tangent)
+    or a bright patch (+40 %) on the ring's left; the refine inputs of
+    ``refine._peak_map`` (f = 1): img, zone, rim_up, core, d_core, duct."""
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    r = np.hypot(xx - C[0], yy - C[1])
+    core = r <= R_CORE
+    ring = (r > R_CORE) & (r <= R_CORE + WIDTH)
+    top = C[1] - (R_CORE + WIDTH)
+    duct = (yy >= top - 6) & (yy < top) & ~ring & ~core
+    level = np.full((SIZE, SIZE), 60.0, np.float32)
+    level[core] = 20.0
+    level[ring] = 300.0
+    if patch:
+        level[ring & (xx < C[0] - 30)] = 396.0
+    if duct_level:
+        level[duct] = duct_level
+    img = cv2.GaussianBlur(level, (0, 0), 2.0)
+    core_up = core.copy()
+    rim_up = (img > 180.0) & ~core  # the coarse rim: above half the ring's span, the duct merged
+    zone = cv2.dilate(rim_up.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~(r < R_CORE - 1)
+    d_core = cv2.distanceTransform((~core_up).astype(np.uint8), cv2.DIST_L2, 5)
+    return img, zone, rim_up, core_up, d_core, ring, duct
+
+
+def _peak(img, zone, rim_up, core_up, d_core):
+    """refine._peak_map's peak (an empty core: the window's max alone, nothing capped)."""
+    from nirf_overlay.processing.refine import _peak_map
+
+    return _peak_map(img, zone, rim_up, core_up, d_core, float(WIDTH), 1.0, 60.0)[0]
+
+
+def test_a_bright_tangent_duct_does_not_raise_the_rims_peak():
+    """The rim's edges are placed at half its local peak: beside a duct twice as
+    bright as the rim the window's max is the duct's (issue 17: the rim there
+    read narrow or was missed); the peak is the rim's own.  A rim's own bright patch
+    (+40 %) is not a neighbour: its peak is not lowered (a cap at the median
+    along the rim lowered it, and seed 502's Dice with it)."""
+    img, zone, rim_up, core_up, d_core, ring, duct = _peak_scene(540.0)
+    peak = _peak(img, zone, rim_up, core_up, d_core)
+    window = _peak(img, zone, rim_up, np.zeros_like(core_up), d_core)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    beside = ring & (np.abs(xx - C[0]) < 6) & (yy < C[1])  # the ring under the duct
+    own = float(np.median(_peak(*_peak_scene(0.0)[:5])[beside]))  # the same ring without the duct
+    span, raised = float(np.max(peak[beside])) - 60.0, float(np.median(window[beside])) - 60.0
+    assert raised > 1.5 * (own - 60.0)  # what the window's max alone gives
+    assert span <= 1.3 * (own - 60.0), f"peak span {span:.0f} vs the rim's own {own - 60:.0f}"
+
+    img, zone, rim_up, core_up, d_core, ring, _ = _peak_scene(0.0, patch=True)
+    peak = _peak(img, zone, rim_up, core_up, d_core)
+    window = _peak(img, zone, rim_up, np.zeros_like(core_up), d_core)
+    patch = ring & (xx < C[0] - 30)
+    assert np.array_equal(peak[patch], window[patch])
+    assert np.count_nonzero(peak < window) <= 0.01 * np.count_nonzero(zone)

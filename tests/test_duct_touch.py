@@ -31,29 +31,31 @@ BRIGHTNESS = (0.5, 2.0)  # x the rim's TBR
 FRAMES = range(43, 46)
 
 #: where the code misses the 8 % target today (measured; strict): a bright 1 mm
-#: duct running along the rim's outside, merged with it over a long arc, where
-#: the rim beside it also reads narrow (see DICE_SHORTFALLS).  (Cut to the rim's
-#: own extent where the band is widened, band.py: 901 tangent 1 mm x0.5 0.088 ->
-#: 0.053, 3 mm x2 0.16 -> 0.073, 902 tangent 3 mm x2 0.12 -> 0.042; with the mask's
-#: outer edge following the width, 902 tangent 1 mm x2 0.11 -> under 0.08.)
+#: duct running along the rim's outside, merged with it over a long arc.  The
+#: rim's peak is now its own beside it (band.cap_to_rim_peak), but the duct
+#: also widens the rim's measured thickness (1.41 -> 1.75 mm on 901: the width
+#: fit's mean cross-section takes in sections through the duct), and the band
+#: that the thickness sets lets the duct's inner side through.
 KNOWN_SHORTFALLS = {
-    (901, "tangent", 1.0, 2.0): "duct fraction 0.17 (before the tangent cut: 0.27; before the band: 0.56)",
+    (901, "tangent", 1.0, 2.0): "duct fraction 0.141 (before the rim's own peak: 0.17; before the band: 0.56)",
+    (902, "tangent", 1.0, 2.0): "duct fraction 0.092 (before the rim's own peak: 0.11; before the band: 0.59)",
 }
 
-#: where the rim's Dice is lower than without the duct (measured; strict): a duct
-#: brighter than the rim raises the local peak the rim's edges are placed against
-#: (refine._peak_map), so the rim beside it reads narrow or is missed.  (Every
-#: case is higher than before the band: e.g. 901 radial 3 mm x2 0.849 -> 0.886.)
+#: where the rim's Dice is lower than without the duct (measured; strict).
+#: With the rim's own peak (band.cap_to_rim_peak) the rim beside a bright duct
+#: is no longer read narrow or missed (901 tangent 1 mm x2: 0.64 -> 0.881;
+#: 901 oblique 1 mm and radial 1 and 3 mm x2 now pass), but the duct's blur
+#: beside the rim, above half the rim's own peak, reads as rim: a bright duct
+#: still costs Dice, and on 902 radial 3 mm x2 a little more than before
+#: (0.963 -> 0.956).
 DICE_SHORTFALLS = {
-    (901, "tangent", 1.0, 2.0): "Dice 0.64 vs 0.933 without the duct (before the tangent cut: 0.79)",
-    (901, "tangent", 3.0, 0.5): "Dice 0.883",
-    (901, "tangent", 3.0, 2.0): "Dice 0.856",
-    (901, "oblique", 1.0, 2.0): "Dice 0.903",
-    (901, "oblique", 3.0, 2.0): "Dice 0.878",
-    (901, "radial", 1.0, 2.0): "Dice 0.914",
-    (901, "radial", 3.0, 2.0): "Dice 0.886",
-    (902, "tangent", 1.0, 2.0): "Dice 0.947 vs 0.973",
-    (902, "tangent", 3.0, 2.0): "Dice 0.937",
+    (901, "tangent", 1.0, 2.0): "Dice 0.881 vs 0.933 without the duct (before the rim's own peak: 0.64)",
+    (901, "tangent", 3.0, 0.5): "Dice 0.883 (before: 0.883)",
+    (901, "tangent", 3.0, 2.0): "Dice 0.882 (before: 0.856)",
+    (901, "oblique", 3.0, 2.0): "Dice 0.880 (before: 0.878)",
+    (902, "tangent", 1.0, 2.0): "Dice 0.949 vs 0.973 (before: 0.947)",
+    (902, "tangent", 3.0, 2.0): "Dice 0.940 (before: 0.937)",
+    (902, "radial", 3.0, 2.0): "Dice 0.956 (before: 0.963)",
 }
 CASES = list(itertools.product(SEEDS, KINDS, WIDTHS, BRIGHTNESS))
 
@@ -97,6 +99,15 @@ def test_rim_dice_is_not_lowered_by_the_duct(results, key):
     r, alone = results[key], results[(key[0], None, 0.0, 0.0)]
     assert r["mean_dice"] >= alone["mean_dice"] - 0.015, \
         f"{key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_the_rim_beside_a_bright_duct_is_kept(results, key):
+    """Where the Dice still falls short, the rim itself is not lost: its edges are
+    placed against its own peak, not the duct's (before: 901 tangent 1 mm x2 at
+    0.64), and a width fit pulled by the duct's sections (edge levels above the
+    rim's own peak) is refused (without that: 901 tangent 3 mm x2 at 0.26)."""
+    assert results[key]["mean_dice"] >= 0.85, f"{key}: Dice {results[key]['mean_dice']:.3f}"
 
 
 @pytest.mark.parametrize("kind", KINDS)

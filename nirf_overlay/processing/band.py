@@ -14,6 +14,11 @@ meets the rim and at whatever angle, and however bright it is.  A duct running
 along the rim's outside (tangent) lies within the band seen over a long arc;
 it widens the band beyond the rim's own radial extent (the median over a wide
 arc), and there the rim is cut at its own outer edge.
+
+The rim's edges are placed at half its local peak (:mod:`.refine`); a duct
+brighter than the rim raises that peak beside it, so :func:`cap_to_rim_peak`
+takes the peak from the rim itself: the inner half of its band, or along
+the rim where a neighbour's profile rises beyond it.
 """
 
 from __future__ import annotations
@@ -50,32 +55,11 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     if ys.size == 0:
         return 0
     mx, my = mask_centroid(core)
-    _ang, b, nb = angle_bins(ys, xs, my, mx)
-    d = d_core[ys, xs]
-    order = np.lexsort((d, b))
-    ds = d[order]
-    counts = np.bincount(b, minlength=nb)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-
-    def raw(quantile):  # per direction
-        at = starts + (quantile * np.maximum(counts - 1, 0)).astype(np.int64)
-        return np.where(counts > 0, ds[np.minimum(at, ds.size - 1)], np.nan)
-
-    def smooth(e, k):  # the median over k neighbouring directions each side
-        return circular_nanmedian(e, k)
-
-    # the outer edge seen, and the inner edge + the rim's width: a duct
-    # leaving the rim moves neither median; one running along the rim's
-    # outside (tangent) lies within the first over a long arc, never within
-    # the second.  The inner edge is the nearest pixel (a duct's pixels
-    # outside do not shift it, as they shift a quantile); the width is the
-    # measured one or the band's own radial extent, the median over a wide
-    # arc (a tangent duct widens less than half of it; a rim's width changes
-    # slowly along it), whichever is less
+    b, d, raw = _directions(ys, xs, d_core, my, mx)
     k = RIM_RULES.band_smooth_bins
     q_out, q_in = raw(RIM_RULES.band_outer_quantile), raw(0.0)
-    outer, inner = smooth(q_out, k), smooth(q_in, k)
-    extent = smooth(q_out - q_in, RIM_RULES.band_extent_bins)
+    outer, inner = circular_nanmedian(q_out, k), circular_nanmedian(q_in, k)
+    extent = circular_nanmedian(q_out - q_in, RIM_RULES.band_extent_bins)
     own = inner + np.minimum(thickness, extent)
     tol = RIM_RULES.band_tolerance * thickness + RIM_RULES.band_margin_px
     limit = np.minimum(outer, own) + tol
@@ -104,8 +88,103 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
            | (area >= RIM_RULES.band_min_sliver * thickness ** 2))
     big[0] = False
     cut = big[lab[ys, xs]] & out
+    # where the rim ran on into the piece cut, its outer edge was not seen
+    # (above half maximum all the way into the duct): there it ends at its
+    # own outer edge, not at the band's tolerance beyond it
+    merged = np.bincount(b[cut], minlength=limit.shape[0]) > 0
+    cut |= merged[b] & (d > own[b] + RIM_RULES.band_widened_margin_px)
     rim[ys[cut], xs[cut]] = False
     return int(np.count_nonzero(cut))
+
+
+def _directions(ys: np.ndarray, xs: np.ndarray, d_core: np.ndarray, my: float, mx: float):
+    """Pixels (ys, xs) by direction round (mx, my): their bins, distances to the core, and
+    ``raw(quantile)``, per direction that quantile of their distances (NaN where none)."""
+    _ang, b, nb = angle_bins(ys, xs, my, mx)
+    d = d_core[ys, xs]
+    ds = d[np.lexsort((d, b))]
+    counts = np.bincount(b, minlength=nb)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    def raw(quantile):
+        at = starts + (quantile * np.maximum(counts - 1, 0)).astype(np.int64)
+        return np.where(counts > 0, ds[np.minimum(at, ds.size - 1)], np.nan)
+
+    return b, d, raw
+
+
+def cap_to_rim_peak(peak: np.ndarray, zone: np.ndarray, smooth: np.ndarray, rim_up: np.ndarray,
+                    core: np.ndarray, d_core: np.ndarray, background: float) -> int:
+    """Lower the local rim peak where a bright neighbour outside the rim raised it (in place).
+
+    ``peak`` is the max of ``smooth`` over a window as wide as the rim; a duct
+    brighter than the rim, running along or into it, is in that window, so
+    the rim beside it would read narrow (its edges placed against the duct's
+    level) or be missed.  A rim encloses a core and its blurred profile
+    peaks in its middle; a duct lies outside.  So, direction by direction
+    round the core: the rim's own peak is the max of ``smooth`` over the
+    inner half of its band (from the coarse rim ``rim_up``'s inner edge out
+    to half its radial extent, the median over a wide arc as in
+    :func:`cut_to_band`) -- over the few directions a window spans, so a
+    bright patch of the rim is its own.  Where the brightest zone pixel lies
+    beyond that and is brighter (``RIM_RULES.peak_raised_tolerance``), the
+    profile still rises outward into a neighbour, whose blur also raises the
+    inner half: there the rim's own peak is the median along the rim.
+    ``peak`` is capped at the own peak plus ``RIM_RULES.peak_cap_tolerance``
+    of its span above ``background``.  The neighbour itself then reads
+    above 1 and stays rim-like; :func:`cut_to_band` cuts it where it
+    leaves the rim's band.  Returns how many peak pixels were lowered.
+    (Clearing the neighbour's pixels beyond the band from the zone as well
+    cost more than it gained: it cut bright spots of partial rims, seed 502,
+    and left 902's bright ducts more as rim.)
+    """
+    if not core.any():
+        return 0
+    ys, xs = nonzero(rim_up)
+    if ys.size == 0:
+        return 0
+    mx, my = mask_centroid(core)
+    _b, _d, raw = _directions(ys, xs, d_core, my, mx)
+    q_in = raw(0.0)
+    inner = circular_nanmedian(q_in, RIM_RULES.band_smooth_bins)
+    extent = circular_nanmedian(raw(RIM_RULES.band_outer_quantile) - q_in, RIM_RULES.band_extent_bins)
+    zy, zx = nonzero(zone)
+    _ang, zb, nb = angle_bins(zy, zx, my, mx)
+    zd = d_core[zy, zx]
+    v = smooth[zy, zx]
+    mid = zd <= inner[zb] + 0.5 * extent[zb] + RIM_RULES.band_margin_px  # (NaN: False)
+    m_in, m_all = np.full(nb, -np.inf, np.float32), np.full(nb, -np.inf, np.float32)
+    np.maximum.at(m_in, zb[mid], v[mid])
+    np.maximum.at(m_all, zb, v)
+    m_in[np.isinf(m_in)] = np.nan
+    B = np.float32(background)
+    grow = np.float32(1.0 + RIM_RULES.peak_cap_tolerance)
+    # a direction whose brightest zone pixel lies beyond the rim's middle,
+    # brighter than the rim there: a neighbour outside the rim
+    raised = (m_all - B) > np.float32(1.0 + RIM_RULES.peak_raised_tolerance) * (m_in - B)
+    own = circular_nanmedian(m_in, RIM_RULES.band_extent_bins)
+    near = circular_nanmax(np.where(raised, np.float32(np.nan), m_in), RIM_RULES.peak_cap_bins)
+    top = np.where(raised, own, np.fmax(own, near))
+    cap = B + grow * np.maximum(top - B, np.float32(0.0))
+    if not np.isfinite(cap).any():
+        return 0
+    py, px = nonzero(peak > np.nanmin(cap))
+    if py.size == 0:
+        return 0
+    _ang, pb, _nb = angle_bins(py, px, my, mx)
+    c = cap[pb]
+    over = peak[py, px] > c  # (NaN caps: no rim in the directions round it, left alone)
+    peak[py[over], px[over]] = c[over]
+    return int(np.count_nonzero(over))
+
+
+def circular_nanmax(e: np.ndarray, k: int) -> np.ndarray:
+    """Per direction, the max of ``e`` over it and ``k`` neighbours each side (round the circle),
+    NaNs left out; NaN where all are NaN."""
+    nb = e.shape[0]
+    window = e[(np.arange(nb)[None, :] + np.arange(-k, k + 1)[:, None]) % nb]
+    top = np.where(np.isnan(window), -np.inf, window).max(axis=0)
+    return np.where(np.isinf(top), np.nan, top).astype(e.dtype)
 
 
 def circular_nanmedian(e: np.ndarray, k: int) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from ._kernels.refine import (core_candidates, edge_ratio, fill_unsupported, masked_median_or_max,
                               normalised_ratio, outline_touching, peak_seed, positive_f32,
                               refine_zones, rim_from_levels, scale_contour, select_touching)
-from .band import cut_to_band
+from .band import cap_to_rim_peak, cut_to_band
 from .candidates import Candidate
 from .gaps import rim_gaps
 from ._validate import frame_dims, require, require_optional
@@ -117,7 +117,7 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
 
     # the local rim peak, and q = (img - B) / (peak - B): 0 at liver level,
     # 1 at the local rim peak, negative in the dark core
-    peak, support, se, filled = _peak_map(img, zone, rim_up, width, f)
+    peak, support, se, filled = _peak_map(img, zone, rim_up, core_up, d_core, width, f, background)
     q, img_nan, p_med = _normalised_signal(img, peak, support, se, filled, background, bq, valid_q,
                                            rim_up, vals)
     # half maximum on each side (the method: where blur puts the true edge):
@@ -216,15 +216,20 @@ def _core_side(core_up: np.ndarray, not_outside: np.ndarray,
     return d_core, d_core < d_out
 
 
-def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, width: float,
-              f: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Local rim peak per pixel: the max over a window as wide as the rim, of rim pixels only.
+def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, core_up: np.ndarray,
+              d_core: np.ndarray, width: float, f: float,
+              background: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Local rim peak per pixel: the max over a window as wide as the rim, of rim pixels only,
+    no higher than the rim's own peak in its direction round the core ``core_up``.
 
     The max is taken on a smoother copy of ``img`` (the rim's own texture
     would bias a plain maximum up), from ``zone`` pixels only, then the
     blocky max map is smoothed by a box as wide as the window, normalised
     by the same box over the support so that the map's border is not pulled
-    towards 0.
+    towards 0.  Where a neighbour brighter than the rim (a duct alongside or
+    running in) raised it, it is lowered to the rim's own peak
+    (:func:`~.band.cap_to_rim_peak`, distances ``d_core`` to the core): the
+    rim's edges are placed against the rim's own level.
 
     Returns
     -------
@@ -248,6 +253,7 @@ def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, width: floa
     normalised_ratio(cv2.blur(peak, (k | 1, k | 1)), cv2.blur(support, (k | 1, k | 1)), peak)
     if n_unsure:
         _fill_peak(peak, support, se)
+    cap_to_rim_peak(peak, zone, smooth, rim_up, core_up, d_core, background)
     return peak, support, se, bool(n_unsure)
 
 

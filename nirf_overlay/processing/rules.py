@@ -222,6 +222,26 @@ class RimRules:
     #: are never cut: the core beside them is hidden, so their distance to
     #: the visible core says nothing about the rim's band.
     band_blocked_reach: float = 2.0
+    #: x the rim's span above B.  In a direction round the core whose
+    #: brightest pixel near the rim lies beyond the rim's middle, brighter by
+    #: more than this than the rim's inner half there (the profile still
+    #: rising outward: a neighbour outside the rim, a duct alongside or
+    #: running in), the rim's own peak is not seen there; it is taken from
+    #: along the rim instead (the median over ``band_extent_bins``
+    #: directions each side).  A rim's own profile peaks in its middle
+    #: (band.py).  (0.25 left seed 901's bright 1 mm tangent duct's rim at
+    #: Dice 0.70, 0.05: 0.88.)
+    peak_raised_tolerance: float = 0.05
+    #: x the rim's span above B.  The local rim peak (the max over a window
+    #: as wide as the rim) may exceed the rim's own peak by this much: the
+    #: own peak in that direction, or over the ``peak_cap_bins`` directions
+    #: each side the window spans (a bright patch of the rim), or along the
+    #: rim where a neighbour raised it.  More, and the rim's edges would be
+    #: placed against the neighbour's level.  (Tuned on seeds 901 and 903.)
+    peak_cap_tolerance: float = 0.25
+    #: bins of ``gap_bin_deg``, each side: about the angle the peak's window
+    #: spans round a core.
+    peak_cap_bins: int = 3
 
     # -- tracking (track.py) ---------------------------------------------------
     #: frames.  A track outlives this many frames without its rim, so a rim

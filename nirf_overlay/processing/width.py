@@ -78,8 +78,9 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     e_in = rim_model(d - 0.5 * w, w, s, c0, c1, c2, d)
     e_out = rim_model(d + 0.5 * w, w, s, c0, c1, c2, d)
     top = rim_model(d, w, s, c0, c1, c2, d)  # the model's level at the rim's middle
-    if not (c2 > RIM_RULES.fit_min_rim and RIM_RULES.fit_min_edge < e_out < top and e_in < top
-            and w < RIM_RULES.fit_max_width * fwhm):
+    # (an edge above 1, the local peak, is a fit pulled by a brighter neighbour in the sections)
+    if not (c2 > RIM_RULES.fit_min_rim and RIM_RULES.fit_min_edge < e_out < min(top, 1.0)
+            and e_in < min(top, 1.0) and w < RIM_RULES.fit_max_width * fwhm):
         return fwhm, lev_in, lev_out, across
     return float(w), float(e_in), float(e_out), across
 
