@@ -7,7 +7,12 @@ accumulated since that frame (:mod:`.motion`, :mod:`.follow`: one similarity
 per frame, chained), snapped to this frame's fluorescence (the moved rim,
 grown by one grid pixel, where this frame is fluorescent), and measured
 again at full resolution in a window around where they now are
-(:func:`~.refine.refine_rim`, as a found candidate would be).  Background,
+(:func:`~.refine.refine_rim`, as a found candidate would be).  B is taken
+on this frame's pixels from the liver ring round the lesion's core as the
+search completed it where a tool hid it (:func:`~.background.lesion_core`),
+moved with the rim (:func:`move_core`, :func:`~.background.carried_core`):
+the moved core itself is cut by this frame's tool, and an ellipse refitted
+to what is left of it swings from frame to frame.  Background,
 fluorescence, instruments, tracking and the plane check still run on every
 frame; only the candidate search is skipped.
 
@@ -25,10 +30,12 @@ why in ``last_reason``) when
   last search saw (something appeared: a new rim is a new component; fewer
   is a piece hidden or merged, which the overlap check below catches for
   rims, and a duct flickering at the threshold does not search every frame);
+* the fluorescent components under a moved rim, or a rim-sized one under
+  none, grew by more than ``RIM_RULES.reuse_max_growth`` since the search
+  (:func:`fluorescence_areas`: a tool moving off a rim, a lesion coming into
+  view whose core the search could not yet see; a moved rim covers only
+  what the search saw);
 * the last search found no rim (nothing to follow);
-* an instrument is in a moved rim's window (the search joins the pieces of
-  a rim a tool cuts and keeps its core inside the rim's circle; a moved
-  rim knows nothing of the tool);
 * a moved rim has less than ``RIM_RULES.reuse_min_overlap`` of itself in
   this frame's fluorescence, or no core left, or its refinement finds no
   rim (``lost``): the search runs on that same frame.
@@ -120,10 +127,10 @@ def _warp(mask: np.ndarray, a: np.ndarray, box: tuple) -> np.ndarray:
 
 
 def fluorescence_areas(cands: list, labels: np.ndarray, stats: np.ndarray,
-                       min_rim_px: float) -> tuple[list, int]:
-    """(per candidate, the area of the fluorescent components its rim lies on; the area
-    of the rim-sized components no candidate's rim lies on), px.  ``labels``, ``stats``:
-    this frame's components (connectedComponentsWithStats)."""
+                       min_rim_px: float) -> tuple[list, list]:
+    """(per candidate, the area of the fluorescent components its rim lies on; the areas
+    of the rim-sized components no candidate's rim lies on, largest first), px.
+    ``labels``, ``stats``: this frame's components (connectedComponentsWithStats)."""
     areas = stats[:, cv2.CC_STAT_AREA]
     claimed = np.zeros(len(areas), bool)
     per = []
@@ -134,7 +141,7 @@ def fluorescence_areas(cands: list, labels: np.ndarray, stats: np.ndarray,
         claimed[ids] = True
         per.append(int(areas[ids].sum()))
     claimed[0] = True  # the background label
-    return per, int(areas[~claimed & (areas >= min_rim_px)].sum())
+    return per, sorted(areas[~claimed & (areas >= min_rim_px)].tolist(), reverse=True)
 
 
 def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
@@ -200,7 +207,7 @@ class RimReuse:
         self._grid = None  # (h, w, s) of that search
         self._since = 0  # frames analysed since that search
         self._n_fluo = -1  # rim-sized fluorescent components it saw
-        self._areas: tuple = ([], 0)  # fluorescence_areas of that search
+        self._areas: tuple = ([], [])  # fluorescence_areas of that search
         #: why the last frame ran the full search ("" when it reused)
         self.last_reason = "first frame"
 
@@ -265,12 +272,15 @@ class RimReuse:
         self._areas = fluorescence_areas(self._cands, labels, stats, min_rim_px)
 
     def _grown(self, moved: list, labels, stats, min_rim_px) -> bool:
-        """The fluorescence under the moved rims, or the rim-sized fluorescence under
-        none, grew by more than ``RIM_RULES.reuse_max_growth`` since the search."""
+        """The fluorescence under a moved rim, or a rim-sized component under none, grew
+        by more than ``RIM_RULES.reuse_max_growth`` since the search (components under
+        no rim are paired by size rank: labels do not last from frame to frame, and
+        two of near the same size that swap ranks compare near equal)."""
         g = 1.0 + RIM_RULES.reuse_max_growth
         per, free = fluorescence_areas(moved, labels, stats, min_rim_px)
         per0, free0 = self._areas
-        return free > g * free0 or any(a > g * a0 for a, a0 in zip(per, per0))
+        return any(a > g * a0 for a, a0 in zip(per, per0)) or any(
+            a > g * a0 for a, a0 in zip(free, free0))
 
     def measured(self, cores: list) -> None:
         """The completed cores (:func:`~.background.lesion_core`, None for a candidate
