@@ -150,13 +150,16 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
     return LesionCore(core, X0, Y0)
 
 
-def carried_core(shape: tuple, cand: Candidate, carried: LesionCore, ring_px: float,
-                 gap_px: float = 1.5, width_px: Optional[float] = None) -> LesionCore:
-    """``cand``'s core in the box :func:`lesion_core` gives it, with ``carried`` -- the
-    core an earlier frame completed (:func:`lesion_core`), moved to this frame -- added
-    where it falls in the box, instead of completing this frame's core: a rim moved
-    from that frame (:mod:`.reuse`) keeps only the core this frame's tool leaves, and
-    an ellipse fitted to a sliver of it swings from frame to frame."""
+def carried_core(shape: tuple, cand: Candidate, carried: LesionCore, hidden: np.ndarray,
+                 ring_px: float, gap_px: float = 1.5,
+                 width_px: Optional[float] = None) -> LesionCore:
+    """``cand``'s core in the box :func:`lesion_core` gives it, completed where this frame
+    hides it (``hidden``: (h, w) bool, the whole grid: instruments, invalid pixels) by
+    ``carried`` -- the core an earlier frame completed (:func:`lesion_core`), moved to
+    this frame -- instead of an ellipse fitted afresh: a rim moved from that frame
+    (:mod:`.reuse`) keeps only the core this frame's tool leaves, and an ellipse fitted
+    to a sliver of it swings from frame to frame.  Where this frame shows the core,
+    ``cand.core`` alone is it."""
     here = lesion_core(shape, cand, ring_px, gap_px, None, width_px)
     core, X0, Y0 = here.mask, here.x0, here.y0
     bh, bw = core.shape
@@ -164,8 +167,9 @@ def carried_core(shape: tuple, cand: Candidate, carried: LesionCore, ring_px: fl
     ax0, ay0 = max(X0, carried.x0), max(Y0, carried.y0)
     ax1, ay1 = min(X0 + bw, carried.x0 + cw), min(Y0 + bh, carried.y0 + ch)
     if ax0 < ax1 and ay0 < ay1:
-        core[ay0 - Y0:ay1 - Y0, ax0 - X0:ax1 - X0] |= \
+        core[ay0 - Y0:ay1 - Y0, ax0 - X0:ax1 - X0] |= (
             carried.mask[ay0 - carried.y0:ay1 - carried.y0, ax0 - carried.x0:ax1 - carried.x0]
+            & hidden[ay0:ay1, ax0:ax1])
     return here
 
 
