@@ -8,11 +8,12 @@ per frame, chained), snapped to this frame's fluorescence (the moved rim,
 grown by one grid pixel, where this frame is fluorescent), and measured
 again at full resolution in a window around where they now are
 (:func:`~.refine.refine_rim`, as a found candidate would be).  B is taken
-on this frame's pixels from the liver ring round the lesion's core as the
-search completed it where a tool hid it (:func:`~.background.lesion_core`),
-moved with the rim (:func:`move_core`, :func:`~.background.carried_core`):
-the moved core itself is cut by this frame's tool, and an ellipse refitted
-to what is left of it swings from frame to frame.  Background,
+on this frame's pixels from the liver ring round the moved core, completed
+where this frame hides it (tool, invalid pixels) by the core as its search
+completed it (:func:`~.background.lesion_core`), moved with the rim
+(:func:`move_core`, :func:`~.background.carried_core`): the moved core is
+cut by this frame's tool, and an ellipse refitted to what is left of it
+swings from frame to frame.  Background,
 fluorescence, instruments, tracking and the plane check still run on every
 frame; only the candidate search is skipped.
 
