@@ -372,10 +372,13 @@ class RimAnalyzer:
                        blocked=blocked[y0:y1, x0:x1], pyramid=pyramid)
         if g is None:
             return None, None
-        ring, gap = seg.background_radius_mm * grid.px_per_mm, seg.background_gap_mm * grid.px_per_mm
+        ring = seg.background_radius_mm * grid.px_per_mm
+        gap = seg.background_gap_mm * grid.px_per_mm
         width = g.thickness_px * grid.s
-        core = (lesion_core(small.shape, c, ring, gap, blocked[y0:y1, x0:x1], width)
-                if carried is None else carried_core(small.shape, c, carried, blocked, ring, gap, width))
+        if carried is None:
+            core = lesion_core(small.shape, c, ring, gap, blocked[y0:y1, x0:x1], width)
+        else:
+            core = carried_core(small.shape, c, carried, blocked, ring, gap, width)
         B = ring_background(small, c, exclude, ring, gap, width_px=width, core=core)
         if B is not None:
             g.background = B
