@@ -54,8 +54,8 @@ from ._kernels.grid import pyramid2, sample_every, upscale_fluo
 from ._kernels.refine import edge_field
 from ._kernels.segment import circle_fit_sums
 from ._validate import frame_dims, require, require_optional
-from .background import (background_map, global_background, map_level, ring_background,
-                         ring_exclusion)
+from .background import (LesionCore, background_map, carried_core, global_background,
+                         lesion_core, map_level, ring_background, ring_exclusion)
 from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
@@ -265,17 +265,19 @@ class RimAnalyzer:
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
         lap("fluorescence")
 
-        def measured(cands):
-            return [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg)
-                    for c in cands]
+        def measured(cands, carried=None):
+            out = [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg, k)
+                   for c, k in zip(cands, carried or [None] * len(cands))]
+            return [g for g, _ in out], [k for _, k in out]
 
         min_rim_px = seg.min_rim_area_mm2 * px ** 2
-        cands = (self.reuse.moved(tissue, fluo, stats, grid.s, min_rim_px, blocked)
+        moved = (self.reuse.moved(tissue, fluo, labels, stats, grid.s, min_rim_px, blocked)
                  if seg.reuse_rims else None)
+        cands = None if moved is None else [c for c, _ in moved]
         searched = cands is None
         lap("candidates")
         if cands is not None:
-            geoms = measured(cands)
+            geoms, _ = measured(cands, [k for _, k in moved])
             lap("refine")
             if any(g is None for g in geoms):  # a rim lost where it was moved to: search
                 self.reuse.lost()
@@ -292,9 +294,11 @@ class RimAnalyzer:
                 relax=self._previous(self._prev_rim, h, w),
             )
             if seg.reuse_rims:
-                self.reuse.searched(cands, tissue, (h, w), grid.s, stats, min_rim_px)
+                self.reuse.searched(cands, tissue, (h, w), grid.s, labels, stats, min_rim_px)
             lap("candidates")
-            geoms = measured(cands)
+            geoms, cores = measured(cands)
+            if seg.reuse_rims:
+                self.reuse.measured(cores)
             lap("refine")
         geoms = [g for g in geoms if g is not None]
         # fluorescence (upscaled) and a cleared rim mask in one pass, into
@@ -327,22 +331,30 @@ class RimAnalyzer:
         return mask if (mask is not None and mask.shape == (h, w)) else None
 
     @staticmethod
-    def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid,
-                 seg) -> Optional[RimGeometry]:
-        """One candidate refined and measured, its B from the liver ring; None if no rim."""
+    def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid, seg,
+                 carried: Optional[LesionCore] = None
+                 ) -> tuple[Optional[RimGeometry], Optional[LesionCore]]:
+        """One candidate refined and measured, its B from the liver ring round its
+        completed core (this frame's, or ``carried``: a moved rim's from its search,
+        :func:`~.background.carried_core`); (None, None) if no rim."""
         x0, y0, x1, y1 = c.roi
         # the rim edge is placed against the background map here; B for
         # the ratios comes from the ring once the rim width is measured
         g = refine_rim(nir, c, grid.s, map_level(bg, c.centroid), valid=valid,
                        blocked=blocked[y0:y1, x0:x1], pyramid=pyramid)
         if g is None:
-            return None
-        B = ring_background(small, c, exclude, seg.background_radius_mm * grid.px_per_mm,
-                            seg.background_gap_mm * grid.px_per_mm, blocked[y0:y1, x0:x1],
-                            width_px=g.thickness_px * grid.s)
+            return None, None
+        ring = seg.background_radius_mm * grid.px_per_mm
+        gap = seg.background_gap_mm * grid.px_per_mm
+        width = g.thickness_px * grid.s
+        if carried is None:
+            core = lesion_core(small.shape, c, ring, gap, blocked[y0:y1, x0:x1], width)
+        else:
+            core = carried_core(small.shape, c, carried, blocked, ring, gap, width)
+        B = ring_background(small, c, exclude, ring, gap, width_px=width, core=core)
         if B is not None:
             g.background = B
-        return g
+        return g, core
 
     def _empty(self, H, W, b0, thr) -> Analysis:
         z = np.zeros((H, W), np.uint8)

@@ -28,6 +28,7 @@ The fixed numbers (tile size, bands, glow, least ring size) are
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import cv2
@@ -110,10 +111,73 @@ def background_map(nir_small: np.ndarray, usable: np.ndarray, *, px_per_mm: floa
     return bg, b0
 
 
+@dataclass(frozen=True)
+class LesionCore:
+    """The core B's ring is laid round, on the analysis grid: ``mask`` (h, w) uint8 0/1
+    with its top left at grid column ``x0``, row ``y0`` (:func:`lesion_core`)."""
+
+    mask: np.ndarray
+    x0: int
+    y0: int
+
+
+def _reach(cand: Candidate, width: float, gap_px: float, ring_px: float) -> int:
+    """How far beyond ``cand.roi`` the ring can lie, grid px."""
+    return int(np.ceil(max(width, cand.width_px) + gap_px + ring_px)) + 1
+
+
+def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1.5,
+                blocked: Optional[np.ndarray] = None,
+                width_px: Optional[float] = None) -> LesionCore:
+    """``cand``'s core in the box round its ROI that its ring can reach, completed by an
+    ellipse fitted to its visible outline where an instrument or the frame edge hides
+    some of it (``blocked``, ``width_px``: as :func:`ring_background`; ``shape``: the
+    analysis grid's)."""
+    h, w = shape
+    x0, y0, x1, y1 = cand.roi
+    width = cand.width_px if width_px is None else float(width_px)
+    reach = _reach(cand, width, gap_px, ring_px)
+    X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
+    core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+    oy, ox = y0 - Y0, x0 - X0
+    core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
+    if blocked is not None:
+        # the core's outline where no instrument / frame edge is within 2 px:
+        # if some of it is hidden, the hidden part is completed by an ellipse
+        hidden, n_core, ys, xs = outline_near_blocked(cand.core, blocked, 2)
+        if hidden:
+            _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
+    return LesionCore(core, X0, Y0)
+
+
+def carried_core(shape: tuple, cand: Candidate, carried: LesionCore, hidden: np.ndarray,
+                 ring_px: float, gap_px: float = 1.5,
+                 width_px: Optional[float] = None) -> LesionCore:
+    """``cand``'s core in the box :func:`lesion_core` gives it, completed where this frame
+    hides it (``hidden``: (h, w) bool, the whole grid: instruments, invalid pixels) by
+    ``carried`` -- the core an earlier frame completed (:func:`lesion_core`), moved to
+    this frame -- instead of an ellipse fitted afresh: a rim moved from that frame
+    (:mod:`.reuse`) keeps only the core this frame's tool leaves, and an ellipse fitted
+    to a sliver of it swings from frame to frame.  Where this frame shows the core,
+    ``cand.core`` alone is it."""
+    here = lesion_core(shape, cand, ring_px, gap_px, None, width_px)
+    core, X0, Y0 = here.mask, here.x0, here.y0
+    bh, bw = core.shape
+    ch, cw = carried.mask.shape
+    ax0, ay0 = max(X0, carried.x0), max(Y0, carried.y0)
+    ax1, ay1 = min(X0 + bw, carried.x0 + cw), min(Y0 + bh, carried.y0 + ch)
+    if ax0 < ax1 and ay0 < ay1:
+        core[ay0 - Y0:ay1 - Y0, ax0 - X0:ax1 - X0] |= (
+            carried.mask[ay0 - carried.y0:ay1 - carried.y0, ax0 - carried.x0:ax1 - carried.x0]
+            & hidden[ay0:ay1, ax0:ax1])
+    return here
+
+
 def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
                     ring_px: float, gap_px: float = 1.5,
                     blocked: Optional[np.ndarray] = None,
-                    width_px: Optional[float] = None) -> Optional[float]:
+                    width_px: Optional[float] = None,
+                    core: Optional[LesionCore] = None) -> Optional[float]:
     """Median of the liver ring around a lesion on the analysis grid.
 
     The ring runs from ``max(gap_px, 1)`` to that + ``ring_px`` outside the
@@ -121,9 +185,9 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     also where a partial rim leaves the core bare -- so B is taken at the
     same distance all round the lesion.  Where an instrument hides part of
     the core, the core's outline is completed by an ellipse fitted to its
-    visible boundary.  ``exclude`` (:func:`ring_exclusion`) removes
-    fluorescence (grown by a little, for its blurred glow), instruments and
-    core-dark pixels, so neither bile nor a tool biases B.
+    visible boundary (:func:`lesion_core`).  ``exclude`` (:func:`ring_exclusion`)
+    removes fluorescence (grown by a little, for its blurred glow), instruments
+    and core-dark pixels, so neither bile nor a tool biases B.
 
     Parameters
     ----------
@@ -136,26 +200,20 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
         pixels, frame edge
     width_px : rim width (analysis-grid px) for the outline; default the
         candidate's coarse estimate (the fluorescent band, wider than the rim)
+    core : the core to lay the ring round, :func:`lesion_core` or
+        :func:`carried_core` (a rim moved from an earlier frame); None:
+        :func:`lesion_core` of this frame
 
     Returns
     -------
     B, normalised counts; None when fewer than ``RIM_RULES.ring_min_px``
     ring pixels are liver (the caller keeps the map's level, :func:`map_level`)
     """
-    h, w = nir_small.shape
-    x0, y0, x1, y1 = cand.roi
     width = cand.width_px if width_px is None else float(width_px)
-    reach = int(np.ceil(max(width, cand.width_px) + gap_px + ring_px)) + 1
-    X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
-    core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
-    oy, ox = y0 - Y0, x0 - X0
-    core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
-    if blocked is not None:
-        # the core's outline where no instrument / frame edge is within 2 px:
-        # if some of it is hidden, the hidden part is completed by an ellipse
-        hidden, n_core, ys, xs = outline_near_blocked(cand.core, blocked, 2)
-        if hidden:
-            _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
+    if core is None:
+        core = lesion_core(nir_small.shape, cand, ring_px, gap_px, blocked, width)
+    core, X0, Y0 = core.mask, core.x0, core.y0
+    oy, ox = cand.roi[1] - Y0, cand.roi[0] - X0
     lo = width + max(1.0, gap_px)
     hi = lo + ring_px
     # the distance transform on a crop round the core (~1/2 of the box):

@@ -7,7 +7,13 @@ accumulated since that frame (:mod:`.motion`, :mod:`.follow`: one similarity
 per frame, chained), snapped to this frame's fluorescence (the moved rim,
 grown by one grid pixel, where this frame is fluorescent), and measured
 again at full resolution in a window around where they now are
-(:func:`~.refine.refine_rim`, as a found candidate would be).  Background,
+(:func:`~.refine.refine_rim`, as a found candidate would be).  B is taken
+on this frame's pixels from the liver ring round the moved core, completed
+where this frame hides it (tool, invalid pixels) by the core as its search
+completed it (:func:`~.background.lesion_core`), moved with the rim
+(:func:`move_core`, :func:`~.background.carried_core`): the moved core is
+cut by this frame's tool, and an ellipse refitted to what is left of it
+swings from frame to frame.  Background,
 fluorescence, instruments, tracking and the plane check still run on every
 frame; only the candidate search is skipped.
 
@@ -25,10 +31,12 @@ why in ``last_reason``) when
   last search saw (something appeared: a new rim is a new component; fewer
   is a piece hidden or merged, which the overlap check below catches for
   rims, and a duct flickering at the threshold does not search every frame);
+* the fluorescent components under a moved rim, or a rim-sized one under
+  none, grew by more than ``RIM_RULES.reuse_max_growth`` since the search
+  (:func:`fluorescence_areas`: a tool moving off a rim, a lesion coming into
+  view whose core the search could not yet see; a moved rim covers only
+  what the search saw);
 * the last search found no rim (nothing to follow);
-* an instrument is in a moved rim's window (the search joins the pieces of
-  a rim a tool cuts and keeps its core inside the rim's circle; a moved
-  rim knows nothing of the tool);
 * a moved rim has less than ``RIM_RULES.reuse_min_overlap`` of itself in
   this frame's fluorescence, or no core left, or its refinement finds no
   rim (``lost``): the search runs on that same frame.
@@ -45,6 +53,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .background import LesionCore
 from .candidates import Candidate
 from .motion import transform_points
 from .rules import RIM_RULES
@@ -95,6 +104,47 @@ def rim_sized_components(stats: np.ndarray, min_rim_px: float) -> int:
     return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_rim_px))
 
 
+def _moved_box(m: np.ndarray, box: tuple, shape: tuple):
+    """Where ``m`` ((2, 3) grid px) puts the box (x0, y0, x1, y1), grown by 1 px and
+    clipped to ``shape``: (its (2, 3) box-local old -> box-local new transform, the new
+    box), or None when under 3 px either way."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+    corners = transform_points(m, [[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+    nx0, ny0 = (max(0, int(np.floor(v)) - 1) for v in corners.min(0))
+    nx1, ny1 = min(w, int(np.ceil(corners[:, 0].max())) + 1), min(h, int(np.ceil(corners[:, 1].max())) + 1)
+    if nx1 - nx0 < 3 or ny1 - ny0 < 3:
+        return None
+    a = m.copy()
+    a[:, 2] += a[:, :2] @ np.array([x0, y0], np.float64) - np.array([nx0, ny0], np.float64)
+    return a, (nx0, ny0, nx1, ny1)
+
+
+def _warp(mask: np.ndarray, a: np.ndarray, box: tuple) -> np.ndarray:
+    """``mask`` (bool or uint8 0/1) moved by the box-local ``a`` into ``box``: uint8 0/1."""
+    x0, y0, x1, y1 = box
+    return cv2.warpAffine(mask.view(np.uint8), a, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def fluorescence_areas(cands: list, labels: np.ndarray, stats: np.ndarray,
+                       min_rim_px: float) -> tuple[list, list]:
+    """(per candidate, the area of the fluorescent components its rim lies on; the areas
+    of the rim-sized components no candidate's rim lies on, largest first), px.
+    ``labels``, ``stats``: this frame's components (connectedComponentsWithStats)."""
+    areas = stats[:, cv2.CC_STAT_AREA]
+    claimed = np.zeros(len(areas), bool)
+    per = []
+    for c in cands:
+        x0, y0, x1, y1 = c.roi
+        ids = np.unique(labels[y0:y1, x0:x1][c.rim])
+        ids = ids[ids > 0]
+        claimed[ids] = True
+        per.append(int(areas[ids].sum()))
+    claimed[0] = True  # the background label
+    return per, sorted(areas[~claimed & (areas >= min_rim_px)].tolist(), reverse=True)
+
+
 def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
                    blocked: Optional[np.ndarray] = None) -> Optional[Candidate]:
     """``c`` moved by ``m`` ((2, 3) or (3, 3), analysis-grid px) and snapped to ``fluo``.
@@ -106,37 +156,37 @@ def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
     ``RIM_RULES.reuse_min_overlap`` of the rim, or no core, is left (the rim
     is lost).
     """
-    h, w = fluo.shape
-    x0, y0, x1, y1 = c.roi
     m = np.asarray(m, np.float64)[:2]
-    corners = transform_points(m, [[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
-    nx0, ny0 = (max(0, int(np.floor(v)) - 1) for v in corners.min(0))
-    nx1, ny1 = min(w, int(np.ceil(corners[:, 0].max())) + 1), min(h, int(np.ceil(corners[:, 1].max())) + 1)
-    if nx1 - nx0 < 3 or ny1 - ny0 < 3:
+    moved = _moved_box(m, c.roi, fluo.shape)
+    if moved is None:
         return None
-    # ROI-local old -> ROI-local new
-    a = m.copy()
-    a[:, 2] += a[:, :2] @ np.array([x0, y0], np.float64) - np.array([nx0, ny0], np.float64)
-    size = (nx1 - nx0, ny1 - ny0)
-
-    def warp(mask):
-        return cv2.warpAffine(mask.view(np.uint8), a, size, flags=cv2.INTER_NEAREST,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
+    a, roi = moved
+    nx0, ny0, nx1, ny1 = roi
     here = fluo[ny0:ny1, nx0:nx1]
-    rim = (cv2.dilate(warp(c.rim), _GROW) & here).view(bool)
+    rim = (cv2.dilate(_warp(c.rim, a, roi), _GROW) & here).view(bool)
     n_rim = np.count_nonzero(rim)
     if n_rim < max(1, RIM_RULES.reuse_min_overlap * np.count_nonzero(c.rim)):
         return None
-    core = warp(c.core).view(bool) & ~rim
+    core = _warp(c.core, a, roi).view(bool) & ~rim
     if blocked is not None:
         core &= ~blocked[ny0:ny1, nx0:nx1]
     if not core.any():
         return None
-    comp = warp(c.component).view(bool) | rim
+    comp = _warp(c.component, a, roi).view(bool) | rim
     cx, cy = transform_points(m, [c.centroid])[0]
-    return replace(c, roi=(nx0, ny0, nx1, ny1), rim=rim, core=core, component=comp,
-                   centroid=(float(cx), float(cy)))
+    return replace(c, roi=roi, rim=rim, core=core, component=comp, centroid=(float(cx), float(cy)))
+
+
+def move_core(core: LesionCore, m: np.ndarray, shape: tuple) -> Optional[LesionCore]:
+    """A lesion's completed core (:func:`~.background.lesion_core`) moved by ``m`` ((2, 3)
+    or (3, 3), analysis-grid px) on a grid of ``shape``; None when it leaves the grid."""
+    m = np.asarray(m, np.float64)[:2]
+    mh, mw = core.mask.shape
+    moved = _moved_box(m, (core.x0, core.y0, core.x0 + mw, core.y0 + mh), shape)
+    if moved is None:
+        return None
+    a, box = moved
+    return LesionCore(_warp(core.mask, a, box), box[0], box[1])
 
 
 class RimReuse:
@@ -152,10 +202,13 @@ class RimReuse:
 
     def reset(self) -> None:
         self._cands: list = []  # the last full search's candidates, grid px
+        #: their completed cores as measured on that frame (background.lesion_core), or None
+        self._cores: list = []
         self._searched_at: Optional[TissuePlace] = None
         self._grid = None  # (h, w, s) of that search
         self._since = 0  # frames analysed since that search
         self._n_fluo = -1  # rim-sized fluorescent components it saw
+        self._areas: tuple = ([], [])  # fluorescence_areas of that search
         #: why the last frame ran the full search ("" when it reused)
         self.last_reason = "first frame"
 
@@ -165,28 +218,35 @@ class RimReuse:
         stream's start, the motion *since* the search is what is used)."""
         parts = [f"reuse {self._since} {self._n_fluo} {self._grid} "
                  f"{self._searched_at is None};".encode()]
-        for c in self._cands:
+        for c, k in zip(self._cands, self._cores):
             parts += [repr((c.roi, c.width_px, c.completeness, c.centroid)).encode(),
                       np.packbits(c.rim).tobytes(), np.packbits(c.core).tobytes()]
+            if k is not None:
+                parts += [repr((k.x0, k.y0, k.mask.shape)).encode(), np.packbits(k.mask).tobytes()]
         return b"".join(parts)
 
-    def moved(self, place: Optional[TissuePlace], fluo: np.ndarray, stats: np.ndarray,
-              scale: float, min_rim_px: float,
+    def moved(self, place: Optional[TissuePlace], fluo: np.ndarray, labels: np.ndarray,
+              stats: np.ndarray, scale: float, min_rim_px: float,
               blocked: Optional[np.ndarray] = None) -> Optional[list]:
-        """The last search's candidates where they are in this frame, or None: search
-        (``last_reason`` says why).  ``blocked``: (h, w) bool, this frame's instruments
-        and invalid pixels (:func:`move_candidate`)."""
+        """The last search's candidates where they are in this frame, each with its
+        completed core from that frame moved here (:func:`move_core`; None if none),
+        as (candidate, core) pairs; or None: search (``last_reason`` says why).
+        ``labels``, ``stats``: this frame's fluorescent components; ``blocked``:
+        (h, w) bool, this frame's instruments and invalid pixels
+        (:func:`move_candidate`)."""
         reason, m = self._why_search(place, fluo.shape, scale, stats, min_rim_px)
         if not reason:
             s = np.diag([scale, scale, 1.0])
             mg = s @ m @ np.linalg.inv(s)  # WL px -> grid px
             out = []
-            for c in self._cands:
+            for c, k in zip(self._cands, self._cores):
                 mc = move_candidate(c, mg, fluo, blocked)
                 if mc is None:
                     reason = "rim lost"
                     break
-                out.append(mc)
+                out.append((mc, None if k is None else move_core(k, mg, fluo.shape)))
+            if not reason and self._grown([c for c, _ in out], labels, stats, min_rim_px):
+                reason = "more fluorescence"
         self.last_reason = reason
         if reason:
             return None
@@ -201,14 +261,34 @@ class RimReuse:
         self.last_reason = "rim lost"
 
     def searched(self, cands: list, place: Optional[TissuePlace], grid_shape: tuple,
-                 scale: float, stats: np.ndarray, min_rim_px: float) -> None:
+                 scale: float, labels: np.ndarray, stats: np.ndarray, min_rim_px: float) -> None:
         """Remember a full search's candidates, and where and what it saw."""
         self.counts[self.last_reason] += 1
         self._cands = list(cands)
+        self._cores = [None] * len(self._cands)
         self._searched_at = place
         self._grid = (*grid_shape, scale)
         self._since = 0
         self._n_fluo = rim_sized_components(stats, min_rim_px)
+        self._areas = fluorescence_areas(self._cands, labels, stats, min_rim_px)
+
+    def _grown(self, moved: list, labels, stats, min_rim_px) -> bool:
+        """The fluorescence under a moved rim, or a rim-sized component under none, grew
+        by more than ``RIM_RULES.reuse_max_growth`` since the search (components under
+        no rim are paired by size rank: labels do not last from frame to frame, and
+        two of near the same size that swap ranks compare near equal)."""
+        g = 1.0 + RIM_RULES.reuse_max_growth
+        per, free = fluorescence_areas(moved, labels, stats, min_rim_px)
+        per0, free0 = self._areas
+        return any(a > g * a0 for a, a0 in zip(per, per0)) or any(
+            a > g * a0 for a, a0 in zip(free, free0))
+
+    def measured(self, cores: list) -> None:
+        """The completed cores (:func:`~.background.lesion_core`, None for a candidate
+        that found no rim) of the candidates just passed to :meth:`searched`: B of a
+        moved rim is taken round its core moved from there, whatever this frame's tool
+        leaves of the moved core."""
+        self._cores = list(cores)
 
     def _why_search(self, place, grid_shape, scale, stats, min_rim_px):
         """(reason for a full search or "", (3, 3) motion since the last search in WL px)."""

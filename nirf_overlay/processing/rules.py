@@ -280,6 +280,14 @@ class RimRules:
     #: this frame's fluorescence is lost (a tool over it, a bad motion): full
     #: search this frame.
     reuse_min_overlap: float = 0.5
+    #: fraction of area.  When the fluorescent components under the moved
+    #: rims, or the rim-sized ones under none, have grown by more than this
+    #: since the last full search, tissue is coming into view (from under a
+    #: tool that moves off it, at the frame's edge) that a moved rim would
+    #: not cover, or a lesion whose core a tool hid may now be found: full
+    #: search.  Above the 3 % a view's breathing (+-1.5 % in scale) changes
+    #: an area by.
+    reuse_max_growth: float = 0.05
 
 
 #: The rules every analysis uses.
