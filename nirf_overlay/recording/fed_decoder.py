@@ -1,0 +1,228 @@
+"""Long-running session decoders fed one packet per frame shown: :class:`FedSession`.
+
+Before, each segment (a second of video) and each seek, stride change or
+catch-up jump started two new FFmpeg processes (NIR and WL), 230-450 ms on a
+loaded machine before the first 1080p frame.  Here one FFmpeg process per
+stream reads a live Matroska stream on its stdin (:mod:`.mkv_packets`), and
+the reader sends it exactly the packets of the frames it will hand out: the
+next segment, any stride (2x, 4x, catching up) and any seek are just other
+packets for the same process, and frames not shown are never decoded.  Only
+intra-only codecs (:data:`~.format.INTRA_ONLY_CODECS`, the defaults) allow
+that; a new process starts only where the codec or its parameters change
+(a session partly compacted to FFV1) or after the stream was finished.
+
+FFmpeg hands out a frame once the packet after it has arrived (or its input
+ended), so one packet is always sent ahead: the frame the reader will ask for
+next.  A read of another frame (a seek) discards at most that one decode.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import subprocess
+from collections import deque
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import SourceError
+from . import format as fmt
+from .mkv_packets import FileIndex, cluster, index_file
+
+
+def _pipe_max_bytes() -> int:
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+#: largest pipe buffer an unprivileged process may ask for (Linux; 0 elsewhere)
+PIPE_MAX_BYTES = _pipe_max_bytes()
+
+
+def widen_pipe(pipe, frame_bytes: int) -> None:
+    """Let the decoder's pipe hold up to a frame (default 64 KB: a 1080p frame
+    then crosses it in 100-160 writes, each waking this reader and FFmpeg in
+    turn; at 1 MB, the usual limit, in 4-6).  Best effort: not Linux, no change."""
+    size = min(int(frame_bytes), PIPE_MAX_BYTES)
+    if size <= 65536 or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except OSError:
+        pass
+
+
+def fed_decoder_cmd(pix_fmt: str, threads: str) -> list[str]:
+    """FFmpeg reading a live Matroska stream on stdin, writing raw ``pix_fmt`` frames."""
+    return [fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+            "-threads", threads, "-probesize", "32", "-analyzeduration", "0",
+            "-f", "matroska", "-i", "pipe:0", "-map", "0:v:0", "-f", "rawvideo",
+            "-pix_fmt", pix_fmt, "-fps_mode", "passthrough", "-flush_packets", "1", "pipe:1"]
+
+
+class FedDecoder:
+    """One FFmpeg process decoding the packets it is sent (:meth:`feed`), in order."""
+
+    def __init__(self, first: FileIndex, pix_fmt: str, frame_bytes: int):
+        self.path = first.path
+        self.key = first.codec_key
+        self.frame_bytes = frame_bytes
+        self.finished = False
+        self._files: dict = {}
+        self._timecode = 0
+        threads = "auto" if fmt.is_ffv1(first.path) else "1"
+        self.proc = subprocess.Popen(fed_decoder_cmd(pix_fmt, threads), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        widen_pipe(self.proc.stdout, frame_bytes)
+        widen_pipe(self.proc.stdin, frame_bytes)
+        self._write(first.header)
+
+    def feed(self, index: FileIndex, i: int) -> None:
+        """Send frame ``i`` of the file ``index`` (same :attr:`key`) to be decoded next."""
+        f = self._files.get(index.path)
+        if f is None:
+            f = self._files[index.path] = open(index.path, "rb")
+        self._write(cluster(f, index.blocks[i], self._timecode))
+        self._timecode += 1
+
+    def finish(self) -> None:
+        """No more packets: the frames sent so far all come out."""
+        if not self.finished:
+            self.finished = True
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def read_into(self, buf: np.ndarray) -> bool:
+        view = memoryview(buf).cast("B")
+        got = 0
+        while got < self.frame_bytes:
+            n = self.proc.stdout.readinto(view[got:])
+            if not n:
+                return False
+            got += n
+        return True
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, OSError, ValueError):
+            raise SourceError(f"{self.path}: the decoder stopped ({self.problem() or 'no message'})") from None
+
+    def problem(self) -> str:
+        try:
+            if self.proc.poll() is None:
+                return ""
+            err = self.proc.stderr.read().decode("utf-8", "replace").strip()
+        except Exception:
+            err = ""
+        return err.splitlines()[-1] if err else ""
+
+    def close(self) -> None:
+        p = self.proc
+        if p.poll() is None:
+            p.kill()
+        for s in (p.stdin, p.stdout, p.stderr, *self._files.values()):
+            try:
+                s.close()
+            except Exception:
+                pass
+        self._files.clear()
+        try:
+            p.wait(5)
+        except Exception:
+            pass
+
+
+class FedSession:
+    """The NIR and WL decoders of a session whose codecs are all intra-only.
+
+    :meth:`frame` decodes one recording frame into the buffers given, sending
+    the packet of the frame that will be asked for next along with it.
+
+    Parameters
+    ----------
+    path : the session directory
+    segments : the session's :class:`~.session_reader.SegmentEntry` list
+    size : (W, H)
+    on_open : called with the number of processes each time decoders start (counted
+        by :attr:`SessionSource.decoder_opens <nirf_overlay.recording.SessionSource>`)
+    """
+
+    def __init__(self, path: str, segments: list, size: tuple, on_open: Callable[[int], None]):
+        import os
+
+        self._files = [(os.path.join(path, s.nir_file), os.path.join(path, s.wl_file))
+                       for s in segments]
+        self._firsts = [s.first_frame for s in segments]
+        w, h = size
+        self._specs = ((fmt.NIR_PIX_FMT, w * h * 2), ("bgr24", w * h * 3))
+        self._index: dict = {}
+        self._decoders: Optional[tuple[FedDecoder, FedDecoder]] = None
+        self._fed: deque = deque()  # recording indices sent and not read yet, in order
+        self._on_open = on_open
+        self._scratch: Optional[tuple] = None
+
+    def frame(self, seg_i: int, offset: int, index: int, nxt: Optional[tuple],
+              bufs: tuple) -> None:
+        """Decode frame ``index`` (``offset`` in segment ``seg_i``) into ``bufs`` (NIR, WL);
+        ``nxt``: ``(seg_i, offset, index)`` of the frame to be asked for next, or None."""
+        files = self._indices(seg_i)
+        if self._decoders is None or self._decoders[0].finished or not self._fits(files):
+            self.close()
+            self._decoders = tuple(FedDecoder(f, pf, n)
+                                   for f, (pf, n) in zip(files, self._specs))
+            self._on_open(len(self._decoders))
+        if index not in self._fed:
+            self._send(files, offset, index)
+        if self._fed[-1] == index:  # the frame after it must be sent, or the input ended
+            nxt_files = self._indices(nxt[0]) if nxt is not None else None
+            if nxt_files is not None and self._fits(nxt_files):
+                self._send(nxt_files, nxt[1], nxt[2])
+            else:
+                for d in self._decoders:
+                    d.finish()
+        while self._fed[0] != index:  # sent before a seek or a new stride: not shown
+            self._read(self._scratch_bufs(bufs), self._fed.popleft())
+        self._read(bufs, self._fed.popleft())
+
+    def close(self) -> None:
+        if self._decoders is not None:
+            for d in self._decoders:
+                d.close()
+            self._decoders = None
+        self._fed.clear()
+
+    def _indices(self, seg_i: int) -> tuple[FileIndex, FileIndex]:
+        got = self._index.get(seg_i)
+        if got is None:
+            got = self._index[seg_i] = tuple(index_file(p) for p in self._files[seg_i])
+        return got
+
+    def _fits(self, files: tuple) -> bool:
+        return all(d.key == f.codec_key for d, f in zip(self._decoders, files))
+
+    def _send(self, files: tuple, offset: int, index: int) -> None:
+        for d, f in zip(self._decoders, files):
+            if offset >= len(f.blocks):
+                raise SourceError(f"{f.path}: holds {len(f.blocks)} frames, frame {offset} "
+                                  "of the segment is missing (corrupt or truncated)")
+            d.feed(f, offset)
+        self._fed.append(index)
+
+    def _read(self, bufs: tuple, index: int) -> None:
+        for d, buf in zip(self._decoders, bufs):
+            if not d.read_into(buf):
+                why = d.problem()
+                self.close()
+                raise SourceError(f"{d.path}: ended before frame {index} of the session"
+                                  + (f" ({why})" if why else " (corrupt or truncated)"))
+
+    def _scratch_bufs(self, bufs: tuple) -> tuple:
+        if self._scratch is None:
+            self._scratch = tuple(np.empty_like(b) for b in bufs)
+        return self._scratch
