@@ -12,13 +12,18 @@ that; a new process starts only where the codec or its parameters change
 (a session partly compacted to FFV1) or after the stream was finished.
 
 FFmpeg hands out a frame once the packet after it has arrived (or its input
-ended), so one packet is always sent ahead: the frame the reader will ask for
-next.  A read of another frame (a seek) discards at most that one decode.
+ended; measured, not documented), so one packet is always sent ahead: the
+frame the reader will ask for next, and one more when a frame does not come
+within :data:`NUDGE_S`.  A read of another frame (a seek) discards those
+decodes only.
 """
 
 from __future__ import annotations
 
+import bisect
 import fcntl
+import os
+import select
 import subprocess
 from collections import deque
 from typing import Callable, Optional
@@ -58,9 +63,15 @@ def widen_pipe(pipe, frame_bytes: int) -> None:
 def fed_decoder_cmd(pix_fmt: str, threads: str) -> list[str]:
     """FFmpeg reading a live Matroska stream on stdin, writing raw ``pix_fmt`` frames."""
     return [fmt.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-threads", threads, "-probesize", "32", "-analyzeduration", "0",
+            "-threads", threads, "-probesize", "32", "-analyzeduration", "0", "-fpsprobesize", "0",
             "-f", "matroska", "-i", "pipe:0", "-map", "0:v:0", "-f", "rawvideo",
             "-pix_fmt", pix_fmt, "-fps_mode", "passthrough", "-flush_packets", "1", "pipe:1"]
+
+
+#: a frame not out this long after its packet: send one more packet (see read_into)
+NUDGE_S = 0.1
+#: packets sent beyond the frame being read, at most
+MAX_AHEAD = 4
 
 
 class FedDecoder:
@@ -97,10 +108,18 @@ class FedDecoder:
             except OSError:
                 pass
 
-    def read_into(self, buf: np.ndarray) -> bool:
+    def read_into(self, buf: np.ndarray, more: Callable[[], None]) -> bool:
+        """The next frame into ``buf``; False at the end.  When nothing comes for
+        :data:`NUDGE_S`, ``more()`` is called (send the next packet: FFmpeg may hold
+        a frame back until one more packet has come)."""
         view = memoryview(buf).cast("B")
         got = 0
+        poll = select.poll()
+        poll.register(self.proc.stdout, select.POLLIN | select.POLLHUP)
         while got < self.frame_bytes:
+            if got == 0 and not self.finished and not poll.poll(NUDGE_S * 1000):
+                more()
+                continue
             n = self.proc.stdout.readinto(view[got:])
             if not n:
                 return False
@@ -154,38 +173,33 @@ class FedSession:
     """
 
     def __init__(self, path: str, segments: list, size: tuple, on_open: Callable[[int], None]):
-        import os
-
         self._files = [(os.path.join(path, s.nir_file), os.path.join(path, s.wl_file))
                        for s in segments]
         self._firsts = [s.first_frame for s in segments]
+        self._count = segments[-1].first_frame + segments[-1].frames if segments else 0
         w, h = size
         self._specs = ((fmt.NIR_PIX_FMT, w * h * 2), ("bgr24", w * h * 3))
         self._index: dict = {}
         self._decoders: Optional[tuple[FedDecoder, FedDecoder]] = None
         self._fed: deque = deque()  # recording indices sent and not read yet, in order
+        self._step = 1  # frames between the packets sent ahead
         self._on_open = on_open
         self._scratch: Optional[tuple] = None
 
-    def frame(self, seg_i: int, offset: int, index: int, nxt: Optional[tuple],
-              bufs: tuple) -> None:
-        """Decode frame ``index`` (``offset`` in segment ``seg_i``) into ``bufs`` (NIR, WL);
-        ``nxt``: ``(seg_i, offset, index)`` of the frame to be asked for next, or None."""
-        files = self._indices(seg_i)
+    def frame(self, index: int, nxt: Optional[int], bufs: tuple) -> None:
+        """Decode frame ``index`` into ``bufs`` (NIR, WL); ``nxt``: the frame to be
+        asked for next (None: none)."""
+        files = self._indices(index)
         if self._decoders is None or self._decoders[0].finished or not self._fits(files):
             self.close()
             self._decoders = tuple(FedDecoder(f, pf, n)
                                    for f, (pf, n) in zip(files, self._specs))
             self._on_open(len(self._decoders))
         if index not in self._fed:
-            self._send(files, offset, index)
+            self._send(index)
+        self._step = nxt - index if nxt is not None and nxt > index else 1
         if self._fed[-1] == index:  # the frame after it must be sent, or the input ended
-            nxt_files = self._indices(nxt[0]) if nxt is not None else None
-            if nxt_files is not None and self._fits(nxt_files):
-                self._send(nxt_files, nxt[1], nxt[2])
-            else:
-                for d in self._decoders:
-                    d.finish()
+            self._send_or_finish(nxt)
         while self._fed[0] != index:  # sent before a seek or a new stride: not shown
             self._read(self._scratch_bufs(bufs), self._fed.popleft())
         self._read(bufs, self._fed.popleft())
@@ -197,7 +211,12 @@ class FedSession:
             self._decoders = None
         self._fed.clear()
 
-    def _indices(self, seg_i: int) -> tuple[FileIndex, FileIndex]:
+    def _seg(self, index: int) -> int:
+        return bisect.bisect_right(self._firsts, index) - 1
+
+    def _indices(self, index: int) -> tuple[FileIndex, FileIndex]:
+        """The packet indices of the segment holding frame ``index``."""
+        seg_i = self._seg(index)
         got = self._index.get(seg_i)
         if got is None:
             got = self._index[seg_i] = tuple(index_file(p) for p in self._files[seg_i])
@@ -206,7 +225,16 @@ class FedSession:
     def _fits(self, files: tuple) -> bool:
         return all(d.key == f.codec_key for d, f in zip(self._decoders, files))
 
-    def _send(self, files: tuple, offset: int, index: int) -> None:
+    def _send_or_finish(self, index: Optional[int]) -> None:
+        if index is not None and 0 <= index < self._count and self._fits(self._indices(index)):
+            self._send(index)
+        else:
+            for d in self._decoders:
+                d.finish()
+
+    def _send(self, index: int) -> None:
+        files = self._indices(index)
+        offset = index - self._firsts[self._seg(index)]
         for d, f in zip(self._decoders, files):
             if offset >= len(f.blocks):
                 raise SourceError(f"{f.path}: holds {len(f.blocks)} frames, frame {offset} "
@@ -214,9 +242,14 @@ class FedSession:
             d.feed(f, offset)
         self._fed.append(index)
 
+    def _more(self) -> None:
+        """A frame is held back: send the packet after the last one sent (or end the input)."""
+        if len(self._fed) <= MAX_AHEAD:
+            self._send_or_finish(self._fed[-1] + self._step)
+
     def _read(self, bufs: tuple, index: int) -> None:
         for d, buf in zip(self._decoders, bufs):
-            if not d.read_into(buf):
+            if not d.read_into(buf, self._more):
                 why = d.problem()
                 self.close()
                 raise SourceError(f"{d.path}: ended before frame {index} of the session"

@@ -108,6 +108,8 @@ def _index(f, path: str, size: int) -> FileIndex:
             while q < len(c):
                 cid, cp, cn = _element(c, q)
                 if cid == SIMPLE_BLOCK_ID:
+                    if pos + p + cp + cn > size:
+                        return _done(ebml, parts, path, blocks)  # cut inside this frame
                     blocks.append((pos + p + q, cp - q + cn))
                     break
                 q = cp + cn
@@ -117,6 +119,10 @@ def _index(f, path: str, size: int) -> FileIndex:
             f.seek(pos)
             parts[eid] = f.read(p + n)
         pos += p + n
+    return _done(ebml, parts, path, blocks)
+
+
+def _done(ebml: bytes, parts: dict, path: str, blocks: list) -> FileIndex:
     header = ebml + struct.pack(">I", SEGMENT_ID) + _UNKNOWN_SIZE + parts[INFO_ID] + parts[TRACKS_ID]
     return FileIndex(path, header, _codec_key(parts[TRACKS_ID]), blocks)
 

@@ -331,9 +331,7 @@ class SessionSource(FrameSource):
         nir = np.empty((h, w), np.uint16)
         wl = np.empty((h, w, 3), np.uint8)
         if self._fed is not None:
-            nxt = self._next_index(index)
-            self._fed.frame(seg_i, offset, index,
-                            None if nxt is None else (*self._segment_of(nxt), nxt), (nir, wl))
+            self._fed.frame(index, self._next_index(index), (nir, wl))
         else:
             self._decode_reopened(seg_i, seg, offset, index, nir, wl)
         return self._pair(index, seg, nir, wl)
