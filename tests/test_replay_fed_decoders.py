@@ -45,9 +45,8 @@ def test_any_order_of_frames_comes_from_one_decoder_per_stream(session):
     want = list(range(12)) + [12, 15, 18, 21, 4, 7, 23, 24, 9]
     assert [p.index for p in got] == want
     assert all(_same(p, pairs[p.index]) for p in got)
-    # one NIR and one WL process for everything until the stream was finished at frame
-    # 24 (the last one); frame 9 after it needed a new pair
-    assert opens == 4, opens
+    # one NIR and one WL process for everything: segments, strides, seeks, the end
+    assert opens == 2, opens
 
 
 def test_a_segment_in_another_codec_gets_its_own_decoders(tmp_path, record_phantom_session):
@@ -60,9 +59,15 @@ def test_a_segment_in_another_codec_gets_its_own_decoders(tmp_path, record_phant
     with SessionSource(path) as src:
         got = list(iter(src.read, None))
         opens = src.decoder_opens
-    assert [p.index for p in got] == list(range(25))
+        src.seek(13)  # into the FFV1 segment: its own decoders again
+        got += [src.read(), src.read()]
+        src.seek(17)  # a seek inside it: the same ones
+        got.append(src.read())
+        opens_after = src.decoder_opens
+    assert [p.index for p in got] == list(range(25)) + [13, 14, 17]
     assert all(_same(p, pairs[p.index]) for p in got)
     assert opens == 6  # FFVHuff, FFV1, FFVHuff again: a pair each
+    assert opens_after == 8
 
 
 def test_the_packet_index_lists_every_frame_and_stops_at_a_cut(session, tmp_path):

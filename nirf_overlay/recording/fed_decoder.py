@@ -9,7 +9,7 @@ next segment, any stride (2x, 4x, catching up) and any seek are just other
 packets for the same process, and frames not shown are never decoded.  Only
 intra-only codecs (:data:`~.format.INTRA_ONLY_CODECS`, the defaults) allow
 that; a new process starts only where the codec or its parameters change
-(a session partly compacted to FFV1) or after the stream was finished.
+(a session partly compacted to FFV1).
 
 FFmpeg hands out a frame once the packet after it has arrived (or its input
 ended; measured, not documented), so one packet is always sent ahead: the
@@ -81,7 +81,6 @@ class FedDecoder:
         self.path = first.path
         self.key = first.codec_key
         self.frame_bytes = frame_bytes
-        self.finished = False
         self._files: dict = {}
         self._timecode = 0
         threads = "auto" if fmt.is_ffv1(first.path) else "1"
@@ -99,15 +98,6 @@ class FedDecoder:
         self._write(cluster(f, index.blocks[i], self._timecode))
         self._timecode += 1
 
-    def finish(self) -> None:
-        """No more packets: the frames sent so far all come out."""
-        if not self.finished:
-            self.finished = True
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-
     def read_into(self, buf: np.ndarray, more: Callable[[], None]) -> bool:
         """The next frame into ``buf``; False at the end.  When nothing comes for
         :data:`NUDGE_S`, ``more()`` is called (send the next packet: FFmpeg may hold
@@ -117,7 +107,7 @@ class FedDecoder:
         poll = select.poll()
         poll.register(self.proc.stdout, select.POLLIN | select.POLLHUP)
         while got < self.frame_bytes:
-            if got == 0 and not self.finished and not poll.poll(NUDGE_S * 1000):
+            if got == 0 and not poll.poll(NUDGE_S * 1000):
                 more()
                 continue
             n = self.proc.stdout.readinto(view[got:])
@@ -190,7 +180,7 @@ class FedSession:
         """Decode frame ``index`` into ``bufs`` (NIR, WL); ``nxt``: the frame to be
         asked for next (None: none)."""
         files = self._indices(index)
-        if self._decoders is None or self._decoders[0].finished or not self._fits(files):
+        if self._decoders is None or not self._fits(files):
             self.close()
             self._decoders = tuple(FedDecoder(f, pf, n)
                                    for f, (pf, n) in zip(files, self._specs))
@@ -198,8 +188,8 @@ class FedSession:
         if index not in self._fed:
             self._send(index)
         self._step = nxt - index if nxt is not None and nxt > index else 1
-        if self._fed[-1] == index:  # the frame after it must be sent, or the input ended
-            self._send_or_finish(nxt)
+        if self._fed[-1] == index:  # the frame after it must be sent
+            self._send_after(nxt)
         while self._fed[0] != index:  # sent before a seek or a new stride: not shown
             self._read(self._scratch_bufs(bufs), self._fed.popleft())
         self._read(bufs, self._fed.popleft())
@@ -225,12 +215,14 @@ class FedSession:
     def _fits(self, files: tuple) -> bool:
         return all(d.key == f.codec_key for d, f in zip(self._decoders, files))
 
-    def _send_or_finish(self, index: Optional[int]) -> None:
+    def _send_after(self, index: Optional[int]) -> None:
+        """Send frame ``index``; when there is none (the end) or it needs other decoders
+        (another codec), the last frame again: decoded and thrown away, it lets the
+        frame before it out and keeps the decoders running for a seek back."""
         if index is not None and 0 <= index < self._count and self._fits(self._indices(index)):
             self._send(index)
         else:
-            for d in self._decoders:
-                d.finish()
+            self._send(self._fed[-1])
 
     def _send(self, index: int) -> None:
         files = self._indices(index)
@@ -243,9 +235,9 @@ class FedSession:
         self._fed.append(index)
 
     def _more(self) -> None:
-        """A frame is held back: send the packet after the last one sent (or end the input)."""
+        """A frame is held back: send the packet after the last one sent."""
         if len(self._fed) <= MAX_AHEAD:
-            self._send_or_finish(self._fed[-1] + self._step)
+            self._send_after(self._fed[-1] + self._step)
 
     def _read(self, bufs: tuple, index: int) -> None:
         for d, buf in zip(self._decoders, bufs):
