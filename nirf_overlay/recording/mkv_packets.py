@@ -25,6 +25,8 @@ TRACK_ENTRY_ID = 0xAE
 TRACK_UID_ID = 0x73C5  # random per file: not part of what the decoder needs
 CLUSTER_ID = 0x1F43B675
 SIMPLE_BLOCK_ID = 0xA3
+BLOCK_GROUP_ID = 0xA0
+BLOCK_ID = 0xA1
 #: a Segment of unknown size: a stream that goes on as long as packets come
 _UNKNOWN_SIZE = b"\x01\xff\xff\xff\xff\xff\xff\xff"
 
@@ -63,7 +65,8 @@ class FileIndex:
         live stream that decodes like this file
     codec_key : Tracks without the per-file random ids: files with equal keys decode
         with one decoder (same codec, size and codec private data)
-    blocks : ``(offset, length)`` of each frame's SimpleBlock element, in order
+    blocks : ``(offset, length, is_simple)`` of each frame's SimpleBlock element (or
+        a BlockGroup's Block), in order
     """
 
     path: str
@@ -102,24 +105,39 @@ def _index(f, path: str, size: int) -> FileIndex:
             break
         eid, p, n = _element(h, 0)
         if eid == CLUSTER_ID:
-            f.seek(pos + p)
-            c = f.read(min(n, 96))
-            q = 0
-            while q < len(c):
-                cid, cp, cn = _element(c, q)
-                if cid == SIMPLE_BLOCK_ID:
-                    if pos + p + cp + cn > size:
-                        return _done(ebml, parts, path, blocks)  # cut inside this frame
-                    blocks.append((pos + p + q, cp - q + cn))
-                    break
-                q = cp + cn
-            else:
-                raise ValueError(f"a cluster at byte {pos} without a SimpleBlock")
+            if not _cluster_blocks(f, pos + p, min(pos + p + n, size), blocks):
+                break  # cut inside a frame
         elif eid in (INFO_ID, TRACKS_ID):
             f.seek(pos)
             parts[eid] = f.read(p + n)
         pos += p + n
     return _done(ebml, parts, path, blocks)
+
+
+def _cluster_blocks(f, start: int, end: int, blocks: list) -> bool:
+    """Append the cluster's frames (SimpleBlocks; a BlockGroup's Block) to ``blocks``
+    as ``(offset, length, is_simple)``; False when the file ends inside one."""
+    q = start
+    while q < end:
+        f.seek(q)
+        h = f.read(16)
+        cid, cp, cn = _element(h, 0)
+        if cid in (SIMPLE_BLOCK_ID, BLOCK_GROUP_ID):
+            if q + cp + cn > end:
+                return False
+            if cid == SIMPLE_BLOCK_ID:
+                blocks.append((q, cp + cn, True))
+            else:
+                g = q + cp
+                while g < q + cp + cn:
+                    f.seek(g)
+                    gid, gp, gn = _element(f.read(16), 0)
+                    if gid == BLOCK_ID:
+                        blocks.append((g, gp + gn, False))
+                        break
+                    g += gp + gn
+        q += cp + cn
+    return True
 
 
 def _done(ebml: bytes, parts: dict, path: str, blocks: list) -> FileIndex:
@@ -146,16 +164,19 @@ def _codec_key(tracks: bytes) -> bytes:
 
 
 def cluster(f, block: tuple, timecode: int) -> bytes:
-    """A Cluster holding the SimpleBlock ``block`` of the open file ``f``, at ``timecode``
-    (milliseconds; the block's own relative time is set to 0)."""
-    off, length = block
+    """A Cluster holding the frame ``block`` of the open file ``f`` as a SimpleBlock, at
+    ``timecode`` (milliseconds; the block's own relative time is set to 0)."""
+    off, length, simple = block
     f.seek(off)
     sb = bytearray(f.read(length))
     if len(sb) != length:
-        raise OSError("file cut short")
+        raise SourceError(f"{f.name}: cut short inside a frame")
     _, p = _vint(sb, 0, True)
     _, p = _vint(sb, p, False)
     _, p = _vint(sb, p, False)  # the track number
     sb[p:p + 2] = b"\x00\x00"  # relative timecode
+    if not simple:  # a Block: the same layout, marked as a key frame (intra-only)
+        sb[p + 2] |= 0x80
+        sb = bytearray(struct.pack(">B", SIMPLE_BLOCK_ID)) + sb[1:]
     tc = b"\xe7\x88" + struct.pack(">Q", int(timecode))
     return struct.pack(">I", CLUSTER_ID) + b"\x01" + (len(tc) + len(sb)).to_bytes(7, "big") + tc + sb
