@@ -13,8 +13,8 @@ that; a new process starts only where the codec or its parameters change
 
 FFmpeg hands out a frame once the packet after it has arrived (or its input
 ended; measured, not documented), so one packet is always sent ahead: the
-frame the reader will ask for next, and one more when a frame does not come
-within :data:`NUDGE_S`.  A read of another frame (a seek) discards those
+frame the reader will ask for next, and one more (from then on) each time a
+frame does not come within :data:`NUDGE_S`.  A read of another frame (a seek) discards those
 decodes only.
 """
 
@@ -173,6 +173,7 @@ class FedSession:
         self._decoders: Optional[tuple[FedDecoder, FedDecoder]] = None
         self._fed: deque = deque()  # recording indices sent and not read yet, in order
         self._step = 1  # frames between the packets sent ahead
+        self._depth = 1  # packets sent after the frame being read (learnt, see _more)
         self._on_open = on_open
         self._scratch: Optional[tuple] = None
 
@@ -188,8 +189,10 @@ class FedSession:
         if index not in self._fed:
             self._send(index)
         self._step = nxt - index if nxt is not None and nxt > index else 1
-        if self._fed[-1] == index:  # the frame after it must be sent
-            self._send_after(nxt)
+        # the frames after it must be sent: as many as FFmpeg held back before
+        after = len(self._fed) - 1 - list(self._fed).index(index)
+        for _ in range(self._depth - after):
+            self._send_after(nxt if self._fed[-1] == index else self._fed[-1] + self._step)
         while self._fed[0] != index:  # sent before a seek or a new stride: not shown
             self._read(self._scratch_bufs(bufs), self._fed.popleft())
         self._read(bufs, self._fed.popleft())
@@ -235,8 +238,10 @@ class FedSession:
         self._fed.append(index)
 
     def _more(self) -> None:
-        """A frame is held back: send the packet after the last one sent."""
+        """A frame is held back: send the packet after the last one sent, and from now
+        on keep one more ahead (frame threads, FFV1's, hold a frame each)."""
         if len(self._fed) <= MAX_AHEAD:
+            self._depth = min(MAX_AHEAD, self._depth + 1)
             self._send_after(self._fed[-1] + self._step)
 
     def _read(self, bufs: tuple, index: int) -> None:
