@@ -22,7 +22,7 @@ and one that raises is detached and reported in :attr:`EngineStatus.error`.
 
 Files and sessions are paced here at their native rate (times ``speed``), so
 replay controls (pause, step, seek, speed, loop) act in one place
-(:mod:`.replay`); live sources pace themselves and hand out their newest pair.
+(:mod:`.replay_driver`, its rules in :mod:`.replay`); live sources pace themselves and hand out their newest pair.
 
 States
 ------
@@ -40,14 +40,6 @@ Latency
 for paced replay it is re-stamped when the pair is released on schedule, so
 ``painted - arrival`` is the latency the viewer adds (processing, mailbox,
 paint) and is measured by the view after it paints.
-
-Past 500 lines for now: the worker loop, its state machine and the replay
-controls (pause, seek, speed, catching up with the clock) share one thread
-and one state lock, and the pipelines (:mod:`.pipelines`), the pacing and
-catch-up rules (:mod:`.replay`) and recording (:mod:`.recording`) already
-live in their own modules.  The next split is the replay commands (seek,
-step, speed and the catch-up jumps) into a class of :mod:`.replay` that the
-worker calls.
 """
 
 from __future__ import annotations
@@ -65,8 +57,8 @@ from .mailbox import DisplayFrame, LatestMailbox
 from .pipelines import Pipelines, default_pipeline_factory
 from .recorded_plane import RecordedPlane
 from .recording import RecordingControl
-from .replay import (READ_TIMEOUT_S, RETRY_DELAY_S, CatchUp, Pacer, ReadAhead, ReplayControl,
-                     replay_stride)
+from .replay import READ_TIMEOUT_S, RETRY_DELAY_S
+from .replay_driver import ReplayDriver
 from .state import RunState
 from .stats import EngineStatus, RunStats, plain
 from .threads import spawn
@@ -119,11 +111,9 @@ class Engine:
 
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
-        self._replay = ReplayControl(seekable=self.seekable, loop=loop)
-        self._pacer = Pacer(self.fps, keep_clock=keep_clock)
-        self._ahead: Optional[ReadAhead] = None  # read-ahead for files and sessions
-        self._stride = 1  # frames each shown frame advances (fast replay, replay_stride)
-        self._catch_up = CatchUp()  # skips late pairs: the position follows the wall clock
+        self._driver = ReplayDriver(self.info, self.fps, loop=loop, keep_clock=keep_clock,
+                                    stop=self._stop)
+        self._replay = self._driver.control
 
         # state, status and listeners
         self._state = RunState.STARTING
@@ -153,8 +143,8 @@ class Engine:
         self._replay.wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        if self._ahead is not None:
-            self._ahead.join(timeout)  # it may be inside source.read()
+        if self._driver.ahead is not None:
+            self._driver.ahead.join(timeout)  # it may be inside source.read()
         self._recording.close()
         self._pipes.close()
         try:
@@ -276,8 +266,7 @@ class Engine:
         self._tell_state()
 
     def resume(self) -> None:
-        self._restart_clock()  # the schedule counts from now, not from before the pause
-        self._replay.resume()
+        self._driver.resume()
         self._tell_state()
 
     def toggle_pause(self) -> None:
@@ -290,41 +279,24 @@ class Engine:
 
     def seek(self, index: int) -> None:
         """Show frame ``index`` next (clamped to the source's length)."""
-        if not self.seekable:
-            raise NirfError(f"{self.info.description}: this source cannot seek")
-        n = self.frame_count
-        index = max(0, int(index))
-        if n:
-            index = min(index, n - 1)
-        self._replay.seek(index)
+        self._replay.seek(self._driver.clamp_seek(index))
 
     def set_speed(self, speed: float) -> None:
-        self._pacer.set_speed(speed)
-        self._stride = replay_stride(self._pacer.speed)
-        self._catch_up.restart()
-        if self._ahead is not None:
-            self._ahead.stride = self._stride
-
-    def _restart_clock(self) -> None:
-        """A new replay schedule from the next pair (seek, resume); catching up ends."""
-        self._pacer.restart()
-        self._catch_up.restart()
-        if self._ahead is not None:
-            self._ahead.stride = self._stride
+        self._driver.set_speed(speed)
 
     @property
     def speed(self) -> float:
-        return self._pacer.speed
+        return self._driver.pacer.speed
 
     @property
     def keep_clock(self) -> bool:
         """Paced replay leaves late frames out to keep the position on the wall clock."""
-        return self._pacer.keep_clock
+        return self._driver.pacer.keep_clock
 
     @property
     def skipped(self) -> int:
         """Frames replay left out to keep the position on the wall clock (:class:`~.replay.CatchUp`)."""
-        return self._catch_up.skipped
+        return self._driver.catch_up.skipped
 
     def set_loop(self, loop: bool) -> None:
         self._replay.set_loop(loop)
@@ -400,7 +372,7 @@ class Engine:
             recording=self.recording_status(),
             process_ms=stats.process_ms,
             listener_dropped=sum(r.dropped for r in self._relays),
-            skipped=self._catch_up.skipped,
+            skipped=self.skipped,
             preparing=self._pipes.preparing,
             notice=stats.notice,
         )
@@ -416,8 +388,7 @@ class Engine:
     # -- worker ----------------------------------------------------------------------
     def _run(self) -> None:
         self._set_state(RunState.RUNNING)
-        if not self.info.live:
-            self._ahead = ReadAhead(self.source, self._stop, stride=self._stride)
+        self._driver.start_reading(self.source)
         errors_in_row = 0
         while True:
             turn = self._replay.next_turn(self._stop)
@@ -427,7 +398,7 @@ class Engine:
             if turn.seek_to is not None and not self._seek(turn.seek_to):
                 continue
             try:
-                pair = (self._ahead or self.source).read(READ_TIMEOUT_S)
+                pair = (self._driver.ahead or self.source).read(READ_TIMEOUT_S)
             except TimeoutError:
                 if turn.stepping and self.seekable:
                     self._replay.owe_step()
@@ -446,35 +417,11 @@ class Engine:
                     self._set_state(RunState.ENDED)
                 continue
             self._replay.ended = False
-            if self.pace and not turn.stepping:
-                late = self._pacer.wait(pair, self._stop)
-                if self._stop.is_set():
-                    break
-                if self._pacer.keep_clock and self._skip_late(pair, late):
-                    continue
-                pair.arrival = time.monotonic()
-            elif turn.stepping:
-                self._pacer.restart()  # playing on after steps starts a new schedule
-                if not pair.arrival:
-                    pair.arrival = time.monotonic()
-            elif not pair.arrival:
-                pair.arrival = time.monotonic()
+            if not self._driver.release(pair, turn, self.pace):
+                continue  # left out to keep the clock, or stopping
             for listener in self._own + self._relays:
                 listener.on_pair(pair)
             self._process(pair)
-
-    def _skip_late(self, pair: FramePair, late: float) -> bool:
-        """Leave out a pair that came a shown-frame period or more late (never slow
-        motion); far behind, the read-ahead jumps to where the clock is."""
-        c = self._catch_up
-        skip, jump_to, restride = c.decide(late, int(pair.index), self._stride, self._pacer,
-                                           self.seekable and self._ahead is not None,
-                                           self.frame_count, time.monotonic())
-        if restride:
-            self._ahead.stride = self._stride * c.factor  # carried out before its next read
-        if jump_to is not None:
-            self._ahead.seek(jump_to)  # not a user's seek: the schedule and the filters go on
-        return skip
 
     def _apply_pipeline_changes(self) -> None:
         try:  # pipelines are built outside any lock: the GUI never waits on them
@@ -484,15 +431,10 @@ class Engine:
 
     def _seek(self, index: int) -> bool:
         try:
-            if self._ahead is not None:
-                self._ahead.seek(index)  # carried out on the read-ahead thread
-            else:
-                self.source.seek(index)
+            self._driver.seek(self.source, index)
         except Exception as e:
             self._report(e, f"seeking to frame {index}")
             return False
-        self._replay.ended = False
-        self._restart_clock()
         self.mailbox.clear()
         self._pipes.reset()
         self.log_event("seek", index=int(index))

@@ -9,7 +9,6 @@ subprocesses, seeking inside a segment by time).
 from __future__ import annotations
 
 import bisect
-import fcntl
 import logging
 import os
 import subprocess
@@ -24,6 +23,7 @@ from ..frame import FramePair, SourceInfo, SourceStats
 from ..privacy import shown_name
 from ..sources.base import FrameSource
 from . import format as fmt
+from .fed_decoder import FedSession, widen_pipe
 from .session_reader import SegmentEntry, read_session
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class _Decoder:
                             stride=drop),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             bufsize=0)
-        _widen_pipe(self.proc.stdout, frame_bytes)
+        widen_pipe(self.proc.stdout, frame_bytes)
 
     def read_into(self, buf: np.ndarray) -> bool:
         view = memoryview(buf).cast("B")
@@ -86,31 +86,6 @@ class _Decoder:
             p.wait(5)
         except Exception:
             pass
-
-
-def _pipe_max_bytes() -> int:
-    try:
-        with open("/proc/sys/fs/pipe-max-size") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 0
-
-
-#: largest pipe buffer an unprivileged process may ask for (Linux; 0 elsewhere)
-PIPE_MAX_BYTES = _pipe_max_bytes()
-
-
-def _widen_pipe(pipe, frame_bytes: int) -> None:
-    """Let the decoder's pipe hold up to a frame (default 64 KB: a 1080p frame
-    then crosses it in 100-160 writes, each waking this reader and FFmpeg in
-    turn; at 1 MB, the usual limit, in 4-6).  Best effort: not Linux, no change."""
-    size = min(int(frame_bytes), PIPE_MAX_BYTES)
-    if size <= 65536 or not hasattr(fcntl, "F_SETPIPE_SZ"):
-        return
-    try:
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
-    except OSError:
-        pass
 
 
 class SessionSource(FrameSource):
@@ -199,6 +174,12 @@ class SessionSource(FrameSource):
         self._next: Optional[tuple[int, int, tuple[_Decoder, _Decoder]]] = None
         self._clock: Optional[tuple[float, float]] = None  # (monotonic, recorded time)
         self._closed = False
+        #: FFmpeg decoder processes started so far (two a start: NIR and WL)
+        self.decoder_opens = 0
+        # intra-only codecs (the defaults): long-running decoders fed the frames to show
+        self._fed: Optional[FedSession] = None
+        if s.segments and all(seg.wl_codec in fmt.INTRA_ONLY_CODECS for seg in s.segments):
+            self._fed = FedSession(self.path, s.segments, (w, h), self._count_opens)
         if s.frame_count == 0:
             self.stats.status = "ended"
 
@@ -269,8 +250,8 @@ class SessionSource(FrameSource):
         if not 0 <= index < max(n, 1):
             raise SourceError(f"{self.path}: frame {index} is outside 0..{n - 1}")
         with self._lock:
-            if index != self._pos:
-                self._drop_decoders()
+            if index != self._pos and self._fed is None:
+                self._drop_decoders()  # (fed decoders are just sent that frame next)
             self._pos = index
             self._clock = None
             if self.stats.status == "ended":
@@ -284,7 +265,8 @@ class SessionSource(FrameSource):
         with self._lock:
             if stride != self.stride:
                 self.stride = stride
-                self._drop_decoders()  # reopened at the next read with the new stride
+                if self._fed is None:
+                    self._drop_decoders()  # reopened at the next read with the new stride
         return True
 
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
@@ -297,7 +279,8 @@ class SessionSource(FrameSource):
                     self.stats.status = "ended"
                     self._drop_decoders()
                     return None
-                self._drop_decoders()
+                if self._fed is None:  # fed decoders were sent frame 0 already
+                    self._drop_decoders()
                 self._pos = 0
                 self._clock = None
             index = self._pos
@@ -328,10 +311,33 @@ class SessionSource(FrameSource):
         elif now - due > 1.0:  # fell far behind (paused, slow machine): restart the clock
             self._clock = (now, t_rec)
 
-    def _decode(self, index: int) -> FramePair:
+    def _count_opens(self, n: int) -> None:
+        self.decoder_opens += n
+
+    def _segment_of(self, index: int) -> tuple[int, int]:
         seg_i = bisect.bisect_right(self._starts, index) - 1
+        return seg_i, index - self.session.segments[seg_i].first_frame
+
+    def _next_index(self, index: int) -> Optional[int]:
+        """The frame :meth:`read` hands out after ``index`` unless seeked elsewhere."""
+        n = self.session.frame_count
+        nxt = index + self.stride
+        return nxt if nxt < n else (0 if self.loop and n else None)
+
+    def _decode(self, index: int) -> FramePair:
+        seg_i, offset = self._segment_of(index)
         seg = self.session.segments[seg_i]
-        offset = index - seg.first_frame
+        w, h = self._size
+        nir = np.empty((h, w), np.uint16)
+        wl = np.empty((h, w, 3), np.uint8)
+        if self._fed is not None:
+            self._fed.frame(index, self._next_index(index), (nir, wl))
+        else:
+            self._decode_reopened(seg_i, seg, offset, index, nir, wl)
+        return self._pair(index, seg, nir, wl)
+
+    def _decode_reopened(self, seg_i, seg, offset, index, nir, wl) -> None:
+        """Decoders started at the frame (a codec with inter frames: H.264)."""
         if self._seg_i != seg_i or self._decoders is None:
             self._drop_decoders(keep_next=True)
             if self._next is not None and self._next[:2] == (seg_i, offset):
@@ -340,9 +346,6 @@ class SessionSource(FrameSource):
             else:
                 self._decoders = self._open(seg, offset)
             self._seg_i = seg_i
-        w, h = self._size
-        nir = np.empty((h, w), np.uint16)
-        wl = np.empty((h, w, 3), np.uint8)
         nir_dec, wl_dec = self._decoders
         for dec, buf in ((nir_dec, nir), (wl_dec, wl)):
             if not dec.read_into(buf):
@@ -359,6 +362,8 @@ class SessionSource(FrameSource):
                 nxt = self.session.segments[nxt_i]
                 off = index + self.stride - nxt.first_frame
                 self._next = (nxt_i, off, self._open(nxt, off))
+
+    def _pair(self, index: int, seg: SegmentEntry, nir: np.ndarray, wl: np.ndarray) -> FramePair:
         row = self.session.frames[index]
         lost = row["nir_lost"] == "1"
         wl_t, nir_t = float(row["wl_time"]), float(row["nir_time"])
@@ -378,6 +383,7 @@ class SessionSource(FrameSource):
         w, h = self._size
         fps = self.session.fps
         k = self.stride
+        self._count_opens(2)
         nir = _Decoder(os.path.join(self.path, seg.nir_file), fmt.NIR_PIX_FMT, w * h * 2,
                        offset, fps, stride=k)  # NIR: FFVHuff or FFV1, intra-only
         wl = _Decoder(os.path.join(self.path, seg.wl_file), "bgr24", w * h * 3, offset, fps,
@@ -385,6 +391,8 @@ class SessionSource(FrameSource):
         return nir, wl
 
     def _drop_decoders(self, keep_next: bool = False) -> None:
+        if self._fed is not None and not keep_next:
+            self._fed.close()
         if self._decoders is not None:
             for d in self._decoders:
                 d.close()
