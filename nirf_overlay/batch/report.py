@@ -35,15 +35,20 @@ def _figures(summary: list, study: list) -> list[tuple[str, str]]:
     figs = []
     for key, label in (("tbr", "TBR (T/B)"), ("rim_thickness_mm", "rim thickness (mm)")):
         fig, ax = plt.subplots(figsize=(8, 3))
+        plotted = 0
         for name in names:
             xs, ys = _series(study, name, key)
             if xs:
                 ax.plot(xs, ys, lw=1, label=name)
+                plotted += 1
         ax.set_xlabel("time (s)")
         ax.set_ylabel(label)
         ax.set_title(f"{label} over time")
-        if names:
+        if plotted:
             ax.legend(fontsize=7, ncol=3)
+        else:  # e.g. no mm per pixel known: say so rather than draw empty axes
+            ax.text(0.5, 0.5, "no values in any recording", ha="center", va="center",
+                    transform=ax.transAxes)
         figs.append((f"{label} over time, per recording", _png(fig)))
         plt.close(fig)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3))
