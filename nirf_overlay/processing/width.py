@@ -75,14 +75,12 @@ def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: n
     # sections through a neighbour (a duct along the rim's outside) are left
     # out of the fitted mean profile and the half-maximum width: taken in, they
     # widened the thickness (901 tangent 1 mm x2: 1.42 -> 1.72 mm)
-    reach = 1.5 * fwhm
-    if drop_neighbour_sections(img, ys, xs, ny, nx, B, pk, t_in, t_out,
-                               float(RIM_RULES.fit_section_max_width * fwhm), float(reach),
+    own = t_in.copy()  # (NaN where left out)
+    if drop_neighbour_sections(img, ys, xs, ny, nx, B, pk, own, t_out,
+                               float(RIM_RULES.fit_section_max_width * fwhm), float(1.5 * fwhm),
                                float(RIM_RULES.fit_section_rise), 0.5) >= RIM_RULES.fit_min_sections:
+        t_in = own  # (else mostly neighbour: all are kept, as before)
         fwhm = width_median(t_in, t_out)[0]
-    else:  # (mostly neighbour: keep them all, as before)
-        t_in, t_out = profile_crossings(img, ys, xs, ny, nx, B, pk, float(lev_in), float(lev_out),
-                                        float(3.0 * width_guess + 6.0), 0.25)
     dx = max(0.25, fwhm / 12.0)
     half_n = int(np.ceil(1.5 * fwhm / dx))
     prof = mean_cross_section(img, ys, xs, ny, nx, B, pk, t_in, t_out, half_n, dx)
