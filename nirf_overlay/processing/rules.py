@@ -175,6 +175,14 @@ class RimRules:
     #: x the half-maximum width.  Blur only ever widens a rim; a fit this
     #: much wider is wrong.
     fit_max_width: float = 1.6
+    #: x the median half-maximum width.  A cross-section wider than this runs
+    #: through a neighbour merged with the rim above half maximum (a duct
+    #: along its outside): left out of the mean profile that is fitted.
+    fit_section_max_width: float = 1.25
+    #: profile units.  A cross-section whose outer side rises this far above
+    #: its lowest point beyond the edge (within the fitted profile's reach)
+    #: runs into a neighbour's blur: left out of the mean profile too.
+    fit_section_rise: float = 0.15
 
     # -- the rim's radial band (band.py) ---------------------------------------
     #: quantile.  The rim's outer edge in a direction round the core: this

@@ -342,3 +342,47 @@ def constant_width_field(field, ny, nx, width, reach, out):
             s_out *= _cos_to_normal(field, y + t_o * uy, x + t_o * ux, uy, ux)
             t_i *= _cos_to_normal(field, y + t_i * uy, x + t_i * ux, uy, ux)
             out[y, x] = np.float32(min(0.5 * (s_out + width - t_i), s_out + reach))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FAST)
+def drop_neighbour_sections(img, ys, xs, ny, nx, base, peak, t_in, t_out, max_width, reach, rise,
+                            step):
+    """Leave out (set to NaN in ``t_in``, in place) the sections that run through a neighbour.
+
+    A section is left out when its half-maximum width ``t_in + t_out`` is over
+    ``max_width`` (a neighbour merged with the rim above the outer level), or
+    when beyond its outer edge, up to ``reach`` px from its midpoint, ``q``
+    rises more than ``rise`` above its lowest value there (a neighbour's blur
+    below the level): a rim's blurred outer side only falls to liver level.
+    Samples every ``step`` px; pixels without signal end the look.
+
+    Returns the number of sections kept with both edges.
+    """
+    kept = 0
+    for i in range(ys.shape[0]):
+        if not (np.isfinite(t_in[i]) and np.isfinite(t_out[i])):
+            continue
+        if t_in[i] + t_out[i] > max_width:
+            t_in[i] = np.nan
+            continue
+        span = peak[i] - base
+        lo = 1e30
+        t_end = 0.5 * (t_out[i] - t_in[i]) + reach
+        t = t_out[i]
+        bad = False
+        while t <= t_end:
+            raw = _bilinear(img, ys[i] + t * ny[i], xs[i] + t * nx[i])
+            if raw == -1.0 or raw < NO_SIGNAL_TEST:
+                break
+            v = (raw - base) / span
+            if v < lo:
+                lo = v
+            elif v > lo + rise:
+                bad = True
+                break
+            t += step
+        if bad:
+            t_in[i] = np.nan
+        else:
+            kept += 1
+    return kept
