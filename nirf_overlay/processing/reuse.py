@@ -381,8 +381,6 @@ class RimReuse:
                 return out, "more fluorescence"
             res.append((c2, k))
             beyond.append(i)
-        if not beyond:
-            return out, ""
         _, free = fluorescence_areas([c for c, _ in res], labels, stats, min_rim_px)
         now, then = list(free), list(free0)
         for i in beyond:
