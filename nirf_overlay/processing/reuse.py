@@ -31,11 +31,17 @@ why in ``last_reason``) when
   last search saw (something appeared: a new rim is a new component; fewer
   is a piece hidden or merged, which the overlap check below catches for
   rims, and a duct flickering at the threshold does not search every frame);
-* the fluorescent components under a moved rim, or a rim-sized one under
-  none, grew by more than ``RIM_RULES.reuse_max_growth`` since the search
-  (:func:`fluorescence_areas`: a tool moving off a rim, a lesion coming into
-  view whose core the search could not yet see; a moved rim covers only
-  what the search saw);
+* a rim-sized fluorescent component under no rim grew by more than
+  ``RIM_RULES.reuse_max_growth`` since the search (:func:`fluorescence_areas`:
+  a lesion coming into view whose core the search could not yet see), or a
+  rim-sized piece beyond a re-snapped rim did (:func:`pieces_beyond`) or is
+  new (fluorescence joined to the rim's component, perhaps a new lesion).
+  Where instead the components under a moved rim grew by more than that (a
+  tool moving off the rim: a moved rim covers only what the search saw),
+  the rim is **re-snapped**, not searched for: it becomes this frame's
+  fluorescence within the band round its completed core that the search's
+  rim lay in (:func:`rim_band`, :func:`resnap_candidate`), and is measured
+  in that window like any moved rim; the search runs when it cannot be;
 * the last search found no rim (nothing to follow);
 * a moved rim has less than ``RIM_RULES.reuse_min_overlap`` of itself in
   this frame's fluorescence, or no core left, or its refinement finds no
@@ -298,7 +304,7 @@ class RimReuse:
         motion chain's ids and accumulated matrices are left out: they count from the
         stream's start, the motion *since* the search is what is used)."""
         parts = [f"reuse {self._since} {self._n_fluo} {self._grid} "
-                 f"{self._searched_at is None};".encode()]
+                 f"{self._searched_at is None} {self._areas} {self._beyond};".encode()]
         for c, k in zip(self._cands, self._cores):
             parts += [repr((c.roi, c.width_px, c.completeness, c.centroid)).encode(),
                       np.packbits(c.rim).tobytes(), np.packbits(c.core).tobytes()]
