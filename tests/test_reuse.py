@@ -138,6 +138,53 @@ def test_the_full_search_runs_on_its_cadence_and_triggers():
     assert r.last_reason == "cadence" and n == RIM_RULES.reuse_search_every - 1
 
 
+def _searched_half_ring():
+    """A search that saw the left half of a ring (a tool over the right half) and
+    completed its core to the whole disc: (reuse, the whole ring, its core disc)."""
+    rim, core = ring()
+    left = np.zeros(rim.shape, bool)
+    left[:, :20] = True
+    c = candidate(rim & left, core & left)
+    seen = (rim & left).astype(np.int32)
+    r = RimReuse()
+    p0 = TissuePlace(1, np.eye(3), 0.9, 240)
+    assert r.moved(p0, seen.astype(np.uint8), seen, stats_with([seen.sum()]), 0.25, 10.0) is None
+    r.searched([c], p0, rim.shape, 0.25, seen, stats_with([seen.sum()]), 10.0)
+    r.measured([LesionCore(core.astype(np.uint8), 0, 0)])
+    return r, p0, rim, core
+
+
+def test_a_rim_whose_fluorescence_grew_is_resnapped_to_it_not_searched():
+    """The tool moves off the rim: its component grows past reuse_max_growth. The moved
+    rim covers only the half the search saw; re-snapped round the completed core it
+    covers the whole ring, and no full search runs."""
+    r, p0, rim, core = _searched_half_ring()
+    labels = rim.astype(np.int32)
+    got = r.moved(p0, rim.astype(np.uint8), labels, stats_with([rim.sum()]), 0.25, 10.0)
+    assert got is not None and r.last_reason == "" and r.resnaps == 1
+    c, _ = got[0]
+    x0, y0, x1, y1 = c.roi
+    at = np.zeros(rim.shape, bool)
+    at[y0:y1, x0:x1] = c.rim
+    assert (at & rim).sum() >= 0.95 * rim.sum() and not (at & ~rim).any()
+    k = np.zeros(rim.shape, bool)
+    k[y0:y1, x0:x1] = c.core
+    assert (k & core).sum() >= 0.9 * (core & ~at).sum() and not (k & at).any()
+    r.lost()  # its refinement found no rim after all: not counted as re-snapped
+    assert r.resnaps == 0
+
+
+def test_rim_sized_fluorescence_joined_to_a_grown_rim_is_searched():
+    """What grew lies beyond the re-snapped rim (a blob joined to the rim's component,
+    perhaps a new lesion): under no rim, so the full search runs."""
+    r, p0, rim, core = _searched_half_ring()
+    fluo = rim.copy()
+    fluo[14:22, 28:36] = True  # touching the ring's right side, beyond its band
+    labels = fluo.astype(np.int32)
+    assert r.moved(p0, fluo.astype(np.uint8), labels, stats_with([fluo.sum()]), 0.25, 10.0) is None
+    assert r.last_reason == "more fluorescence" and r.resnaps == 0
+
+
 def _run(reuse: bool, n=24, size=(640, 360), async_analysis=False):
     """(pipeline, evaluate() figures) of the phantom's first ``n`` frames."""
     from nirf_overlay.evaluate import evaluate

@@ -31,11 +31,17 @@ why in ``last_reason``) when
   last search saw (something appeared: a new rim is a new component; fewer
   is a piece hidden or merged, which the overlap check below catches for
   rims, and a duct flickering at the threshold does not search every frame);
-* the fluorescent components under a moved rim, or a rim-sized one under
-  none, grew by more than ``RIM_RULES.reuse_max_growth`` since the search
-  (:func:`fluorescence_areas`: a tool moving off a rim, a lesion coming into
-  view whose core the search could not yet see; a moved rim covers only
-  what the search saw);
+* a rim-sized fluorescent component under no rim grew by more than
+  ``RIM_RULES.reuse_max_growth`` since the search (:func:`fluorescence_areas`:
+  a lesion coming into view whose core the search could not yet see), or a
+  rim-sized piece beyond a re-snapped rim did (:func:`pieces_beyond`) or is
+  new (fluorescence joined to the rim's component, perhaps a new lesion).
+  Where instead the components under a moved rim grew by more than that (a
+  tool moving off the rim: a moved rim covers only what the search saw),
+  the rim is **re-snapped**, not searched for: it becomes this frame's
+  fluorescence within the band round its completed core that the search's
+  rim lay in (:func:`rim_band`, :func:`resnap_candidate`), and is measured
+  in that window like any moved rim; the search runs when it cannot be;
 * the last search found no rim (nothing to follow);
 * a moved rim has less than ``RIM_RULES.reuse_min_overlap`` of itself in
   this frame's fluorescence, or no core left, or its refinement finds no
@@ -55,6 +61,7 @@ import numpy as np
 
 from .background import LesionCore
 from .candidates import Candidate
+from .masks import mask_centroid
 from .motion import transform_points
 from .rules import RIM_RULES
 
@@ -145,6 +152,28 @@ def fluorescence_areas(cands: list, labels: np.ndarray, stats: np.ndarray,
     return per, sorted(areas[~claimed & (areas >= min_rim_px)].tolist(), reverse=True)
 
 
+def pieces_beyond(c: Candidate, labels: np.ndarray, stats: np.ndarray, min_rim_px: float) -> list:
+    """Areas (px) of the rim-sized connected pieces of the fluorescent components ``c``'s
+    rim lies on that lie outside that rim (what a rim's component holds besides the
+    rim: a gallbladder it touches, a duct, another lesion); ``labels``, ``stats`` as in
+    :func:`fluorescence_areas`."""
+    x0, y0, x1, y1 = c.roi
+    ids = np.unique(labels[y0:y1, x0:x1][c.rim])
+    ids = ids[ids > 0]
+    if not len(ids):
+        return []
+    st = stats[ids]
+    bx0, by0 = int(st[:, 0].min()), int(st[:, 1].min())
+    bx1 = int((st[:, 0] + st[:, 2]).max())
+    by1 = int((st[:, 1] + st[:, 3]).max())
+    bx0, by0, bx1, by1 = min(bx0, x0), min(by0, y0), max(bx1, x1), max(by1, y1)
+    mask = np.isin(labels[by0:by1, bx0:bx1], ids)
+    mask[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] &= ~c.rim
+    _, _, pst, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    a = pst[1:, cv2.CC_STAT_AREA]
+    return a[a >= min_rim_px].tolist()
+
+
 def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
                    blocked: Optional[np.ndarray] = None) -> Optional[Candidate]:
     """``c`` moved by ``m`` ((2, 3) or (3, 3), analysis-grid px) and snapped to ``fluo``.
@@ -177,6 +206,59 @@ def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
     return replace(c, roi=roi, rim=rim, core=core, component=comp, centroid=(float(cx), float(cy)))
 
 
+def rim_band(c: Candidate, core: LesionCore) -> float:
+    """How far from its completed core (:func:`~.background.lesion_core`, the box of
+    which holds ``c.roi``) the farthest pixel of ``c``'s rim lies, grid px: the band
+    round the core the search took as rim (its width and the core-rim gap)."""
+    ch, cw = core.mask.shape
+    d = cv2.distanceTransform((core.mask == 0).view(np.uint8), cv2.DIST_L2, 3)
+    x0, y0, x1, y1 = c.roi
+    ox, oy = x0 - core.x0, y0 - core.y0
+    if ox < 0 or oy < 0 or ox + (x1 - x0) > cw or oy + (y1 - y0) > ch or not c.rim.any():
+        return 0.0
+    return float(d[oy:oy + (y1 - y0), ox:ox + (x1 - x0)][c.rim].max())
+
+
+def resnap_candidate(c: Candidate, core: LesionCore, band: float, fluo: np.ndarray,
+                     blocked: Optional[np.ndarray] = None) -> Optional[Candidate]:
+    """``c`` (moved to this frame) snapped again to this frame's fluorescence round
+    ``core``, its completed core moved here (:func:`move_core`): the rim becomes the
+    fluorescence within ``band`` grid px of that core (:func:`rim_band`, scaled by the
+    motion), the core what this frame shows of it (outside the rim and ``blocked``).
+    For a rim whose fluorescence grew since its search (a tool moving off it): the
+    moved rim covers only what the search saw.  The ROI is the moved one grown to hold
+    the band and the refinement's margin; None when no rim or no core is left."""
+    if band <= 0:
+        return None
+    h, w = fluo.shape
+    kx, ky, kw, kh = cv2.boundingRect(core.mask)
+    if kw == 0:
+        return None
+    pad = int(np.ceil(band + c.width_px)) + 4
+    x0, y0 = max(0, min(c.roi[0], core.x0 + kx - pad)), max(0, min(c.roi[1], core.y0 + ky - pad))
+    x1 = min(w, max(c.roi[2], core.x0 + kx + kw + pad))
+    y1 = min(h, max(c.roi[3], core.y0 + ky + kh + pad))
+    k = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    ax0, ay0 = max(x0, core.x0), max(y0, core.y0)
+    ax1, ay1 = min(x1, core.x0 + core.mask.shape[1]), min(y1, core.y0 + core.mask.shape[0])
+    k[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = core.mask[ay0 - core.y0:ay1 - core.y0,
+                                                         ax0 - core.x0:ax1 - core.x0]
+    d = cv2.distanceTransform((k == 0).view(np.uint8), cv2.DIST_L2, 3)
+    blk = np.zeros(k.shape, bool) if blocked is None else blocked[y0:y1, x0:x1]
+    here = fluo[y0:y1, x0:x1].view(bool)
+    # fluorescent pixels in the completed core are rim too (its ellipse may reach over
+    # the rim where a tool hid the core's outline), and so is the moved rim
+    rim = here & (d <= band)
+    mx0, my0, mx1, my1 = c.roi
+    rim[my0 - y0:my1 - y0, mx0 - x0:mx1 - x0] |= c.rim
+    kept = k.view(bool) & ~rim & ~blk
+    if not rim.any() or not kept.any():
+        return None
+    mx, my = mask_centroid(rim | kept)
+    return replace(c, roi=(x0, y0, x1, y1), rim=rim, core=kept, component=here.copy(),
+                   centroid=(float(mx) + x0, float(my) + y0))
+
+
 def move_core(core: LesionCore, m: np.ndarray, shape: tuple) -> Optional[LesionCore]:
     """A lesion's completed core (:func:`~.background.lesion_core`) moved by ``m`` ((2, 3)
     or (3, 3), analysis-grid px) on a grid of ``shape``; None when it leaves the grid."""
@@ -198,12 +280,17 @@ class RimReuse:
 
     def __init__(self):
         self.counts: Counter = Counter()
+        #: rims re-snapped to their grown fluorescence on reused frames (not searches)
+        self.resnaps = 0
+        self._resnapped_now = 0
         self.reset()
 
     def reset(self) -> None:
         self._cands: list = []  # the last full search's candidates, grid px
         #: their completed cores as measured on that frame (background.lesion_core), or None
         self._cores: list = []
+        self._bands: list = []  # rim_band of each, grid px (0: none)
+        self._beyond: list = []  # pieces_beyond of each on that frame
         self._searched_at: Optional[TissuePlace] = None
         self._grid = None  # (h, w, s) of that search
         self._since = 0  # frames analysed since that search
@@ -217,7 +304,7 @@ class RimReuse:
         motion chain's ids and accumulated matrices are left out: they count from the
         stream's start, the motion *since* the search is what is used)."""
         parts = [f"reuse {self._since} {self._n_fluo} {self._grid} "
-                 f"{self._searched_at is None};".encode()]
+                 f"{self._searched_at is None} {self._areas} {self._beyond};".encode()]
         for c, k in zip(self._cands, self._cores):
             parts += [repr((c.roi, c.width_px, c.completeness, c.centroid)).encode(),
                       np.packbits(c.rim).tobytes(), np.packbits(c.core).tobytes()]
@@ -245,10 +332,11 @@ class RimReuse:
                     reason = "rim lost"
                     break
                 out.append((mc, None if k is None else move_core(k, mg, fluo.shape)))
-            if not reason and self._grown([c for c, _ in out], labels, stats, min_rim_px):
-                reason = "more fluorescence"
+            if not reason:
+                out, reason = self._resnapped(out, mg, fluo, labels, stats, min_rim_px, blocked)
         self.last_reason = reason
         if reason:
+            self._resnapped_now = 0
             return None
         self._since += 1
         self.counts["reused"] += 1
@@ -257,6 +345,7 @@ class RimReuse:
     def lost(self) -> None:
         """A moved rim found no rim when measured: this frame searches after all."""
         self.counts["reused"] -= 1
+        self.resnaps -= self._resnapped_now
         self._since -= 1
         self.last_reason = "rim lost"
 
@@ -266,22 +355,50 @@ class RimReuse:
         self.counts[self.last_reason] += 1
         self._cands = list(cands)
         self._cores = [None] * len(self._cands)
+        self._bands = [0.0] * len(self._cands)
         self._searched_at = place
         self._grid = (*grid_shape, scale)
         self._since = 0
         self._n_fluo = rim_sized_components(stats, min_rim_px)
         self._areas = fluorescence_areas(self._cands, labels, stats, min_rim_px)
+        self._beyond = [pieces_beyond(c, labels, stats, min_rim_px) for c in self._cands]
 
-    def _grown(self, moved: list, labels, stats, min_rim_px) -> bool:
-        """The fluorescence under a moved rim, or a rim-sized component under none, grew
-        by more than ``RIM_RULES.reuse_max_growth`` since the search (components under
-        no rim are paired by size rank: labels do not last from frame to frame, and
-        two of near the same size that swap ranks compare near equal)."""
+    def _resnapped(self, out: list, mg: np.ndarray, fluo, labels, stats, min_rim_px, blocked):
+        """(``out`` with each rim whose fluorescence grew by more than
+        ``RIM_RULES.reuse_max_growth`` since the search re-snapped to it
+        (:func:`resnap_candidate`), "") -- or (``out``, "more fluorescence") when a
+        grown rim cannot be re-snapped, or when rim-sized fluorescence under no rim
+        grew by more than that or is new: the components under none, and what lies
+        beyond a re-snapped rim in its components (a component a rim joined), each
+        paired with the search's by size rank (labels do not last from frame to frame,
+        and two of near the same size that swap ranks compare near equal)."""
+        self._resnapped_now = 0
         g = 1.0 + RIM_RULES.reuse_max_growth
-        per, free = fluorescence_areas(moved, labels, stats, min_rim_px)
+        per, _ = fluorescence_areas([c for c, _ in out], labels, stats, min_rim_px)
         per0, free0 = self._areas
-        return any(a > g * a0 for a, a0 in zip(per, per0)) or any(
-            a > g * a0 for a, a0 in zip(free, free0))
+        scale = float(np.sqrt(abs(np.linalg.det(np.asarray(mg, np.float64)[:2, :2]))))
+        res, beyond = [], []
+        for i, ((c, k), a, a0) in enumerate(zip(out, per, per0)):
+            if a <= g * a0:
+                res.append((c, k))
+                continue
+            c2 = None if k is None else resnap_candidate(c, k, self._bands[i] * scale, fluo, blocked)
+            if c2 is None:
+                return out, "more fluorescence"
+            res.append((c2, k))
+            beyond.append(i)
+        _, free = fluorescence_areas([c for c, _ in res], labels, stats, min_rim_px)
+        now, then = list(free), list(free0)
+        for i in beyond:
+            now += pieces_beyond(res[i][0], labels, stats, min_rim_px)
+            then += self._beyond[i]
+        now.sort(reverse=True)
+        then.sort(reverse=True)
+        if len(now) > len(then) or any(a > g * a0 for a, a0 in zip(now, then)):
+            return out, "more fluorescence"
+        self._resnapped_now = len(beyond)
+        self.resnaps += self._resnapped_now
+        return res, ""
 
     def measured(self, cores: list) -> None:
         """The completed cores (:func:`~.background.lesion_core`, None for a candidate
@@ -289,6 +406,7 @@ class RimReuse:
         moved rim is taken round its core moved from there, whatever this frame's tool
         leaves of the moved core."""
         self._cores = list(cores)
+        self._bands = [0.0 if k is None else rim_band(c, k) for c, k in zip(self._cands, cores)]
 
     def _why_search(self, place, grid_shape, scale, stats, min_rim_px):
         """(reason for a full search or "", (3, 3) motion since the last search in WL px)."""
