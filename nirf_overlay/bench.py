@@ -308,12 +308,14 @@ def run_bench(pairs: list, settings, calibration=None, *, warmup: int = 5,
 def _every_frame(pipe, pairs: list, progress=None) -> dict:
     """:func:`_time_frames` back to back, with the share of frames whose analysis ran the
     full candidate search (``searched_fraction``) and the last result (``last``)."""
-    counts0 = dict(pipe.analyzer.reuse.counts)
+    reuse = pipe.analyzer.reuse
+    counts0, resnaps0 = dict(reuse.counts), reuse.resnaps
     run = _time_frames(pipe, pairs, progress=progress, keep_last=True)
-    counts = {k: v - counts0.get(k, 0) for k, v in pipe.analyzer.reuse.counts.items()}
+    counts = {k: v - counts0.get(k, 0) for k, v in reuse.counts.items()}
     reused = counts.pop("reused", 0)
     run["searched_fraction"] = round(1.0 - reused / len(pairs), 4)
     run["search_reasons"] = {k: v for k, v in counts.items() if v}
+    run["resnapped_rims"] = reuse.resnaps - resnaps0  # grown rims re-measured, not searched
     return run
 
 
@@ -330,7 +332,8 @@ def _reuse_figures(reuse_on: bool, every: dict, other: dict) -> dict:
         return round(a / b, 3) if a is not None and b else None
 
     return {"reuse_rims": bool(reuse_on), "reuse_off": figures(off),
-            "reuse_on": {**figures(on), "search_reasons": on["search_reasons"]},
+            "reuse_on": {**figures(on), "search_reasons": on["search_reasons"],
+                         "resnapped_rims": on["resnapped_rims"]},
             "reuse_analysis_ratio": ratio(on["stages"].get("analysis"), off["stages"].get("analysis")),
             "reuse_frame_ratio": ratio(on["median"], off["median"])}
 

@@ -169,7 +169,8 @@ def _report(res: dict, log) -> None:
             f"{on['analysis_ms_median']:.2f} ms vs {off['analysis_ms_median']:.2f} ms without "
             f"(ratio {res['reuse_analysis_ratio']}), frame {on['ms_median']:.2f} vs "
             f"{off['ms_median']:.2f} ms (ratio {res['reuse_frame_ratio']}); full search on "
-            f"{on['searched_fraction'] * 100:.0f} % of frames ({reasons or 'none'})")
+            f"{on['searched_fraction'] * 100:.0f} % of frames ({reasons or 'none'}), "
+            f"{on['resnapped_rims']} grown rims re-snapped instead")
         log("  with reuse, stages (median ms): " + _stages(on["stages"]))
     log(f"  first frame {res['first_frame_ms']:.0f} ms after construction "
         f"({res['construct_ms']:.0f} ms, kernels warmed)")
