@@ -128,11 +128,17 @@ def _reach(cand: Candidate, width: float, gap_px: float, ring_px: float) -> int:
 
 def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1.5,
                 blocked: Optional[np.ndarray] = None,
-                width_px: Optional[float] = None) -> LesionCore:
+                width_px: Optional[float] = None,
+                dark: Optional[np.ndarray] = None) -> LesionCore:
     """``cand``'s core in the box round its ROI that its ring can reach, completed by an
     ellipse fitted to its visible outline where an instrument or the frame edge hides
     some of it (``blocked``, ``width_px``: as :func:`ring_background`; ``shape``: the
-    analysis grid's)."""
+    analysis grid's).
+
+    ``dark`` ((h, w) bool, the whole grid: :func:`core_dark`), or None: the core is
+    first grown by the core-dark pixels connected to it (:func:`_dark_core`), the box
+    by them, and ``blocked`` is then the whole grid's too.
+    """
     h, w = shape
     x0, y0, x1, y1 = cand.roi
     width = cand.width_px if width_px is None else float(width_px)
@@ -141,6 +147,29 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
     core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
     oy, ox = y0 - Y0, x0 - X0
     core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
+    if dark is not None:
+        whole = _dark_core(cand, dark, 2 * reach)
+        if whole is not None:
+            m, wx0, wy0 = whole
+            cx, cy, cw, ch = cv2.boundingRect(m.view(np.uint8))
+            X0, Y0 = max(0, min(x0, wx0 + cx) - reach), max(0, min(y0, wy0 + cy) - reach)
+            X1 = min(w, max(x1, wx0 + cx + cw) + reach)
+            Y1 = min(h, max(y1, wy0 + cy + ch) + reach)
+            core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+            core[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = cand.core
+            sy0, sx0 = max(wy0, Y0), max(wx0, X0)
+            sy1, sx1 = min(wy0 + m.shape[0], Y1), min(wx0 + m.shape[1], X1)
+            core[sy0 - Y0:sy1 - Y0, sx0 - X0:sx1 - X0] |= m[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0]
+            if blocked is not None:
+                # the box's own edges hide the core as a tool does: a dark core
+                # running beyond them is completed, not cut straight there
+                blk = blocked[Y0:Y1, X0:X1].copy()
+                blk[0, :] = blk[-1, :] = blk[:, 0] = blk[:, -1] = True
+                hidden, n_core, ys, xs = outline_near_blocked(core, blk, 2)
+                if hidden:
+                    _complete_with_ellipse(core, n_core, ys, xs, 0, 0)
+            return LesionCore(core, X0, Y0)
+        blocked = None if blocked is None else blocked[y0:y1, x0:x1]
     if blocked is not None:
         # the core's outline where no instrument / frame edge is within 2 px:
         # if some of it is hidden, the hidden part is completed by an ellipse
@@ -148,6 +177,41 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
         if hidden:
             _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
     return LesionCore(core, X0, Y0)
+
+
+def core_dark(ratio: np.ndarray, core_ratio: float, blocked: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels dark as a core (``ratio < core_ratio``) in view (not ``blocked``)."""
+    return (ratio < core_ratio) & ~blocked
+
+
+def _dark_core(cand: Candidate, dark: np.ndarray, margin: int
+               ) -> Optional[tuple[np.ndarray, int, int]]:
+    """The ``dark`` pixels (the whole grid's) 8-connected to ``cand.core`` within its ROI
+    grown by ``margin``, with the core: ``(mask uint8 0/1, x0, y0)`` of that window;
+    None when they add nothing to the core.
+
+    A candidate's core is what its arc reaches (:mod:`.cores`); where a rim
+    covers part of the outline and the rest of the core lies bare (a
+    partial rim, one a tool cuts short) the dark region beyond that reach
+    is the same core.  Its blurred edge is darker than liver but above
+    ``core_ratio`` for about a millimetre, and a ring laid round the
+    smaller core is off-centre: it takes in that fall-off and one side of
+    the lesion only (seed 532's second lesion: B -4 %).  Laid round the
+    whole dark core it starts, as the lesion's outline does, a rim width
+    beyond the core's edge all round.
+    """
+    h, w = dark.shape
+    x0, y0, x1, y1 = cand.roi
+    X0, Y0, X1, Y1 = max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+    own = np.zeros((Y1 - Y0, X1 - X0), bool)
+    own[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = cand.core
+    grown = dark[Y0:Y1, X0:X1] | own
+    n, lab = cv2.connectedComponents(grown.view(np.uint8), connectivity=8)
+    ids = np.unique(lab[own])
+    keep = np.isin(lab, ids[ids > 0]) if n > 2 else grown
+    if not (keep & ~own).any():
+        return None
+    return keep.view(np.uint8), X0, Y0
 
 
 def carried_core(shape: tuple, cand: Candidate, carried: LesionCore, hidden: np.ndarray,
