@@ -280,9 +280,11 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     oy, ox = cand.roi[1] - Y0, cand.roi[0] - X0
     lo = width + max(1.0, gap_px)
     hi = lo + ring_px
-    # the distance transform on a crop round the core (~1/2 of the box):
-    # the same values wherever the ring can be
-    crop = _ring_crop(core, hi)
+    # the distance transform on a crop round the core and its rim (~1/2 of the
+    # box): the same values wherever the ring can be, also round arcs across a
+    # tool from the core (_with_far_arcs), whose ring a crop round the core
+    # alone cut off (seed 505: B +2-19 % on the far side's missing ring)
+    crop = _ring_crop(core, hi, _shifted_rect(cand.rim, ox, oy))
     if crop is None:
         return None
     ax0, ay0, ax1, ay1 = crop
@@ -330,8 +332,16 @@ def _with_far_arcs(d: np.ndarray, rim: np.ndarray, at: tuple[int, int], width: f
     return np.minimum(d, d_far + np.float32(width))
 
 
-def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int]]:
-    """Crop (x0, y0, x1, y1) of ``core`` (uint8) whose DIST_L2 3x3 transform is exact up to ``hi``.
+def _shifted_rect(mask: np.ndarray, ox: int, oy: int) -> Optional[tuple[int, int, int, int]]:
+    """Bounding rect (x, y, w, h) of ``mask`` (bool) moved by ``ox, oy``; None when empty."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    return None if w == 0 else (x + ox, y + oy, w, h)
+
+
+def _ring_crop(core: np.ndarray, hi: float, also: Optional[tuple[int, int, int, int]] = None
+               ) -> Optional[tuple[int, int, int, int]]:
+    """Crop (x0, y0, x1, y1) of ``core`` (uint8) whose DIST_L2 3x3 transform is exact up to ``hi``
+    (from the core, and from what lies in the rect ``also`` (x, y, w, h), or None).
 
     Every step of the chamfer distance costs >= 0.955 while moving one
     pixel in x and / or y, so a pixel within ``hi`` of the core, and every
@@ -346,6 +356,10 @@ def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int
     cx, cy, cw, ch = cv2.boundingRect(core)
     if cw == 0:
         return None
+    if also is not None:
+        x1, y1 = max(cx + cw, also[0] + also[2]), max(cy + ch, also[1] + also[3])
+        cx, cy = min(cx, also[0]), min(cy, also[1])
+        cw, ch = x1 - cx, y1 - cy
     return aligned_crop(cx, cy, cw, ch, core.shape, int(np.ceil(hi / 0.955)) + 2)
 
 
