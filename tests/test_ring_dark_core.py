@@ -88,3 +88,37 @@ def test_core_in_full_view_is_unchanged():
     b = lesion_core(img.shape, c, 16.0, 6.0, blocked[sl], 6.0)
     assert a.x0 == b.x0 and a.y0 == b.y0
     np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_ring_also_round_the_arc_across_a_tool():
+    """A complete rim a tool crosses: the arc below the tool is the candidate's (joined
+    across it), the core seen only above.  B's ring runs round both arcs -- the
+    crop its distances are taken on once ended short of the far arc's ring, and B
+    came from the near side alone (seed 505's second lesion: B +0.3 to +19 %)."""
+    h, w = 200, 200
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(x - 100, y - 100)
+    # liver brighter towards the top, the near side
+    img = (LIVER * (1.0 - 0.002 * (y - 100))).astype(np.float32)
+    img[r <= 20] = 0.1 * LIVER
+    img[(r > 20) & (r <= 26)] = 3.0 * LIVER
+    img = cv2.GaussianBlur(img, (0, 0), 1.5)
+    tool = (y >= 88) & (y < 121)
+    img[tool] = 0.05 * LIVER
+    ratio = img / np.float32(LIVER)
+    fluo = ((ratio > 1.5) & ~tool).astype(np.uint8)
+    blocked = tool.copy()
+    blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
+    roi = (66, 66, 134, 134)
+    sl = np.s_[66:134, 66:134]
+    rim = fluo[sl].astype(bool)
+    core = (ratio[sl] < 0.7) & ~rim & ~tool[sl]
+    cand = Candidate(1, roi, rim, core, rim, 6.0, 1.0, (100.0, 100.0))
+    exclude = ring_exclusion(fluo, tool, ratio, None, px_per_mm=PX_PER_MM, core_ratio=0.7)
+    ring, gap, width = 4.0 * PX_PER_MM, 1.5 * PX_PER_MM, 6.0
+    # the core as this frame shows it (no ellipse under the tool), so the far
+    # arc is beyond the rim's band from it
+    seen = lesion_core(img.shape, cand, ring, gap, None, width)
+    B = ring_background(img, cand, exclude, ring, gap, width_px=width, core=seen)
+    truth_B = float(np.median(img[(r > 26 + 6) & (r <= 26 + 22) & ~tool]))
+    assert B == pytest.approx(truth_B, rel=0.01)
