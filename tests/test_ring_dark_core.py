@@ -122,3 +122,22 @@ def test_ring_also_round_the_arc_across_a_tool():
     B = ring_background(img, cand, exclude, ring, gap, width_px=width, core=seen)
     truth_B = float(np.median(img[(r > 26 + 6) & (r <= 26 + 22) & ~tool]))
     assert B == pytest.approx(truth_B, rel=0.01)
+
+
+def test_dark_strip_along_a_tool_is_not_core():
+    """The grid pixels along a tool's edge mix its dark with the liver: dark, not a
+    core.  The core is not grown along them (seed 524: the ring ran the tool's
+    length, B +12 %)."""
+    img, ratio, fluo, blocked, cand, _ = _scene(1.5)
+    tool = np.zeros(img.shape, bool)
+    tool[88:100, :] = True  # across the core's lower part
+    img = img.copy()
+    img[tool] = 0.05 * LIVER
+    img[87, :] = 0.5 * LIVER  # the mixed row just outside the tool's mask
+    ratio = img / np.float32(LIVER)
+    blocked = blocked | tool
+    core = lesion_core(img.shape, cand, 16.0, 6.0, blocked, 6.0,
+                       dark=core_dark(ratio, 0.7, blocked))
+    cols = np.flatnonzero(core.mask.any(axis=0)) + core.x0
+    # the disc (x 56-104) and its ellipse, not the row's 170 px
+    assert cols.min() >= 50 and cols.max() <= 110
