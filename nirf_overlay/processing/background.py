@@ -18,8 +18,9 @@ grid:
 - **B of a rim**, ``background_intensity`` (:func:`ring_background`):
   median normalised NIR over a ring of liver from ``background_gap_mm``
   (1.5 mm) to gap + ``background_radius_mm`` (4 mm) outside the lesion's
-  outline (the core grown by the measured rim width, completed by an
-  ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
+  outline (the core -- with the core-dark pixels connected to it, where a
+  partial rim leaves it bare -- grown by the measured rim width, completed
+  by an ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
   its glow), instruments and core-dark pixels (:func:`ring_exclusion`).
 
 The fixed numbers (tile size, bands, glow, least ring size) are
