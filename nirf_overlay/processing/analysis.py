@@ -54,7 +54,7 @@ from ._kernels.grid import pyramid2, sample_every, upscale_fluo
 from ._kernels.refine import edge_field
 from ._kernels.segment import circle_fit_sums
 from ._validate import frame_dims, require, require_optional
-from .background import (LesionCore, background_map, carried_core, global_background,
+from .background import (LesionCore, background_map, carried_core, core_dark, global_background,
                          lesion_core, map_level, ring_background, ring_exclusion)
 from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
@@ -263,10 +263,12 @@ class RimAnalyzer:
         exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
+        dark = core_dark(ratio, seg.core_ratio, blocked)  # B's ring round the whole dark core
         lap("fluorescence")
 
         def measured(cands, carried=None):
-            out = [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg, k)
+            out = [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg, k,
+                                 dark)
                    for c, k in zip(cands, carried or [None] * len(cands))]
             return [g for g, _ in out], [k for _, k in out]
 
@@ -332,7 +334,7 @@ class RimAnalyzer:
 
     @staticmethod
     def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid, seg,
-                 carried: Optional[LesionCore] = None
+                 carried: Optional[LesionCore] = None, dark: Optional[np.ndarray] = None
                  ) -> tuple[Optional[RimGeometry], Optional[LesionCore]]:
         """One candidate refined and measured, its B from the liver ring round its
         completed core (this frame's, or ``carried``: a moved rim's from its search,
@@ -348,7 +350,7 @@ class RimAnalyzer:
         gap = seg.background_gap_mm * grid.px_per_mm
         width = g.thickness_px * grid.s
         if carried is None:
-            core = lesion_core(small.shape, c, ring, gap, blocked[y0:y1, x0:x1], width)
+            core = lesion_core(small.shape, c, ring, gap, blocked, width, dark=dark)
         else:
             core = carried_core(small.shape, c, carried, blocked, ring, gap, width)
         B = ring_background(small, c, exclude, ring, gap, width_px=width, core=core)

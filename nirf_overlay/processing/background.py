@@ -18,8 +18,9 @@ grid:
 - **B of a rim**, ``background_intensity`` (:func:`ring_background`):
   median normalised NIR over a ring of liver from ``background_gap_mm``
   (1.5 mm) to gap + ``background_radius_mm`` (4 mm) outside the lesion's
-  outline (the core grown by the measured rim width, completed by an
-  ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
+  outline (the core -- with the core-dark pixels connected to it, where a
+  partial rim leaves it bare -- grown by the measured rim width, completed
+  by an ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
   its glow), instruments and core-dark pixels (:func:`ring_exclusion`).
 
 The fixed numbers (tile size, bands, glow, least ring size) are
@@ -128,11 +129,17 @@ def _reach(cand: Candidate, width: float, gap_px: float, ring_px: float) -> int:
 
 def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1.5,
                 blocked: Optional[np.ndarray] = None,
-                width_px: Optional[float] = None) -> LesionCore:
+                width_px: Optional[float] = None,
+                dark: Optional[np.ndarray] = None) -> LesionCore:
     """``cand``'s core in the box round its ROI that its ring can reach, completed by an
     ellipse fitted to its visible outline where an instrument or the frame edge hides
     some of it (``blocked``, ``width_px``: as :func:`ring_background`; ``shape``: the
-    analysis grid's)."""
+    analysis grid's).
+
+    ``dark`` ((h, w) bool, the whole grid: :func:`core_dark`), or None: the core is
+    first grown by the core-dark pixels connected to it (:func:`_dark_core`), the box
+    by them, and ``blocked`` is then the whole grid's too.
+    """
     h, w = shape
     x0, y0, x1, y1 = cand.roi
     width = cand.width_px if width_px is None else float(width_px)
@@ -141,6 +148,29 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
     core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
     oy, ox = y0 - Y0, x0 - X0
     core[oy:oy + (y1 - y0), ox:ox + (x1 - x0)] = cand.core
+    if dark is not None:
+        whole = _dark_core(cand, dark, 2 * reach)
+        if whole is not None:
+            m, wx0, wy0 = whole
+            cx, cy, cw, ch = cv2.boundingRect(m.view(np.uint8))
+            X0, Y0 = max(0, min(x0, wx0 + cx) - reach), max(0, min(y0, wy0 + cy) - reach)
+            X1 = min(w, max(x1, wx0 + cx + cw) + reach)
+            Y1 = min(h, max(y1, wy0 + cy + ch) + reach)
+            core = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+            core[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = cand.core
+            sy0, sx0 = max(wy0, Y0), max(wx0, X0)
+            sy1, sx1 = min(wy0 + m.shape[0], Y1), min(wx0 + m.shape[1], X1)
+            core[sy0 - Y0:sy1 - Y0, sx0 - X0:sx1 - X0] |= m[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0]
+            if blocked is not None:
+                # the box's own edges hide the core as a tool does: a dark core
+                # running beyond them is completed, not cut straight there
+                blk = blocked[Y0:Y1, X0:X1].copy()
+                blk[0, :] = blk[-1, :] = blk[:, 0] = blk[:, -1] = True
+                hidden, n_core, ys, xs = outline_near_blocked(core, blk, 2)
+                if hidden:
+                    _complete_with_ellipse(core, n_core, ys, xs, 0, 0)
+            return LesionCore(core, X0, Y0)
+        blocked = None if blocked is None else blocked[y0:y1, x0:x1]
     if blocked is not None:
         # the core's outline where no instrument / frame edge is within 2 px:
         # if some of it is hidden, the hidden part is completed by an ellipse
@@ -148,6 +178,49 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
         if hidden:
             _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
     return LesionCore(core, X0, Y0)
+
+
+def core_dark(ratio: np.ndarray, core_ratio: float, blocked: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels dark as a core (``ratio < core_ratio``) 3 px or more from ``blocked``.
+
+    Next to a tool the grid's pixels mix its dark with the liver: a strip of
+    them along the tool's edge is dark without being a core, and a core
+    grown along it (:func:`_dark_core`) ran the tool's length (seed 524:
+    B +12 %).  A core beside the tool is completed across that margin by
+    its ellipse (:func:`lesion_core`).
+    """
+    near = cv2.dilate(blocked.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+    return (ratio < core_ratio) & ~near
+
+
+def _dark_core(cand: Candidate, dark: np.ndarray, margin: int
+               ) -> Optional[tuple[np.ndarray, int, int]]:
+    """The ``dark`` pixels (the whole grid's) 8-connected to ``cand.core`` within its ROI
+    grown by ``margin``, with the core: ``(mask uint8 0/1, x0, y0)`` of that window;
+    None when they add nothing to the core.
+
+    A candidate's core is what its arc reaches (:mod:`.cores`); where a rim
+    covers part of the outline and the rest of the core lies bare (a
+    partial rim, one a tool cuts short) the dark region beyond that reach
+    is the same core.  Its blurred edge is darker than liver but above
+    ``core_ratio`` for about a millimetre, and a ring laid round the
+    smaller core is off-centre: it takes in that fall-off and one side of
+    the lesion only (seed 532's second lesion: B -4 %).  Laid round the
+    whole dark core it starts, as the lesion's outline does, a rim width
+    beyond the core's edge all round.
+    """
+    h, w = dark.shape
+    x0, y0, x1, y1 = cand.roi
+    X0, Y0, X1, Y1 = max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+    own = np.zeros((Y1 - Y0, X1 - X0), bool)
+    own[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = cand.core
+    grown = dark[Y0:Y1, X0:X1] | own
+    n, lab = cv2.connectedComponents(grown.view(np.uint8), connectivity=8)
+    ids = np.unique(lab[own])
+    keep = np.isin(lab, ids[ids > 0]) if n > 2 else grown
+    if not (keep & ~own).any():
+        return None
+    return keep.view(np.uint8), X0, Y0
 
 
 def carried_core(shape: tuple, cand: Candidate, carried: LesionCore, hidden: np.ndarray,
@@ -216,9 +289,11 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     oy, ox = cand.roi[1] - Y0, cand.roi[0] - X0
     lo = width + max(1.0, gap_px)
     hi = lo + ring_px
-    # the distance transform on a crop round the core (~1/2 of the box):
-    # the same values wherever the ring can be
-    crop = _ring_crop(core, hi)
+    # the distance transform on a crop round the core and its rim (~1/2 of the
+    # box): the same values wherever the ring can be, also round arcs across a
+    # tool from the core (_with_far_arcs), whose ring a crop round the core
+    # alone cut off (seed 505: B +2-19 % on the far side's missing ring)
+    crop = _ring_crop(core, hi, _shifted_rect(cand.rim, ox, oy))
     if crop is None:
         return None
     ax0, ay0, ax1, ay1 = crop
@@ -266,8 +341,16 @@ def _with_far_arcs(d: np.ndarray, rim: np.ndarray, at: tuple[int, int], width: f
     return np.minimum(d, d_far + np.float32(width))
 
 
-def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int]]:
-    """Crop (x0, y0, x1, y1) of ``core`` (uint8) whose DIST_L2 3x3 transform is exact up to ``hi``.
+def _shifted_rect(mask: np.ndarray, ox: int, oy: int) -> Optional[tuple[int, int, int, int]]:
+    """Bounding rect (x, y, w, h) of ``mask`` (bool) moved by ``ox, oy``; None when empty."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    return None if w == 0 else (x + ox, y + oy, w, h)
+
+
+def _ring_crop(core: np.ndarray, hi: float, also: Optional[tuple[int, int, int, int]] = None
+               ) -> Optional[tuple[int, int, int, int]]:
+    """Crop (x0, y0, x1, y1) of ``core`` (uint8) whose DIST_L2 3x3 transform is exact up to ``hi``
+    (from the core, and from what lies in the rect ``also`` (x, y, w, h), or None).
 
     Every step of the chamfer distance costs >= 0.955 while moving one
     pixel in x and / or y, so a pixel within ``hi`` of the core, and every
@@ -282,6 +365,10 @@ def _ring_crop(core: np.ndarray, hi: float) -> Optional[tuple[int, int, int, int
     cx, cy, cw, ch = cv2.boundingRect(core)
     if cw == 0:
         return None
+    if also is not None:
+        x1, y1 = max(cx + cw, also[0] + also[2]), max(cy + ch, also[1] + also[3])
+        cx, cy = min(cx, also[0]), min(cy, also[1])
+        cw, ch = x1 - cx, y1 - cy
     return aligned_crop(cx, cy, cw, ch, core.shape, int(np.ceil(hi / 0.955)) + 2)
 
 
