@@ -16,28 +16,49 @@ import numpy as np
 
 
 @numba.njit(nogil=True, cache=True)
-def _window_median(e, j, k, buf):
-    """The median of ``e`` over bin ``j`` and ``k`` neighbours each side (round the circle),
-    NaNs left out, NaN where all are; float32, as ``band.circular_nanmedian``."""
+def circular_median(e, k):
+    """Per direction, the median of ``e`` over it and ``k`` neighbours each side (round the
+    circle), NaNs left out, NaN where all are; in ``e``'s dtype (``band.circular_nanmedian``)."""
     nb = e.shape[0]
-    n = 0
-    for o in range(-k, k + 1):
-        v = e[(j + o) % nb]
-        if not np.isnan(v):
-            buf[n] = v
-            n += 1
-    if n == 0:
-        return np.float32(np.nan)
-    s = np.sort(buf[:n])
-    return np.float32((s[(n - 1) // 2] + s[n // 2]) / np.float32(2.0))
+    out = np.empty(nb, e.dtype)
+    buf = np.empty(2 * k + 1, e.dtype)
+    for j in range(nb):
+        n = 0
+        for o in range(-k, k + 1):
+            v = e[(j + o) % nb]
+            if not np.isnan(v):
+                buf[n] = v
+                n += 1
+        if n == 0:
+            out[j] = np.nan
+        else:
+            s = np.sort(buf[:n])
+            out[j] = (s[(n - 1) // 2] + s[n // 2]) * 0.5  # (in e's type; the halving is exact)
+    return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _circular_median(e, k):
-    out = np.empty(e.shape[0], np.float32)
-    buf = np.empty(2 * k + 1, np.float32)
-    for j in range(e.shape[0]):
-        out[j] = _window_median(e, j, k, buf)
+def direction_quantile(b, d, nb, quantile):
+    """Per direction bin (``b`` int64, ``nb`` bins), the ``quantile`` of the distances ``d``
+    (float32): the sorted value at ``int(quantile * (count - 1))``; NaN where none
+    (``band._directions``)."""
+    counts = np.zeros(nb, np.int64)
+    for i in range(b.shape[0]):
+        counts[b[i]] += 1
+    starts = np.zeros(nb + 1, np.int64)
+    for j in range(nb):
+        starts[j + 1] = starts[j] + counts[j]
+    ds = np.empty(b.shape[0], np.float32)
+    fill = starts[:nb].copy()
+    for i in range(b.shape[0]):
+        ds[fill[b[i]]] = d[i]
+        fill[b[i]] += 1
+    out = np.full(nb, np.nan, np.float32)
+    for j in range(nb):
+        c = counts[j]
+        if c > 0:
+            srt = np.sort(ds[starts[j]:starts[j + 1]])
+            out[j] = srt[int(quantile * max(c - 1, 0))]
     return out
 
 
@@ -52,33 +73,25 @@ def cap_peak(peak, bins, nb, zone, smooth, rim_up, d_core, background, outer_qua
     :func:`~nirf_overlay.processing.band.cap_to_rim_peak`'s.
     """
     h, w = peak.shape
-    # the coarse rim's distances per direction, sorted (band._directions)
-    counts = np.zeros(nb, np.int64)
+    # the coarse rim's distances per direction (band._directions)
+    n_rim = 0
     for y in range(h):
         for x in range(w):
             if rim_up[y, x]:
-                counts[bins[y, x]] += 1
-    starts = np.zeros(nb + 1, np.int64)
-    for b in range(nb):
-        starts[b + 1] = starts[b] + counts[b]
-    ds = np.empty(starts[nb], np.float32)
-    fill = starts[:nb].copy()
+                n_rim += 1
+    rb = np.empty(n_rim, np.int64)
+    rd = np.empty(n_rim, np.float32)
+    i = 0
     for y in range(h):
         for x in range(w):
             if rim_up[y, x]:
-                b = bins[y, x]
-                ds[fill[b]] = d_core[y, x]
-                fill[b] += 1
-    q_in = np.full(nb, np.nan, np.float32)
-    spread = np.full(nb, np.nan, np.float32)
-    for b in range(nb):
-        c = counts[b]
-        if c > 0:
-            s = np.sort(ds[starts[b]:starts[b + 1]])
-            q_in[b] = s[0]
-            spread[b] = np.float32(s[int(outer_quantile * max(c - 1, 0))] - s[0])
-    inner = _circular_median(q_in, smooth_bins)
-    extent = _circular_median(spread, extent_bins)
+                rb[i] = bins[y, x]
+                rd[i] = d_core[y, x]
+                i += 1
+    q_in = direction_quantile(rb, rd, nb, 0.0)
+    spread = direction_quantile(rb, rd, nb, outer_quantile) - q_in
+    inner = circular_median(q_in, smooth_bins)
+    extent = circular_median(spread, extent_bins)
     # the zone's max per direction, over the band's inner half and over all
     reach = np.empty(nb, np.float32)
     for b in range(nb):
@@ -105,7 +118,7 @@ def cap_peak(peak, bins, nb, zone, smooth, rim_up, d_core, background, outer_qua
             m_in[b] = np.nan
         raised[b] = np.float32(m_all[b] - B) > np.float32(rt * np.float32(m_in[b] - B))
         m_own[b] = np.nan if raised[b] else m_in[b]
-    own = _circular_median(m_in, extent_bins)
+    own = circular_median(m_in, extent_bins)
     cap = np.empty(nb, np.float32)
     for b in range(nb):
         if raised[b]:
