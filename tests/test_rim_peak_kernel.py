@@ -2,7 +2,8 @@
 
 The formula it replaced (three angle binnings, a lexsort, ``np.maximum.at``
 and four circular windows per lesion, about 2.3 ms of a 41 ms 720p frame) is
-kept here as the reference; both run on the arguments the real Pipeline
+kept here as the reference (its circular median is tested against
+``np.nanmedian`` in test_band.py); both run on the arguments the real Pipeline
 passes on phantom frames with a tool and a bright duct along a rim.
 """
 
@@ -15,7 +16,7 @@ import pytest
 
 from nirf_overlay.phantom import Phantom, PhantomParams
 from nirf_overlay.processing import refine
-from nirf_overlay.processing.band import _directions, cap_to_rim_peak, circular_nanmedian
+from nirf_overlay.processing.band import cap_to_rim_peak, circular_nanmedian
 from nirf_overlay.processing.gaps import angle_bins
 from nirf_overlay.processing.masks import mask_centroid, nonzero
 from nirf_overlay.processing.pipeline import Pipeline
@@ -28,6 +29,21 @@ def _circular_nanmax(e, k):
     window = e[(np.arange(nb)[None, :] + np.arange(-k, k + 1)[:, None]) % nb]
     top = np.where(np.isnan(window), -np.inf, window).max(axis=0)
     return np.where(np.isinf(top), np.nan, top).astype(e.dtype)
+
+
+def _directions(ys, xs, d_core, my, mx):
+    """band._directions as numpy had it (a lexsort), before the kernel."""
+    _ang, b, nb = angle_bins(ys, xs, my, mx)
+    d = d_core[ys, xs]
+    ds = d[np.lexsort((d, b))]
+    counts = np.bincount(b, minlength=nb)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    def raw(quantile):
+        at = starts + (quantile * np.maximum(counts - 1, 0)).astype(np.int64)
+        return np.where(counts > 0, ds[np.minimum(at, ds.size - 1)], np.nan)
+
+    return b, d, raw
 
 
 def _numpy_cap(peak, zone, smooth, rim_up, core, d_core, background):
