@@ -165,21 +165,28 @@ def _reached_core(comp, dark, blk, seed, holes, cbox, extent, max_width_px, gap_
     gallbladder's, the frame's dark corner) is not a core.  Arguments as in
     :func:`_arc_circle` and :func:`_dark_core`; returns as :func:`_dark_core`.
     """
-    tries = [(seed, cbox)] if in_box else []
-    # (an arc the tool cuts short touches it)
-    if (comp[cbox] & (cv2.dilate(blk[cbox].view(np.uint8), _K3) > 0)).any():
-        tries.append(None)  # (grown only if needed)
-    for t in tries:
-        across = t is None
-        sd, sbox = _seed_across_gap(seed, comp, cbox, gap_px) if across else t
-        # nothing dark where a core would start: a duct, the gallbladder, a spill
-        if sd is None or not (dark & sd).any():
-            continue
-        inside = _arc_circle(comp, dark, sd, sbox, extent, max_width_px, gap_px)
-        core_ext = _dark_core(comp, dark, blk, sd, holes, inside)
-        if core_ext is not None and (not across or (core_ext & blk).any()):
+    if in_box:
+        core_ext = _core_from(comp, dark, blk, seed, cbox, holes, extent, max_width_px, gap_px)
+        if core_ext is not None:
             return core_ext
-    return None
+    # (an arc the tool cuts short touches it; asked only once the seed found no core,
+    # which on most components it does)
+    if not (comp[cbox] & (cv2.dilate(blk[cbox].view(np.uint8), _K3) > 0)).any():
+        return None
+    sd, sbox = _seed_across_gap(seed, comp, cbox, gap_px)
+    if sd is None:
+        return None
+    core_ext = _core_from(comp, dark, blk, sd, sbox, holes, extent, max_width_px, gap_px)
+    return core_ext if core_ext is not None and (core_ext & blk).any() else None
+
+
+def _core_from(comp, dark, blk, sd, sbox, holes, extent, max_width_px, gap_px):
+    """The dark core reached from seed ``sd`` (box ``sbox``), or None: nothing dark where a
+    core would start (a duct, the gallbladder, a spill) or no core reached."""
+    if not (dark & sd).any():
+        return None
+    inside = _arc_circle(comp, dark, sd, sbox, extent, max_width_px, gap_px)
+    return _dark_core(comp, dark, blk, sd, holes, inside)
 
 
 def _seed_across_gap(seed: np.ndarray, comp: np.ndarray, cbox: tuple[slice, slice],

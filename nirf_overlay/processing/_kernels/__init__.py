@@ -20,6 +20,7 @@ module             called by
 ``width``          width: cross-sections across the rim; refine_grid: the
                    mask's outer edge from the width
 ``fit``            width: the blurred-rim model fit
+``band``           band: the rim's own peak per direction round the core
 =================  =====================================================
 
 **Each module is one numba cache unit and self-contained.**  numba
