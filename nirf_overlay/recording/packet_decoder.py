@@ -39,8 +39,9 @@ class FileIndex:
 
 
 def _codec_key(cc) -> tuple:
+    # Ut Video reads its layout from the FourCC, FFVHuff and FFV1 from the extradata
     return (cc.name, cc.width, cc.height, cc.pix_fmt, bytes(cc.extradata or b""),
-            cc.bits_per_coded_sample)
+            cc.bits_per_coded_sample, cc.codec_tag)
 
 
 def _damaged(path: str, e: Exception) -> SourceError:
@@ -103,11 +104,11 @@ class _Decoder:
     """One codec context decoding, in order, the packets it is given."""
 
     def __init__(self, index: FileIndex):
-        name, w, h, pix_fmt, extradata, bpcs = self.key = index.codec_key
+        name, w, h, pix_fmt, extradata, bpcs, tag = self.key = index.codec_key
         self.path = index.path
         ctx = av.CodecContext.create(name, "r")
         ctx.width, ctx.height, ctx.pix_fmt = w, h, pix_fmt
-        ctx.bits_per_coded_sample = bpcs
+        ctx.bits_per_coded_sample, ctx.codec_tag = bpcs, tag
         if extradata:
             ctx.extradata = extradata
         ctx.thread_type = "SLICE"  # frame threads hold frames back
