@@ -200,7 +200,8 @@ class SessionSource(FrameSource):
         self._next: Optional[tuple[int, int, tuple[_Decoder, _Decoder]]] = None
         self._clock: Optional[tuple[float, float]] = None  # (monotonic, recorded time)
         self._closed = False
-        #: FFmpeg decoder processes started so far (two a start: NIR and WL)
+        #: decoders made so far, two at a time (NIR and WL): in-process codec contexts
+        #: (intra-only codecs) or FFmpeg processes (H.264)
         self.decoder_opens = 0
         # intra-only codecs (the defaults): in-process decoders given the frames to show
         self._fed: Optional[IntraSession] = None
