@@ -9,6 +9,7 @@ subprocesses, seeking inside a segment by time).
 from __future__ import annotations
 
 import bisect
+import fcntl
 import logging
 import os
 import subprocess
@@ -23,10 +24,35 @@ from ..frame import FramePair, SourceInfo, SourceStats
 from ..privacy import shown_name
 from ..sources.base import FrameSource
 from . import format as fmt
-from .fed_decoder import FedSession, widen_pipe
+from .packet_decoder import IntraSession
 from .session_reader import SegmentEntry, read_session
 
 log = logging.getLogger(__name__)
+
+
+def _pipe_max_bytes() -> int:
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+#: largest pipe buffer an unprivileged process may ask for (Linux; 0 elsewhere)
+PIPE_MAX_BYTES = _pipe_max_bytes()
+
+
+def widen_pipe(pipe, frame_bytes: int) -> None:
+    """Let the decoder's pipe hold up to a frame (default 64 KB: a 1080p frame
+    then crosses it in 100-160 writes, each waking this reader and FFmpeg in
+    turn; at 1 MB, the usual limit, in 4-6).  Best effort: not Linux, no change."""
+    size = min(int(frame_bytes), PIPE_MAX_BYTES)
+    if size <= 65536 or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except OSError:
+        pass
 
 
 class _Decoder:
@@ -174,12 +200,13 @@ class SessionSource(FrameSource):
         self._next: Optional[tuple[int, int, tuple[_Decoder, _Decoder]]] = None
         self._clock: Optional[tuple[float, float]] = None  # (monotonic, recorded time)
         self._closed = False
-        #: FFmpeg decoder processes started so far (two a start: NIR and WL)
+        #: decoders made so far, two at a time (NIR and WL): in-process codec contexts
+        #: (intra-only codecs) or FFmpeg processes (H.264)
         self.decoder_opens = 0
-        # intra-only codecs (the defaults): long-running decoders fed the frames to show
-        self._fed: Optional[FedSession] = None
+        # intra-only codecs (the defaults): in-process decoders given the frames to show
+        self._fed: Optional[IntraSession] = None
         if s.segments and all(seg.wl_codec in fmt.INTRA_ONLY_CODECS for seg in s.segments):
-            self._fed = FedSession(self.path, s.segments, (w, h), self._count_opens)
+            self._fed = IntraSession(self.path, s.segments, self._count_opens)
         if s.frame_count == 0:
             self.stats.status = "ended"
 
@@ -251,7 +278,7 @@ class SessionSource(FrameSource):
             raise SourceError(f"{self.path}: frame {index} is outside 0..{n - 1}")
         with self._lock:
             if index != self._pos and self._fed is None:
-                self._drop_decoders()  # (fed decoders are just sent that frame next)
+                self._drop_decoders()  # (intra-only: that frame's packet is decoded next)
             self._pos = index
             self._clock = None
             if self.stats.status == "ended":
@@ -279,7 +306,7 @@ class SessionSource(FrameSource):
                     self.stats.status = "ended"
                     self._drop_decoders()
                     return None
-                if self._fed is None:  # fed decoders were sent frame 0 already
+                if self._fed is None:  # intra-only: frame 0 is just another packet
                     self._drop_decoders()
                 self._pos = 0
                 self._clock = None
@@ -318,21 +345,15 @@ class SessionSource(FrameSource):
         seg_i = bisect.bisect_right(self._starts, index) - 1
         return seg_i, index - self.session.segments[seg_i].first_frame
 
-    def _next_index(self, index: int) -> Optional[int]:
-        """The frame :meth:`read` hands out after ``index`` unless seeked elsewhere."""
-        n = self.session.frame_count
-        nxt = index + self.stride
-        return nxt if nxt < n else (0 if self.loop and n else None)
-
     def _decode(self, index: int) -> FramePair:
         seg_i, offset = self._segment_of(index)
         seg = self.session.segments[seg_i]
-        w, h = self._size
-        nir = np.empty((h, w), np.uint16)
-        wl = np.empty((h, w, 3), np.uint8)
         if self._fed is not None:
-            self._fed.frame(index, self._next_index(index), (nir, wl))
+            nir, wl = self._fed.frame(index)
         else:
+            w, h = self._size
+            nir = np.empty((h, w), np.uint16)
+            wl = np.empty((h, w, 3), np.uint8)
             self._decode_reopened(seg_i, seg, offset, index, nir, wl)
         return self._pair(index, seg, nir, wl)
 
