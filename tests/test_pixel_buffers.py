@@ -36,12 +36,17 @@ def _strided(nir):
     return np.repeat(nir, 2, axis=1)[:, ::2]
 
 
-@pytest.mark.parametrize("mode", ["overlay", "nir", "intensity", "side-by-side", "pip", "wl"])
-def test_normalise_and_composite_allocate_no_array_per_frame(phantom, frames, mode):
+def _display(phantom, mode):
+    """Settings for ``mode`` (colour bar on) and a fresh normaliser and compositor."""
     s = Settings()
     s.set("display.mode", mode)
     s.set("display.show_colorbar", True)
-    n, c = Normaliser(phantom.calibration()), Compositor()
+    return s, Normaliser(phantom.calibration()), Compositor()
+
+
+@pytest.mark.parametrize("mode", ["overlay", "nir", "intensity", "side-by-side", "pip", "wl"])
+def test_normalise_and_composite_allocate_no_array_per_frame(phantom, frames, mode):
+    s, n, c = _display(phantom, mode)
     peaks = []
     for i, p in enumerate(frames[:6]):
         nir = _strided(p.nir) if i % 2 else p.nir
@@ -56,10 +61,7 @@ def test_normalise_and_composite_allocate_no_array_per_frame(phantom, frames, mo
 
 @pytest.mark.parametrize("mode", ["overlay", "nir", "intensity"])
 def test_fused_sweep_allocates_no_array_per_frame(phantom, frames, mode):
-    s = Settings()
-    s.set("display.mode", mode)
-    s.set("display.show_colorbar", True)
-    n, c = Normaliser(phantom.calibration()), Compositor()
+    s, n, c = _display(phantom, mode)
     peaks = []
     for i, p in enumerate(frames[:5]):
         def frame():
