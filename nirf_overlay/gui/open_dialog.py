@@ -1,5 +1,9 @@
 """The Open dialog (a view): files, devices, network streams, sessions, phantom.
 
+(Past 500 lines for now: the dialog, its three source pages and the checks of what was
+typed, which the pages and the dialog share. The next split is the pages, ``_StreamPage``,
+``_SessionPage`` and ``_PhantomPage``, into a module of their own.)
+
 ``dialog.exec_()`` then ``dialog.spec()`` gives a
 :class:`~nirf_overlay.sources.SourceSpec`, or None when cancelled.  What the
 user typed is checked before the dialog closes (a missing file, a device path

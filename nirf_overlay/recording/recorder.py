@@ -1,5 +1,10 @@
 """The Recorder: a lossless, crash-safe session writer that never blocks its caller.
 
+(Past 500 lines for now: one class whose writer and closer threads share one lock, one queue
+and one failure path, which is what keeps "nothing recorded is lost" checkable in one place.
+The next split is the segment bookkeeping, ``_open_segment``/``_close_segment``/
+``_list_segment``/``_discard``, into a module of its own.)
+
 Threads
 -------
 ``submit(pair)`` (the caller's thread, e.g. the engine's capture thread) copies
