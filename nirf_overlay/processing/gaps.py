@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ._kernels.refine import angle_bins as _angle_bins
 from .rules import RIM_RULES
 
 _K3 = np.ones((3, 3), np.uint8)
@@ -51,11 +52,17 @@ def angle_bins(ys: np.ndarray, xs: np.ndarray, my: float, mx: float):
     """Angles of pixels (ys, xs) round (mx, my) and their ``RIM_RULES.gap_bin_deg`` bins.
 
     Returns (degrees 0..360 in image coordinates, bin index int64, number of bins).
+    One numba pass (``_kernels.refine.angle_bins``: the numbers of
+    ``np.degrees(np.arctan2(ys - my, xs - mx)) % 360``, without its four
+    temporaries; ~0.3 ms of 0.7 on a 136 x 132 refine grid).
     """
-    ang = np.degrees(np.arctan2(ys - my, xs - mx)) % 360.0
     step = float(RIM_RULES.gap_bin_deg)
     nb = int(round(360.0 / step))
-    return ang, np.minimum((ang / step).astype(np.int64), nb - 1), nb
+    n = ys.shape[0]
+    ang = np.empty(n, np.float64)
+    b = np.empty(n, np.int64)
+    _angle_bins(ys, xs, float(my), float(mx), step, nb, ang, b)
+    return ang, b, nb
 
 
 def rim_gaps(core: np.ndarray, rim: np.ndarray, d_b: np.ndarray, thr_b: float, b_y0: int,

@@ -322,7 +322,7 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
     if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim) < 4:
         return None
     thickness, fit_in, fit_out, across = width_and_edges(img_nan, peak, background, rim, d_core, width,
-                                                 lev_in, lev_out, blur_correction)
+                                                         lev_in, lev_out, blur_correction, zone)
     if (fit_in, fit_out) != (lev_in, lev_out):
         lev_in, lev_out = fit_in, fit_out
         rim2 = np.empty(q.shape, bool)

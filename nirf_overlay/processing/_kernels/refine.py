@@ -7,6 +7,8 @@ works on one lesion's refine-grid ROI.  Self-contained (see
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -14,6 +16,23 @@ import numpy as np
 # fastmath, which assumes finite values): the width's cross-sections stop
 # there.  The same value as ``_kernels.width.NO_SIGNAL`` (a copy, see the package).
 NO_SIGNAL = -1e30
+
+
+@numba.njit(nogil=True, cache=True)
+def angle_bins(ys, xs, my, mx, step, nb, ang, b):
+    """Angle (degrees 0..360) of each pixel (ys, xs) round (mx, my) into ``ang`` (float64)
+    and its bin ``min(int(ang / step), nb - 1)`` into ``b`` (int64), in one pass.
+
+    The same numbers as ``np.degrees(np.arctan2(ys - my, xs - mx)) % 360.0``:
+    numba's ``math.atan2`` is libm's, as numpy's float64 ``arctan2`` here
+    (no SIMD version without AVX512), ``np.degrees`` multiplies by
+    ``180 / pi`` and Python's float ``%`` is numpy's remainder.
+    """
+    to_deg = 180.0 / math.pi
+    for i in range(ys.shape[0]):
+        a = (math.atan2(ys[i] - my, xs[i] - mx) * to_deg) % 360.0
+        ang[i] = a
+        b[i] = min(int(a / step), nb - 1)
 
 
 @numba.njit(nogil=True, cache=True)
