@@ -327,13 +327,22 @@ def constant_width_field(field, ny, nx, width, reach, out):
             ux = -np.float64(nx[y, x])
             if f0 == -1.0 or (uy == 0.0 and ux == 0.0):
                 continue
-            if f0 > 0.0:  # in the rim: the outer edge lies behind (t < 0)
-                t_o = _crossing(field, y, x, uy, ux, 0.0, -1.0, False, t_max)
+            if f0 > 0.0:
+                # in the rim: the inner edge ahead (from t = 0) first, then the outer edge
+                # behind (t < 0), looked for only as far as the inner one: a pixel farther
+                # from it is in the inner half and keeps f0 (the steps taken up to there, and
+                # so a crossing found, are those of the search to t_max)
+                t_i = _crossing(field, y, x, uy, ux, 0.0, 1.0, False, t_max)
+                if not np.isfinite(t_i):
+                    continue
+                t_o = _crossing(field, y, x, uy, ux, 0.0, -1.0, False, min(t_max, t_i + 1.0))
+                if not np.isfinite(t_o):
+                    continue
             else:
                 t_o = _crossing(field, y, x, uy, ux, 0.0, 1.0, True, 2.0 + reach)
-            if not np.isfinite(t_o):
-                continue
-            t_i = _crossing(field, y, x, uy, ux, max(t_o, 0.0), 1.0, False, t_max)
+                if not np.isfinite(t_o):
+                    continue
+                t_i = _crossing(field, y, x, uy, ux, max(t_o, 0.0), 1.0, False, t_max)
             s_out = -t_o
             if not np.isfinite(t_i) or s_out > t_i:
                 continue
