@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from ._kernels.refine import angle_bins as _angle_bins
+from .masks import mask_centroid, nonzero
 from .rules import RIM_RULES
 
 _K3 = np.ones((3, 3), np.uint8)
@@ -82,7 +83,7 @@ def rim_gaps(core: np.ndarray, rim: np.ndarray, d_b: np.ndarray, thr_b: float, b
         return []
     inner = cv2.erode(u8, _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     outline = core & (inner == 0)
-    ys, xs = np.nonzero(outline)
+    ys, xs = nonzero(outline)
     if ys.size < 8:
         return []
     near_rim = cv2.dilate(rim.view(np.uint8), _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
@@ -90,8 +91,8 @@ def rim_gaps(core: np.ndarray, rim: np.ndarray, d_b: np.ndarray, thr_b: float, b
     hidden = np.zeros(ys.size, bool)
     if d_b.shape[0] > 0:
         hidden = d_b[ys - int(b_y0), xs - int(b_x0)] <= np.float32(thr_b)
-    cy, cx = np.nonzero(core)
-    ang, b, nb = angle_bins(ys, xs, cy.mean(), cx.mean())
+    mx, my = mask_centroid(core)  # (the means of np.nonzero(core), exactly)
+    ang, b, nb = angle_bins(ys, xs, my, mx)
     step = float(RIM_RULES.gap_bin_deg)
     n_cov = np.bincount(b, weights=covered & ~hidden, minlength=nb)
     n_open = np.bincount(b, weights=~covered & ~hidden, minlength=nb)
