@@ -53,16 +53,15 @@ def angle_bins(ys: np.ndarray, xs: np.ndarray, my: float, mx: float):
     """Angles of pixels (ys, xs) round (mx, my) and their ``RIM_RULES.gap_bin_deg`` bins.
 
     Returns (degrees 0..360 in image coordinates, bin index int64, number of bins).
-    One numba pass (``_kernels.refine.angle_bins``: the numbers of
-    ``np.degrees(np.arctan2(ys - my, xs - mx)) % 360``, without its four
-    temporaries; ~0.3 ms of 0.7 on a 136 x 132 refine grid).
+    numpy's ``arctan2``, then one numba pass for the rest
+    (``_kernels.refine.angle_bins``: the numbers of ``np.degrees(a) % 360``
+    and the bins, without their four temporaries).
     """
     step = float(RIM_RULES.gap_bin_deg)
     nb = int(round(360.0 / step))
-    n = ys.shape[0]
-    ang = np.empty(n, np.float64)
-    b = np.empty(n, np.int64)
-    _angle_bins(ys, xs, float(my), float(mx), step, nb, ang, b)
+    ang = np.arctan2(ys - my, xs - mx)
+    b = np.empty(ang.shape[0], np.int64)
+    _angle_bins(ang, step, nb, b)
     return ang, b, nb
 
 

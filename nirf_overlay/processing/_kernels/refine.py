@@ -19,18 +19,19 @@ NO_SIGNAL = -1e30
 
 
 @numba.njit(nogil=True, cache=True)
-def angle_bins(ys, xs, my, mx, step, nb, ang, b):
-    """Angle (degrees 0..360) of each pixel (ys, xs) round (mx, my) into ``ang`` (float64)
-    and its bin ``min(int(ang / step), nb - 1)`` into ``b`` (int64), in one pass.
+def angle_bins(ang, step, nb, b):
+    """Radians ``ang`` (float64, numpy's ``arctan2``) to degrees 0..360 in place, and their
+    bins ``min(int(ang / step), nb - 1)`` into ``b`` (int64), in one pass.
 
-    The same numbers as ``np.degrees(np.arctan2(ys - my, xs - mx)) % 360.0``:
-    numba's ``math.atan2`` is libm's, as numpy's float64 ``arctan2`` here
-    (no SIMD version without AVX512), ``np.degrees`` multiplies by
-    ``180 / pi`` and Python's float ``%`` is numpy's remainder.
+    The numbers of ``np.degrees(ang) % 360.0`` and ``(ang / step).astype(np.int64)``:
+    ``np.degrees`` multiplies by ``180 / pi``, Python's float ``%`` is numpy's
+    remainder, all IEEE arithmetic without fastmath.  (The ``arctan2`` itself
+    stays numpy's: it may be SIMD code that libm's ``atan2``, numba's, does
+    not match in the last bit on every machine.)
     """
     to_deg = 180.0 / math.pi
-    for i in range(ys.shape[0]):
-        a = (math.atan2(ys[i] - my, xs[i] - mx) * to_deg) % 360.0
+    for i in range(ang.shape[0]):
+        a = (ang[i] * to_deg) % 360.0
         ang[i] = a
         b[i] = min(int(a / step), nb - 1)
 
