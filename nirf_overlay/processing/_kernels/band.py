@@ -44,22 +44,45 @@ def _sort_small(a, lo, hi):
 @numba.njit(nogil=True, cache=True)
 def circular_median(e, k):
     """Per direction, the median of ``e`` over it and ``k`` neighbours each side (round the
-    circle), NaNs left out, NaN where all are; in ``e``'s dtype (``band.circular_nanmedian``)."""
+    circle), NaNs left out, NaN where all are; in ``e``'s dtype (``band.circular_nanmedian``).
+
+    The window's values are kept sorted as it slides round the circle (the
+    value leaving taken out, the one entering put in its place): the same
+    sorted window, so the same median, as sorting each window afresh, in
+    O(k) a direction instead of O(k^2).
+    """
     nb = e.shape[0]
     out = np.empty(nb, e.dtype)
-    buf = np.empty(2 * k + 1, e.dtype)
+    win = np.empty(2 * k + 1, e.dtype)
+    n = 0
+    for o in range(-k, k + 1):
+        v = e[o % nb]
+        if not np.isnan(v):
+            win[n] = v
+            n += 1
+    _sort_small(win, 0, n)
     for j in range(nb):
-        n = 0
-        for o in range(-k, k + 1):
-            v = e[(j + o) % nb]
+        if j > 0:
+            v = e[(j - 1 - k) % nb]  # leaves the window
             if not np.isnan(v):
-                buf[n] = v
+                i = 0
+                while win[i] != v:
+                    i += 1
+                for m in range(i, n - 1):
+                    win[m] = win[m + 1]
+                n -= 1
+            v = e[(j + k) % nb]  # enters it
+            if not np.isnan(v):
+                i = n
+                while i > 0 and win[i - 1] > v:
+                    win[i] = win[i - 1]
+                    i -= 1
+                win[i] = v
                 n += 1
         if n == 0:
             out[j] = np.nan
         else:
-            _sort_small(buf, 0, n)
-            out[j] = (buf[(n - 1) // 2] + buf[n // 2]) * 0.5  # (in e's type; the halving is exact)
+            out[j] = (win[(n - 1) // 2] + win[n // 2]) * 0.5  # (in e's type; the halving is exact)
     return out
 
 
