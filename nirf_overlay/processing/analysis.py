@@ -52,7 +52,7 @@ from ..settings import Settings
 from ._kernels.background import ring_median
 from ._kernels.grid import pyramid2, sample_every, upscale_fluo
 from ._kernels.refine import edge_field
-from ._kernels.segment import circle_fit_sums
+from ._kernels.segment import circle_fit_sums, seeded_regions
 from ._validate import frame_dims, require, require_optional
 from .background import (LesionCore, background_map, carried_core, core_dark, global_background,
                          lesion_core, map_level, ring_background, ring_exclusion)
@@ -404,6 +404,11 @@ def _warm_segmentation() -> None:
     for v, p in ((None, None), (np.ones((4, 4), bool), np.ones((4, 4), np.uint8))):
         hysteresis_components(r, 2.0, 1.6, p, 1, valid=v)
     circle_fit_sums(np.arange(8, dtype=np.float64), np.arange(8, dtype=np.float64))
+    # the dark core's regions: the may-be-core mask is a crop of the grid's
+    # (contiguous when whole rows)
+    for _q, dark, _n in _crops():
+        m = np.zeros(dark.shape, bool)
+        seeded_regions(m, dark, m, 2, 0.05, m.copy())
 
 
 def _crops():

@@ -17,7 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ._kernels.segment import ridge_median
+from ._kernels.segment import ridge_median, seeded_regions
 from .band import cut_to_band
 from .candidates import Candidate, completeness_needed
 from .masks import boundary, box, circle_fit, fill_holes, hull, mask_centroid, nonzero
@@ -280,21 +280,12 @@ def _dark_core(comp: np.ndarray, dark: np.ndarray, blk: np.ndarray, seed: np.nda
     dark_ext = dark | blk
     if inside is not None:
         dark_ext &= inside | holes
-    nd, dlab = cv2.connectedComponents(dark_ext.astype(np.uint8), connectivity=4)
-    overlap = np.bincount(dlab[seed & dark], minlength=nd)
-    overlap[0] = 0
-    dark_area = np.bincount(dlab[dark], minlength=nd)
-    least = np.maximum(RIM_RULES.core_seed_min_px, RIM_RULES.core_seed_fraction * dark_area)
-    ids = np.nonzero(overlap >= least)[0]
-    if ids.size == 0:
+    # (one numba pass from the seed's pixels: the regions a labelling of the
+    # whole ROI and per-label counts would keep)
+    sel = np.zeros(comp.shape, bool)
+    if not seeded_regions(dark_ext, dark, seed, RIM_RULES.core_seed_min_px,
+                          RIM_RULES.core_seed_fraction, sel):
         return None
-    # (usually one dark region is kept: a comparison, not a gather)
-    if ids.size == 1:
-        sel = dlab == ids[0]
-    else:
-        keep = np.zeros(nd, bool)
-        keep[ids] = True
-        sel = keep[dlab]
     bs = box(sel, margin=2)
     core_ext = np.zeros(comp.shape, bool)
     core_ext[bs] = fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,

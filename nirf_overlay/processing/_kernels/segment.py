@@ -212,3 +212,62 @@ def ridge_median(mask, dt):
     if n == 0:
         return np.nan, 0
     return np.float64(_median_f32(vals, n)), n
+
+
+@numba.njit(nogil=True, cache=True)
+def seeded_regions(region, dark, seed, min_px, fraction, sel):
+    """The 4-connected regions of ``region`` an arc's seed covers enough of, into ``sel``.
+
+    A region is kept when its pixels in ``seed & dark`` number at least
+    ``max(min_px, fraction * n)``, ``n`` its pixels in ``dark`` (float64, as
+    ``np.maximum`` of the counts); ``sel`` (bool, zeroed by the caller) gets
+    the kept regions.  The same selection as labelling ``region`` with
+    ``cv2.connectedComponents(connectivity=4)`` and comparing per-label
+    ``np.bincount`` counts (``cores._dark_core``), but only the regions
+    holding a seed pixel are visited (the others cannot be kept: the least
+    count is ``min_px`` >= 1).  Returns how many regions were kept.
+    """
+    h, w = region.shape
+    seen = np.zeros((h, w), np.bool_)
+    queue = np.empty(h * w, np.int64)
+    kept = 0
+    for y0 in range(h):
+        for x0 in range(w):
+            if seen[y0, x0] or not (region[y0, x0] and seed[y0, x0] and dark[y0, x0]):
+                continue
+            seen[y0, x0] = True
+            queue[0] = y0 * w + x0
+            head, tail = 0, 1
+            overlap = 0
+            n_dark = 0
+            while head < tail:
+                p = queue[head]
+                head += 1
+                y, x = p // w, p % w
+                if dark[y, x]:
+                    n_dark += 1
+                    if seed[y, x]:
+                        overlap += 1
+                if y > 0 and region[y - 1, x] and not seen[y - 1, x]:
+                    seen[y - 1, x] = True
+                    queue[tail] = p - w
+                    tail += 1
+                if y + 1 < h and region[y + 1, x] and not seen[y + 1, x]:
+                    seen[y + 1, x] = True
+                    queue[tail] = p + w
+                    tail += 1
+                if x > 0 and region[y, x - 1] and not seen[y, x - 1]:
+                    seen[y, x - 1] = True
+                    queue[tail] = p - 1
+                    tail += 1
+                if x + 1 < w and region[y, x + 1] and not seen[y, x + 1]:
+                    seen[y, x + 1] = True
+                    queue[tail] = p + 1
+                    tail += 1
+            least = max(np.float64(min_px), fraction * np.float64(n_dark))
+            if overlap >= least:
+                kept += 1
+                for i in range(tail):
+                    p = queue[i]
+                    sel[p // w, p % w] = True
+    return kept
