@@ -37,7 +37,8 @@ def memory_traffic(pipe, pair, result) -> dict:
     ``pair`` into ``result``).
 
     ``normalise``: raw NIR, dark and 1/flat planes, the previous filtered frame
-    read; the filtered frame and the saturation mask written (plus the
+    read; the filtered frame and the saturation mask's rows that hold a
+    saturated pixel written (the others stay zero, unwritten; plus the
     homography warp's read and write when the calibration has one).
     ``composite``: white light, filtered NIR (and the saturation mask when it
     is shown) read, the BGR composite written.  ``analysis_grid``: the
@@ -54,7 +55,7 @@ def memory_traffic(pipe, pair, result) -> dict:
     if n._H is not None:  # the calibration's homography: a warp pass first
         warp = pair.nir.nbytes + raw.nbytes
     out["normalise"] = int(warp + raw.nbytes + n._dark.nbytes + n._inv_flat.nbytes
-                           + 2 * filt.nbytes + n.sat.nbytes)
+                           + 2 * filt.nbytes + int(n._sat_rows.sum()) * n.sat.shape[1])
     sat = n.sat.nbytes if result.saturated_fraction > 0 and pipe.settings.display.show_saturation else 0
     out["composite"] = int(pair.wl.nbytes + filt.nbytes + sat + result.composite.nbytes)
     masks = sum(m.nbytes for m in (result.rim_mask, result.fluorescence_mask) if m is not None)

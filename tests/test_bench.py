@@ -86,7 +86,8 @@ def test_bench_json_out_has_traffic_reuse_and_provenance_and_compare_prints_rati
     # the traffic is the arrays' sizes: 96 x 64 uint16 raw, float32 filtered read and written, ...
     px = 96 * 64
     assert doc["traffic_bytes"]["composite"] >= px * (3 + 4 + 3)
-    assert doc["traffic_bytes"]["normalise"] >= px * (2 + 4 + 4 + 1)
+    # (the saturation mask only in rows that saturate: none may here)
+    assert doc["traffic_bytes"]["normalise"] >= px * (2 + 4 + 4)
     assert doc["memcpy_floor_ms"] > 0 and doc["pixel_passes_to_floor"] > 0
     # the analysis's parts are timed, and the reuse run searched less often than every frame
     assert {"analysis.candidates", "analysis.refine"} <= set(doc["every_frame_stages"])

@@ -144,3 +144,34 @@ def test_no_estimate_with_a_dark_frame():
     for i in range(3):
         row = pl.process(ph.frame(i)).frame_row()
         assert row["dark_frame"] == 1 and row["black_level"] is None
+
+
+def test_live_pipeline_estimates_on_the_analysis_thread():
+    """Live (async analysis): the estimate is made on the analysis thread from the frames
+    it takes, never on the display path, and reaches the same pedestal as in sync."""
+    import threading
+    import time
+
+    ph = _phantom(1)
+    cal = replace(ph.calibration(), dark=None)
+    pipe = Pipeline(calibration=cal, async_analysis=True)
+    threads = []
+    update = pipe.black_level.update
+
+    def spy(*a, **k):
+        threads.append(threading.current_thread().name)
+        return update(*a, **k)
+
+    pipe.black_level.update = spy
+    try:
+        levels = []
+        for i in range(24):
+            levels.append(pipe.process(ph.frame(i)).black_level)
+            pipe._async.wait_idle()  # every frame taken: the test does not race the thread
+            time.sleep(0.005)
+    finally:
+        pipe.close()
+    assert threads and set(threads) == {"nirf-analysis"}
+    est = [v for v in levels if v is not None]
+    assert len(est) >= 10
+    assert max(abs(v - _pedestal(ph)) for v in est) <= 3.0

@@ -31,10 +31,17 @@ class AsyncAnalysis:
     analyzer : :class:`~nirf_overlay.processing.analysis.RimAnalyzer`
         Used from the worker thread only (plus its thread-safe
         ``update_settings`` / ``reset``).
+    black_level : :class:`~nirf_overlay.processing.black_level.BlackLevelEstimator` or None
+        Fed with the raw NIR of each frame handed over with one (``submit(raw=...)``),
+        after its analysis: the estimate only feeds later frames, so it is made
+        here at the analysis's rate, not on the display path (about 2 ms a 1080p
+        frame).  The caller reads its ``value``; while the thread may be running,
+        only the thread updates it (:meth:`wait_idle` first otherwise).
     """
 
-    def __init__(self, analyzer):
+    def __init__(self, analyzer, black_level=None):
         self.analyzer = analyzer
+        self.black_level = black_level
         self._cond = threading.Condition()
         self._job = None  # (index, lent nir, wl, valid, polygon, tissue, generation) waiting
         self._busy = False
@@ -42,6 +49,7 @@ class AsyncAnalysis:
         self._generation = 0  # bumped by clear(): results of older frames are dropped
         self._stop = False
         self._nir: Optional[np.ndarray] = None  # the thread's own copy of the lent NIR
+        self._raw: Optional[np.ndarray] = None  # and of the lent raw NIR (black level)
         self._returned = threading.Event()  # set while no caller's NIR is lent out
         self._returned.set()
         self.error: Optional[str] = None
@@ -51,7 +59,7 @@ class AsyncAnalysis:
         self._thread.start()
 
     def submit(self, index: int, nir: np.ndarray, wl: np.ndarray, valid,
-               plane_polygon=None, tissue=None) -> bool:
+               plane_polygon=None, tissue=None, raw=None) -> bool:
         """Offer a frame; taken only when the thread is free. Returns True if taken.
 
         ``plane_polygon``: the transection plane where it is in this frame
@@ -65,13 +73,15 @@ class AsyncAnalysis:
         buffer every frame).  ``wl`` and ``valid`` are used as they are: no
         source writes into a pair's arrays once handed out
         (:class:`~nirf_overlay.frame.FramePair`), and the normaliser's
-        field-of-view mask changes only with the calibration.
+        field-of-view mask changes only with the calibration.  ``raw`` (the raw
+        NIR in WL coordinates, for the ``black_level`` estimator, or None) is lent
+        the same way.
         """
         with self._cond:
             if self._busy or self._job is not None or self._stop:
                 return False
             self._returned.clear()
-            self._job = (index, nir, wl, valid, plane_polygon, tissue, self._generation)
+            self._job = (index, nir, wl, valid, plane_polygon, tissue, raw, self._generation)
             self._cond.notify()
             return True
 
@@ -147,20 +157,21 @@ class AsyncAnalysis:
                 self._cond.wait_for(lambda: self._job is not None or self._stop)
                 if self._stop:
                     return
-                index, lent, wl, valid, plane_polygon, tissue, generation = self._job
+                index, lent, wl, valid, plane_polygon, tissue, raw, generation = self._job
                 self._job = None
                 self._busy = True
             t0 = time.perf_counter()
             try:
                 try:
-                    if (self._nir is None or self._nir.shape != lent.shape
-                            or self._nir.dtype != lent.dtype):
-                        self._nir = np.empty_like(lent)
-                    np.copyto(self._nir, lent)
+                    self._nir = _copied(self._nir, lent)
+                    if raw is not None:
+                        self._raw = _copied(self._raw, raw)
                 finally:
                     self._returned.set()
                 result = self.analyzer.analyze(self._nir, wl, valid, plane_polygon=plane_polygon,
                                                tissue=tissue)
+                if raw is not None and self.black_level is not None:
+                    self.black_level.update(self._raw, wl, valid)
             except Exception as e:  # reported in the HUD by the engine, never fatal
                 log.exception("rim analysis failed")
                 self.error = f"rim analysis: {e.__class__.__name__}: {e}"
@@ -172,6 +183,14 @@ class AsyncAnalysis:
                 if result is not None and generation == self._generation:
                     self._latest = (index, result)
                 self._cond.notify_all()
+
+
+def _copied(buf: Optional[np.ndarray], lent: np.ndarray) -> np.ndarray:
+    """``lent`` copied into ``buf`` (a new buffer when it has another shape or dtype)."""
+    if buf is None or buf.shape != lent.shape or buf.dtype != lent.dtype:
+        buf = np.empty_like(lent)
+    np.copyto(buf, lent)
+    return buf
 
 
 #: how much lower the analysis thread runs than the display path (Linux nice steps)

@@ -244,6 +244,7 @@ class Normaliser:
         self._dark = _dark_plane(dark, ww, self.black_level)
         self.filt = np.zeros((hw, ww), np.float32)
         self.sat = np.zeros((hw, ww), np.uint8)
+        self._sat_rows = np.zeros(hw, np.uint8)  # rows of sat holding a saturated pixel
         nchunks = max(1, min(hw, 4 * numba.get_num_threads()))
         # int64 like the sums: a reduction that casts (int32 -> int64) goes through
         # numpy's 64 KB iteration buffer, allocated and freed at every frame
@@ -353,7 +354,8 @@ class Normaliser:
         normalise_pass(raw, self._dark, self._inv_flat, np.float32(gscale), sat_level, self.filt,
                        bool(self._have_prev and ns.temporal_alpha > 0), np.float32(ns.temporal_alpha),
                        np.float32(ns.motion_threshold), np.float32(self.noise_a),
-                       np.float32(self._noise_c), self.sat, self._sat_count, self._rowbuf,
+                       np.float32(self._noise_c), self.sat, self._sat_rows, self._sat_count,
+                       self._rowbuf,
                        *(display.args if display is not None else _NO_DISPLAY))
         sample_pass(raw, self._dark, self._inv_flat, np.float32(gscale), self.filt,
                     np.float32(self._noise_c), int(self._step), self._roi, np.float32(hist_scale),

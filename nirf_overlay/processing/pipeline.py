@@ -131,7 +131,7 @@ class Pipeline:
         self._last_sync = None  # (index, Analysis) of the newest frame analysed in sync
         self._fallback_from = None  # the _last_sync async took over from
         if async_analysis:
-            self._async = AsyncAnalysis(self.analyzer)
+            self._async = AsyncAnalysis(self.analyzer, black_level=self.black_level)
             self._live_threads = max(1, numba.config.NUMBA_NUM_THREADS - 1)
             if async_analysis == "auto":
                 self.analysis_mode = AnalysisMode()
@@ -243,9 +243,17 @@ class Pipeline:
         black = self.normaliser.black_level  # what this frame had subtracted
         # feeds the next frame; display-encoded NIR has no sensor black level to find
         # (the tower mapped it to its own black before encoding)
+        black_raw = None
         if self.black_level is not None and nir_signal == "linear":
-            self.normaliser.set_black_level(
-                self.black_level.update(self.normaliser.raw_wl, wl, norm.valid))
+            if use_async:
+                # estimated on the analysis thread from the frames it takes (submit
+                # below), off the display path (about 2 ms CPU a 1080p frame, live)
+                black_raw = self.normaliser.raw_wl
+            else:
+                if self._async is not None:  # the thread may be feeding it still
+                    self._async.wait_idle()
+                self.black_level.update(self.normaliser.raw_wl, wl, norm.valid)
+            self.normaliser.set_black_level(self.black_level.value)
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         if shown_as_encoded(settings.levels.compression, nir_signal):
@@ -284,7 +292,8 @@ class Pipeline:
         if use_async:
             # only now: the analysis thread then works while this thread waits
             # for the next frame, instead of competing with the composite
-            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon, tissue)
+            self._async.submit(pair.index, norm.nir, wl, norm.valid, plane_polygon, tissue,
+                               raw=black_raw)
         t4 = time.perf_counter()
         stage.update(normalise=(t1 - tm) * 1e3, levels=(t2 - t1) * 1e3,
                      analysis=(t3 - t2) * 1e3, composite=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)

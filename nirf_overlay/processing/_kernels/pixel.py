@@ -213,7 +213,7 @@ def _display_row(wl2, out2, nir, sat, y, W, lo, idx_scale, tab, show_sat, i_on, 
 
 @njit(**_JIT)
 def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alpha, k,
-                   noise_a, noise_c, sat, sat_count,
+                   noise_a, noise_c, sat, sat_rows, sat_count,
                    rowbuf, do_composite, wl, lo, idx_scale, tab, i_on, blend, show_sat, out):
     """Fused normalisation, temporal filter and saturation -- and, with
     ``do_composite``, the display pixels in the same sweep.
@@ -232,7 +232,10 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
     alpha : float, weight of the previous frame where nothing moved (0..0.95)
     k : float, motion threshold in noise standard deviations
     noise_a, noise_c : noise model var(v) = noise_a * (max(v, 0) + noise_c)
-    sat : (H, W) uint8 out, 1 where saturated
+    sat : (H, W) uint8 in/out, 1 where saturated; a row is written only when it
+        has a saturated pixel now or had one before (``sat_rows``), else it is
+        all zeros already (most frames saturate nowhere: 1 byte a pixel not written)
+    sat_rows : (H,) uint8 in/out, 1 where the row of ``sat`` holds a saturated pixel
     sat_count : (C,) int64 out, saturated pixels per chunk of rows (C chunks)
     rowbuf : (C, :func:`row_scratch_bytes` (W)) uint8 scratch, one row per chunk
         (used only with ``do_composite``)
@@ -273,6 +276,7 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
         for y in range(y0, y1):
             yd = y * dyd
             yf = y * dyf
+            nrow = 0
             for x in range(W):
                 r = raw[y, x]
                 v = (np.float32(r) - np.float32(dark[yd, x])) * inv_flat[yf, x] * gscale
@@ -286,8 +290,13 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
                 # saturation is not noise: never average it away; a first
                 # frame is taken exactly as it is
                 filt[y, x] = v if (s or first) else f
-                sat[y, x] = s
-                nsat += s
+                nrow += s
+            if nrow > 0 or sat_rows[y] != 0:
+                # the raw row is still in the first-level cache
+                for x in range(W):
+                    sat[y, x] = raw[y, x] >= sat_level
+                sat_rows[y] = nrow > 0
+            nsat += nrow
             if do_composite:
                 # second sweep over the row while it is still in cache: the
                 # loop above stays free of table look-ups and can vectorise
