@@ -123,3 +123,17 @@ def test_catching_up_at_2x_never_restarts_the_decoders(tmp_path, record_phantom_
     gaps = [b - a for a, b in zip(shown, shown[1:])]
     assert skipped > 0 and max(gaps) > 4, gaps  # it did catch up: skips and jumps
     assert opens == 2, opens  # across 4 segments, the jumps and the new strides
+
+
+def test_the_two_streams_decode_side_by_side_and_closing_ends_the_wl_thread(session):
+    path, pairs = session
+
+    def wl_threads():
+        return [t for t in threading.enumerate() if t.name.startswith("nirf-wl-decode")]
+
+    before = len(wl_threads())
+    with SessionSource(path) as src:
+        got = [src.read() for _ in range(12)]
+        assert len(wl_threads()) == before + 1  # WL on its own thread, NIR on the reader's
+    assert all(_same(p, t) for p, t in zip(got, pairs))
+    assert len(wl_threads()) == before  # no thread left behind per session opened
