@@ -73,7 +73,8 @@ def unblock_fluorescence(blocked: np.ndarray, img: np.ndarray, background: float
     -------
     ``blocked``
     """
-    blocked[img > np.float32(background)] = 0
+    if cv2.countNonZero(blocked):  # (most lesions have only the frame edge or nothing blocked)
+        blocked &= img <= np.float32(background)
     return blocked
 
 
