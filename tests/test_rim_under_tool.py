@@ -105,3 +105,24 @@ def test_a_round_drop_below_a_tool_is_not_joined_to_a_rim_above():
     pair = ph.frame(48)
     res = AnalysisOnly(Settings(), ph.calibration()).process(pair)
     assert np.count_nonzero((res.rim_mask > 0) & pair.truth.distractor_mask) == 0
+
+
+# seed 505's lesions both run up to the tool.  The instrument mask is found on
+# the coarse grid and grown by a grid pixel (4 frame px here); the rim stopped
+# at that blocky margin, so of the true rim pixels within 4 px of the tool only
+# 26-35 % were found (Dice 0.93-0.94).  A tool is dark in NIR: what is brighter
+# than the liver in that margin is the rim in view.
+@pytest.mark.parametrize("frame", [36, 42, 50])
+def test_a_rim_runs_up_to_the_tools_edge(seed505, frame):
+    ph, analysis = seed505
+    pair = ph.frame(frame)
+    truth = pair.truth
+    res = analysis.process(pair)
+    rim = res.rim_mask > 0
+    near = cv2.dilate(truth.instrument_mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    true_near = truth.rim_mask & near
+    assert np.count_nonzero(true_near) > 500
+    assert np.count_nonzero(true_near & rim) >= 0.5 * np.count_nonzero(true_near)
+    # and not into the tool: few found pixels there that the truth does not have
+    assert np.count_nonzero(rim & near & ~truth.rim_mask) <= 0.1 * np.count_nonzero(true_near)
+    assert dice(rim, truth.rim_mask) >= 0.95

@@ -51,6 +51,33 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
     return instr
 
 
+def unblock_fluorescence(blocked: np.ndarray, img: np.ndarray, background: float) -> np.ndarray:
+    """Clear ``blocked`` (in place) where ``img`` is brighter than the liver: that is seen tissue.
+
+    The instrument mask is found on the coarse analysis grid and grown by a
+    pixel there (:func:`instrument_mask`); on a finer grid it is blocky and
+    reaches a grid pixel past the tool's edge.  A tool blocks the NIR, so a
+    pixel in that margin brighter than the liver level is fluorescence in
+    view -- the rim running up to the tool -- and its signal counts (at the
+    half-maximum edge a rim half covered by the tool is still above B).
+    Pixels at or below liver level stay blocked: there a tool's edge and a
+    dark core are not told apart.
+
+    Parameters
+    ----------
+    blocked : (h, w) uint8 0/1, the blocked mask on ``img``'s grid
+    img : (h, w) float32, NIR on the same grid (area averages)
+    background : the liver level B, same units as ``img``
+
+    Returns
+    -------
+    ``blocked``
+    """
+    if cv2.countNonZero(blocked):  # (most lesions have only the frame edge or nothing blocked)
+        blocked &= img <= np.float32(background)
+    return blocked
+
+
 # OpenCV's 8-bit BGR -> HSV saturation: S = ((V - min) * _SDIV[V] + 2**11) >> 12
 # with _SDIV[v] = round(255 * 2**12 / v) (checked equal to cv2.cvtColor's S for
 # all 2**24 colours)

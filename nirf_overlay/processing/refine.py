@@ -24,6 +24,7 @@ from ._kernels.refine import (core_candidates, edge_ratio, fill_unsupported, mas
 from .band import cap_to_rim_peak, cut_to_band
 from .candidates import Candidate
 from .gaps import rim_gaps
+from .instruments import unblock_fluorescence
 from ._validate import frame_dims, require, require_optional
 from .masks import aligned_crop
 from .refine_grid import RefineGrid, mask_to_grid, refine_grid, refine_image, rim_mask_wl
@@ -106,6 +107,8 @@ def refine_rim(nir: np.ndarray, cand: Candidate, scale: float, background: float
     core_up = mask_to_grid(cand.core, g).view(bool)
     bq = None if blocked is None else mask_to_grid(blocked, g)  # uint8 0/1
     img_raw, img, valid_q = refine_image(nir, g, pyramid, valid)
+    if bq is not None:
+        unblock_fluorescence(bq, img_raw, background)  # the rim runs up to the tool
 
     # where the rim may be, the core level, and per pixel which base level
     # (core or liver) its edge is measured against

@@ -154,8 +154,14 @@ class RimRules:
     #: a rim's own disk is not joined).
     arc_join_tool: float = 0.1
     #: x its thickness across the circle (5-95 % of its pixels).  The arc
-    #: joined under a tool is at least this long along the circle.
-    arc_join_elongation: float = 2.0
+    #: joined under a tool is at least this long along the circle.  A round
+    #: drop (a spill) or a duct's stub reads 1 or less; an arc the tool
+    #: slides over shortens towards that, and its other tests (on the joint
+    #: circle, a disk of core and tool) still hold: 1.5 leaves half a drop's
+    #: length of margin.  (At 2.0 the bundled sample's dimmer lesion split
+    #: into two rims, or lost its shorter arc, once that arc was under 2x its
+    #: thickness: 1.97 ... 1.7 on phantom seed 4's frames 5-8.)
+    arc_join_elongation: float = 1.5
 
     # -- refinement and width (refine.py, width.py) ----------------------------
     #: x B.  Where the local peak is less than this above B there is no rim
