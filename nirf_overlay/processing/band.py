@@ -121,12 +121,15 @@ def _beyond_hidden_core(out: np.ndarray, blocked: np.ndarray, core: np.ndarray, 
     near = d_b[ys, xs] <= RIM_RULES.band_blocked_reach * thickness
     if not near.any():
         return out
-    # the core's main piece: specks of "core" along the tool's edge (its dark
-    # mixed into the grid's pixels) would put a duct's end beside it within the band
+    # the core's pieces at least as large as the rim is wide squared (a tool
+    # across the core splits it): specks of "core" along the tool's edge (its
+    # dark mixed into the grid's pixels) would put a duct's end beside them within the band
     n, lab, stats, _ = cv2.connectedComponentsWithStats(core.view(np.uint8), connectivity=8)
-    if n < 2:
-        return out
-    whole = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).view(np.uint8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= thickness ** 2
+    keep[0] = False
+    if not keep.any():
+        return out & ~near
+    whole = keep[lab].view(np.uint8)
     hidden, n_core, oys, oxs = outline_near_blocked(whole.view(bool), blk.view(bool), 2)
     if not hidden:  # the whole core is seen: its distances hold beside the tool too
         return out
