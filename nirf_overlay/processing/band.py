@@ -113,8 +113,12 @@ def _beyond_hidden_core(out: np.ndarray, blocked: np.ndarray, core: np.ndarray, 
     wider than the rim's own band typically is (``own``, inner edge + extent,
     median round the core, + ``tol``): where the tool hides the rim as well,
     a direction's band is set by whatever shows beyond it.  A pixel beyond
-    that from the whole core (a duct's end at the tool's tip) is still cut.
-    When no ellipse fits, nothing beside the tool is cut.
+    that from the whole core, and beyond the band from the core pieces seen,
+    is still cut (a duct's end at the tool's tip).  The core's pieces are
+    those of at least thickness squared.  When no ellipse fits, or its
+    visible outline covers under ``RIM_RULES.band_hidden_min_coverage`` of
+    the directions round it (extrapolated: a tool across the lesion),
+    nothing beside the tool is cut, as before.
     """
     blk = blocked.view(np.uint8)
     d_b = cv2.distanceTransform((blk == 0).view(np.uint8), cv2.DIST_L2, 3)
@@ -130,17 +134,25 @@ def _beyond_hidden_core(out: np.ndarray, blocked: np.ndarray, core: np.ndarray, 
     if not keep.any():
         return out & ~near
     whole = keep[lab].view(np.uint8)
+    d_seen = cv2.distanceTransform((whole == 0).view(np.uint8), cv2.DIST_L2, 5)[ys, xs]
     hidden, n_core, oys, oxs = outline_near_blocked(whole.view(bool), blk.view(bool), 2)
     if not hidden:  # the whole core is seen: its distances hold beside the tool too
-        return out
+        return np.where(near, d_seen > limit[b], out)
     if not complete_with_ellipse(whole, n_core, oys, oxs, 0, 0):
         return out & ~near
-    d_whole = cv2.distanceTransform((whole == 0).view(np.uint8), cv2.DIST_L2, 5)
+    # an ellipse through little of the outline round it (a tool across the
+    # lesion) is extrapolated, no sure outline: nothing beside the tool is cut
+    mx, my = mask_centroid(whole)
+    _ang, ob, nb = angle_bins(oys, oxs, my, mx)
+    if np.unique(ob).size < RIM_RULES.band_hidden_min_coverage * nb:
+        return out & ~near
+    d_whole = cv2.distanceTransform((whole == 0).view(np.uint8), cv2.DIST_L2, 5)[ys, xs]
     # where the tool hides the rim too, its direction's band is set by what
     # shows (a duct's end beyond the tool's tip): no wider there than the
-    # rim's own band is typically
+    # rim's own band is typically.  Beyond the band from the seen pieces and
+    # from the whole core both
     lim = np.minimum(limit[b], np.float32(np.nanmedian(own) + tol))
-    return np.where(near, d_whole[ys, xs] > lim, out)
+    return np.where(near, (d_seen > limit[b]) & (d_whole > lim), out)
 
 
 def _directions(ys: np.ndarray, xs: np.ndarray, d_core: np.ndarray, my: float, mx: float):
