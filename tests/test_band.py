@@ -126,3 +126,44 @@ def test_a_bright_tangent_duct_does_not_raise_the_rims_peak():
     patch = ring & (xx < C[0] - 30)
     assert np.array_equal(peak[patch], window[patch])
     assert np.count_nonzero(peak < window) <= 0.01 * np.count_nonzero(zone)
+
+
+def _tool_scene():
+    """(rim, d_core, core, stub, blocked): the ring and core of :func:`_scene` with a
+    tool from the frame's bottom up to the centre hiding a strip of both (the
+    core split in two), and a duct's end beside the tool, merged with the ring."""
+    rim, _d, core, _ = _scene(0)
+    blocked = np.zeros((SIZE, SIZE), bool)
+    blocked[C[1]:, 85:96] = True
+    stub = np.zeros((SIZE, SIZE), bool)
+    stub[C[1] + 40:C[1] + 85, 74:85] = True
+    stub &= ~rim & ~core
+    rim = (rim | stub) & ~blocked
+    core = core & ~blocked  # the visible core
+    d_core = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
+    return rim, d_core, core, stub, blocked
+
+
+def test_a_ducts_end_beside_a_tool_is_cut_and_the_rim_round_the_hidden_core_kept():
+    """Beside a tool the distances are to the core completed by its ellipse: the
+    duct's end is cut (before: nothing within 2 x thickness of the tool was), the
+    ring beside the tool, far from the *visible* core across it, is kept."""
+    rim, d_core, core, stub, blocked = _tool_scene()
+    ring = rim & ~stub
+    cut_to_band(rim, d_core, core, float(WIDTH), blocked)
+    assert np.count_nonzero(rim & stub) <= 0.1 * np.count_nonzero(stub)
+    assert np.count_nonzero(rim & ring) >= 0.99 * np.count_nonzero(ring)
+
+
+def test_specks_of_core_along_a_tool_do_not_keep_a_ducts_end():
+    """Pixels along a tool's edge mix its dark into the grid and read as core specks;
+    the duct's end beside them is cut all the same (only core pieces of at least a
+    rim width squared are completed)."""
+    rim, _d, core, stub, blocked = _tool_scene()
+    specks = np.zeros_like(core)
+    specks[C[1] + 45:C[1] + 85:6, 84] = True
+    core = core | specks
+    rim &= ~specks
+    d_core = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 5)
+    cut_to_band(rim, d_core, core, float(WIDTH), blocked)
+    assert np.count_nonzero(rim & stub) <= 0.1 * np.count_nonzero(stub)
