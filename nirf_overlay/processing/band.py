@@ -28,10 +28,9 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ._kernels.background import outline_near_blocked
 from ._kernels.band import cap_peak, circular_median, direction_quantile
 from .gaps import angle_bins
-from .masks import complete_with_ellipse, mask_centroid, nonzero
+from .masks import mask_centroid, nonzero
 from .rules import RIM_RULES
 
 
@@ -47,10 +46,9 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
         its centre
     thickness : the rim's measured width, px (same grid)
     blocked : optional (qh, qw) bool or uint8 0/1, where the view is blocked
-        (a tool, the frame edge): beside it the core may be hidden, so
-        within ``RIM_RULES.band_blocked_reach`` x thickness of it the
-        distances are to the core completed by an ellipse
-        (:func:`_beyond_hidden_core`)
+        (a tool, the frame edge): beside it the core is hidden and distances
+        to the visible core mean nothing, so pixels within
+        ``RIM_RULES.band_blocked_reach`` x thickness of it are never cut
     """
     if not core.any():
         return 0
@@ -71,8 +69,9 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     widened = outer > own + tol
     limit[widened] = own[widened] + RIM_RULES.band_widened_margin_px
     out = d > limit[b]  # (bins with a pixel have a finite median)
-    if blocked is not None and cv2.countNonZero(blocked.view(np.uint8)):
-        out = _beyond_hidden_core(out, blocked, core, ys, xs, b, limit, own, tol, thickness)
+    if out.any() and blocked is not None and cv2.countNonZero(blocked.view(np.uint8)):
+        d_b = cv2.distanceTransform((blocked.view(np.uint8) == 0).view(np.uint8), cv2.DIST_L2, 3)
+        out &= d_b[ys, xs] > RIM_RULES.band_blocked_reach * thickness
     if not out.any():
         return 0
     # only pieces the size and breadth of a duct's stub: a bump of a pixel or
@@ -97,62 +96,6 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     cut |= merged[b] & (d > own[b] + RIM_RULES.band_widened_margin_px)
     rim[ys[cut], xs[cut]] = False
     return int(np.count_nonzero(cut))
-
-
-def _beyond_hidden_core(out: np.ndarray, blocked: np.ndarray, core: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-                        b: np.ndarray, limit: np.ndarray, own: np.ndarray, tol: float,
-                        thickness: float) -> np.ndarray:
-    """``out`` ((n,) bool, pixels (ys, xs) beyond the band) as it holds beside the blocked view.
-
-    Within ``RIM_RULES.band_blocked_reach`` x thickness of a tool (or the
-    frame edge) the core may be hidden, so a rim pixel's distance to the
-    *visible* core can read far beyond the band though it lies on the rim
-    round the hidden part.  There the distance is taken to the core
-    completed by the ellipse through its visible outline (as the ring's
-    B does, :func:`~.background.lesion_core`), and the band there is no
-    wider than the rim's own band typically is (``own``, inner edge + extent,
-    median round the core, + ``tol``): where the tool hides the rim as well,
-    a direction's band is set by whatever shows beyond it.  A pixel beyond
-    that from the whole core, and beyond the band from the core pieces seen,
-    is still cut (a duct's end at the tool's tip).  The core's pieces are
-    those of at least thickness squared.  When no ellipse fits, or its
-    visible outline covers under ``RIM_RULES.band_hidden_min_coverage`` of
-    the directions round it (extrapolated: a tool across the lesion),
-    nothing beside the tool is cut, as before.
-    """
-    blk = blocked.view(np.uint8)
-    d_b = cv2.distanceTransform((blk == 0).view(np.uint8), cv2.DIST_L2, 3)
-    near = d_b[ys, xs] <= RIM_RULES.band_blocked_reach * thickness
-    if not near.any():
-        return out
-    # the core's pieces at least as large as the rim is wide squared (a tool
-    # across the core splits it): specks of "core" along the tool's edge (its
-    # dark mixed into the grid's pixels) would put a duct's end beside them within the band
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(core.view(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= thickness ** 2
-    keep[0] = False
-    if not keep.any():
-        return out & ~near
-    whole = keep[lab].view(np.uint8)
-    d_seen = cv2.distanceTransform((whole == 0).view(np.uint8), cv2.DIST_L2, 5)[ys, xs]
-    hidden, n_core, oys, oxs = outline_near_blocked(whole.view(bool), blk.view(bool), 2)
-    if not hidden:  # the whole core is seen: its distances hold beside the tool too
-        return np.where(near, d_seen > limit[b], out)
-    if not complete_with_ellipse(whole, n_core, oys, oxs, 0, 0):
-        return out & ~near
-    # an ellipse through little of the outline round it (a tool across the
-    # lesion) is extrapolated, no sure outline: nothing beside the tool is cut
-    mx, my = mask_centroid(whole)
-    _ang, ob, nb = angle_bins(oys, oxs, my, mx)
-    if np.unique(ob).size < RIM_RULES.band_hidden_min_coverage * nb:
-        return out & ~near
-    d_whole = cv2.distanceTransform((whole == 0).view(np.uint8), cv2.DIST_L2, 5)[ys, xs]
-    # where the tool hides the rim too, its direction's band is set by what
-    # shows (a duct's end beyond the tool's tip): no wider there than the
-    # rim's own band is typically.  Beyond the band from the seen pieces and
-    # from the whole core both
-    lim = np.minimum(limit[b], np.float32(np.nanmedian(own) + tol))
-    return np.where(near, (d_seen > limit[b]) & (d_whole > lim), out)
 
 
 def _directions(ys: np.ndarray, xs: np.ndarray, d_core: np.ndarray, my: float, mx: float):

@@ -233,19 +233,9 @@ class RimRules:
     #: this far beyond its own outer edge (inner edge + extent).
     band_widened_margin_px: float = 0.5
     #: x rim thickness.  Rim pixels this near a tool (or the frame edge)
-    #: may lie beside a hidden part of the core, so their distance to the
-    #: visible core says nothing about the rim's band: they are measured
-    #: from the core completed by its ellipse, or never cut when none fits
-    #: or it is not sure (``band_hidden_min_coverage``).
+    #: are never cut: the core beside them is hidden, so their distance to
+    #: the visible core says nothing about the rim's band.
     band_blocked_reach: float = 2.0
-    #: Fraction of the directions round the core (``gap_bin_deg`` bins)
-    #: that its visible outline must cover for the ellipse through it to
-    #: stand for the core a tool hides (band.py: rim pixels beside the tool
-    #: are measured from it); with less they are never cut.  A tool's tip
-    #: at the core leaves 0.9 of it (seed 904); a tool across the lesion
-    #: 0.36-0.6 (903, 501; 501's ellipse fell a thickness short of the far
-    #: arc's inner edge, which was cut: Dice 0.954 -> 0.875).
-    band_hidden_min_coverage: float = 0.75
     #: x the rim's span above B.  In a direction round the core whose
     #: brightest pixel near the rim lies beyond the rim's middle, brighter by
     #: more than this than the rim's inner half there (the profile still
