@@ -49,13 +49,7 @@ def memory_traffic(pipe, pair, result) -> dict:
     """
     n = pipe.normaliser
     filt = n.filt
-    raw = n.raw_wl
-    out = {}
-    warp = 0
-    if n._H is not None:  # the calibration's homography: a warp pass first
-        warp = pair.nir.nbytes + raw.nbytes
-    out["normalise"] = int(warp + raw.nbytes + n._dark.nbytes + n._inv_flat.nbytes
-                           + 2 * filt.nbytes + int(n._sat_rows.sum()) * n.sat.shape[1])
+    out = {"normalise": n.traffic_bytes(pair.nir.nbytes)}
     sat = n.sat.nbytes if result.saturated_fraction > 0 and pipe.settings.display.show_saturation else 0
     out["composite"] = int(pair.wl.nbytes + filt.nbytes + sat + result.composite.nbytes)
     masks = sum(m.nbytes for m in (result.rim_mask, result.fluorescence_mask) if m is not None)

@@ -13,7 +13,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .masks import boundary, mask_centroid
+from .masks import K3, boundary, mask_centroid
 from .rules import RIM_RULES
 
 
@@ -70,7 +70,7 @@ def union(members: list[Candidate], blocked: Optional[np.ndarray] = None,
     width = float(np.average([c.width_px for c in members], weights=area))
     compl = float(sum(c.completeness * a for c, a in zip(members, area)) / max(sum(area), 1.0))
     if blocked is not None and core.any():
-        blk = cv2.dilate(blocked[y0:y1, x0:x1].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        blk = cv2.dilate(blocked[y0:y1, x0:x1].astype(np.uint8), K3) > 0
         cb = boundary(core) & ~blk
         if cb.any():
             d_rim = cv2.distanceTransform((~rim).astype(np.uint8), cv2.DIST_L2, 3)

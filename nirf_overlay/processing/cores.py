@@ -20,10 +20,8 @@ import numpy as np
 from ._kernels.segment import ridge_median, seeded_regions
 from .band import cut_to_band
 from .candidates import Candidate, completeness_needed
-from .masks import boundary, box, circle_fit, fill_holes, hull, mask_centroid, nonzero
+from .masks import K3, boundary, box, circle_fit, fill_holes, hull, mask_centroid, nonzero
 from .rules import RIM_RULES
-
-_K3 = np.ones((3, 3), np.uint8)
 
 
 def component_candidates(ratio, fluo_b, labels, stats, blocked, *, min_rim_px, min_core_px,
@@ -171,7 +169,7 @@ def _reached_core(comp, dark, blk, seed, holes, cbox, extent, max_width_px, gap_
             return core_ext
     # (an arc the tool cuts short touches it; asked only once the seed found no core,
     # which on most components it does)
-    if not (comp[cbox] & (cv2.dilate(blk[cbox].view(np.uint8), _K3) > 0)).any():
+    if not (comp[cbox] & (cv2.dilate(blk[cbox].view(np.uint8), K3) > 0)).any():
         return None
     sd, sbox = _seed_across_gap(seed, comp, cbox, gap_px)
     if sd is None:
@@ -289,7 +287,7 @@ def _dark_core(comp: np.ndarray, dark: np.ndarray, blk: np.ndarray, seed: np.nda
     bs = box(sel, margin=2)
     core_ext = np.zeros(comp.shape, bool)
     core_ext[bs] = fill_holes(cv2.morphologyEx(sel[bs].view(np.uint8), cv2.MORPH_CLOSE,
-                                               _K3).astype(bool)) & ~comp[bs]
+                                               K3).astype(bool)) & ~comp[bs]
     return core_ext
 
 
@@ -362,7 +360,7 @@ def _visible_outline(core: np.ndarray, blk: np.ndarray) -> np.ndarray:
     """
     bc = box(core, margin=1)
     cb = np.zeros(core.shape, bool)
-    cb[bc] = boundary(core[bc]) & ~(cv2.dilate(blk[bc].view(np.uint8), _K3) > 0)
+    cb[bc] = boundary(core[bc]) & ~(cv2.dilate(blk[bc].view(np.uint8), K3) > 0)
     return cb
 
 
@@ -378,7 +376,7 @@ def _gap_coverage(cb: np.ndarray, near: np.ndarray, gap_px: float) -> Optional[i
     Returns None when the band touches the outline (coverage > 0, counted
     only if needed, see :func:`_rim_width`), else the count (0: no rim).
     """
-    if gap_px < 1.5 or not (cb & (cv2.dilate(near.view(np.uint8), _K3) > 0)).any():
+    if gap_px < 1.5 or not (cb & (cv2.dilate(near.view(np.uint8), K3) > 0)).any():
         return _covered(cb, near, gap_px)
     return None
 

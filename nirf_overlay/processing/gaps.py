@@ -24,10 +24,8 @@ import cv2
 import numpy as np
 
 from ._kernels.refine import angle_bins as _angle_bins
-from .masks import mask_centroid, nonzero
+from .masks import K3, mask_centroid, nonzero
 from .rules import RIM_RULES
-
-_K3 = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,12 @@ def rim_gaps(core: np.ndarray, rim: np.ndarray, d_b: np.ndarray, thr_b: float, b
     u8 = core.view(np.uint8)
     if not cv2.countNonZero(u8):
         return []
-    inner = cv2.erode(u8, _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    inner = cv2.erode(u8, K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     outline = core & (inner == 0)
     ys, xs = nonzero(outline)
     if ys.size < 8:
         return []
-    near_rim = cv2.dilate(rim.view(np.uint8), _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    near_rim = cv2.dilate(rim.view(np.uint8), K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     covered = near_rim[ys, xs] > 0
     hidden = np.zeros(ys.size, bool)
     if d_b.shape[0] > 0:

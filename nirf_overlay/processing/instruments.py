@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ._kernels.segment import grey_and_dark
+from .masks import K3
 from .rules import RIM_RULES
 
 
@@ -44,9 +45,9 @@ def instrument_mask(wl_small: Optional[np.ndarray], ratio: np.ndarray) -> np.nda
         m = instr.astype(np.uint8)
         # (open: specks; close: the shaft's texture)
         m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, K3)
         # grow a little: instrument edges blur into the liver in both channels
-        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+        m = cv2.dilate(m, K3)
         instr = m.astype(bool)
     return instr
 

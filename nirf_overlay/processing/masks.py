@@ -21,6 +21,9 @@ from ._kernels.segment import circle_fit_sums
 #: the crop's rows lie on this grid (counted from each end; measured)
 DT_COLUMN_BLOCK = 16
 
+#: the 3 x 3 square: one pixel of 8-connected growth or shrinkage
+K3 = np.ones((3, 3), np.uint8)
+
 
 def box(*masks: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
     """(rows, cols) slices of the box holding every pixel of ``masks`` (ROI-sized
@@ -69,7 +72,7 @@ def aligned_crop(bx: int, by: int, bw: int, bh: int, shape: tuple, m: int) -> tu
 def boundary(mask: np.ndarray) -> np.ndarray:
     """Inner 8-connected boundary pixels of a bool mask."""
     m = mask.astype(np.uint8)
-    er = cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    er = cv2.erode(m, K3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return mask & ~er.astype(bool)
 
 

@@ -392,6 +392,17 @@ class Normaliser:
                 log.warning("%s", self.bits_notice)
         return clip_count(self.largest_raw, nir_bits)
 
+    def traffic_bytes(self, nir_nbytes: int) -> int:
+        """Bytes the last :meth:`process` read and wrote in its per-pixel passes:
+        the homography warp's read and write when the calibration has one (of a
+        raw NIR frame of ``nir_nbytes``), then the raw frame in WL pixels, the dark
+        and 1/flat planes and the previous filtered frame read, the filtered
+        frame written, and the saturation mask's rows that hold a saturated pixel.
+        """
+        warp = nir_nbytes + self.raw_wl.nbytes if self._H is not None else 0
+        return int(warp + self.raw_wl.nbytes + self._dark.nbytes + self._inv_flat.nbytes
+                   + 2 * self.filt.nbytes + int(self._sat_rows.sum()) * self.sat.shape[1])
+
     def ready_for(self, raw: np.ndarray, wl: np.ndarray) -> bool:
         """True when buffers for these frame sizes exist (so a fused display can be used)."""
         return self._shape_key == (raw.shape, tuple(wl.shape[:2])) and raw.dtype == np.uint16

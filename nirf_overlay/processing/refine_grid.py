@@ -17,6 +17,7 @@ import numpy as np
 from ._kernels.refine import edge_field
 from ._kernels.width import constant_width_field
 from .candidates import Candidate
+from .masks import K3
 
 
 class RefineGrid(NamedTuple):
@@ -153,7 +154,7 @@ def rim_mask_wl(rim: np.ndarray, q: np.ndarray, core_side: np.ndarray, lev_in: f
     r, qw, qh = g.r, g.qw, g.qh
     rw, rh = g.X1 - g.X0, g.Y1 - g.Y0
     ox = oy = 0
-    near_u8 = cv2.dilate(rim.view(np.uint8), np.ones((3, 3), np.uint8))
+    near_u8 = cv2.dilate(rim.view(np.uint8), K3)
     if r >= 1.0:
         # (the rim's box + 1 px: the field is -1 beyond near_u8, and rays stay in it)
         bx, by, bw, bh = cv2.boundingRect(near_u8)

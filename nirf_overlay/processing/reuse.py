@@ -61,11 +61,9 @@ import numpy as np
 
 from .background import LesionCore
 from .candidates import Candidate
-from .masks import mask_centroid
+from .masks import K3, mask_centroid
 from .motion import transform_points
 from .rules import RIM_RULES
-
-_GROW = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -192,7 +190,7 @@ def move_candidate(c: Candidate, m: np.ndarray, fluo: np.ndarray,
     a, roi = moved
     nx0, ny0, nx1, ny1 = roi
     here = fluo[ny0:ny1, nx0:nx1]
-    rim = (cv2.dilate(_warp(c.rim, a, roi), _GROW) & here).view(bool)
+    rim = (cv2.dilate(_warp(c.rim, a, roi), K3) & here).view(bool)
     n_rim = np.count_nonzero(rim)
     if n_rim < max(1, RIM_RULES.reuse_min_overlap * np.count_nonzero(c.rim)):
         return None

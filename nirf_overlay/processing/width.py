@@ -15,9 +15,8 @@ import numpy as np
 from ._kernels.fit import fit_rim_profile, rim_model
 from ._kernels.width import (drop_neighbour_sections, mean_cross_section, profile_crossings,
                              ridge_sections, width_median)
+from .masks import K3
 from .rules import RIM_RULES
-
-_K3 = np.ones((3, 3), np.uint8)
 
 
 def width_and_edges(img: np.ndarray, peak: np.ndarray, background: float, rim: np.ndarray,
@@ -118,7 +117,7 @@ def _across(rim: np.ndarray, d_core: np.ndarray, width_guess: float,
     same element-wise numpy calls on those pixels give the same numbers.
     """
     sm = cv2.GaussianBlur(rim.view(np.uint8).astype(np.float32), (0, 0), max(1.0, 0.5 * width_guess))
-    at = np.flatnonzero(cv2.dilate(zone.view(np.uint8), _K3))
+    at = np.flatnonzero(cv2.dilate(zone.view(np.uint8), K3))
     hxx = cv2.Sobel(sm, cv2.CV_32F, 2, 0, ksize=3).ravel()[at]
     hyy = cv2.Sobel(sm, cv2.CV_32F, 0, 2, ksize=3).ravel()[at]
     hxy = cv2.Sobel(sm, cv2.CV_32F, 1, 1, ksize=3).ravel()[at]
