@@ -10,6 +10,7 @@ pairs ahead on its own thread (:class:`ReadAhead`); a seek starts a new
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -23,6 +24,7 @@ from .threads import spawn
 SPEED_RANGE = (0.25, 4.0)
 READ_TIMEOUT_S = 0.1  # how long one read may wait before requests are looked at again
 RETRY_DELAY_S = 0.5  # pause after a source error before reading again
+READ_MARGIN = 1.25  # a read is planned to take this many times its smoothed time
 
 
 def replay_stride(speed: float) -> int:
@@ -74,6 +76,9 @@ class Pacer:
         self._anchor: Optional[tuple[float, float]] = None  # (monotonic, schedule time)
         self._prev_time: Optional[float] = None  # wl_time of the previous pair
         self._time = 0.0  # schedule time of the previous pair (recorded seconds)
+        #: (due, index) of the newest pair released on this schedule; read on the
+        #: read-ahead thread (:meth:`index_due`), replaced whole, never changed in place
+        self._last_due: Optional[tuple[float, int]] = None
 
     def set_speed(self, speed: float) -> None:
         lo, hi = SPEED_RANGE
@@ -88,7 +93,25 @@ class Pacer:
 
     def restart(self) -> None:
         """Start the schedule afresh (after a seek or a pause): the next pair goes at once."""
-        self._anchor = self._prev_time = None
+        self._anchor = self._prev_time = self._last_due = None
+
+    def skip_to(self, at: float, next_index: int) -> Optional[int]:
+        """The frame to read instead of ``next_index`` so that it is ready when due,
+        when reading takes until ``time.monotonic()`` ``at``: the first frame due then
+        or after, if that is past ``next_index``; else None (read ``next_index``).
+
+        None also before the schedule's first pair and when ``next_index`` is not
+        after the newest pair released (the source went back: a loop's start).
+        Counted from the newest pair released, one recording frame period a frame.
+        """
+        last = self._last_due
+        if last is None:
+            return None
+        due, index = last
+        if next_index <= index:
+            return None
+        want = index + max(0, math.ceil((at - due) * self.speed / self.period))
+        return want if want > next_index else None
 
     def shown_period(self, stride: int) -> float:
         """Wall seconds between two shown frames at this speed and ``stride``."""
@@ -115,7 +138,9 @@ class Pacer:
         if late > (MAX_BEHIND_S if self.keep_clock else self.period):
             # a stall: catching up would skip too much (or is not wanted); start afresh
             self._anchor = (now, self._time)
+            self._last_due = (now, int(pair.index))
             return 0.0
+        self._last_due = (due, int(pair.index))
         # sleep (never spin: two cores are shared with the GUI and the pipeline),
         # in short steps so that stop() is noticed
         while not stop.is_set():
@@ -354,10 +379,21 @@ class ReadAhead:
     its rate when read + process would not fit in a frame period.  Only this
     thread touches the source; a seek is a request it carries out, and pairs
     read before the seek (an older *generation*) are thrown away.
+
+    With a ``pacer`` keeping the clock and a :attr:`~..sources.base.FrameSource.random_access`
+    source, a read that would finish after the next frame's time reads the frame
+    due when it finishes instead (:meth:`Pacer.skip_to`, the read time learnt
+    as it goes): replay that cannot decode every frame decodes only frames it
+    shows, as many as it can, instead of decoding frames that come too late to be
+    shown (then left out by :class:`CatchUp`, whose jumps to every other frame
+    were the only other way to keep up).
     """
 
-    def __init__(self, source, stop: threading.Event, depth: int = 2, stride: int = 1):
+    def __init__(self, source, stop: threading.Event, depth: int = 2, stride: int = 1,
+                 pacer: Optional[Pacer] = None):
         self.source = source
+        self._pacer = pacer if pacer is not None and source.random_access else None
+        self._read_s: Optional[float] = None  # a read's wall time, smoothed
         #: frames each read should advance (:func:`replay_stride`); set by the
         #: engine, carried out on this thread before its next read
         self.stride = stride
@@ -397,6 +433,7 @@ class ReadAhead:
 
     def _run(self) -> None:
         gen, at_end, errors = 0, False, 0
+        next_index: Optional[int] = None  # the frame the next read hands out, when known
         while not self._stop.is_set():
             with self._cv:
                 req, self._seek_req = self._seek_req, None
@@ -411,6 +448,7 @@ class ReadAhead:
                 except Exception as e:
                     self._put((gen, "error", e))
                     continue
+                next_index = index
             if self.stride != self._stride_done:
                 k = self.stride
                 self._stride_done = k
@@ -419,17 +457,35 @@ class ReadAhead:
                 except Exception as e:
                     self._put((gen, "error", e))
             try:
+                self._skip_ahead(next_index)
+                t0 = time.monotonic()
                 pair = self.source.read(READ_TIMEOUT_S)
             except TimeoutError:
                 continue
             except Exception as e:
                 errors += 1
+                next_index = None
                 self._put((gen, "error", e))
                 self._stop.wait(min(RETRY_DELAY_S * errors, 2.0))
                 continue
             errors = 0
             at_end = pair is None
+            if pair is not None:
+                took = time.monotonic() - t0
+                self._read_s = took if self._read_s is None else 0.75 * self._read_s + 0.25 * took
+                next_index = int(pair.index) + self._stride_done
             self._put((gen, "pair", pair))
+
+    def _skip_ahead(self, next_index: Optional[int]) -> None:
+        """Seek past frames that would be read too late to be shown (see the class)."""
+        if self._pacer is None or next_index is None or self._read_s is None:
+            return
+        # a margin over the smoothed read time: a pair a little early waits, one
+        # a period late is decoded for nothing
+        to = self._pacer.skip_to(time.monotonic() + READ_MARGIN * self._read_s, next_index)
+        n = self.source.info.frame_count
+        if to is not None and (not n or to < n):
+            self.source.seek(to)
 
     def _put(self, item) -> None:
         while not self._stop.is_set():

@@ -72,16 +72,19 @@ class ReplayDriver:
     def start_reading(self, source) -> None:
         """Files and sessions are read ahead on their own thread (:class:`.replay.ReadAhead`)."""
         if not self.info.live:
-            self.ahead = ReadAhead(source, self._stop, stride=self.stride)
+            # keeping the clock, a source that can skip decodes only frames it can show
+            self.ahead = ReadAhead(source, self._stop, stride=self.stride,
+                                   pacer=self.pacer if self.pacer.keep_clock else None)
 
     def seek(self, source, index: int) -> None:
         """Carry out a seek the worker took from :meth:`ReplayControl.next_turn`."""
+        # the clock first: the read-ahead must not skip ahead on the old schedule
+        self.restart_clock()
         if self.ahead is not None:
             self.ahead.seek(index)  # carried out on the read-ahead thread
         else:
             source.seek(index)
         self.control.ended = False
-        self.restart_clock()
 
     def release(self, pair: FramePair, turn: Turn, pace: bool) -> bool:
         """Wait until ``pair`` is due; False when it is left out (late: the clock is kept)."""

@@ -207,6 +207,7 @@ class SessionSource(FrameSource):
         self._fed: Optional[IntraSession] = None
         if s.segments and all(seg.wl_codec in fmt.INTRA_ONLY_CODECS for seg in s.segments):
             self._fed = IntraSession(self.path, s.segments, self._count_opens)
+        self.random_access = self._fed is not None
         if s.frame_count == 0:
             self.stats.status = "ended"
 

@@ -31,6 +31,10 @@ class FrameSource(abc.ABC):
     #: ``(frame, label)`` items (:class:`~nirf_overlay.recording.Marker`)
     #: the user set while recording, in recording order; only sessions have any
     markers: Sequence = ()
+    #: any frame can be read next at the cost of reading the next one (a session
+    #: of intra-only codecs: one packet decoded, nothing before it), so a replay
+    #: that falls behind seeks forward instead of decoding frames it will not show
+    random_access: bool = False
 
     @abc.abstractmethod
     def read(self, timeout: Optional[float] = None) -> Optional[FramePair]:
