@@ -77,7 +77,7 @@ class Pacer:
         self._prev_time: Optional[float] = None  # wl_time of the previous pair
         self._time = 0.0  # schedule time of the previous pair (recorded seconds)
         #: (due, index) of the newest pair released on this schedule; read on the
-        #: read-ahead thread (:meth:`index_due`), replaced whole, never changed in place
+        #: read-ahead thread (:meth:`skip_to`), replaced whole, never changed in place
         self._last_due: Optional[tuple[float, int]] = None
 
     def set_speed(self, speed: float) -> None:
