@@ -295,9 +295,10 @@ class SlowerDecoding(SessionSource):
 
 
 def test_at_1x_with_slow_decoding_replay_decodes_only_frames_it_shows(clock_session):
-    # 45 ms a pair: at most ~22 pairs a second; every frame (30) cannot be decoded
+    # 35 ms a pair more (a read of ~38 ms): at most ~26 pairs a second, not every frame
+    # (30); reading in order, main showed 13-14 fps here, this 22 (load 7-9)
     src = SlowerDecoding(clock_session)
-    src.extra_s = 0.045
+    src.extra_s = 0.035
     shown, status = _replay(clock_session, 1.0, seconds=3.0, source=src)
     reads = src.read_indices
     # every frame left out is counted, and only those
@@ -311,7 +312,7 @@ def test_at_1x_with_slow_decoding_replay_decodes_only_frames_it_shows(clock_sess
     fps_shown = (len(shown) - 1) / (t[-1] - t[0])
     # as many frames as it can decode, not every other one (15 fps: the catch-up's
     # jump to every other frame, what a read-ahead reading in order came to)
-    assert fps_shown > 17.0, (fps_shown, idx)
+    assert fps_shown > 17.5, (fps_shown, idx)
     # few pairs decoded and then left out for coming too late
     in_span = [i for i in reads if idx[0] <= i <= idx[-1]]
     assert len(in_span) - len(shown) <= 0.1 * len(shown), (len(in_span), len(shown))
