@@ -191,6 +191,9 @@ class CatchUp:
         self.skipped = 0
         self.lead = JUMP_LEAD_S
         self.factor = 1
+        #: far behind, the stride grows; False where the read-ahead skips ahead by
+        #: itself (:attr:`ReadAhead.skips_ahead`): a frame fewer, not every other one
+        self.restrides = True
         self._after_jump = False
         self._last: Optional[int] = None  # index of the last frame shown
         self._calm_since = 0.0
@@ -225,7 +228,7 @@ class CatchUp:
                 target = min(target, frame_count - 1)
             if target > index:
                 self._after_jump = True
-                restride = self.factor * stride * 2 <= MAX_CATCH_UP_STRIDE
+                restride = self.restrides and self.factor * stride * 2 <= MAX_CATCH_UP_STRIDE
                 if restride:
                     self.factor += 1
                 return True, target, restride
@@ -393,6 +396,8 @@ class ReadAhead:
                  pacer: Optional[Pacer] = None):
         self.source = source
         self._pacer = pacer if pacer is not None and source.random_access else None
+        #: reads skip frames that would come too late to be shown (see above)
+        self.skips_ahead = self._pacer is not None
         self._read_s: Optional[float] = None  # a read's wall time, smoothed
         #: frames each read should advance (:func:`replay_stride`); set by the
         #: engine, carried out on this thread before its next read

@@ -75,6 +75,7 @@ class ReplayDriver:
             # keeping the clock, a source that can skip decodes only frames it can show
             self.ahead = ReadAhead(source, self._stop, stride=self.stride,
                                    pacer=self.pacer if self.pacer.keep_clock else None)
+            self.catch_up.restrides = not self.ahead.skips_ahead
 
     def seek(self, source, index: int) -> None:
         """Carry out a seek the worker took from :meth:`ReplayControl.next_turn`."""
