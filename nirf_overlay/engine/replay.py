@@ -383,13 +383,10 @@ class ReadAhead:
     thread touches the source; a seek is a request it carries out, and pairs
     read before the seek (an older *generation*) are thrown away.
 
-    With a ``pacer`` keeping the clock and a :attr:`~..sources.base.FrameSource.random_access`
-    source, a read that would finish after the next frame's time reads the frame
-    due when it finishes instead (:meth:`Pacer.skip_to`, the read time learnt
-    as it goes): replay that cannot decode every frame decodes only frames it
-    shows, as many as it can, instead of decoding frames that come too late to be
-    shown (then left out by :class:`CatchUp`, whose jumps to every other frame
-    were the only other way to keep up).
+    With a ``pacer`` keeping the clock and a ``random_access`` source, a read
+    that would finish after the next frame's time reads the frame due when it
+    finishes instead (:meth:`Pacer.skip_to`; the read time learnt as it goes):
+    decoding that cannot keep up decodes only frames it shows, as many as it can.
     """
 
     def __init__(self, source, stop: threading.Event, depth: int = 2, stride: int = 1,
