@@ -76,8 +76,7 @@ class Pacer:
         self._anchor: Optional[tuple[float, float]] = None  # (monotonic, schedule time)
         self._prev_time: Optional[float] = None  # wl_time of the previous pair
         self._time = 0.0  # schedule time of the previous pair (recorded seconds)
-        #: (due, index) of the newest pair released on this schedule; read on the
-        #: read-ahead thread (:meth:`skip_to`), replaced whole, never changed in place
+        #: (due, index) of the newest pair released; replaced whole (read by :meth:`skip_to`)
         self._last_due: Optional[tuple[float, int]] = None
 
     def set_speed(self, speed: float) -> None:
@@ -393,8 +392,7 @@ class ReadAhead:
                  pacer: Optional[Pacer] = None):
         self.source = source
         self._pacer = pacer if pacer is not None and source.random_access else None
-        #: reads skip frames that would come too late to be shown (see above)
-        self.skips_ahead = self._pacer is not None
+        self.skips_ahead = self._pacer is not None  #: reads skip frames shown too late
         self._read_s: Optional[float] = None  # a read's wall time, smoothed
         #: frames each read should advance (:func:`replay_stride`); set by the
         #: engine, carried out on this thread before its next read
