@@ -21,7 +21,8 @@ grid:
   outline (the core -- with the core-dark pixels connected to it, where a
   partial rim leaves it bare -- grown by the measured rim width, completed
   by an ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
-  its glow), instruments and core-dark pixels (:func:`ring_exclusion`).
+  its glow), instruments and core-dark pixels (:func:`ring_exclusion`), and
+  the other lesions' outlines (:func:`lesion_backgrounds`).
 
 The fixed numbers (tile size, bands, glow, least ring size) are
 :data:`~.rules.RIM_RULES`; gap and ring width are settings.
@@ -309,6 +310,51 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     if n < RIM_RULES.ring_min_px:
         return None
     return med
+
+
+def lesion_backgrounds(nir_small: np.ndarray, cands: list, cores: list, widths: list,
+                       exclude: np.ndarray, ring_px: float, gap_px: float = 1.5
+                       ) -> list[Optional[float]]:
+    """B of each lesion of a frame (:func:`ring_background`), its ring clear of the
+    other lesions' outlines.
+
+    A neighbour's outline -- its core grown by its rim width and the gap, where
+    this lesion's own ring starts -- is not liver: beside a partial rim its bare
+    core's blurred edge lies there, darker than liver yet above ``core_ratio``
+    (so :func:`ring_exclusion` keeps it), and a ring running through it read B
+    low (seed 550's first lesion, its neighbour's bare side in its ring: B -7 %,
+    TBR +10 %).  The truth's rings keep out of the other lesions' outlines too.
+
+    Parameters
+    ----------
+    nir_small, exclude, ring_px, gap_px : as :func:`ring_background`
+    cands, cores, widths : per lesion its candidate, its :class:`LesionCore`
+        (:func:`lesion_core` or :func:`carried_core`) and rim width (grid px)
+
+    Returns
+    -------
+    B per lesion, None where its ring has too few liver pixels (as :func:`ring_background`)
+    """
+    if len(cands) < 2:
+        return [ring_background(nir_small, c, exclude, ring_px, gap_px, width_px=w, core=k)
+                for c, k, w in zip(cands, cores, widths)]
+    zones = [_outline(k, w, gap_px) for k, w in zip(cores, widths)]
+    out = []
+    for i, (c, k, w) in enumerate(zip(cands, cores, widths)):
+        ex = exclude.copy()
+        for j, (zone, x0, y0) in enumerate(zones):
+            if j != i:
+                zh, zw = zone.shape
+                ex[y0:y0 + zh, x0:x0 + zw] |= zone
+        out.append(ring_background(nir_small, c, ex, ring_px, gap_px, width_px=w, core=k))
+    return out
+
+
+def _outline(core: LesionCore, width: float, gap_px: float) -> tuple[np.ndarray, int, int]:
+    """The lesion's outline as :func:`ring_background` draws it, where its ring starts: the
+    pixels within ``width + max(gap_px, 1)`` of ``core`` on its box: ``(mask bool, x0, y0)``."""
+    d = cv2.distanceTransform(1 - core.mask, cv2.DIST_L2, 3)
+    return d <= np.float32(width + max(1.0, gap_px)), core.x0, core.y0
 
 
 def _with_far_arcs(d: np.ndarray, rim: np.ndarray, at: tuple[int, int], width: float,
