@@ -20,7 +20,8 @@ grid:
   (1.5 mm) to gap + ``background_radius_mm`` (4 mm) outside the lesion's
   outline (the core -- with the core-dark pixels connected to it, where a
   partial rim leaves it bare -- grown by the measured rim width, completed
-  by an ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
+  by an ellipse where a tool hides it -- a circle when too little of its outline
+  shows to pin an ellipse down), excluding fluorescence (grown 0.7 mm for
   its glow), instruments and core-dark pixels (:func:`ring_exclusion`), and
   the other lesions' outlines (:func:`lesion_backgrounds`).
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from ._kernels.background import outline_near_blocked, ring_median
 from .candidates import Candidate
-from .masks import aligned_crop
+from .masks import aligned_crop, circle_fit
 from .rules import RIM_RULES
 
 
@@ -420,19 +421,34 @@ def _ring_crop(core: np.ndarray, hi: float, also: Optional[tuple[int, int, int, 
 
 def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
                            oy: int, ox: int) -> None:
-    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``.
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``,
+    or a circle where that outline spans less than ``RIM_RULES.core_ellipse_span_deg``
+    round it (an ellipse is not pinned down by a short arc).
 
     ``n_core`` is the core's pixel count (the fit is rejected when its axes
     are far from the core's equivalent diameter).
     """
     if ys.size < 8:
         return
+    eq = 2.0 * np.sqrt(n_core / np.pi)
+    circ = circle_fit(ys.astype(np.float64), xs.astype(np.float64))
+    if circ is not None and _span_deg(ys, xs, circ[0], circ[1]) < RIM_RULES.core_ellipse_span_deg:
+        cx, cy, r = circ
+        if np.isfinite(r) and 0.3 * eq <= 2.0 * r <= 3.0 * eq:
+            cv2.circle(core_big, (int(round(cx + ox)), int(round(cy + oy))), int(round(r)), 1, -1)
+        return
     pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
     (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
-    eq = 2.0 * np.sqrt(n_core / np.pi)
     if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
         return
     cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
+
+
+def _span_deg(ys: np.ndarray, xs: np.ndarray, cx: float, cy: float) -> float:
+    """Degrees round (cx, cy) that the points cover: 360 less the widest gap between them."""
+    a = np.sort(np.arctan2(ys - cy, xs - cx))
+    gaps = np.diff(np.concatenate([a, a[:1] + 2.0 * np.pi]))
+    return float(360.0 - np.degrees(gaps.max()))
 
 
 def ring_exclusion(fluo: np.ndarray, instr: np.ndarray, ratio: np.ndarray,
