@@ -231,8 +231,9 @@ def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, core_up: np
     arc's end, a dim patch) its edges were placed too high and its dim part
     lost.  (Full sets, 1280x720, 10 frames: mean Dice +0.0015..+0.003 on every
     set against a window of width + f; seed 532's second lesion, whose arc
-    fades over more than a window, still misses its end: T +8 % -> +7 %.)  The max is taken on a smoother copy of ``img`` (the
-    rim's own texture would bias a plain maximum up), from ``zone`` pixels only, then the
+    fades over more than a window, still misses its end: T +8 % -> +7 %.)
+    The max is taken on a smoother copy of ``img`` (the rim's own texture
+    would bias a plain maximum up), from ``zone`` pixels only, then the
     blocky max map is smoothed by a box as wide as the window, normalised
     by the same box over the support so that the map's border is not pulled
     towards 0.  Where a neighbour brighter than the rim (a duct alongside or
