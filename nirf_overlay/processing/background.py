@@ -317,24 +317,15 @@ def lesion_backgrounds(nir_small: np.ndarray, cands: list, cores: list, widths: 
                        exclude: np.ndarray, ring_px: float, gap_px: float = 1.5
                        ) -> list[Optional[float]]:
     """B of each lesion of a frame (:func:`ring_background`), its ring clear of the
-    other lesions' outlines.
+    other lesions' outlines (a core grown by its rim width and the gap, where its
+    own ring starts): the neighbour's gap and its bare core's blurred edge (darker
+    than liver, above ``core_ratio``, so :func:`ring_exclusion` keeps it) are not
+    this lesion's liver, and the truth's rings keep out of them too (seed 550's
+    first lesion: B 62.0 -> 62.7, 63.4 by the truth's definition).
 
-    A neighbour's outline -- its core grown by its rim width and the gap, where
-    this lesion's own ring starts -- is not liver: beside a partial rim its bare
-    core's blurred edge lies there, darker than liver yet above ``core_ratio``
-    (so :func:`ring_exclusion` keeps it), and a ring running through it read B
-    low (seed 550's first lesion, its neighbour's bare side in its ring: B -7 %,
-    TBR +10 %).  The truth's rings keep out of the other lesions' outlines too.
-
-    Parameters
-    ----------
-    nir_small, exclude, ring_px, gap_px : as :func:`ring_background`
-    cands, cores, widths : per lesion its candidate, its :class:`LesionCore`
-        (:func:`lesion_core` or :func:`carried_core`) and rim width (grid px)
-
-    Returns
-    -------
-    B per lesion, None where its ring has too few liver pixels (as :func:`ring_background`)
+    ``cands``, ``cores``, ``widths``: per lesion its candidate, :class:`LesionCore`
+    and rim width (grid px); the rest as :func:`ring_background`.  Returns B per
+    lesion, None where its ring has too few liver pixels.
     """
     if len(cands) < 2:
         return [ring_background(nir_small, c, exclude, ring_px, gap_px, width_px=w, core=k)
