@@ -55,7 +55,7 @@ from ._kernels.refine import edge_field
 from ._kernels.segment import circle_fit_sums, seeded_regions
 from ._validate import frame_dims, require, require_optional
 from .background import (LesionCore, background_map, carried_core, core_dark, global_background,
-                         lesion_core, map_level, ring_background, ring_exclusion)
+                         lesion_backgrounds, lesion_core, map_level, ring_exclusion)
 from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
@@ -267,10 +267,19 @@ class RimAnalyzer:
         lap("fluorescence")
 
         def measured(cands, carried=None):
-            out = [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg, k,
-                                 dark)
+            out = [self._measure(nir, c, grid, bg, small, blocked, valid, pyramid, seg, k, dark)
                    for c, k in zip(cands, carried or [None] * len(cands))]
-            return [g for g, _ in out], [k for _, k in out]
+            geoms, cores = [g for g, _ in out], [k for _, k in out]
+            # B once every lesion's outline is known: each ring keeps clear of the others'
+            kept = [i for i, g in enumerate(geoms) if g is not None]
+            Bs = lesion_backgrounds(small, [cands[i] for i in kept], [cores[i] for i in kept],
+                                    [geoms[i].thickness_px * grid.s for i in kept], exclude,
+                                    seg.background_radius_mm * grid.px_per_mm,
+                                    seg.background_gap_mm * grid.px_per_mm)
+            for i, B in zip(kept, Bs):
+                if B is not None:
+                    geoms[i].background = B
+            return geoms, cores
 
         min_rim_px = seg.min_rim_area_mm2 * px ** 2
         moved = (self.reuse.moved(tissue, fluo, labels, stats, grid.s, min_rim_px, blocked)
@@ -333,12 +342,13 @@ class RimAnalyzer:
         return mask if (mask is not None and mask.shape == (h, w)) else None
 
     @staticmethod
-    def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid, seg,
+    def _measure(nir, c, grid: _Grid, bg, small, blocked, valid, pyramid, seg,
                  carried: Optional[LesionCore] = None, dark: Optional[np.ndarray] = None
                  ) -> tuple[Optional[RimGeometry], Optional[LesionCore]]:
-        """One candidate refined and measured, its B from the liver ring round its
-        completed core (this frame's, or ``carried``: a moved rim's from its search,
-        :func:`~.background.carried_core`); (None, None) if no rim."""
+        """One candidate refined, and the completed core B's ring is laid round (this
+        frame's, or ``carried``: a moved rim's from its search, :func:`~.background.carried_core`);
+        (None, None) if no rim.  Its B (:func:`~.background.lesion_backgrounds`) follows
+        once every candidate is refined."""
         x0, y0, x1, y1 = c.roi
         # the rim edge is placed against the background map here; B for
         # the ratios comes from the ring once the rim width is measured
@@ -353,9 +363,6 @@ class RimAnalyzer:
             core = lesion_core(small.shape, c, ring, gap, blocked, width, dark=dark)
         else:
             core = carried_core(small.shape, c, carried, blocked, ring, gap, width)
-        B = ring_background(small, c, exclude, ring, gap, width_px=width, core=core)
-        if B is not None:
-            g.background = B
         return g, core
 
     def _empty(self, H, W, b0, thr) -> Analysis:

@@ -20,8 +20,10 @@ grid:
   (1.5 mm) to gap + ``background_radius_mm`` (4 mm) outside the lesion's
   outline (the core -- with the core-dark pixels connected to it, where a
   partial rim leaves it bare -- grown by the measured rim width, completed
-  by an ellipse where a tool hides it), excluding fluorescence (grown 0.7 mm for
-  its glow), instruments and core-dark pixels (:func:`ring_exclusion`).
+  by an ellipse where a tool hides it -- a circle when too little of its outline
+  shows to pin an ellipse down), excluding fluorescence (grown 0.7 mm for
+  its glow), instruments and core-dark pixels (:func:`ring_exclusion`), and
+  the other lesions' outlines (:func:`lesion_backgrounds`).
 
 The fixed numbers (tile size, bands, glow, least ring size) are
 :data:`~.rules.RIM_RULES`; gap and ring width are settings.
@@ -37,7 +39,7 @@ import numpy as np
 
 from ._kernels.background import outline_near_blocked, ring_median
 from .candidates import Candidate
-from .masks import aligned_crop
+from .masks import aligned_crop, circle_fit
 from .rules import RIM_RULES
 
 
@@ -311,6 +313,42 @@ def ring_background(nir_small: np.ndarray, cand: Candidate, exclude: np.ndarray,
     return med
 
 
+def lesion_backgrounds(nir_small: np.ndarray, cands: list, cores: list, widths: list,
+                       exclude: np.ndarray, ring_px: float, gap_px: float = 1.5
+                       ) -> list[Optional[float]]:
+    """B of each lesion of a frame (:func:`ring_background`), its ring clear of the
+    other lesions' outlines (a core grown by its rim width and the gap, where its
+    own ring starts): the neighbour's gap and its bare core's blurred edge (darker
+    than liver, above ``core_ratio``, so :func:`ring_exclusion` keeps it) are not
+    this lesion's liver, and the truth's rings keep out of them too (seed 550's
+    first lesion: B 62.0 -> 62.7, 63.4 by the truth's definition).
+
+    ``cands``, ``cores``, ``widths``: per lesion its candidate, :class:`LesionCore`
+    and rim width (grid px); the rest as :func:`ring_background`.  Returns B per
+    lesion, None where its ring has too few liver pixels.
+    """
+    if len(cands) < 2:
+        return [ring_background(nir_small, c, exclude, ring_px, gap_px, width_px=w, core=k)
+                for c, k, w in zip(cands, cores, widths)]
+    zones = [_outline(k, w, gap_px) for k, w in zip(cores, widths)]
+    out = []
+    for i, (c, k, w) in enumerate(zip(cands, cores, widths)):
+        ex = exclude.copy()
+        for j, (zone, x0, y0) in enumerate(zones):
+            if j != i:
+                zh, zw = zone.shape
+                ex[y0:y0 + zh, x0:x0 + zw] |= zone
+        out.append(ring_background(nir_small, c, ex, ring_px, gap_px, width_px=w, core=k))
+    return out
+
+
+def _outline(core: LesionCore, width: float, gap_px: float) -> tuple[np.ndarray, int, int]:
+    """The lesion's outline as :func:`ring_background` draws it, where its ring starts: the
+    pixels within ``width + max(gap_px, 1)`` of ``core`` on its box: ``(mask bool, x0, y0)``."""
+    d = cv2.distanceTransform(1 - core.mask, cv2.DIST_L2, 3)
+    return d <= np.float32(width + max(1.0, gap_px)), core.x0, core.y0
+
+
 def _with_far_arcs(d: np.ndarray, rim: np.ndarray, at: tuple[int, int], width: float,
                    far: float) -> np.ndarray:
     """``d`` (distance to the core) lowered to ``width`` + the distance to rim arcs beyond ``far``.
@@ -374,19 +412,34 @@ def _ring_crop(core: np.ndarray, hi: float, also: Optional[tuple[int, int, int, 
 
 def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
                            oy: int, ox: int) -> None:
-    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``.
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``,
+    or a circle where that outline spans less than ``RIM_RULES.core_ellipse_span_deg``
+    round it (an ellipse is not pinned down by a short arc).
 
     ``n_core`` is the core's pixel count (the fit is rejected when its axes
     are far from the core's equivalent diameter).
     """
     if ys.size < 8:
         return
+    eq = 2.0 * np.sqrt(n_core / np.pi)
+    circ = circle_fit(ys.astype(np.float64), xs.astype(np.float64))
+    if circ is not None and _span_deg(ys, xs, circ[0], circ[1]) < RIM_RULES.core_ellipse_span_deg:
+        cx, cy, r = circ
+        if np.isfinite(r) and 0.3 * eq <= 2.0 * r <= 3.0 * eq:
+            cv2.circle(core_big, (int(round(cx + ox)), int(round(cy + oy))), int(round(r)), 1, -1)
+        return
     pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
     (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
-    eq = 2.0 * np.sqrt(n_core / np.pi)
     if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
         return
     cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
+
+
+def _span_deg(ys: np.ndarray, xs: np.ndarray, cx: float, cy: float) -> float:
+    """Degrees round (cx, cy) that the points cover: 360 less the widest gap between them."""
+    a = np.sort(np.arctan2(ys - cy, xs - cx))
+    gaps = np.diff(np.concatenate([a, a[:1] + 2.0 * np.pi]))
+    return float(360.0 - np.degrees(gaps.max()))
 
 
 def ring_exclusion(fluo: np.ndarray, instr: np.ndarray, ratio: np.ndarray,

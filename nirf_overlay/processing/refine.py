@@ -222,9 +222,16 @@ def _core_side(core_up: np.ndarray, not_outside: np.ndarray,
 def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, core_up: np.ndarray,
               d_core: np.ndarray, width: float, f: float,
               background: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Local rim peak per pixel: the max over a window as wide as the rim, of rim pixels only,
+    """Local rim peak per pixel: the max over a window reaching across the rim, of rim pixels only,
     no higher than the rim's own peak in its direction round the core ``core_up``.
 
+    The window reaches the rim's middle from every zone pixel (half the coarse
+    width + the zone's ``2 f`` margin) and no further: along the rim a wider one
+    took the peak of brighter parts a rim width away, so where a rim fades (an
+    arc's end, a dim patch) its edges were placed too high and its dim part
+    lost.  (Full sets, 1280x720, 10 frames: mean Dice +0.0015..+0.003 on every
+    set against a window of width + f; seed 532's second lesion, whose arc
+    fades over more than a window, still misses its end: T +8 % -> +7 %.)
     The max is taken on a smoother copy of ``img`` (the rim's own texture
     would bias a plain maximum up), from ``zone`` pixels only, then the
     blocky max map is smoothed by a box as wide as the window, normalised
@@ -245,7 +252,7 @@ def _peak_map(img: np.ndarray, zone: np.ndarray, rim_up: np.ndarray, core_up: np
         coarse rim) may lack support -- otherwise the fill would change
         nothing that is read
     """
-    k = int(np.ceil(width + f))
+    k = int(np.ceil(0.5 * width + 2.0 * f))
     smooth = cv2.GaussianBlur(img, (0, 0), max(1.0, 0.2 * width))
     seed = np.empty(img.shape, np.float32)
     n_unsure = peak_seed(zone, smooth, rim_up, seed)

@@ -60,6 +60,14 @@ class RimRules:
     glow_mm: float = 0.7
     #: px.  Least ring pixels for a median; with fewer, B is the map's level.
     ring_min_px: int = 8
+    #: degrees.  A core a tool hides in part is completed by an ellipse fitted
+    #: to its visible outline only when that outline spans this much of the
+    #: way round it; over a shorter arc an ellipse's five parameters are not
+    #: pinned down (seed 535: half a core in view fitted 49 x 89 px for a 44 px
+    #: disk, and flipped between accepted and refused frame to frame, B -12 %
+    #: on those frames), and a circle (three) completes it: a metastasis is
+    #: about round.
+    core_ellipse_span_deg: float = 270.0
 
     # -- fluorescence (fluorescence.py) ----------------------------------------
     #: x B.  The weak (hysteresis) threshold never goes lower: at 1.0 the
