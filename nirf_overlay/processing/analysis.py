@@ -60,6 +60,7 @@ from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
 from .instruments import instrument_mask
+from .lesion_threads import beside, ordered_map
 from .plane import PlaneChecker
 from .refine import RimGeometry, refine_rim
 from .result import PlaneCheck, RimMeasurement
@@ -126,9 +127,12 @@ def _grid_for(W: int, H: int, analysis_scale: float, mm_per_px: Optional[float])
 
 class _Laps:
     """Wall time of an analysis's parts: ``lap(name)`` adds the time since the last
-    lap to ``ms[name]`` (grid, background, fluorescence with the ring exclusion,
-    candidates: the search, or moving the last search's rims; refine: with the
-    ring background; track_plane: masks, tracking, plane check)."""
+    lap to ``ms[name]`` (grid, background, fluorescence; candidates: the search, or
+    moving the last search's rims; refine: with the ring background; track_plane:
+    masks, tracking).  The ring exclusion, the frame-size masks and the plane check
+    (:meth:`RimAnalyzer._aside`) count in fluorescence on one thread; with more
+    they run beside the candidate search, and what the refine waits for them counts
+    in refine."""
 
     def __init__(self):
         self.ms: dict = {}
@@ -187,7 +191,7 @@ class RimAnalyzer:
     def analyze(self, nir_norm: np.ndarray, wl: Optional[np.ndarray] = None,
                 valid: Optional[np.ndarray] = None, *,
                 plane_polygon: Optional[list] = None,
-                tissue: Optional[TissuePlace] = None) -> Analysis:
+                tissue: Optional[TissuePlace] = None, workers: int = 1) -> Analysis:
         """Segment rims and measure them.
 
         Parameters
@@ -203,6 +207,9 @@ class RimAnalyzer:
             (:func:`~.reuse.tissue_place`); with ``segment.reuse_rims`` the
             last search's rims are moved by it instead of searching
             (:mod:`.reuse`); None: always the full search
+        workers : threads the lesions are refined on, the calling thread
+            included (:func:`~.lesion_threads.ordered_map`; the same results
+            in the same order as on one)
 
         Returns
         -------
@@ -228,10 +235,11 @@ class RimAnalyzer:
             return last
         with single_threaded_opencv():  # its few hundred calls on small ROIs
             self._last = result = self._analyze(nir_norm, wl, valid, settings, plane_polygon,
-                                                tissue)
+                                                tissue, workers)
         return result
 
-    def _analyze(self, nir, wl, valid, settings, plane_polygon=None, tissue=None) -> Analysis:
+    def _analyze(self, nir, wl, valid, settings, plane_polygon=None, tissue=None,
+                 workers: int = 1) -> Analysis:
         seg = settings.segment
         lap = _Laps()
         H, W = nir.shape
@@ -260,16 +268,22 @@ class RimAnalyzer:
             self._previous(self._prev_fluo, h, w),
             min_px=max(RIM_RULES.min_fluorescence_px, int(RIM_RULES.min_fluorescence_mm2 * px ** 2)),
             valid=valid_s)
-        exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
-        dark = core_dark(ratio, seg.core_ratio, blocked)  # B's ring round the whole dark core
+        # what the candidate search does not need, beside it (workers > 1): the
+        # rings' exclusion, B's dark core, the frame-size masks and the plane check
+        aside = beside(workers, self._aside, settings, small, bg, fluo, ratio, instr, valid_s, blocked,
+                       grid, plane_polygon, H, W)
         lap("fluorescence")
+        exclude = dark = None
 
         def measured(cands, carried=None):
-            out = [self._measure(nir, c, grid, bg, small, exclude, blocked, valid, pyramid, seg, k,
-                                 dark)
-                   for c, k in zip(cands, carried or [None] * len(cands))]
+            nonlocal exclude, dark
+            if exclude is None:
+                exclude, dark, _, _ = aside.result()
+            out = ordered_map(lambda ck: self._measure(nir, ck[0], grid, bg, small, exclude, blocked,
+                                                       valid, pyramid, seg, ck[1], dark),
+                              list(zip(cands, carried or [None] * len(cands))), workers)
             return [g for g, _ in out], [k for _, k in out]
 
         min_rim_px = seg.min_rim_area_mm2 * px ** 2
@@ -303,9 +317,7 @@ class RimAnalyzer:
                 self.reuse.measured(cores)
             lap("refine")
         geoms = [g for g in geoms if g is not None]
-        # fluorescence (upscaled) and a cleared rim mask in one pass, into
-        # ring buffers; the rims are pasted into both
-        rim_mask, fluo_full = self._masks.from_grid(fluo, H, W)
+        _, _, (rim_mask, fluo_full), plane = aside.result()
         for g in geoms:
             paste_max(rim_mask, g.rim, g.x0, g.y0)
             paste_max(fluo_full, g.rim, g.x0, g.y0)
@@ -313,8 +325,6 @@ class RimAnalyzer:
         self.tracker.max_shift_px = seg.track_max_shift_mm / grid.mm_eff
         ids = self.tracker.assign([g.centroid for g in geoms], [g.rim_area_px for g in geoms])
         rims = [self._measurement(rid, g) for rid, g in zip(ids, geoms)]
-        plane = self._plane.check(settings, small, bg, fluo, ratio, grid.s, self.mm_per_px,
-                                  grid.mm_eff, polygon=plane_polygon)
 
         self._prev_fluo = fluo
         prev_rim = np.zeros((h, w), bool)
@@ -331,6 +341,24 @@ class RimAnalyzer:
     def _previous(mask: Optional[np.ndarray], h: int, w: int) -> Optional[np.ndarray]:
         """Last frame's grid mask, if it was made on this grid."""
         return mask if (mask is not None and mask.shape == (h, w)) else None
+
+    def _aside(self, settings, small, bg, fluo, ratio, instr, valid_s, blocked, grid: _Grid,
+               plane_polygon, H: int, W: int):
+        """The analysis's parts the candidate search does not wait for: (exclude, dark,
+        (rim_mask, fluo_full), plane check).
+
+        ``exclude``: not liver for the rings' B; ``dark``: B's ring round the whole
+        dark core; the fluorescence upscaled to frame size and a cleared rim mask
+        in one pass, into ring buffers (the rims are pasted into both afterwards).
+        """
+        seg = settings.segment
+        px = grid.px_per_mm
+        exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
+        dark = core_dark(ratio, seg.core_ratio, blocked)
+        masks = self._masks.from_grid(fluo, H, W)
+        plane = self._plane.check(settings, small, bg, fluo, ratio, grid.s, self.mm_per_px,
+                                  grid.mm_eff, polygon=plane_polygon)
+        return exclude, dark, masks, plane
 
     @staticmethod
     def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid, seg,

@@ -41,6 +41,7 @@ from .background import display_background
 from .black_level import BlackLevelEstimator
 from .composite import Compositor
 from .follow import MotionHistory, move_rims
+from .lesion_threads import usable_cores
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
 from .motion import MotionEstimator
 from .normalise import Normaliser
@@ -123,6 +124,11 @@ class Pipeline:
         #: for the two kernels together; README "Speed of the pipeline").
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
+        #: threads a frame's lesions are refined on when the frame waits for its
+        #: analysis (every frame analysed: process, batch, bench, the viewer in
+        #: sync): every usable core.  The live analysis thread (async) refines
+        #: them one after another beside the display thread (:mod:`.lesion_threads`)
+        self.analysis_workers: int = usable_cores()
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
         self.display_threads: int = numba.config.NUMBA_NUM_THREADS
@@ -398,11 +404,12 @@ class Pipeline:
             if self._async is not None:
                 self._async.wait_idle()
                 analysis = self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                                 plane_polygon=plane_polygon, tissue=tissue)
+                                                 plane_polygon=plane_polygon, tissue=tissue,
+                                                 workers=self.analysis_workers)
                 self._last_sync = (index, analysis)
                 return analysis, index
-            return self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                         plane_polygon=plane_polygon, tissue=tissue), index
+            return self.analyzer.analyze(norm.nir, wl, norm.valid, plane_polygon=plane_polygon,
+                                         tissue=tissue, workers=self.analysis_workers), index
         if self._last_sync is not None and self._last_sync is not self._fallback_from:
             # the first frame after falling back: forget what the thread did
             # before the sync frames, and show the last sync one until it has more
