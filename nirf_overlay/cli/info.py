@@ -62,7 +62,7 @@ def collect() -> dict:
 
 
 def _cpus() -> str:
-    from ..processing.lesion_threads import usable_cores
+    from ..processing.frame_threads import usable_cores
 
     return f"{os.cpu_count()} ({usable_cores()} usable by this process)"
 

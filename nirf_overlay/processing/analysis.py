@@ -60,7 +60,7 @@ from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
 from .instruments import instrument_mask
-from .lesion_threads import beside, ordered_map
+from .frame_threads import beside, ordered_map
 from .plane import PlaneChecker
 from .refine import RimGeometry, refine_rim
 from .result import PlaneCheck, RimMeasurement
@@ -208,7 +208,7 @@ class RimAnalyzer:
             last search's rims are moved by it instead of searching
             (:mod:`.reuse`); None: always the full search
         workers : threads the lesions are refined on, the calling thread
-            included (:func:`~.lesion_threads.ordered_map`; the same results
+            included (:func:`~.frame_threads.ordered_map`; the same results
             in the same order as on one)
 
         Returns

@@ -1,4 +1,4 @@
-"""The lesions of one frame refined side by side on a small thread pool.
+"""Parts of one frame's work side by side on a small thread pool.
 
 A frame's lesions are independent once the coarse grid has found them: each
 one reads the frame's arrays and writes only its own.  Most of a lesion's
@@ -12,6 +12,12 @@ by its index, and nothing is shared between the calls (so rim order and ids
 stay as on one thread).  The calling thread takes part: with ``workers`` = 2
 it refines one lesion while one pool thread refines another, each taking
 the next lesion not yet taken.
+
+:func:`beside` runs one call on the pool thread while the caller goes on:
+the tissue's motion beside the normalisation, the black-level estimate
+beside the analysis (:mod:`.pipeline`), the ring exclusion, frame-size
+masks and plane check beside the candidate search (:mod:`.analysis`).  Each
+reads what the caller does not write until it is joined.
 
 When to use more than one worker (the pipeline's rule, :mod:`.pipeline`):
 when the caller waits for the analysis (``process``, ``batch``, ``bench``'s
@@ -29,7 +35,7 @@ from typing import Callable, Optional, Sequence
 
 _POOL_LOCK = threading.Lock()
 _POOL: list = [None, 0]  # the executor, its thread count
-_PREFIX = "nirf-lesion"  # its threads' names
+_PREFIX = "nirf-frame"  # its threads' names
 
 
 def usable_cores() -> int:
@@ -40,8 +46,8 @@ def usable_cores() -> int:
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """The process's lesion pool with at least ``threads`` threads (made once, grown
-    if asked for more; its threads are daemons, idle between frames)."""
+    """The process's pool with at least ``threads`` threads (made once, grown if
+    asked for more; idle between frames)."""
     with _POOL_LOCK:
         if _POOL[0] is None or _POOL[1] < threads:
             old = _POOL[0]

@@ -1,4 +1,4 @@
-"""Lesions refined side by side (processing.lesion_threads): same results, same order."""
+"""Lesions refined side by side (processing.frame_threads): same results, same order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nirf_overlay.phantom import Phantom, PhantomParams
-from nirf_overlay.processing.lesion_threads import beside, ordered_map, usable_cores
+from nirf_overlay.processing.frame_threads import beside, ordered_map, usable_cores
 from nirf_overlay.processing.pipeline import Pipeline
 from nirf_overlay.settings import Settings
 
@@ -61,15 +61,17 @@ def test_beside_runs_on_another_thread_only_with_workers():
     assert usable_cores() >= 1
 
 
-@pytest.mark.parametrize("reuse", [False, True])
-def test_pipeline_on_two_workers_gives_what_one_gives_to_the_bit(reuse):
+@pytest.mark.parametrize("reuse,dark", [(False, True), (True, True), (False, False)])
+def test_pipeline_on_two_workers_gives_what_one_gives_to_the_bit(reuse, dark):
     # three lesions and a transection plane: rims (order, ids, every number,
-    # outlines), masks, plane check and composite as on one thread
+    # outlines), masks, plane check and composite as on one thread; without
+    # a calibration (no dark frame) the black level estimated beside the analysis
     ph = Phantom(PhantomParams(seed=5, size=(640, 360), n_lesions=3, gain_step_s=None))
     settings = Settings()
     settings.segment.reuse_rims = reuse
     settings.plane.polygon = [[100, 60], [400, 60], [400, 300], [100, 300]]
-    one, two = Pipeline(settings, ph.calibration()), Pipeline(settings, ph.calibration())
+    cal = (lambda: ph.calibration()) if dark else (lambda: None)
+    one, two = Pipeline(settings, cal()), Pipeline(settings, cal())
     one.analysis_workers, two.analysis_workers = 1, 2
     lesions = 0
     for i in range(8):
@@ -84,9 +86,12 @@ def test_pipeline_on_two_workers_gives_what_one_gives_to_the_bit(reuse):
         assert np.array_equal(a.composite, b.composite)
     assert lesions >= 2  # the frames had lesions to refine side by side
     assert one.state_digest() == two.state_digest()
+    if not dark:
+        assert one.black_level is not None and two.black_level is not None
+        assert one.black_level.value == two.black_level.value
 
 
 def test_ordered_map_called_on_a_pool_thread_runs_there_instead_of_waiting_for_itself():
     inner = beside(2, lambda: ordered_map(lambda x: threading.current_thread().name, [1, 2, 3], 2))
     names = inner.result(timeout=10)  # (without the rule: never, its helper queued behind it)
-    assert len(set(names)) == 1 and names[0].startswith("nirf-lesion")
+    assert len(set(names)) == 1 and names[0].startswith("nirf-frame")
