@@ -124,10 +124,13 @@ class Pipeline:
         #: for the two kernels together; README "Speed of the pipeline").
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
-        #: threads a frame's lesions are refined on when the frame waits for its
+        #: threads a frame's work is shared over when the frame waits for its
         #: analysis (every frame analysed: process, batch, bench, the viewer in
-        #: sync): every usable core.  The live analysis thread (async) refines
-        #: them one after another beside the display thread (:mod:`.frame_threads`)
+        #: sync): every usable core, for the lesions' refine and the parts run
+        #: beside another (``stage_ms["motion"]`` is then the motion's own time,
+        #: beside ``normalise``, which includes any wait for it).  Live (async)
+        #: everything runs in turn: the analysis thread beside the display thread
+        #: has the other core (:mod:`.frame_threads`)
         self.analysis_workers: int = usable_cores()
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
