@@ -58,9 +58,9 @@ from .background import (LesionCore, background_map, carried_core, core_dark, gl
                          lesion_core, map_level, ring_background, ring_exclusion)
 from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
+from .frame_threads import ordered_map
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
 from .instruments import instrument_mask
-from .frame_threads import beside, ordered_map
 from .plane import PlaneChecker
 from .refine import RimGeometry, refine_rim
 from .result import PlaneCheck, RimMeasurement
@@ -127,12 +127,9 @@ def _grid_for(W: int, H: int, analysis_scale: float, mm_per_px: Optional[float])
 
 class _Laps:
     """Wall time of an analysis's parts: ``lap(name)`` adds the time since the last
-    lap to ``ms[name]`` (grid, background, fluorescence; candidates: the search, or
-    moving the last search's rims; refine: with the ring background; track_plane:
-    masks, tracking).  The ring exclusion, the frame-size masks and the plane check
-    (:meth:`RimAnalyzer._aside`) count in fluorescence on one thread; with more
-    they run beside the candidate search, and what the refine waits for them counts
-    in refine."""
+    lap to ``ms[name]`` (grid, background, fluorescence with the ring exclusion,
+    candidates: the search, or moving the last search's rims; refine: with the
+    ring background; track_plane: masks, tracking, plane check)."""
 
     def __init__(self):
         self.ms: dict = {}
@@ -268,19 +265,13 @@ class RimAnalyzer:
             self._previous(self._prev_fluo, h, w),
             min_px=max(RIM_RULES.min_fluorescence_px, int(RIM_RULES.min_fluorescence_mm2 * px ** 2)),
             valid=valid_s)
+        exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
         blocked = instr.copy() if valid_s is None else (instr | ~valid_s)
         blocked[0, :] = blocked[-1, :] = blocked[:, 0] = blocked[:, -1] = True
-        # what the candidate search does not need, beside it (workers > 1): the
-        # rings' exclusion, B's dark core, the frame-size masks and the plane check
-        aside = beside(workers, self._aside, settings, small, bg, fluo, ratio, instr, valid_s, blocked,
-                       grid, plane_polygon, H, W)
+        dark = core_dark(ratio, seg.core_ratio, blocked)  # B's ring round the whole dark core
         lap("fluorescence")
-        exclude = dark = None
 
         def measured(cands, carried=None):
-            nonlocal exclude, dark
-            if exclude is None:
-                exclude, dark, _, _ = aside.result()
             out = ordered_map(lambda ck: self._measure(nir, ck[0], grid, bg, small, exclude, blocked,
                                                        valid, pyramid, seg, ck[1], dark),
                               list(zip(cands, carried or [None] * len(cands))), workers)
@@ -317,7 +308,9 @@ class RimAnalyzer:
                 self.reuse.measured(cores)
             lap("refine")
         geoms = [g for g in geoms if g is not None]
-        _, _, (rim_mask, fluo_full), plane = aside.result()
+        # fluorescence (upscaled) and a cleared rim mask in one pass, into
+        # ring buffers; the rims are pasted into both
+        rim_mask, fluo_full = self._masks.from_grid(fluo, H, W)
         for g in geoms:
             paste_max(rim_mask, g.rim, g.x0, g.y0)
             paste_max(fluo_full, g.rim, g.x0, g.y0)
@@ -325,6 +318,8 @@ class RimAnalyzer:
         self.tracker.max_shift_px = seg.track_max_shift_mm / grid.mm_eff
         ids = self.tracker.assign([g.centroid for g in geoms], [g.rim_area_px for g in geoms])
         rims = [self._measurement(rid, g) for rid, g in zip(ids, geoms)]
+        plane = self._plane.check(settings, small, bg, fluo, ratio, grid.s, self.mm_per_px,
+                                  grid.mm_eff, polygon=plane_polygon)
 
         self._prev_fluo = fluo
         prev_rim = np.zeros((h, w), bool)
@@ -341,24 +336,6 @@ class RimAnalyzer:
     def _previous(mask: Optional[np.ndarray], h: int, w: int) -> Optional[np.ndarray]:
         """Last frame's grid mask, if it was made on this grid."""
         return mask if (mask is not None and mask.shape == (h, w)) else None
-
-    def _aside(self, settings, small, bg, fluo, ratio, instr, valid_s, blocked, grid: _Grid,
-               plane_polygon, H: int, W: int):
-        """The analysis's parts the candidate search does not wait for: (exclude, dark,
-        (rim_mask, fluo_full), plane check).
-
-        ``exclude``: not liver for the rings' B; ``dark``: B's ring round the whole
-        dark core; the fluorescence upscaled to frame size and a cleared rim mask
-        in one pass, into ring buffers (the rims are pasted into both afterwards).
-        """
-        seg = settings.segment
-        px = grid.px_per_mm
-        exclude = ring_exclusion(fluo, instr, ratio, valid_s, px_per_mm=px, core_ratio=seg.core_ratio)
-        dark = core_dark(ratio, seg.core_ratio, blocked)
-        masks = self._masks.from_grid(fluo, H, W)
-        plane = self._plane.check(settings, small, bg, fluo, ratio, grid.s, self.mm_per_px,
-                                  grid.mm_eff, polygon=plane_polygon)
-        return exclude, dark, masks, plane
 
     @staticmethod
     def _measure(nir, c, grid: _Grid, bg, small, exclude, blocked, valid, pyramid, seg,
