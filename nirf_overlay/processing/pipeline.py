@@ -124,13 +124,9 @@ class Pipeline:
         #: for the two kernels together; README "Speed of the pipeline").
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
-        #: threads a frame's work is shared over when the frame waits for its
-        #: analysis (every frame analysed: process, batch, bench, the viewer in
-        #: sync): every usable core, for the lesions' refine and the parts run
-        #: beside another (``stage_ms["motion"]`` is then the motion's own time,
-        #: beside ``normalise``, which includes any wait for it).  Live (async)
-        #: everything runs in turn: the analysis thread beside the display thread
-        #: has the other core (:mod:`.frame_threads`)
+        #: threads for a frame that waits for its analysis (the lesions, the motion beside
+        #: ``normalise``, which then includes any wait for it): every core; live (async)
+        #: all in turn, the analysis thread has the other core (:mod:`.frame_threads`)
         self.analysis_workers: int = usable_cores()
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
@@ -211,9 +207,7 @@ class Pipeline:
             wl = np.ascontiguousarray(wl)
         stage = {}
         t0 = time.perf_counter()
-        # every frame analysed: the motion (OpenCV on a small image) beside the
-        # normalisation; live, in turn (one core is the analysis thread's)
-        workers = 1 if use_async else self.analysis_workers
+        workers = 1 if use_async else self.analysis_workers  # (the motion beside normalise)
         follow = beside(workers, self._follow, pair.index, wl, settings)
         tm = t0
         if pair.nir is None:
@@ -265,8 +259,7 @@ class Pipeline:
             else:
                 if self._async is not None:  # the thread may be feeding it still
                     self._async.wait_idle()
-                # beside the analysis (neither reads what the other writes); set
-                # for the next frame once both are done
+                # beside the analysis (disjoint data); set for the next frame after it
                 black_job = beside(workers, self.black_level.update, self.normaliser.raw_wl, wl,
                                    norm.valid)
         motion, placement, stage["motion"] = follow.result()
@@ -364,8 +357,7 @@ class Pipeline:
         return shown
 
     def _follow(self, index: int, wl, settings):
-        """This frame's motion (once per frame, for every consumer), the plane's place
-        and the time it took (ms)."""
+        """This frame's motion (once per frame, for every consumer), plane place, ms taken."""
         t = time.perf_counter()
         motion = self.motion.update(wl)
         self.motion_history.add(index, motion)
