@@ -62,8 +62,9 @@ def collect() -> dict:
 
 
 def _cpus() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{os.cpu_count()} ({usable} usable by this process)"
+    from ..processing.frame_threads import usable_cores
+
+    return f"{os.cpu_count()} ({usable_cores()} usable by this process)"
 
 
 def _kernel_cache() -> str:

@@ -58,6 +58,7 @@ from .background import (LesionCore, background_map, carried_core, core_dark, gl
                          lesion_backgrounds, lesion_core, map_level, ring_exclusion)
 from .cv_threads import single_threaded_opencv
 from .fluorescence import hysteresis_components
+from .frame_threads import ordered_map
 from .grid import MaskRing, Scratch, analysis_grid_scale, downscale, nearest_small, paste_max
 from .instruments import instrument_mask
 from .plane import PlaneChecker
@@ -187,7 +188,7 @@ class RimAnalyzer:
     def analyze(self, nir_norm: np.ndarray, wl: Optional[np.ndarray] = None,
                 valid: Optional[np.ndarray] = None, *,
                 plane_polygon: Optional[list] = None,
-                tissue: Optional[TissuePlace] = None) -> Analysis:
+                tissue: Optional[TissuePlace] = None, workers: int = 1) -> Analysis:
         """Segment rims and measure them.
 
         Parameters
@@ -203,6 +204,9 @@ class RimAnalyzer:
             (:func:`~.reuse.tissue_place`); with ``segment.reuse_rims`` the
             last search's rims are moved by it instead of searching
             (:mod:`.reuse`); None: always the full search
+        workers : threads the lesions are refined on, the calling thread
+            included (:func:`~.frame_threads.ordered_map`; the same results
+            in the same order as on one)
 
         Returns
         -------
@@ -228,10 +232,11 @@ class RimAnalyzer:
             return last
         with single_threaded_opencv():  # its few hundred calls on small ROIs
             self._last = result = self._analyze(nir_norm, wl, valid, settings, plane_polygon,
-                                                tissue)
+                                                tissue, workers)
         return result
 
-    def _analyze(self, nir, wl, valid, settings, plane_polygon=None, tissue=None) -> Analysis:
+    def _analyze(self, nir, wl, valid, settings, plane_polygon=None, tissue=None,
+                 workers: int = 1) -> Analysis:
         seg = settings.segment
         lap = _Laps()
         H, W = nir.shape
@@ -267,8 +272,9 @@ class RimAnalyzer:
         lap("fluorescence")
 
         def measured(cands, carried=None):
-            out = [self._measure(nir, c, grid, bg, small, blocked, valid, pyramid, seg, k, dark)
-                   for c, k in zip(cands, carried or [None] * len(cands))]
+            out = ordered_map(lambda ck: self._measure(nir, ck[0], grid, bg, small, blocked, valid,
+                                                       pyramid, seg, ck[1], dark),
+                              list(zip(cands, carried or [None] * len(cands))), workers)
             geoms, cores = [g for g, _ in out], [k for _, k in out]
             # B once every lesion's outline is known: each ring keeps clear of the others'
             kept = [i for i, g in enumerate(geoms) if g is not None]

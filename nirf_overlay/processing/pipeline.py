@@ -41,6 +41,7 @@ from .background import display_background
 from .black_level import BlackLevelEstimator
 from .composite import Compositor
 from .follow import MotionHistory, move_rims
+from .frame_threads import beside, usable_cores
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
 from .motion import MotionEstimator
 from .normalise import Normaliser
@@ -123,6 +124,10 @@ class Pipeline:
         #: for the two kernels together; README "Speed of the pipeline").
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
+        #: threads for a frame that waits for its analysis (the lesions, the motion beside
+        #: ``normalise``, which then includes any wait for it): every core; live (async)
+        #: all in turn, the analysis thread has the other core (:mod:`.frame_threads`)
+        self.analysis_workers: int = usable_cores()
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
         self.display_threads: int = numba.config.NUMBA_NUM_THREADS
@@ -202,10 +207,12 @@ class Pipeline:
             wl = np.ascontiguousarray(wl)
         stage = {}
         t0 = time.perf_counter()
-        motion, placement = self._follow(pair.index, wl, settings)
-        tm = time.perf_counter()
-        stage["motion"] = (tm - t0) * 1e3
+        workers = 1 if use_async else self.analysis_workers  # (the motion beside normalise)
+        follow = beside(workers, self._follow, pair.index, wl, settings)
+        tm = t0
         if pair.nir is None:
+            motion, placement, stage["motion"] = follow.result()
+            tm = time.perf_counter()
             if pair.nir_status == "lost":
                 # nothing to filter against when it comes back: start afresh
                 # (a "stale" frame, one gap in the NIR stream, keeps the state)
@@ -243,7 +250,7 @@ class Pipeline:
         black = self.normaliser.black_level  # what this frame had subtracted
         # feeds the next frame; display-encoded NIR has no sensor black level to find
         # (the tower mapped it to its own black before encoding)
-        black_raw = None
+        black_raw = black_job = None
         if self.black_level is not None and nir_signal == "linear":
             if use_async:
                 # estimated on the analysis thread from the frames it takes (submit
@@ -252,8 +259,10 @@ class Pipeline:
             else:
                 if self._async is not None:  # the thread may be feeding it still
                     self._async.wait_idle()
-                self.black_level.update(self.normaliser.raw_wl, wl, norm.valid)
-            self.normaliser.set_black_level(self.black_level.value)
+                # beside the analysis (disjoint data); set for the next frame after it
+                black_job = beside(workers, self.black_level.update, self.normaliser.raw_wl, wl,
+                                   norm.valid)
+        motion, placement, stage["motion"] = follow.result()
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         if shown_as_encoded(settings.levels.compression, nir_signal):
@@ -274,6 +283,10 @@ class Pipeline:
             if since is not None:
                 rims = move_rims(rims, since)
         plane = self._plane_check(analysis.plane, placement, analysis_index)
+        if black_job is not None:
+            black_job.result()
+        if self.black_level is not None and nir_signal == "linear":
+            self.normaliser.set_black_level(self.black_level.value)
         t3 = time.perf_counter()
         threshold = analysis.threshold
         if not threshold:
@@ -344,13 +357,14 @@ class Pipeline:
         return shown
 
     def _follow(self, index: int, wl, settings):
-        """This frame's motion (once per frame, for every consumer) and the plane's place."""
+        """This frame's motion (once per frame, for every consumer), plane place, ms taken."""
+        t = time.perf_counter()
         motion = self.motion.update(wl)
         self.motion_history.add(index, motion)
         h, w = wl.shape[:2]
         placement = self.plane_anchor.update(index, settings.plane.polygon, settings.plane.frame,
                                              self.motion_history, (w, h))
-        return motion, placement
+        return motion, placement, (time.perf_counter() - t) * 1e3
 
     def _plane_check(self, check: PlaneCheck, placement, analysis_index) -> PlaneCheck:
         """The analysis's plane check with the plane's place; unknown while it is lost
@@ -398,11 +412,12 @@ class Pipeline:
             if self._async is not None:
                 self._async.wait_idle()
                 analysis = self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                                 plane_polygon=plane_polygon, tissue=tissue)
+                                                 plane_polygon=plane_polygon, tissue=tissue,
+                                                 workers=self.analysis_workers)
                 self._last_sync = (index, analysis)
                 return analysis, index
-            return self.analyzer.analyze(norm.nir, wl, norm.valid,
-                                         plane_polygon=plane_polygon, tissue=tissue), index
+            return self.analyzer.analyze(norm.nir, wl, norm.valid, plane_polygon=plane_polygon,
+                                         tissue=tissue, workers=self.analysis_workers), index
         if self._last_sync is not None and self._last_sync is not self._fallback_from:
             # the first frame after falling back: forget what the thread did
             # before the sync frames, and show the last sync one until it has more
