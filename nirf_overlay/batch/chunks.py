@@ -136,6 +136,9 @@ def process_chunk(chunk: Chunk, settings_dict: dict, calibration_path: Optional[
         with SessionSource(chunk.session) as source:
             request = CalibrationRequest(profile=calibration_path, nir_transfer=nir_transfer)
             pipeline = Pipeline(settings, resolve_calibration(request, source).calibration)
+            # a study runs one chunk per core already (a worker process each): a frame's
+            # lesions in turn, not on a pool of its own beside the other chunks
+            pipeline.analysis_workers = 1
             _pin_references(pipeline, read_session(chunk.session))
             # a recorded plane in force where it was live, as process does
             listeners = [*recorded_plane_listeners(source, pipeline, settings),
