@@ -58,8 +58,11 @@ def warmup_frames(settings) -> int:
     weight below 1e-12 the two runs differ by less than a float32 step, and a
     recursive filter fed the same input then falls onto the same value; the
     frame-to-frame rim hysteresis and the rim tracks (which forget a rim
-    after ``max_missed`` frames) follow.  The longest of these, plus a margin.
+    after ``max_missed`` frames) follow.  The tissue's motion (which caps the
+    noise filter's weight) is the same once both runs took a key frame at a
+    multiple of ``MOTION_RULES.key_every``.  The longest of these, plus a margin.
     """
+    from ..processing.motion import MOTION_RULES
     from ..processing.track import RimTracker
 
     def memory(a: float) -> int:
@@ -67,7 +70,7 @@ def warmup_frames(settings) -> int:
         return 0 if a <= 0 else math.ceil(math.log(1e-12) / math.log(a))
 
     n = max(memory(settings.normalise.temporal_alpha), memory(settings.levels.smoothing),
-            RimTracker(1.0).max_missed + 1)
+            RimTracker(1.0).max_missed + 1, MOTION_RULES.key_every + 1)
     return int(n + 10)
 
 

@@ -237,9 +237,12 @@ class Pipeline:
             # the analysis thread copies the last frame's NIR as it takes it
             # (off this path); the normaliser filters into that same buffer
             self._async.wait_returned()
+        # the tissue's shift caps the noise filter's weight: a moving rim is not
+        # smeared along its track (which widened the measured thickness)
         norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
-                                       median_level=median, display=fused)
+                                       median_level=median, display=fused,
+                                       shift_px=motion.largest_shift((wl.shape[1], wl.shape[0])))
         black = self.normaliser.black_level  # what this frame had subtracted
         # feeds the next frame; display-encoded NIR has no sensor black level to find
         # (the tower mapped it to its own black before encoding)
@@ -345,7 +348,7 @@ class Pipeline:
 
     def _follow(self, index: int, wl, settings):
         """This frame's motion (once per frame, for every consumer) and the plane's place."""
-        motion = self.motion.update(wl)
+        motion = self.motion.update(wl, index)
         self.motion_history.add(index, motion)
         h, w = wl.shape[:2]
         placement = self.plane_anchor.update(index, settings.plane.polygon, settings.plane.frame,
@@ -444,6 +447,7 @@ class Pipeline:
         for t in self.analyzer.tracker.tracks:
             h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
         h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())
+        h.update(self.motion.state_bytes())  # the noise filter's weight follows the motion
         return h.hexdigest()
 
 
