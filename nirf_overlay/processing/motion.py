@@ -42,6 +42,8 @@ drop what they anchored (the plane is *lost*).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -124,9 +126,12 @@ class FrameMotion:
         0 when the motion is not ok (unknown)."""
         if not self.ok:
             return 0.0
-        w, h = size
-        c = np.array([[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]])
-        return float(np.max(np.hypot(*(transform_points(self.matrix, c) - c).T)))
+        (a, b, tx), (c, d, ty) = self.matrix.tolist()  # plain floats: 4 points, no numpy
+        far = 0.0
+        for x in (0.0, size[0] - 1.0):
+            for y in (0.0, size[1] - 1.0):
+                far = max(far, math.hypot((a - 1.0) * x + b * y + tx, c * x + (d - 1.0) * y + ty))
+        return far
 
 
 def to_h(m: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import logging
+import math
 
 import cv2
 import numba
@@ -109,8 +110,8 @@ def motion_weight(alpha: float, shift_px: float) -> float:
     if not d > 0.0:
         return float(alpha)
     r = SMEAR_MAX_PX / d  # sqrt(w) = r (1 - w): r u^2 + u - r = 0, u = sqrt(w)
-    u = (np.sqrt(1.0 + 4.0 * r * r) - 1.0) / (2.0 * r)
-    return float(min(alpha, u * u))
+    u = (math.sqrt(1.0 + 4.0 * r * r) - 1.0) / (2.0 * r)
+    return min(float(alpha), u * u)
 
 
 @dataclass
