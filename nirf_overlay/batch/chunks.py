@@ -60,7 +60,8 @@ def warmup_frames(settings) -> int:
     frame-to-frame rim hysteresis and the rim tracks (which forget a rim
     after ``max_missed`` frames) follow.  The tissue's motion (which caps the
     noise filter's weight) is the same once both runs took a key frame at a
-    multiple of ``MOTION_RULES.key_every``.  The longest of these, plus a margin.
+    multiple of ``MOTION_RULES.key_every``, at most that many frames in: that,
+    then the longest of these, plus a margin.
     """
     from ..processing.motion import MOTION_RULES
     from ..processing.track import RimTracker
@@ -70,8 +71,9 @@ def warmup_frames(settings) -> int:
         return 0 if a <= 0 else math.ceil(math.log(1e-12) / math.log(a))
 
     n = max(memory(settings.normalise.temporal_alpha), memory(settings.levels.smoothing),
-            RimTracker(1.0).max_missed + 1, MOTION_RULES.key_every + 1)
-    return int(n + 10)
+            RimTracker(1.0).max_missed + 1)
+    # the filters see the same weights only from that shared key on
+    return int(MOTION_RULES.key_every + n + 10)
 
 
 def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int,
