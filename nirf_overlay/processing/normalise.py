@@ -96,10 +96,15 @@ Q_LO, Q_SCALE, Q_BINS = -40.0, 4.0, 320  # log2 range of the noise statistic his
 # frames) while the strided sampling stays well under 0.3 ms at 1080p
 _SAMPLES = 16384
 #: the temporal filter's largest smear along a motion, px (standard deviation of
-#: its lag times the shift per frame).  Measured on seeds 700-711 (1280x720, 10
-#: frames, thickness against the width as seen): against the filter off, 1.0 px
-#: still widened 16 of 20 lesions (mean +0.0013 mm), 0.5 px 11 of 20 (mean 0.0000)
-SMEAR_MAX_PX = 0.5
+#: its lag times the shift per frame): under a third of the sharpest rim's blur
+#: (sigma 0.2 mm = 3.4 px at 0.059 mm/px).  Measured on seeds 700-711 (1280x720, 10
+#: frames, thickness against the width as seen), paired with the filter off: the
+#: full weight widened 18 of 20 lesions (+0.0066 mm median), 1.0 px +0.0011 mm (16 of
+#: 20), 0.5 px +0.0001 (11 of 20); 0.5 px leaves a moving view almost unfiltered
+#: (w 0.02-0.06 at 2-3.5 px a frame, against 0.07-0.17) and per-frame masks noisier
+#: (tests/test_gain_step.py seed 34: one frame's Dice 0.009 apart between two noise
+#: draws, against 0.001 at 1.0 px and 0.004 at the full weight)
+SMEAR_MAX_PX = 1.0
 
 
 def motion_weight(alpha: float, shift_px: float) -> float:
