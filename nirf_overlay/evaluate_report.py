@@ -6,7 +6,8 @@ DIR gets
   duct pixels labelled rim (%), thickness and TBR error (worst, signed;
   median of absolute), detected fraction;
 - ``lesions.csv``: one row per truth lesion: true and measured width,
-  thickness error (mm, signed: + = too wide), true and measured TBR, TBR
+  thickness error (mm, signed: + = too wide; and against the width as the
+  calibration sees it, x the breathing scale), true and measured TBR, TBR
   error (%, signed), true and measured completeness, frames matched;
 - ``frames.csv``: one row per scored frame: Dice, duct pixels labelled rim;
 - ``worst_NN_seed_S_frame_F.png``: the N frames with the lowest rim Dice,
@@ -42,7 +43,8 @@ SET_COLUMNS = ["set", "frames", "mean_dice", "min_dice", "duct_pct_labelled_rim"
                "distractor_pct_labelled_rim", "thickness_error_mm_max", "thickness_error_mm_median",
                "tbr_error_pct_max", "tbr_error_pct_median", "dice_before_gain_step",
                "dice_after_gain_step", "detected"]
-LESION_COLUMNS = ["set", "lesion", "rim_width_mm", "thickness_mm", "thickness_error_mm", "tbr_true",
+LESION_COLUMNS = ["set", "lesion", "rim_width_mm", "thickness_mm", "thickness_error_mm",
+                  "thickness_error_seen_mm", "tbr_true",
                   "tbr", "tbr_error_pct", "completeness_true", "completeness", "blur_sigma_mm",
                   "frames_matched"]
 FRAME_COLUMNS = ["set", "frame", "dice", "duct_px_labelled_rim", "duct_px", "tbr_error",

@@ -58,8 +58,12 @@ def warmup_frames(settings) -> int:
     weight below 1e-12 the two runs differ by less than a float32 step, and a
     recursive filter fed the same input then falls onto the same value; the
     frame-to-frame rim hysteresis and the rim tracks (which forget a rim
-    after ``max_missed`` frames) follow.  The longest of these, plus a margin.
+    after ``max_missed`` frames) follow.  The tissue's motion (which caps the
+    noise filter's weight) is the same once both runs took a key frame at a
+    multiple of ``MOTION_RULES.key_every``, at most that many frames in: that,
+    then the longest of these, plus a margin.
     """
+    from ..processing.motion import MOTION_RULES
     from ..processing.track import RimTracker
 
     def memory(a: float) -> int:
@@ -68,7 +72,8 @@ def warmup_frames(settings) -> int:
 
     n = max(memory(settings.normalise.temporal_alpha), memory(settings.levels.smoothing),
             RimTracker(1.0).max_missed + 1)
-    return int(n + 10)
+    # the filters see the same weights only from that shared key on
+    return int(MOTION_RULES.key_every + n + 10)
 
 
 def plan_chunks(session: str, frame_count: int, chunk_frames: int, warmup: int,

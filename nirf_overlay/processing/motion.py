@@ -42,6 +42,8 @@ drop what they anchored (the plane is *lost*).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -77,6 +79,12 @@ class MotionRules:
     min_confidence: float = 0.35
     #: a new key frame when fewer than this fraction of its first inliers agree
     rekey_fraction: float = 0.7
+    #: and at every frame whose index is a multiple of this: from there on the
+    #: estimates are the same whichever frame a run started on (a batch chunk's
+    #: warm-up reaches a sequential run's state), which the noise filter's
+    #: motion cap needs (:func:`.normalise.motion_weight`); about as often as
+    #: the fraction above re-keyed on its own ("every 30 frames or so")
+    key_every: int = 32
     #: least local spread (grey levels) for a point to have texture
     min_texture: float = 1.5
     #: near-white: specular highlights (any channel at least this)
@@ -111,6 +119,19 @@ class FrameMotion:
     def h(self) -> np.ndarray:
         """(3, 3) homogeneous form of :attr:`matrix`."""
         return to_h(self.matrix)
+
+    def largest_shift(self, size) -> float:
+        """How far the picture moved since the previous frame, px: the largest shift of
+        a corner of a ``size`` = (W, H) frame (a similarity moves no point farther);
+        0 when the motion is not ok (unknown)."""
+        if not self.ok:
+            return 0.0
+        (a, b, tx), (c, d, ty) = self.matrix.tolist()  # plain floats: 4 points, no numpy
+        far = 0.0
+        for x in (0.0, size[0] - 1.0):
+            for y in (0.0, size[1] - 1.0):
+                far = max(far, math.hypot((a - 1.0) * x + b * y + tx, c * x + (d - 1.0) * y + ty))
+        return far
 
 
 def to_h(m: np.ndarray) -> np.ndarray:
@@ -154,14 +175,23 @@ class MotionEstimator:
         self._s = 1.0  # reduced px per WL px
 
     # -- per frame ---------------------------------------------------------------
-    def update(self, wl: np.ndarray) -> FrameMotion:
-        """The motion from the previous ``update``'s frame to ``wl`` ((H, W, 3) uint8 BGR)."""
+    def update(self, wl: np.ndarray, index: Optional[int] = None) -> FrameMotion:
+        """The motion from the previous ``update``'s frame to ``wl`` ((H, W, 3) uint8 BGR);
+        ``index``: the frame's number in its recording (a new key at multiples of
+        ``key_every``; None: only when the key's points stop agreeing)."""
         # a dozen OpenCV calls on a 256 px image: a second thread costs more to
         # wake than it saves (1080p, 2 cores: median 1.2 ms on one, 2.4 on two)
         with single_threaded_opencv():
-            return self._update(wl)
+            return self._update(wl, index)
 
-    def _update(self, wl: np.ndarray) -> FrameMotion:
+    def state_bytes(self) -> bytes:
+        """Everything the next estimates depend on (for the pipeline's state digest)."""
+        if self._key is None:
+            return b"motion none;"
+        return b"".join((self._key.tobytes(), self._key_pts.tobytes(), self._prev_k.tobytes(),
+                         f"{self._key_inliers0} {self._inliers_first} {self._shape};".encode()))
+
+    def _update(self, wl: np.ndarray, index: Optional[int] = None) -> FrameMotion:
         H, W = wl.shape[:2]
         small, wl_small = self._reduce(wl)
         if self._shape != (H, W) or self._key is None:
@@ -176,7 +206,8 @@ class MotionEstimator:
             return FrameMotion(identity(), float(conf), False, int(inl))
         step = k @ np.linalg.inv(self._prev_k)  # previous -> this, reduced px
         self._prev_k = k
-        if inl < r.rekey_fraction * self._key_inliers0:
+        if inl < r.rekey_fraction * self._key_inliers0 or (
+                index is not None and index % r.key_every == 0):
             self._take_key(small, wl_small)
         # reduced px -> WL px: S^-1 step S with S = diag(s, s)
         s = self._s

@@ -134,6 +134,8 @@ class Pipeline:
         #: the sync/async rule of an ``async_analysis="auto"`` pipeline, else None
         self.analysis_mode: Optional[AnalysisMode] = None
         self._last_sync = None  # (index, Analysis) of the newest frame analysed in sync
+        #: the last frame's largest shift, px (caps the noise filter's weight: normalise)
+        self._shift_px = 0.0
         self._fallback_from = None  # the _last_sync async took over from
         if async_analysis:
             self._async = AsyncAnalysis(self.analyzer, black_level=self.black_level)
@@ -176,6 +178,7 @@ class Pipeline:
 
     def _reset_state(self) -> None:
         self._last_sync = self._fallback_from = None
+        self._shift_px = 0.0
         if self._async is not None:
             self._async.clear()
         self.normaliser.reset()
@@ -212,6 +215,7 @@ class Pipeline:
         tm = t0
         if pair.nir is None:
             motion, placement, stage["motion"] = follow.result()
+            self._shift_px = motion.largest_shift((wl.shape[1], wl.shape[0]))
             tm = time.perf_counter()
             if pair.nir_status == "lost":
                 # nothing to filter against when it comes back: start afresh
@@ -244,9 +248,15 @@ class Pipeline:
             # the analysis thread copies the last frame's NIR as it takes it
             # (off this path); the normaliser filters into that same buffer
             self._async.wait_returned()
+        # the tissue's shift caps the noise filter's weight: a moving rim is not
+        # smeared along its track (which widened the measured thickness).  The
+        # previous frame's shift, since this frame's motion is estimated beside the
+        # normalisation; the smear is the motion over the filter's memory, of which
+        # the last step is the best estimate at hand
         norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
-                                       median_level=median, display=fused)
+                                       median_level=median, display=fused,
+                                       shift_px=self._shift_px)
         black = self.normaliser.black_level  # what this frame had subtracted
         # feeds the next frame; display-encoded NIR has no sensor black level to find
         # (the tower mapped it to its own black before encoding)
@@ -263,6 +273,7 @@ class Pipeline:
                 black_job = beside(workers, self.black_level.update, self.normaliser.raw_wl, wl,
                                    norm.valid)
         motion, placement, stage["motion"] = follow.result()
+        self._shift_px = motion.largest_shift((wl.shape[1], wl.shape[0]))
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         if shown_as_encoded(settings.levels.compression, nir_signal):
@@ -359,7 +370,7 @@ class Pipeline:
     def _follow(self, index: int, wl, settings):
         """This frame's motion (once per frame, for every consumer), plane place, ms taken."""
         t = time.perf_counter()
-        motion = self.motion.update(wl)
+        motion = self.motion.update(wl, index)
         self.motion_history.add(index, motion)
         h, w = wl.shape[:2]
         placement = self.plane_anchor.update(index, settings.plane.polygon, settings.plane.frame,
@@ -459,6 +470,8 @@ class Pipeline:
         for t in self.analyzer.tracker.tracks:
             h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
         h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())
+        # the noise filter's weight follows the motion
+        h.update(self.motion.state_bytes() + f" {self._shift_px!r};".encode())
         return h.hexdigest()
 
 
