@@ -313,9 +313,52 @@ def normalise_pass(raw, dark, inv_flat, gscale, sat_level, filt, have_prev, alph
         sat_count[c] = nsat
 
 
+@njit(inline="always", fastmath=True, nogil=True)
+def _noise_bin(q, q_lo, q_scale, nq):
+    """The noise histogram's bin of ``q`` (float32): ``(log2 q - q_lo) * q_scale``,
+    truncated and clipped to ``0..nq-1``; 0 for ``q <= 0``.  The rule itself;
+    :func:`sample_pass` bins through its edges (:func:`noise_bin_edges`)."""
+    if q > 0:
+        qb = int((math.log2(q) - q_lo) * q_scale)
+        return min(max(qb, 0), nq - 1)
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def noise_bin_edges(q_lo, q_scale, edges):
+    """``edges[b]``, the smallest positive float32 that :func:`_noise_bin` puts in bin
+    ``b`` or above (``edges[0]`` = 0; inf where no float32 reaches ``b``).
+
+    Found by bisection over the float32 bit patterns (positive floats order
+    as their bits do), so a float32 ``q > 0`` is in bin ``b`` exactly when
+    ``edges[b] <= q < edges[b + 1]``: the rule's own result, including its
+    rounding near an edge.
+    """
+    nq = edges.shape[0]
+    bits = np.zeros(1, np.uint32)
+    val = bits.view(np.float32)
+    edges[0] = np.float32(0.0)
+    for b in range(1, nq):
+        lo = np.uint32(1)  # the smallest positive float32
+        hi = np.uint32(0x7F7FFFFF)  # the largest finite one
+        bits[0] = hi
+        if _noise_bin(val[0], q_lo, q_scale, nq) < b:
+            edges[b] = np.float32(np.inf)
+            continue
+        while lo < hi:
+            mid = lo + (hi - lo) // np.uint32(2)
+            bits[0] = mid
+            if _noise_bin(val[0], q_lo, q_scale, nq) >= b:
+                hi = mid
+            else:
+                lo = mid + np.uint32(1)
+        bits[0] = lo
+        edges[b] = val[0]
+
+
 @njit(**_JIT)
 def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scale, q_lo, q_scale,
-                hist, qhist):
+                qedges, hist, qhist):
     """Histograms of the filtered NIR and of the noise statistic on a subsampled grid.
 
     Parameters
@@ -325,6 +368,7 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
     roi : (4,) int64, y0, y1, x0, x1 of the region that is sampled
     hist_scale : float, histogram bins per normalised count (bin 0 starts at 0)
     q_lo, q_scale : log2 origin and bins per octave of the noise histogram
+    qedges : (Q,) float32, its bins' edges from :func:`noise_bin_edges` (``q_lo``, ``q_scale``)
     hist : (C, B) int64 out, per-chunk histograms of the filtered NIR
     qhist : (C, Q) int64 out, per-chunk histograms of ``log2(d**2 / (2 (m + c)))``,
         ``d`` and ``m`` the difference and mean of horizontal neighbours of the
@@ -340,6 +384,8 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
     nrows = (ry1 - ry0 + step - 1) // step
     rows_per = (nrows + nchunks - 1) // nchunks
     for c in prange(nchunks):
+        qf = np.zeros(1, np.float32)  # q's bits, read as uint32
+        qu = qf.view(np.uint32)
         for b in range(nbins):
             hist[c, b] = 0
         for b in range(nq):
@@ -358,11 +404,21 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
                     dd = va - vb
                     m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
                     q = dd * dd / (np.float32(2.0) * m)
+                    qb = 0
                     if q > 0:
-                        qb = int((math.log2(q) - q_lo) * q_scale)
-                        qb = min(max(qb, 0), nq - 1)
-                    else:
-                        qb = 0
+                        # _noise_bin without the log2 (half this pass's time): the
+                        # exponent plus the mantissa read linearly is at most 0.09
+                        # octave under log2 q, so the guess is the bin or the one
+                        # below (or above, at an edge's rounding); one step each
+                        # way against the edges, branch-free, gives the rule's bin
+                        qf[0] = q
+                        u = qu[0]
+                        lg = (np.float32(np.int32(u >> np.uint32(23)) - np.int32(127))
+                              + np.float32(u & np.uint32(0x7FFFFF)) * np.float32(1.0 / 8388608.0))
+                        g = min(max(int((lg - q_lo) * q_scale), 0), nq - 2)
+                        g += q >= qedges[g + 1]
+                        g -= q < qedges[g]
+                        qb = g
                     qhist[c, qb] += 1
 
 
