@@ -356,6 +356,27 @@ def noise_bin_edges(q_lo, q_scale, edges):
         edges[b] = val[0]
 
 
+@njit(inline="always", fastmath=True, nogil=True)
+def _bin_by_edges(q, q_lo, q_scale, qedges, qf, qu):
+    """:func:`_noise_bin` of ``q`` without its log2 (half of :func:`sample_pass`'s
+    time): ``qedges`` from :func:`noise_bin_edges`, ``qf`` a (1,) float32 scratch
+    and ``qu`` its uint32 view.  The exponent plus the mantissa read linearly is
+    at most 0.09 octave under log2 q, so that guess is the bin or the one below
+    (or above, at an edge's rounding); one branch-free step each way against the
+    edges gives the rule's bin."""
+    if not q > 0:
+        return 0
+    nq = qedges.shape[0]
+    qf[0] = q
+    u = qu[0]
+    lg = (np.float32(np.int32(u >> np.uint32(23)) - np.int32(127))
+          + np.float32(u & np.uint32(0x7FFFFF)) * np.float32(1.0 / 8388608.0))
+    g = min(max(int((lg - q_lo) * q_scale), 0), nq - 2)
+    g += q >= qedges[g + 1]
+    g -= q < qedges[g]
+    return g
+
+
 @njit(**_JIT)
 def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scale, q_lo, q_scale,
                 qedges, hist, qhist):
@@ -404,22 +425,7 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
                     dd = va - vb
                     m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
                     q = dd * dd / (np.float32(2.0) * m)
-                    qb = 0
-                    if q > 0:
-                        # _noise_bin without the log2 (half this pass's time): the
-                        # exponent plus the mantissa read linearly is at most 0.09
-                        # octave under log2 q, so the guess is the bin or the one
-                        # below (or above, at an edge's rounding); one step each
-                        # way against the edges, branch-free, gives the rule's bin
-                        qf[0] = q
-                        u = qu[0]
-                        lg = (np.float32(np.int32(u >> np.uint32(23)) - np.int32(127))
-                              + np.float32(u & np.uint32(0x7FFFFF)) * np.float32(1.0 / 8388608.0))
-                        g = min(max(int((lg - q_lo) * q_scale), 0), nq - 2)
-                        g += q >= qedges[g + 1]
-                        g -= q < qedges[g]
-                        qb = g
-                    qhist[c, qb] += 1
+                    qhist[c, _bin_by_edges(q, q_lo, q_scale, qedges, qf, qu)] += 1
 
 
 @njit(**_JIT)
