@@ -11,11 +11,9 @@ from nirf_overlay.processing.normalise import Q_BINS, Q_LO, Q_SCALE
 
 @njit(cache=False)
 def _both(qs, q_lo, q_scale, edges, rule, by_edges):
-    qf = np.zeros(1, np.float32)
-    qu = qf.view(np.uint32)
     for i in range(qs.shape[0]):
         rule[i] = _noise_bin(qs[i], q_lo, q_scale, edges.shape[0])
-        by_edges[i] = _bin_by_edges(qs[i], q_lo, q_scale, edges, qf, qu)
+        by_edges[i] = _bin_by_edges(qs[i], q_lo, q_scale, edges)
 
 
 def _edges(q_lo=Q_LO, q_scale=Q_SCALE, n=Q_BINS):

@@ -36,7 +36,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 _JIT = dict(parallel=True, fastmath=True, cache=True, nogil=True)
 
@@ -356,19 +358,30 @@ def noise_bin_edges(q_lo, q_scale, edges):
         edges[b] = val[0]
 
 
+@intrinsic
+def _f32_bits(typingctx, x):
+    """The bits of a float32 as a uint32 (a register move: no array, no allocation)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
 @njit(inline="always", fastmath=True, nogil=True)
-def _bin_by_edges(q, q_lo, q_scale, qedges, qf, qu):
-    """:func:`_noise_bin` of ``q`` without its log2 (half of :func:`sample_pass`'s
-    time): ``qedges`` from :func:`noise_bin_edges`, ``qf`` a (1,) float32 scratch
-    and ``qu`` its uint32 view.  The exponent plus the mantissa read linearly is
-    at most 0.09 octave under log2 q, so that guess is the bin or the one below
-    (or above, at an edge's rounding); one branch-free step each way against the
-    edges gives the rule's bin."""
+def _bin_by_edges(q, q_lo, q_scale, qedges):
+    """:func:`_noise_bin` of the float32 ``q`` without its log2 (half of
+    :func:`sample_pass`'s time), ``qedges`` from :func:`noise_bin_edges`.  The
+    exponent plus the mantissa read linearly is at most 0.09 octave under
+    log2 q, so that guess is the bin or the one below (or above, at an edge's
+    rounding); one branch-free step each way against the edges gives the
+    rule's bin."""
     if not q > 0:
         return 0
     nq = qedges.shape[0]
-    qf[0] = q
-    u = qu[0]
+    u = _f32_bits(q)
     lg = (np.float32(np.int32(u >> np.uint32(23)) - np.int32(127))
           + np.float32(u & np.uint32(0x7FFFFF)) * np.float32(1.0 / 8388608.0))
     g = min(max(int((lg - q_lo) * q_scale), 0), nq - 2)
@@ -405,8 +418,6 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
     nrows = (ry1 - ry0 + step - 1) // step
     rows_per = (nrows + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        qf = np.zeros(1, np.float32)  # q's bits, read as uint32
-        qu = qf.view(np.uint32)
         for b in range(nbins):
             hist[c, b] = 0
         for b in range(nq):
@@ -425,7 +436,7 @@ def sample_pass(raw, dark, inv_flat, gscale, filt, noise_c, step, roi, hist_scal
                     dd = va - vb
                     m = max(np.float32(0.5) * (va + vb), np.float32(0.0)) + noise_c
                     q = dd * dd / (np.float32(2.0) * m)
-                    qhist[c, _bin_by_edges(q, q_lo, q_scale, qedges, qf, qu)] += 1
+                    qhist[c, _bin_by_edges(q, q_lo, q_scale, qedges)] += 1
 
 
 @njit(**_JIT)
