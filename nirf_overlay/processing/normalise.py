@@ -75,8 +75,8 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..frame import CONTAINER_DEPTHS, clip_count, container_bits
-from ._kernels.pixel import (CHI2_1_MEDIAN, normalise_pass, percentile_from_hist, row_scratch_bytes,
-                             sample_pass)
+from ._kernels.pixel import (CHI2_1_MEDIAN, noise_bin_edges, normalise_pass, percentile_from_hist,
+                             row_scratch_bytes, sample_pass)
 from ._validate import read_only, require
 
 # kernel arguments that switch the display sweep off (types match the real ones)
@@ -286,6 +286,9 @@ class Normaliser:
         self._qhist = np.zeros((nchunks, Q_BINS), np.int64)
         self._hist_sum = np.zeros(HIST_BINS, np.int64)
         self._qhist_sum = np.zeros(Q_BINS, np.int64)
+        # the noise histogram's bin edges (the kernel bins by them, not by a log2 per sample)
+        self._qedges = np.zeros(Q_BINS, np.float32)
+        noise_bin_edges(np.float32(Q_LO), np.float32(Q_SCALE), self._qedges)
         self._sat_count = np.zeros(nchunks, np.int64)
         self._rowbuf = np.zeros((nchunks, row_scratch_bytes(ww)), np.uint8)  # fused display
         self._step = max(1, int(round(np.sqrt(hw * ww / _SAMPLES))))
@@ -397,7 +400,7 @@ class Normaliser:
                        *(display.args if display is not None else _NO_DISPLAY))
         sample_pass(raw, self._dark, self._inv_flat, np.float32(gscale), self.filt,
                     np.float32(self._noise_c), int(self._step), self._roi, np.float32(hist_scale),
-                    np.float32(Q_LO), np.float32(Q_SCALE), self._hist, self._qhist)
+                    np.float32(Q_LO), np.float32(Q_SCALE), self._qedges, self._hist, self._qhist)
         self._have_prev = True
         self._hist.sum(axis=0, out=self._hist_sum)
         self._qhist.sum(axis=0, out=self._qhist_sum)

@@ -121,7 +121,9 @@ class Pipeline:
         #: (3.7 vs 3.4 ms wall, 6.1 vs 5.4 ms CPU), the display sweep being
         #: compute-bound rather than memory-bound; measured again in round w5 (the
         #: kernels alone, one thread, CPU time: fused 3.3-3.6 ms against 2.6-3.0 ms
-        #: for the two kernels together; README "Speed of the pipeline").
+        #: for the two kernels together; README "Speed of the pipeline"); and again with
+        #: the 8-wide filter loop: 0.94x as kernels alone on one thread, but 1.03x the
+        #: display thread's CPU in a live pipeline (frames alternating, 1080p).
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
         #: threads for a frame that waits for its analysis (the lesions, the motion beside
