@@ -37,7 +37,7 @@ import numpy as np
 
 from ._kernels.background import outline_near_blocked, ring_median
 from .candidates import Candidate
-from .masks import aligned_crop
+from .masks import aligned_crop, complete_with_ellipse
 from .rules import RIM_RULES
 
 
@@ -168,7 +168,7 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
                 blk[0, :] = blk[-1, :] = blk[:, 0] = blk[:, -1] = True
                 hidden, n_core, ys, xs = outline_near_blocked(core, blk, 2)
                 if hidden:
-                    _complete_with_ellipse(core, n_core, ys, xs, 0, 0)
+                    complete_with_ellipse(core, n_core, ys, xs, 0, 0)
             return LesionCore(core, X0, Y0)
         blocked = None if blocked is None else blocked[y0:y1, x0:x1]
     if blocked is not None:
@@ -176,7 +176,7 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
         # if some of it is hidden, the hidden part is completed by an ellipse
         hidden, n_core, ys, xs = outline_near_blocked(cand.core, blocked, 2)
         if hidden:
-            _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
+            complete_with_ellipse(core, n_core, ys, xs, oy, ox)
     return LesionCore(core, X0, Y0)
 
 
@@ -370,23 +370,6 @@ def _ring_crop(core: np.ndarray, hi: float, also: Optional[tuple[int, int, int, 
         cx, cy = min(cx, also[0]), min(cy, also[1])
         cw, ch = x1 - cx, y1 - cy
     return aligned_crop(cx, cy, cw, ch, core.shape, int(np.ceil(hi / 0.955)) + 2)
-
-
-def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
-                           oy: int, ox: int) -> None:
-    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``.
-
-    ``n_core`` is the core's pixel count (the fit is rejected when its axes
-    are far from the core's equivalent diameter).
-    """
-    if ys.size < 8:
-        return
-    pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
-    (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
-    eq = 2.0 * np.sqrt(n_core / np.pi)
-    if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
-        return
-    cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
 
 
 def ring_exclusion(fluo: np.ndarray, instr: np.ndarray, ratio: np.ndarray,

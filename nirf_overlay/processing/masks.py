@@ -145,3 +145,22 @@ def circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, f
     if not math.isfinite(r2) or r2 <= 0:
         return None
     return float(cx + mx), float(cy + my), math.sqrt(r2)
+
+
+def complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
+                          oy: int, ox: int) -> bool:
+    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``;
+    return whether it was drawn.
+
+    ``n_core`` is the core's pixel count (the fit is rejected when its axes
+    are far from the core's equivalent diameter).
+    """
+    if ys.size < 8:
+        return False
+    pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
+    (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
+    eq = 2.0 * np.sqrt(n_core / np.pi)
+    if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
+        return False
+    cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
+    return True
