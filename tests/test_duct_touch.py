@@ -7,7 +7,8 @@ outer outline.  Through the real Pipeline, on seeds the band rule was not
 tuned on (tuned on 900): at most 8 % of the duct's pixels are labelled rim
 (before the rim was cut to its radial band: 22-67 % for a bright duct on
 seed 900), and the rim's Dice is not lower than on the same phantom without
-the duct.
+the duct.  The same cases again with the phantom's tool held where the duct
+meets the rim (its jaws hide the junction, the duct's end shows beside them).
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ def _cases(shortfalls):
                          if k in shortfalls else []) for k in CASES]
 
 
-def _params(seed, **kw) -> PhantomParams:
+def _params(seed, instrument=False, **kw) -> PhantomParams:
     return PhantomParams(seed=seed, size=(640, 360), n_lesions=1, gallbladder=False,
-                         n_spills=(0, 0), instrument=False, **kw)
+                         n_spills=(0, 0), instrument=instrument, **kw)
 
 
 def _run(params: PhantomParams) -> dict:
@@ -76,6 +77,69 @@ def results():
         out[(seed, None, 0.0, 0.0)] = _run(_params(seed, bile_duct=False))
     print("\n" + format_table([(" ".join(map(str, k)), r) for k, r in out.items()]))
     return out
+
+
+#: the same cases with the phantom's tool held where the duct meets the rim
+#: (``duct_touch_tool``): its jaws hide the junction and part of the rim and
+#: core, and the duct's end shows beside them.  Beside a tool the core may be
+#: hidden, so the band there is measured from the core completed by its
+#: ellipse, or from the core pieces seen when the tool hides too much for a
+#: sure ellipse, and a piece there is cut only when it runs away from the
+#: core like a tube, not round it like a rim's arc (band.py).  Where the 8 %
+#: target is missed (measured; strict); before that rule (nothing beside a
+#: tool was cut) also 901 tangent 1 mm x2 at 0.291 and 3 mm x2 at 0.220, and
+#: 901 oblique 3 mm x2 at 0.121.
+TOOL_SHORTFALLS = {
+    (901, "tangent", 1.0, 0.5): "0.086 (before the rule: 0.086)",
+    (901, "tangent", 3.0, 0.5): "0.147 (0.152)",
+    (901, "tangent", 3.0, 2.0): "0.106 (0.220)",
+    (902, "tangent", 1.0, 2.0): "0.262 (0.262)",
+    (902, "tangent", 3.0, 0.5): "0.107 (0.111)",
+    (902, "tangent", 3.0, 2.0): "0.159 (0.158)",
+}
+#: where the rim's Dice is lower than with the tool held there but no duct
+#: (901 0.936, 902 0.969; measured; strict), with the Dice before the rule:
+#: the tangent duct's side along the rim, above half the rim's peak, still
+#: reads as rim, as without a tool (DICE_SHORTFALLS)
+TOOL_DICE_SHORTFALLS = {
+    (901, "tangent", 1.0, 0.5): "Dice 0.918 (before the rule: 0.918)",
+    (901, "tangent", 1.0, 2.0): "0.913 (0.860)",
+    (901, "tangent", 3.0, 0.5): "0.857 (0.855)",
+    (901, "tangent", 3.0, 2.0): "0.872 (0.816)",
+    (902, "tangent", 1.0, 2.0): "0.921 (0.921)",
+    (902, "tangent", 3.0, 0.5): "0.937 (0.936)",
+    (902, "tangent", 3.0, 2.0): "0.915 (0.914)",
+    (902, "oblique", 1.0, 2.0): "0.953 (0.953)",
+    (902, "oblique", 3.0, 2.0): "0.944 (0.944)",
+}
+TOOL_KIND = "radial"  # the tool's place depends only on the lesion, not on how the duct comes
+
+
+@pytest.fixture(scope="module")
+def tool_results():
+    out = {}
+    for seed, kind, width, rel in CASES:
+        out[(seed, kind, width, rel)] = _run(_params(seed, True, duct_touch=kind, duct_touch_tool=True,
+                                                     duct_touch_brightness=rel,
+                                                     duct_width_mm=(width, width)))
+    for seed in SEEDS:  # the tool held at the same place, no duct
+        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, True, duct_touch=TOOL_KIND, duct_touch_tool=True,
+                                                   bile_duct=False))
+    print("\n" + format_table([(" ".join(map(str, k)), r) for k, r in out.items()]))
+    return out
+
+
+@pytest.mark.parametrize("key", _cases(TOOL_SHORTFALLS))
+def test_duct_touching_a_rim_beside_a_tool_is_not_rim(tool_results, key):
+    r = tool_results[key]
+    assert r["duct_fraction"] <= 0.08, f"{key}: {r['duct_fraction']:.3f} of the duct labelled rim"
+
+
+@pytest.mark.parametrize("key", _cases(TOOL_DICE_SHORTFALLS))
+def test_rim_dice_beside_a_tool_is_not_lowered_by_the_duct(tool_results, key):
+    r, alone = tool_results[key], tool_results[(key[0], None, 0.0, 0.0)]
+    assert r["mean_dice"] >= alone["mean_dice"] - 0.015, \
+        f"{key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
 
 
 @pytest.mark.parametrize("key", _cases(KNOWN_SHORTFALLS))
@@ -134,6 +198,21 @@ def test_phantom_duct_touch_is_validated():
         PhantomParams(duct_touch="sideways").validate()
     with pytest.raises(NirfError, match="duct_touch_brightness"):
         PhantomParams(duct_touch="radial", duct_touch_brightness=0.0).validate()
+    with pytest.raises(NirfError, match="duct_touch_tool"):
+        PhantomParams(duct_touch_tool=True).validate()
+    with pytest.raises(NirfError, match="duct_touch_tool"):
+        PhantomParams(duct_touch="radial", duct_touch_tool=True, instrument=False).validate()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_phantom_holds_the_tool_at_the_ducts_end(kind):
+    """With duct_touch_tool the tool's jaws lie at the junction in every frame tested:
+    the duct's end shows beside the tool, and the rim too (not all hidden)."""
+    ph = Phantom(_params(901, True, duct_touch=kind, duct_touch_tool=True, duct_width_mm=(2.0, 2.0)))
+    for i in FRAMES:
+        t = ph.frame(i).truth
+        near = cv2.dilate(t.instrument_mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        assert (near & t.duct_mask).any() and t.duct_mask.any() and t.rim_mask.any(), f"{kind} frame {i}"
 
 
 def test_evaluate_duct_brightness_needs_a_touching_duct(capsys):
