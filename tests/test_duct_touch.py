@@ -52,11 +52,6 @@ DICE_SHORTFALLS = {
 CASES = list(itertools.product(SEEDS, KINDS, WIDTHS, BRIGHTNESS))
 
 
-def _cases(shortfalls):
-    return [pytest.param(k, marks=[pytest.mark.xfail(strict=True, reason=shortfalls[k])]
-                         if k in shortfalls else []) for k in CASES]
-
-
 def _params(seed, instrument=False, **kw) -> PhantomParams:
     return PhantomParams(seed=seed, size=(640, 360), n_lesions=1, gallbladder=False,
                          n_spills=(0, 0), instrument=instrument, **kw)
@@ -67,16 +62,24 @@ def _run(params: PhantomParams) -> dict:
     return evaluate((ph.frame(i) for i in FRAMES), Pipeline(calibration=ph.calibration()))
 
 
-@pytest.fixture(scope="module")
-def results():
+def _all(tool: bool) -> dict:
+    """Every case's figures, and each seed's without the duct (``tool``: the tool held
+    where the duct meets the rim, and at the same place without it)."""
+    held = dict(duct_touch_tool=True) if tool else {}
     out = {}
     for seed, kind, width, rel in CASES:
-        out[(seed, kind, width, rel)] = _run(_params(seed, duct_touch=kind, duct_touch_brightness=rel,
-                                                     duct_width_mm=(width, width)))
+        out[(seed, kind, width, rel)] = _run(_params(seed, tool, duct_touch=kind, duct_touch_brightness=rel,
+                                                     duct_width_mm=(width, width), **held))
     for seed in SEEDS:
-        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, bile_duct=False))
+        alone = dict(duct_touch=TOOL_KIND, **held) if tool else {}
+        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, tool, bile_duct=False, **alone))
     print("\n" + format_table([(" ".join(map(str, k)), r) for k, r in out.items()]))
     return out
+
+
+@pytest.fixture(scope="module")
+def results():
+    return _all(False)
 
 
 #: the same cases with the phantom's tool held where the duct meets the rim
@@ -117,43 +120,30 @@ TOOL_KIND = "radial"  # the tool's place depends only on the lesion, not on how 
 
 @pytest.fixture(scope="module")
 def tool_results():
-    out = {}
-    for seed, kind, width, rel in CASES:
-        out[(seed, kind, width, rel)] = _run(_params(seed, True, duct_touch=kind, duct_touch_tool=True,
-                                                     duct_touch_brightness=rel,
-                                                     duct_width_mm=(width, width)))
-    for seed in SEEDS:  # the tool held at the same place, no duct
-        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, True, duct_touch=TOOL_KIND, duct_touch_tool=True,
-                                                   bile_duct=False))
-    print("\n" + format_table([(" ".join(map(str, k)), r) for k, r in out.items()]))
-    return out
+    return _all(True)
 
 
-@pytest.mark.parametrize("key", _cases(TOOL_SHORTFALLS))
-def test_duct_touching_a_rim_beside_a_tool_is_not_rim(tool_results, key):
-    r = tool_results[key]
-    assert r["duct_fraction"] <= 0.08, f"{key}: {r['duct_fraction']:.3f} of the duct labelled rim"
+def _both(plain: dict, tool: dict) -> list:
+    """The cases without a tool (fixture ``results``) and with the tool held at the duct's
+    end (``tool_results``), each strict xfail where its table says."""
+    return [pytest.param(which, k, marks=[pytest.mark.xfail(strict=True, reason=short[k])]
+                         if k in short else [])
+            for which, short in (("results", plain), ("tool_results", tool)) for k in CASES]
 
 
-@pytest.mark.parametrize("key", _cases(TOOL_DICE_SHORTFALLS))
-def test_rim_dice_beside_a_tool_is_not_lowered_by_the_duct(tool_results, key):
-    r, alone = tool_results[key], tool_results[(key[0], None, 0.0, 0.0)]
-    assert r["mean_dice"] >= alone["mean_dice"] - 0.015, \
-        f"{key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
-
-
-@pytest.mark.parametrize("key", _cases(KNOWN_SHORTFALLS))
-def test_duct_touching_a_rim_is_not_rim(results, key):
-    r = results[key]
+@pytest.mark.parametrize("which,key", _both(KNOWN_SHORTFALLS, TOOL_SHORTFALLS))
+def test_duct_touching_a_rim_is_not_rim(request, which, key):
+    r = request.getfixturevalue(which)[key]
     assert r["detected"] == 1.0
-    assert r["duct_fraction"] <= 0.08, f"{key}: {r['duct_fraction']:.3f} of the duct labelled rim"
+    assert r["duct_fraction"] <= 0.08, f"{which} {key}: {r['duct_fraction']:.3f} of the duct labelled rim"
 
 
-@pytest.mark.parametrize("key", _cases(DICE_SHORTFALLS))
-def test_rim_dice_is_not_lowered_by_the_duct(results, key):
-    r, alone = results[key], results[(key[0], None, 0.0, 0.0)]
+@pytest.mark.parametrize("which,key", _both(DICE_SHORTFALLS, TOOL_DICE_SHORTFALLS))
+def test_rim_dice_is_not_lowered_by_the_duct(request, which, key):
+    res = request.getfixturevalue(which)
+    r, alone = res[key], res[(key[0], None, 0.0, 0.0)]
     assert r["mean_dice"] >= alone["mean_dice"] - 0.015, \
-        f"{key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
+        f"{which} {key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
 
 
 def _thickness(r) -> float:
