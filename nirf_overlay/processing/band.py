@@ -93,7 +93,7 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     big[0] = False
     cut = big[lab[ys, xs]] & out
     if near is not None and (near & out).any():
-        cut &= ~near | _runs_away(lab, n, ys, xs, out, near, centre, thickness, core, blocked)[lab[ys, xs]]
+        cut &= ~near | _runs_away(lab, big, ys, xs, out, near, centre, thickness, core, blocked)[lab[ys, xs]]
     # where the rim ran on into the piece cut, its outer edge was not seen
     # (above half maximum all the way into the duct): there it ends at its
     # own outer edge, not at the band's tolerance beyond it
@@ -165,11 +165,12 @@ def _beyond_hidden_core(out: np.ndarray, blocked: np.ndarray, core: np.ndarray, 
     return np.where(near, (d_seen > limit[b]) & (d_whole > lim), out), near, (mx, my)
 
 
-def _runs_away(lab: np.ndarray, n: int, ys: np.ndarray, xs: np.ndarray, out: np.ndarray,
+def _runs_away(lab: np.ndarray, big: np.ndarray, ys: np.ndarray, xs: np.ndarray, out: np.ndarray,
                near: np.ndarray, centre: tuple[float, float], thickness: float, core: np.ndarray,
                blocked: np.ndarray) -> np.ndarray:
-    """(n,) bool per piece of ``lab`` (pieces beyond the band): False for a piece beside the
-    blocked view that lies round the core like a rim's arc, True otherwise.
+    """(n,) bool per piece of ``lab`` (pieces beyond the band; ``big``, (n,) bool, those large
+    enough to cut): False for a big piece beside the blocked view that lies round the core
+    like a rim's arc, True otherwise.
 
     Beside a tool the band is measured from a core that may be guessed
     (completed by an ellipse, or only the pieces seen), so a piece beyond
@@ -192,14 +193,14 @@ def _runs_away(lab: np.ndarray, n: int, ys: np.ndarray, xs: np.ndarray, out: np.
       beyond the tool spreads from it like a tube (seed 706: 2.8) but lies
       on such a circle (residual 0.95); a straight duct does not (1.75-2.8).
     """
-    ok = np.ones(n, bool)
+    ok = np.ones(big.shape[0], bool)
     cx, cy = centre
     lk = lab[ys, xs]
     hid = (core | (blocked.view(np.uint8) != 0)).view(np.uint8)
     d_hid = None
     r_arc = RIM_RULES.band_arc_radius * (np.sqrt(np.count_nonzero(core) / np.pi) + thickness)
     for k in np.unique(lk[out & near]):
-        if k == 0:
+        if not big[k]:  # (0: the background)
             continue
         sel = (lk == k) & out
         py, px = ys[sel], xs[sel]
