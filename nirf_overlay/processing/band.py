@@ -36,7 +36,7 @@ from .rules import RIM_RULES
 
 
 def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness: float,
-                blocked: Optional[np.ndarray] = None) -> int:
+                blocked: Optional[np.ndarray] = None, runs_on: Optional[np.ndarray] = None) -> int:
     """Clear the pixels of ``rim`` beyond the rim's radial band (in place); return how many.
 
     Parameters
@@ -52,6 +52,10 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
         distances are to the core completed by an ellipse, or to the core
         seen (:func:`_beyond_hidden_core`), and a piece there is cut only
         when it runs away from the core like a duct (:func:`_runs_away`)
+    runs_on : optional (qh, qw) bool, fluorescence above the rim's outer edge
+        level outside the zone the rim may lie in: beside the blocked view a
+        piece it runs on into, not lying on a circle round the core, is a
+        duct's end too (:func:`_runs_on_beyond`)
     """
     if not core.any():
         return 0
@@ -93,7 +97,10 @@ def cut_to_band(rim: np.ndarray, d_core: np.ndarray, core: np.ndarray, thickness
     big[0] = False
     cut = big[lab[ys, xs]] & out
     if near is not None and (near & out).any():
-        cut &= ~near | _runs_away(lab, big, ys, xs, out, near, centre, thickness, core, blocked)[lab[ys, xs]]
+        duct, stub = _runs_away(lab, big, ys, xs, out, near, centre, thickness, core, blocked)
+        if runs_on is not None and runs_on.any():
+            duct |= stub & _runs_on_beyond(lab, big, n, runs_on, thickness)
+        cut &= ~near | duct[lab[ys, xs]]
     # where the rim ran on into the piece cut, its outer edge was not seen
     # (above half maximum all the way into the duct): there it ends at its
     # own outer edge, not at the band's tolerance beyond it
@@ -168,9 +175,11 @@ def _beyond_hidden_core(out: np.ndarray, blocked: np.ndarray, core: np.ndarray, 
 def _runs_away(lab: np.ndarray, big: np.ndarray, ys: np.ndarray, xs: np.ndarray, out: np.ndarray,
                near: np.ndarray, centre: tuple[float, float], thickness: float, core: np.ndarray,
                blocked: np.ndarray) -> np.ndarray:
-    """(n,) bool per piece of ``lab`` (pieces beyond the band; ``big``, (n,) bool, those large
-    enough to cut): False for a big piece beside the blocked view that lies round the core
-    like a rim's arc, True otherwise.
+    """Two (n,) bool per piece of ``lab`` (pieces beyond the band; ``big``, (n,) bool, those
+    large enough to cut): ``duct``, False for a big piece beside the blocked view unless it is
+    shaped like a duct's end (below); ``stub``, False for one lying on a circle round the core
+    at least ``RIM_RULES.band_arc_min_radius`` x (core's equivalent radius + thickness) large
+    (a rim's arc; a short stub's blob fits a small circle), for :func:`_runs_on_beyond`.
 
     Beside a tool the band is measured from a core that may be guessed
     (completed by an ellipse, or only the pieces seen), so a piece beyond
@@ -194,33 +203,51 @@ def _runs_away(lab: np.ndarray, big: np.ndarray, ys: np.ndarray, xs: np.ndarray,
       on such a circle (residual 0.95); a straight duct does not (1.75-2.8).
     """
     ok = np.ones(big.shape[0], bool)
+    stub = np.zeros(big.shape[0], bool)
     cx, cy = centre
     lk = lab[ys, xs]
     hid = (core | (blocked.view(np.uint8) != 0)).view(np.uint8)
     d_hid = None
-    r_arc = RIM_RULES.band_arc_radius * (np.sqrt(np.count_nonzero(core) / np.pi) + thickness)
+    r_ref = np.sqrt(np.count_nonzero(core) / np.pi) + thickness
     for k in np.unique(lk[out & near]):
         if not big[k]:  # (0: the background)
             continue
         sel = (lk == k) & out
         py, px = ys[sel], xs[sel]
         lo, hi = np.quantile(np.hypot(py - cy, px - cx), [0.05, 0.95])
-        if hi - lo < RIM_RULES.band_tube_spread * thickness:
-            ok[k] = False
-            continue
+        tube = hi - lo >= RIM_RULES.band_tube_spread * thickness
         fit = circle_fit(py, px)
-        if fit is None:
-            continue
-        fx, fy, fr = fit
-        iy, ix = int(round(fy)), int(round(fx))
-        if fr > r_arc or not (0 <= iy < hid.shape[0] and 0 <= ix < hid.shape[1]):
-            continue
-        if d_hid is None:
-            d_hid = cv2.distanceTransform((hid == 0).view(np.uint8), cv2.DIST_L2, 3)
-        lo, hi = np.quantile(np.hypot(py - fy, px - fx), [0.05, 0.95])
-        ok[k] = not (d_hid[iy, ix] <= RIM_RULES.band_arc_centre * thickness
-                     and hi - lo <= RIM_RULES.band_arc_residual * thickness)
-    return ok
+        arc = False
+        if fit is not None:
+            fx, fy, fr = fit
+            iy, ix = int(round(fy)), int(round(fx))
+            if fr <= RIM_RULES.band_arc_radius * r_ref and 0 <= iy < hid.shape[0] and 0 <= ix < hid.shape[1]:
+                if d_hid is None:
+                    d_hid = cv2.distanceTransform((hid == 0).view(np.uint8), cv2.DIST_L2, 3)
+                lo, hi = np.quantile(np.hypot(py - fy, px - fx), [0.05, 0.95])
+                arc = (d_hid[iy, ix] <= RIM_RULES.band_arc_centre * thickness
+                       and hi - lo <= RIM_RULES.band_arc_residual * thickness)
+        ok[k] = tube and not arc
+        stub[k] = not (arc and fit[2] >= RIM_RULES.band_arc_min_radius * r_ref)
+    return ok, stub
+
+
+def _runs_on_beyond(lab: np.ndarray, big: np.ndarray, n: int, runs_on: np.ndarray,
+                    thickness: float) -> np.ndarray:
+    """(n,) bool per piece of ``lab``: a big piece with at least
+    ``RIM_RULES.band_runs_on`` x thickness pixels of ``runs_on`` within 2 px of it.
+
+    ``runs_on`` is the fluorescence above the rim's outer edge level outside
+    the zone where the rim may be: a duct goes on outward beyond its stub as
+    a bright tube, a rim's arc has liver beyond it.  A short duct stub beside
+    a tool across the lesion spreads from the core's centre no more than a
+    rim's arc does (903: 0.9-1.3 thicknesses); what lies beyond tells them
+    apart (903 oblique 1 mm x2: 0.58 -> 0.07 of the duct labelled rim).
+    """
+    grown = cv2.dilate(np.where(big[lab], lab, 0).astype(np.uint16), np.ones((5, 5), np.uint8))
+    hit = np.bincount(grown[runs_on], minlength=n) >= RIM_RULES.band_runs_on * thickness
+    hit[0] = False
+    return hit
 
 
 def _directions(ys: np.ndarray, xs: np.ndarray, d_core: np.ndarray, my: float, mx: float):

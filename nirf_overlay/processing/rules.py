@@ -267,6 +267,17 @@ class RimRules:
     #: centre seen like a tube (706: 2.8) but lies on such a circle (0.95);
     #: a straight duct does not (904, 905: 1.75-2.8).
     band_arc_residual: float = 1.5
+    #: x thickness.  A piece beyond the band beside a tool with at least
+    #: this many pixels of bright fluorescence (above the rim's outer edge
+    #: level) outside the rim's zone within 2 px of it runs on outward as a
+    #: duct does: it is a duct's end, however short, unless it lies on a
+    #: circle round the core (``band_arc_*``) at least ``band_arc_min_radius``
+    #: large.  (band.py ``_runs_on_beyond``; 903's stubs beside a tool across
+    #: the lesion: 0.58 -> 0.07 of the duct labelled rim.)
+    band_runs_on: float = 0.5
+    #: x (core's equivalent radius + thickness).  A short stub's blob fits a
+    #: small circle (903: 0.15-0.18); rims' arcs 0.5-1.3 (501, 706, 709).
+    band_arc_min_radius: float = 0.4
     #: x the rim's span above B.  In a direction round the core whose
     #: brightest pixel near the rim lies beyond the rim's middle, brighter by
     #: more than this than the rim's inner half there (the profile still
