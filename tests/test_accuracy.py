@@ -50,9 +50,11 @@ DICE_FLOOR = {
 }
 
 #: (case, seed offset) where the code misses a target today (measured; strict: a fix that
-#: makes one pass must move it out of this list and into the floors)
+#: makes one pass must move it out of this list and into the floors).  ("default", 200), a
+#: distractor (0.049-0.051 of it labelled rim) and a TBR error of 0.27, Dice
+#: 0.901, meets them since band.py cuts a duct's end beside a tool or the frame edge:
+#: Dice 0.959, distractor 0.000)
 KNOWN_SHORTFALLS = {
-    ("default", 200): "a distractor fraction of 0.051 and a TBR error of 0.27",
     ("fast motion", 200): "one of two lesions is not detected",
 }
 

@@ -7,7 +7,8 @@ outer outline.  Through the real Pipeline, on seeds the band rule was not
 tuned on (tuned on 900): at most 8 % of the duct's pixels are labelled rim
 (before the rim was cut to its radial band: 22-67 % for a bright duct on
 seed 900), and the rim's Dice is not lower than on the same phantom without
-the duct.
+the duct.  The same cases again with the phantom's tool held where the duct
+meets the rim (its jaws hide the junction, the duct's end shows beside them).
 """
 
 from __future__ import annotations
@@ -51,14 +52,9 @@ DICE_SHORTFALLS = {
 CASES = list(itertools.product(SEEDS, KINDS, WIDTHS, BRIGHTNESS))
 
 
-def _cases(shortfalls):
-    return [pytest.param(k, marks=[pytest.mark.xfail(strict=True, reason=shortfalls[k])]
-                         if k in shortfalls else []) for k in CASES]
-
-
-def _params(seed, **kw) -> PhantomParams:
+def _params(seed, instrument=False, **kw) -> PhantomParams:
     return PhantomParams(seed=seed, size=(640, 360), n_lesions=1, gallbladder=False,
-                         n_spills=(0, 0), instrument=False, **kw)
+                         n_spills=(0, 0), instrument=instrument, **kw)
 
 
 def _run(params: PhantomParams) -> dict:
@@ -66,30 +62,83 @@ def _run(params: PhantomParams) -> dict:
     return evaluate((ph.frame(i) for i in FRAMES), Pipeline(calibration=ph.calibration()))
 
 
-@pytest.fixture(scope="module")
-def results():
+def _all(tool: bool) -> dict:
+    """Every case's figures, and each seed's without the duct (``tool``: the tool held
+    where the duct meets the rim, and at the same place without it)."""
+    held = dict(duct_touch_tool=True) if tool else {}
     out = {}
     for seed, kind, width, rel in CASES:
-        out[(seed, kind, width, rel)] = _run(_params(seed, duct_touch=kind, duct_touch_brightness=rel,
-                                                     duct_width_mm=(width, width)))
+        out[(seed, kind, width, rel)] = _run(_params(seed, tool, duct_touch=kind, duct_touch_brightness=rel,
+                                                     duct_width_mm=(width, width), **held))
     for seed in SEEDS:
-        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, bile_duct=False))
+        alone = dict(duct_touch=TOOL_KIND, **held) if tool else {}
+        out[(seed, None, 0.0, 0.0)] = _run(_params(seed, tool, bile_duct=False, **alone))
     print("\n" + format_table([(" ".join(map(str, k)), r) for k, r in out.items()]))
     return out
 
 
-@pytest.mark.parametrize("key", _cases(KNOWN_SHORTFALLS))
-def test_duct_touching_a_rim_is_not_rim(results, key):
-    r = results[key]
+@pytest.fixture(scope="module")
+def results():
+    return _all(False)
+
+
+#: the same cases with the phantom's tool held where the duct meets the rim
+#: (``duct_touch_tool``): its jaws hide the junction and part of the rim and
+#: core, and the duct's end shows beside them.  Beside a tool the core may be
+#: hidden, so the band there is measured from the core completed by its
+#: ellipse, or from the core pieces seen when the tool hides too much for a
+#: sure ellipse, and a piece there is cut only when it runs away from the
+#: core like a tube, not round it like a rim's arc, or when it runs on into
+#: bright fluorescence beyond the rim's zone (band.py).  Where the 8 % target
+#: is missed (measured; strict); before that rule (nothing beside a tool was
+#: cut) also 901 tangent 1 mm x2 at 0.291, 901 oblique 3 mm x2 at 0.121 and
+#: 902 tangent 1 mm x2, 3 mm x0.5 and x2 at 0.262, 0.111, 0.158.
+TOOL_SHORTFALLS = {
+    (901, "tangent", 1.0, 0.5): "0.086 (before the rule: 0.086)",
+    (901, "tangent", 3.0, 0.5): "0.106 (0.152)",
+    (901, "tangent", 3.0, 2.0): "0.106 (0.220)",
+}
+#: where the rim's Dice is lower than with the tool held there but no duct
+#: (901 0.936, 902 0.969; measured; strict), with the Dice before the rule:
+#: the tangent duct's side along the rim, above half the rim's peak, still
+#: reads as rim, as without a tool (DICE_SHORTFALLS).  Before the rule also
+#: 902 tangent 1 mm x2 (0.921), 3 mm x0.5 (0.936), x2 (0.914) and oblique
+#: 1 and 3 mm x2 (0.953, 0.944).
+TOOL_DICE_SHORTFALLS = {
+    (901, "tangent", 1.0, 0.5): "Dice 0.918 (before the rule: 0.918)",
+    (901, "tangent", 1.0, 2.0): "0.913 (0.860)",
+    (901, "tangent", 3.0, 0.5): "0.879 (0.855)",
+    (901, "tangent", 3.0, 2.0): "0.872 (0.816)",
+}
+TOOL_KIND = "radial"  # the tool's place depends only on the lesion, not on how the duct comes
+
+
+@pytest.fixture(scope="module")
+def tool_results():
+    return _all(True)
+
+
+def _both(plain: dict, tool: dict) -> list:
+    """The cases without a tool (fixture ``results``) and with the tool held at the duct's
+    end (``tool_results``), each strict xfail where its table says."""
+    return [pytest.param(which, k, marks=[pytest.mark.xfail(strict=True, reason=short[k])]
+                         if k in short else [])
+            for which, short in (("results", plain), ("tool_results", tool)) for k in CASES]
+
+
+@pytest.mark.parametrize("which,key", _both(KNOWN_SHORTFALLS, TOOL_SHORTFALLS))
+def test_duct_touching_a_rim_is_not_rim(request, which, key):
+    r = request.getfixturevalue(which)[key]
     assert r["detected"] == 1.0
-    assert r["duct_fraction"] <= 0.08, f"{key}: {r['duct_fraction']:.3f} of the duct labelled rim"
+    assert r["duct_fraction"] <= 0.08, f"{which} {key}: {r['duct_fraction']:.3f} of the duct labelled rim"
 
 
-@pytest.mark.parametrize("key", _cases(DICE_SHORTFALLS))
-def test_rim_dice_is_not_lowered_by_the_duct(results, key):
-    r, alone = results[key], results[(key[0], None, 0.0, 0.0)]
+@pytest.mark.parametrize("which,key", _both(DICE_SHORTFALLS, TOOL_DICE_SHORTFALLS))
+def test_rim_dice_is_not_lowered_by_the_duct(request, which, key):
+    res = request.getfixturevalue(which)
+    r, alone = res[key], res[(key[0], None, 0.0, 0.0)]
     assert r["mean_dice"] >= alone["mean_dice"] - 0.015, \
-        f"{key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
+        f"{which} {key}: Dice {r['mean_dice']:.3f} vs {alone['mean_dice']:.3f} without the duct"
 
 
 def _thickness(r) -> float:
@@ -134,6 +183,21 @@ def test_phantom_duct_touch_is_validated():
         PhantomParams(duct_touch="sideways").validate()
     with pytest.raises(NirfError, match="duct_touch_brightness"):
         PhantomParams(duct_touch="radial", duct_touch_brightness=0.0).validate()
+    with pytest.raises(NirfError, match="duct_touch_tool"):
+        PhantomParams(duct_touch_tool=True).validate()
+    with pytest.raises(NirfError, match="duct_touch_tool"):
+        PhantomParams(duct_touch="radial", duct_touch_tool=True, instrument=False).validate()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_phantom_holds_the_tool_at_the_ducts_end(kind):
+    """With duct_touch_tool the tool's jaws lie at the junction in every frame tested:
+    the duct's end shows beside the tool, and the rim too (not all hidden)."""
+    ph = Phantom(_params(901, True, duct_touch=kind, duct_touch_tool=True, duct_width_mm=(2.0, 2.0)))
+    for i in FRAMES:
+        t = ph.frame(i).truth
+        near = cv2.dilate(t.instrument_mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        assert (near & t.duct_mask).any() and t.duct_mask.any() and t.rim_mask.any(), f"{kind} frame {i}"
 
 
 def test_evaluate_duct_brightness_needs_a_touching_duct(capsys):

@@ -9,6 +9,11 @@ middle of the rim's arc, at one of :data:`DUCT_TOUCH` angles:
   on the rim (a duct diving deeper under the lesion);
 - ``radial``: it comes straight in along the normal and ends on the rim.
 
+With ``PhantomParams.duct_touch_tool`` the instrument's tip is held at the
+point where the duct meets the rim (:func:`tool_tip_at_touch`): the jaws hide
+the junction and part of the rim and core, and the duct's end shows beside
+them -- what a rule that must not cut a rim's arc behind a tool meets.
+
 The duct's pixels stop at the rim's outer outline (they never overlap the rim
 or the core), so the truth's duct mask is the duct as today and a rim pixel
 on it is a segmentation error.
@@ -81,6 +86,13 @@ def touching_duct_path(les, kind: str, width_px: float, px: float) -> np.ndarray
     inward = -(math.cos(ang) * n + math.sin(ang) * tang)
     end = t + (0.5 * width_px + 2.0) * inward
     return end - (1.0 - s) * length * inward
+
+
+def tool_tip_at_touch(les, px: float, M: np.ndarray) -> np.ndarray:
+    """(2,) view x, y of where the touching duct meets ``les``'s rim (:func:`touch_point`),
+    through the world-to-view affine ``M`` ((2, 3)): where the instrument's tip is held."""
+    t, _n = touch_point(les, px)
+    return M[:, :2] @ t + M[:, 2]
 
 
 def cut_at_rims(mask: np.ndarray, lesions, px: float) -> None:

@@ -9,7 +9,7 @@ computed in view coordinates.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -34,9 +34,15 @@ class Instrument:
     ----------
     params : PhantomParams (validated)
     rng : numpy Generator of the instrument's stream
+    tip : optional (2,) view x, y: the tip is held there, wandering
+        ``HELD_WANDER_MM`` (its other draws as without: the same path
+        otherwise)
     """
 
-    def __init__(self, params: PhantomParams, rng: np.random.Generator):
+    #: mm.  How far a held tip wanders about its point.
+    HELD_WANDER_MM = 1.0
+
+    def __init__(self, params: PhantomParams, rng: np.random.Generator, tip: Optional[np.ndarray] = None):
         self.params = params
         w, h = self.size = tuple(int(v) for v in params.size)
         self._px = 1.0 / params.mm_per_px  # px per mm
@@ -46,6 +52,9 @@ class Instrument:
         self._amp = np.array([rng.uniform(0.1, 0.25) * w, rng.uniform(0.1, 0.2) * h])
         self._per = rng.uniform(5, 9, 2)
         self._ph = rng.uniform(0, 2 * np.pi, 3)
+        if tip is not None:
+            self._tip = np.asarray(tip, np.float64)
+            self._amp = np.full(2, self.HELD_WANDER_MM * self._px)
 
     def at(self, t: float) -> tuple[np.ndarray, Pose]:
         """``(mask, pose)`` at time ``t`` s: the (H, W) bool mask of shaft and jaws."""

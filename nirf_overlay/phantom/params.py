@@ -43,6 +43,9 @@ class PhantomParams:
     # "tangent", "oblique" or "radial" (phantom/duct.py)
     duct_touch: Optional[str] = None
     duct_touch_brightness: Optional[float] = None  # x that lesion's TBR (None: duct_brightness)
+    # with duct_touch: the instrument's tip is held where the duct meets the rim (its jaws
+    # hide the junction, the duct's end shows beside them; phantom/duct.py)
+    duct_touch_tool: bool = False
     gallbladder: Optional[bool] = None  # None: present with p = 0.5
     gallbladder_brightness: tuple[float, float] = (8.0, 25.0)
     n_spills: tuple[int, int] = (0, 1)
@@ -102,6 +105,8 @@ class PhantomParams:
             raise NirfError(f"phantom duct_touch {self.duct_touch!r}: one of {', '.join(DUCT_TOUCH)} or None")
         if self.duct_touch_brightness is not None and not (0.05 <= self.duct_touch_brightness <= 20.0):
             raise NirfError(f"phantom duct_touch_brightness {self.duct_touch_brightness}: must be 0.05..20")
+        if self.duct_touch_tool and not (self.duct_touch and self.instrument):
+            raise NirfError("phantom duct_touch_tool: only with a duct_touch and an instrument")
         if self.gain_step_factor <= 0 or self.gain <= 0:
             raise NirfError("phantom gain: must be positive")
         checks = (

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..frame import FramePair
 from .camera import NIR_BITS, Camera
+from .duct import tool_tip_at_touch
 from .instrument import Instrument
 from .motion import Motion
 from .params import PhantomParams
@@ -66,7 +67,10 @@ class Phantom:
         self.camera = Camera(params, rng(1), rng(4))
         self.motion = Motion(params, rng(2))
         self.scene = Scene(params, rng, self.motion)
-        self.instrument = Instrument(params, rng(3)) if params.instrument else None
+        tip = None
+        if params.duct_touch_tool and self.scene.lesions:
+            tip = tool_tip_at_touch(self.scene.lesions[0], 1.0 / params.mm_per_px, self.motion.affine(0.0)[0])
+        self.instrument = Instrument(params, rng(3), tip) if params.instrument else None
 
     # -- public API ---------------------------------------------------------
     @property

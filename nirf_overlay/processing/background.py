@@ -39,7 +39,7 @@ import numpy as np
 
 from ._kernels.background import outline_near_blocked, ring_median
 from .candidates import Candidate
-from .masks import aligned_crop, circle_fit
+from .masks import aligned_crop, complete_core
 from .rules import RIM_RULES
 
 
@@ -170,7 +170,7 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
                 blk[0, :] = blk[-1, :] = blk[:, 0] = blk[:, -1] = True
                 hidden, n_core, ys, xs = outline_near_blocked(core, blk, 2)
                 if hidden:
-                    _complete_with_ellipse(core, n_core, ys, xs, 0, 0)
+                    complete_core(core, n_core, ys, xs, 0, 0)
             return LesionCore(core, X0, Y0)
         blocked = None if blocked is None else blocked[y0:y1, x0:x1]
     if blocked is not None:
@@ -178,7 +178,7 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
         # if some of it is hidden, the hidden part is completed by an ellipse
         hidden, n_core, ys, xs = outline_near_blocked(cand.core, blocked, 2)
         if hidden:
-            _complete_with_ellipse(core, n_core, ys, xs, oy, ox)
+            complete_core(core, n_core, ys, xs, oy, ox)
     return LesionCore(core, X0, Y0)
 
 
@@ -408,38 +408,6 @@ def _ring_crop(core: np.ndarray, hi: float, also: Optional[tuple[int, int, int, 
         cx, cy = min(cx, also[0]), min(cy, also[1])
         cw, ch = x1 - cx, y1 - cy
     return aligned_crop(cx, cy, cw, ch, core.shape, int(np.ceil(hi / 0.955)) + 2)
-
-
-def _complete_with_ellipse(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
-                           oy: int, ox: int) -> None:
-    """Add to ``core_big`` an ellipse fitted to the core's visible outline pixels ``ys, xs``,
-    or a circle where that outline spans less than ``RIM_RULES.core_ellipse_span_deg``
-    round it (an ellipse is not pinned down by a short arc).
-
-    ``n_core`` is the core's pixel count (the fit is rejected when its axes
-    are far from the core's equivalent diameter).
-    """
-    if ys.size < 8:
-        return
-    eq = 2.0 * np.sqrt(n_core / np.pi)
-    circ = circle_fit(ys.astype(np.float64), xs.astype(np.float64))
-    if circ is not None and _span_deg(ys, xs, circ[0], circ[1]) < RIM_RULES.core_ellipse_span_deg:
-        cx, cy, r = circ
-        if np.isfinite(r) and 0.3 * eq <= 2.0 * r <= 3.0 * eq:
-            cv2.circle(core_big, (int(round(cx + ox)), int(round(cy + oy))), int(round(r)), 1, -1)
-        return
-    pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
-    (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
-    if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
-        return
-    cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
-
-
-def _span_deg(ys: np.ndarray, xs: np.ndarray, cx: float, cy: float) -> float:
-    """Degrees round (cx, cy) that the points cover: 360 less the widest gap between them."""
-    a = np.sort(np.arctan2(ys - cy, xs - cx))
-    gaps = np.diff(np.concatenate([a, a[:1] + 2.0 * np.pi]))
-    return float(360.0 - np.degrees(gaps.max()))
 
 
 def ring_exclusion(fluo: np.ndarray, instr: np.ndarray, ratio: np.ndarray,

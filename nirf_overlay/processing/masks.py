@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ._kernels.segment import circle_fit_sums
+from .rules import RIM_RULES
 
 #: column block of cv2.distanceTransform's float sums: a transform on a crop
 #: equals the transform on the whole array to the bit only when both ends of
@@ -145,3 +146,39 @@ def circle_fit(ys: np.ndarray, xs: np.ndarray) -> Optional[tuple[float, float, f
     if not math.isfinite(r2) or r2 <= 0:
         return None
     return float(cx + mx), float(cy + my), math.sqrt(r2)
+
+
+def complete_core(core_big: np.ndarray, n_core: int, ys: np.ndarray, xs: np.ndarray,
+                  oy: int, ox: int) -> bool:
+    """Add to ``core_big`` the core completed through its visible outline pixels
+    ``ys, xs`` (offset by ``oy, ox``): an ellipse fitted to them, or a circle where
+    that outline spans less than ``RIM_RULES.core_ellipse_span_deg`` round it (a
+    short arc does not pin down an ellipse's five parameters: half a 44 px core
+    fitted 49 x 89 px); return whether it was drawn.
+
+    ``n_core`` is the core's pixel count (the fit is rejected when its size is
+    far from the core's equivalent diameter).
+    """
+    if ys.size < 8:
+        return False
+    eq = 2.0 * np.sqrt(n_core / np.pi)
+    circ = circle_fit(ys.astype(np.float64), xs.astype(np.float64))
+    if circ is not None and _span_deg(ys, xs, circ[0], circ[1]) < RIM_RULES.core_ellipse_span_deg:
+        cx, cy, r = circ
+        if not (np.isfinite(r) and 0.3 * eq <= 2.0 * r <= 3.0 * eq):
+            return False
+        cv2.circle(core_big, (int(round(cx + ox)), int(round(cy + oy))), int(round(r)), 1, -1)
+        return True
+    pts = np.stack([xs + ox, ys + oy], 1).astype(np.float32)
+    (cx, cy), (a, b), ang = cv2.fitEllipse(pts)
+    if not (np.isfinite(a) and np.isfinite(b)) or max(a, b) > 3.0 * eq or min(a, b) < 0.3 * eq:
+        return False
+    cv2.ellipse(core_big, ((float(cx), float(cy)), (float(a), float(b)), float(ang)), 1, -1)
+    return True
+
+
+def _span_deg(ys: np.ndarray, xs: np.ndarray, cx: float, cy: float) -> float:
+    """Degrees round (cx, cy) that the points cover: 360 less the widest gap between them."""
+    a = np.sort(np.arctan2(ys - cy, xs - cx))
+    gaps = np.diff(np.concatenate([a, a[:1] + 2.0 * np.pi]))
+    return float(360.0 - np.degrees(gaps.max()))

@@ -318,8 +318,9 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
     levels, the mask is redrawn at the fitted levels (kept only if it still
     has >= 4 pixels).  Specks in the zone do not matter for the width (a
     median over sections); the mask is cut to the rim's radial band round
-    the core ``core_up`` (a duct running out of the rim is not rim; not
-    beside the blocked pixels ``bq``, :mod:`.band`) and keeps only the
+    the core ``core_up`` (a duct running out of the rim is not rim; beside
+    the blocked pixels ``bq`` only a piece shaped like a duct's end, or one
+    running on into the bright fluorescence beyond the zone, :mod:`.band`) and keeps only the
     components touching the coarse rim.
 
     Returns
@@ -338,7 +339,8 @@ def _rim_and_width(q: np.ndarray, core_side: np.ndarray, zone: np.ndarray, rim_u
         rim2 = np.empty(q.shape, bool)
         if rim_from_levels(q, core_side, zone, lev_in, lev_out, rim2) >= 4:
             rim = rim2
-    cut_to_band(rim, d_core, core_up, thickness, bq)
+    # (beside a tool a stub running on outward beyond the zone, bright, is a duct's end)
+    cut_to_band(rim, d_core, core_up, thickness, bq, (q > lev_out) & ~zone)
     kept = np.empty(q.shape, bool)
     if _keep_touching(rim, rim_up, kept) < 4:
         return None

@@ -241,9 +241,51 @@ class RimRules:
     #: this far beyond its own outer edge (inner edge + extent).
     band_widened_margin_px: float = 0.5
     #: x rim thickness.  Rim pixels this near a tool (or the frame edge)
-    #: are never cut: the core beside them is hidden, so their distance to
-    #: the visible core says nothing about the rim's band.
+    #: may lie beside a hidden part of the core, so their distance to the
+    #: visible core says nothing about the rim's band: they are measured
+    #: from the core completed by its ellipse, or from the core pieces seen
+    #: when none fits or it is not sure (``band_hidden_min_coverage``), and
+    #: a piece beyond the band there is cut only when it runs away from the
+    #: core like a duct (``band_tube_spread``, ``band_arc_*``).
     band_blocked_reach: float = 2.0
+    #: Fraction of the directions round the core (``gap_bin_deg`` bins)
+    #: that its visible outline must cover for the ellipse through it to
+    #: stand for the core a tool hides (band.py: rim pixels beside the tool
+    #: are measured from it); with less, from the core pieces seen (and
+    #: only a piece shaped like a duct is cut, ``band_tube_spread``).  A
+    #: tool's tip at the core leaves 0.9 of it (seed 904); a tool across the
+    #: lesion 0.36-0.6 (903, 501; 501's ellipse fell a thickness short of
+    #: the far arc's inner edge, which was cut: Dice 0.954 -> 0.875).
+    band_hidden_min_coverage: float = 0.75
+    #: x rim thickness.  A piece beyond the band beside a tool is a duct's
+    #: end only when its pixels' distances from the core's centre spread
+    #: (5-95 %) over at least this: a tube runs away from the core, a rim's
+    #: arc keeps its width from the centre (707, 709: up to 1.43; ducts
+    #: beside a tool's tip, 904 and 905: 1.9-2.8).  (band.py ``_runs_away``)
+    band_tube_spread: float = 1.5
+    #: ... and when it does not lie on a circle round the core: the circle
+    #: through its pixels at most this x (core's equivalent radius +
+    #: thickness) ...
+    band_arc_radius: float = 2.5
+    #: ... centred within this x thickness of the core or the tool (the core
+    #: hidden under it) ...
+    band_arc_centre: float = 1.0
+    #: ... with its pixels within this x thickness of the circle (5-95 %).
+    #: A rim's far arc beyond a tool across the lesion spreads from the
+    #: centre seen like a tube (706: 2.8) but lies on such a circle (0.95);
+    #: a straight duct does not (904, 905: 1.75-2.8).
+    band_arc_residual: float = 1.5
+    #: x thickness.  A piece beyond the band beside a tool with at least
+    #: this many pixels of bright fluorescence (above the rim's outer edge
+    #: level) outside the rim's zone within 2 px of it runs on outward as a
+    #: duct does: it is a duct's end, however short, unless it lies on a
+    #: circle round the core (``band_arc_*``) at least ``band_arc_min_radius``
+    #: large.  (band.py ``_runs_on_beyond``; 903's stubs beside a tool across
+    #: the lesion: 0.58 -> 0.07 of the duct labelled rim.)
+    band_runs_on: float = 0.5
+    #: x (core's equivalent radius + thickness).  A short stub's blob fits a
+    #: small circle (903: 0.15-0.18); rims' arcs 0.5-1.3 (501, 706, 709).
+    band_arc_min_radius: float = 0.4
     #: x the rim's span above B.  In a direction round the core whose
     #: brightest pixel near the rim lies beyond the rim's middle, brighter by
     #: more than this than the rim's inner half there (the profile still
