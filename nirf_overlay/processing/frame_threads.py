@@ -13,13 +13,13 @@ stay as on one thread).  The calling thread takes part: with ``workers`` = 2
 it refines one lesion while one pool thread refines another, each taking
 the next lesion not yet taken.
 
-:func:`beside` runs one call on the pool thread while the caller goes on:
-the tissue's motion beside the normalisation, the black-level estimate
-beside the analysis (:mod:`.pipeline`).  Each reads what the caller does not
-write until it is joined.  (Measured and left: the rings' exclusion, the
-frame-size masks and the plane check beside the candidate search, 1080p,
-in one process alternating frames, load 7: 1.00x wall, 1.00x CPU; the
-search slowed by what they took of the GIL about as much as they saved.)
+:func:`ordered_map` alone is the pool's use.  Measured and left (1080p phantom,
+one process, pipelines alternating frames, quiet 2-core machine): the tissue's
+motion beside the normalisation (1.02-1.05x the frame's wall time: the
+normalisation's two numba threads already fill both cores), and the rings'
+exclusion, frame-size masks and plane check beside the candidate search (load
+7: 1.00x wall, 1.00x CPU; the search slowed by what they took of the GIL
+about as much as they saved).
 
 When to use more than one worker (the pipeline's rule, :mod:`.pipeline`):
 when the caller waits for the analysis (``process``, ``batch``, ``bench``'s
@@ -58,28 +58,6 @@ def _pool(threads: int) -> ThreadPoolExecutor:
             if old is not None:
                 old.shutdown(wait=False)
         return _POOL[0]
-
-
-class _Done:
-    """A call already made, with a future's ``result()``."""
-
-    def __init__(self, value):
-        self._value = value
-
-    def result(self):
-        return self._value
-
-
-def beside(workers: int, fn: Callable, *args):
-    """``fn(*args)`` on a pool thread while the caller goes on (``workers`` > 1), else
-    at once; ``.result()`` of what is returned gives its value (or raises its error).
-
-    Put it in the pool before :func:`ordered_map` in the same frame: that call's
-    helper threads then take their first item once this is done.
-    """
-    if workers <= 1:
-        return _Done(fn(*args))
-    return _pool(1).submit(fn, *args)
 
 
 def ordered_map(fn: Callable, items: Sequence, workers: int = 1) -> list:

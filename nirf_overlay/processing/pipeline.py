@@ -41,7 +41,7 @@ from .background import display_background
 from .black_level import BlackLevelEstimator
 from .composite import Compositor
 from .follow import MotionHistory, move_rims
-from .frame_threads import beside, usable_cores
+from .frame_threads import usable_cores
 from .levels import DisplayLevels, Levels, display_compression, shown_as_encoded
 from .motion import MotionEstimator
 from .normalise import Normaliser
@@ -126,9 +126,9 @@ class Pipeline:
         #: display thread's CPU in a live pipeline (frames alternating, 1080p).
         self.fuse = False
         self._async: Optional[AsyncAnalysis] = None
-        #: threads for a frame that waits for its analysis (the lesions, the motion beside
-        #: ``normalise``, which then includes any wait for it): every core; live (async)
-        #: all in turn, the analysis thread has the other core (:mod:`.frame_threads`)
+        #: threads refining a frame's lesions when the frame waits for its analysis:
+        #: every core; live (async) in turn, the analysis thread beside the display
+        #: thread has the other core (:mod:`.frame_threads`)
         self.analysis_workers: int = usable_cores()
         self._shown: tuple = (None, None, None)  # (settings, nir_signal, what is shown)
         #: numba threads the per-pixel passes use (set per calling thread at each frame)
@@ -136,8 +136,6 @@ class Pipeline:
         #: the sync/async rule of an ``async_analysis="auto"`` pipeline, else None
         self.analysis_mode: Optional[AnalysisMode] = None
         self._last_sync = None  # (index, Analysis) of the newest frame analysed in sync
-        #: the last frame's largest shift, px (caps the noise filter's weight: normalise)
-        self._shift_px = 0.0
         self._fallback_from = None  # the _last_sync async took over from
         if async_analysis:
             self._async = AsyncAnalysis(self.analyzer, black_level=self.black_level)
@@ -180,7 +178,6 @@ class Pipeline:
 
     def _reset_state(self) -> None:
         self._last_sync = self._fallback_from = None
-        self._shift_px = 0.0
         if self._async is not None:
             self._async.clear()
         self.normaliser.reset()
@@ -212,13 +209,10 @@ class Pipeline:
             wl = np.ascontiguousarray(wl)
         stage = {}
         t0 = time.perf_counter()
-        workers = 1 if use_async else self.analysis_workers  # (the motion beside normalise)
-        follow = beside(workers, self._follow, pair.index, wl, settings)
-        tm = t0
+        motion, placement = self._follow(pair.index, wl, settings)
+        tm = time.perf_counter()
+        stage["motion"] = (tm - t0) * 1e3
         if pair.nir is None:
-            motion, placement, stage["motion"] = follow.result()
-            self._shift_px = motion.largest_shift((wl.shape[1], wl.shape[0]))
-            tm = time.perf_counter()
             if pair.nir_status == "lost":
                 # nothing to filter against when it comes back: start afresh
                 # (a "stale" frame, one gap in the NIR stream, keeps the state)
@@ -251,18 +245,15 @@ class Pipeline:
             # (off this path); the normaliser filters into that same buffer
             self._async.wait_returned()
         # the tissue's shift caps the noise filter's weight: a moving rim is not
-        # smeared along its track (which widened the measured thickness).  The
-        # previous frame's shift, since this frame's motion is estimated beside the
-        # normalisation; the smear is the motion over the filter's memory, of which
-        # the last step is the best estimate at hand
+        # smeared along its track (which widened the measured thickness)
         norm = self.normaliser.process(nir, wl.shape, nir_bits=nir_bits, gain=pair.gain,
                                        exposure_ms=pair.exposure_ms, settings=settings,
                                        median_level=median, display=fused,
-                                       shift_px=self._shift_px)
+                                       shift_px=motion.largest_shift((wl.shape[1], wl.shape[0])))
         black = self.normaliser.black_level  # what this frame had subtracted
         # feeds the next frame; display-encoded NIR has no sensor black level to find
         # (the tower mapped it to its own black before encoding)
-        black_raw = black_job = None
+        black_raw = None
         if self.black_level is not None and nir_signal == "linear":
             if use_async:
                 # estimated on the analysis thread from the frames it takes (submit
@@ -271,11 +262,8 @@ class Pipeline:
             else:
                 if self._async is not None:  # the thread may be feeding it still
                     self._async.wait_idle()
-                # beside the analysis (disjoint data); set for the next frame after it
-                black_job = beside(workers, self.black_level.update, self.normaliser.raw_wl, wl,
-                                   norm.valid)
-        motion, placement, stage["motion"] = follow.result()
-        self._shift_px = motion.largest_shift((wl.shape[1], wl.shape[0]))
+                self.black_level.update(self.normaliser.raw_wl, wl, norm.valid)
+            self.normaliser.set_black_level(self.black_level.value)
         t1 = time.perf_counter()
         lv = self.display_levels.update(norm.hist, norm.hist_scale, settings)
         if shown_as_encoded(settings.levels.compression, nir_signal):
@@ -296,10 +284,6 @@ class Pipeline:
             if since is not None:
                 rims = move_rims(rims, since)
         plane = self._plane_check(analysis.plane, placement, analysis_index)
-        if black_job is not None:
-            black_job.result()
-        if self.black_level is not None and nir_signal == "linear":
-            self.normaliser.set_black_level(self.black_level.value)
         t3 = time.perf_counter()
         threshold = analysis.threshold
         if not threshold:
@@ -370,14 +354,13 @@ class Pipeline:
         return shown
 
     def _follow(self, index: int, wl, settings):
-        """This frame's motion (once per frame, for every consumer), plane place, ms taken."""
-        t = time.perf_counter()
+        """This frame's motion (once per frame, for every consumer) and the plane's place."""
         motion = self.motion.update(wl, index)
         self.motion_history.add(index, motion)
         h, w = wl.shape[:2]
         placement = self.plane_anchor.update(index, settings.plane.polygon, settings.plane.frame,
                                              self.motion_history, (w, h))
-        return motion, placement, (time.perf_counter() - t) * 1e3
+        return motion, placement
 
     def _plane_check(self, check: PlaneCheck, placement, analysis_index) -> PlaneCheck:
         """The analysis's plane check with the plane's place; unknown while it is lost
@@ -473,7 +456,7 @@ class Pipeline:
             h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
         h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())
         # the noise filter's weight follows the motion
-        h.update(self.motion.state_bytes() + f" {self._shift_px!r};".encode())
+        h.update(self.motion.state_bytes())
         return h.hexdigest()
 
 
