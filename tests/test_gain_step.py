@@ -37,7 +37,11 @@ def _dices(seed: int, **kw) -> np.ndarray:
 #: where a target is missed today (measured; strict).  (Seed 30's frame 48, once
 #: 0.963 with the step against 0.953 without, agrees again with the mask's edges
 #: from the fitted width and the rim's own peak beside a neighbour.)
-KNOWN_SHORTFALLS: dict = {}
+KNOWN_SHORTFALLS: dict = {
+    # since the noise filter's weight is capped on a moving view (less averaging, so a
+    # frame's mask follows its own noise more): one frame after the step 0.007 apart
+    30: "frame 58: Dice 0.964 with the step, 0.971 without (0.007 > 0.005)",
+}
 
 
 @pytest.mark.parametrize("seed", [
