@@ -217,7 +217,7 @@ def test_peak_fill_skipped_only_where_it_changes_nothing(seed, monkeypatch):
 
 # -- the kernel modules: one numba cache unit each ---------------------------------------
 
-KERNEL_MODULES = ("pixel", "grid", "segment", "background", "refine", "width", "fit", "band")
+KERNEL_MODULES = ("pixel", "sample", "grid", "segment", "background", "refine", "width", "fit", "band")
 
 
 @pytest.mark.parametrize("name", KERNEL_MODULES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from nirf_overlay.processing._kernels.pixel import _bin_by_edges, _noise_bin, noise_bin_edges
+from nirf_overlay.processing._kernels.sample import _bin_by_edges, _noise_bin, noise_bin_edges
 from nirf_overlay.processing.normalise import Q_BINS, Q_LO, Q_SCALE
 
 

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._kernels.pixel import percentile_from_hist
+from ._kernels.sample import percentile_from_hist
 
 
 def shown_as_encoded(compression: str, nir_signal: str) -> bool:

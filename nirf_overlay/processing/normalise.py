@@ -75,8 +75,8 @@ import numpy as np
 
 from ..errors import CalibrationError
 from ..frame import CONTAINER_DEPTHS, clip_count, container_bits
-from ._kernels.pixel import (CHI2_1_MEDIAN, noise_bin_edges, normalise_pass, percentile_from_hist,
-                             row_scratch_bytes, sample_pass)
+from ._kernels.pixel import normalise_pass, row_scratch_bytes
+from ._kernels.sample import CHI2_1_MEDIAN, noise_bin_edges, percentile_from_hist, sample_pass
 from ._validate import read_only, require
 
 # kernel arguments that switch the display sweep off (types match the real ones)

@@ -12,7 +12,8 @@ layout once and then calls these (scikit-image's public function ->
 =================  =====================================================
 module             called by
 =================  =====================================================
-``pixel``          normalise, levels, composite: the two per-pixel sweeps
+``pixel``          normalise, composite: the two per-pixel sweeps
+``sample``         normalise, levels: the subsampled histograms, levels
 ``grid``           grid: the analysis grid's pyramid and mask upscaling
 ``segment``        fluorescence, instruments, cores, masks
 ``background``     background: the liver ring's median
