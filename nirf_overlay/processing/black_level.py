@@ -107,6 +107,10 @@ class BlackLevelEstimator:
                 self.value = float(np.median(self._recent))
         return self.value
 
+    def state_bytes(self) -> bytes:
+        """What the next frames' estimates depend on (``Pipeline.state_digest``)."""
+        return f"black {list(self._recent)!r} {self.value!r};".encode()
+
     def frame_estimate(self, raw: np.ndarray, wl: Optional[np.ndarray],
                        valid: Optional[np.ndarray] = None) -> Optional[float]:
         """This frame's estimate (raw counts), or None when no instrument is confidently in view."""

@@ -25,7 +25,6 @@ not wait for the compiler.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 import time
 from typing import Optional
@@ -37,6 +36,7 @@ from ..settings import Settings
 from .analysis import NO_ANALYSIS, RimAnalyzer
 from .analysis_mode import AnalysisMode
 from .async_analysis import AsyncAnalysis
+from .digest import state_digest
 from .background import display_background
 from .black_level import BlackLevelEstimator
 from .composite import Compositor
@@ -435,29 +435,9 @@ class Pipeline:
         return self.normaliser.filt
 
     def state_digest(self) -> str:
-        """A hash of everything this pipeline carries from one frame to the next.
-
-        Two pipelines with the same digest give the same output for the same
-        input from then on (``batch`` checks with it that a chunk's warm-up
-        reached the state the previous chunk ended in).  Rim ids and track
-        ages are left out: ids are renumbered when chunks are stitched, and
-        ages change no output.  Buffers whose contents never carry over into
-        an output (the analyzer's scratch and mask ring, the plane mask
-        cache: plain objects) are not hashed.
-        """
-        h = hashlib.sha1()
-        _hash_state(h, self.normaliser, skip=("calibration", "raw_wl"))
-        if self.black_level is not None:
-            h.update(f"black {list(self.black_level._recent)!r} {self.black_level.value!r};".encode())
-        _hash_state(h, self.display_levels)
-        _hash_state(h, self.analyzer, skip=("settings", "mm_per_px"))
-        h.update(self.analyzer.reuse.state_bytes())
-        for t in self.analyzer.tracker.tracks:
-            h.update(f"track {t.centroid!r} {t.area_px!r} {t.missed};".encode())
-        h.update(f"{self.levels!r} {self.threshold!r} {self.noise_sigma!r}".encode())
-        # the noise filter's weight follows the motion
-        h.update(self.motion.state_bytes())
-        return h.hexdigest()
+        """A hash of everything this pipeline carries from one frame to the next
+        (:func:`.digest.state_digest`)."""
+        return state_digest(self)
 
 
 def _reference(threshold, settings):
@@ -480,21 +460,6 @@ def _placed(check: PlaneCheck, placement, known: bool, reason: str) -> PlaneChec
     if not known:
         return PlaneCheck(known=False, polygon=placement.polygon, lost_reason=reason, **drawn)
     return dataclasses.replace(check, polygon=placement.polygon, **drawn)
-
-
-def _hash_state(h, obj, skip=()) -> None:
-    """Feed ``obj``'s arrays, plain values and dataclasses (by name, sorted) into ``h``."""
-    for name, v in sorted(vars(obj).items()):
-        if name in skip:
-            continue
-        if isinstance(v, np.ndarray):
-            h.update(name.encode())
-            h.update(str(v.dtype).encode() + str(v.shape).encode())
-            h.update(np.ascontiguousarray(v).tobytes())
-        elif v is None or isinstance(v, (bool, int, float, str, tuple)):
-            h.update(f"{name}={v!r};".encode())
-        elif dataclasses.is_dataclass(v):
-            h.update(f"{name}={v!r};".encode())
 
 
 def warm_up(progress=None) -> None:
