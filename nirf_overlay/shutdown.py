@@ -12,11 +12,25 @@ its mask not), so code that writes one frame's outputs runs inside
 ends, after the frame is complete.  ``cli.main`` turns :class:`Stopped` into
 one line and the conventional exit code, ``128 + signal number`` (130, 143,
 129).
+
+Nor may the exception start in Python code that C code called and that
+cannot pass it on: numba loading a cached kernel (``_numba_unpickle`` runs
+under the dispatcher's C code, which turns any exception into a
+``SystemError``: the stop shows as a crash), llvmlite (an exception in its
+compiler's callbacks ended a process with a double free), or a finalizer
+(``weakref.finalize``, ``__del__``: run by the garbage collector, which
+prints the exception and drops it: the stop is lost).  A signal arriving
+while such a frame is on the stack is held and raised in the code that
+called it, at its first step after the call returns (a trace function on that
+frame alone, the way a debugger stops at a line; ``sys.settrace`` only until
+then, and not at all when another tracer is installed: a coverage run keeps
+the plain rule).
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -24,8 +38,11 @@ from contextlib import contextmanager
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP"))
                 if s is not None)
 
+#: modules whose Python code runs under C code that mangles or drops an exception
+LIBRARIES = frozenset({"numba", "llvmlite", "weakref"})
+
 _depth = 0  # atomic() blocks open in the main thread
-_pending = None  # signal number held by an atomic() block
+_pending = None  # signal number held by an atomic() block or a library
 
 
 class Stopped(KeyboardInterrupt):
@@ -44,12 +61,51 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
 
+def _unsafe(frame) -> bool:
+    """``frame`` is one of :data:`LIBRARIES`' or a ``__del__``."""
+    return (frame.f_globals.get("__name__", "").partition(".")[0] in LIBRARIES
+            or frame.f_code.co_name == "__del__")
+
+
+def _caller_of_unsafe(frame):
+    """The frame that called the outermost unsafe frame on the stack from ``frame`` up
+    (None if there is none)."""
+    caller = None
+    while frame is not None:
+        if _unsafe(frame):
+            caller = frame.f_back
+        frame = frame.f_back
+    return caller
+
+
+def _no_new_frames(frame, event, arg):
+    """The thread's trace function while a signal waits: no other frame is traced."""
+    return None
+
+
+def _deliver(frame, event, arg):
+    """The waiting frame's trace function: its first event after the unsafe call raises."""
+    global _pending
+    frame.f_trace = None
+    sys.settrace(None)
+    signum, _pending = _pending, None
+    if signum is not None:
+        raise Stopped(signum)
+    return None
+
+
 def _handler(signum, frame) -> None:
     global _pending
     if _depth > 0:
-        _pending = signum
+        _pending = signum  # raised when the atomic() block ends
         return
-    raise Stopped(signum)
+    caller = _caller_of_unsafe(frame) if sys.gettrace() is None else None
+    if caller is None:
+        raise Stopped(signum)
+    _pending = signum
+    caller.f_trace_lines = True
+    caller.f_trace = _deliver
+    sys.settrace(_no_new_frames)
 
 
 def install() -> None:
