@@ -208,3 +208,32 @@ def test_a_wide_screen_gets_a_centred_window(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     numbers = [int(v) for v in proc.stdout.split()[-7:]]
     assert numbers == [2560, 1440, 256, 144, 2048, 1152, 0], proc.stdout
+
+
+_STOPPED_WHILE_PREPARING = """
+import threading, time
+from nirf_overlay.engine import Engine
+from nirf_overlay.processing.warmup import is_warm
+from nirf_overlay.settings import Settings
+from nirf_overlay.sources import SourceSpec
+from nirf_overlay.sources.registry import open_source
+eng = Engine(open_source(SourceSpec(phantom=True, size=(160, 96))), Settings(), prepare=True)
+eng.start()
+time.sleep(0.2)  # the kernels are loading on their own thread now
+t0 = time.monotonic()
+eng.stop()
+alive = [t.name for t in threading.enumerate() if t.name.startswith("nirf-kernels")]
+print(int(is_warm()), len(alive), round(time.monotonic() - t0, 1))
+"""
+
+
+def test_an_engine_stopped_while_its_kernels_load_ends_the_loading_thread():
+    """Stopping an engine ends its kernel preparation and waits for that thread: a thread
+    still inside numba when the interpreter finalises aborted ``view --exit-after 1``
+    ("terminate called without an active exception")."""
+    proc = subprocess.run([sys.executable, "-c", _STOPPED_WHILE_PREPARING], env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warm, alive, seconds = proc.stdout.split()
+    assert warm == "0" and alive == "0", proc.stdout  # stopped between two steps, thread gone
+    assert float(seconds) < 30

@@ -124,6 +124,8 @@ class Pipelines:
                 p.reset()
 
     def close(self) -> None:
+        if self.prep is not None:
+            self.prep.close()
         for p in (self.main, self.b):
             if p is not None:
                 p.close()

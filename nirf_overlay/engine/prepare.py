@@ -45,6 +45,7 @@ class KernelPreparation:
         self._progress = None  # the newest processing.warmup.Progress
         self._thread: Optional[threading.Thread] = None
         self.ready = threading.Event()
+        self._stop = threading.Event()
         self.error = ""
 
     def start(self) -> "KernelPreparation":
@@ -55,6 +56,13 @@ class KernelPreparation:
     def join(self, timeout: Optional[float] = None) -> None:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop preparing (the child ends at once, loading here after its current step)
+        and wait for the thread: a thread still inside numba when the interpreter
+        finalises aborts the process ("terminate called without an active exception")."""
+        self._stop.set()
+        self.join(timeout)
 
     @property
     def text(self) -> str:
@@ -75,12 +83,14 @@ class KernelPreparation:
             self._progress = p
 
         try:
-            warm_up_in_child(progress)  # compiles without holding this process's GIL
+            warm_up_in_child(progress, self._stop)  # compiles without holding this process's GIL
         except Exception as e:  # a compiler failure must not take the picture away
             log.exception("preparing the analysis kernels failed")
             self.error = (str(e).strip().splitlines() or [type(e).__name__])[0]
             if self._on_failed is not None:
                 self._on_failed(e)
+            return
+        if self._stop.is_set():
             return
         self.ready.set()
         self._on_ready()

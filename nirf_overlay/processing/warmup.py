@@ -210,26 +210,32 @@ def _write_stamp() -> None:
         pass
 
 
-def warm_up(progress: Optional[Callable[[Progress], None]] = None) -> None:
+def warm_up(progress: Optional[Callable[[Progress], None]] = None,
+            stop: Optional[threading.Event] = None) -> bool:
     """Compile (or load from numba's cache) every kernel of the pipeline, once per process.
 
     ``progress`` hears a :class:`Progress` before each step and once when all
     are done (also when they were done already).  Another thread's call waits
-    for this one.
+    for this one.  ``stop`` set ends it between two steps (the kernels are
+    then not ready: a later call goes on).  Returns whether they are ready.
     """
     t0 = time.monotonic()
     with _lock:
         if not _done.is_set():
             n = len(STEPS)
             for i, (label, step) in enumerate(STEPS, 1):
+                if stop is not None and stop.is_set():
+                    return False
                 _tell(progress, Progress(i, n, label, time.monotonic() - t0))
                 step()
             _done.set()
             _write_stamp()  # the next process may load without a child (kernel_cache)
     _tell(progress, Progress(len(STEPS), len(STEPS), "ready", time.monotonic() - t0, done=True))
+    return True
 
 
-def warm_up_in_child(progress: Optional[Callable[[Progress], None]] = None) -> bool:
+def warm_up_in_child(progress: Optional[Callable[[Progress], None]] = None,
+                     stop: Optional[threading.Event] = None) -> bool:
     """Compile the kernels in a child process, then load them here from numba's cache.
 
     The viewer's way: compiling holds this process's GIL for most of a minute,
@@ -242,17 +248,28 @@ def warm_up_in_child(progress: Optional[Callable[[Progress], None]] = None) -> b
     cache on disk is warm already (:func:`kernel_cache`) there is nothing to
     compile and no child is started: the kernels load here at once.  A
     second call (another viewer engine) waits for the first; :func:`current`
-    says how far it is.  Returns whether a child was started.
+    says how far it is.  ``stop`` set ends the child at once and the loading
+    here between two steps (:func:`warm_up`).  Returns whether a child was
+    started.
     """
     with _child_lock:
         child = not is_warm() and not kernel_cache().warm
         if child:
-            _compile_in_child(progress)
-    warm_up(progress)  # loads what the child cached (or compiles here if it failed)
+            _compile_in_child(progress, stop)
+    if stop is None or not stop.is_set():
+        warm_up(progress, stop)  # loads what the child cached (or compiles here if it failed)
     return child
 
 
-def _compile_in_child(progress) -> None:
+def _end_when(stop: threading.Event, proc) -> None:
+    """End the compiling child ``proc`` once ``stop`` is set (returns when either ends)."""
+    while not stop.wait(0.2):
+        if proc.poll() is not None:
+            return
+    proc.kill()
+
+
+def _compile_in_child(progress, stop: Optional[threading.Event] = None) -> None:
     t0 = time.monotonic()
     import nirf_overlay
 
@@ -266,6 +283,9 @@ def _compile_in_child(progress) -> None:
         last_lines.append(str(e))
         proc = None
     if proc is not None:
+        if stop is not None:
+            threading.Thread(target=_end_when, args=(stop, proc), name="nirf-kernels-child",
+                             daemon=True).start()
         with proc.stdout:
             for line in proc.stdout:
                 parts = line.rstrip("\n").split("\t")
@@ -276,7 +296,7 @@ def _compile_in_child(progress) -> None:
                     last_lines = (last_lines + [line.rstrip()])[-5:]
         proc.wait()
         proc.stdin.close()
-    if proc is None or proc.returncode != 0:
+    if (proc is None or proc.returncode != 0) and not (stop is not None and stop.is_set()):
         import logging
 
         logging.getLogger(__name__).warning(
