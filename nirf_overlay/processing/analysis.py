@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from ..settings import Settings
-from ._kernels.background import ring_median
+from ._kernels.background import outline_near_blocked, ring_median
 from ._kernels.grid import pyramid2, sample_every, upscale_fluo
 from ._kernels.refine import edge_field
 from ._kernels.segment import circle_fit_sums, seeded_regions
@@ -431,9 +431,11 @@ def _crops():
 
 
 def _warm_background() -> None:
-    # the ring median reads crops of the analysis grid (contiguous when whole rows)
+    # the ring median reads crops of the analysis grid (contiguous when whole rows);
+    # a core's outline beside a tool, with the tool's mask whole or a crop of it
     for q, side, _ in _crops():
         ring_median(q.copy(), np.float32(0.5), np.float32(1.5), side, q)
+        outline_near_blocked(side.copy(), side, 2)
 
 
 def _warm_refine() -> None:

@@ -168,7 +168,7 @@ def lesion_core(shape: tuple, cand: Candidate, ring_px: float, gap_px: float = 1
                 # running beyond them is completed, not cut straight there
                 blk = blocked[Y0:Y1, X0:X1].copy()
                 blk[0, :] = blk[-1, :] = blk[:, 0] = blk[:, -1] = True
-                hidden, n_core, ys, xs = outline_near_blocked(core, blk, 2)
+                hidden, n_core, ys, xs = outline_near_blocked(core.view(bool), blk, 2)
                 if hidden:
                     complete_core(core, n_core, ys, xs, 0, 0)
             return LesionCore(core, X0, Y0)
